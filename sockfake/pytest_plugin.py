@@ -1,0 +1,1 @@
+"""pytest plugin for sockfake (fixtures arrive with the simulated network)."""
