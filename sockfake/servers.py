@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from sockfake.network import Network, _ServerSelector, default_network
+from sockfake.network import Network, Waker, _ServerSelector, default_network
 
 __all__ = [
     "BaseServer",
@@ -74,7 +74,9 @@ class BaseServer:
         self.network: Network = network if network is not None else default_network()
         self.__is_shut_down = self.network.event()
         self.__shutdown_request = False
-        self.__waker = self.network.waker()
+        # The wake-up pipe exists only while serve_forever() runs, so a server
+        # that is built and closed (or fails to bind) holds no extra descriptors.
+        self.__waker: Waker | None = None
         self.__serving_thread: int | None = None
         self.__accept_backoff = 0.0
 
@@ -89,38 +91,41 @@ class BaseServer:
         ``service_actions()`` runs when idle.
         """
         self.__is_shut_down.clear()
+        waker = self.__waker = self.network.waker()
         self.__serving_thread = threading.get_ident()
         try:
             with self.network.selector() as selector:
                 selector.register(self, selectors.EVENT_READ)
-                selector.register(self.__waker, selectors.EVENT_READ)
+                selector.register(waker, selectors.EVENT_READ)
                 while not self.__shutdown_request:
                     if self.__accept_backoff:
-                        self.__pause_accepting(selector, self.__accept_backoff)
+                        self.__pause_accepting(selector, waker, self.__accept_backoff)
                         if self.__shutdown_request:
                             break
                     ready = selector.select(poll_interval)
                     if self.__shutdown_request:
                         break
                     for key, _events in ready:
-                        if key.fileobj is self.__waker:
-                            self.__waker.clear()
+                        if key.fileobj is waker:
+                            waker.clear()
                         else:
                             self._handle_request_noblock()
                     self.service_actions()
         finally:
             self.__shutdown_request = False
             self.__serving_thread = None
-            self.__waker.clear()
+            waker.close()
             self.__is_shut_down.set()
 
-    def __pause_accepting(self, selector: selectors.BaseSelector, delay: float) -> None:
+    def __pause_accepting(
+        self, selector: selectors.BaseSelector, waker: Waker, delay: float
+    ) -> None:
         # Wait on the waker alone: the listening socket stays readable while
         # descriptors are exhausted, so selecting on it would spin.
         selector.unregister(self)
         try:
             with self.network.selector() as waker_only:
-                waker_only.register(self.__waker, selectors.EVENT_READ)
+                waker_only.register(waker, selectors.EVENT_READ)
                 waker_only.select(delay)
         finally:
             selector.register(self, selectors.EVENT_READ)
@@ -137,7 +142,9 @@ class BaseServer:
         serving = self.__serving_thread
         if serving is None:
             return True
-        self.__waker.set()
+        waker = self.__waker
+        if waker is not None:
+            waker.set()
         if serving == threading.get_ident():
             return False
         return self.__is_shut_down.wait(timeout)
