@@ -1,0 +1,99 @@
+"""Helpers for the real-socket tests: loopback and temporary Unix paths only.
+
+A uniquely named module (not ``conftest``) so that test modules can import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# Long enough for a loaded CI machine, short enough that a hang shows up quickly.
+WAIT = 5.0
+
+
+def ipv6_available() -> bool:
+    """True if this machine can bind ::1."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="IPv6 loopback unavailable")
+needs_unix = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+
+
+@contextlib.contextmanager
+def serving(server: Any, poll_interval: float = 0.5) -> Iterator[threading.Thread]:
+    """Run ``server.serve_forever`` in a thread; always stop, close and join it."""
+    thread = threading.Thread(
+        target=server.serve_forever, args=(poll_interval,), name="serve_forever", daemon=True
+    )
+    thread.start()
+    try:
+        yield thread
+    finally:
+        try:
+            server.shutdown()
+        finally:
+            server.server_close()
+            thread.join(WAIT)
+    assert not thread.is_alive(), "serve_forever did not stop"
+
+
+def in_thread(target: Callable[[], object], name: str = "helper") -> tuple[threading.Thread, dict]:
+    """Start ``target`` in a daemon thread; its result or exception lands in the dict."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    outcome["done"] = done
+
+    def run() -> None:
+        try:
+            outcome["result"] = target()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def connect(address: Any, family: int = socket.AF_INET) -> socket.socket:
+    """A blocking client socket with a timeout, connected to ``address``."""
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.settimeout(WAIT)
+    try:
+        client.connect(address)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    """Read until the peer closes (bounded by the socket's timeout)."""
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def open_fds() -> int:
+    """How many descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))
