@@ -1,0 +1,35 @@
+"""The simulated network: deterministic, on virtual time, with faults on purpose.
+
+- ``kernel``: virtual clock, timers, the scheduler of simulated threads, the trace.
+- ``links``: pure link and fault models (latency, bandwidth, loss, duplication...).
+- ``sockets``: the simulated ``socket.socket``.
+- ``sync``: events, locks, queues, wakers and selectors on virtual time.
+- ``network``: ``SimNetwork`` and its hosts; routing, partitions, host failures.
+- ``scenarios``: slow and hostile clients as one-line objects.
+"""
+
+from sockfake.sim.kernel import (
+    SimDeadlockError,
+    SimStallError,
+    SimThreadKilled,
+    SimTimeLimitError,
+    SimulationError,
+    Trace,
+)
+from sockfake.sim.links import GilbertElliott, LinkConditions
+from sockfake.sim.network import Host, SimNetwork
+from sockfake.sim.sockets import SimSocket
+
+__all__ = [
+    "GilbertElliott",
+    "Host",
+    "LinkConditions",
+    "SimDeadlockError",
+    "SimNetwork",
+    "SimSocket",
+    "SimStallError",
+    "SimThreadKilled",
+    "SimTimeLimitError",
+    "SimulationError",
+    "Trace",
+]

@@ -1,0 +1,608 @@
+"""The simulation kernel: virtual clock, timers, and a deterministic scheduler for real threads.
+
+Every simulated thread is a real ``threading.Thread``, but exactly one of them holds
+the *turn* at any moment; the others are parked on their own semaphore. A thread gives
+up the turn only where it would block on the simulation (``Kernel.wait``): the kernel
+then runs due timers, picks the next ready thread (FIFO, or seeded random), and when
+nothing is ready jumps the clock to the next timer. Nothing ready and no timer is a
+deadlock, reported with a dump of every thread and what it waits on.
+
+Threads started (``threading.Thread.start``) by a simulated thread are adopted by its
+kernel before they run, so the documentation's ``threading.Thread(target=
+server.serve_forever).start()`` just works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+import re
+import sys
+import threading
+import time as _real_time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sockfake.network import SockfakeRuntimeError
+
+__all__ = [
+    "Kernel",
+    "SimThread",
+    "WaitQueue",
+    "SimulationError",
+    "SimDeadlockError",
+    "SimStallError",
+    "SimTimeLimitError",
+    "SimThreadKilled",
+]
+
+
+class SimulationError(SockfakeRuntimeError):
+    """The simulation cannot go on: deadlock, stall, or virtual-time limit."""
+
+
+class SimDeadlockError(SimulationError):
+    """Every simulated thread waits and nothing is scheduled: nothing can ever happen."""
+
+
+class SimStallError(SimulationError):
+    """A simulated thread held the turn too long in real time: it blocks outside the simulation."""
+
+
+class SimTimeLimitError(SimulationError):
+    """The virtual clock passed the network's ``time_limit``."""
+
+
+class SimThreadKilled(BaseException):
+    """Raised inside a parked simulated thread when its network closes, so it unwinds.
+
+    A ``BaseException`` so that handler code's ``except Exception`` does not swallow it.
+    """
+
+
+_local = threading.local()
+
+
+def _kernel_stack() -> list[Kernel]:
+    stack: list[Kernel] | None = getattr(_local, "kernels", None)
+    if stack is None:
+        stack = _local.kernels = []
+    return stack
+
+
+def current_kernel() -> Kernel | None:
+    """The innermost open kernel the calling thread takes part in, if any."""
+    stack = _kernel_stack()
+    while stack and stack[-1].closed:
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+class WaitQueue:
+    """Threads waiting for one thing to change (a socket's state, an event, a thread's end)."""
+
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        # A dict keeps insertion order (deterministic) and O(1) removal.
+        self.waiters: dict[SimThread, None] = {}
+
+    def notify_all(self) -> None:
+        if not self.waiters:
+            return
+        waiters = list(self.waiters)
+        self.waiters.clear()
+        for thread in waiters:
+            thread.kernel._make_ready(thread, "notify")
+
+
+class _Timer:
+    __slots__ = ("when", "seq", "callback", "cancelled")
+
+    def __init__(self, when: float, seq: int, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.seq = seq
+        self.callback = callback
+        self.cancelled = False
+
+    def __lt__(self, other: _Timer) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class SimThread:
+    """The kernel's record of one real thread taking part in the simulation."""
+
+    def __init__(self, kernel: Kernel, name: str, thread: threading.Thread | None) -> None:
+        self.kernel = kernel
+        self.name = name
+        self.thread = thread
+        self.go = threading.Semaphore(0)
+        self.state = "new"  # new, ready, running, blocked, finished
+        self.waiting_on = ""
+        self.wait_queues: tuple[WaitQueue, ...] = ()
+        self.timer: _Timer | None = None
+        self.wake_reason = ""
+        self.killed = False
+        self.exited = WaitQueue()
+        self.stack_at_block: str = ""
+
+    def __repr__(self) -> str:
+        return f"<SimThread {self.name} {self.state}>"
+
+
+_AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
+
+
+class Kernel:
+    """Clock, timers, scheduler and trace for one simulated network."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        scheduling: str = "fifo",
+        time_limit: float | None = None,
+        stall_timeout: float = 10.0,
+        trace_limit: int | None = None,
+    ) -> None:
+        if scheduling not in ("fifo", "random"):
+            from sockfake.network import SockfakeValueError
+
+            raise SockfakeValueError(
+                f"scheduling must be 'fifo' or 'random', not {scheduling!r}"
+            )
+        self.seed = seed
+        self.scheduling = scheduling
+        self.time_limit = time_limit
+        self.stall_timeout = stall_timeout
+        self.now = 0.0
+        self.closed = False
+        self.closing = False
+        self.failure: SimulationError | None = None
+        self._timers: list[_Timer] = []
+        self._seq = 0
+        self._ready: deque[SimThread] = deque()
+        self._threads: list[SimThread] = []
+        self._by_ident: dict[int, SimThread] = {}
+        self._thread_numbers = 0
+        self._rngs: dict[str, random.Random] = {}
+        self._switched_at = _real_time.monotonic()
+        self.trace = Trace(trace_limit)
+        root = SimThread(self, "main", threading.current_thread())
+        root.state = "running"
+        self.root = root
+        self.current = root
+        self._threads.append(root)
+        self._by_ident[threading.get_ident()] = root
+        _kernel_stack().append(self)
+        _install_thread_hooks()
+
+    # -- randomness -------------------------------------------------------------------
+
+    def rng(self, concern: str) -> random.Random:
+        """An independent random stream per concern, so turning on loss leaves scheduling alone."""
+        stream = self._rngs.get(concern)
+        if stream is None:
+            digest = hashlib.sha256(f"{self.seed}/{concern}".encode()).digest()
+            stream = self._rngs[concern] = random.Random(int.from_bytes(digest[:8], "big"))
+        return stream
+
+    # -- the running thread -----------------------------------------------------------
+
+    def thread_for_caller(self) -> SimThread:
+        """The calling thread's record; a clear error if it is not part of this simulation."""
+        if self.closed:
+            raise SockfakeRuntimeError("the simulated network is closed")
+        thread = self._by_ident.get(threading.get_ident())
+        if thread is None:
+            raise SockfakeRuntimeError(
+                f"thread {threading.current_thread().name!r} is not part of this simulated "
+                "network: simulated sockets are used from the thread that created the "
+                "network and from threads it (or its threads) started"
+            )
+        return thread
+
+    def current_name(self) -> str:
+        thread = self._by_ident.get(threading.get_ident())
+        return thread.name if thread is not None else threading.current_thread().name
+
+    def record(self, kind: str, details: str = "") -> None:
+        self.trace.add(self.now, self.current.name, kind, details)
+
+    # -- timers -----------------------------------------------------------------------
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> _Timer:
+        self._seq += 1
+        timer = _Timer(max(when, self.now), self._seq, callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def _run_due_timers(self) -> None:
+        timers = self._timers
+        while timers and timers[0].when <= self.now:
+            timer = heapq.heappop(timers)
+            if not timer.cancelled:
+                timer.callback()
+
+    # -- blocking and switching -------------------------------------------------------
+
+    def wait(
+        self, queues: Iterable[WaitQueue], deadline: float | None, what: str
+    ) -> bool:
+        """Give up the turn until a queue is notified (True) or the deadline passes (False)."""
+        thread = self.thread_for_caller()
+        if thread.killed:
+            raise SimThreadKilled()
+        if self.failure is not None and not self.closing:
+            raise self.failure
+        if deadline is not None and deadline <= self.now:
+            return False
+        queues = tuple(queues)
+        for queue in queues:
+            queue.waiters[thread] = None
+        thread.wait_queues = queues
+        thread.waiting_on = what
+        if deadline is not None:
+            thread.timer = self.call_at(deadline, lambda: self._make_ready(thread, "timeout"))
+        thread.state = "blocked"
+        self._switch_from(thread)
+        reason = thread.wake_reason
+        if reason == "killed":
+            raise SimThreadKilled()
+        if reason == "failed":
+            assert self.failure is not None
+            raise self.failure
+        return reason == "notify"
+
+    def yield_turn(self, what: str = "yield") -> None:
+        """Let other ready threads run first (a scheduling point that does not block)."""
+        thread = self.thread_for_caller()
+        if thread.killed:
+            raise SimThreadKilled()
+        if not self._ready:
+            return
+        thread.state = "ready"
+        thread.wake_reason = "yield"
+        thread.waiting_on = what
+        self._ready.append(thread)
+        self._switch_from(thread)
+
+    def preemption_point(self, what: str) -> None:
+        """Under random scheduling, any simulated call may hand the turn to another thread."""
+        if self.scheduling == "random" and self._ready:
+            self.yield_turn(what)
+
+    def _make_ready(self, thread: SimThread, reason: str) -> None:
+        if thread.state != "blocked":
+            return
+        for queue in thread.wait_queues:
+            queue.waiters.pop(thread, None)
+        thread.wait_queues = ()
+        if thread.timer is not None:
+            thread.timer.cancelled = True
+            thread.timer = None
+        thread.wake_reason = reason
+        thread.state = "ready"
+        self._ready.append(thread)
+
+    def _pick_next(self) -> SimThread | None:
+        while True:
+            self._run_due_timers()
+            if self._ready:
+                if self.scheduling == "random" and len(self._ready) > 1:
+                    index = self.rng("schedule").randrange(len(self._ready))
+                    chosen = self._ready[index]
+                    del self._ready[index]
+                    return chosen
+                return self._ready.popleft()
+            if self.closing:
+                return None
+            live = [t for t in self._timers if not t.cancelled]
+            if not live:
+                self._timers.clear()
+                return self._fail(SimDeadlockError(self._deadlock_message()))
+            next_time = min(live).when
+            self._timers = live
+            heapq.heapify(self._timers)
+            if self.time_limit is not None and next_time > self.time_limit:
+                return self._fail(
+                    SimTimeLimitError(
+                        f"virtual time limit of {self.time_limit:g} s reached "
+                        f"(next event at {next_time:.6f} s)\n" + self.dump()
+                    )
+                )
+            self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
+            self.now = next_time
+
+    def _fail(self, error: SimulationError) -> SimThread | None:
+        """Hand a fatal error to the root thread, which raises it in the test."""
+        self.failure = error
+        self.trace.add(self.now, "kernel", "fail", type(error).__name__)
+        root = self.root
+        if root.state == "blocked":
+            for queue in root.wait_queues:
+                queue.waiters.pop(root, None)
+            root.wait_queues = ()
+            if root.timer is not None:
+                root.timer.cancelled = True
+                root.timer = None
+            root.wake_reason = "failed"
+            root.state = "ready"
+            return root
+        return None
+
+    def _switch_from(self, thread: SimThread) -> None:
+        """The running ``thread`` stops; run the next one and wait for the turn to return."""
+        if self.failure is not None and thread is not self.root and not self.closing:
+            # After a failure only the root thread runs; everyone else stays parked.
+            nxt: SimThread | None = self.root if self.root.state == "ready" else None
+            if nxt is not None and nxt in self._ready:
+                self._ready.remove(nxt)
+        else:
+            nxt = self._pick_next()
+        if nxt is thread:
+            thread.state = "running"
+            return
+        if nxt is not None:
+            self._hand_turn(nxt)
+        self._await_turn(thread)
+
+    def _hand_turn(self, nxt: SimThread) -> None:
+        nxt.state = "running"
+        if self.current is not nxt:
+            self.trace.add(self.now, nxt.name, "switch", "")
+        self.current = nxt
+        self._switched_at = _real_time.monotonic()
+        nxt.go.release()
+
+    def _await_turn(self, thread: SimThread) -> None:
+        if thread is not self.root:
+            thread.go.acquire()
+            return
+        # The root thread watches for a thread that holds the turn and never yields:
+        # it is blocked outside the simulation (time.sleep, queue.Queue.get, a lock).
+        while not thread.go.acquire(timeout=0.05):
+            holder = self.current
+            held = _real_time.monotonic() - self._switched_at
+            if held > self.stall_timeout and holder is not thread and holder.state == "running":
+                self.failure = SimStallError(self._stall_message(holder, held))
+                self.current = thread
+                thread.state = "running"
+                thread.wake_reason = "failed"
+                for queue in thread.wait_queues:
+                    queue.waiters.pop(thread, None)
+                thread.wait_queues = ()
+                if thread.timer is not None:
+                    thread.timer.cancelled = True
+                    thread.timer = None
+                return
+
+    # -- threads ----------------------------------------------------------------------
+
+    def adopt(self, thread: threading.Thread) -> SimThread:
+        """Make a not-yet-started thread part of the simulation; it runs when scheduled."""
+        self.thread_for_caller()
+        self._thread_numbers += 1
+        match = _AUTO_THREAD_NAME.fullmatch(thread.name)
+        if match is not None:
+            # Auto names count across the process; renumber per network for determinism.
+            thread.name = f"Thread-{self._thread_numbers}{match.group('suffix') or ''}"
+        name = thread.name
+        if any(t.name == name for t in self._threads):
+            name = f"{name}#{self._thread_numbers}"
+        sim_thread = SimThread(self, name, thread)
+        self._threads.append(sim_thread)
+        self.record("thread-start", name)
+        run = thread.run
+
+        def run_in_simulation() -> None:
+            sim_thread.go.acquire()
+            self._by_ident[threading.get_ident()] = sim_thread
+            _kernel_stack().append(self)
+            try:
+                if not sim_thread.killed:
+                    run()
+            except SimThreadKilled:
+                pass
+            finally:
+                self._thread_exit(sim_thread)
+
+        thread.run = run_in_simulation  # type: ignore[method-assign]
+        thread._sockfake_thread = sim_thread  # type: ignore[attr-defined]
+        sim_thread.state = "ready"
+        sim_thread.wake_reason = "start"
+        self._ready.append(sim_thread)
+        return sim_thread
+
+    def _thread_exit(self, thread: SimThread) -> None:
+        thread.state = "finished"
+        self._by_ident.pop(threading.get_ident(), None)
+        thread.exited.notify_all()
+        self.trace.add(self.now, thread.name, "thread-exit", "")
+        if self.closing:
+            self._hand_turn(self.root)
+            return
+        if self.failure is not None:
+            return
+        nxt = self._pick_next()
+        if nxt is not None:
+            self._hand_turn(nxt)
+
+    def join(self, thread: SimThread, timeout: float | None) -> bool:
+        deadline = None if timeout is None else self.now + timeout
+        while thread.state != "finished":
+            if not self.wait((thread.exited,), deadline, f"join {thread.name}"):
+                return thread.state == "finished"
+        return True
+
+    def sleep(self, seconds: float) -> None:
+        if seconds < 0:
+            from sockfake.network import SockfakeValueError
+
+            raise SockfakeValueError(f"sleep length must be non-negative, not {seconds!r}")
+        if seconds == 0:
+            self.yield_turn("sleep(0)")
+            return
+        deadline = self.now + seconds
+        while self.now < deadline:
+            self.wait((), deadline, f"sleep until {deadline:.6f}")
+
+    # -- close ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unwind every parked thread (SimThreadKilled in each), then refuse further use."""
+        if self.closed:
+            return
+        caller = self._by_ident.get(threading.get_ident())
+        if caller is not None and caller is not self.current and self.failure is None:
+            raise SockfakeRuntimeError("SimNetwork.close() called while another thread runs")
+        self.closing = True
+        me = caller or self.root
+        for thread in list(self._threads):
+            if thread is me or thread.state in ("finished", "running"):
+                continue
+            if thread.state == "new":
+                continue
+            thread.killed = True
+            if thread in self._ready:
+                self._ready.remove(thread)
+            for queue in thread.wait_queues:
+                queue.waiters.pop(thread, None)
+            thread.wait_queues = ()
+            if thread.timer is not None:
+                thread.timer.cancelled = True
+            thread.wake_reason = "killed"
+            me.state = "blocked"
+            me.waiting_on = f"close: unwinding {thread.name}"
+            self._hand_turn(thread)
+            deadline = _real_time.monotonic() + self.stall_timeout
+            while not me.go.acquire(timeout=0.05):
+                if _real_time.monotonic() > deadline:
+                    break  # the thread is stuck outside the simulation: leave it
+            me.state = "running"
+            self.current = me
+        self.closed = True
+        self._timers.clear()
+        self._ready.clear()
+
+    # -- reports ----------------------------------------------------------------------
+
+    def dump(self) -> str:
+        lines = [f"virtual time {self.now:.6f} s; simulated threads:"]
+        for thread in self._threads:
+            if thread.state == "finished":
+                continue
+            what = thread.waiting_on if thread.state == "blocked" else thread.state
+            lines.append(f"  {thread.name}: {thread.state}, waiting on {what}")
+        return "\n".join(lines)
+
+    def _deadlock_message(self) -> str:
+        return (
+            "deadlock: every simulated thread is waiting and nothing is scheduled\n"
+            + self.dump()
+        )
+
+    def _stall_message(self, holder: SimThread, held: float) -> str:
+        stack = ""
+        if holder.thread is not None and holder.thread.ident is not None:
+            frame = sys._current_frames().get(holder.thread.ident)
+            if frame is not None:
+                stack = "".join(traceback.format_stack(frame))
+        return (
+            f"simulated thread {holder.name!r} has held the turn for {held:.1f} s of real "
+            "time without calling into the simulation: it is blocked outside it "
+            "(time.sleep, queue.Queue.get, a threading.Lock or Event?). Use the network's "
+            "sleep(), event(), lock() and queue() instead.\n"
+            + self.dump()
+            + ("\nits stack:\n" + stack if stack else "")
+        )
+
+
+class Trace:
+    """Every event of a run: (virtual time, actor, kind, details), and a stable digest."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.events: list[tuple[float, str, str, str]] = []
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self._limit = limit
+
+    def add(self, when: float, actor: str, kind: str, details: str) -> None:
+        self._count += 1
+        self._hash.update(f"{when:.9f}|{actor}|{kind}|{details}\n".encode())
+        self.events.append((when, actor, kind, details))
+        if self._limit is not None and len(self.events) > self._limit * 2:
+            del self.events[: len(self.events) - self._limit]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Any:
+        return iter(self.events)
+
+    def digest(self) -> str:
+        """A hex digest of every event so far: equal digests mean equal runs."""
+        return self._hash.copy().hexdigest()
+
+    def format(self, last: int | None = None, kinds: Iterable[str] | None = None) -> str:
+        events = self.events
+        if kinds is not None:
+            wanted = set(kinds)
+            events = [event for event in events if event[2] in wanted]
+        if last is not None:
+            events = events[-last:]
+        return "\n".join(
+            f"{when:12.6f}  {actor:<28} {kind:<12} {details}".rstrip()
+            for when, actor, kind, details in events
+        )
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+# -- hooks on threading.Thread --------------------------------------------------------
+
+_hooks_installed = False
+_original_start = threading.Thread.start
+_original_join = threading.Thread.join
+_original_is_alive = threading.Thread.is_alive
+
+
+def _sim_start(self: threading.Thread) -> None:
+    kernel = current_kernel()
+    if kernel is not None and kernel._by_ident.get(threading.get_ident()) is not None:
+        kernel.adopt(self)
+    _original_start(self)
+
+
+def _sim_join(self: threading.Thread, timeout: float | None = None) -> None:
+    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
+    if sim_thread is not None and not sim_thread.kernel.closed:
+        kernel = sim_thread.kernel
+        if kernel._by_ident.get(threading.get_ident()) is not None:
+            if not kernel.join(sim_thread, timeout):
+                return
+            _original_join(self)
+            return
+    _original_join(self, timeout)
+
+
+def _sim_is_alive(self: threading.Thread) -> bool:
+    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
+    if sim_thread is not None and not sim_thread.kernel.closed:
+        return sim_thread.state != "finished"
+    return _original_is_alive(self)
+
+
+def _install_thread_hooks() -> None:
+    """Route Thread.start/join/is_alive through the kernel for simulated threads only."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    threading.Thread.start = _sim_start  # type: ignore[method-assign]
+    threading.Thread.join = _sim_join  # type: ignore[method-assign]
+    threading.Thread.is_alive = _sim_is_alive  # type: ignore[method-assign]
+    _hooks_installed = True

@@ -1,0 +1,218 @@
+"""Link and fault models: pure functions of (conditions, state, input, now, rng).
+
+Nothing here knows about sockets, threads or the clock: the kernel passes the time
+and a random stream in and schedules what comes out. That keeps every model testable
+on its own and makes "same seed, same fate" easy to see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass, field
+
+from sockfake.network import SockfakeTypeError, SockfakeValueError
+
+__all__ = ["GilbertElliott", "LinkConditions", "LinkState", "DatagramFate", "datagram_fate"]
+
+
+def _check_probability(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SockfakeTypeError(f"{owner}.{name} must be a number, not {value!r}")
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise SockfakeValueError(f"{owner}.{name} must be a probability in [0, 1], not {value!r}")
+
+
+def _check_non_negative(owner: str, name: str, value: object, *, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SockfakeTypeError(f"{owner}.{name} must be a number, not {value!r}")
+    if not value >= 0 or math.isinf(value) and name != "bandwidth":
+        raise SockfakeValueError(f"{owner}.{name} must be non-negative, not {value!r}")
+
+
+@dataclass(frozen=True)
+class GilbertElliott:
+    """Bursty loss, with netem's ``loss gemodel p r 1-h 1-k`` parameters.
+
+    Two states, good and bad. Before each datagram the chain moves good->bad with
+    probability ``p`` and bad->good with probability ``r``; then the datagram is lost
+    with probability ``loss_bad`` (netem's 1-h) in the bad state, ``loss_good`` (1-k)
+    in the good one. ``GilbertElliott(p=0.01, r=0.3)`` gives rare bursts of about
+    three lost datagrams.
+    """
+
+    p: float
+    r: float = 1.0
+    loss_bad: float = 1.0
+    loss_good: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("p", "r", "loss_bad", "loss_good"):
+            _check_probability("GilbertElliott", name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class LinkConditions:
+    """What one direction of a link does to traffic. The default is a perfect link.
+
+    - ``latency``: one-way delay, seconds; ``jitter``: extra delay uniform in
+      ``[0, jitter)``. Datagrams can overtake each other through jitter; streams
+      cannot (each segment arrives no earlier than the one before it).
+    - ``bandwidth``: bytes per second, or None for unlimited: a payload of n bytes
+      occupies the link for n / bandwidth seconds.
+    - ``loss``: independent datagram loss; ``burst_loss``: a Gilbert-Elliott chain
+      (both may be set: a datagram survives only if it survives both).
+    - ``duplicate``: a surviving datagram is delivered twice.
+    - ``reorder``: as netem, a datagram skips the latency (and jitter) and so
+      overtakes those in flight; it has an effect only with latency.
+    - ``corrupt``: one bit of a datagram's payload flipped.
+    - ``chunk``: stream writes are cut into segments of seeded random sizes from 1
+      to ``chunk`` bytes, so a reader sees short reads; None keeps each send() whole.
+
+    Streams are reliable and ordered: loss, duplication and corruption apply to
+    datagrams only.
+    """
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    bandwidth: float | None = None
+    loss: float = 0.0
+    burst_loss: GilbertElliott | None = None
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    corrupt: float = 0.0
+    chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        owner = "LinkConditions"
+        _check_non_negative(owner, "latency", self.latency, allow_none=False)
+        _check_non_negative(owner, "jitter", self.jitter, allow_none=False)
+        _check_non_negative(owner, "bandwidth", self.bandwidth, allow_none=True)
+        if self.bandwidth is not None and self.bandwidth == 0:
+            raise SockfakeValueError("LinkConditions.bandwidth must be positive or None, not 0")
+        for name in ("loss", "duplicate", "reorder", "corrupt"):
+            _check_probability(owner, name, getattr(self, name))
+        if self.burst_loss is not None and not isinstance(self.burst_loss, GilbertElliott):
+            raise SockfakeTypeError(
+                f"LinkConditions.burst_loss must be a GilbertElliott, not {self.burst_loss!r}"
+            )
+        if self.chunk is not None and (
+            isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1
+        ):
+            raise SockfakeValueError(
+                f"LinkConditions.chunk must be a positive int or None, not {self.chunk!r}"
+            )
+
+    def replace(self, **changes: object) -> LinkConditions:
+        """A copy with some fields changed (unknown names are a clear error)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise SockfakeTypeError(
+                f"unknown link condition(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_perfect(self) -> bool:
+        return self == PERFECT
+
+
+PERFECT = LinkConditions()
+
+
+@dataclass
+class LinkState:
+    """The mutable part of one link direction: loss-chain state and queueing."""
+
+    burst_bad: bool = False
+    busy_until: float = 0.0  # when the link finishes sending what it has
+    last_stream_arrival: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatagramFate:
+    """What happens to one datagram: dropped (with the reason), or its arrivals."""
+
+    dropped: str | None
+    arrivals: tuple[float, ...] = ()
+    flip_bit: int | None = None  # index of the payload bit to flip, if corrupted
+
+
+def _transmit_end(conditions: LinkConditions, state: LinkState, size: int, now: float) -> float:
+    """When the last byte leaves the sender, given the bandwidth and what is queued."""
+    if conditions.bandwidth is None:
+        return now
+    start = max(now, state.busy_until)
+    state.busy_until = start + size / conditions.bandwidth
+    return state.busy_until
+
+
+def _delay(conditions: LinkConditions, rng: random.Random) -> float:
+    if conditions.jitter:
+        return conditions.latency + rng.random() * conditions.jitter
+    return conditions.latency
+
+
+def datagram_fate(
+    conditions: LinkConditions, state: LinkState, size: int, now: float, rng: random.Random
+) -> DatagramFate:
+    """Decide loss, duplication, corruption and arrival times of one datagram."""
+    if conditions.burst_loss is not None:
+        chain = conditions.burst_loss
+        if state.burst_bad:
+            if rng.random() < chain.r:
+                state.burst_bad = False
+        elif rng.random() < chain.p:
+            state.burst_bad = True
+        lose = chain.loss_bad if state.burst_bad else chain.loss_good
+        if lose and rng.random() < lose:
+            return DatagramFate("burst-loss")
+    if conditions.loss and rng.random() < conditions.loss:
+        return DatagramFate("loss")
+    sent = _transmit_end(conditions, state, size, now)
+    copies = 2 if conditions.duplicate and rng.random() < conditions.duplicate else 1
+    arrivals = []
+    for _ in range(copies):
+        if conditions.reorder and rng.random() < conditions.reorder:
+            arrivals.append(sent)
+        else:
+            arrivals.append(sent + _delay(conditions, rng))
+    flip = None
+    if conditions.corrupt and size and rng.random() < conditions.corrupt:
+        flip = rng.randrange(size * 8)
+    return DatagramFate(None, tuple(arrivals), flip)
+
+
+def stream_chunks(conditions: LinkConditions, size: int, rng: random.Random) -> list[int]:
+    """Cut one write of ``size`` bytes into segment lengths (seeded when chunking is on)."""
+    if conditions.chunk is None:
+        return [size]
+    sizes = []
+    left = size
+    while left > 0:
+        piece = min(left, rng.randint(1, conditions.chunk))
+        sizes.append(piece)
+        left -= piece
+    return sizes
+
+
+def stream_arrival(
+    conditions: LinkConditions,
+    state: LinkState,
+    connection: int,
+    size: int,
+    now: float,
+    rng: random.Random,
+) -> float:
+    """Arrival time of one stream segment: never before the previous one (ordered)."""
+    sent = _transmit_end(conditions, state, size, now)
+    arrival = sent + _delay(conditions, rng)
+    previous = state.last_stream_arrival.get(connection, 0.0)
+    if arrival < previous:
+        arrival = previous
+    state.last_stream_arrival[connection] = arrival
+    return arrival

@@ -1,0 +1,259 @@
+"""Blocking primitives on the simulation: events, locks, queues, wakers, selectors.
+
+Each wait is a scheduling point of the kernel, so a server's ``shutdown()`` waiting on
+its event, or a pool worker waiting on its queue, lets other simulated threads run and
+the clock advance instead of blocking the real thread that holds the turn.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue as _queue
+import selectors
+from collections.abc import Mapping
+from typing import Any
+
+from sockfake.network import SockfakeValueError
+from sockfake.sim.kernel import Kernel, WaitQueue
+
+__all__ = ["SimEvent", "SimLock", "SimQueue", "SimWaker", "SimSelector"]
+
+
+class SimEvent:
+    """``threading.Event`` on virtual time."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._flag = False
+        self._changed = WaitQueue()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    isSet = is_set
+
+    def set(self) -> None:
+        self._flag = True
+        self._changed.notify_all()
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._flag:
+            return True
+        deadline = None if timeout is None else self._kernel.now + max(0.0, timeout)
+        while not self._flag:
+            if not self._kernel.wait((self._changed,), deadline, "event"):
+                return self._flag
+        return True
+
+
+class SimLock:
+    """A non-reentrant lock whose ``acquire`` is a scheduling point."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._owner: object | None = None
+        self._released = WaitQueue()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._owner is None:
+            self._owner = self._kernel.thread_for_caller()
+            return True
+        if not blocking:
+            return False
+        deadline = None if timeout is None or timeout < 0 else self._kernel.now + timeout
+        while self._owner is not None:
+            if not self._kernel.wait((self._released,), deadline, "lock"):
+                if self._owner is not None:
+                    return False
+        self._owner = self._kernel.thread_for_caller()
+        return True
+
+    def release(self) -> None:
+        if self._owner is None:
+            raise RuntimeError("release unlocked lock")
+        self._owner = None
+        self._released.notify_all()
+
+    def locked(self) -> bool:
+        return self._owner is not None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *args: object) -> None:
+        self.release()
+
+
+class SimQueue:
+    """``queue.Queue`` on virtual time (FIFO, optional bound)."""
+
+    def __init__(self, kernel: Kernel, maxsize: int = 0) -> None:
+        self._kernel = kernel
+        self.maxsize = maxsize
+        self._items: collections.deque[Any] = collections.deque()
+        self._changed = WaitQueue()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._items)
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else self._kernel.now + timeout
+        while self.full():
+            if not block or not self._kernel.wait((self._changed,), deadline, "queue put"):
+                if self.full():
+                    raise _queue.Full
+        self._items.append(item)
+        self._changed.notify_all()
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else self._kernel.now + timeout
+        while not self._items:
+            if not block or not self._kernel.wait((self._changed,), deadline, "queue get"):
+                if not self._items:
+                    raise _queue.Empty
+        item = self._items.popleft()
+        self._changed.notify_all()
+        return item
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+
+class SimWaker:
+    """The simulated self-pipe: readable in a selector from ``set()`` until ``clear()``."""
+
+    def __init__(self, kernel: Kernel, fd: int, release_fd: Any) -> None:
+        self._kernel = kernel
+        self._fd = fd
+        self._release_fd = release_fd
+        self._flag = False
+        self._changed = WaitQueue()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def set(self) -> None:
+        self._flag = True
+        self._changed.notify_all()
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._release_fd(self._fd)
+            self._fd = -1
+
+    def _sim_ready(self) -> int:
+        return selectors.EVENT_READ if self._flag else 0
+
+    def _sim_queue(self) -> WaitQueue:
+        return self._changed
+
+
+class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
+    def __init__(self, keys: dict[int, selectors.SelectorKey]) -> None:
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._keys[_fileobj_to_fd(fileobj)]
+
+    def __iter__(self) -> Any:
+        return iter(self._keys)
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class SimSelector(selectors.BaseSelector):
+    """A selector over simulated sockets and wakers; ``select`` waits in virtual time."""
+
+    def __init__(self, kernel: Kernel, lookup: Any) -> None:
+        self._kernel = kernel
+        self._lookup = lookup  # fd -> simulated object
+        self._keys: dict[int, selectors.SelectorKey] = {}
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+            raise SockfakeValueError(f"Invalid events: {events!r}")
+        fd = _fileobj_to_fd(fileobj)
+        if fd in self._keys:
+            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
+        if self._lookup(fd) is None:
+            raise ValueError(
+                f"{fileobj!r} (FD {fd}) is not a simulated socket of this network: "
+                "a simulated selector only watches simulated objects"
+            )
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        self._keys[fd] = key
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        fd = _fileobj_to_fd(fileobj)
+        try:
+            return self._keys.pop(fd)
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        kernel = self._kernel
+        deadline = None if timeout is None else kernel.now + max(0.0, timeout)
+        while True:
+            ready = []
+            queues = []
+            for fd, key in self._keys.items():
+                target = self._lookup(fd)
+                if target is None:
+                    continue
+                mask = target._sim_ready() & key.events
+                if mask:
+                    ready.append((key, mask))
+                queues.append(target._sim_queue())
+            if ready:
+                kernel.preemption_point("select")
+                return ready
+            if deadline is not None and deadline <= kernel.now:
+                kernel.preemption_point("select")
+                return []
+            if not kernel.wait(queues, deadline, self._describe()):
+                # Timed out; one last look (something may have arrived at the deadline).
+                if deadline is not None and kernel.now >= deadline:
+                    deadline = kernel.now
+
+    def _describe(self) -> str:
+        names = []
+        for fd in self._keys:
+            target = self._lookup(fd)
+            names.append(repr(target) if target is not None else f"fd {fd}")
+        return "select on " + ", ".join(names)
+
+    def close(self) -> None:
+        self._keys.clear()
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return _SelectorMapping(self._keys)
