@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from sockfake.network import Network, Waker, _ServerSelector, default_network
+from sockfake.network import Network, RealNetwork, Waker, _ServerSelector, default_network
 
 __all__ = [
     "BaseServer",
@@ -92,8 +92,14 @@ class BaseServer:
         """
         self.__is_shut_down.clear()
         waker = self.__waker = self.network.waker()
+        # Published before the flag is read: a shutdown() that finds no serving
+        # thread has set the flag before this loop reads it (see shutdown()).
         self.__serving_thread = threading.get_ident()
         try:
+            if self.__shutdown_request:
+                # shutdown() already returned, and server_close() may have closed
+                # the socket since: stop without touching it.
+                return
             with self.network.selector() as selector:
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(waker, selectors.EVENT_READ)
@@ -324,17 +330,28 @@ class TCPServer(BaseServer):
         """Called by constructor to bind the socket.  May be overridden."""
         if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.allow_reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        # As CPython 3.13: Linux 6.12.9+ refuses SO_REUSEPORT outside AF_INET/AF_INET6.
+        if (
+            self.allow_reuse_port
+            and hasattr(socket, "SO_REUSEPORT")
+            and self.address_family in (socket.AF_INET, socket.AF_INET6)
+        ):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if self.dual_stack and self.address_family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        unix_on_disk = self.address_family == _AF_UNIX and self.network is _real_network()
+        # Only a filesystem path on the real network has a file to remove; abstract
+        # names ("\0...") and autobind ("") have none.
+        unix_on_disk = (
+            self.address_family == _AF_UNIX
+            and isinstance(self.network, RealNetwork)
+            and _is_filesystem_path(self.server_address)
+        )
         if unix_on_disk and self.remove_stale_socket:
             _remove_if_stale(self.server_address, self.socket_type)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
-        if unix_on_disk:
-            self._bound_path = self.server_address
+        if unix_on_disk and _is_filesystem_path(self.server_address):
+            self._bound_path = (self.server_address, _file_identity(self.server_address))
 
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
@@ -343,12 +360,15 @@ class TCPServer(BaseServer):
     def server_close(self) -> None:
         """Called to clean-up the server.  May be overridden."""
         self.socket.close()
-        path = vars(self).pop("_bound_path", None)
-        if path and self.remove_socket_on_close:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        bound = vars(self).pop("_bound_path", None)
+        if bound and self.remove_socket_on_close:
+            path, identity = bound
+            # Unlink only the file this server created, not one that replaced it.
+            if identity is not None and _file_identity(path) == identity:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     def fileno(self) -> int:
         """Return socket file number (the selector's interface)."""
@@ -401,28 +421,35 @@ class UDPServer(TCPServer):
         pass
 
 
-def _real_network() -> Network:
-    from sockfake.network import REAL_NETWORK
+def _is_filesystem_path(address: Any) -> bool:
+    """A Unix address naming a file: not empty (autobind), not abstract (leading NUL)."""
+    if isinstance(address, str):
+        return bool(address) and not address.startswith("\0")
+    if isinstance(address, bytes):
+        return bool(address) and not address.startswith(b"\0")
+    return isinstance(address, os.PathLike)
 
-    return REAL_NETWORK
+
+def _file_identity(path: Any) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def _remove_if_stale(path: Any, socket_type: int) -> None:
     """Unlink ``path`` if it is a socket file that nothing listens on."""
-    if not isinstance(path, (str, bytes)) or not path:
-        return
     try:
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             return
-    except FileNotFoundError:
+    except OSError:
         return
     probe = socket.socket(socket.AF_UNIX, socket_type)
     try:
-        if socket_type == socket.SOCK_STREAM:
-            probe.connect(path)
-        else:
-            probe.connect(path)
-            return  # a datagram socket that accepts connect() is alive
+        # A listening stream socket accepts the connection; a bound datagram socket
+        # accepts connect(). Nobody bound there: ECONNREFUSED.
+        probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
     except OSError:
