@@ -287,9 +287,7 @@ def test_failed_bind_closes_the_server_and_reraises(mod: Any) -> None:
 
 @needs_unix
 @pytest.mark.parametrize("mod", MODULES)
-def test_address_family_is_read_from_the_instance_at_construction(
-    mod: Any, unix_dir: str
-) -> None:
+def test_address_family_is_read_from_the_instance_at_construction(mod: Any, unix_dir: str) -> None:
     class Server(mod.TCPServer):
         def __init__(self, *args: Any) -> None:
             self.address_family = socket.AF_UNIX
