@@ -31,6 +31,7 @@ from sockfake.network import (
     Network,
     RealNetwork,
     SockfakeError,
+    _ServerSelector,
     default_network,
     use_network,
 )
@@ -56,7 +57,6 @@ from sockfake.servers import (
     UnixDatagramServer,
     UnixStreamServer,
     _NoThreads,
-    _ServerSelector,
     _Threads,
 )
 

@@ -41,7 +41,7 @@ def replace_socketserver(
         name: sys.modules.get(name) for name in ("socketserver", *names)
     }
     parents: dict[str, tuple[ModuleType, str, object]] = {}
-    sys.modules["socketserver"] = sockfake  # type: ignore[assignment]
+    sys.modules["socketserver"] = sockfake
     rebuilt: dict[str, ModuleType] = {}
     try:
         for name in names:

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from socket import socket as _OSSocket
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
 __all__ = [
@@ -65,6 +66,18 @@ class Waker(Protocol):
     def close(self) -> None: ...
 
 
+class EventLike(Protocol):
+    """What a server needs of ``threading.Event`` (the simulation's events match)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class Network(Protocol):
     """What a server needs from the world. Both networks implement all of it."""
 
@@ -75,6 +88,9 @@ class Network(Protocol):
     def selector(self) -> selectors.BaseSelector: ...
 
     def waker(self) -> Waker: ...
+
+    def create_connection(self, address: tuple[str, int], timeout: float | None = None) -> Any:
+        ...
 
     def time(self) -> float: ...
 
@@ -88,7 +104,7 @@ class Network(Protocol):
         daemon: bool | None = None,
     ) -> threading.Thread: ...
 
-    def event(self) -> threading.Event: ...
+    def event(self) -> EventLike: ...
 
     def lock(self) -> Any: ...
 
@@ -155,12 +171,12 @@ class RealNetwork:
 
     def socket(
         self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
-    ) -> socket.socket:
+    ) -> _OSSocket:
         return socket.socket(family, type, proto)
 
     def create_connection(
         self, address: tuple[str, int], timeout: float | None = None
-    ) -> socket.socket:
+    ) -> _OSSocket:
         if timeout is None:
             return socket.create_connection(address)
         return socket.create_connection(address, timeout)
