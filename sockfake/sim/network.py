@@ -206,6 +206,13 @@ class SimNetwork:
         self._fds: dict[int, Any] = {}
         self._next_fd = _FIRST_FD
         self._connections = 0
+        # Deterministic faults chosen by index (see ``sockfake.sim.faults.FaultPlan``):
+        # every sendto() gets the next datagram index, counted from 0 on this network;
+        # a plan's ``datagram_fate(index, now, conditions)`` may return a DatagramFate
+        # that replaces the link model's random one for that datagram (None: the link
+        # model decides, from its own random stream as without a plan).
+        self.fault_plan: Any = None
+        self._datagram_index = 0
         self.default_host = self.add_host("local")
         _open_networks.add(self)
 
@@ -856,6 +863,8 @@ class SimNetwork:
 
     def _send_datagram(self, sock: SimSocket, payload: bytes, remote: Any) -> None:
         src, dst = self._hosts_for(sock, remote)
+        index = self._datagram_index
+        self._datagram_index += 1
         self._trace("sendto", f"{sock._describe()} -> {remote} {len(payload)}B {_preview(payload)}")
         if dst is None:
             self._net_trace("drop", f"no route to {remote}")
@@ -868,8 +877,11 @@ class SimNetwork:
 
         def send() -> None:
             conditions = link.conditions or self.default_conditions
-            fate = datagram_fate(conditions, link.state, len(payload), self.kernel.now,
-                                 self.kernel.rng("datagram"))
+            plan = self.fault_plan
+            fate = None if plan is None else plan.datagram_fate(index, self.kernel.now, conditions)
+            if fate is None:
+                fate = datagram_fate(conditions, link.state, len(payload), self.kernel.now,
+                                     self.kernel.rng("datagram"))
             if fate.dropped is not None:
                 self._net_trace("drop", f"{source} -> {remote} {len(payload)}B ({fate.dropped})")
                 return
