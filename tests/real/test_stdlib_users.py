@@ -11,7 +11,6 @@ Two ways in, both tested with real clients (``http.client``, ``urllib``,
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.client
 import http.server
@@ -23,7 +22,6 @@ import socketserver
 import struct
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 import wsgiref.simple_server
@@ -35,31 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from real_helpers import WAIT, serving
 
 import sockfake
 
 HOST = "127.0.0.1"
-WAIT = 10.0  # generous bound on any single wait; tests normally take milliseconds
 CURL = shutil.which("curl")
 
 # An opener that never consults proxy settings from the environment.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@contextlib.contextmanager
-def serving(server: Any) -> Iterator[Any]:
-    """Run ``server.serve_forever()`` in a thread; always stop, join and close it."""
-    thread = threading.Thread(target=server.serve_forever, name="serve-forever", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        try:
-            assert server.shutdown(timeout=WAIT), "serve_forever did not stop"
-            thread.join(WAIT)
-            assert not thread.is_alive()
-        finally:
-            server.server_close()
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -162,14 +144,16 @@ def hello_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 def test_stdlib_http_handler_on_sockfake_threading_server() -> None:
     handler = make_echo_handler(http.server.BaseHTTPRequestHandler)
-    with serving(SockfakeHTTPServer((HOST, 0), handler)) as server:
+    server = SockfakeHTTPServer((HOST, 0), handler)
+    with serving(server):
         assert fetch(url(server, "/ping")) == (200, b"GET /ping")
         assert fetch(url(server, "/"), data=b"shout") == (200, b"SHOUT")
 
 
 def test_http_client_keeps_one_connection_alive_across_requests() -> None:
     handler = make_echo_handler(http.server.BaseHTTPRequestHandler)
-    with serving(SockfakeHTTPServer((HOST, 0), handler)) as server:
+    server = SockfakeHTTPServer((HOST, 0), handler)
+    with serving(server):
         conn = http.client.HTTPConnection(HOST, server.server_address[1], timeout=WAIT)
         try:
             for number in range(5):
@@ -185,7 +169,8 @@ def test_http_client_keeps_one_connection_alive_across_requests() -> None:
 def test_simple_http_request_handler_serves_files_and_404s(tmp_path: Path) -> None:
     (tmp_path / "hello.txt").write_bytes(b"hello from disk\n")
     handler = functools.partial(QuietSimpleHTTPHandler, directory=str(tmp_path))
-    with serving(SockfakeHTTPServer((HOST, 0), handler)) as server:
+    server = SockfakeHTTPServer((HOST, 0), handler)
+    with serving(server):
         assert fetch(url(server, "/hello.txt")) == (200, b"hello from disk\n")
         with pytest.raises(urllib.error.HTTPError) as missing:
             fetch(url(server, "/nope.txt"))
@@ -197,7 +182,8 @@ def test_simple_http_request_handler_serves_files_and_404s(tmp_path: Path) -> No
 
 def test_concurrent_urllib_clients_on_sockfake_http_server() -> None:
     handler = make_echo_handler(http.server.BaseHTTPRequestHandler)
-    with serving(SockfakeHTTPServer((HOST, 0), handler)) as server:
+    server = SockfakeHTTPServer((HOST, 0), handler)
+    with serving(server):
         with ThreadPoolExecutor(max_workers=8) as pool:
             bodies = [f"client {n}".encode() for n in range(40)]
             results = list(pool.map(lambda b: fetch(url(server), data=b), bodies))
@@ -251,7 +237,8 @@ def test_rebuilt_servers_are_sockfake_servers(mods: dict[str, Any]) -> None:
 def test_threading_http_server_with_http_client_and_urllib(mods: dict[str, Any]) -> None:
     hs = mods["http.server"]
     handler = make_echo_handler(hs.BaseHTTPRequestHandler)
-    with serving(hs.ThreadingHTTPServer((HOST, 0), handler)) as server:
+    server = hs.ThreadingHTTPServer((HOST, 0), handler)
+    with serving(server):
         assert isinstance(server, sockfake.ThreadingMixIn)
         assert isinstance(server, sockfake.TCPServer)
         assert server.server_port == server.server_address[1]  # HTTPServer.server_bind ran
@@ -281,7 +268,8 @@ def test_rebuilt_simple_http_request_handler_serves_a_directory(
             pass
 
     handler = functools.partial(Quiet, directory=str(tmp_path))
-    with serving(hs.ThreadingHTTPServer((HOST, 0), handler)) as server:
+    server = hs.ThreadingHTTPServer((HOST, 0), handler)
+    with serving(server):
         assert fetch(url(server, "/")) == (200, b"<p>sockfake</p>")
 
 
@@ -354,7 +342,8 @@ def test_curl_against_http_server_on_sockfake(mods: dict[str, Any]) -> None:
     assert CURL is not None
     hs = mods["http.server"]
     handler = make_echo_handler(hs.BaseHTTPRequestHandler)
-    with serving(hs.ThreadingHTTPServer((HOST, 0), handler)) as server:
+    server = hs.ThreadingHTTPServer((HOST, 0), handler)
+    with serving(server):
         base = [CURL, "--silent", "--show-error", "--noproxy", "*", "--max-time", "10"]
         got = subprocess.run(
             [*base, url(server, "/from-curl")], capture_output=True, timeout=30, check=True
@@ -382,7 +371,8 @@ def test_curl_against_mixed_in_http_server(tmp_path: Path) -> None:
     assert CURL is not None
     (tmp_path / "file.txt").write_bytes(b"served by sockfake\n")
     handler = functools.partial(QuietSimpleHTTPHandler, directory=str(tmp_path))
-    with serving(SockfakeHTTPServer((HOST, 0), handler)) as server:
+    server = SockfakeHTTPServer((HOST, 0), handler)
+    with serving(server):
         got = subprocess.run(
             [CURL, "-sS", "--noproxy", "*", "--max-time", "10", url(server, "/file.txt")],
             capture_output=True,
