@@ -354,19 +354,31 @@ class SimNetwork:
             send()
 
     def host_down(self, name: str | Host) -> None:
-        """Take a host down: its connections reset, its sockets stop working."""
+        """Take a host off the network: its connections reset, nothing reaches it.
+
+        Its stream connections are reset at both ends (pending ones in accept queues
+        too); while it is down, SYNs and datagrams to and from it are dropped, so a
+        connect to it retries and times out. Its sockets stay open: listeners and
+        datagram sockets work again after :meth:`host_up` (a network outage or a
+        reboot of the interface, not a crash of the processes on it).
+        """
         host = self._host_of(name)
         host.up = False
         self._trace("host-down", host.name)
         for sock in [s for s in self._fds.values() if isinstance(s, SimSocket)]:
-            if sock._host is not host:
+            if sock.type != socket.SOCK_STREAM:
                 continue
-            if sock._peer is not None and not sock._dead:
+            if sock._host is not host and (sock._peer is None or sock._peer._host is not host):
+                continue
+            if sock._state == "listening":
+                for pending in sock._accept_queue:
+                    self._reset_now(pending)
+                    if pending._peer is not None:
+                        self._reset_now(pending._peer)
+                continue
+            if sock._peer is not None:
                 self._reset_now(sock._peer)
             self._reset_now(sock)
-            if sock._state == "listening":
-                sock._shut_rd = True
-                sock._changed.notify_all()
 
     def host_up(self, name: str | Host) -> None:
         host = self._host_of(name)
@@ -535,15 +547,15 @@ class SimNetwork:
                 raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
             addresses = target.ipv4 if family == socket.AF_INET else target.ipv6
             if not addresses:
-                raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+                raise _family_not_supported()
             return addresses[0]
         if (parsed.version == 4) != (family == socket.AF_INET):
-            if family == socket.AF_INET6 and parsed.version == 4:
-                raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-            raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+            raise _family_not_supported()
         return str(parsed)
 
-    def _parse_ip_address(self, sock: SimSocket, address: Any, *, for_bind: bool) -> tuple[str, int]:
+    def _parse_ip_address(
+        self, sock: SimSocket, address: Any, *, for_bind: bool
+    ) -> tuple[str, int]:
         family_name = "AF_INET6" if sock.family == socket.AF_INET6 else "AF_INET"
         if not isinstance(address, tuple):
             raise TypeError(f"{family_name} address must be tuple, not {type(address).__name__}")
@@ -611,7 +623,8 @@ class SimNetwork:
             ip = target_ip
         else:
             addresses = host.ipv4 if sock.family == socket.AF_INET else host.ipv6
-            ip = addresses[0] if addresses else ("127.0.0.1" if sock.family == socket.AF_INET else "::1")
+            loopback = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
+            ip = addresses[0] if addresses else loopback
         port = host._ephemeral_port(sock.type)
         host._ports.setdefault((sock.type, port), []).append(sock)
         return self._format(sock.family, ip, port)
@@ -635,7 +648,9 @@ class SimNetwork:
             return src
         return self._ip_owner.get(ip)
 
-    def _find_endpoint(self, dst: Host, sock_type: int, family: int, remote: Any) -> SimSocket | None:
+    def _find_endpoint(
+        self, dst: Host, sock_type: int, family: int, remote: Any
+    ) -> SimSocket | None:
         if family == _AF_UNIX:
             target = self._unix_paths.get(remote)
             return target if target is not None and target.type == sock_type else None
@@ -792,8 +807,11 @@ class SimNetwork:
         assert peer is not None
         src, dst = sock._host, peer._host
         conditions = self._link(src, dst).conditions or self.default_conditions
-        self._trace("send", f"{sock._describe()} -> {peer._describe()} {len(data)}B {_preview(data)}")
+        self._trace(
+            "send", f"{sock._describe()} -> {peer._describe()} {len(data)}B {_preview(data)}"
+        )
         offset = 0
+        apart = conditions.chunk is not None
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
@@ -802,12 +820,14 @@ class SimNetwork:
 
             def deliver(segment: bytes = segment) -> None:
                 sock._inflight -= 1
-                self._deliver_segment(sock, peer, segment)
+                self._deliver_segment(sock, peer, segment, apart)
 
             self._carry(src, dst, sock._connection_id, size, deliver, "stream",
                         reliable=True, immediate_ok=immediate)
 
-    def _deliver_segment(self, sender: SimSocket, receiver: SimSocket, segment: bytes) -> None:
+    def _deliver_segment(
+        self, sender: SimSocket, receiver: SimSocket, segment: bytes, apart: bool
+    ) -> None:
         if receiver._fd < 0 or receiver._closed and receiver._io_refs <= 0:
             # Data for a closed socket: it answers with a reset.
             self._net_trace("rst", f"{receiver._describe()} closed; resets {sender._describe()}")
@@ -815,7 +835,7 @@ class SimNetwork:
             return
         if receiver._dead or receiver._shut_rd and receiver._closed:
             return
-        receiver._rx += segment
+        receiver._append_rx(segment, apart)
         if segment:
             self._net_trace("deliver", f"{receiver._describe()} {len(segment)}B")
         receiver._changed.notify_all()
@@ -845,7 +865,7 @@ class SimNetwork:
         if sock._dead or sock._fd < 0:
             return
         sock._dead = True
-        sock._rx.clear()
+        sock._clear_rx()
         sock._rx_eof = True
         if sock._state == "connecting":
             sock._state = "failed"
@@ -908,7 +928,9 @@ class SimNetwork:
             return
         send()
 
-    def _deliver_datagram(self, dst: Host, family: int, source: Any, remote: Any, data: bytes) -> None:
+    def _deliver_datagram(
+        self, dst: Host, family: int, source: Any, remote: Any, data: bytes
+    ) -> None:
         if not dst.up:
             return
         target = self._find_endpoint(dst, socket.SOCK_DGRAM, family, remote)
@@ -957,6 +979,10 @@ class SimNetwork:
         elif sock._state == "connecting":
             sock._state = "closed"
         self._trace("close", sock._describe())
+
+
+def _family_not_supported() -> socket.gaierror:
+    return socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
 
 
 def _preview(data: bytes, limit: int = 24) -> str:

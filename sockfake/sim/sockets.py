@@ -76,6 +76,9 @@ class SimSocket:
         self._peer: SimSocket | None = None
         self._connection_id = 0
         self._rx = bytearray()
+        # Segment sizes in _rx: [size, kept apart]. Re-chunked segments stay apart so a
+        # recv() never returns more than one of them (short reads, as the link model asks).
+        self._rx_segments: deque[list[Any]] = deque()
         self._rx_eof = False
         self._shut_rd = False
         self._shut_wr = False
@@ -364,12 +367,41 @@ class SimSocket:
             if flags & socket.MSG_DONTWAIT:
                 raise _blocking_error()
             self._block(deadline, "recv")
-        data = bytes(self._rx[:bufsize])
+        limit = bufsize
+        if self._rx_segments:
+            limit = min(bufsize, self._rx_segments[0][0])
+        data = bytes(self._rx[:limit])
         if not flags & socket.MSG_PEEK:
             del self._rx[: len(data)]
+            self._take_segment_bytes(len(data))
             self._net._consumed(self, len(data))
         self._kernel.preemption_point("recv")
         return data
+
+    def _append_rx(self, segment: bytes, apart: bool) -> None:
+        """Queue received bytes; ``apart`` keeps a segment from merging with its neighbours."""
+        if not segment:
+            return
+        self._rx += segment
+        segments = self._rx_segments
+        if not apart and segments and not segments[-1][1]:
+            segments[-1][0] += len(segment)
+        else:
+            segments.append([len(segment), apart])
+
+    def _take_segment_bytes(self, count: int) -> None:
+        segments = self._rx_segments
+        while count and segments:
+            head = segments[0]
+            taken = min(count, head[0])
+            head[0] -= taken
+            count -= taken
+            if head[0] == 0:
+                segments.popleft()
+
+    def _clear_rx(self) -> None:
+        self._rx.clear()
+        self._rx_segments.clear()
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
