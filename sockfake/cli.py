@@ -1,0 +1,327 @@
+"""The command line: ``python -m sockfake COMMAND`` (also installed as ``sockfake``).
+
+``serve`` runs a request handler on real sockets until SIGINT or SIGTERM. Each
+subcommand is one ``_add_<name>_command(subcommands)`` function that declares its
+arguments and sets ``run`` (a function ``(args, parser) -> exit status``) and
+``command_parser`` (its own parser, for errors) with ``set_defaults``; ``main`` parses
+and dispatches. Bad arguments go through ``parser.error``: one line on stderr, status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import socketserver as _stdlib
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sockfake.handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
+from sockfake.servers import (
+    TCPServer,
+    ThreadingTCPServer,
+    ThreadingUDPServer,
+    ThreadPoolTCPServer,
+    ThreadPoolUDPServer,
+    UDPServer,
+)
+
+__all__ = ["build_parser", "main"]
+
+_HAS_UNIX = hasattr(socket, "AF_UNIX")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9999
+# How long a stopping server lets in-flight requests finish before aborting them.
+DEFAULT_DRAIN = 0.02
+
+
+# --- the built-in handler -------------------------------------------------------------
+
+
+class EchoStreamHandler(StreamRequestHandler):
+    """Reply to every line with the same line upper-cased, until the client closes."""
+
+    def handle(self) -> None:
+        for line in self.rfile:
+            self.wfile.write(line.upper())
+
+
+class EchoDatagramHandler(DatagramRequestHandler):
+    """Reply to every datagram with the same bytes upper-cased."""
+
+    def handle(self) -> None:
+        self.wfile.write(self.rfile.read().upper())
+
+
+# --- argument types -------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range (0-65535)")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text}")
+    return seconds
+
+
+# --- serve ----------------------------------------------------------------------------
+
+
+def _add_serve_command(subcommands: Any) -> None:
+    serve = subcommands.add_parser(
+        "serve",
+        help="run a request handler on real sockets until Ctrl-C",
+        description=(
+            "Run a request handler on TCP (default), UDP or a Unix socket, one thread per "
+            "request (default), on a pool of threads or synchronously. Prints one line "
+            "saying where it listens; SIGINT or SIGTERM stops it with status 0."
+        ),
+    )
+    serve.add_argument(
+        "handler",
+        nargs="?",
+        default="echo",
+        help="'echo' (built in: replies upper-cased) or module:Class, a BaseRequestHandler "
+        "subclass (sockfake's or socketserver's); default: echo",
+    )
+    transport = serve.add_mutually_exclusive_group()
+    transport.add_argument("--tcp", action="store_true", help="serve TCP (the default)")
+    transport.add_argument("--udp", action="store_true", help="serve UDP")
+    transport.add_argument("--unix", metavar="PATH", help="serve a Unix stream socket at PATH")
+    transport.add_argument(
+        "--unix-dgram", metavar="PATH", help="serve a Unix datagram socket at PATH"
+    )
+    serve.add_argument(
+        "--host", default=None, help=f"address to bind (default {DEFAULT_HOST}; '::1' for IPv6)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=None, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
+    )
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--threaded", action="store_true", help="one thread per request (the default)"
+    )
+    mode.add_argument(
+        "--pool", type=_positive_int, metavar="N", help="handle requests on a pool of N threads"
+    )
+    mode.add_argument(
+        "--sync", action="store_true", help="handle one request at a time in the serving thread"
+    )
+    serve.add_argument(
+        "--drain",
+        type=_seconds,
+        default=DEFAULT_DRAIN,
+        metavar="SECONDS",
+        help="on stop, let in-flight requests finish for this long, then abort them "
+        f"(default {DEFAULT_DRAIN})",
+    )
+    serve.set_defaults(run=_run_serve, command_parser=serve)
+
+
+def _load_handler(spec: str, parser: argparse.ArgumentParser, datagram: bool) -> type:
+    """Resolve 'echo' or 'module:Class' to a handler class, or fail with parser.error."""
+    if spec == "echo":
+        return EchoDatagramHandler if datagram else EchoStreamHandler
+    module_name, sep, qualname = spec.partition(":")
+    if not sep or not module_name or not qualname:
+        parser.error(f"handler must be 'echo' or module:Class, not {spec!r}")
+    # Like `python -m`, let the console script find modules in the current directory.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        parser.error(f"handler {spec!r}: no module named {exc.name!r}")
+    except Exception as exc:  # the module itself failed: still one line
+        parser.error(f"handler {spec!r}: importing {module_name!r} failed: {exc!r}")
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            parser.error(f"handler {spec!r}: {module_name!r} has no attribute {qualname!r}")
+    bases = (BaseRequestHandler, _stdlib.BaseRequestHandler)
+    if not isinstance(obj, type) or not issubclass(obj, bases):
+        parser.error(f"handler {spec!r} is not a BaseRequestHandler subclass")
+    stream_kinds = (StreamRequestHandler, _stdlib.StreamRequestHandler)
+    datagram_kinds = (DatagramRequestHandler, _stdlib.DatagramRequestHandler)
+    if datagram and issubclass(obj, stream_kinds):
+        parser.error(f"handler {spec!r} is a stream handler; it cannot serve datagrams")
+    if not datagram and issubclass(obj, datagram_kinds):
+        parser.error(f"handler {spec!r} is a datagram handler; it needs --udp or --unix-dgram")
+    return obj
+
+
+def _server_class(args: argparse.Namespace, family: str) -> type:
+    """The server class for the transport and concurrency mode asked for."""
+    datagram = family in ("udp", "unix-dgram")
+    if args.sync:
+        base: type = UDPServer if datagram else TCPServer
+        attrs: dict[str, Any] = {}
+    elif args.pool:
+        base = ThreadPoolUDPServer if datagram else ThreadPoolTCPServer
+        attrs = {"max_workers": args.pool}
+    else:
+        base = ThreadingUDPServer if datagram else ThreadingTCPServer
+        attrs = {}
+    if family.startswith("unix"):
+        # The Unix path is ours for the server's lifetime: take over a stale socket
+        # file left by a crashed run, and remove it on the way out.
+        attrs.update(
+            address_family=socket.AF_UNIX, remove_stale_socket=True, remove_socket_on_close=True
+        )
+    else:
+        attrs["allow_reuse_address"] = not datagram
+    return type(f"Cli{base.__name__}", (base,), attrs)
+
+
+def _describe(family: str, address: Any) -> str:
+    if family.startswith("unix"):
+        path = os.fsdecode(address) if isinstance(address, bytes) else str(address)
+        return f"{family} {path}"
+    host, port = address[0], address[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{family} {host}:{port}"
+
+
+def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    unix_path = args.unix or args.unix_dgram
+    if unix_path is not None:
+        if not _HAS_UNIX:
+            parser.error("Unix sockets are not available on this platform")
+        if args.host is not None or args.port is not None:
+            parser.error("--host and --port do not apply to a Unix socket")
+        family = "unix" if args.unix else "unix-dgram"
+        address: Any = unix_path
+    else:
+        family = "udp" if args.udp else "tcp"
+        host = DEFAULT_HOST if args.host is None else args.host
+        address = (host, DEFAULT_PORT if args.port is None else args.port)
+    handler = _load_handler(args.handler, parser, datagram=family in ("udp", "unix-dgram"))
+    server_class = _server_class(args, family)
+    try:
+        server = server_class(address, handler)
+    except socket.gaierror as exc:
+        parser.error(f"cannot resolve host {address[0]!r}: {exc.strerror}")
+    except OSError as exc:
+        print(
+            f"{parser.prog}: error: cannot listen on {_describe(family, address)}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    mode = "sync" if args.sync else f"pool of {args.pool}" if args.pool else "threaded"
+    where = _describe(family, server.server_address)
+    print(f"sockfake: serving {args.handler} on {where} ({mode})", flush=True)
+    return _serve_until_signalled(server, drain=args.drain, threaded=not args.sync)
+
+
+def _serve_until_signalled(server: Any, *, drain: float, threaded: bool) -> int:
+    """Run ``serve_forever`` in a thread; stop at SIGINT/SIGTERM; close; return 0.
+
+    The signal handler only writes a byte to a pipe (no locks, so it cannot deadlock
+    whatever the main thread was doing); the main thread waits on that pipe, then uses
+    the server's instant ``shutdown()`` and a draining ``server_close``. A second
+    signal while closing exits at once.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    stopping = [False]
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stopping[0]:
+            # Second Ctrl-C: a handler ignores the abort; do not wait for it.
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        with contextlib.suppress(OSError):
+            os.write(write_fd, bytes([signum]))
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(write_fd, b"\0")  # the loop ended by itself (it crashed)
+
+    previous = _install_handlers(on_signal)
+    try:
+        loop = threading.Thread(target=serve, name="sockfake-serve", daemon=True)
+        loop.start()
+        why = os.read(read_fd, 1)
+        stopping[0] = True
+        server.shutdown(timeout=max(drain, 0.01))
+        if threaded:
+            server.server_close(timeout=drain)
+        else:
+            server.server_close()
+    finally:
+        _install_handlers(previous)
+        os.close(read_fd)
+        os.close(write_fd)
+    return 0 if why != b"\0" else 1
+
+
+def _install_handlers(handlers: Callable[..., Any] | dict[int, Any]) -> dict[int, Any]:
+    """Install one handler (or a saved mapping) for SIGINT and SIGTERM; return the old."""
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        new = handlers[signum] if isinstance(handlers, dict) else handlers
+        previous[signum] = signal.signal(signum, new)
+    return previous
+
+
+# --- entry point ----------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (status 2), pointing at --help."""
+
+    def error(self, message: str) -> Any:  # NoReturn, as argparse's
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sockfake`` argument parser, one subparser per command."""
+    parser = _Parser(prog="sockfake", description="socketserver on a pluggable network.")
+    subcommands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
+    )
+    _add_serve_command(subcommands)
+    # More commands register here, one _add_<name>_command(subcommands) each, setting
+    # `run` and `command_parser` with set_defaults (next: `demo`, on the simulated
+    # network).
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return its status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace, argparse.ArgumentParser], int] = args.run
+    return run(args, args.command_parser)

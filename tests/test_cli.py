@@ -1,0 +1,261 @@
+"""``python -m sockfake serve``, run as a real process and talked to with real clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(
+    r"^sockfake: serving (?P<handler>\S+) on (?P<family>tcp|udp|unix|unix-dgram) "
+    r"(?P<where>.+) \((?P<mode>[^)]+)\)$"
+)
+START_TIMEOUT = 10.0
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def _env(extra_path: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT)] + ([str(extra_path)] if extra_path else [])
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sockfake", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=cwd,
+        timeout=30,
+    )
+
+
+class Served:
+    """A running ``sockfake serve`` process and what its first line announced."""
+
+    def __init__(self, proc: subprocess.Popen[str], match: re.Match[str]) -> None:
+        self.proc = proc
+        self.family = match["family"]
+        self.mode = match["mode"]
+        self.handler = match["handler"]
+        where = match["where"]
+        if self.family.startswith("unix"):
+            self.address: object = where
+        else:
+            host, _, port = where.rpartition(":")
+            self.address = (host.strip("[]"), int(port))
+
+    def stop(self, signum: int = signal.SIGINT) -> float:
+        """Send ``signum``; return seconds until the process exited (status checked)."""
+        start = time.monotonic()
+        self.proc.send_signal(signum)
+        status = self.proc.wait(timeout=5)
+        elapsed = time.monotonic() - start
+        print(f"{signal.Signals(signum).name} to exit: {elapsed * 1000:.1f} ms ({self.mode})")
+        assert status == 0, self.proc.stderr.read() if self.proc.stderr else status
+        return elapsed
+
+
+def _read_line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(START_TIMEOUT):
+            proc.kill()
+            pytest.fail("the server printed nothing")
+    return proc.stdout.readline().rstrip("\n")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> Served:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sockfake", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+        )
+        procs.append(proc)
+        line = _read_line(proc)
+        match = LISTENING.match(line)
+        if match is None:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            pytest.fail(f"unexpected first line {line!r}; stderr: {err}")
+        return Served(proc, match)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=5)
+
+
+def _echo_stream(conn: socket.socket, payload: bytes) -> bytes:
+    conn.sendall(payload + b"\n")
+    reply = b""
+    while not reply.endswith(b"\n"):
+        chunk = conn.recv(4096)
+        assert chunk, "connection closed before the reply"
+        reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize("mode", [[], ["--threaded"], ["--pool", "2"], ["--sync"]])
+def test_tcp_echo_then_sigint_exits_zero_promptly(serve, mode):
+    server = serve("echo", "--port", "0", *mode)
+    host, port = server.address
+    assert host == "127.0.0.1" and port > 0
+    with socket.create_connection(server.address, timeout=5) as conn:
+        assert _echo_stream(conn, b"hello") == b"HELLO\n"
+        assert _echo_stream(conn, b"again") == b"AGAIN\n"
+        # The client stays connected and idle: the server must not wait for it.
+        assert server.stop() < 1.0
+
+
+def test_tcp_stops_on_sigterm(serve):
+    server = serve("--port", "0")
+    with socket.create_connection(server.address, timeout=5) as conn:
+        assert _echo_stream(conn, b"x") == b"X\n"
+    assert server.stop(signal.SIGTERM) < 1.0
+
+
+@pytest.mark.parametrize("mode", [[], ["--pool", "2"], ["--sync"]])
+def test_udp_echo(serve, mode):
+    server = serve("--udp", "--port", "0", *mode)
+    assert server.family == "udp"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(b"datagram", server.address)
+        data, source = client.recvfrom(1024)
+    assert data == b"DATAGRAM"
+    assert source == server.address
+    assert server.stop() < 1.0
+
+
+def test_unix_stream_echo_and_path_removed(serve, tmp_path):
+    path = tmp_path / "echo.sock"
+    server = serve("--unix", str(path))
+    assert server.family == "unix" and server.address == str(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        conn.connect(str(path))
+        assert _echo_stream(conn, b"unix") == b"UNIX\n"
+        assert server.stop() < 1.0
+    assert not path.exists()
+
+
+def test_unix_datagram_echo(serve, tmp_path):
+    path = tmp_path / "dgram.sock"
+    server = serve("--unix-dgram", str(path))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.bind(str(tmp_path / "client.sock"))
+        client.sendto(b"unix datagram", str(path))
+        assert client.recv(1024) == b"UNIX DATAGRAM"
+    assert server.stop() < 1.0
+
+
+def test_stale_unix_socket_file_is_taken_over(serve, tmp_path):
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(path))  # bound, never listening: a crashed server's leftover
+    server = serve("--unix", str(path))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        conn.connect(str(path))
+        assert _echo_stream(conn, b"ok") == b"OK\n"
+    server.stop()
+
+
+HANDLER_MODULE = """
+import sockfake
+
+class Greeter(sockfake.StreamRequestHandler):
+    def handle(self):
+        name = self.rfile.readline().strip()
+        self.wfile.write(b"hello, " + name + b"\\n")
+"""
+
+
+def test_module_class_handler(serve, tmp_path):
+    (tmp_path / "greeting_handlers.py").write_text(HANDLER_MODULE)
+    server = serve("greeting_handlers:Greeter", "--port", "0")
+    assert server.handler == "greeting_handlers:Greeter"
+    with socket.create_connection(server.address, timeout=5) as conn:
+        assert _echo_stream(conn, b"world") == b"hello, world\n"
+    server.stop()
+
+
+def test_ipv6_loopback(serve):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    server = serve("--host", "::1", "--port", "0")
+    with socket.create_connection(server.address, timeout=5) as conn:
+        assert _echo_stream(conn, b"six") == b"SIX\n"
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "abc"],
+        ["--port", "70000"],
+        ["--port", "-1"],
+        ["sockfake_no_such_module:Handler", "--port", "0"],
+        ["json:JSONDecoder", "--port", "0"],
+        ["os:path", "--port", "0"],
+        ["json:NoSuchName", "--port", "0"],
+        ["not-a-spec", "--port", "0"],
+        ["--udp", "--unix", "x.sock"],
+        ["--unix", "x.sock", "--port", "0"],
+        ["--pool", "0"],
+        ["--sync", "--pool", "2"],
+        ["--udp", "sockfake:StreamRequestHandler", "--port", "0"],
+        ["sockfake:DatagramRequestHandler", "--port", "0"],
+    ],
+)
+def test_bad_arguments_one_line_status_2(args, tmp_path):
+    result = _run_cli(tmp_path, "serve", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sockfake serve: error: ")
+
+
+def test_no_command_is_an_error(tmp_path):
+    result = _run_cli(tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_console_entry_point_is_main():
+    from sockfake import __main__, cli
+
+    assert __main__.main is cli.main
