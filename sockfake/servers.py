@@ -175,7 +175,10 @@ class BaseServer:
                     return self._handle_request_noblock()
                 if timeout is not None:
                     timeout = deadline - self.network.time()
-                    if timeout < 0:
+                    # <= 0, not the stdlib's < 0: on a clock that only moves when
+                    # everyone waits (the simulation), select(0) at the deadline
+                    # would otherwise spin forever.
+                    if timeout <= 0:
                         return self.handle_timeout()
 
     def _handle_request_noblock(self) -> None:
