@@ -486,6 +486,10 @@ class ForkingMixIn:
         self._reap_children(blocking=blocking)
         # Bound the number of children: poll our own children only.
         while len(self.active_children) >= self.max_children:
+            if getattr(self, "_BaseServer__shutdown_request", False):
+                # shutdown() is waiting for the loop: let it stop now rather than
+                # when a child exits; server_close() reaps the children.
+                return
             self.network.sleep(self.child_poll_interval)
             self._reap_children(blocking=False)
 

@@ -605,3 +605,29 @@ def test_without_error_logger_handler_errors_go_to_stderr(
     err = capsys.readouterr().err
     assert "Exception occurred during processing of request from" in err
     assert "RuntimeError: handler failed" in err
+
+
+@needs_fork
+def test_forking_server_at_max_children_still_shuts_down_promptly() -> None:
+    class Waiting(socketserver.StreamRequestHandler):
+        timeout = WAIT  # a child that outlives its test exits on its own
+
+        def handle(self) -> None:
+            self.wfile.write(b"ready")
+            self.rfile.read(1)  # until the client says "go" (the child shares the
+            # client's descriptor, so closing the client would not end this read)
+
+    server_cls = type("Server", (socketserver.ForkingTCPServer,), {"max_children": 1})
+    server = server_cls(("127.0.0.1", 0), Waiting)
+    thread, _ = in_thread(server.serve_forever)
+    client = connect(server.server_address)
+    try:
+        assert client.recv(5) == b"ready"  # the one allowed child is busy
+        assert server.shutdown(timeout=2) is True, "the loop waited for the child to exit"
+    finally:
+        client.sendall(b"g")
+        client.close()
+        server.shutdown()
+        server.server_close()  # reaps the child
+        thread.join(WAIT)
+    assert not server.active_children
