@@ -76,6 +76,10 @@ _MARKER_KEYS = (
     *_LINK_KEYS,
 )
 _TRACE_LINES = 30
+# A virtual-time limit for simulated tests, so a clock that runs away (a loop that
+# polls forever) fails in about a second of real time; the marker's time_limit=
+# changes it, time_limit=None removes it.
+_DEFAULT_TIME_LIMIT = 86400.0
 _DEFAULT_TIMEOUT = 60.0
 # Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
 # real seconds on the real network.
@@ -114,7 +118,7 @@ class _TestOptions:
     network: str  # sim, real or both (both: the test is parametrized)
     seed: int | None  # from the marker; None: derived from the base seed
     conditions: dict[str, Any] = field(default_factory=dict)
-    time_limit: float | None = None
+    time_limit: float | None = _DEFAULT_TIME_LIMIT
     scheduling: str = "fifo"
     stall_timeout: float = 10.0
     handler_errors: str = "fail"
@@ -292,6 +296,8 @@ def _parse_marker(kwargs: dict[str, Any], default_network: str) -> _TestOptions:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} must be a non-negative integer")
         options.seed = seed
+    if "time_limit" in kwargs:
+        options.time_limit = None
     if kwargs.get("time_limit") is not None:
         options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
     if "stall_timeout" in kwargs:
@@ -582,7 +588,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
         concurrency: str = "threading",
         server_class: type[Any] | None = None,
         serve: bool = True,
-        poll_interval: float = 0.5,
+        poll_interval: float | None = None,
         _fixture: str = f"{kind}_server",
         **server_attributes: Any,
     ) -> ServerHandle:
@@ -651,7 +657,7 @@ class Testbed:
         concurrency: str,
         server_class: type[Any] | None,
         serve: bool,
-        poll_interval: float,
+        poll_interval: float | None,
         attributes: dict[str, Any],
     ) -> ServerHandle:
         if self.closed:
@@ -793,7 +799,7 @@ def sockfake_testbed(
     *,
     seed: int = 0,
     handler_errors: str = "fail",
-    time_limit: float | None = None,
+    time_limit: float | None = _DEFAULT_TIME_LIMIT,
     scheduling: str = "fifo",
     stall_timeout: float = 10.0,
     **conditions: Any,
@@ -819,8 +825,7 @@ def sockfake_testbed(
         ("stall_timeout", stall_timeout),
     ):
         kwargs[key] = value
-    if time_limit is not None:
-        kwargs["time_limit"] = time_limit
+    kwargs["time_limit"] = time_limit
     options = _parse_marker(kwargs, "sim")
     if options.network == "both":
         raise ValueError("sockfake_testbed(network='both'): pick 'sim' or 'real'")
@@ -939,7 +944,9 @@ def tcp_server(
 
     Serves in the background on the test's network (``concurrency='threading'``
     by default, or ``'pool'`` or ``'sync'``; ``server_class=`` for your own class;
-    ``serve=False`` to call ``handle_request()`` yourself). Keyword attributes
+    ``serve=False`` to call ``handle_request()`` yourself; ``poll_interval`` defaults
+    to None, so an idle simulated server waits without ticking the clock and a
+    deadlock is reported as one). Keyword attributes
     become class attributes of the server (``daemon_threads=True``...), so they
     apply during construction. Returns a handle with ``.address``, ``.server`` and
     ``.connect()``. Stopped and checked at teardown.

@@ -1,0 +1,392 @@
+"""The pytest plugin, tested through pytester: each test states one behaviour."""
+
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sockfake.pytest_plugin import derive_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HANDLERS = """
+import pytest
+import sockfake
+
+class Upper(sockfake.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline().upper())
+
+class UdpUpper(sockfake.DatagramRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.read().upper())
+"""
+
+
+def make_tests(pytester, body, name="test_it"):
+    return pytester.makepyfile(**{name: HANDLERS + textwrap.dedent(body)})
+
+
+def run(pytester, *args, subprocess=False):
+    """pytest on the test files; Hypothesis' plugin costs 0.6 s a run and is not needed."""
+    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    return runner("-p", "no:hypothesispytest", *args)
+
+
+def digest_of(text):
+    return re.search(r"trace digest ([0-9a-f]{64})", text).group(1)
+
+
+def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_echo(tcp_server):
+            srv = tcp_server(Upper)
+            with srv.connect() as conn:
+                conn.sendall(b"hello\\n")
+                assert conn.makefile("rb").readline() == b"HELLO\\n"
+
+        def test_wrong(sockfake_tcp_server):
+            srv = sockfake_tcp_server(Upper)
+            conn = srv.connect()
+            conn.sendall(b"hello\\n")
+            assert conn.makefile("rb").readline() == b"hello\\n"
+        """,
+    )
+    result = run(pytester, "--sockfake-seed=7")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "sockfake: network=sim, base seed=7 (from --sockfake-seed), trace=fail",
+            "*- sockfake -*",
+            f"simulated network, seed {derive_seed(7, 'test_it.py::test_wrong')} "
+            "(derived from base seed 7 and the test id)",
+            "virtual time 0.000000 s, * trace events, trace digest *",
+            "last * trace events:",
+            "*send*b'HELLO\\n'",
+            "reproduce: pytest test_it.py::test_wrong --sockfake-seed=7",
+        ]
+    )
+    assert "test_echo" not in result.stdout.str().split("FAILURES")[1]
+
+
+def test_the_printed_command_reproduces_the_failure_with_the_same_digest(pytester):
+    make_tests(
+        pytester,
+        """
+        @pytest.mark.sockfake(loss=0.5, latency=0.01, jitter=0.05)
+        def test_lossy(udp_server, sockfake_network):
+            srv = udp_server(UdpUpper)
+            sock = srv.client(timeout=0.2)
+            answered = 0
+            for n in range(20):
+                sock.sendto(b"x%d" % n, srv.address)
+                try:
+                    sock.recv(100)
+                    answered += 1
+                except TimeoutError:
+                    pass
+            assert answered == 20
+        """,
+    )
+    first = run(pytester, "--sockfake-seed=random")
+    first.assert_outcomes(failed=1)
+    output = first.stdout.str()
+    command = re.search(r"reproduce: (.*)", output).group(1)
+    args = shlex.split(command)
+    assert args[0] == "pytest" and args[1] == "test_it.py::test_lossy"
+    again = run(pytester, *args[1:])
+    again.assert_outcomes(failed=1)
+    assert digest_of(again.stdout.str()) == digest_of(output)
+    other = run(pytester, args[1], f"--sockfake-seed={int(args[2].split('=')[1]) + 1}")
+    assert digest_of(other.stdout.str()) != digest_of(output)
+
+
+def test_both_runs_each_test_on_each_network(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_echo(tcp_server, sockfake_network_kind):
+            srv = tcp_server(Upper)
+            with srv.connect(timeout=5) as conn:
+                line = sockfake_network_kind.encode() + b"\\n"
+                conn.sendall(line)
+                assert conn.makefile("rb").readline() == line.upper()
+
+        @pytest.mark.sockfake(network="sim")
+        def test_pinned(sockfake_network_kind):
+            assert sockfake_network_kind == "sim"
+
+        def test_plain():
+            pass
+        """,
+    )
+    result = run(pytester, "--sockfake-network=both", "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines_random(
+        ["*test_echo?sim? PASSED*", "*test_echo?real? PASSED*", "*test_pinned PASSED*"]
+    )
+
+
+def test_real_network_servers_use_named_daemon_threads(pytester):
+    make_tests(
+        pytester,
+        """
+        import threading
+
+        @pytest.mark.sockfake(network="real")
+        def test_thread(tcp_server, sockfake_network):
+            srv = tcp_server(Upper)
+            assert srv.thread.daemon and srv.thread.name == "sockfake-tcp_server-serve"
+            assert type(sockfake_network).__name__ == "RealNetwork"
+            with srv.connect(timeout=5) as conn:
+                conn.sendall(b"a\\n")
+                assert conn.makefile("rb").readline() == b"A\\n"
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_handler_errors_fail_at_teardown_unless_ignored(pytester):
+    make_tests(
+        pytester,
+        """
+        class Boom(sockfake.BaseRequestHandler):
+            def handle(self):
+                raise RuntimeError("kaboom in the handler")
+
+        def test_boom(tcp_server):
+            with tcp_server(Boom).connect() as conn:
+                assert conn.recv(10) == b""
+
+        @pytest.mark.sockfake(handler_errors="ignore")
+        def test_ignored(tcp_server):
+            with tcp_server(Boom).connect() as conn:
+                assert conn.recv(10) == b""
+        """,
+    )
+    result = run(pytester, "--sockfake-seed=1")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_boom*",
+            "tcp_server: handler error for client *",
+            "*RuntimeError: kaboom in the handler",
+            "*handler_errors='ignore'*",
+        ]
+    )
+
+
+def test_leaked_sockets_and_threads_fail_at_teardown(pytester):
+    make_tests(
+        pytester,
+        """
+        import threading
+
+        def test_socket(sockfake_network):
+            sockfake_network.socket()
+
+        def test_thread(sockfake_network):
+            event = sockfake_network.event()
+            threading.Thread(target=event.wait, name="forgotten").start()
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines_random(
+        ["*leaked simulated socket(s), never closed: *", "*leaked simulated thread(s)*forgotten*"]
+    )
+
+
+def test_a_deadlock_fails_the_test_with_the_dump(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_stuck(tcp_server, sockfake_network):
+            srv = tcp_server(Upper)
+            conn = srv.connect()
+            conn.recv(10)  # the handler waits for a line, the test for a reply
+
+        @pytest.mark.sockfake(time_limit=10)
+        def test_too_long(sockfake_network):
+            sockfake_network.sleep(60)
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "E*SimDeadlockError: deadlock: every simulated thread is waiting*",
+            "E*main: blocked, waiting on recv*",
+            "E*Thread-2 (process_request_thread): blocked, waiting on *",
+            "E*SimTimeLimitError: virtual time limit of 10 s reached*",
+        ]
+    )
+    assert "kernel.py" not in result.stdout.str()  # the simulation's frames are hidden
+
+
+def test_marker_sets_seed_and_link_conditions(pytester):
+    make_tests(
+        pytester,
+        """
+        @pytest.mark.sockfake(seed=5, loss=0.25, latency=0.1)
+        class TestMarked:
+            @pytest.mark.sockfake(latency=0.2, scheduling="random")
+            def test_values(self, sockfake_network):
+                assert sockfake_network.seed == 5
+                conditions = sockfake_network.default_conditions
+                assert (conditions.loss, conditions.latency) == (0.25, 0.2)
+                assert sockfake_network.kernel.scheduling == "random"
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_precedence_is_ini_then_env_then_option(pytester, monkeypatch):
+    pytester.makeini("[pytest]\nsockfake_seed = 1\nsockfake_network = real\n")
+    make_tests(
+        pytester,
+        """
+        def test_kind(sockfake_network_kind):
+            print("KIND", sockfake_network_kind)
+        """,
+    )
+    header = "sockfake: network={}, base seed={} ({}), trace=fail"
+    result = run(pytester, "-s")
+    result.stdout.fnmatch_lines([header.format("real", 1, "from ini sockfake_seed"), "*KIND real*"])
+    monkeypatch.setenv("SOCKFAKE_SEED", "2")
+    monkeypatch.setenv("SOCKFAKE_NETWORK", "sim")
+    result = run(pytester, "-s")
+    result.stdout.fnmatch_lines([header.format("sim", 2, "from SOCKFAKE_SEED"), "*KIND sim*"])
+    result = run(pytester, "-s", "--sockfake-seed=3", "--sockfake-network=real")
+    result.stdout.fnmatch_lines([header.format("real", 3, "from --sockfake-seed"), "*KIND real*"])
+
+
+def test_seed_last_reuses_the_previous_sessions_seed(pytester):
+    make_tests(pytester, "def test_nothing(sockfake_network): pass\n")
+    run(pytester, "--sockfake-seed=4242").assert_outcomes(passed=1)
+    result = run(pytester, "--sockfake-seed=last")
+    result.stdout.fnmatch_lines(["sockfake: network=sim, base seed=4242 (the last session's)*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "marker", "message"),
+    [
+        ((), {}, "los=0.1", "*@pytest.mark.sockfake: unknown key(s) los; known keys: network*"),
+        ((), {}, "loss=1.5", "*@pytest.mark.sockfake: loss must be a probability in [[]0, 1[]]*"),
+        ((), {}, "network='wifi'", "*network='wifi' is not one of sim, real, both"),
+        ((), {}, "seed='x'", "*seed='x' must be a non-negative integer"),
+        (("--sockfake-network=wifi",), {}, "", "*--sockfake-network='wifi' is not one of*"),
+        (("--sockfake-seed=abc",), {}, "", "*--sockfake-seed='abc' is not an integer*"),
+        ((), {"SOCKFAKE_TRACE": "loud"}, "", "*SOCKFAKE_TRACE='loud' is not one of fail*"),
+    ],
+)
+def test_bad_input_is_a_usage_error_naming_it(pytester, monkeypatch, args, env, marker, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    decorator = f"@pytest.mark.sockfake({marker})" if marker else ""
+    make_tests(pytester, f"{decorator}\ndef test_x(sockfake_network): pass\n")
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_trace_always_attaches_the_trace_to_passing_tests(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_echo(tcp_server):
+            with tcp_server(Upper).connect() as conn:
+                conn.sendall(b"a\\n")
+                conn.recv(10)
+        """,
+    )
+    result = run(pytester, "--sockfake-trace=always", "-rP")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*- sockfake -*", "*accept*", "reproduce: pytest *"])
+    quiet = run(pytester, "--sockfake-trace=off", "-k", "nothing-matches")
+    assert "sockfake -" not in quiet.stdout.str()
+
+
+def test_unix_servers_on_the_simulated_network(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_unix(unix_stream_server, unix_datagram_server):
+            stream = unix_stream_server(Upper, concurrency="pool", max_workers=2)
+            with stream.connect() as conn:
+                conn.sendall(b"s\\n")
+                assert conn.makefile("rb").readline() == b"S\\n"
+            datagram = unix_datagram_server(UdpUpper)
+            sock = datagram.client()
+            sock.sendto(b"d", datagram.address)
+            assert sock.recv(10) == b"D"
+
+        def test_unknown_attribute(tcp_server):
+            with pytest.raises(TypeError, match="has no attribute 'max_wrokers'"):
+                tcp_server(Upper, max_wrokers=2)
+        """,
+    )
+    run(pytester).assert_outcomes(passed=2)
+
+
+def test_xdist_workers_get_the_controllers_seed_and_a_default_timeout(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_a(sockfake_network, request):
+            assert request.node.get_closest_marker("timeout").args == (60.0,)
+            assert False, "seed %d" % sockfake_network.seed
+
+        def test_b(sockfake_network):
+            assert False, "seed %d" % sockfake_network.seed
+
+        @pytest.mark.timeout(5)
+        def test_c(sockfake_network, request):
+            assert request.node.get_closest_marker("timeout").args == (5,)
+        """,
+    )
+    result = run(pytester, "-n", "2", "-p", "xdist", "--sockfake-seed=99", subprocess=True)
+    result.assert_outcomes(failed=2, passed=1)
+    for name in ("test_a", "test_b"):
+        seed = derive_seed(99, f"test_it.py::{name}")
+        result.stdout.fnmatch_lines(
+            [
+                f"*AssertionError: seed {seed}",
+                f"reproduce: pytest test_it.py::{name} --sockfake-seed=99",
+            ]
+        )
+
+
+def test_disabled_with_p_no_sockfake(pytester):
+    make_tests(pytester, "def test_x(tcp_server): pass\n")
+    result = run(pytester, "-p", "no:sockfake", subprocess=True)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'tcp_server' not found*"])
+    assert "sockfake: network=" not in result.stdout.str()
+
+
+def test_importing_the_plugin_loads_neither_the_simulation_nor_hypothesis():
+    code = (
+        "import sys, sockfake.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith(('sockfake.sim', 'hypothesis'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_examples_pass():
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
