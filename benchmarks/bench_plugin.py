@@ -1,0 +1,120 @@
+"""Per-test overhead of the sockfake pytest fixtures, simulated vs real network.
+
+Generates 1,000 tests that each start a ``tcp_server`` and make one round trip,
+runs them with pytest (once with ``--sockfake-network=sim``, once with ``real``),
+and prints the mean and median set-up + tear-down time per test (the fixtures'
+overhead; target under 5 ms on the simulated network), the call time (server start
+plus one round trip), and the wall time of the whole run.
+
+    python benchmarks/bench_plugin.py [--tests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+TEST_FILE = """
+import sockfake
+
+
+class Upper(sockfake.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline().upper())
+
+
+def round_trip(tcp_server):
+    srv = tcp_server(Upper)
+    with srv.connect(timeout=5) as conn:
+        conn.sendall(b"ping\\n")
+        assert conn.makefile("rb").readline() == b"PING\\n"
+"""
+
+RECORDER = """
+import json, os
+
+durations = {"setup": [], "call": [], "teardown": []}
+
+
+def pytest_runtest_logreport(report):
+    durations[report.when].append(report.duration)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_OUT"], "w") as out:
+        json.dump(durations, out)
+"""
+
+
+def run(directory: Path, network: str) -> dict[str, list[float]]:
+    out = directory / f"{network}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:randomly",
+        f"--sockfake-network={network}",
+        "--sockfake-seed=1",
+        str(directory),
+    ]
+    started = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_OUT": str(out)},
+    )
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"pytest failed on {network}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    durations: dict[str, list[float]] = json.loads(out.read_text())
+    durations["wall"] = [wall]
+    return durations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tests", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sockfake-bench-") as tmp:
+        directory = Path(tmp)
+        body = TEST_FILE + "".join(
+            f"\n\ndef test_{n}(tcp_server):\n    round_trip(tcp_server)\n"
+            for n in range(args.tests)
+        )
+        (directory / "test_generated.py").write_text(body)
+        (directory / "conftest.py").write_text(textwrap.dedent(RECORDER))
+        results = {network: run(directory, network) for network in ("sim", "real")}
+    print(f"{args.tests} tests, each: tcp_server(Upper) + one round trip")
+    print(f"{'':8} {'setup+teardown mean':>20} {'median':>8} {'call mean':>10} {'wall':>8}")
+    for network, d in results.items():
+        overhead = [s + t for s, t in zip(d["setup"], d["teardown"], strict=True)]
+        print(
+            f"{network:8} {statistics.mean(overhead) * 1e3:17.2f} ms "
+            f"{statistics.median(overhead) * 1e3:5.2f} ms "
+            f"{statistics.mean(d['call']) * 1e3:7.2f} ms {d['wall'][0]:6.2f} s"
+        )
+    sim = statistics.mean(
+        s + t for s, t in zip(results["sim"]["setup"], results["sim"]["teardown"], strict=True)
+    )
+    verdict = "meets" if sim < 0.005 else "MISSES"
+    print(f"simulated fixture overhead {sim * 1e3:.2f} ms per test: {verdict} the 5 ms target")
+
+
+if __name__ == "__main__":
+    main()
