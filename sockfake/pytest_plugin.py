@@ -325,7 +325,7 @@ def _parse_marker(kwargs: dict[str, Any], default_network: str) -> _TestOptions:
 
 
 def _options_for(item: Any) -> _TestOptions:
-    options = item.stash.get(_options_key, None)
+    options: _TestOptions | None = item.stash.get(_options_key, None)
     if options is None:
         settings = item.config.stash[_settings_key]
         try:
@@ -912,7 +912,8 @@ def sockfake_network(request: pytest.FixtureRequest, sockfake_network_kind: str)
 
 def _testbed(request: pytest.FixtureRequest) -> Testbed:
     request.getfixturevalue("sockfake_network")
-    return request.node.stash[_bed_key]
+    bed: Testbed = request.node.stash[_bed_key]
+    return bed
 
 
 def _factory(request: pytest.FixtureRequest, method: str, fixture: str) -> Callable[..., Any]:

@@ -35,7 +35,7 @@ def _check_index(field: str, value: object) -> int:
 def _indexes(field: str, value: object) -> frozenset[int]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise SockfakeTypeError(f"FaultPlan.{field} must be a set of ints, not {value!r}")
-    return frozenset(_check_index(field, item) for item in value)  # type: ignore[attr-defined]
+    return frozenset(_check_index(field, item) for item in value)
 
 
 @dataclass(frozen=True)
