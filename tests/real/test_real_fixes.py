@@ -127,6 +127,7 @@ def test_shutdown_with_timeout_returns_false_while_a_handler_holds_the_loop() ->
         assert server.shutdown(timeout=0.1) is False
         release.set()
         assert server.shutdown(timeout=WAIT) is True
+        thread.join(WAIT)  # the loop has stopped; the thread is returning
         assert not thread.is_alive()
 
 
