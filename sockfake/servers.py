@@ -11,11 +11,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import queue
 import selectors
 import socket
 import stat
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sockfake.network import Network, RealNetwork, Waker, _ServerSelector, default_network
@@ -46,6 +48,11 @@ _RESOURCE_ERRNOS = frozenset(
 )
 
 
+def _selectable(server: BaseServer) -> Any:
+    """The server itself: selectors call its ``fileno()`` (defined by TCPServer)."""
+    return server
+
+
 class BaseServer:
     """Base class for server classes (see ``socketserver.BaseServer``).
 
@@ -60,6 +67,10 @@ class BaseServer:
     error_logger: logging.Logger | None = None
     # Longest pause after a resource-exhaustion accept error (doubles from 10 ms).
     accept_backoff_max: float = 1.0
+
+    # Provided by subclasses (TCPServer), as in the stdlib; declared for the type checker.
+    socket: Any
+    get_request: Callable[[], tuple[Any, Any]]
 
     def __init__(
         self,
@@ -101,7 +112,7 @@ class BaseServer:
                 # the socket since: stop without touching it.
                 return
             with self.network.selector() as selector:
-                selector.register(self, selectors.EVENT_READ)
+                selector.register(_selectable(self), selectors.EVENT_READ)
                 selector.register(waker, selectors.EVENT_READ)
                 while not self.__shutdown_request:
                     if self.__accept_backoff:
@@ -128,13 +139,13 @@ class BaseServer:
     ) -> None:
         # Wait on the waker alone: the listening socket stays readable while
         # descriptors are exhausted, so selecting on it would spin.
-        selector.unregister(self)
+        selector.unregister(_selectable(self))
         try:
             with self.network.selector() as waker_only:
                 waker_only.register(waker, selectors.EVENT_READ)
                 waker_only.select(delay)
         finally:
-            selector.register(self, selectors.EVENT_READ)
+            selector.register(_selectable(self), selectors.EVENT_READ)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop the serve_forever loop and wait (up to ``timeout``) until it has stopped.
@@ -169,7 +180,7 @@ class BaseServer:
         if timeout is not None:
             deadline = self.network.time() + timeout
         with self.network.selector() as selector:
-            selector.register(self, selectors.EVENT_READ)
+            selector.register(_selectable(self), selectors.EVENT_READ)
             while True:
                 if selector.select(timeout):
                     return self._handle_request_noblock()
@@ -404,7 +415,7 @@ class UDPServer(TCPServer):
 
     allow_reuse_address = False
     allow_reuse_port = False
-    socket_type = socket.SOCK_DGRAM
+    socket_type: int = socket.SOCK_DGRAM
     max_packet_size = 8192
 
     def get_request(self) -> tuple[Any, Any]:
@@ -625,16 +636,21 @@ class _InFlight:
         with self._lock:
             requests = list(self._requests.values())
         for request in requests:
-            if isinstance(request, tuple):
-                continue  # datagram requests share the server socket
-            try:
-                request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _abort_request(request)
+
+
+def _abort_request(request: Any) -> None:
+    """Shut a stream request down so a handler blocked on it unwinds."""
+    if request is None or isinstance(request, tuple):
+        return  # datagram requests share the server socket
+    try:
+        request.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _inflight(server: Any) -> _InFlight:
-    inflight = vars(server).get("_inflight")
+    inflight: _InFlight | None = vars(server).get("_inflight")
     if inflight is None:
         inflight = vars(server).setdefault("_inflight", _InFlight(server.network))
     return inflight
@@ -660,7 +676,6 @@ class ThreadingMixIn:
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Same as in BaseServer but as a thread; exceptions are handled here."""
-        token = _inflight(self).add(request)
         try:
             self.finish_request(request, client_address)  # type: ignore[attr-defined]
         except Exception:
@@ -669,17 +684,18 @@ class ThreadingMixIn:
             try:
                 self.shutdown_request(request)  # type: ignore[attr-defined]
             finally:
-                _inflight(self).remove(token)
                 self._threads.discard(threading.current_thread())
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a new thread to process the request."""
-        if self.block_on_close:
-            vars(self).setdefault("_threads", _Threads())
+        if self.block_on_close and "_threads" not in vars(self):
+            self._threads = _Threads()
         t = self.network.thread(
             target=self.process_request_thread, args=(request, client_address)
         )
         t.daemon = self.daemon_threads
+        # Kept on the thread so a draining server_close(timeout=) can abort it.
+        t._sockfake_request = request  # type: ignore[attr-defined]
         self._threads.append(t)
         t.start()
 
@@ -697,10 +713,10 @@ class ThreadingMixIn:
                 self._threads.join()
             else:
                 left = self._threads.join(timeout, self.network.time)
-                if left:
-                    _inflight(self).abort_all()
-                    for thread in left:
-                        thread.join()
+                for thread in left:
+                    _abort_request(getattr(thread, "_sockfake_request", None))
+                for thread in left:
+                    thread.join()
         finally:
             if datagram:
                 super().server_close()  # type: ignore[misc]
@@ -721,6 +737,8 @@ class ThreadPoolMixIn:
 
     max_workers = min(32, (os.cpu_count() or 1) + 4)
     max_queued_requests = 256
+    # How often a full queue rechecks for shutdown() while the accept loop waits.
+    queue_poll_interval = 0.1
     daemon_threads = True
     block_on_close = True
 
@@ -758,9 +776,15 @@ class ThreadPoolMixIn:
                 self.process_request_thread(request, client_address)
             finally:
                 inflight.remove(token)
+            if vars(self).get("_pool_closing") and work.empty():
+                return
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Queue the request for a worker (the pool starts with the first request)."""
+        """Queue the request for a worker (the pool starts with the first request).
+
+        While the queue is full the accept loop waits here, but not past a
+        ``shutdown()``: a request that cannot be queued by then is closed.
+        """
         work, workers = self._pool()
         if not workers:
             for number in range(1, self.max_workers + 1):
@@ -770,12 +794,20 @@ class ThreadPoolMixIn:
                 worker.daemon = self.daemon_threads
                 workers.append(worker)
                 worker.start()
-        work.put((request, client_address))
+        while True:
+            try:
+                work.put((request, client_address), timeout=self.queue_poll_interval)
+                return
+            except queue.Full:
+                if getattr(self, "_BaseServer__shutdown_request", False):
+                    self.shutdown_request(request)  # type: ignore[attr-defined]
+                    return
 
     def server_close(self, timeout: float | None = None) -> None:
         """Close the server; let queued requests finish; stop the workers.
 
-        With ``timeout``, in-flight requests left after it are aborted.
+        With ``timeout``, requests still running after it are aborted (their
+        sockets shut down so blocked handlers unwind) and queued ones are closed.
         """
         datagram = self.socket_type == socket.SOCK_DGRAM
         if not datagram:
@@ -783,24 +815,47 @@ class ThreadPoolMixIn:
         try:
             state = vars(self)
             if "_pool_queue" in state:
-                work, workers = state["_pool_queue"], state["_pool_workers"]
-                for _ in workers:
-                    work.put(_PoolStop())
-                if self.block_on_close:
-                    deadline = None if timeout is None else self.network.time() + timeout
-                    for worker in workers:
-                        if deadline is None:
-                            worker.join()
-                        else:
-                            worker.join(max(0.0, deadline - self.network.time()))
-                    if any(worker.is_alive() for worker in workers):
-                        _inflight(self).abort_all()
-                        for worker in workers:
-                            worker.join()
+                self._stop_pool(state["_pool_queue"], state["_pool_workers"], timeout)
                 del state["_pool_queue"], state["_pool_workers"]
+                state.pop("_pool_closing", None)
         finally:
             if datagram:
                 super().server_close()  # type: ignore[misc]
+
+    def _stop_pool(self, work: Any, workers: list[Any], timeout: float | None) -> None:
+        vars(self)["_pool_closing"] = True
+        # One stop per worker; a full queue means busy workers, which exit on
+        # their own once the queue is drained (they check _pool_closing).
+        for _ in workers:
+            try:
+                work.put_nowait(_PoolStop())
+            except queue.Full:
+                break
+        if not self.block_on_close:
+            return
+        deadline = None if timeout is None else self.network.time() + timeout
+        for worker in workers:
+            if deadline is None:
+                worker.join()
+            else:
+                worker.join(max(0.0, deadline - self.network.time()))
+        if any(worker.is_alive() for worker in workers):
+            # Out of time: close what is still queued, abort what is running.
+            while True:
+                try:
+                    item = work.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, _PoolStop):
+                    self.shutdown_request(item[0])  # type: ignore[attr-defined]
+            for _ in workers:
+                try:
+                    work.put_nowait(_PoolStop())
+                except queue.Full:
+                    break
+            _inflight(self).abort_all()
+            for worker in workers:
+                worker.join()
 
 
 class UnixStreamServer(TCPServer):
