@@ -313,10 +313,38 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", title="commands", required=True
     )
     _add_serve_command(subcommands)
+    _add_demo_command(subcommands)
     # More commands register here, one _add_<name>_command(subcommands) each, setting
-    # `run` and `command_parser` with set_defaults (next: `demo`, on the simulated
-    # network).
+    # `run` and `command_parser` with set_defaults.
     return parser
+
+
+def _add_demo_command(subcommands: Any) -> None:
+    demo = subcommands.add_parser(
+        "demo",
+        help="run the socketserver documentation's examples on the simulated network",
+        description=(
+            "Run the socketserver documentation's examples on a simulated network with "
+            "datagram loss and a slow client; print a readable trace, then its digest. "
+            "The same seed prints the same output."
+        ),
+    )
+    demo.add_argument("--seed", type=_seed, default=1, help="the simulation's seed (default 1)")
+    demo.set_defaults(run=_run_demo, command_parser=demo)
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sockfake.demo import run_demo  # the simulation loads only for this command
+
+    run_demo(args.seed, sys.stdout)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

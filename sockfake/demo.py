@@ -64,10 +64,17 @@ def run_demo(seed: int, out: TextIO) -> str:
     net = SimNetwork(seed=seed, latency=0.02, jitter=0.01)
     try:
         _tcp_with_slow_client(net, out)
+        udp_from = len(net.trace.events)
         _udp_under_loss(net, out)
+        udp_events = net.trace.events[udp_from:]
         _threading_example(net, out)
-        out.write("\ntrace (excerpt):\n")
-        out.write(net.trace.format(kinds=_TRACE_KINDS, last=40) + "\n")
+        drops = sum(1 for event in udp_events if event[2] == "drop")
+        out.write(f"\ntrace of the UDP example ({drops} datagrams dropped):\n")
+        for when, actor, kind, details in udp_events:
+            if kind in ("sendto", "drop", "deliver", "timeout"):
+                out.write(f"{when:12.6f}  {actor:<28} {kind:<12} {details}".rstrip() + "\n")
+        out.write("\ntrace, last events:\n")
+        out.write(net.trace.format(kinds=_TRACE_KINDS, last=25) + "\n")
         out.write(f"{len(net.trace)} events in {net.time():.3f} virtual seconds\n")
         digest = net.digest()
     finally:
