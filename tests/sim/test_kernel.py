@@ -1,0 +1,251 @@
+"""The scheduler and the virtual clock, seen from servers and handlers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from sim_helpers import serving
+
+import sockfake as socketserver
+from sockfake import SockfakeError
+from sockfake.sim import (
+    SimDeadlockError,
+    SimNetwork,
+    SimStallError,
+    SimTimeLimitError,
+)
+
+# -- scheduling ---------------------------------------------------------------------------
+
+
+def _count_with_lost_updates(seed: int, scheduling: str, clients: int = 6) -> int:
+    """A handler doing an unlocked read-modify-write across a simulated call."""
+    counter = {"hits": 0}
+
+    class Racy(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(10)
+            seen = counter["hits"]
+            self.request.sendall(b"ok")  # another thread may run here
+            counter["hits"] = seen + 1
+
+    with SimNetwork(seed=seed, scheduling=scheduling) as net:
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Racy, network=net)
+        with serving(server):
+
+            def client() -> None:
+                with net.create_connection(server.server_address) as sock:
+                    sock.sendall(b"hit")
+                    assert sock.recv(10) == b"ok"
+
+            threads = [threading.Thread(target=client) for _ in range(clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    return counter["hits"]
+
+
+def test_fifo_scheduling_never_loses_an_update() -> None:
+    assert all(_count_with_lost_updates(seed, "fifo") == 6 for seed in range(10))
+
+
+def test_random_scheduling_finds_the_lost_update_race() -> None:
+    results = [_count_with_lost_updates(seed, "random") for seed in range(10)]
+    assert any(hits < 6 for hits in results)
+    # ... reproducibly: the same seed loses the same updates.
+    assert [_count_with_lost_updates(seed, "random") for seed in range(10)] == results
+
+
+def test_unknown_scheduling_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="scheduling"):
+        SimNetwork(seed=1, scheduling="lifo")
+
+
+# -- deadlock and stalls ---------------------------------------------------------------------
+
+
+def test_deadlock_names_each_thread_and_what_it_waits_on(net: SimNetwork) -> None:
+    first, second = net.event(), net.event()
+    thread = threading.Thread(target=second.wait, name="waiter")
+    thread.start()
+    lst = net.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    with pytest.raises(SimDeadlockError) as info:
+        lst.accept()
+    message = str(info.value)
+    assert "deadlock" in message
+    assert "main: blocked, waiting on accept on <SimSocket" in message
+    assert "waiter: blocked, waiting on event" in message
+    assert isinstance(info.value, SockfakeError) and isinstance(info.value, RuntimeError)
+    del first
+    lst.close()
+
+
+def test_deadlock_between_two_threads_joined_by_main(net: SimNetwork) -> None:
+    lock_a, lock_b = net.lock(), net.lock()
+    gate = net.event()
+
+    def take(first: Any, second: Any) -> None:
+        with first:
+            gate.wait()
+            with second:
+                pass
+
+    threads = [
+        threading.Thread(target=take, args=(lock_a, lock_b), name="ab"),
+        threading.Thread(target=take, args=(lock_b, lock_a), name="ba"),
+    ]
+    for thread in threads:
+        thread.start()
+    net.sleep(0)
+    gate.set()
+    with pytest.raises(SimDeadlockError) as info:
+        threads[0].join()
+    message = str(info.value)
+    assert "ab: blocked, waiting on lock" in message
+    assert "ba: blocked, waiting on lock" in message
+    assert "main: blocked, waiting on join ab" in message
+
+
+def test_a_thread_blocked_outside_the_simulation_is_reported_in_bounded_time() -> None:
+    net = SimNetwork(seed=1, stall_timeout=0.5)
+    try:
+
+        def outside() -> None:
+            time.sleep(1.5)  # real time: the simulation cannot see this
+
+        thread = threading.Thread(target=outside, name="sleeper")
+        start = time.monotonic()
+        thread.start()
+        with pytest.raises(SimStallError) as info:
+            thread.join()
+        elapsed = time.monotonic() - start
+        assert 0.5 <= elapsed < 1.4
+        message = str(info.value)
+        assert "'sleeper'" in message and "time.sleep" in message
+        assert "outside()" not in message or "its stack" in message
+    finally:
+        net.close()
+    thread.join()  # the real thread ends on its own after the network closed
+
+
+# -- virtual time ------------------------------------------------------------------------------
+
+
+def test_an_hour_of_virtual_sleep_costs_milliseconds(net: SimNetwork) -> None:
+    start = time.perf_counter()
+    net.sleep(3600)
+    assert net.time() == 3600
+    assert time.perf_counter() - start < 0.5
+
+
+def test_time_limit_raises(net: SimNetwork) -> None:
+    with SimNetwork(seed=1, time_limit=10) as limited:
+        limited.sleep(9)
+        with pytest.raises(SimTimeLimitError, match="time limit of 10 s"):
+            limited.sleep(5)
+
+
+def test_bad_time_limit_and_sleep() -> None:
+    with pytest.raises(ValueError, match="time_limit"):
+        SimNetwork(seed=1, time_limit=-1)
+    with SimNetwork(seed=1) as net, pytest.raises(ValueError, match="sleep"):
+        net.sleep(-1)
+
+
+def test_serve_forever_polls_on_virtual_time(net: SimNetwork) -> None:
+    ticks: list[float] = []
+
+    class Server(socketserver.TCPServer):
+        def service_actions(self) -> None:
+            ticks.append(net.time())
+
+    server = Server(("127.0.0.1", 0), socketserver.BaseRequestHandler, network=net)
+    with serving(server, poll_interval=0.25):
+        net.sleep(1.1)
+    assert ticks[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+
+def test_socket_timeouts_are_virtual(net: SimNetwork) -> None:
+    sock = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2.5)
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError, match="timed out"):
+        sock.recv(10)
+    assert net.time() == pytest.approx(2.5)
+    assert time.perf_counter() - start < 0.5
+    sock.close()
+
+
+def test_handle_request_timeout_is_virtual(net: SimNetwork) -> None:
+    timeouts: list[float] = []
+
+    class Server(socketserver.TCPServer):
+        timeout = 7.0
+
+        def handle_timeout(self) -> None:
+            timeouts.append(net.time())
+
+    server = Server(("127.0.0.1", 0), socketserver.BaseRequestHandler, network=net)
+    server.handle_request()
+    server.server_close()
+    assert timeouts == [pytest.approx(7.0)]
+
+
+def test_the_clock_stands_still_while_threads_can_run(net: SimNetwork) -> None:
+    done = net.event()
+
+    def busy() -> None:
+        for _ in range(1000):
+            net.sleep(0)
+        done.set()
+
+    threading.Thread(target=busy).start()
+    done.wait()
+    assert net.time() == 0.0
+
+
+# -- the documentation's example --------------------------------------------------------------
+
+
+def test_socketserver_documentation_threaded_example(net: SimNetwork) -> None:
+    received: list[str] = []
+
+    class ThreadedTCPRequestHandler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            data = str(self.request.recv(1024), "ascii")
+            cur_thread = threading.current_thread()
+            response = bytes(f"{cur_thread.name}: {data}", "ascii")
+            self.request.sendall(response)
+
+    class ThreadedTCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+        pass
+
+    def client(ip: str, port: int, message: str) -> None:
+        with net.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.connect((ip, port))
+            sock.sendall(bytes(message, "ascii"))
+            received.append(str(sock.recv(1024), "ascii"))
+
+    server = ThreadedTCPServer(("localhost", 0), ThreadedTCPRequestHandler, network=net)
+    with server:
+        ip, port = server.server_address
+        server_thread = threading.Thread(target=server.serve_forever)
+        server_thread.daemon = True
+        server_thread.start()
+        client(ip, port, "Hello World 1")
+        client(ip, port, "Hello World 2")
+        client(ip, port, "Hello World 3")
+        server.shutdown()
+    assert received == [
+        "Thread-2 (process_request_thread): Hello World 1",
+        "Thread-3 (process_request_thread): Hello World 2",
+        "Thread-4 (process_request_thread): Hello World 3",
+    ]
