@@ -114,7 +114,9 @@ class SimSocket:
         self._kernel.thread_for_caller()
 
     def _check_open(self) -> None:
-        if self._closed:
+        # As socket.socket: close() with makefile() objects still open keeps the
+        # descriptor (and so the connection) usable until the last one closes.
+        if self._fd < 0:
             raise os_error(errno.EBADF)
         self._check_thread()
 
