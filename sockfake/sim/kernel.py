@@ -128,10 +128,14 @@ class SimThread:
         self.killed = False
         self.exited = WaitQueue()
         self.stack_at_block: str = ""
+        self.idle_polls = 0
 
     def __repr__(self) -> str:
         return f"<SimThread {self.name} {self.state}>"
 
+
+# Empty non-blocking polls a thread may make before virtual time moves on for it.
+_IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
@@ -240,6 +244,7 @@ class Kernel:
             raise self.failure
         if deadline is not None and deadline <= self.now:
             return False
+        thread.idle_polls = 0
         queues = tuple(queues)
         for queue in queues:
             queue.waiters[thread] = None
@@ -269,6 +274,42 @@ class Kernel:
         thread.waiting_on = what
         self._ready.append(thread)
         self._switch_from(thread)
+
+    def idle_poll(self, what: str) -> None:
+        """A non-blocking call found nothing (select(0), EAGAIN): a thread may be spinning.
+
+        Real time passes while a thread busy-polls; virtual time must too, or the loop
+        never ends. Other ready threads run first; after a few empty polls with nothing
+        else to run, the clock moves to the next scheduled event. With nothing
+        scheduled either, the poll can never succeed: that is a deadlock.
+        """
+        thread = self.thread_for_caller()
+        thread.idle_polls += 1
+        if self._ready:
+            self.yield_turn(what)
+            return
+        if thread.idle_polls < _IDLE_POLLS_BEFORE_TIME_PASSES:
+            return
+        thread.idle_polls = 0
+        self._run_due_timers()
+        if not self._ready:
+            live = [t for t in self._timers if not t.cancelled]
+            if not live:
+                raise SimDeadlockError(
+                    f"deadlock: {thread.name!r} busy-polls ({what}) but no other thread can "
+                    "run and nothing is scheduled\n" + self.dump()
+                )
+            next_time = min(live).when
+            if self.time_limit is not None and next_time > self.time_limit:
+                raise SimTimeLimitError(
+                    f"virtual time limit of {self.time_limit:g} s reached while "
+                    f"{thread.name!r} busy-polls ({what})\n" + self.dump()
+                )
+            self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
+            self.now = next_time
+            self._run_due_timers()
+        if self._ready:
+            self.yield_turn(what)
 
     def preemption_point(self, what: str) -> None:
         """Under random scheduling, any simulated call may hand the turn to another thread."""

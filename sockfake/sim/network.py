@@ -37,6 +37,10 @@ _EPHEMERAL_LAST = 60999
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 _SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 _FIRST_FD = 1000
+# A virtual day: a run whose clock only advances through idle polling (a server's
+# serve_forever(poll_interval) while the test waits forever) fails in about a second
+# of real time instead of spinning. Pass time_limit=None for longer simulations.
+DEFAULT_TIME_LIMIT = 86400.0
 
 _open_networks: weakref.WeakSet[SimNetwork] = weakref.WeakSet()
 
@@ -179,7 +183,7 @@ class SimNetwork:
         seed: int = 0,
         *,
         scheduling: str = "fifo",
-        time_limit: float | None = None,
+        time_limit: float | None = DEFAULT_TIME_LIMIT,
         stall_timeout: float = 10.0,
         conditions: LinkConditions | None = None,
         trace_limit: int | None = None,
@@ -815,7 +819,7 @@ class SimNetwork:
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
-            sock._inflight = getattr(sock, "_inflight", 0) + 1
+            sock._inflight += 1
             immediate = sock._inflight == 1
 
             def deliver(segment: bytes = segment) -> None:
@@ -845,7 +849,7 @@ class SimNetwork:
         if peer is None:
             return
         self._trace("fin", f"{sock._describe()} -> {peer._describe()}")
-        sock._inflight = getattr(sock, "_inflight", 0) + 1
+        sock._inflight += 1
         immediate = sock._inflight == 1
 
         def deliver() -> None:

@@ -88,6 +88,7 @@ class SimSocket:
         self._accept_queue: deque[SimSocket] = deque()
         self._backlog = 0
         self._syn_attempts = 0
+        self._inflight = 0  # segments on their way, so later ones never overtake them
         # Datagrams.
         self._datagrams: deque[tuple[bytes, Any]] = deque()
         self._datagram_bytes = 0
@@ -143,10 +144,15 @@ class SimSocket:
             return None
         return self._kernel.now + self._timeout
 
+    def _would_block(self) -> BlockingIOError:
+        """EAGAIN, after letting the kernel see the empty poll (a loop may be spinning)."""
+        self._kernel.idle_poll(f"non-blocking call on {self!r}")
+        return _blocking_error()
+
     def _block(self, deadline: float | None, what: str) -> None:
         """Wait for this socket to change; raise as the OS would if we may not wait."""
         if self._timeout == 0.0:
-            raise _blocking_error()
+            raise self._would_block()
         if not self._kernel.wait((self._changed,), deadline, f"{what} on {self!r}"):
             self._net._trace("timeout", f"{what} {self._describe()}")
             raise TimeoutError("timed out")
@@ -311,7 +317,7 @@ class SimSocket:
             if space > 0 or not len(view):
                 break
             if flags & socket.MSG_DONTWAIT:
-                raise _blocking_error()
+                raise self._would_block()
             self._block(deadline, "send")
         count = min(len(view), space)
         if count:
@@ -367,7 +373,7 @@ class SimSocket:
             if self._state not in ("connected", "connecting"):
                 raise os_error(errno.ENOTCONN)
             if flags & socket.MSG_DONTWAIT:
-                raise _blocking_error()
+                raise self._would_block()
             self._block(deadline, "recv")
         limit = bufsize
         if self._rx_segments:
@@ -476,7 +482,7 @@ class SimSocket:
             if self._shut_rd:
                 return b"", None
             if flags & socket.MSG_DONTWAIT:
-                raise _blocking_error()
+                raise self._would_block()
             self._block(deadline, "recvfrom")
         if flags & socket.MSG_PEEK:
             payload, address = self._datagrams[0]
@@ -489,7 +495,20 @@ class SimSocket:
 
     # -- files and closing --------------------------------------------------------
 
-    makefile = socket.socket.makefile
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
+        """The stdlib's own ``socket.makefile`` (real ``io`` buffering) on this socket."""
+        stdlib_makefile: Any = socket.socket.makefile
+        return stdlib_makefile(
+            self, mode, buffering, encoding=encoding, errors=errors, newline=newline
+        )
 
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:

@@ -238,7 +238,10 @@ class SimSelector(selectors.BaseSelector):
                 kernel.preemption_point("select")
                 return ready
             if deadline is not None and deadline <= kernel.now:
-                kernel.preemption_point("select")
+                if timeout is not None and timeout <= 0:
+                    kernel.idle_poll("select(0)")
+                else:
+                    kernel.preemption_point("select")
                 return []
             if not kernel.wait(queues, deadline, self._describe()):
                 # Timed out; one last look (something may have arrived at the deadline).
