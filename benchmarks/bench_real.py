@@ -270,7 +270,7 @@ def alternate(
 
 
 def run(quick: bool, processes: int) -> list[Row]:
-    reps = 2 if quick else 5
+    reps = 2 if quick else 7
     scale = 0.25 if quick else 1.0
     sf, std = handlers(sockfake), handlers(socketserver)
     clients = Clients(processes)
@@ -301,7 +301,7 @@ def run(quick: bool, processes: int) -> list[Row]:
             "ThreadingTCPServer",
             "line_echo",
             2,
-            20000,
+            100000,
         )
         versus(
             "connection per request, 4 clients (ThreadingTCPServer)",
@@ -309,10 +309,10 @@ def run(quick: bool, processes: int) -> list[Row]:
             "ThreadingTCPServer",
             "one_line",
             4,
-            4000,
+            8000,
         )
         versus(
-            "UDP round trips, 2 clients (UDPServer)", "udp", "UDPServer", "datagram_echo", 2, 20000
+            "UDP round trips, 2 clients (UDPServer)", "udp", "UDPServer", "datagram_echo", 2, 40000
         )
         versus(
             "UDP round trips, 2 clients (ThreadingUDPServer)",
