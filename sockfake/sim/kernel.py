@@ -14,10 +14,13 @@ server.serve_forever).start()`` just works.
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import heapq
+import os
 import random
 import re
+import select
 import sys
 import threading
 import time as _real_time
@@ -112,6 +115,57 @@ class _Timer:
         return (self.when, self.seq) < (other.when, other.seq)
 
 
+class _Turn:
+    """The turn handed to one thread: ``release()`` gives it, ``acquire()`` waits for it.
+
+    A pipe, not a lock: ``os.write`` and ``os.read`` drop the GIL around the system
+    call, so the thread handed the turn wakes without fighting the one that hands it
+    over for the GIL (a lock handoff costs about twice as much). Handing the turn to
+    a thread that already has it is a no-op. Falls back to a raw lock when no
+    descriptor is left.
+    """
+
+    __slots__ = ("_read", "_write", "_lock", "_given")
+
+    def __init__(self) -> None:
+        self._given = False
+        self._lock: Any = None
+        try:
+            self._read, self._write = os.pipe()
+        except OSError:
+            self._read = self._write = -1
+            self._lock = _thread.allocate_lock()
+            self._lock.acquire()
+
+    def release(self) -> None:
+        if self._given:
+            return
+        self._given = True
+        if self._lock is not None:
+            self._lock.release()
+        elif self._write >= 0:
+            os.write(self._write, b"\0")
+
+    def acquire(self, timeout: float = -1) -> bool:
+        if self._lock is not None:
+            if not self._lock.acquire(True, timeout):
+                return False
+        elif self._read < 0:
+            return False
+        else:
+            if timeout >= 0 and not select.select([self._read], [], [], timeout)[0]:
+                return False
+            os.read(self._read, 1)
+        self._given = False
+        return True
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self._write = -1
+
+
 class SimThread:
     """The kernel's record of one real thread taking part in the simulation."""
 
@@ -119,9 +173,9 @@ class SimThread:
         self.kernel = kernel
         self.name = name
         self.thread = thread
-        self.go = threading.Semaphore(0)
+        self.go = _Turn()
         self.state = "new"  # new, ready, running, blocked, finished
-        self.waiting_on = ""
+        self.waiting_on: str | Callable[[], str] = ""
         self.wait_queues: tuple[WaitQueue, ...] = ()
         self.timer: _Timer | None = None
         self.wake_reason = ""
@@ -234,9 +288,13 @@ class Kernel:
     # -- blocking and switching -------------------------------------------------------
 
     def wait(
-        self, queues: Iterable[WaitQueue], deadline: float | None, what: str
+        self, queues: Iterable[WaitQueue], deadline: float | None, what: str | Callable[[], str]
     ) -> bool:
-        """Give up the turn until a queue is notified (True) or the deadline passes (False)."""
+        """Give up the turn until a queue is notified (True) or the deadline passes (False).
+
+        ``what`` says what the thread waits on, for deadlock dumps; a callable is only
+        called if a dump needs it (a socket's repr on every blocking call adds up).
+        """
         thread = self.thread_for_caller()
         if thread.killed:
             raise SimThreadKilled()
@@ -450,6 +508,7 @@ class Kernel:
                 pass
             finally:
                 self._thread_exit(sim_thread)
+                sim_thread.go.close()  # the turn has moved on; nobody hands it back
 
         thread.run = run_in_simulation  # type: ignore[method-assign]
         thread._sockfake_thread = sim_thread  # type: ignore[attr-defined]
@@ -457,6 +516,16 @@ class Kernel:
         sim_thread.wake_reason = "start"
         self._ready.append(sim_thread)
         return sim_thread
+
+    def _forget(self, thread: SimThread) -> None:
+        """Drop a thread that never started (its OS thread could not be created)."""
+        thread.state = "finished"
+        if thread in self._ready:
+            self._ready.remove(thread)
+        if thread in self._threads:
+            self._threads.remove(thread)
+        thread.go.close()
+        self.trace.add(self.now, thread.name, "thread-exit", "not started")
 
     def _thread_exit(self, thread: SimThread) -> None:
         thread.state = "finished"
@@ -528,6 +597,8 @@ class Kernel:
         self.closed = True
         self._timers.clear()
         self._ready.clear()
+        if caller is None or caller is self.root:
+            self.root.go.close()
 
     # -- reports ----------------------------------------------------------------------
 
@@ -536,8 +607,13 @@ class Kernel:
         for thread in self._threads:
             if thread.state == "finished":
                 continue
-            what = thread.waiting_on if thread.state == "blocked" else thread.state
-            lines.append(f"  {thread.name}: {thread.state}, waiting on {what}")
+            if thread.state != "blocked":
+                lines.append(f"  {thread.name}: {thread.state}")
+                continue
+            what = thread.waiting_on
+            if callable(what):
+                what = what()
+            lines.append(f"  {thread.name}: blocked, waiting on {what}")
         return "\n".join(lines)
 
     def _deadlock_message(self) -> str:
@@ -614,9 +690,16 @@ _original_is_alive = threading.Thread.is_alive
 
 def _sim_start(self: threading.Thread) -> None:
     kernel = current_kernel()
-    if kernel is not None and kernel._by_ident.get(threading.get_ident()) is not None:
-        kernel.adopt(self)
-    _original_start(self)
+    if kernel is None or kernel._by_ident.get(threading.get_ident()) is None:
+        _original_start(self)
+        return
+    sim_thread = kernel.adopt(self)
+    try:
+        _original_start(self)
+    except BaseException:
+        # No OS thread ("can't start new thread"): it must not wait for a turn forever.
+        kernel._forget(sim_thread)
+        raise
 
 
 def _sim_join(self: threading.Thread, timeout: float | None = None) -> None:

@@ -26,6 +26,9 @@ __all__ = ["SimSocket"]
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 _FAMILIES = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6", _AF_UNIX: "AF_UNIX"}
 _TYPE_MASK = ~(getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0))
+# Plain ints: ``flags & socket.MSG_PEEK`` goes through IntFlag's Python-level __rand__.
+_MSG_DONTWAIT = int(socket.MSG_DONTWAIT)
+_MSG_PEEK = int(socket.MSG_PEEK)
 DEFAULT_BUFFER = 65536
 MAX_DATAGRAM = 65507
 
@@ -153,7 +156,7 @@ class SimSocket:
         """Wait for this socket to change; raise as the OS would if we may not wait."""
         if self._timeout == 0.0:
             raise self._would_block()
-        if not self._kernel.wait((self._changed,), deadline, f"{what} on {self!r}"):
+        if not self._kernel.wait((self._changed,), deadline, lambda: f"{what} on {self!r}"):
             self._net._trace("timeout", f"{what} {self._describe()}")
             raise TimeoutError("timed out")
 
@@ -306,7 +309,7 @@ class SimSocket:
                 raise os_error(errno.EDESTADDRREQ)
             return self.sendto(data, self._remote)
         view = memoryview(data).cast("B")
-        deadline = None if flags & socket.MSG_DONTWAIT else self._deadline()
+        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
         while True:
             self._raise_pending()
             if self._shut_wr or self._dead:
@@ -316,7 +319,7 @@ class SimSocket:
             space = self._capacity() - self._outstanding
             if space > 0 or not len(view):
                 break
-            if flags & socket.MSG_DONTWAIT:
+            if flags & _MSG_DONTWAIT:
                 raise self._would_block()
             self._block(deadline, "send")
         count = min(len(view), space)
@@ -362,7 +365,7 @@ class SimSocket:
             raise ValueError("negative buffersize in recv")
         if self.type == socket.SOCK_DGRAM:
             return self._recv_datagram(bufsize, flags)[0]
-        deadline = None if flags & socket.MSG_DONTWAIT else self._deadline()
+        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
         while True:
             self._raise_pending()
             if self._rx:
@@ -372,14 +375,14 @@ class SimSocket:
                 return b""
             if self._state not in ("connected", "connecting"):
                 raise os_error(errno.ENOTCONN)
-            if flags & socket.MSG_DONTWAIT:
+            if flags & _MSG_DONTWAIT:
                 raise self._would_block()
             self._block(deadline, "recv")
         limit = bufsize
         if self._rx_segments:
             limit = min(bufsize, self._rx_segments[0][0])
         data = bytes(self._rx[:limit])
-        if not flags & socket.MSG_PEEK:
+        if not flags & _MSG_PEEK:
             del self._rx[: len(data)]
             self._take_segment_bytes(len(data))
             self._net._consumed(self, len(data))
@@ -476,15 +479,15 @@ class SimSocket:
         return len(data), address
 
     def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
-        deadline = None if flags & socket.MSG_DONTWAIT else self._deadline()
+        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
         while not self._datagrams:
             self._raise_pending()
             if self._shut_rd:
                 return b"", None
-            if flags & socket.MSG_DONTWAIT:
+            if flags & _MSG_DONTWAIT:
                 raise self._would_block()
             self._block(deadline, "recvfrom")
-        if flags & socket.MSG_PEEK:
+        if flags & _MSG_PEEK:
             payload, address = self._datagrams[0]
         else:
             payload, address = self._datagrams.popleft()

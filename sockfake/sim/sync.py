@@ -243,7 +243,7 @@ class SimSelector(selectors.BaseSelector):
                 else:
                     kernel.preemption_point("select")
                 return []
-            if not kernel.wait(queues, deadline, self._describe()):
+            if not kernel.wait(queues, deadline, self._describe):
                 # Timed out; one last look (something may have arrived at the deadline).
                 if deadline is not None and kernel.now >= deadline:
                     deadline = kernel.now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import selectors
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ from sockfake.sim import (
     SimStallError,
     SimTimeLimitError,
 )
+from sockfake.sim import kernel as kernel_module
 
 # -- scheduling ---------------------------------------------------------------------------
 
@@ -249,3 +252,130 @@ def test_socketserver_documentation_threaded_example(net: SimNetwork) -> None:
         "Thread-3 (process_request_thread): Hello World 2",
         "Thread-4 (process_request_thread): Hello World 3",
     ]
+
+
+# -- threads: lifecycle, errors, close -------------------------------------------------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
+def test_close_unwinds_threads_blocked_anywhere_and_leaks_no_os_thread_or_descriptor() -> None:
+    threads_before, fds_before = set(threading.enumerate()), _open_fds()
+    net = SimNetwork(seed=1)
+    lst = net.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    _client = net.create_connection(lst.getsockname())
+    conn, _ = lst.accept()
+    udp = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    event, queue, lock = net.event(), net.queue(), net.lock()
+    lock.acquire()
+    selector = net.selector()
+    selector.register(udp, selectors.EVENT_READ)
+
+    inners: list[threading.Thread] = []
+
+    def join_a_waiter() -> None:
+        inner = threading.Thread(target=event.wait, name="inner")
+        inners.append(inner)
+        inner.start()
+        inner.join()
+
+    targets = {
+        "sendall": lambda: conn.sendall(b"x" * 10_000_000),
+        "accept": lst.accept,
+        "recv": lambda: conn.recv(10),
+        "select": selector.select,
+        "sleep": lambda: net.sleep(1e6),
+        "event": event.wait,
+        "queue": queue.get,
+        "lock": lock.acquire,
+        "join": join_a_waiter,
+    }
+    threads = [
+        threading.Thread(target=target, name=name, daemon=index % 2 == 0)
+        for index, (name, target) in enumerate(targets.items())
+    ]
+    for thread in threads:
+        thread.start()
+    net.sleep(1)
+    dump = net.dump()
+    for name in [*targets, "inner"]:
+        assert f"  {name}: blocked, waiting on " in dump
+    assert "  main: running\n" in dump
+    net.close()
+    for thread in threads + inners:
+        thread.join(timeout=10)  # real threads, after the close: bounded
+    assert not [thread.name for thread in threads + inners if thread.is_alive()]
+    assert set(threading.enumerate()) <= threads_before
+    assert _open_fds() == fds_before
+
+
+def test_an_exception_in_a_simulated_thread_reaches_excepthook_and_the_run_goes_on(
+    net: SimNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        threading, "excepthook",
+        lambda args: seen.append((args.thread.name, str(args.exc_value))),  # type: ignore[union-attr]
+    )
+
+    def fail() -> None:
+        net.sleep(1)
+        raise ValueError("boom")
+
+    thread = threading.Thread(target=fail, name="failing")
+    thread.start()
+    thread.join()
+    assert seen == [("failing", "boom")]
+    assert not thread.is_alive()
+    net.sleep(1)
+    assert net.time() == 2.0
+
+
+def test_join_with_a_timeout_waits_in_virtual_time(net: SimNetwork) -> None:
+    event = net.event()
+    thread = threading.Thread(target=event.wait)
+    thread.start()
+    thread.join(timeout=2.5)
+    assert thread.is_alive() and net.time() == 2.5
+    event.set()
+    thread.join()
+    assert not thread.is_alive()
+
+
+def test_threads_started_by_simulated_threads_join_the_simulation(net: SimNetwork) -> None:
+    names: list[str] = []
+
+    def grandchild() -> None:
+        net.sleep(1)
+        names.append(threading.current_thread().name)
+
+    def child() -> None:
+        inner = threading.Thread(target=grandchild)
+        inner.start()
+        inner.join()
+
+    thread = threading.Thread(target=child)
+    thread.start()
+    thread.join()
+    assert names == ["Thread-2 (grandchild)"]
+    assert net.time() == 1.0
+
+
+def test_a_thread_the_os_cannot_start_is_forgotten_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def cannot_start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with SimNetwork(seed=1, stall_timeout=1.0) as net:
+        monkeypatch.setattr(kernel_module, "_original_start", cannot_start)
+        with pytest.raises(RuntimeError, match="can't start"):
+            threading.Thread(target=lambda: None).start()
+        monkeypatch.undo()
+        net.sleep(1)  # nothing left waiting for a turn it can never take
+        assert "Thread-1" not in net.dump()
