@@ -207,6 +207,9 @@ class SimNetwork:
         self._ip_owner: dict[str, Host] = {}
         self._links: dict[tuple[str, str], _Link] = {}
         self._unix_paths: dict[str, SimSocket] = {}
+        # Paths whose socket closed: as a socket file left behind, connecting to one
+        # is refused (ECONNREFUSED), where a path never bound does not exist (ENOENT).
+        self._stale_unix_paths: set[str] = set()
         self._fds: dict[int, Any] = {}
         self._next_fd = _FIRST_FD
         self._connections = 0
@@ -615,23 +618,50 @@ class SimNetwork:
             raise os_error(errno.EADDRINUSE)
         if address:
             self._unix_paths[address] = sock
+            self._stale_unix_paths.discard(address)
         return address
 
-    def _autobind(self, sock: SimSocket, remote: Any) -> Any:
+    def _unix_peer(self, path: str, sock_type: int) -> SimSocket:
+        """The socket bound at ``path``, or the error connect()/sendto() get on Linux."""
+        target = self._unix_paths.get(path)
+        if target is None:
+            if path in self._stale_unix_paths:
+                raise os_error(errno.ECONNREFUSED, ConnectionRefusedError)
+            raise os_error(errno.ENOENT, FileNotFoundError)
+        if target.type != sock_type:
+            raise os_error(errno.EPROTOTYPE)
+        return target
+
+    def _source_ip(self, host: Host, family: int, target_ip: str) -> str:
+        """The address a packet from ``host`` to ``target_ip`` leaves from (the route's)."""
+        if ipaddress.ip_address(target_ip).is_loopback:
+            return target_ip
+        addresses = host.ipv4 if family == socket.AF_INET else host.ipv6
+        loopback = "127.0.0.1" if family == socket.AF_INET else "::1"
+        return addresses[0] if addresses else loopback
+
+    def _autobind(self, sock: SimSocket, remote: Any, *, wildcard: bool = False) -> Any:
+        """Bind to an ephemeral port: on the route's source address (connect), or on
+        the wildcard address (an unconnected ``sendto``, as Linux: ``getsockname()``
+        then says ``0.0.0.0``, and each datagram leaves from its route's address)."""
         if sock.family == _AF_UNIX:
             return ""
         host = sock._host
-        target_ip = remote[0]
-        parsed = ipaddress.ip_address(target_ip)
-        if parsed.is_loopback:
-            ip = target_ip
+        if wildcard:
+            ip = "0.0.0.0" if sock.family == socket.AF_INET else "::"
         else:
-            addresses = host.ipv4 if sock.family == socket.AF_INET else host.ipv6
-            loopback = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
-            ip = addresses[0] if addresses else loopback
+            ip = self._source_ip(host, sock.family, remote[0])
         port = host._ephemeral_port(sock.type)
         host._ports.setdefault((sock.type, port), []).append(sock)
         return self._format(sock.family, ip, port)
+
+    def _pin_source(self, sock: SimSocket, remote: Any) -> None:
+        """connect() on a socket bound to the wildcard address fixes its source address."""
+        if sock.family == _AF_UNIX or sock._local is None:
+            return
+        if ipaddress.ip_address(sock._local[0]).is_unspecified:
+            ip = self._source_ip(sock._host, sock.family, remote[0])
+            sock._local = self._format(sock.family, ip, sock._local[1])
 
     def _resolve_remote(self, sock: SimSocket, address: Any) -> Any:
         if sock.family == _AF_UNIX:
@@ -717,6 +747,8 @@ class SimNetwork:
         src, dst = self._hosts_for(sock, sock._remote)
         if sock._local is None:
             sock._local = self._autobind(sock, sock._remote)
+        else:
+            self._pin_source(sock, sock._remote)
         sock._state = "connecting"
         self._connections += 1
         sock._connection_id = self._connections
@@ -897,7 +929,13 @@ class SimNetwork:
         if link.partitioned or not src.up or not dst.up:
             self._net_trace("drop", f"{sock._describe()} -> {remote} (partition)")
             return
-        source = sock._local if sock.family != _AF_UNIX else (sock._local or None)
+        if sock.family == _AF_UNIX:
+            source = sock._local or None
+        elif ipaddress.ip_address(sock._local[0]).is_unspecified:
+            ip = self._source_ip(src, sock.family, remote[0])
+            source = self._format(sock.family, ip, sock._local[1])
+        else:
+            source = sock._local
 
         def send() -> None:
             conditions = link.conditions or self.default_conditions
@@ -920,7 +958,7 @@ class SimNetwork:
                     self._net_trace("duplicate", f"{source} -> {remote}")
 
                 def deliver(data: bytes = data) -> None:
-                    self._deliver_datagram(dst, sock.family, source, remote, data)
+                    self._deliver_datagram(dst, sock, source, remote, data)
 
                 if arrival <= self.kernel.now:
                     deliver()
@@ -933,13 +971,15 @@ class SimNetwork:
         send()
 
     def _deliver_datagram(
-        self, dst: Host, family: int, source: Any, remote: Any, data: bytes
+        self, dst: Host, sender: SimSocket, source: Any, remote: Any, data: bytes
     ) -> None:
         if not dst.up:
             return
-        target = self._find_endpoint(dst, socket.SOCK_DGRAM, family, remote)
+        target = self._find_endpoint(dst, socket.SOCK_DGRAM, sender.family, remote)
         if target is None or target._closed:
             self._net_trace("drop", f"{source} -> {remote} (no socket)")
+            if sender._remote == remote and sender.family != _AF_UNIX:
+                self._port_unreachable(dst, sender)
             return
         if target._remote is not None and target._remote != source:
             self._net_trace("drop", f"{source} -> {remote} (not the connected peer)")
@@ -952,6 +992,18 @@ class SimNetwork:
         self._net_trace("deliver", f"{source} -> {remote} {len(data)}B")
         target._changed.notify_all()
 
+    def _port_unreachable(self, dst: Host, sender: SimSocket) -> None:
+        """ICMP port unreachable back to a connected UDP socket: its next call raises
+        ``ConnectionRefusedError`` (Linux reports it to connected sockets only)."""
+
+        def arrive() -> None:
+            if sender._fd >= 0 and sender._remote is not None:
+                sender._pending_error = errno.ECONNREFUSED
+                self._net_trace("icmp", f"port unreachable -> {sender._describe()}")
+                sender._changed.notify_all()
+
+        self._carry(dst, sender._host, 0, 0, arrive, "icmp", reliable=False, immediate_ok=True)
+
     def _close_socket(self, sock: SimSocket) -> None:
         self._release_fd(sock._fd)
         if self.kernel.closed:
@@ -959,6 +1011,7 @@ class SimNetwork:
         if sock.family == _AF_UNIX:
             if sock._local and self._unix_paths.get(sock._local) is sock:
                 del self._unix_paths[sock._local]
+                self._stale_unix_paths.add(sock._local)
         elif sock._local is not None:
             entries = sock._host._ports.get((sock.type, sock._local[1]), [])
             if sock in entries:

@@ -9,6 +9,8 @@ its own buffers and state.
 from __future__ import annotations
 
 import errno
+import math
+import operator
 import os
 import selectors
 import socket
@@ -36,6 +38,38 @@ MAX_DATAGRAM = 65507
 def os_error(code: int, cls: type[OSError] = OSError) -> OSError:
     """An OSError (or subclass) exactly as the OS would raise it."""
     return cls(code, os.strerror(code))
+
+
+# Options Linux stores as a flag: any non-zero value reads back as 1.
+_FLAG_OPTIONS = {
+    (socket.SOL_SOCKET, socket.SO_REUSEADDR),
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+    (socket.SOL_SOCKET, socket.SO_BROADCAST),
+    (socket.SOL_SOCKET, socket.SO_OOBINLINE),
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY),
+}
+if hasattr(socket, "SO_REUSEPORT"):
+    _FLAG_OPTIONS.add((socket.SOL_SOCKET, socket.SO_REUSEPORT))
+
+
+def _timeout_value(value: Any) -> float | None:
+    """Check a timeout as ``socket.settimeout`` does (same errors, same messages)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        seconds = value
+    else:
+        try:
+            seconds = operator.index(value)
+        except TypeError:
+            raise TypeError(
+                f"'{type(value).__name__}' object cannot be interpreted as an integer"
+            ) from None
+    if seconds < 0:
+        raise ValueError("Timeout value out of range")
+    return float(seconds)
 
 
 def _blocking_error() -> BlockingIOError:
@@ -92,6 +126,9 @@ class SimSocket:
         self._backlog = 0
         self._syn_attempts = 0
         self._inflight = 0  # segments on their way, so later ones never overtake them
+        # Linux and CPython: a connect() that finished while the caller was not
+        # waiting in it (non-blocking, or CPython's timeout mode) reports 0 once more.
+        self._connect_reported = True
         # Datagrams.
         self._datagrams: deque[tuple[bytes, Any]] = deque()
         self._datagram_bytes = 0
@@ -127,16 +164,17 @@ class SimSocket:
     # -- timeouts -----------------------------------------------------------------
 
     def settimeout(self, value: float | None) -> None:
-        if value is not None:
-            value = float(value)
-            if value < 0:
-                raise ValueError("Timeout value out of range")
-        self._timeout = value
+        timeout = _timeout_value(value)
+        if self._fd < 0:
+            raise os_error(errno.EBADF)
+        self._timeout = timeout
 
     def gettimeout(self) -> float | None:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
+        if self._fd < 0:
+            raise os_error(errno.EBADF)
         self._timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
@@ -167,7 +205,14 @@ class SimSocket:
 
     def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
         self._check_open()
-        self._options[(level, option)] = value
+        key = (level, option)
+        if key == (socket.SOL_SOCKET, socket.SO_LINGER) and (
+            not isinstance(value, (bytes, bytearray)) or len(value) < 8
+        ):
+            raise os_error(errno.EINVAL)  # a struct linger is 8 bytes
+        if key in _FLAG_OPTIONS and isinstance(value, int):
+            value = int(bool(value))
+        self._options[key] = value
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
         self._check_open()
@@ -209,7 +254,7 @@ class SimSocket:
 
     def getpeername(self) -> Any:
         self._check_open()
-        if self._remote is None or self._state not in ("connected",):
+        if self._remote is None or self._state not in ("connected",) or self._dead:
             if self.type == socket.SOCK_DGRAM and self._remote is not None:
                 return self._remote
             raise os_error(errno.ENOTCONN)
@@ -252,20 +297,44 @@ class SimSocket:
     def _connect(self, address: Any, *, raising: bool) -> int:
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
-            self._remote = self._net._resolve_remote(self, address)
+            remote = self._net._resolve_remote(self, address)
+            if self.family == _AF_UNIX:
+                try:
+                    self._net._unix_peer(remote, socket.SOCK_DGRAM)
+                except OSError as exc:
+                    return exc.errno or errno.EINVAL
+            self._remote = remote
             if self._local is None:
                 self._local = self._net._autobind(self, self._remote)
                 self._state = "bound"
+            else:
+                self._net._pin_source(self, self._remote)
             return 0
         if self._state == "connected":
+            if not self._connect_reported:
+                self._connect_reported = True
+                return 0
             return errno.EISCONN
         if self._state == "listening":
             return errno.EINVAL
+        if self._state == "failed":
+            # The attempt failed while nobody waited in connect(): report it once
+            # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
+            self._state = "closed-by-error"
+            code, self._pending_error = self._pending_error, 0
+            return code or errno.ECONNABORTED
         if self._state == "connecting":
             if self._timeout == 0.0:
                 return errno.EALREADY
         else:
-            self._remote = self._net._resolve_remote(self, address)
+            remote = self._net._resolve_remote(self, address)
+            if self.family == _AF_UNIX:
+                try:
+                    self._net._unix_peer(remote, socket.SOCK_STREAM)
+                except OSError as exc:
+                    return exc.errno or errno.EINVAL
+            self._remote = remote
+            self._connect_reported = False
             self._net._start_connect(self)
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
@@ -276,6 +345,9 @@ class SimSocket:
             code, self._pending_error = self._pending_error, 0
             self._state = "closed-by-error"
             return code
+        # A blocking connect() leaves the socket connected; CPython's timeout mode
+        # is a non-blocking connect() plus a wait, so Linux says 0 once more.
+        self._connect_reported = self._timeout is None
         return 0
 
     def accept(self) -> tuple[SimSocket, Any]:
@@ -309,17 +381,24 @@ class SimSocket:
                 raise os_error(errno.EDESTADDRREQ)
             return self.sendto(data, self._remote)
         view = memoryview(data).cast("B")
-        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
+        nowait = self._no_wait(flags)
+        deadline = None if nowait else self._deadline()
         while True:
             self._raise_pending()
             if self._shut_wr or self._dead:
                 raise os_error(errno.EPIPE, BrokenPipeError)
+            if self._state == "connecting":
+                if nowait:
+                    raise self._would_block()
+                self._block(deadline, "send")
+                continue
             if self._state != "connected" or self._peer is None:
-                raise os_error(errno.ENOTCONN)
+                # Linux: writing on a stream socket that is not connected is EPIPE.
+                raise os_error(errno.EPIPE, BrokenPipeError)
             space = self._capacity() - self._outstanding
             if space > 0 or not len(view):
                 break
-            if flags & _MSG_DONTWAIT:
+            if nowait:
                 raise self._would_block()
             self._block(deadline, "send")
         count = min(len(view), space)
@@ -349,6 +428,11 @@ class SimSocket:
             if sent >= total:
                 return
 
+    def _no_wait(self, flags: int) -> bool:
+        """MSG_DONTWAIT: CPython first waits out a socket timeout, so it only counts
+        on a blocking socket (on a non-blocking one every call is already EAGAIN)."""
+        return bool(flags & _MSG_DONTWAIT) and self._timeout is None
+
     def _capacity(self) -> int:
         peer = self._peer
         receive = peer._buffer_size(socket.SO_RCVBUF) if peer is not None else 0
@@ -365,7 +449,8 @@ class SimSocket:
             raise ValueError("negative buffersize in recv")
         if self.type == socket.SOCK_DGRAM:
             return self._recv_datagram(bufsize, flags)[0]
-        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
+        nowait = self._no_wait(flags)
+        deadline = None if nowait else self._deadline()
         while True:
             self._raise_pending()
             if self._rx:
@@ -375,7 +460,7 @@ class SimSocket:
                 return b""
             if self._state not in ("connected", "connecting"):
                 raise os_error(errno.ENOTCONN)
-            if flags & _MSG_DONTWAIT:
+            if nowait:
                 raise self._would_block()
             self._block(deadline, "recv")
         limit = bufsize
@@ -447,18 +532,25 @@ class SimSocket:
 
     def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
         self._check_open()
+        flags = 0
         if address is None:
             address = flags_or_address
-        payload = bytes(memoryview(data).cast("B"))
+        else:
+            flags = flags_or_address
         if self.type == socket.SOCK_STREAM:
             if self._state == "connected":
-                raise os_error(errno.EISCONN)
+                return self.send(data, flags)  # Linux ignores the address
             raise os_error(errno.EPIPE, BrokenPipeError)
+        payload = bytes(memoryview(data).cast("B"))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
         remote = self._net._resolve_remote(self, address)
+        if self.family == _AF_UNIX:
+            self._net._unix_peer(remote, socket.SOCK_DGRAM)
+        elif self._remote is not None:
+            self._raise_pending()  # ICMP port unreachable from an earlier datagram
         if self._local is None:
-            self._local = self._net._autobind(self, remote)
+            self._local = self._net._autobind(self, remote, wildcard=True)
             self._state = "bound"
         self._net._send_datagram(self, payload, remote)
         self._kernel.preemption_point("sendto")
@@ -479,12 +571,13 @@ class SimSocket:
         return len(data), address
 
     def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
-        deadline = None if flags & _MSG_DONTWAIT else self._deadline()
+        nowait = self._no_wait(flags)
+        deadline = None if nowait else self._deadline()
         while not self._datagrams:
             self._raise_pending()
             if self._shut_rd:
                 return b"", None
-            if flags & _MSG_DONTWAIT:
+            if nowait:
                 raise self._would_block()
             self._block(deadline, "recvfrom")
         if flags & _MSG_PEEK:
@@ -573,4 +666,5 @@ _ERRNO_CLASSES: dict[int, type[OSError]] = {
     errno.ECONNABORTED: ConnectionAbortedError,
     errno.EPIPE: BrokenPipeError,
     errno.ETIMEDOUT: TimeoutError,
+    errno.ENOENT: FileNotFoundError,
 }

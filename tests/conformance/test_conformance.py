@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import selectors
 import socket
 import struct
 import threading
@@ -235,3 +236,184 @@ def test_unconnected_getpeername_is_enotconn(network: Any) -> None:
             sock.getpeername()
         assert info.value.errno == errno.ENOTCONN
         assert sock.getsockname() == ("0.0.0.0", 0)
+
+
+# -- errno details both networks share (each found by comparing the two) -----------------
+
+
+def _closed_port(network: Any, kind: int = socket.SOCK_STREAM) -> Any:
+    probe = network.socket(socket.AF_INET, kind)
+    probe.bind(("127.0.0.1", 0))
+    address = probe.getsockname()
+    probe.close()
+    return address
+
+
+def test_send_on_a_stream_socket_that_is_not_connected_is_broken_pipe(network: Any) -> None:
+    with network.socket() as sock:
+        with pytest.raises(BrokenPipeError):
+            sock.send(b"x")
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        with pytest.raises(BrokenPipeError):
+            sock.send(b"x")
+        with pytest.raises(OSError) as info:
+            sock.recv(1)
+        assert info.value.errno == errno.ENOTCONN
+
+
+def test_sendto_on_a_connected_stream_ignores_the_address(network: Any) -> None:
+    with connected_pair(network) as (client, conn):
+        assert client.sendto(b"abc", ("127.0.0.1", 9)) == 3
+        assert recv_exactly(conn, 3) == b"abc"
+
+
+def test_after_a_reset_getpeername_is_enotconn(network: Any) -> None:
+    with connected_pair(network) as (client, conn):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        conn.close()
+        with pytest.raises(ConnectionResetError):
+            client.recv(1)
+        with pytest.raises(OSError) as info:
+            client.getpeername()
+        assert info.value.errno == errno.ENOTCONN
+
+
+def test_accept_returns_a_connection_reset_before_it_was_accepted(network: Any) -> None:
+    with network.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = network.create_connection(listener.getsockname(), timeout=10)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        client.close()
+        listener.settimeout(10)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            with pytest.raises(ConnectionResetError):
+                conn.recv(10)
+            assert conn.recv(10) == b""
+
+
+def test_a_connect_beyond_a_full_backlog_times_out(network: Any) -> None:
+    with network.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # Linux queues backlog + 1 = 1 connection
+        first = network.create_connection(listener.getsockname(), timeout=10)
+        with pytest.raises(TimeoutError):
+            network.create_connection(listener.getsockname(), timeout=0.3)
+        first.close()
+
+
+def test_nonblocking_connect_reports_its_end_once(network: Any) -> None:
+    with network.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with network.socket() as client, network.selector() as selector:
+            client.setblocking(False)
+            assert client.connect_ex(listener.getsockname()) == errno.EINPROGRESS
+            selector.register(client, selectors.EVENT_WRITE)
+            assert selector.select(10)
+            assert client.connect_ex(listener.getsockname()) == 0
+            assert client.connect_ex(listener.getsockname()) == errno.EISCONN
+    address = _closed_port(network)
+    with network.socket() as client, network.selector() as selector:
+        client.setblocking(False)
+        assert client.connect_ex(address) == errno.EINPROGRESS
+        selector.register(client, selectors.EVENT_WRITE)
+        assert selector.select(10)
+        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+        assert client.connect_ex(address) == errno.ECONNABORTED
+
+
+def test_a_connect_in_timeout_mode_reports_0_once_more(network: Any) -> None:
+    with connected_pair(network) as (client, conn):  # the client connected with a timeout
+        assert client.connect_ex(conn.getsockname()) == 0
+        assert client.connect_ex(conn.getsockname()) == errno.EISCONN
+
+
+def test_a_refused_connect_leaves_a_socket_that_can_try_again(network: Any) -> None:
+    address = _closed_port(network)
+    with network.socket() as client:
+        assert client.connect_ex(address) == errno.ECONNREFUSED
+        with pytest.raises(BrokenPipeError):
+            client.send(b"x")
+        assert client.connect_ex(address) == errno.ECONNREFUSED
+
+
+def test_connected_udp_to_a_closed_port_is_refused(network: Any) -> None:
+    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(10)
+        client.connect(_closed_port(network, socket.SOCK_DGRAM))
+        client.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            client.recv(10)
+
+
+def test_unconnected_sendto_binds_the_wildcard_address(network: Any) -> None:
+    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(b"x", _closed_port(network, socket.SOCK_DGRAM))
+        assert sender.getsockname()[0] == "0.0.0.0"
+        sender.connect(("127.0.0.1", 9))
+        assert sender.getsockname()[0] == "127.0.0.1"
+
+
+def test_udp_server_on_the_wildcard_address_answers_a_connected_client(network: Any) -> None:
+    server = socketserver.UDPServer(("0.0.0.0", 0), DatagramEcho, network=network)
+    port = server.server_address[1]
+    with serving(server), network.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(10)
+        client.connect(("127.0.0.1", port))
+        client.send(b"ping")
+        assert client.recv(10) == b"ping"  # the reply comes from 127.0.0.1, not 0.0.0.0
+
+
+def test_unix_connect_and_sendto_a_missing_or_wrong_path(network: Any, unix_path: Any) -> None:
+    missing = unix_path("missing")
+    with network.socket(socket.AF_UNIX) as stream, pytest.raises(FileNotFoundError):
+        stream.connect(missing)
+    with network.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dgram:
+        with pytest.raises(FileNotFoundError):
+            dgram.sendto(b"x", missing)
+        dgram.bind(unix_path("dgram"))
+        with network.socket(socket.AF_UNIX) as stream, pytest.raises(OSError) as info:
+            stream.connect(unix_path("dgram"))
+        assert info.value.errno == errno.EPROTOTYPE
+
+
+def test_settimeout_checks_its_argument_and_the_descriptor(network: Any) -> None:
+    sock = network.socket()
+    with pytest.raises(TypeError, match="'str' object cannot be interpreted as an integer"):
+        sock.settimeout("1")
+    with pytest.raises(ValueError, match="NaN"):
+        sock.settimeout(float("nan"))
+    with pytest.raises(ValueError, match="out of range"):
+        sock.settimeout(-1)
+    sock.settimeout(2)
+    assert sock.gettimeout() == 2.0
+    sock.close()
+    with pytest.raises(OSError) as info:
+        sock.settimeout(1)
+    assert info.value.errno == errno.EBADF
+
+
+def test_flag_options_read_back_as_1_and_linger_needs_a_struct(network: Any) -> None:
+    with network.socket() as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 5)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        for bad in (1, b"\x01\0\0\0"):
+            with pytest.raises(OSError) as info:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bad)
+            assert info.value.errno == errno.EINVAL
+
+
+def test_msg_dontwait_only_counts_on_a_blocking_socket(network: Any) -> None:
+    with connected_pair(network) as (client, conn):
+        conn.settimeout(None)
+        with pytest.raises(BlockingIOError):
+            conn.recv(10, socket.MSG_DONTWAIT)
+        conn.settimeout(0.1)  # CPython waits out the timeout first
+        with pytest.raises(TimeoutError):
+            conn.recv(10, socket.MSG_DONTWAIT)

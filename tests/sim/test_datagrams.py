@@ -209,3 +209,19 @@ class _Echo(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         data, sock = self.request
         sock.sendto(data, self.client_address)
+
+
+def test_a_wildcard_bound_socket_answers_from_its_hosts_address(net: SimNetwork) -> None:
+    far = net.add_host("far")
+    server = far.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("0.0.0.0", 0))
+    client = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.connect(("far", server.getsockname()[1]))
+    assert client.getsockname()[0] == "10.0.0.1"
+    client.send(b"ping")
+    data, source = server.recvfrom(10)
+    assert source == client.getsockname()
+    server.sendto(b"pong", source)
+    assert client.recvfrom(10) == (b"pong", ("10.0.0.2", server.getsockname()[1]))
+    server.close()
+    client.close()

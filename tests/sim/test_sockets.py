@@ -62,6 +62,8 @@ def test_connect_ex_and_nonblocking_connect(net: SimNetwork) -> None:
                 selector.register(client, selectors.EVENT_WRITE)
                 assert selector.select(1)[0][1] == selectors.EVENT_WRITE
             assert client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+            # As Linux: the finished non-blocking connect reports 0 once, then EISCONN.
+            assert client.connect_ex(listener.getsockname()) == 0
             assert client.connect_ex(listener.getsockname()) == errno.EISCONN
         with net.socket() as refused:
             assert refused.connect_ex(("127.0.0.1", 1)) == errno.ECONNREFUSED
@@ -137,10 +139,15 @@ def test_datagram_connect_filters_other_senders(net: SimNetwork) -> None:
         sock.close()
 
 
-def test_stream_send_on_unconnected_socket_is_enotconn(net: SimNetwork) -> None:
+def test_stream_send_on_unconnected_socket_is_epipe_and_shutdown_enotconn(
+    net: SimNetwork,
+) -> None:
     with net.socket() as sock:
-        with pytest.raises(OSError) as info:
+        with pytest.raises(BrokenPipeError) as pipe:
             sock.send(b"x")
+        assert pipe.value.errno == errno.EPIPE
+        with pytest.raises(OSError) as info:
+            sock.recv(1)
         assert info.value.errno == errno.ENOTCONN
         with pytest.raises(OSError) as info:
             sock.shutdown(socket.SHUT_WR)
