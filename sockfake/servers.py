@@ -8,6 +8,7 @@ through ``self.network`` (see ``sockfake.network``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -722,6 +723,15 @@ class ThreadingMixIn:
                 super().server_close()  # type: ignore[misc]
 
 
+def _report_thread_exception(exc: BaseException) -> None:
+    """Report ``exc`` through ``threading.excepthook``, as an uncaught thread error is."""
+    threading.excepthook(
+        threading.ExceptHookArgs(
+            (type(exc), exc, exc.__traceback__, threading.current_thread())
+        )
+    )
+
+
 class _PoolStop:
     """Sentinel telling a pool worker to exit."""
 
@@ -764,7 +774,17 @@ class ThreadPoolMixIn:
         return state["_pool_queue"], state["_pool_workers"]
 
     def _pool_worker(self) -> None:
-        work, _ = self._pool()
+        work, workers = self._pool()
+        try:
+            self._pool_work(work)
+        except BaseException:
+            # Dying of an exception: leave the pool so the accept loop replaces us.
+            with contextlib.suppress(ValueError):
+                workers.remove(threading.current_thread())
+            vars(self)["_pool_lost"] = True
+            raise
+
+    def _pool_work(self, work: Any) -> None:
         inflight = _inflight(self)
         while True:
             item = work.get()
@@ -774,6 +794,15 @@ class ThreadPoolMixIn:
             token = inflight.add(request)
             try:
                 self.process_request_thread(request, client_address)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # On ThreadingMixIn this ends the request's own thread and nothing
+                # else; here it must not cost the pool a worker. The request is
+                # already closed (process_request_thread's finally); report as a
+                # dying thread would (threading is silent about SystemExit).
+                if vars(self).get("_pool_closing"):
+                    raise
+                if not isinstance(exc, SystemExit):
+                    _report_thread_exception(exc)
             finally:
                 inflight.remove(token)
             if vars(self).get("_pool_closing") and work.empty():
@@ -786,14 +815,9 @@ class ThreadPoolMixIn:
         ``shutdown()``: a request that cannot be queued by then is closed.
         """
         work, workers = self._pool()
-        if not workers:
-            for number in range(1, self.max_workers + 1):
-                worker = self.network.thread(
-                    target=self._pool_worker, name=f"{type(self).__name__}-worker-{number}"
-                )
-                worker.daemon = self.daemon_threads
-                workers.append(worker)
-                worker.start()
+        if not workers or "_pool_lost" in vars(self):
+            vars(self).pop("_pool_lost", None)
+            self._start_workers(workers)
         while True:
             try:
                 work.put((request, client_address), timeout=self.queue_poll_interval)
@@ -802,6 +826,26 @@ class ThreadPoolMixIn:
                 if getattr(self, "_BaseServer__shutdown_request", False):
                     self.shutdown_request(request)  # type: ignore[attr-defined]
                     return
+
+    def _start_workers(self, workers: list[Any]) -> None:
+        """Start workers up to ``max_workers``, replacing any that died.
+
+        A handler raising a BaseException other than SystemExit/KeyboardInterrupt
+        (which workers survive) ends its worker, as it ends a ThreadingMixIn thread;
+        the worker leaves ``workers`` and the accept loop starts a replacement before
+        queueing the next request. Only the serving thread starts workers, so a
+        network that is unwinding its threads (the simulation's close) gets no new ones.
+        """
+        number = vars(self).get("_pool_started", 0)
+        while len(workers) < self.max_workers:
+            number += 1
+            worker = self.network.thread(
+                target=self._pool_worker, name=f"{type(self).__name__}-worker-{number}"
+            )
+            worker.daemon = self.daemon_threads
+            workers.append(worker)
+            worker.start()
+        vars(self)["_pool_started"] = number
 
     def server_close(self, timeout: float | None = None) -> None:
         """Close the server; let queued requests finish; stop the workers.

@@ -256,6 +256,84 @@ def test_thread_pool_runs_process_request_thread_and_bounds_concurrency() -> Non
     assert state["ran"] == clients
 
 
+class _Fatal(BaseException):
+    """A BaseException that is neither SystemExit nor KeyboardInterrupt."""
+
+
+def _exiting_once(exc_type: type[BaseException]) -> type:
+    """A handler whose first request raises ``exc_type``; later ones upper-case."""
+    calls: list[None] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            data = self.request.recv(100)
+            calls.append(None)
+            if len(calls) == 1:
+                raise exc_type
+            self.request.sendall(data.upper())
+
+    return Handler
+
+
+@pytest.mark.parametrize(
+    ("exc_type", "reported"), [(SystemExit, False), (KeyboardInterrupt, True)]
+)
+def test_thread_pool_worker_survives_system_exit_in_a_handler(
+    exc_type: type[BaseException], reported: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_type))
+
+    class Pool(socketserver.ThreadPoolTCPServer):
+        max_workers = 1
+
+    with Pool(("127.0.0.1", 0), _exiting_once(exc_type)) as server:
+        with connect(server.server_address) as first:
+            first.sendall(b"one")
+            server.handle_request()
+            assert recv_all(first) == b""  # the failed request is closed
+        # With one worker, a dead worker would leave this request queued forever.
+        with connect(server.server_address) as second:
+            second.sendall(b"two")
+            server.handle_request()
+            assert recv_all(second) == b"TWO"
+        workers = list(vars(server)["_pool_workers"])
+    assert len(workers) == 1
+    assert not workers[0].is_alive()
+    assert seen == ([exc_type] if reported else [])
+
+
+def test_thread_pool_replaces_a_worker_killed_by_a_base_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    died = threading.Event()
+    seen: list[type[BaseException]] = []
+
+    def hook(args: Any) -> None:
+        seen.append(args.exc_type)
+        died.set()
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+
+    class Pool(socketserver.ThreadPoolTCPServer):
+        max_workers = 1
+
+    with Pool(("127.0.0.1", 0), _exiting_once(_Fatal)) as server:
+        with connect(server.server_address) as first:
+            first.sendall(b"one")
+            server.handle_request()
+            assert recv_all(first) == b""
+        # The worker has died (threading reported it, as for any thread).
+        assert died.wait(WAIT)
+        with connect(server.server_address) as second:
+            second.sendall(b"two")
+            server.handle_request()
+            assert recv_all(second) == b"TWO"
+        names = [worker.name for worker in vars(server)["_pool_workers"]]
+    assert seen == [_Fatal]
+    assert names == ["Pool-worker-2"]
+
+
 def test_thread_pool_workers_are_stopped_by_server_close() -> None:
     server = socketserver.ThreadPoolTCPServer(("127.0.0.1", 0), Upper)
     with serving(server):
