@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
+from sockfake.sim import _checks
 from sockfake.sim.kernel import Kernel, Trace
 from sockfake.sim.links import (
     LinkConditions,
@@ -191,8 +192,12 @@ class SimNetwork:
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise SockfakeTypeError(f"seed must be an int, not {seed!r}")
-        if time_limit is not None and not time_limit > 0:
-            raise SockfakeValueError(f"time_limit must be positive, not {time_limit!r}")
+        if time_limit is not None:
+            _checks.number("time_limit", time_limit, positive=True)
+        _checks.number("stall_timeout", stall_timeout, positive=True)
+        if trace_limit is not None:
+            _checks.integer("trace_limit", trace_limit, minimum=1)
+        _check_conditions(conditions)
         base = conditions if conditions is not None else LinkConditions()
         self.default_conditions = base.replace(**link_conditions) if link_conditions else base
         self.kernel = Kernel(
@@ -234,8 +239,8 @@ class SimNetwork:
         if name in self._hosts:
             raise SockfakeValueError(f"host {name!r} already exists")
         number = len(self._hosts) + 1
-        v4 = [ipv4] if isinstance(ipv4, str) else list(ipv4 or [f"10.0.0.{number}"])
-        v6 = [ipv6] if isinstance(ipv6, str) else list(ipv6 or [f"fd00::{number:x}"])
+        v4 = _addresses("ipv4", ipv4, f"10.0.0.{number}")
+        v6 = _addresses("ipv6", ipv6, f"fd00::{number:x}")
         normalized4 = [self._check_ip(a, 4) for a in v4]
         normalized6 = [self._check_ip(a, 6) for a in v6]
         for address in normalized4 + normalized6:
@@ -260,6 +265,8 @@ class SimNetwork:
         return str(parsed)
 
     def host(self, name: str) -> Host:
+        if not isinstance(name, str):
+            raise SockfakeTypeError(f"a host is a Host or a host name, not {name!r}")
         try:
             return self._hosts[name]
         except KeyError:
@@ -303,6 +310,7 @@ class SimNetwork:
         """
         if (src is None) != (dst is None):
             raise SockfakeTypeError("set_conditions needs both src and dst, or neither")
+        _check_conditions(conditions)
         if src is None or dst is None:
             base = conditions or self.default_conditions
             self.default_conditions = base.replace(**fields) if fields else base
@@ -330,6 +338,8 @@ class SimNetwork:
 
     def heal(self, a: str | Host | None = None, b: str | Host | None = None) -> None:
         """End partitions (all, or between a and b); held stream segments move on."""
+        if (a is None) != (b is None):
+            raise SockfakeTypeError("heal needs both hosts a and b, or neither")
         for (src, dst), link in list(self._links.items()):
             if a is not None and b is not None:
                 names = {self._host_of(a).name, self._host_of(b).name}
@@ -426,7 +436,7 @@ class SimNetwork:
         return self.kernel.now
 
     def sleep(self, seconds: float) -> None:
-        self.kernel.sleep(seconds)
+        self.kernel.sleep(_checks.number("sleep seconds", seconds))
 
     def thread(self, target: Callable[..., object], args: tuple[Any, ...] = (),
                name: str | None = None, daemon: bool | None = None) -> Any:
@@ -441,7 +451,7 @@ class SimNetwork:
         return SimLock(self.kernel)
 
     def queue(self, maxsize: int = 0) -> SimQueue:
-        return SimQueue(self.kernel, maxsize)
+        return SimQueue(self.kernel, _checks.integer("queue maxsize", maxsize))
 
     def fork(self) -> int:
         raise NotImplementedError(
@@ -1036,6 +1046,23 @@ class SimNetwork:
         elif sock._state == "connecting":
             sock._state = "closed"
         self._trace("close", sock._describe())
+
+
+def _check_conditions(conditions: object) -> None:
+    if conditions is not None and not isinstance(conditions, LinkConditions):
+        raise SockfakeTypeError(
+            f"conditions must be a LinkConditions or None, not {conditions!r}"
+        )
+
+
+def _addresses(name: str, value: object, default: str) -> list[str]:
+    if value is None:
+        return [default]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        raise SockfakeTypeError(f"{name} must be an address or a list of addresses, not {value!r}")
+    return list(value) or [default]
 
 
 def _family_not_supported() -> socket.gaierror:

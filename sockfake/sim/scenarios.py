@@ -17,7 +17,8 @@ import struct
 import threading
 from typing import Any
 
-from sockfake.network import SockfakeValueError
+from sockfake.network import SockfakeTypeError
+from sockfake.sim import _checks
 from sockfake.sim.network import Host, SimNetwork
 from sockfake.sim.sockets import SimSocket
 
@@ -32,8 +33,7 @@ __all__ = [
 
 
 def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise SockfakeValueError(f"{name} must be positive, not {value!r}")
+    _checks.number(name, value, positive=True)
 
 
 class Scenario:
@@ -43,6 +43,10 @@ class Scenario:
 
     def __init__(self, network: SimNetwork, address: Any, *, host: str | Host | None = None,
                  family: int | None = None) -> None:
+        if not isinstance(network, SimNetwork):
+            raise SockfakeTypeError(
+                f"a scenario runs on a SimNetwork, not {type(network).__name__}"
+            )
         self.network = network
         self.address = address
         self.host = network.default_host if host is None else network._host_of(host)
@@ -111,10 +115,9 @@ class TrickleWriter(Scenario):
     def __init__(self, network: SimNetwork, address: Any, data: bytes, *, chunk: int = 1,
                  interval: float = 1.0, read_reply: bool = True, **kwargs: Any) -> None:
         super().__init__(network, address, **kwargs)
-        if chunk < 1:
-            raise SockfakeValueError(f"chunk must be at least 1, not {chunk!r}")
+        _checks.integer("chunk", chunk, minimum=1)
         _positive("interval", interval)
-        self.data = data
+        self.data = _checks.payload("data", data)
         self.chunk = chunk
         self.interval = interval
         self.read_reply = read_reply
@@ -142,9 +145,8 @@ class StalledReader(Scenario):
     def __init__(self, network: SimNetwork, address: Any, request: bytes, *,
                  read_limit: int = 0, **kwargs: Any) -> None:
         super().__init__(network, address, **kwargs)
-        if read_limit < 0:
-            raise SockfakeValueError(f"read_limit must be non-negative, not {read_limit!r}")
-        self.request = request
+        _checks.integer("read_limit", read_limit)
+        self.request = _checks.payload("request", request)
         self.read_limit = read_limit
         self._release = network.event()
 
@@ -167,7 +169,7 @@ class HalfCloseAndWait(Scenario):
 
     def __init__(self, network: SimNetwork, address: Any, request: bytes, **kwargs: Any) -> None:
         super().__init__(network, address, **kwargs)
-        self.request = request
+        self.request = _checks.payload("request", request)
 
     def run(self) -> None:
         with self._connect() as sock:
@@ -184,8 +186,8 @@ class ResetMidResponse(Scenario):
     def __init__(self, network: SimNetwork, address: Any, request: bytes, *, after: int = 1,
                  **kwargs: Any) -> None:
         super().__init__(network, address, **kwargs)
-        self.request = request
-        self.after = after
+        self.request = _checks.payload("request", request)
+        self.after = _checks.integer("after", after)
 
     def run(self) -> None:
         sock = self._connect()
@@ -207,12 +209,11 @@ class Slowloris(Scenario):
                  request: bytes = b"GET / HTTP/1.1\r\n", interval: float = 10.0,
                  duration: float = 60.0, **kwargs: Any) -> None:
         super().__init__(network, address, **kwargs)
-        if connections < 1:
-            raise SockfakeValueError(f"connections must be at least 1, not {connections!r}")
+        _checks.integer("connections", connections, minimum=1)
         _positive("interval", interval)
         _positive("duration", duration)
         self.connections = connections
-        self.request = request
+        self.request = _checks.payload("request", request)
         self.interval = interval
         self.duration = duration
         self.opened = 0

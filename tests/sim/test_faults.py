@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sim_helpers import EchoHandler, recv_exactly, serving
@@ -15,6 +16,13 @@ from sim_helpers import EchoHandler, recv_exactly, serving
 import sockfake as socketserver
 from sockfake import SockfakeError
 from sockfake.sim import GilbertElliott, LinkConditions, SimNetwork
+from sockfake.sim.scenarios import (
+    HalfCloseAndWait,
+    ResetMidResponse,
+    Slowloris,
+    StalledReader,
+    TrickleWriter,
+)
 
 
 @pytest.fixture
@@ -346,3 +354,49 @@ def test_network_used_after_close_is_a_clear_error() -> None:
         assert isinstance(info.value, RuntimeError)
     sock.close()  # closing is always allowed
     net.close()  # idempotent
+
+
+def _scenario(cls: Any, **kwargs: Any) -> Any:
+    def make(net: SimNetwork) -> Any:
+        args: dict[str, Any] = {"network": net, "address": ("127.0.0.1", 1)}
+        if cls in (TrickleWriter,):
+            args["data"] = b"x"
+        elif cls is not Slowloris:
+            args["request"] = b"x"
+        args.update(kwargs)
+        return cls(**args)
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("use", "kind", "name"),
+    [
+        (lambda net: SimNetwork(seed=1, stall_timeout=-1), ValueError, "stall_timeout"),
+        (lambda net: SimNetwork(seed=1, stall_timeout="x"), TypeError, "stall_timeout"),
+        (lambda net: SimNetwork(seed=1, time_limit="x"), TypeError, "time_limit"),
+        (lambda net: SimNetwork(seed=1, trace_limit=0), ValueError, "trace_limit"),
+        (lambda net: SimNetwork(seed=1, conditions="x"), TypeError, "conditions"),
+        (lambda net: net.add_host("h", ipv4=123), TypeError, "ipv4"),
+        (lambda net: net.host(3), TypeError, "host"),
+        (lambda net: net.partition(1, 2), TypeError, "host"),
+        (lambda net: net.set_conditions(conditions="x"), TypeError, "conditions"),
+        (lambda net: net.heal("local"), TypeError, "heal"),
+        (lambda net: net.sleep("x"), TypeError, "sleep"),
+        (lambda net: net.sleep(float("nan")), ValueError, "sleep"),
+        (lambda net: net.queue("x"), TypeError, "maxsize"),
+        (_scenario(TrickleWriter, chunk="x"), TypeError, "chunk"),
+        (_scenario(TrickleWriter, data="text"), TypeError, "data"),
+        (_scenario(TrickleWriter, network=None), TypeError, "SimNetwork"),
+        (_scenario(StalledReader, read_limit="x"), TypeError, "read_limit"),
+        (_scenario(ResetMidResponse, after=-1), ValueError, "after"),
+        (_scenario(HalfCloseAndWait, request="text"), TypeError, "request"),
+        (_scenario(Slowloris, connections="x"), TypeError, "connections"),
+    ],
+)
+def test_bad_arguments_to_entry_points_are_clear_sockfake_errors(
+    net: SimNetwork, use: Any, kind: type[Exception], name: str
+) -> None:
+    with pytest.raises(SockfakeError, match=name) as info:
+        use(net)
+    assert isinstance(info.value, kind)
