@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+
+from sockfake.sim import SimNetwork
 
 # One scenario, used in-process and in a subprocess: threads, a stream, lossy datagrams.
 SCENARIO = textwrap.dedent(
@@ -97,3 +102,35 @@ def test_the_digest_covers_the_trace(tmp_path: Path) -> None:
     digest_fifo = run(7, "fifo")[0]  # type: ignore[operator]
     assert digest_fifo != run(7)[0]  # type: ignore[operator]
     assert digest_fifo == run(7, "fifo")[0]  # type: ignore[operator]
+
+
+def test_the_trace_records_every_kind_of_event() -> None:
+    with SimNetwork(seed=4, latency=0.01, loss=0.3, duplicate=0.3) as net:
+        listener = net.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        accepted: list[object] = []
+        thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]))
+        thread.start()
+        client = net.create_connection(listener.getsockname())
+        thread.join()
+        client.sendall(b"hello")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a reset
+        receiver = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(1.0)
+        sender = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for number in range(30):
+            sender.sendto(b"%d" % number, receiver.getsockname())
+        try:
+            for _ in range(100):
+                receiver.recv(10)
+        except TimeoutError:
+            pass
+        kinds = {kind for _when, _actor, kind, _details in net.trace}
+        for sock in (receiver, sender, listener, *accepted):
+            sock.close()  # type: ignore[attr-defined]
+    wanted = {"connect", "accept", "send", "deliver", "drop", "duplicate", "reset", "timeout",
+              "switch", "jump"}
+    assert wanted <= kinds, wanted - kinds
