@@ -557,11 +557,18 @@ class ForkingMixIn:
 
 
 class _Threads(list):  # type: ignore[type-arg]
-    """Joinable list of the non-daemon handler threads; threads leave it as they finish."""
+    """Joinable list of the non-daemon handler threads; threads leave it as they finish.
+
+    A thread leaves the list when its request is done, but is still alive for a moment
+    after (unwinding, or reporting an uncaught exception through
+    ``threading.excepthook``). Those are kept aside in ``_finishing`` until they are
+    dead, so ``join()`` (``server_close()``) still waits for them, as the stdlib does.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
+        self._finishing: list[Any] = []
 
     def append(self, thread: Any) -> None:
         if thread.daemon:
@@ -574,11 +581,16 @@ class _Threads(list):  # type: ignore[type-arg]
             try:
                 super().remove(thread)
             except ValueError:
-                pass
+                return
+            finishing = [t for t in self._finishing if t.is_alive()]
+            finishing.append(thread)
+            self._finishing = finishing
 
     def pop_all(self) -> list[Any]:
         with self._lock:
             self[:], result = [], self[:]
+            result.extend(self._finishing)
+            self._finishing = []
         return result
 
     def join(self, timeout: float | None = None, clock: Any = None) -> list[Any]:

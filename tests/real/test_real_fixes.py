@@ -362,6 +362,36 @@ def test_finished_handler_threads_leave_threads_without_server_close() -> None:
         assert len(server._threads) == 0
 
 
+def test_server_close_joins_a_thread_that_left_threads_but_is_still_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread out of ``_threads`` but still reporting its exception is still joined."""
+    reporting, reported = threading.Event(), []
+
+    def slow_hook(args: Any) -> None:
+        reporting.set()
+        threading.Event().wait(0.2)  # widens the window; the join is what is tested
+        reported.append(args.exc_type)
+
+    monkeypatch.setattr(threading, "excepthook", slow_hook)
+
+    class Exits(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            raise SystemExit
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Exits)
+    try:
+        with connect(server.server_address):
+            server.handle_request()
+        # The handler thread has left _threads (its request is done) ...
+        assert reporting.wait(WAIT)
+        assert len(server._threads) == 0
+    finally:
+        server.server_close()
+    # ... and server_close() still waited for it, as the stdlib's does.
+    assert reported == [SystemExit]
+
+
 # --- datagram servers -------------------------------------------------------------------
 
 
