@@ -32,6 +32,8 @@ def _env(extra_path: Path | None = None) -> dict[str, str]:
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
+    # A server that hangs is killed with SIGABRT, which dumps every thread's stack.
+    env["PYTHONFAULTHANDLER"] = "1"
     return env
 
 
@@ -65,7 +67,12 @@ class Served:
         """Send ``signum``; return seconds until the process exited (status checked)."""
         start = time.monotonic()
         self.proc.send_signal(signum)
-        status = self.proc.wait(timeout=5)
+        try:
+            status = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            _, err = self.proc.communicate(timeout=5)
+            pytest.fail(f"no exit 5 s after {signal.Signals(signum).name}; stderr:\n{err}")
         elapsed = time.monotonic() - start
         print(f"{signal.Signals(signum).name} to exit: {elapsed * 1000:.1f} ms ({self.mode})")
         assert status == 0, self.proc.stderr.read() if self.proc.stderr else status
