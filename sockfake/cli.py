@@ -238,11 +238,11 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return 1
     mode = "sync" if args.sync else f"pool of {args.pool}" if args.pool else "threaded"
     where = _describe(family, server.server_address)
-    print(f"sockfake: serving {args.handler} on {where} ({mode})", flush=True)
-    return _serve_until_signalled(server, drain=args.drain, threaded=not args.sync)
+    banner = f"sockfake: serving {args.handler} on {where} ({mode})"
+    return _serve_until_signalled(server, drain=args.drain, threaded=not args.sync, banner=banner)
 
 
-def _serve_until_signalled(server: Any, *, drain: float, threaded: bool) -> int:
+def _serve_until_signalled(server: Any, *, drain: float, threaded: bool, banner: str) -> int:
     """Run ``serve_forever`` in a thread; stop at SIGINT/SIGTERM; close; return 0.
 
     The signal handler only writes a byte to a pipe (no locks, so it cannot deadlock
@@ -252,10 +252,13 @@ def _serve_until_signalled(server: Any, *, drain: float, threaded: bool) -> int:
     """
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
-    stopping = [False]
+    signals_seen = [0]
 
     def on_signal(signum: int, frame: object) -> None:
-        if stopping[0]:
+        # Counted here, not when the pipe wakes the main thread: the wake-up fd may
+        # wake it before this handler runs for the first signal.
+        signals_seen[0] += 1
+        if signals_seen[0] > 1:
             # Second Ctrl-C: a handler ignores the abort; do not wait for it.
             sys.stderr.flush()
             os._exit(128 + signum)
@@ -270,17 +273,23 @@ def _serve_until_signalled(server: Any, *, drain: float, threaded: bool) -> int:
                 os.write(write_fd, b"\0")  # the loop ended by itself (it crashed)
 
     previous = _install_handlers(on_signal)
+    # The kernel may deliver the signal to the serving thread, whose C-level handler
+    # only sets a flag: the main thread, blocked in os.read, would never run the
+    # Python handler. The wake-up fd makes the C handler write to our pipe too.
+    previous_wakeup = signal.set_wakeup_fd(write_fd)
     try:
         loop = threading.Thread(target=serve, name="sockfake-serve", daemon=True)
         loop.start()
+        # Announce only now: a signal sent as soon as the line is read is handled.
+        print(banner, flush=True)
         why = os.read(read_fd, 1)
-        stopping[0] = True
         server.shutdown(timeout=max(drain, 0.01))
         if threaded:
             server.server_close(timeout=drain)
         else:
             server.server_close()
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         _install_handlers(previous)
         os.close(read_fd)
         os.close(write_fd)
