@@ -21,6 +21,7 @@ import os
 import random
 import re
 import select
+import signal
 import sys
 import threading
 import time as _real_time
@@ -228,6 +229,11 @@ class Kernel:
         self._thread_numbers = 0
         self._rngs: dict[str, random.Random] = {}
         self._switched_at = _real_time.monotonic()
+        self._last_call = self._switched_at  # real time of the last simulated call
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
+        self._root_stall: SimStallError | None = None
+        self._stall_signal = False
         self.trace = Trace(trace_limit)
         root = SimThread(self, "main", threading.current_thread())
         root.state = "running"
@@ -254,6 +260,7 @@ class Kernel:
         """The calling thread's record; a clear error if it is not part of this simulation."""
         if self.closed:
             raise SockfakeRuntimeError("the simulated network is closed")
+        self._last_call = _real_time.monotonic()
         thread = self._by_ident.get(threading.get_ident())
         if thread is None:
             raise SockfakeRuntimeError(
@@ -515,6 +522,8 @@ class Kernel:
         sim_thread.state = "ready"
         sim_thread.wake_reason = "start"
         self._ready.append(sim_thread)
+        if self._watchdog is None:
+            self._start_watchdog()
         return sim_thread
 
     def _forget(self, thread: SimThread) -> None:
@@ -595,10 +604,64 @@ class Kernel:
             me.state = "running"
             self.current = me
         self.closed = True
+        self._watchdog_stop.set()
+        _stall_signal_release()
         self._timers.clear()
         self._ready.clear()
         if caller is None or caller is self.root:
             self.root.go.close()
+
+    # -- the main thread's watchdog -----------------------------------------------------
+
+    def _start_watchdog(self) -> None:
+        """Watch the main thread: nothing else can notice it blocking outside the simulation.
+
+        The main thread normally watches the others (``_await_turn``). When it is the
+        one holding the turn while blocked on something real (a ``queue.Queue.get`` for
+        a result a simulated thread would produce, ``time.sleep``), every simulated
+        thread starves and the run would hang. This thread notices and interrupts the
+        main thread with a signal whose handler raises ``SimStallError``; where no
+        signal can be used (the network's main thread is not the process's main
+        thread, or the signal has a handler of someone else's), it prints the report.
+        """
+        watchdog = threading.Thread(
+            target=self._watch_root, name="sockfake-watchdog", daemon=True
+        )
+        self._stall_signal = _stall_signal_acquire(self)
+        try:
+            _original_start(watchdog)
+        except RuntimeError:
+            # No thread to spare: the main thread goes unwatched.
+            self._stall_signal = False
+            if self in _stall_users:
+                _stall_users.remove(self)
+            return
+        self._watchdog = watchdog
+
+    def _watch_root(self) -> None:
+        period = min(0.25, max(0.01, self.stall_timeout / 4))
+        while not self._watchdog_stop.wait(period):
+            root = self.root
+            if self.closed or self.failure is not None or self._root_stall is not None:
+                continue
+            if self.current is not root or root.state != "running":
+                continue
+            idle = _real_time.monotonic() - max(self._last_call, self._switched_at)
+            if idle <= self.stall_timeout:
+                continue
+            if not self._ready and not any(not t.cancelled for t in self._timers):
+                continue  # nobody starves: the main thread may wait on the real world
+            self._root_stall = SimStallError(self._stall_message(root, idle))
+            ident = root.thread.ident if root.thread is not None else None
+            if (
+                self._stall_signal
+                and _STALL_SIGNAL is not None
+                and ident is not None
+                and ident == threading.main_thread().ident
+            ):
+                signal.pthread_kill(ident, _STALL_SIGNAL)
+            else:
+                print(self._root_stall, file=sys.__stderr__, flush=True)
 
     # -- reports ----------------------------------------------------------------------
 
@@ -678,6 +741,54 @@ class Trace:
 
     def __str__(self) -> str:
         return self.format()
+
+
+# -- the stall signal ------------------------------------------------------------------
+
+# SIGUSR2 interrupts the main thread's blocking call (lock acquires, sleeps and reads
+# are interruptible on POSIX) so the handler can raise SimStallError there. It is used
+# only while some network needs it and only if nobody else handles the signal.
+_STALL_SIGNAL = getattr(signal, "SIGUSR2", None)
+_stall_users: list[Kernel] = []
+_stall_previous: Any = None
+
+
+def _on_stall_signal(signum: int, frame: Any) -> None:
+    for kernel in list(_stall_users):
+        error = kernel._root_stall
+        if error is not None and kernel.failure is None and not kernel.closed:
+            kernel.failure = error
+            raise error
+
+
+def _stall_signal_acquire(kernel: Kernel) -> bool:
+    global _stall_previous
+    if _STALL_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+        return False
+    if not _stall_users:
+        try:
+            current = signal.getsignal(_STALL_SIGNAL)
+            if current not in (signal.SIG_DFL, None):
+                return False
+            _stall_previous = signal.signal(_STALL_SIGNAL, _on_stall_signal)
+        except (ValueError, OSError):
+            return False
+    _stall_users.append(kernel)
+    return True
+
+
+def _stall_signal_release() -> None:
+    global _stall_previous
+    for kernel in [k for k in _stall_users if k.closed]:
+        _stall_users.remove(kernel)
+    if _stall_users or _stall_previous is None:
+        return
+    if threading.current_thread() is threading.main_thread():
+        try:
+            signal.signal(_STALL_SIGNAL, _stall_previous)  # type: ignore[arg-type]
+        except (ValueError, OSError):
+            return
+        _stall_previous = None
 
 
 # -- hooks on threading.Thread --------------------------------------------------------
