@@ -605,6 +605,8 @@ class Kernel:
             self.current = me
         self.closed = True
         self._watchdog_stop.set()
+        if self._watchdog is not None:
+            self._watchdog.join(1.0)  # it wakes at once: the stop event is set
         _stall_signal_release()
         self._timers.clear()
         self._ready.clear()
