@@ -128,6 +128,7 @@ _settings_key = pytest.StashKey[_Settings]()
 _options_key = pytest.StashKey[_TestOptions]()
 _bed_key = pytest.StashKey["Testbed"]()
 _call_failed_key = pytest.StashKey[bool]()
+_ran_tests_key = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -231,9 +232,24 @@ def pytest_configure(config: pytest.Config) -> None:
         rootpath=Path(str(config.rootpath)),
         invocation_dir=Path(str(config.invocation_params.dir)),
     )
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:
+    # Called for every report, on the xdist controller too: the session ran tests.
+    config.stash[_ran_tests_key] = True
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remember the base seed for ``--sockfake-seed=last``, once tests ran with it.
+
+    Not at start-up: ``pytest --fixtures`` or ``--collect-only`` between a failing
+    run and its rerun must not replace the seed to rerun.
+    """
+    config = session.config
     cache = getattr(config, "cache", None)
-    if cache is not None and getattr(config, "workerinput", None) is None:
-        cache.set(_CACHE_KEY, base_seed)
+    ran_tests = config.stash.get(_ran_tests_key, False)
+    if ran_tests and cache is not None and not _is_xdist_worker(config):
+        cache.set(_CACHE_KEY, config.stash[_settings_key].base_seed)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -258,10 +274,7 @@ def _marker_kwargs(node: pytest.Item | Any) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for mark in reversed(list(node.iter_markers("sockfake"))):
         if mark.args:
-            raise pytest.UsageError(
-                f"{node.nodeid}: @pytest.mark.sockfake takes keyword arguments only, "
-                f"not {mark.args!r}"
-            )
+            raise ValueError(f"keyword arguments only, not {mark.args!r}")
         merged.update(mark.kwargs)
     return merged
 
@@ -331,9 +344,20 @@ def _options_for(item: Any) -> _TestOptions:
         try:
             options = _parse_marker(_marker_kwargs(item), settings.network)
         except ValueError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.sockfake: {exc}") from None
-        item.stash[_options_key] = options
+            message = f"{item.nodeid}: @pytest.mark.sockfake: {exc}"
+            if not _is_xdist_worker(item.config):
+                raise pytest.UsageError(message) from None
+        else:
+            item.stash[_options_key] = options
+            return options
+        # A usage error raised on an xdist worker reaches the user as the controller's
+        # INTERNALERROR; failing the test (outside the except block) carries the message.
+        pytest.fail(message, pytrace=False)
     return options
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return getattr(config, "workerinput", None) is not None
 
 
 def _uses_sockfake(item: Any) -> bool:
@@ -346,21 +370,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[_settings_key]
     try:
         network = _parse_marker(_marker_kwargs(metafunc.definition), settings.network).network
-    except (ValueError, pytest.UsageError):
-        return  # reported, with the test's id, at the end of collection
+    except ValueError:
+        return  # reported, with the test's id, at the end of collection (or at set-up)
     if network == "both":
         metafunc.parametrize("sockfake_network_kind", ["sim", "real"], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     timeout = _default_timeout(config)
+    worker = _is_xdist_worker(config)
     for item in items:
         if item.get_closest_marker("sockfake") is None and not _uses_sockfake(item):
             continue
-        _options_for(item)  # a bad marker is a usage error, reported now
+        if not worker:
+            _options_for(item)  # a bad marker is a usage error, reported now
         if timeout is not None and _uses_sockfake(item):
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(timeout))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On an xdist worker, a bad marker fails its test at set-up, naming the marker."""
+    if item.get_closest_marker("sockfake") is not None:
+        _options_for(item)
 
 
 def _default_timeout(config: pytest.Config) -> float | None:
@@ -566,15 +599,50 @@ class ServerHandle:
         if self.thread is not None:
             if not self.server.shutdown(timeout=bound):
                 problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
+        close = self.server.server_close
+        kwargs = {"timeout": bound} if "timeout" in inspect.signature(close).parameters else {}
         try:
-            if "timeout" in inspect.signature(self.server.server_close).parameters:
-                self.server.server_close(timeout=bound)
+            if self.testbed.kind == "real":
+                problems.extend(self._close_within(close, kwargs, 2 * bound))
             else:
-                self.server.server_close()
+                close(**kwargs)  # a handler stuck on the simulation is a deadlock, reported
         finally:
             if self.thread is not None and not problems:
                 self.thread.join(bound)
         return problems
+
+    def _close_within(self, close: Callable[..., Any], kwargs: Any, bound: float) -> list[str]:
+        """``server_close()`` on the real network, given up on after ``bound`` seconds.
+
+        ``server_close(timeout=)`` aborts the connections of handlers still running
+        after its timeout, but a handler blocked on something else (an event, a sleep,
+        another server) keeps its thread alive and the join waiting: wait for that in
+        a helper thread, so teardown stays bounded and the test says what is stuck.
+        """
+        import threading
+
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                close(**kwargs)
+            except BaseException as exc:
+                errors.append(exc)
+
+        before = set(threading.enumerate())
+        closer = threading.Thread(target=run, name=f"sockfake-{self.name}-close", daemon=True)
+        closer.start()
+        closer.join(bound)
+        if errors:
+            raise errors[0]
+        if not closer.is_alive():
+            return []
+        stuck = sorted(t.name for t in before if t.is_alive() and t is not threading.main_thread())
+        return [
+            f"{self.name}: server_close() did not return within {bound:g} s: a handler "
+            f"is still running, blocked outside its connection (threads alive: "
+            f"{', '.join(stuck) or 'none'})"
+        ]
 
 
 def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:

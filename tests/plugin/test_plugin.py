@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import sockfake.pytest_plugin
 from sockfake.pytest_plugin import derive_seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,6 +271,7 @@ def test_precedence_is_ini_then_env_then_option(pytester, monkeypatch):
 def test_seed_last_reuses_the_previous_sessions_seed(pytester):
     make_tests(pytester, "def test_nothing(sockfake_network): pass\n")
     run(pytester, "--sockfake-seed=4242").assert_outcomes(passed=1)
+    run(pytester, "--sockfake-seed=1", "--collect-only")  # ran no test: seed not replaced
     result = run(pytester, "--sockfake-seed=last")
     result.stdout.fnmatch_lines(["sockfake: network=sim, base seed=4242 (the last session's)*"])
 
@@ -350,10 +352,18 @@ def test_xdist_workers_get_the_controllers_seed_and_a_default_timeout(pytester):
         @pytest.mark.timeout(5)
         def test_c(sockfake_network, request):
             assert request.node.get_closest_marker("timeout").args == (5,)
+
+        @pytest.mark.sockfake(loss=2)
+        def test_bad_marker():
+            pass
         """,
     )
     result = run(pytester, "-n", "2", "-p", "xdist", "--sockfake-seed=99", subprocess=True)
-    result.assert_outcomes(failed=2, passed=1)
+    result.assert_outcomes(failed=2, passed=1, errors=1)
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["test_it.py::test_bad_marker: @pytest.mark.sockfake: loss must be a probability*"]
+    )
     for name in ("test_a", "test_b"):
         seed = derive_seed(99, f"test_it.py::{name}")
         result.stdout.fnmatch_lines(
@@ -362,6 +372,65 @@ def test_xdist_workers_get_the_controllers_seed_and_a_default_timeout(pytester):
                 f"reproduce: pytest test_it.py::{name} --sockfake-seed=99",
             ]
         )
+
+
+def test_every_fixture_is_documented_in_pytest_fixtures(pytester):
+    result = run(pytester, "--fixtures")
+    names = ["sockfake_network", "sockfake_network_kind", "sockfake_network_factory"]
+    for kind in ("tcp", "udp", "unix_stream", "unix_datagram"):
+        names += [f"{kind}_server", f"sockfake_{kind}_server"]
+    output = result.stdout.str()
+    for name in names:
+        assert re.search(rf"^{name}( \[session scope\])? -- .*\n    \S", output, re.M), name
+
+
+def test_a_configured_timeout_is_left_alone_and_xdist_is_optional(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_t(sockfake_network, request):
+            marker = request.node.get_closest_marker("timeout")
+            print("TIMEOUT", marker.args if marker else None)
+        """,
+    )
+    for args, expected in [
+        ((), "(60.0,)"),
+        (("--timeout=7",), "None"),
+        (("-o", "timeout=7"), "None"),
+        (("-o", "sockfake_timeout=9"), "(9.0,)"),
+        (("-p", "no:timeout"), "None"),
+    ]:
+        result = run(pytester, "-s", "-p", "no:xdist", *args)
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([f"*TIMEOUT {expected}"])
+
+
+def test_a_real_handler_that_never_returns_fails_teardown_within_a_bound(pytester, monkeypatch):
+    monkeypatch.setitem(sockfake.pytest_plugin._STOP_TIMEOUT, "real", 0.2)
+    make_tests(
+        pytester,
+        """
+        import threading
+
+        started, never = threading.Event(), threading.Event()
+
+        class Stuck(sockfake.BaseRequestHandler):
+            def handle(self):
+                started.set()
+                never.wait(5)  # blocked outside its connection; ends on its own
+
+        @pytest.mark.sockfake(network="real")
+        def test_stuck(tcp_server):
+            with tcp_server(Stuck).connect(timeout=5) as conn:
+                conn.sendall(b"x")
+                assert started.wait(5)
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["tcp_server: server_close() did not return within 0.4 s: a handler is still*"]
+    )
 
 
 def test_disabled_with_p_no_sockfake(pytester):
