@@ -428,7 +428,7 @@ def _default_timeout(config: pytest.Config) -> float | None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     excinfo = call.excinfo
-    if excinfo is not None and _is_simulation_error(excinfo.value):
+    if excinfo is not None and _raised_by_the_simulation(excinfo.value):
         _hide_simulation_frames()
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
@@ -453,16 +453,26 @@ def _is_simulation_error(error: BaseException) -> bool:
     return sim is not None and isinstance(error, sim.SimulationError)
 
 
-def _hide_simulation_frames() -> None:
-    """Hide the simulation's own frames from tracebacks of SimulationErrors.
+def _raised_by_the_simulation(error: BaseException) -> bool:
+    """A SimulationError, or an OSError a simulated socket raised as the OS would."""
+    return _is_simulation_error(error) or (
+        isinstance(error, OSError) and "sockfake.sim" in sys.modules
+    )
 
-    The error's message carries the scheduler's dump; the kernel frames between the
-    test's blocking call and the raise are noise. pytest honours a module-level
-    ``__tracebackhide__`` callable; other errors keep their full traceback.
+
+def _hide_simulation_frames() -> None:
+    """Hide the simulation's own frames from tracebacks of the errors it raises.
+
+    A SimulationError's message carries the scheduler's dump, and an OSError
+    (``TimeoutError``, ``ConnectionResetError``...) from a simulated socket stands
+    for one from the kernel, which shows no frames on a real socket: the
+    simulation's frames between the test's call and the raise are noise. pytest
+    honours a module-level ``__tracebackhide__`` callable; other errors keep their
+    full traceback, and ``--full-trace`` shows everything.
     """
 
     def hide(excinfo: Any) -> bool:
-        return excinfo is not None and _is_simulation_error(excinfo.value)
+        return excinfo is not None and _raised_by_the_simulation(excinfo.value)
 
     for name, module in list(sys.modules.items()):
         if name.startswith("sockfake.sim.") and module is not None:
@@ -984,14 +994,28 @@ def _testbed(request: pytest.FixtureRequest) -> Testbed:
     return bed
 
 
+class _ServerFactory:
+    """What ``tcp_server`` and friends return: call it to start a server.
+
+    A class rather than a closure so a failing test's report shows
+    ``<tcp_server factory on SimNetwork(seed=..., ...)>`` for the fixture's value.
+    """
+
+    def __init__(self, bed: Testbed, method: str, fixture: str) -> None:
+        self._start = getattr(bed, method)
+        self._fixture = fixture
+        self._bed = bed
+        self.__doc__ = self._start.__doc__
+
+    def __call__(self, handler: Any, **kwargs: Any) -> ServerHandle:
+        return self._start(handler, _fixture=self._fixture, **kwargs)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<{self._fixture} factory on {self._bed.network!r}>"
+
+
 def _factory(request: pytest.FixtureRequest, method: str, fixture: str) -> Callable[..., Any]:
-    start = getattr(_testbed(request), method)
-
-    def make_server(handler: Any, **kwargs: Any) -> ServerHandle:
-        return start(handler, _fixture=fixture, **kwargs)  # type: ignore[no-any-return]
-
-    make_server.__doc__ = start.__doc__
-    return make_server
+    return _ServerFactory(_testbed(request), method, fixture)
 
 
 @pytest.fixture

@@ -216,19 +216,26 @@ def test_a_deadlock_fails_the_test_with_the_dump(pytester):
         @pytest.mark.sockfake(time_limit=10)
         def test_too_long(sockfake_network):
             sockfake_network.sleep(60)
+
+        def test_timeout(tcp_server):
+            tcp_server(Upper).connect(timeout=1).recv(10)
         """,
     )
     result = run(pytester)
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines_random(
         [
             "E*SimDeadlockError: deadlock: every simulated thread is waiting*",
             "E*main: blocked, waiting on recv*",
             "E*Thread-2 (process_request_thread): blocked, waiting on *",
             "E*SimTimeLimitError: virtual time limit of 10 s reached*",
+            "tcp_server = <tcp_server factory on SimNetwork(seed=*)>",
+            "E   *TimeoutError: timed out",
         ]
     )
-    assert "kernel.py" not in result.stdout.str()  # the simulation's frames are hidden
+    # The simulation's frames are hidden, as the kernel's are on a real socket.
+    assert "kernel.py" not in result.stdout.str()
+    assert "sockets.py" not in result.stdout.str()
 
 
 def test_marker_sets_seed_and_link_conditions(pytester):
