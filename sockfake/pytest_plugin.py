@@ -840,15 +840,21 @@ class Testbed:
         kernel = self.network.kernel
         threads = [t for t in kernel._threads if t is not kernel.root and t.state != "finished"]
         if threads:
-            described = "; ".join(
-                f"{t.name} ({t.waiting_on if t.state == 'blocked' else t.state})" for t in threads
-            )
+            described = "; ".join(f"{t.name} ({_waiting_on(t)})" for t in threads)
             problems.append(f"leaked simulated thread(s), still running at teardown: {described}")
         sockets = self.network.open_sockets()
         if sockets:
-            described = "; ".join(s._describe() for s in sockets)
+            described = "; ".join(repr(s) for s in sockets)
             problems.append(f"leaked simulated socket(s), never closed: {described}")
         return problems
+
+
+def _waiting_on(thread: Any) -> str:
+    """What a simulated thread waits on (descriptions are built lazily by the kernel)."""
+    if thread.state != "blocked":
+        return str(thread.state)
+    what = thread.waiting_on
+    return str(what() if callable(what) else what)
 
 
 def _make_network(

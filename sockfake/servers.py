@@ -716,7 +716,10 @@ class ThreadingMixIn:
         """Close the server; join handler threads.
 
         With ``timeout``, wait at most that long for in-flight requests, then shut
-        their sockets down so blocked handlers unwind, and join them.
+        their sockets down so blocked handlers unwind, and wait as long again for
+        them. A handler that still does not return (it blocks on something other than
+        its connection) is left running, with a warning to ``error_logger`` if set:
+        ``server_close(timeout=)`` always returns within about twice ``timeout``.
         """
         datagram = self.socket_type == socket.SOCK_DGRAM
         if not datagram:
@@ -728,8 +731,18 @@ class ThreadingMixIn:
                 left = self._threads.join(timeout, self.network.time)
                 for thread in left:
                     _abort_request(getattr(thread, "_sockfake_request", None))
+                deadline = self.network.time() + timeout
+                stuck = []
                 for thread in left:
-                    thread.join()
+                    thread.join(max(0.0, deadline - self.network.time()))
+                    if thread.is_alive():
+                        stuck.append(thread.name)
+                logger = getattr(self, "error_logger", None)
+                if stuck and logger is not None:
+                    logger.warning(
+                        "server_close: handler thread(s) still running after abort: %s",
+                        ", ".join(stuck),
+                    )
         finally:
             if datagram:
                 super().server_close()  # type: ignore[misc]

@@ -234,6 +234,7 @@ class Kernel:
         self._watchdog_stop = threading.Event()
         self._root_stall: SimStallError | None = None
         self._stall_signal = False
+        self._root_call_frame: Any = None
         self.trace = Trace(trace_limit)
         root = SimThread(self, "main", threading.current_thread())
         root.state = "running"
@@ -262,6 +263,10 @@ class Kernel:
             raise SockfakeRuntimeError("the simulated network is closed")
         self._last_call = _real_time.monotonic()
         thread = self._by_ident.get(threading.get_ident())
+        if thread is self.root:
+            # Where the main thread last called in: the watchdog only reports a stall
+            # while that code is still running (not for a network left behind).
+            self._root_call_frame = sys._getframe(1)
         if thread is None:
             raise SockfakeRuntimeError(
                 f"thread {threading.current_thread().name!r} is not part of this simulated "
@@ -604,6 +609,7 @@ class Kernel:
             me.state = "running"
             self.current = me
         self.closed = True
+        self._root_call_frame = None
         self._watchdog_stop.set()
         if self._watchdog is not None:
             self._watchdog.join(1.0)  # it wakes at once: the stop event is set
@@ -653,6 +659,8 @@ class Kernel:
                 continue
             if not self._ready and not any(not t.cancelled for t in self._timers):
                 continue  # nobody starves: the main thread may wait on the real world
+            if not self._root_still_in_caller(root):
+                continue  # the code that used this network has moved on: left behind
             self._root_stall = SimStallError(self._stall_message(root, idle))
             ident = root.thread.ident if root.thread is not None else None
             if (
@@ -664,6 +672,22 @@ class Kernel:
                 signal.pthread_kill(ident, _STALL_SIGNAL)
             else:
                 print(self._root_stall, file=sys.__stderr__, flush=True)
+
+    def _root_still_in_caller(self, root: SimThread) -> bool:
+        """Is the code that last called into the simulation still on the main thread's stack?"""
+        caller = self._root_call_frame
+        while caller is not None and caller.f_globals.get("__name__", "").startswith(
+            ("sockfake.", "threading")
+        ):
+            caller = caller.f_back
+        if caller is None or root.thread is None or root.thread.ident is None:
+            return False
+        frame = sys._current_frames().get(root.thread.ident)
+        while frame is not None:
+            if frame is caller:
+                return True
+            frame = frame.f_back
+        return False
 
     # -- reports ----------------------------------------------------------------------
 

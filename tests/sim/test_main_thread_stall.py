@@ -73,3 +73,17 @@ def test_the_stall_signal_handler_is_removed_when_the_network_closes() -> None:
     thread.join()
     net.close()
     assert signal.getsignal(signal.SIGUSR2) == before
+
+
+def test_a_network_left_behind_does_not_interrupt_later_code() -> None:
+    def use_and_forget() -> SimNetwork:
+        net = SimNetwork(seed=5, stall_timeout=0.2)
+        threading.Thread(target=net.sleep, args=(1.0,)).start()  # ready, never run
+        return net
+
+    abandoned = use_and_forget()  # the code that used it has returned
+    never = threading.Event()
+    try:
+        assert not never.wait(0.6)  # later, unrelated waiting: no SimStallError here
+    finally:
+        abandoned.close()
