@@ -48,7 +48,7 @@ def no_forked_child_outlives_its_test(request: pytest.FixtureRequest) -> Iterato
     here checks behaviour: it only keeps a failed forking test from hanging the run.
     """
     yield
-    if "fork" not in request.node.name or not os.path.isdir("/proc"):
+    if "fork" not in request.node.name.lower() or not os.path.isdir("/proc"):
         return
     for pid in _forked_children():
         with contextlib.suppress(ProcessLookupError):
