@@ -669,6 +669,16 @@ def _inflight(server: Any) -> _InFlight:
     return inflight
 
 
+def _handle_request(server: Any, request: Any, client_address: Any) -> None:
+    """A request on its own thread: errors go to handle_error, the request is always shut."""
+    try:
+        server.finish_request(request, client_address)
+    except Exception:
+        server.handle_error(request, client_address)
+    finally:
+        server.shutdown_request(request)
+
+
 class ThreadingMixIn:
     """Mix-in class to handle each request in a new thread.
 
@@ -690,14 +700,9 @@ class ThreadingMixIn:
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Same as in BaseServer but as a thread; exceptions are handled here."""
         try:
-            self.finish_request(request, client_address)  # type: ignore[attr-defined]
-        except Exception:
-            self.handle_error(request, client_address)  # type: ignore[attr-defined]
+            _handle_request(self, request, client_address)
         finally:
-            try:
-                self.shutdown_request(request)  # type: ignore[attr-defined]
-            finally:
-                self._threads.discard(threading.current_thread())
+            self._threads.discard(threading.current_thread())
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a new thread to process the request."""
@@ -782,12 +787,7 @@ class ThreadPoolMixIn:
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handle one request on a worker thread; exceptions are handled here."""
-        try:
-            self.finish_request(request, client_address)  # type: ignore[attr-defined]
-        except Exception:
-            self.handle_error(request, client_address)  # type: ignore[attr-defined]
-        finally:
-            self.shutdown_request(request)  # type: ignore[attr-defined]
+        _handle_request(self, request, client_address)
 
     def _pool(self) -> tuple[Any, list[Any]]:
         state = vars(self)

@@ -185,6 +185,15 @@ class SimThread:
         self.stack_at_block: str = ""
         self.idle_polls = 0
 
+    def stop_waiting(self) -> None:
+        """Leave every wait queue and cancel the wake-up timer (the thread is woken)."""
+        for queue in self.wait_queues:
+            queue.waiters.pop(self, None)
+        self.wait_queues = ()
+        if self.timer is not None:
+            self.timer.cancelled = True
+            self.timer = None
+
     def __repr__(self) -> str:
         return f"<SimThread {self.name} {self.state}>"
 
@@ -389,12 +398,7 @@ class Kernel:
     def _make_ready(self, thread: SimThread, reason: str) -> None:
         if thread.state != "blocked":
             return
-        for queue in thread.wait_queues:
-            queue.waiters.pop(thread, None)
-        thread.wait_queues = ()
-        if thread.timer is not None:
-            thread.timer.cancelled = True
-            thread.timer = None
+        thread.stop_waiting()
         thread.wake_reason = reason
         thread.state = "ready"
         self._ready.append(thread)
@@ -434,12 +438,7 @@ class Kernel:
         self.trace.add(self.now, "kernel", "fail", type(error).__name__)
         root = self.root
         if root.state == "blocked":
-            for queue in root.wait_queues:
-                queue.waiters.pop(root, None)
-            root.wait_queues = ()
-            if root.timer is not None:
-                root.timer.cancelled = True
-                root.timer = None
+            root.stop_waiting()
             root.wake_reason = "failed"
             root.state = "ready"
             return root
@@ -483,12 +482,7 @@ class Kernel:
                 self.current = thread
                 thread.state = "running"
                 thread.wake_reason = "failed"
-                for queue in thread.wait_queues:
-                    queue.waiters.pop(thread, None)
-                thread.wait_queues = ()
-                if thread.timer is not None:
-                    thread.timer.cancelled = True
-                    thread.timer = None
+                thread.stop_waiting()
                 return
 
     # -- threads ----------------------------------------------------------------------
@@ -593,11 +587,7 @@ class Kernel:
             thread.killed = True
             if thread in self._ready:
                 self._ready.remove(thread)
-            for queue in thread.wait_queues:
-                queue.waiters.pop(thread, None)
-            thread.wait_queues = ()
-            if thread.timer is not None:
-                thread.timer.cancelled = True
+            thread.stop_waiting()
             thread.wake_reason = "killed"
             me.state = "blocked"
             me.waiting_on = f"close: unwinding {thread.name}"
