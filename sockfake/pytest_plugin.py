@@ -986,6 +986,11 @@ def sockfake_network(request: pytest.FixtureRequest, sockfake_network_kind: str)
         options.seed if options.seed is not None else derive_seed(settings.base_seed, item.nodeid)
     )
     kind = sockfake_network_kind
+    if kind == "real" and options.conditions:
+        # Loopback cannot lose, delay or re-chunk on demand: running the test there
+        # would pass or fail for reasons that have nothing to do with its marker.
+        wanted = ", ".join(f"{key}={value!r}" for key, value in options.conditions.items())
+        pytest.skip(f"sockfake: link conditions ({wanted}) need the simulated network")
     net = _make_network(kind, seed, options)
     bed = Testbed(
         net, kind, seed=seed if kind == "sim" else None, handler_errors=options.handler_errors

@@ -466,3 +466,31 @@ def test_the_examples_pass():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_link_conditions_skip_the_real_run_with_a_reason(pytester):
+    make_tests(
+        pytester,
+        """
+        class Upper(sockfake.DatagramRequestHandler):
+            def handle(self):
+                self.wfile.write(self.rfile.read().upper())
+
+        @pytest.mark.sockfake(loss=0.5)
+        def test_lossy(udp_server):
+            srv = udp_server(Upper)
+            sock = srv.client()
+            sock.settimeout(1.0)
+            for _ in range(50):
+                sock.sendto(b"x", srv.address)
+                try:
+                    assert sock.recvfrom(10)[0] == b"X"
+                    return
+                except TimeoutError:
+                    continue
+            raise AssertionError("never answered")
+        """,
+    )
+    result = run(pytester, "--sockfake-network=both", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*link conditions (loss=0.5) need the simulated network*"])
