@@ -108,30 +108,38 @@ def fault_plans(
     duplicates: bool = True,
     delays: bool = True,
     max_delay: float = 2.0,
+    connections: bool = True,
+    max_connection: int = 5,
 ) -> st.SearchStrategy[FaultPlan]:
-    """Fault plans over the first ``max_index + 1`` datagrams; shrink toward no fault.
+    """Fault plans; shrink toward no fault.
 
     A plan drops, duplicates and delays datagrams chosen by index (0 is the first
-    ``sendto()`` on the network): at most ``max_faults`` of each kind. Shrinking
-    removes faults and moves them to earlier datagrams, so a failure ends as the
-    smallest pattern that still breaks the property, e.g.
-    ``FaultPlan(drops=frozenset({1}))``.
+    ``sendto()`` on the network, up to ``max_index``), and, with ``connections``,
+    refuses or resets stream connections chosen by index (0 is the first
+    ``connect()``, up to ``max_connection``; a reset comes up to ``max_delay``
+    seconds after the connection is established): at most ``max_faults`` of each
+    kind. Shrinking removes faults, moves them to earlier indexes and resets to
+    earlier times, so a failure ends as the smallest pattern that still breaks the
+    property, e.g. ``FaultPlan(drops=frozenset({1}))``.
     """
     index = st.integers(min_value=0, max_value=max_index)
+    connection = st.integers(min_value=0, max_value=max_connection)
+    seconds = st.floats(min_value=0.0, max_value=max_delay)
     none: st.SearchStrategy[frozenset[int]] = st.just(frozenset())
+    no_times: st.SearchStrategy[tuple[tuple[int, float], ...]] = st.just(())
+
+    def timed(which: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[tuple[int, float], ...]]:
+        return st.lists(
+            st.tuples(which, seconds), max_size=max_faults, unique_by=lambda pair: pair[0]
+        ).map(tuple)
+
     return st.builds(
         FaultPlan,
         drops=st.frozensets(index, max_size=max_faults),
         duplicates=st.frozensets(index, max_size=max_faults) if duplicates else none,
-        delays=(
-            st.lists(
-                st.tuples(index, st.floats(min_value=0.0, max_value=max_delay)),
-                max_size=max_faults,
-                unique_by=lambda pair: pair[0],
-            ).map(tuple)
-            if delays
-            else st.just(())
-        ),
+        delays=timed(index) if delays else no_times,
+        refusals=st.frozensets(connection, max_size=max_faults) if connections else none,
+        resets=timed(connection) if connections else no_times,
     )
 
 

@@ -767,6 +767,11 @@ class SimNetwork:
         if dst is None:
             self._fail_connect(sock, errno.ENETUNREACH)
             return
+        plan = self.fault_plan
+        if plan is not None and plan.refuses_connection(sock._connection_id - 1):
+            self._net_trace("fault", f"connection {sock._connection_id - 1} refused (fault plan)")
+            self._fail_connect(sock, errno.ECONNREFUSED)
+            return
         self._send_syn(sock, dst)
 
     def _send_syn(self, sock: SimSocket, dst: Host) -> None:
@@ -844,6 +849,10 @@ class SimNetwork:
             client._state = "connected"
             self._net_trace("established", f"{client._local} -> {client._remote}")
             client._changed.notify_all()
+            plan = self.fault_plan
+            after = None if plan is None else plan.connection_reset_after(client._connection_id - 1)
+            if after is not None:
+                self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
 
         self._carry(dst, client._host, client._connection_id, 0, established, "stream",
                     reliable=False, immediate_ok=True)
@@ -902,6 +911,16 @@ class SimNetwork:
 
         self._carry(sock._host, peer._host, sock._connection_id, 0, deliver, "stream",
                     reliable=True, immediate_ok=immediate)
+
+    def _fault_reset(self, client: SimSocket) -> None:
+        """A fault plan resets this connection: both ends see ConnectionResetError."""
+        ends = [client, client._peer] if client._peer is not None else [client]
+        if all(end._dead or end._fd < 0 for end in ends):
+            return
+        self._net_trace("fault", f"connection {client._connection_id - 1} reset (fault plan)")
+        for end in ends:
+            if end is not None:
+                self._reset_now(end)
 
     def _send_reset(self, sock: SimSocket, peer: SimSocket) -> None:
         self._carry(sock._host, peer._host, sock._connection_id, 0,
