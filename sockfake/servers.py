@@ -519,6 +519,13 @@ class ForkingMixIn:
             except OSError:
                 pass
 
+    def server_activate(self) -> None:
+        """Refuse at once on a network that cannot fork (the simulated one), then activate."""
+        refuse = getattr(self.network, "refuse_fork", None)
+        if refuse is not None:
+            refuse()
+        super().server_activate()  # type: ignore[misc]
+
     def handle_timeout(self) -> None:
         """Wait for zombies after self.timeout seconds of inactivity."""
         self.collect_children()

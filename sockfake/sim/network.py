@@ -140,6 +140,9 @@ class Host:
     def fork(self) -> int:
         return self.network.fork()
 
+    def refuse_fork(self) -> NoReturn:
+        self.network.refuse_fork()
+
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
         return self.network.waitpid(pid, options)
 
@@ -454,6 +457,10 @@ class SimNetwork:
         return SimQueue(self.kernel, _checks.integer("queue maxsize", maxsize))
 
     def fork(self) -> int:
+        self.refuse_fork()
+
+    def refuse_fork(self) -> NoReturn:
+        """ForkingMixIn servers call this when they activate: refuse before serving."""
         raise NotImplementedError(
             "ForkingMixIn on a SimNetwork: processes are not simulated (a fork would "
             "escape the simulation); use ThreadingMixIn or ThreadPoolMixIn"

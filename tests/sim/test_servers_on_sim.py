@@ -100,14 +100,25 @@ def test_sync_server_is_deaf_while_a_slow_client_is_served(net: SimNetwork) -> N
 
 
 @pytest.mark.skipif(not hasattr(socketserver, "ForkingTCPServer"), reason="no fork")
-def test_forking_server_refuses_with_a_clear_error(net: SimNetwork) -> None:
+def test_forking_server_refuses_at_construction_with_a_clear_error(net: SimNetwork) -> None:
+    with pytest.raises(NotImplementedError, match="ForkingMixIn.*ThreadingMixIn"):
+        socketserver.ForkingTCPServer(("127.0.0.1", 0), StreamEcho, network=net)
+    with pytest.raises(NotImplementedError, match="ForkingMixIn"):
+        socketserver.ForkingUDPServer(("127.0.0.1", 0), StreamEcho, network=net.default_host)
+    assert net.open_sockets() == []  # the failed constructor closed its socket
+
+
+@pytest.mark.skipif(not hasattr(socketserver, "ForkingTCPServer"), reason="no fork")
+def test_forking_server_activated_by_hand_refuses_each_request(net: SimNetwork) -> None:
     errors: list[BaseException] = []
 
     class Server(socketserver.ForkingTCPServer):
         def handle_error(self, request: Any, client_address: Any) -> None:
             errors.append(sys.exc_info()[1])  # type: ignore[arg-type]
 
-    server = Server(("127.0.0.1", 0), StreamEcho, network=net)
+    server = Server(("127.0.0.1", 0), StreamEcho, bind_and_activate=False, network=net)
+    server.server_bind()
+    socketserver.TCPServer.server_activate(server)  # around the refusal, as old code might
     with net.create_connection(server.server_address) as client:
         server.handle_request()
         assert client.recv(10) == b""  # the request was closed
