@@ -82,11 +82,13 @@ def test_threading_mixin_replies_name_the_thread(tcp_server):
         with srv.connect(timeout=5.0) as conn:
             conn.sendall(message)
             replies.append(conn.recv(1024))
+    thread_names = []
     for reply, message in zip(replies, (b"1", b"2", b"3"), strict=True):
         thread_name, _, text = reply.partition(b": ")
         assert text == b"Hello World " + message
         assert thread_name.startswith(b"Thread-")
-    assert len(set(replies)) == 3
+        thread_names.append(thread_name)
+    assert len(set(thread_names)) == 3  # a thread of its own for each request
 
 
 def test_the_documentation_way_of_starting_a_server(sockfake_network):

@@ -39,10 +39,12 @@ def counts_with(plan):
             for _ in range(10):
                 sock.sendto(request, srv.address)
                 try:
-                    while True:
+                    for _stale in range(100):  # bounded: skips late replies to old tries
                         answered, _, count = sock.recv(100).partition(b" ")
                         if answered == request:
                             break
+                    else:
+                        raise AssertionError(f"no reply to {request!r} among 100")
                 except TimeoutError:
                     continue
                 counts.append(int(count))

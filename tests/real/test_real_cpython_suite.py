@@ -522,27 +522,35 @@ def test_serve_forever_in_the_main_thread_shutdown_from_a_handler_thread() -> No
             self.request.sendall(b"bye")
             self.server.shutdown()
 
+    fired = threading.Event()
+
+    def watchdog_stop() -> None:
+        fired.set()
+        server.shutdown()
+
     with socketserver.ThreadingTCPServer((HOST, 0), StopHandler) as server:
         thread, outcome = in_thread(lambda: _round_trip(server.server_address), "client")
         # A watchdog so a regression fails instead of hanging: it only fires on failure.
-        watchdog = threading.Timer(WAIT, server.shutdown)
+        watchdog = threading.Timer(WAIT, watchdog_stop)
         watchdog.start()
         try:
             server.serve_forever(poll_interval=WAIT)
         finally:
             watchdog.cancel()
+        assert not fired.is_set(), "the handler's shutdown() did not stop serve_forever"
         assert outcome["done"].wait(WAIT)
         assert outcome.get("result") == b"bye"
 
 
 @pytest.mark.parametrize("setting", ["daemon_threads", "block_on_close_false"])
 def test_server_close_does_not_wait_for_untracked_handler_threads(setting: str) -> None:
-    entered, release = threading.Event(), threading.Event()
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     class Blocking(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             entered.set()
             release.wait(WAIT)
+            finished.set()
 
     class Server(socketserver.ThreadingTCPServer):
         if setting == "daemon_threads":
@@ -557,7 +565,8 @@ def test_server_close_does_not_wait_for_untracked_handler_threads(setting: str) 
             assert entered.wait(WAIT)
             assert len(server._threads) == 0
             server.server_close()  # returns although the handler is still blocked
-            assert not release.is_set()
+            # A close that joined the handler would have waited out its WAIT.
+            assert not finished.is_set(), "server_close() waited for the handler thread"
     finally:
         release.set()
         server.server_close()

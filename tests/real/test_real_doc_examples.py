@@ -51,10 +51,13 @@ class MyTCPHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         # self.request is the TCP socket connected to the client
+        # (bounded: at most 10,000 bytes, and an EOF ends it too)
         pieces = [b""]
         total = 0
         while b"\n" not in pieces[-1] and total < 10_000:
             pieces.append(self.request.recv(2000))
+            if not pieces[-1]:
+                break
             total += len(pieces[-1])
         self.data = b"".join(pieces)
         print(f"Received from {self.client_address[0]}:")

@@ -156,12 +156,17 @@ def test_http_client_keeps_one_connection_alive_across_requests() -> None:
     with serving(server):
         conn = http.client.HTTPConnection(HOST, server.server_address[1], timeout=WAIT)
         try:
+            sockets = []
             for number in range(5):
                 conn.request("POST", "/", body=f"request {number}".encode())
+                sockets.append(conn.sock)
                 response = conn.getresponse()
                 assert (response.status, response.read()) == (200, f"REQUEST {number}".encode())
-            # Still the same socket: HTTP/1.1 keep-alive worked through our rfile/wfile.
-            assert conn.sock is not None
+            # One socket for all five: HTTP/1.1 keep-alive worked through our rfile/wfile
+            # (a closed connection would make http.client open a new one).
+            assert sockets[0] is not None
+            assert all(sock is sockets[0] for sock in sockets)
+            assert conn.sock is sockets[0]
         finally:
             conn.close()
 
@@ -325,10 +330,12 @@ def test_logging_config_listen_runs_on_sockfake(mods: dict[str, Any]) -> None:
         data = json.dumps(config).encode()
         with socket.create_connection((HOST, listener.port), timeout=WAIT) as client:
             client.sendall(struct.pack(">L", len(data)) + data)
+            # The server closes the connection once the handler has applied the config.
+            # Waiting for that (not racing stopListening() against the accept loop,
+            # which may see the stop flag before the connection) makes this deterministic.
+            assert client.recv(1) == b""
     finally:
         lc.stopListening()
-        # serve_until_stopped() ends in server_close(), which joins the handler
-        # threads: once the listener thread is gone, the config has been applied.
         listener.join(WAIT)
     try:
         assert not listener.is_alive()

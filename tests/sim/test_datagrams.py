@@ -195,10 +195,10 @@ def test_udp_echo_server_under_loss_with_retries_in_virtual_time() -> None:
                     client.sendto(message, server.server_address)
                     try:
                         reply = client.recv(100)
+                        while reply != message:  # a late answer to an earlier try
+                            reply = client.recv(100)
                     except TimeoutError:
                         continue
-                    while reply != message:  # a late answer to an earlier try
-                        reply = client.recv(100)
                     answered += 1
                     break
         assert answered == 50

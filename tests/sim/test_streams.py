@@ -329,10 +329,19 @@ def test_bandwidth_adds_transmission_time() -> None:
 
 
 def test_jitter_varies_delay_within_bounds_and_keeps_streams_ordered() -> None:
+    payload = bytes(range(200))
     with SimNetwork(seed=9, latency=0.1, jitter=0.05) as net:
         times = [_round_trip(net, 3) for _ in range(10)]
+        # Two hundred one-byte segments sent at the same instant, each with its own
+        # jitter: datagrams would overtake each other, a stream must not.
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoHandler, network=net)
+        with serving(server), net.create_connection(server.server_address) as client:
+            for byte in payload:
+                client.sendall(bytes([byte]))
+            echoed = recv_exactly(client, len(payload))
     assert all(0.2 <= t < 0.3 for t in times)
     assert len(set(times)) > 1
+    assert echoed == payload
 
 
 def test_latency_per_link_direction(net: SimNetwork) -> None:
