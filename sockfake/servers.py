@@ -892,7 +892,9 @@ class ThreadPoolMixIn:
             state = vars(self)
             if "_pool_queue" in state:
                 self._stop_pool(state["_pool_queue"], state["_pool_workers"], timeout)
-                del state["_pool_queue"], state["_pool_workers"]
+                # pop, not del: two overlapping server_close() calls both get here.
+                state.pop("_pool_queue", None)
+                state.pop("_pool_workers", None)
                 state.pop("_pool_closing", None)
         finally:
             if datagram:
