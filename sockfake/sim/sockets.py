@@ -294,15 +294,24 @@ class SimSocket:
         except TimeoutError:
             return errno.EAGAIN if self._timeout == 0 else errno.ETIMEDOUT
 
+    def _unix_peer_error(self, remote: Any) -> int:
+        """For a Unix socket, the errno of connecting to ``remote`` (0 if a peer of our
+        type is bound there, as a real path lookup would find)."""
+        if self.family != _AF_UNIX:
+            return 0
+        try:
+            self._net._unix_peer(remote, self.type)
+        except OSError as exc:
+            return exc.errno or errno.EINVAL
+        return 0
+
     def _connect(self, address: Any, *, raising: bool) -> int:
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
             remote = self._net._resolve_remote(self, address)
-            if self.family == _AF_UNIX:
-                try:
-                    self._net._unix_peer(remote, socket.SOCK_DGRAM)
-                except OSError as exc:
-                    return exc.errno or errno.EINVAL
+            code = self._unix_peer_error(remote)
+            if code:
+                return code
             self._remote = remote
             if self._local is None:
                 self._local = self._net._autobind(self, self._remote)
@@ -328,11 +337,9 @@ class SimSocket:
                 return errno.EALREADY
         else:
             remote = self._net._resolve_remote(self, address)
-            if self.family == _AF_UNIX:
-                try:
-                    self._net._unix_peer(remote, socket.SOCK_STREAM)
-                except OSError as exc:
-                    return exc.errno or errno.EINVAL
+            code = self._unix_peer_error(remote)
+            if code:
+                return code
             self._remote = remote
             self._connect_reported = False
             self._net._start_connect(self)
