@@ -20,6 +20,12 @@ from time import monotonic as time
 from typing import TYPE_CHECKING, Any
 
 from sockfake._standin import replace_socketserver
+from sockfake.errors import (
+    SockfakeError,
+    SockfakeRuntimeError,
+    SockfakeTypeError,
+    SockfakeValueError,
+)
 from sockfake.handlers import (
     BaseRequestHandler,
     DatagramRequestHandler,
@@ -30,7 +36,6 @@ from sockfake.network import (
     REAL_NETWORK,
     Network,
     RealNetwork,
-    SockfakeError,
     _ServerSelector,
     default_network,
     use_network,
@@ -113,6 +118,9 @@ _extras = (
     Network,
     RealNetwork,
     SockfakeError,
+    SockfakeRuntimeError,
+    SockfakeTypeError,
+    SockfakeValueError,
     default_network,
     use_network,
     replace_socketserver,

@@ -12,45 +12,34 @@ deterministic scheduler.
 from __future__ import annotations
 
 import contextlib
-import os
-import queue
 import selectors
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
-from socket import socket as _OSSocket
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
+from sockfake.errors import (
+    SockfakeError,
+    SockfakeRuntimeError,
+    SockfakeTypeError,
+    SockfakeValueError,
+)
+from sockfake.real import REAL_NETWORK, RealNetwork, _ServerSelector
+
 __all__ = [
+    "EventLike",
     "Network",
+    "REAL_NETWORK",
     "RealNetwork",
     "SockfakeError",
+    "SockfakeRuntimeError",
+    "SockfakeTypeError",
+    "SockfakeValueError",
     "Waker",
+    "_ServerSelector",
     "default_network",
     "use_network",
 ]
-
-
-class SockfakeError(Exception):
-    """Base class for misuse of sockfake (bad arguments, wrong thread, closed network).
-
-    Network failures stay plain stdlib exceptions (``ConnectionResetError``...);
-    this family is only for mistakes in how sockfake is used. Concrete errors mix in
-    ``ValueError``, ``TypeError`` or ``RuntimeError`` so ``except ValueError`` works.
-    """
-
-
-class SockfakeValueError(SockfakeError, ValueError):
-    """A value is out of range or malformed (a loss of 1.5, a negative latency)."""
-
-
-class SockfakeTypeError(SockfakeError, TypeError):
-    """An argument has the wrong type."""
-
-
-class SockfakeRuntimeError(SockfakeError, RuntimeError):
-    """An operation is not possible in the current state (closed network, wrong thread)."""
 
 
 @runtime_checkable
@@ -116,115 +105,28 @@ class Network(Protocol):
 
     def exit_child(self, status: int) -> NoReturn: ...
 
+    def check_fork(self) -> None:
+        """Raise (``NotImplementedError``, naming the problem) if this network cannot
+        run child processes. ``ForkingMixIn`` calls it when the server activates."""
+        ...
 
-class _PipeWaker:
-    """A self-pipe: ``set()`` makes the read end readable until ``clear()``.
+    # Unix socket files. The real network has a filesystem; the simulated one keeps a
+    # namespace of its own where a path is free once its socket closes, so there is
+    # no file to identify or remove (``unix_file_identity`` says None).
 
-    Writing at most one pending byte keeps ``set()`` from ever blocking, however
-    often it is called.
-    """
+    def unix_file_identity(self, path: Any) -> object | None:
+        """What identifies the socket file at ``path`` (None: no file there)."""
+        ...
 
-    def __init__(self) -> None:
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        self._pending = False
-        self._lock = threading.Lock()
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
+        """Remove the socket file at ``path`` if nothing is bound to it any more."""
+        ...
 
-    def fileno(self) -> int:
-        return self._read_fd
-
-    def set(self) -> None:
-        with self._lock:
-            if self._pending or self._write_fd < 0:
-                return
-            self._pending = True
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._write_fd, b"\0")
-
-    def clear(self) -> None:
-        with self._lock:
-            if not self._pending or self._read_fd < 0:
-                return
-            self._pending = False
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._read_fd, 64)
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in (self._read_fd, self._write_fd):
-                if fd >= 0:
-                    os.close(fd)
-            self._read_fd = self._write_fd = -1
+    def remove_unix_socket(self, path: Any, identity: object) -> None:
+        """Remove the socket file at ``path`` if it is still the one ``identity`` names."""
+        ...
 
 
-if hasattr(selectors, "PollSelector"):
-    _ServerSelector: type[selectors.BaseSelector] = selectors.PollSelector
-else:  # pragma: no cover - Windows
-    _ServerSelector = selectors.SelectSelector
-
-
-class RealNetwork:
-    """The operating system's network, threads and clock, with no wrapper on the hot path."""
-
-    name = "real"
-
-    def socket(
-        self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
-    ) -> _OSSocket:
-        return socket.socket(family, type, proto)
-
-    def create_connection(
-        self, address: tuple[str, int], timeout: float | None = None
-    ) -> _OSSocket:
-        if timeout is None:
-            return socket.create_connection(address)
-        return socket.create_connection(address, timeout)
-
-    def selector(self) -> selectors.BaseSelector:
-        return _ServerSelector()
-
-    def waker(self) -> Waker:
-        return _PipeWaker()
-
-    def time(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def thread(
-        self,
-        target: Callable[..., object],
-        args: tuple[Any, ...] = (),
-        name: str | None = None,
-        daemon: bool | None = None,
-    ) -> threading.Thread:
-        return threading.Thread(target=target, args=args, name=name, daemon=daemon)
-
-    def event(self) -> threading.Event:
-        return threading.Event()
-
-    def lock(self) -> Any:
-        return threading.Lock()
-
-    def queue(self, maxsize: int = 0) -> Any:
-        return queue.Queue(maxsize)
-
-    def fork(self) -> int:
-        return os.fork()
-
-    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
-        return os.waitpid(pid, options)
-
-    def exit_child(self, status: int) -> NoReturn:
-        os._exit(status)
-
-    def __repr__(self) -> str:
-        return "RealNetwork()"
-
-
-REAL_NETWORK = RealNetwork()
 _default: list[Network] = [REAL_NETWORK]
 _default_lock = threading.Lock()
 

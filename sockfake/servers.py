@@ -15,13 +15,12 @@ import os
 import queue
 import selectors
 import socket
-import stat
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from sockfake.network import Network, RealNetwork, Waker, _ServerSelector, default_network
+from sockfake.network import Network, Waker, _ServerSelector, default_network
 
 __all__ = [
     "BaseServer",
@@ -354,19 +353,15 @@ class TCPServer(BaseServer):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if self.dual_stack and self.address_family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        # Only a filesystem path on the real network has a file to remove; abstract
-        # names ("\0...") and autobind ("") have none.
-        unix_on_disk = (
-            self.address_family == _AF_UNIX
-            and isinstance(self.network, RealNetwork)
-            and _is_filesystem_path(self.server_address)
-        )
-        if unix_on_disk and self.remove_stale_socket:
-            _remove_if_stale(self.server_address, self.socket_type)
+        unix = self.address_family == _AF_UNIX
+        if unix and self.remove_stale_socket:
+            self.network.remove_stale_unix_socket(self.server_address, self.socket_type)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
-        if unix_on_disk and _is_filesystem_path(self.server_address):
-            self._bound_path = (self.server_address, _file_identity(self.server_address))
+        if unix:
+            identity = self.network.unix_file_identity(self.server_address)
+            if identity is not None:
+                self._bound_path = (self.server_address, identity)
 
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
@@ -377,13 +372,7 @@ class TCPServer(BaseServer):
         self.socket.close()
         bound = vars(self).pop("_bound_path", None)
         if bound and self.remove_socket_on_close:
-            path, identity = bound
-            # Unlink only the file this server created, not one that replaced it.
-            if identity is not None and _file_identity(path) == identity:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            self.network.remove_unix_socket(*bound)
 
     def fileno(self) -> int:
         """Return socket file number (the selector's interface)."""
@@ -436,43 +425,6 @@ class UDPServer(TCPServer):
         pass
 
 
-def _is_filesystem_path(address: Any) -> bool:
-    """A Unix address naming a file: not empty (autobind), not abstract (leading NUL)."""
-    if isinstance(address, str):
-        return bool(address) and not address.startswith("\0")
-    if isinstance(address, bytes):
-        return bool(address) and not address.startswith(b"\0")
-    return isinstance(address, os.PathLike)
-
-
-def _file_identity(path: Any) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino)
-
-
-def _remove_if_stale(path: Any, socket_type: int) -> None:
-    """Unlink ``path`` if it is a socket file that nothing listens on."""
-    try:
-        if not stat.S_ISSOCK(os.stat(path).st_mode):
-            return
-    except OSError:
-        return
-    probe = socket.socket(socket.AF_UNIX, socket_type)
-    try:
-        # A listening stream socket accepts the connection; a bound datagram socket
-        # accepts connect(). Nobody bound there: ECONNREFUSED.
-        probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)
-    except OSError:
-        pass
-    finally:
-        probe.close()
-
-
 class ForkingMixIn:
     """Mix-in class to handle each request in a new process.
 
@@ -521,9 +473,7 @@ class ForkingMixIn:
 
     def server_activate(self) -> None:
         """Refuse at once on a network that cannot fork (the simulated one), then activate."""
-        refuse = getattr(self.network, "refuse_fork", None)
-        if refuse is not None:
-            refuse()
+        self.network.check_fork()
         super().server_activate()  # type: ignore[misc]
 
     def handle_timeout(self) -> None:

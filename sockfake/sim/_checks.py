@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sockfake.network import SockfakeTypeError, SockfakeValueError
+from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 
 def number(name: str, value: Any, *, positive: bool = False) -> float:

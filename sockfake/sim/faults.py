@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake.network import SockfakeTypeError, SockfakeValueError
+from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.sim.links import DatagramFate, LinkConditions
 
 __all__ = ["FaultPlan"]

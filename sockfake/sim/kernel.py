@@ -30,7 +30,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sockfake.network import SockfakeRuntimeError
+from sockfake.errors import (
+    SimDeadlockError,
+    SimStallError,
+    SimThreadKilled,
+    SimTimeLimitError,
+    SimulationError,
+    SockfakeRuntimeError,
+    SockfakeValueError,
+)
 
 __all__ = [
     "Kernel",
@@ -42,29 +50,6 @@ __all__ = [
     "SimTimeLimitError",
     "SimThreadKilled",
 ]
-
-
-class SimulationError(SockfakeRuntimeError):
-    """The simulation cannot go on: deadlock, stall, or virtual-time limit."""
-
-
-class SimDeadlockError(SimulationError):
-    """Every simulated thread waits and nothing is scheduled: nothing can ever happen."""
-
-
-class SimStallError(SimulationError):
-    """A simulated thread held the turn too long in real time: it blocks outside the simulation."""
-
-
-class SimTimeLimitError(SimulationError):
-    """The virtual clock passed the network's ``time_limit``."""
-
-
-class SimThreadKilled(BaseException):
-    """Raised inside a parked simulated thread when its network closes, so it unwinds.
-
-    A ``BaseException`` so that handler code's ``except Exception`` does not swallow it.
-    """
 
 
 _local = threading.local()
@@ -217,8 +202,6 @@ class Kernel:
         trace_limit: int | None = None,
     ) -> None:
         if scheduling not in ("fifo", "random"):
-            from sockfake.network import SockfakeValueError
-
             raise SockfakeValueError(
                 f"scheduling must be 'fifo' or 'random', not {scheduling!r}"
             )
@@ -558,8 +541,6 @@ class Kernel:
 
     def sleep(self, seconds: float) -> None:
         if seconds < 0:
-            from sockfake.network import SockfakeValueError
-
             raise SockfakeValueError(f"sleep length must be non-negative, not {seconds!r}")
         if seconds == 0:
             self.yield_turn("sleep(0)")

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from sockfake.network import SockfakeTypeError, SockfakeValueError
+from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 __all__ = ["GilbertElliott", "LinkConditions", "LinkState", "DatagramFate", "datagram_fate"]
 

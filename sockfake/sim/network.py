@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
+from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
 from sockfake.sim import _checks
 from sockfake.sim.kernel import Kernel, Trace
 from sockfake.sim.links import (
@@ -140,8 +140,17 @@ class Host:
     def fork(self) -> int:
         return self.network.fork()
 
-    def refuse_fork(self) -> NoReturn:
-        self.network.refuse_fork()
+    def check_fork(self) -> None:
+        self.network.check_fork()
+
+    def unix_file_identity(self, path: Any) -> object | None:
+        return self.network.unix_file_identity(path)
+
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
+        self.network.remove_stale_unix_socket(path, socket_type)
+
+    def remove_unix_socket(self, path: Any, identity: object) -> None:
+        self.network.remove_unix_socket(path, identity)
 
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
         return self.network.waitpid(pid, options)
@@ -457,9 +466,10 @@ class SimNetwork:
         return SimQueue(self.kernel, _checks.integer("queue maxsize", maxsize))
 
     def fork(self) -> int:
-        self.refuse_fork()
+        self.check_fork()
+        raise AssertionError("unreachable")  # check_fork() always raises here
 
-    def refuse_fork(self) -> NoReturn:
+    def check_fork(self) -> NoReturn:
         """ForkingMixIn servers call this when they activate: refuse before serving."""
         raise NotImplementedError(
             "ForkingMixIn on a SimNetwork: processes are not simulated (a fork would "
@@ -468,6 +478,18 @@ class SimNetwork:
 
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
         raise ChildProcessError(errno.ECHILD, "no simulated child processes")
+
+    # Unix paths live in the network's own namespace: a path is free once its socket
+    # closes, so there is never a file to identify or remove.
+
+    def unix_file_identity(self, path: Any) -> object | None:
+        return None
+
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
+        return None
+
+    def remove_unix_socket(self, path: Any, identity: object) -> None:
+        return None
 
     def exit_child(self, status: int) -> NoReturn:
         raise NotImplementedError("processes are not simulated")

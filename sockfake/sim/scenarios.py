@@ -17,7 +17,7 @@ import struct
 import threading
 from typing import Any
 
-from sockfake.network import SockfakeTypeError
+from sockfake.errors import SockfakeTypeError
 from sockfake.sim import _checks
 from sockfake.sim.network import Host, SimNetwork
 from sockfake.sim.sockets import SimSocket

@@ -13,7 +13,7 @@ import selectors
 from collections.abc import Mapping
 from typing import Any
 
-from sockfake.network import SockfakeValueError
+from sockfake.errors import SockfakeValueError
 from sockfake.sim.kernel import Kernel, WaitQueue
 
 __all__ = ["SimEvent", "SimLock", "SimQueue", "SimWaker", "SimSelector"]

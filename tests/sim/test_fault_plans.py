@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, find, settings
 
 import sockfake
-from sockfake.network import SockfakeValueError
+from sockfake.errors import SockfakeValueError
 from sockfake.sim import SimNetwork
 from sockfake.sim.faults import FaultPlan
 from sockfake.strategies import fault_plans

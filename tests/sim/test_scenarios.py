@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import sockfake
-from sockfake.network import SockfakeValueError
+from sockfake.errors import SockfakeValueError
 from sockfake.sim import SimNetwork
 from sockfake.sim.scenarios import (
     HalfCloseAndWait,

@@ -1,0 +1,184 @@
+"""The real network: the operating system's sockets, threads, clock and processes.
+
+``RealNetwork`` hands back the stdlib's own objects (``socket.socket``,
+``threading.Thread``, ``queue.Queue``...), so production code pays no wrapper cost on
+the hot path. The one object of its own is the wake-up pipe ``serve_forever()`` uses
+to stop at once, and the Unix socket-file housekeeping servers ask for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import selectors
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from socket import socket as _OSSocket
+from typing import Any, NoReturn
+
+__all__ = ["REAL_NETWORK", "RealNetwork"]
+
+
+class _PipeWaker:
+    """A self-pipe: ``set()`` makes the read end readable until ``clear()``.
+
+    Writing at most one pending byte keeps ``set()`` from ever blocking, however
+    often it is called.
+    """
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def set(self) -> None:
+        with self._lock:
+            if self._pending or self._write_fd < 0:
+                return
+            self._pending = True
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._write_fd, b"\0")
+
+    def clear(self) -> None:
+        with self._lock:
+            if not self._pending or self._read_fd < 0:
+                return
+            self._pending = False
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._read_fd, 64)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._read_fd, self._write_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._read_fd = self._write_fd = -1
+
+
+if hasattr(selectors, "PollSelector"):
+    _ServerSelector: type[selectors.BaseSelector] = selectors.PollSelector
+else:  # pragma: no cover - Windows
+    _ServerSelector = selectors.SelectSelector
+
+
+class RealNetwork:
+    """The operating system's network, threads, clock and processes."""
+
+    name = "real"
+
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
+    ) -> _OSSocket:
+        return socket.socket(family, type, proto)
+
+    def create_connection(
+        self, address: tuple[str, int], timeout: float | None = None
+    ) -> _OSSocket:
+        if timeout is None:
+            return socket.create_connection(address)
+        return socket.create_connection(address, timeout)
+
+    def selector(self) -> selectors.BaseSelector:
+        return _ServerSelector()
+
+    def waker(self) -> _PipeWaker:
+        return _PipeWaker()
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def thread(
+        self,
+        target: Callable[..., object],
+        args: tuple[Any, ...] = (),
+        name: str | None = None,
+        daemon: bool | None = None,
+    ) -> threading.Thread:
+        return threading.Thread(target=target, args=args, name=name, daemon=daemon)
+
+    def event(self) -> threading.Event:
+        return threading.Event()
+
+    def lock(self) -> Any:
+        return threading.Lock()
+
+    def queue(self, maxsize: int = 0) -> Any:
+        return queue.Queue(maxsize)
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
+        return os.waitpid(pid, options)
+
+    def exit_child(self, status: int) -> NoReturn:
+        os._exit(status)
+
+    def check_fork(self) -> None:
+        """Processes are real here: nothing to refuse."""
+
+    def unix_file_identity(self, path: Any) -> tuple[int, int] | None:
+        if not _is_filesystem_path(path):
+            return None  # autobind ("") and abstract names ("\0...") have no file
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
+        """Unlink ``path`` if it is a socket file that nothing listens on."""
+        if not _is_filesystem_path(path):
+            return
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                return
+        except OSError:
+            return
+        probe = socket.socket(socket.AF_UNIX, socket_type)
+        try:
+            # A listening stream socket accepts the connection; a bound datagram socket
+            # accepts connect(). Nobody bound there: ECONNREFUSED.
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            probe.close()
+
+    def remove_unix_socket(self, path: Any, identity: object) -> None:
+        # Unlink only the file the server created, not one that replaced it since.
+        if identity is None or self.unix_file_identity(path) != identity:
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def __repr__(self) -> str:
+        return "RealNetwork()"
+
+
+def _is_filesystem_path(address: Any) -> bool:
+    """A Unix address naming a file: not empty (autobind), not abstract (leading NUL)."""
+    if isinstance(address, str):
+        return bool(address) and not address.startswith("\0")
+    if isinstance(address, bytes):
+        return bool(address) and not address.startswith(b"\0")
+    return isinstance(address, os.PathLike)
+
+
+REAL_NETWORK = RealNetwork()
