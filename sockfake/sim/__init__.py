@@ -8,17 +8,17 @@
 - ``scenarios``: slow and hostile clients as one-line objects.
 """
 
-from sockfake.sim.kernel import (
+from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
     SimThreadKilled,
     SimTimeLimitError,
     SimulationError,
-    Trace,
 )
 from sockfake.sim.links import GilbertElliott, LinkConditions
 from sockfake.sim.network import Host, SimNetwork
 from sockfake.sim.sockets import SimSocket
+from sockfake.sim.trace import Trace
 
 __all__ = [
     "GilbertElliott",

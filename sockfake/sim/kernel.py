@@ -21,7 +21,6 @@ import os
 import random
 import re
 import select
-import signal
 import sys
 import threading
 import time as _real_time
@@ -39,6 +38,8 @@ from sockfake.errors import (
     SockfakeRuntimeError,
     SockfakeValueError,
 )
+from sockfake.sim._watchdog import RootWatchdog
+from sockfake.sim.trace import Trace
 
 __all__ = [
     "Kernel",
@@ -51,6 +52,10 @@ __all__ = [
     "SimThreadKilled",
 ]
 
+
+# The stdlib's own Thread.start, captured before thread_hooks replaces it: the
+# watchdog's thread must never be adopted by a simulation.
+_os_thread_start = threading.Thread.start
 
 _local = threading.local()
 
@@ -222,10 +227,9 @@ class Kernel:
         self._rngs: dict[str, random.Random] = {}
         self._switched_at = _real_time.monotonic()
         self._last_call = self._switched_at  # real time of the last simulated call
-        self._watchdog: threading.Thread | None = None
-        self._watchdog_stop = threading.Event()
-        self._root_stall: SimStallError | None = None
-        self._stall_signal = False
+        self._watchdog: RootWatchdog | None = None
+        # Where the main thread last called in: the watchdog reports a stall only
+        # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
         self.trace = Trace(trace_limit)
         root = SimThread(self, "main", threading.current_thread())
@@ -235,7 +239,6 @@ class Kernel:
         self._threads.append(root)
         self._by_ident[threading.get_ident()] = root
         _kernel_stack().append(self)
-        _install_thread_hooks()
 
     # -- randomness -------------------------------------------------------------------
 
@@ -256,8 +259,6 @@ class Kernel:
         self._last_call = _real_time.monotonic()
         thread = self._by_ident.get(threading.get_ident())
         if thread is self.root:
-            # Where the main thread last called in: the watchdog only reports a stall
-            # while that code is still running (not for a network left behind).
             self._root_call_frame = sys._getframe(1)
         if thread is None:
             raise SockfakeRuntimeError(
@@ -266,6 +267,10 @@ class Kernel:
                 "network and from threads it (or its threads) started"
             )
         return thread
+
+    def is_simulated_caller(self) -> bool:
+        """Is the calling thread one of this simulation's threads?"""
+        return threading.get_ident() in self._by_ident
 
     def current_name(self) -> str:
         thread = self._by_ident.get(threading.get_ident())
@@ -461,7 +466,7 @@ class Kernel:
             holder = self.current
             held = _real_time.monotonic() - self._switched_at
             if held > self.stall_timeout and holder is not thread and holder.state == "running":
-                self.failure = SimStallError(self._stall_message(holder, held))
+                self.failure = SimStallError(self.stall_message(holder, held))
                 self.current = thread
                 thread.state = "running"
                 thread.wake_reason = "failed"
@@ -505,10 +510,10 @@ class Kernel:
         sim_thread.wake_reason = "start"
         self._ready.append(sim_thread)
         if self._watchdog is None:
-            self._start_watchdog()
+            self._watchdog = RootWatchdog(self, _os_thread_start)
         return sim_thread
 
-    def _forget(self, thread: SimThread) -> None:
+    def forget(self, thread: SimThread) -> None:
         """Drop a thread that never started (its OS thread could not be created)."""
         thread.state = "finished"
         if thread in self._ready:
@@ -581,71 +586,26 @@ class Kernel:
             self.current = me
         self.closed = True
         self._root_call_frame = None
-        self._watchdog_stop.set()
         if self._watchdog is not None:
-            self._watchdog.join(1.0)  # it wakes at once: the stop event is set
-        _stall_signal_release()
+            self._watchdog.stop()
         self._timers.clear()
         self._ready.clear()
         if caller is None or caller is self.root:
             self.root.go.close()
 
-    # -- the main thread's watchdog -----------------------------------------------------
+    # -- for the main thread's watchdog --------------------------------------------------
 
-    def _start_watchdog(self) -> None:
-        """Watch the main thread: nothing else can notice it blocking outside the simulation.
+    def real_seconds_since_last_call(self) -> float:
+        """Real time since a simulated thread last called in or the turn last moved."""
+        return _real_time.monotonic() - max(self._last_call, self._switched_at)
 
-        The main thread normally watches the others (``_await_turn``). When it is the
-        one holding the turn while blocked on something real (a ``queue.Queue.get`` for
-        a result a simulated thread would produce, ``time.sleep``), every simulated
-        thread starves and the run would hang. This thread notices and interrupts the
-        main thread with a signal whose handler raises ``SimStallError``; where no
-        signal can be used (the network's main thread is not the process's main
-        thread, or the signal has a handler of someone else's), it prints the report.
-        """
-        watchdog = threading.Thread(
-            target=self._watch_root, name="sockfake-watchdog", daemon=True
-        )
-        self._stall_signal = _stall_signal_acquire(self)
-        try:
-            _original_start(watchdog)
-        except RuntimeError:
-            # No thread to spare: the main thread goes unwatched.
-            self._stall_signal = False
-            if self in _stall_users:
-                _stall_users.remove(self)
-            return
-        self._watchdog = watchdog
+    def has_pending_work(self) -> bool:
+        """Could anything happen if the running thread gave up the turn?"""
+        return bool(self._ready) or any(not t.cancelled for t in self._timers)
 
-    def _watch_root(self) -> None:
-        period = min(0.25, max(0.01, self.stall_timeout / 4))
-        while not self._watchdog_stop.wait(period):
-            root = self.root
-            if self.closed or self.failure is not None or self._root_stall is not None:
-                continue
-            if self.current is not root or root.state != "running":
-                continue
-            idle = _real_time.monotonic() - max(self._last_call, self._switched_at)
-            if idle <= self.stall_timeout:
-                continue
-            if not self._ready and not any(not t.cancelled for t in self._timers):
-                continue  # nobody starves: the main thread may wait on the real world
-            if not self._root_still_in_caller(root):
-                continue  # the code that used this network has moved on: left behind
-            self._root_stall = SimStallError(self._stall_message(root, idle))
-            ident = root.thread.ident if root.thread is not None else None
-            if (
-                self._stall_signal
-                and _STALL_SIGNAL is not None
-                and ident is not None
-                and ident == threading.main_thread().ident
-            ):
-                signal.pthread_kill(ident, _STALL_SIGNAL)
-            else:
-                print(self._root_stall, file=sys.__stderr__, flush=True)
-
-    def _root_still_in_caller(self, root: SimThread) -> bool:
+    def root_still_in_caller(self) -> bool:
         """Is the code that last called into the simulation still on the main thread's stack?"""
+        root = self.root
         caller = self._root_call_frame
         while caller is not None and caller.f_globals.get("__name__", "").startswith(
             ("sockfake.", "threading")
@@ -682,7 +642,7 @@ class Kernel:
             + self.dump()
         )
 
-    def _stall_message(self, holder: SimThread, held: float) -> str:
+    def stall_message(self, holder: SimThread, held: float) -> str:
         stack = ""
         if holder.thread is not None and holder.thread.ident is not None:
             frame = sys._current_frames().get(holder.thread.ident)
@@ -696,145 +656,3 @@ class Kernel:
             + self.dump()
             + ("\nits stack:\n" + stack if stack else "")
         )
-
-
-class Trace:
-    """Every event of a run: (virtual time, actor, kind, details), and a stable digest."""
-
-    def __init__(self, limit: int | None = None) -> None:
-        self.events: list[tuple[float, str, str, str]] = []
-        self._hash = hashlib.sha256()
-        self._count = 0
-        self._limit = limit
-
-    def add(self, when: float, actor: str, kind: str, details: str) -> None:
-        self._count += 1
-        self._hash.update(f"{when:.9f}|{actor}|{kind}|{details}\n".encode())
-        self.events.append((when, actor, kind, details))
-        if self._limit is not None and len(self.events) > self._limit * 2:
-            del self.events[: len(self.events) - self._limit]
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Any:
-        return iter(self.events)
-
-    def digest(self) -> str:
-        """A hex digest of every event so far: equal digests mean equal runs."""
-        return self._hash.copy().hexdigest()
-
-    def format(self, last: int | None = None, kinds: Iterable[str] | None = None) -> str:
-        events = self.events
-        if kinds is not None:
-            wanted = set(kinds)
-            events = [event for event in events if event[2] in wanted]
-        if last is not None:
-            events = events[-last:]
-        return "\n".join(
-            f"{when:12.6f}  {actor:<28} {kind:<12} {details}".rstrip()
-            for when, actor, kind, details in events
-        )
-
-    def __str__(self) -> str:
-        return self.format()
-
-
-# -- the stall signal ------------------------------------------------------------------
-
-# SIGUSR2 interrupts the main thread's blocking call (lock acquires, sleeps and reads
-# are interruptible on POSIX) so the handler can raise SimStallError there. It is used
-# only while some network needs it and only if nobody else handles the signal.
-_STALL_SIGNAL = getattr(signal, "SIGUSR2", None)
-_stall_users: list[Kernel] = []
-_stall_previous: Any = None
-
-
-def _on_stall_signal(signum: int, frame: Any) -> None:
-    for kernel in list(_stall_users):
-        error = kernel._root_stall
-        if error is not None and kernel.failure is None and not kernel.closed:
-            kernel.failure = error
-            raise error
-
-
-def _stall_signal_acquire(kernel: Kernel) -> bool:
-    global _stall_previous
-    if _STALL_SIGNAL is None or threading.current_thread() is not threading.main_thread():
-        return False
-    if not _stall_users:
-        try:
-            current = signal.getsignal(_STALL_SIGNAL)
-            if current not in (signal.SIG_DFL, None):
-                return False
-            _stall_previous = signal.signal(_STALL_SIGNAL, _on_stall_signal)
-        except (ValueError, OSError):
-            return False
-    _stall_users.append(kernel)
-    return True
-
-
-def _stall_signal_release() -> None:
-    global _stall_previous
-    for kernel in [k for k in _stall_users if k.closed]:
-        _stall_users.remove(kernel)
-    if _stall_users or _stall_previous is None:
-        return
-    if threading.current_thread() is threading.main_thread():
-        try:
-            signal.signal(_STALL_SIGNAL, _stall_previous)  # type: ignore[arg-type]
-        except (ValueError, OSError):
-            return
-        _stall_previous = None
-
-
-# -- hooks on threading.Thread --------------------------------------------------------
-
-_hooks_installed = False
-_original_start = threading.Thread.start
-_original_join = threading.Thread.join
-_original_is_alive = threading.Thread.is_alive
-
-
-def _sim_start(self: threading.Thread) -> None:
-    kernel = current_kernel()
-    if kernel is None or kernel._by_ident.get(threading.get_ident()) is None:
-        _original_start(self)
-        return
-    sim_thread = kernel.adopt(self)
-    try:
-        _original_start(self)
-    except BaseException:
-        # No OS thread ("can't start new thread"): it must not wait for a turn forever.
-        kernel._forget(sim_thread)
-        raise
-
-
-def _sim_join(self: threading.Thread, timeout: float | None = None) -> None:
-    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
-    if sim_thread is not None and not sim_thread.kernel.closed:
-        kernel = sim_thread.kernel
-        if kernel._by_ident.get(threading.get_ident()) is not None:
-            if not kernel.join(sim_thread, timeout):
-                return
-            _original_join(self)
-            return
-    _original_join(self, timeout)
-
-
-def _sim_is_alive(self: threading.Thread) -> bool:
-    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
-    if sim_thread is not None and not sim_thread.kernel.closed:
-        return sim_thread.state != "finished"
-    return _original_is_alive(self)
-
-
-def _install_thread_hooks() -> None:
-    """Route Thread.start/join/is_alive through the kernel for simulated threads only."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    threading.Thread.start = _sim_start  # type: ignore[method-assign]
-    threading.Thread.join = _sim_join  # type: ignore[method-assign]
-    threading.Thread.is_alive = _sim_is_alive  # type: ignore[method-assign]
-    _hooks_installed = True

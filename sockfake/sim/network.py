@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
-from sockfake.sim import _checks
-from sockfake.sim.kernel import Kernel, Trace
+from sockfake.sim import _checks, thread_hooks
+from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import (
     LinkConditions,
     LinkState,
@@ -29,6 +29,7 @@ from sockfake.sim.links import (
 )
 from sockfake.sim.sockets import SimSocket, os_error
 from sockfake.sim.sync import SimEvent, SimLock, SimQueue, SimSelector, SimWaker
+from sockfake.sim.trace import Trace
 
 __all__ = ["SimNetwork", "Host"]
 
@@ -212,6 +213,7 @@ class SimNetwork:
         _check_conditions(conditions)
         base = conditions if conditions is not None else LinkConditions()
         self.default_conditions = base.replace(**link_conditions) if link_conditions else base
+        thread_hooks.install()
         self.kernel = Kernel(
             seed,
             scheduling=scheduling,

@@ -1,0 +1,65 @@
+"""``threading.Thread`` as the simulation's threads: start, join and is_alive hooks.
+
+A thread started by a simulated thread joins that simulation before it runs, so the
+documentation's ``threading.Thread(target=server.serve_forever).start()`` works
+unchanged; ``join()`` and ``is_alive()`` on such a thread wait and answer in the
+simulation. Every other thread is untouched: the hooks hand straight back to the
+stdlib's own methods when the caller is not a simulated thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sockfake.sim.kernel import SimThread, current_kernel
+
+__all__ = ["install"]
+
+_installed = False
+_original_start = threading.Thread.start
+_original_join = threading.Thread.join
+_original_is_alive = threading.Thread.is_alive
+
+
+def _start(self: threading.Thread) -> None:
+    kernel = current_kernel()
+    if kernel is None or not kernel.is_simulated_caller():
+        _original_start(self)
+        return
+    sim_thread = kernel.adopt(self)
+    try:
+        _original_start(self)
+    except BaseException:
+        # No OS thread ("can't start new thread"): it must not wait for a turn forever.
+        kernel.forget(sim_thread)
+        raise
+
+
+def _join(self: threading.Thread, timeout: float | None = None) -> None:
+    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
+    if sim_thread is not None and not sim_thread.kernel.closed:
+        kernel = sim_thread.kernel
+        if kernel.is_simulated_caller():
+            if not kernel.join(sim_thread, timeout):
+                return
+            _original_join(self)
+            return
+    _original_join(self, timeout)
+
+
+def _is_alive(self: threading.Thread) -> bool:
+    sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
+    if sim_thread is not None and not sim_thread.kernel.closed:
+        return sim_thread.state != "finished"
+    return _original_is_alive(self)
+
+
+def install() -> None:
+    """Route Thread.start/join/is_alive through the kernel, for simulated threads only."""
+    global _installed
+    if _installed:
+        return
+    threading.Thread.start = _start  # type: ignore[method-assign]
+    threading.Thread.join = _join  # type: ignore[method-assign]
+    threading.Thread.is_alive = _is_alive  # type: ignore[method-assign]
+    _installed = True
