@@ -1,8 +1,11 @@
 """Link and fault models: pure functions of (conditions, state, input, now, rng).
 
-Nothing here knows about sockets, threads or the clock: the kernel passes the time
-and a random stream in and schedules what comes out. That keeps every model testable
-on its own and makes "same seed, same fate" easy to see.
+Nothing here knows about sockets, threads or the clock, and nothing here mutates:
+each model takes the link's state and returns its fate together with the next
+state, which the caller stores (``sockfake.sim.topology``) and applies (schedules
+the arrival on the kernel's clock, flips the bit). The only impurity is the random
+stream passed in, drawn from in a fixed order, so "same seed, same fate" holds and
+every model is testable on its own (``tests/sim/test_links.py``).
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
-__all__ = ["GilbertElliott", "LinkConditions", "LinkState", "DatagramFate", "datagram_fate"]
+__all__ = [
+    "DatagramFate",
+    "GilbertElliott",
+    "LinkConditions",
+    "LinkState",
+    "corrupted",
+    "datagram_fate",
+    "is_instant",
+    "stream_arrival",
+    "stream_chunks",
+]
 
 
 def _check_probability(owner: str, name: str, value: object) -> None:
@@ -124,13 +137,12 @@ class LinkConditions:
 PERFECT = LinkConditions()
 
 
-@dataclass
+@dataclass(frozen=True)
 class LinkState:
-    """The mutable part of one link direction: loss-chain state and queueing."""
+    """The state of one link direction that the models carry from call to call."""
 
-    burst_bad: bool = False
+    burst_bad: bool = False  # the Gilbert-Elliott chain is in its bad state
     busy_until: float = 0.0  # when the link finishes sending what it has
-    last_stream_arrival: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,13 +154,19 @@ class DatagramFate:
     flip_bit: int | None = None  # index of the payload bit to flip, if corrupted
 
 
-def _transmit_end(conditions: LinkConditions, state: LinkState, size: int, now: float) -> float:
+def is_instant(conditions: LinkConditions) -> bool:
+    """No latency, jitter or bandwidth limit: a packet arrives the moment it is sent."""
+    return conditions.latency == 0 and conditions.jitter == 0 and conditions.bandwidth is None
+
+
+def _transmit_end(
+    conditions: LinkConditions, state: LinkState, size: int, now: float
+) -> tuple[float, LinkState]:
     """When the last byte leaves the sender, given the bandwidth and what is queued."""
     if conditions.bandwidth is None:
-        return now
-    start = max(now, state.busy_until)
-    state.busy_until = start + size / conditions.bandwidth
-    return state.busy_until
+        return now, state
+    busy_until = max(now, state.busy_until) + size / conditions.bandwidth
+    return busy_until, dataclasses.replace(state, busy_until=busy_until)
 
 
 def _delay(conditions: LinkConditions, rng: random.Random) -> float:
@@ -159,21 +177,24 @@ def _delay(conditions: LinkConditions, rng: random.Random) -> float:
 
 def datagram_fate(
     conditions: LinkConditions, state: LinkState, size: int, now: float, rng: random.Random
-) -> DatagramFate:
+) -> tuple[DatagramFate, LinkState]:
     """Decide loss, duplication, corruption and arrival times of one datagram."""
     if conditions.burst_loss is not None:
         chain = conditions.burst_loss
-        if state.burst_bad:
+        bad = state.burst_bad
+        if bad:
             if rng.random() < chain.r:
-                state.burst_bad = False
+                bad = False
         elif rng.random() < chain.p:
-            state.burst_bad = True
-        lose = chain.loss_bad if state.burst_bad else chain.loss_good
+            bad = True
+        if bad != state.burst_bad:
+            state = dataclasses.replace(state, burst_bad=bad)
+        lose = chain.loss_bad if bad else chain.loss_good
         if lose and rng.random() < lose:
-            return DatagramFate("burst-loss")
+            return DatagramFate("burst-loss"), state
     if conditions.loss and rng.random() < conditions.loss:
-        return DatagramFate("loss")
-    sent = _transmit_end(conditions, state, size, now)
+        return DatagramFate("loss"), state
+    sent, state = _transmit_end(conditions, state, size, now)
     copies = 2 if conditions.duplicate and rng.random() < conditions.duplicate else 1
     arrivals = []
     for _ in range(copies):
@@ -184,7 +205,16 @@ def datagram_fate(
     flip = None
     if conditions.corrupt and size and rng.random() < conditions.corrupt:
         flip = rng.randrange(size * 8)
-    return DatagramFate(None, tuple(arrivals), flip)
+    return DatagramFate(None, tuple(arrivals), flip), state
+
+
+def corrupted(payload: bytes, fate: DatagramFate) -> bytes:
+    """The payload as it arrives: with the fate's bit flipped, if it has one."""
+    if fate.flip_bit is None:
+        return payload
+    mutable = bytearray(payload)
+    mutable[fate.flip_bit // 8] ^= 1 << (fate.flip_bit % 8)
+    return bytes(mutable)
 
 
 def stream_chunks(conditions: LinkConditions, size: int, rng: random.Random) -> list[int]:
@@ -203,16 +233,12 @@ def stream_chunks(conditions: LinkConditions, size: int, rng: random.Random) -> 
 def stream_arrival(
     conditions: LinkConditions,
     state: LinkState,
-    connection: int,
+    previous_arrival: float,
     size: int,
     now: float,
     rng: random.Random,
-) -> float:
-    """Arrival time of one stream segment: never before the previous one (ordered)."""
-    sent = _transmit_end(conditions, state, size, now)
+) -> tuple[float, LinkState]:
+    """Arrival time of one stream segment: never before the connection's previous one."""
+    sent, state = _transmit_end(conditions, state, size, now)
     arrival = sent + _delay(conditions, rng)
-    previous = state.last_stream_arrival.get(connection, 0.0)
-    if arrival < previous:
-        arrival = previous
-    state.last_stream_arrival[connection] = arrival
-    return arrival
+    return max(arrival, previous_arrival), state

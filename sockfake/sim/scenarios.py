@@ -49,7 +49,7 @@ class Scenario:
             )
         self.network = network
         self.address = address
-        self.host = network.default_host if host is None else network._host_of(host)
+        self.host = network.default_host if host is None else network.host(host)
         self.family = family
         self.reply = b""
         self.error: BaseException | None = None

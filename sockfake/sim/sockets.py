@@ -1,9 +1,9 @@
 """Simulated sockets: the ``socket.socket`` surface servers, handlers and clients use.
 
 Errors are the real ``OSError`` subclasses with the real errno. Blocking, timeout and
-non-blocking modes behave as on Linux, with timeouts in virtual time. The transport
-(delivery, loss, partitions) lives in ``sockfake.sim.network``; a socket only keeps
-its own buffers and state.
+non-blocking modes behave as on Linux, with timeouts in virtual time. A socket turns
+calls into changes of its ``Endpoint`` and calls on the ``Transport`` (the seam in
+``sockfake.sim.endpoint``); delivery, loss and partitions are the transport's.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from __future__ import annotations
 import errno
 import math
 import operator
-import os
-import selectors
 import socket
 import struct
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from sockfake.sim.kernel import WaitQueue
+from sockfake.sim._oserror import blocking_error, os_error, raise_errno
+from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
+from sockfake.sim.kernel import Kernel, WaitQueue
+from sockfake.sim.socket_state import Event, State, advance, allows
 
 if TYPE_CHECKING:
-    from sockfake.sim.network import Host
+    from sockfake.sim.topology import Host
 
 __all__ = ["SimSocket"]
 
@@ -31,13 +31,7 @@ _TYPE_MASK = ~(getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEX
 # Plain ints: ``flags & socket.MSG_PEEK`` goes through IntFlag's Python-level __rand__.
 _MSG_DONTWAIT = int(socket.MSG_DONTWAIT)
 _MSG_PEEK = int(socket.MSG_PEEK)
-DEFAULT_BUFFER = 65536
 MAX_DATAGRAM = 65507
-
-
-def os_error(code: int, cls: type[OSError] = OSError) -> OSError:
-    """An OSError (or subclass) exactly as the OS would raise it."""
-    return cls(code, os.strerror(code))
 
 
 # Options Linux stores as a flag: any non-zero value reads back as 1.
@@ -72,15 +66,13 @@ def _timeout_value(value: Any) -> float | None:
     return float(seconds)
 
 
-def _blocking_error() -> BlockingIOError:
-    return BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-
-
 class SimSocket:
-    """One simulated socket, owned by a host of a ``SimNetwork``."""
+    """One simulated socket, owned by a host of a ``SimNetwork`` (``host.socket()``)."""
 
     def __init__(
         self,
+        transport: Transport,
+        kernel: Kernel,
         host: Host,
         family: int = socket.AF_INET,
         type: int = socket.SOCK_STREAM,
@@ -91,59 +83,39 @@ class SimSocket:
         kind = type & _TYPE_MASK
         if kind not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise os_error(errno.ESOCKTNOSUPPORT)
-        self._host = host
-        self._net = host.network
-        self._kernel = host.network.kernel
+        self._transport = transport
+        self._kernel = kernel
         self.family = socket.AddressFamily(family)
         self.type = socket.SocketKind(kind)
         self.proto = proto
-        self._fd = self._net._register_fd(self)
+        self.ep = Endpoint(host, self.family, self.type, -1)
+        self.ep.owner = self
+        self.ep.fd = transport.register_fd(self)
         default = socket.getdefaulttimeout()
         self._timeout: float | None = default
         if type & getattr(socket, "SOCK_NONBLOCK", 0):
             self._timeout = 0.0
-        self._closed = False
+        # makefile() objects still open (the stdlib's socket.makefile counts them here).
         self._io_refs = 0
-        self._changed = WaitQueue()
-        self._state = "fresh"  # fresh, bound, listening, connecting, connected, closed
-        self._local: Any = None
-        self._remote: Any = None
-        self._options: dict[tuple[int, int], Any] = {}
-        # Streams.
-        self._peer: SimSocket | None = None
-        self._connection_id = 0
-        self._rx = bytearray()
-        # Segment sizes in _rx: [size, kept apart]. Re-chunked segments stay apart so a
-        # recv() never returns more than one of them (short reads, as the link model asks).
-        self._rx_segments: deque[list[Any]] = deque()
-        self._rx_eof = False
-        self._shut_rd = False
-        self._shut_wr = False
-        self._pending_error = 0
-        self._dead = False  # reset: reads give EOF after the error, writes EPIPE
-        self._outstanding = 0  # bytes sent and not yet read by the peer's application
-        self._accept_queue: deque[SimSocket] = deque()
-        self._backlog = 0
-        self._syn_attempts = 0
-        self._inflight = 0  # segments on their way, so later ones never overtake them
         # Linux and CPython: a connect() that finished while the caller was not
         # waiting in it (non-blocking, or CPython's timeout mode) reports 0 once more.
         self._connect_reported = True
-        # Datagrams.
-        self._datagrams: deque[tuple[bytes, Any]] = deque()
-        self._datagram_bytes = 0
+
+    @property
+    def changed(self) -> WaitQueue:
+        """Notified whenever the socket's state or buffers change (for selectors)."""
+        return self.ep.changed
+
+    def ready_mask(self) -> int:
+        return self.ep.ready_mask()
 
     # -- identity -----------------------------------------------------------------
 
     def fileno(self) -> int:
-        return self._fd
+        return self.ep.fd
 
     def __repr__(self) -> str:
-        closed = " [closed]" if self._closed else ""
-        kind = "stream" if self.type == socket.SOCK_STREAM else "dgram"
-        where = self._local if self._local is not None else "unbound"
-        peer = f" -> {self._remote}" if self._remote is not None else ""
-        return f"<SimSocket fd={self._fd} {kind} {where}{peer}{closed}>"
+        return repr(self.ep)
 
     def __enter__(self) -> SimSocket:
         return self
@@ -157,7 +129,7 @@ class SimSocket:
     def _check_open(self) -> None:
         # As socket.socket: close() with makefile() objects still open keeps the
         # descriptor (and so the connection) usable until the last one closes.
-        if self._fd < 0:
+        if self.ep.fd < 0:
             raise os_error(errno.EBADF)
         self._check_thread()
 
@@ -165,7 +137,7 @@ class SimSocket:
 
     def settimeout(self, value: float | None) -> None:
         timeout = _timeout_value(value)
-        if self._fd < 0:
+        if self.ep.fd < 0:
             raise os_error(errno.EBADF)
         self._timeout = timeout
 
@@ -173,7 +145,7 @@ class SimSocket:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
-        if self._fd < 0:
+        if self.ep.fd < 0:
             raise os_error(errno.EBADF)
         self._timeout = None if flag else 0.0
 
@@ -188,18 +160,15 @@ class SimSocket:
     def _would_block(self) -> BlockingIOError:
         """EAGAIN, after letting the kernel see the empty poll (a loop may be spinning)."""
         self._kernel.idle_poll(f"non-blocking call on {self!r}")
-        return _blocking_error()
+        return blocking_error()
 
     def _block(self, deadline: float | None, what: str) -> None:
         """Wait for this socket to change; raise as the OS would if we may not wait."""
         if self._timeout == 0.0:
             raise self._would_block()
-        if not self._kernel.wait((self._changed,), deadline, lambda: f"{what} on {self!r}"):
-            self._net._trace("timeout", f"{what} {self._describe()}")
+        if not self._kernel.wait((self.ep.changed,), deadline, lambda: f"{what} on {self!r}"):
+            self._transport.trace("timeout", f"{what} {self.ep.describe()}")
             raise TimeoutError("timed out")
-
-    def _describe(self) -> str:
-        return str(self._local if self._local is not None else f"fd{self._fd}")
 
     # -- options ------------------------------------------------------------------
 
@@ -212,20 +181,20 @@ class SimSocket:
             raise os_error(errno.EINVAL)  # a struct linger is 8 bytes
         if key in _FLAG_OPTIONS and isinstance(value, int):
             value = int(bool(value))
-        self._options[key] = value
+        self.ep.options[key] = value
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
         self._check_open()
         if level == socket.SOL_SOCKET and option == socket.SO_ERROR:
-            code, self._pending_error = self._pending_error, 0
+            code, self.ep.pending_error = self.ep.pending_error, 0
             return code
         if level == socket.SOL_SOCKET and option == socket.SO_TYPE:
             return int(self.type)
         if level == socket.SOL_SOCKET and option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            return int(self._options.get((level, option), DEFAULT_BUFFER))
+            return int(self.ep.options.get((level, option), DEFAULT_BUFFER))
         if level == socket.SOL_SOCKET and option == socket.SO_ACCEPTCONN:
-            return int(self._state == "listening")
-        value = self._options.get((level, option), 0)
+            return int(self.ep.state is State.LISTENING)
+        value = self.ep.options.get((level, option), 0)
         if buflen is not None:
             if isinstance(value, int):
                 value = struct.pack("i", value)
@@ -234,59 +203,47 @@ class SimSocket:
             return struct.unpack("i", bytes(value)[:4])[0] if len(value) >= 4 else 0
         return int(value)
 
-    def _linger_zero(self) -> bool:
-        value = self._options.get((socket.SOL_SOCKET, socket.SO_LINGER))
-        if isinstance(value, (bytes, bytearray)) and len(value) >= 8:
-            onoff, seconds = struct.unpack("ii", bytes(value)[:8])
-            return bool(onoff) and seconds == 0
-        return False
-
-    def _buffer_size(self, option: int) -> int:
-        return int(self._options.get((socket.SOL_SOCKET, option), DEFAULT_BUFFER))
-
     # -- addresses ----------------------------------------------------------------
 
     def getsockname(self) -> Any:
         self._check_open()
-        if self._local is not None:
-            return self._local
-        return self._net._unbound_name(self.family)
+        if self.ep.local is not None:
+            return self.ep.local
+        return self._transport.unbound_name(self.family)
 
     def getpeername(self) -> Any:
         self._check_open()
-        if self._remote is None or self._state not in ("connected",) or self._dead:
-            if self.type == socket.SOCK_DGRAM and self._remote is not None:
-                return self._remote
+        if self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead:
+            if self.type == socket.SOCK_DGRAM and self.ep.remote is not None:
+                return self.ep.remote
             raise os_error(errno.ENOTCONN)
-        return self._remote
+        return self.ep.remote
 
     def bind(self, address: Any) -> None:
         self._check_open()
-        if self._state != "fresh":
+        if not allows(self.ep.state, Event.BIND):
             raise os_error(errno.EINVAL)
-        self._local = self._net._bind(self, address)
-        self._state = "bound"
-        self._net._trace("bind", f"{self._local}")
+        self.ep.local = self._transport.bind(self.ep, address)
+        self.ep.state = advance(self.ep.state, Event.BIND)
+        self._transport.trace("bind", f"{self.ep.local}")
 
     def listen(self, backlog: int = 128) -> None:
         self._check_open()
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
-        if self._state == "fresh":
-            self._local = self._net._bind(self, self._net._any_address(self.family))
-        elif self._state not in ("bound", "listening"):
+        if not allows(self.ep.state, Event.LISTEN):
             raise os_error(errno.EINVAL)
+        if self.ep.state is State.FRESH:
+            self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
         # Linux caps the backlog at somaxconn and queues backlog + 1 connections.
-        self._backlog = max(0, min(int(backlog), socket.SOMAXCONN)) + 1
-        self._state = "listening"
-        self._net._trace("listen", f"{self._local} backlog {backlog}")
+        self.ep.backlog = max(0, min(int(backlog), socket.SOMAXCONN)) + 1
+        self.ep.state = advance(self.ep.state, Event.LISTEN)
+        self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
 
     # -- streams: connect / accept ------------------------------------------------
 
     def connect(self, address: Any) -> None:
-        code = self._connect(address, raising=True)
-        if code:
-            raise os_error(code, _ERRNO_CLASSES.get(code, OSError))
+        raise_errno(self._connect(address, raising=True))
 
     def connect_ex(self, address: Any) -> int:
         try:
@@ -300,7 +257,7 @@ class SimSocket:
         if self.family != _AF_UNIX:
             return 0
         try:
-            self._net._unix_peer(remote, self.type)
+            self._transport.unix_peer(remote, self.type)
         except OSError as exc:
             return exc.errno or errno.EINVAL
         return 0
@@ -308,49 +265,50 @@ class SimSocket:
     def _connect(self, address: Any, *, raising: bool) -> int:
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
-            remote = self._net._resolve_remote(self, address)
+            remote = self._transport.resolve_remote(self.ep, address)
             code = self._unix_peer_error(remote)
             if code:
                 return code
-            self._remote = remote
-            if self._local is None:
-                self._local = self._net._autobind(self, self._remote)
-                self._state = "bound"
+            self.ep.remote = remote
+            if self.ep.local is None:
+                self.ep.local = self._transport.autobind(self.ep, self.ep.remote)
+                self.ep.state = advance(self.ep.state, Event.BIND)
             else:
-                self._net._pin_source(self, self._remote)
+                self._transport.pin_source(self.ep, self.ep.remote)
             return 0
-        if self._state == "connected":
+        if self.ep.state is State.CONNECTED:
             if not self._connect_reported:
                 self._connect_reported = True
                 return 0
             return errno.EISCONN
-        if self._state == "listening":
+        if self.ep.state is State.LISTENING:
             return errno.EINVAL
-        if self._state == "failed":
+        if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
-            self._state = "closed-by-error"
-            code, self._pending_error = self._pending_error, 0
+            self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
+            code, self.ep.pending_error = self.ep.pending_error, 0
             return code or errno.ECONNABORTED
-        if self._state == "connecting":
+        if self.ep.state is State.CONNECTING:
             if self._timeout == 0.0:
                 return errno.EALREADY
         else:
-            remote = self._net._resolve_remote(self, address)
+            remote = self._transport.resolve_remote(self.ep, address)
             code = self._unix_peer_error(remote)
             if code:
                 return code
-            self._remote = remote
+            self.ep.remote = remote
             self._connect_reported = False
-            self._net._start_connect(self)
+            self._transport.start_connect(self.ep)
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
-        while self._state == "connecting":
+        while self.ep.state is State.CONNECTING:
             self._block(deadline, "connect")
-        if self._pending_error:
-            code, self._pending_error = self._pending_error, 0
-            self._state = "closed-by-error"
+        if self.ep.pending_error:
+            code, self.ep.pending_error = self.ep.pending_error, 0
+            if allows(self.ep.state, Event.REPORT_ERROR):
+                self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
             return code
         # A blocking connect() leaves the socket connected; CPython's timeout mode
         # is a non-blocking connect() plus a wait, so Linux says 0 once more.
@@ -359,50 +317,46 @@ class SimSocket:
 
     def accept(self) -> tuple[SimSocket, Any]:
         self._check_open()
-        if self._state != "listening":
+        if self.ep.state is not State.LISTENING:
             raise os_error(errno.EINVAL)
         deadline = self._deadline()
-        while not self._accept_queue:
-            if self._shut_rd:
+        while not self.ep.accept_queue:
+            if self.ep.shut_rd:
                 raise os_error(errno.EINVAL)
             self._block(deadline, "accept")
             self._check_open()
-        conn = self._accept_queue.popleft()
-        conn._accepted()
-        self._net._trace("accept", f"{self._local} <- {conn._remote}")
+        conn: SimSocket = self.ep.accept_queue.popleft().owner
+        # Blocking by default: Linux does not inherit O_NONBLOCK; CPython applies the
+        # default timeout. The descriptor was taken when the SYN arrived.
+        conn._timeout = socket.getdefaulttimeout()
+        self._transport.trace("accept", f"{self.ep.local} <- {conn.ep.remote}")
         self._kernel.preemption_point("accept")
-        return conn, conn._remote
-
-    def _accepted(self) -> None:
-        # The accepted socket inherits the listener's host; blocking by default
-        # (Linux does not inherit O_NONBLOCK; CPython applies the default timeout).
-        self._timeout = socket.getdefaulttimeout()
-        self._net._adopt_fd(self)
+        return conn, conn.ep.remote
 
     # -- streams: data ------------------------------------------------------------
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
-            if self._remote is None:
+            if self.ep.remote is None:
                 raise os_error(errno.EDESTADDRREQ)
-            return self.sendto(data, self._remote)
+            return self.sendto(data, self.ep.remote)
         view = memoryview(data).cast("B")
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while True:
             self._raise_pending()
-            if self._shut_wr or self._dead:
-                raise os_error(errno.EPIPE, BrokenPipeError)
-            if self._state == "connecting":
+            if self.ep.shut_wr or self.ep.dead:
+                raise os_error(errno.EPIPE)
+            if self.ep.state is State.CONNECTING:
                 if nowait:
                     raise self._would_block()
                 self._block(deadline, "send")
                 continue
-            if self._state != "connected" or self._peer is None:
+            if self.ep.state is not State.CONNECTED or self.ep.peer is None:
                 # Linux: writing on a stream socket that is not connected is EPIPE.
-                raise os_error(errno.EPIPE, BrokenPipeError)
-            space = self._capacity() - self._outstanding
+                raise os_error(errno.EPIPE)
+            space = self.ep.capacity() - self.ep.outstanding
             if space > 0 or not len(view):
                 break
             if nowait:
@@ -410,8 +364,8 @@ class SimSocket:
             self._block(deadline, "send")
         count = min(len(view), space)
         if count:
-            self._outstanding += count
-            self._net._send_stream(self, bytes(view[:count]))
+            self.ep.outstanding += count
+            self._transport.send_stream(self.ep, bytes(view[:count]))
         self._kernel.preemption_point("send")
         return count
 
@@ -440,15 +394,10 @@ class SimSocket:
         on a blocking socket (on a non-blocking one every call is already EAGAIN)."""
         return bool(flags & _MSG_DONTWAIT) and self._timeout is None
 
-    def _capacity(self) -> int:
-        peer = self._peer
-        receive = peer._buffer_size(socket.SO_RCVBUF) if peer is not None else 0
-        return self._buffer_size(socket.SO_SNDBUF) + receive
-
     def _raise_pending(self) -> None:
-        if self._pending_error:
-            code, self._pending_error = self._pending_error, 0
-            raise os_error(code, _ERRNO_CLASSES.get(code, OSError))
+        if self.ep.pending_error:
+            code, self.ep.pending_error = self.ep.pending_error, 0
+            raise_errno(code)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self._check_open()
@@ -460,51 +409,22 @@ class SimSocket:
         deadline = None if nowait else self._deadline()
         while True:
             self._raise_pending()
-            if self._rx:
+            if self.ep.rx:
                 break
-            if self._rx_eof or self._shut_rd or self._dead or bufsize == 0:
+            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or bufsize == 0:
                 self._kernel.preemption_point("recv")
                 return b""
-            if self._state not in ("connected", "connecting"):
+            if self.ep.state not in (State.CONNECTED, State.CONNECTING):
                 raise os_error(errno.ENOTCONN)
             if nowait:
                 raise self._would_block()
             self._block(deadline, "recv")
-        limit = bufsize
-        if self._rx_segments:
-            limit = min(bufsize, self._rx_segments[0][0])
-        data = bytes(self._rx[:limit])
+        data = bytes(self.ep.rx[: self.ep.readable_now(bufsize)])
         if not flags & _MSG_PEEK:
-            del self._rx[: len(data)]
-            self._take_segment_bytes(len(data))
-            self._net._consumed(self, len(data))
+            self.ep.take_rx(len(data))
+            self._transport.consumed(self.ep, len(data))
         self._kernel.preemption_point("recv")
         return data
-
-    def _append_rx(self, segment: bytes, apart: bool) -> None:
-        """Queue received bytes; ``apart`` keeps a segment from merging with its neighbours."""
-        if not segment:
-            return
-        self._rx += segment
-        segments = self._rx_segments
-        if not apart and segments and not segments[-1][1]:
-            segments[-1][0] += len(segment)
-        else:
-            segments.append([len(segment), apart])
-
-    def _take_segment_bytes(self, count: int) -> None:
-        segments = self._rx_segments
-        while count and segments:
-            head = segments[0]
-            taken = min(count, head[0])
-            head[0] -= taken
-            count -= taken
-            if head[0] == 0:
-                segments.popleft()
-
-    def _clear_rx(self) -> None:
-        self._rx.clear()
-        self._rx_segments.clear()
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -521,19 +441,19 @@ class SimSocket:
         self._check_open()
         if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
             raise os_error(errno.EINVAL)
-        if self._state == "listening":
-            self._shut_rd = True
-            self._changed.notify_all()
+        if self.ep.state is State.LISTENING:
+            self.ep.shut_rd = True
+            self.ep.changed.notify_all()
             return
-        if self._state != "connected":
+        if self.ep.state is not State.CONNECTED:
             raise os_error(errno.ENOTCONN)
         if how in (socket.SHUT_RD, socket.SHUT_RDWR):
-            self._shut_rd = True
-        if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self._shut_wr:
-            self._shut_wr = True
-            if not self._dead:
-                self._net._send_fin(self)
-        self._changed.notify_all()
+            self.ep.shut_rd = True
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self.ep.shut_wr:
+            self.ep.shut_wr = True
+            if not self.ep.dead:
+                self._transport.send_fin(self.ep)
+        self.ep.changed.notify_all()
 
     # -- datagrams ----------------------------------------------------------------
 
@@ -545,21 +465,21 @@ class SimSocket:
         else:
             flags = flags_or_address
         if self.type == socket.SOCK_STREAM:
-            if self._state == "connected":
+            if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
-            raise os_error(errno.EPIPE, BrokenPipeError)
+            raise os_error(errno.EPIPE)
         payload = bytes(memoryview(data).cast("B"))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
-        remote = self._net._resolve_remote(self, address)
+        remote = self._transport.resolve_remote(self.ep, address)
         if self.family == _AF_UNIX:
-            self._net._unix_peer(remote, socket.SOCK_DGRAM)
-        elif self._remote is not None:
+            self._transport.unix_peer(remote, socket.SOCK_DGRAM)
+        elif self.ep.remote is not None:
             self._raise_pending()  # ICMP port unreachable from an earlier datagram
-        if self._local is None:
-            self._local = self._net._autobind(self, remote, wildcard=True)
-            self._state = "bound"
-        self._net._send_datagram(self, payload, remote)
+        if self.ep.local is None:
+            self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
+            self.ep.state = advance(self.ep.state, Event.BIND)
+        self._transport.send_datagram(self.ep, payload, remote)
         self._kernel.preemption_point("sendto")
         return len(payload)
 
@@ -580,18 +500,18 @@ class SimSocket:
     def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
-        while not self._datagrams:
+        while not self.ep.datagrams:
             self._raise_pending()
-            if self._shut_rd:
+            if self.ep.shut_rd:
                 return b"", None
             if nowait:
                 raise self._would_block()
             self._block(deadline, "recvfrom")
         if flags & _MSG_PEEK:
-            payload, address = self._datagrams[0]
+            payload, address = self.ep.datagrams[0]
         else:
-            payload, address = self._datagrams.popleft()
-            self._datagram_bytes -= len(payload)
+            payload, address = self.ep.datagrams.popleft()
+            self.ep.datagram_bytes -= len(payload)
         self._kernel.preemption_point("recvfrom")
         # Truncated at the receiver's buffer size; the rest is discarded, as UDP does.
         return payload[:bufsize], address
@@ -616,62 +536,26 @@ class SimSocket:
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:
             self._io_refs -= 1
-        if self._closed:
+        if self.ep.closed:
             self._real_close()
 
     def close(self) -> None:
-        if self._closed:
+        if self.ep.closed:
             return
-        self._closed = True
+        self.ep.closed = True
         if self._io_refs <= 0:
             self._real_close()
 
     def _real_close(self) -> None:
-        if self._fd < 0:
+        if self.ep.fd < 0:
             return
-        self._net._close_socket(self)
-        self._fd = -1
-        self._state = "closed"
-        self._changed.notify_all()
+        self._transport.close(self.ep)
+        self.ep.fd = -1
+        self.ep.state = advance(self.ep.state, Event.CLOSE)
+        self.ep.changed.notify_all()
 
     def detach(self) -> int:
         raise NotImplementedError("SimSocket.detach(): simulated sockets have no OS descriptor")
 
     def dup(self) -> SimSocket:
         raise NotImplementedError("SimSocket.dup() is not simulated")
-
-    # -- selector support ---------------------------------------------------------
-
-    def _sim_ready(self) -> int:
-        if self._fd < 0:
-            return selectors.EVENT_READ | selectors.EVENT_WRITE
-        mask = 0
-        if self.type == socket.SOCK_DGRAM:
-            if self._datagrams or self._pending_error:
-                mask |= selectors.EVENT_READ
-            return mask | selectors.EVENT_WRITE
-        if self._state == "listening":
-            if self._accept_queue or self._shut_rd:
-                mask |= selectors.EVENT_READ
-            return mask
-        if self._rx or self._rx_eof or self._shut_rd or self._dead or self._pending_error:
-            mask |= selectors.EVENT_READ
-        if self._state == "connected":
-            if self._capacity() > self._outstanding or self._shut_wr or self._dead:
-                mask |= selectors.EVENT_WRITE
-        elif self._state != "connecting":
-            mask |= selectors.EVENT_WRITE
-        return mask
-
-    def _sim_queue(self) -> WaitQueue:
-        return self._changed
-
-
-_ERRNO_CLASSES: dict[int, type[OSError]] = {
-    errno.ECONNREFUSED: ConnectionRefusedError,
-    errno.ECONNRESET: ConnectionResetError,
-    errno.ECONNABORTED: ConnectionAbortedError,
-    errno.EPIPE: BrokenPipeError,
-    errno.ETIMEDOUT: TimeoutError,
-    errno.ENOENT: FileNotFoundError,
-}

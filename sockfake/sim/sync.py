@@ -10,10 +10,11 @@ from __future__ import annotations
 import collections
 import queue as _queue
 import selectors
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sockfake.errors import SockfakeValueError
+from sockfake.sim.endpoint import Selectable
 from sockfake.sim.kernel import Kernel, WaitQueue
 
 __all__ = ["SimEvent", "SimLock", "SimQueue", "SimWaker", "SimSelector"]
@@ -134,19 +135,24 @@ class SimQueue:
 class SimWaker:
     """The simulated self-pipe: readable in a selector from ``set()`` until ``clear()``."""
 
-    def __init__(self, kernel: Kernel, fd: int, release_fd: Any) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        register_fd: Callable[[SimWaker], int],
+        release_fd: Callable[[int], None],
+    ) -> None:
         self._kernel = kernel
-        self._fd = fd
         self._release_fd = release_fd
         self._flag = False
-        self._changed = WaitQueue()
+        self.changed = WaitQueue()
+        self._fd = register_fd(self)
 
     def fileno(self) -> int:
         return self._fd
 
     def set(self) -> None:
         self._flag = True
-        self._changed.notify_all()
+        self.changed.notify_all()
 
     def clear(self) -> None:
         self._flag = False
@@ -156,11 +162,8 @@ class SimWaker:
             self._release_fd(self._fd)
             self._fd = -1
 
-    def _sim_ready(self) -> int:
+    def ready_mask(self) -> int:
         return selectors.EVENT_READ if self._flag else 0
-
-    def _sim_queue(self) -> WaitQueue:
-        return self._changed
 
 
 class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
@@ -193,9 +196,9 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 class SimSelector(selectors.BaseSelector):
     """A selector over simulated sockets and wakers; ``select`` waits in virtual time."""
 
-    def __init__(self, kernel: Kernel, lookup: Any) -> None:
+    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None]) -> None:
         self._kernel = kernel
-        self._lookup = lookup  # fd -> simulated object
+        self._lookup = lookup  # fd -> simulated socket or waker
         self._keys: dict[int, selectors.SelectorKey] = {}
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
@@ -205,7 +208,7 @@ class SimSelector(selectors.BaseSelector):
         if fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         if self._lookup(fd) is None:
-            raise ValueError(
+            raise SockfakeValueError(
                 f"{fileobj!r} (FD {fd}) is not a simulated socket of this network: "
                 "a simulated selector only watches simulated objects"
             )
@@ -230,10 +233,10 @@ class SimSelector(selectors.BaseSelector):
                 target = self._lookup(fd)
                 if target is None:
                     continue
-                mask = target._sim_ready() & key.events
+                mask = target.ready_mask() & key.events
                 if mask:
                     ready.append((key, mask))
-                queues.append(target._sim_queue())
+                queues.append(target.changed)
             if ready:
                 kernel.preemption_point("select")
                 return ready

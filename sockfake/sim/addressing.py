@@ -1,0 +1,258 @@
+"""Addresses: name resolution, binding, ephemeral ports, routes, and the Unix namespace.
+
+Everything here answers "which address, which host, which endpoint" and raises the
+errors Linux raises for bad addresses (``EADDRINUSE``, ``EADDRNOTAVAIL``,
+``gaierror``...), with CPython's own messages for malformed ones. Parsed IP addresses
+are cached: ``ipaddress.ip_address`` is the most expensive call on the hot path.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import ipaddress
+import socket
+from typing import Any
+
+from sockfake.sim._oserror import os_error
+from sockfake.sim.endpoint import Endpoint
+from sockfake.sim.topology import Host, Topology
+
+__all__ = ["Addressing"]
+
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+def _is_unspecified(ip: str) -> bool:
+    return _ip(ip).is_unspecified
+
+
+def _is_loopback(ip: str) -> bool:
+    return _ip(ip).is_loopback
+
+
+def _family_not_supported() -> socket.gaierror:
+    return socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+
+
+def format_address(family: int, ip: str, port: int) -> Any:
+    """An address tuple as getsockname() gives it for ``family``."""
+    if family == socket.AF_INET6:
+        return (ip, port, 0, 0)
+    return (ip, port)
+
+
+class Addressing:
+    """Resolution and binding over one topology, plus its Unix path namespace."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self._unix_paths: dict[str, Endpoint] = {}
+        # Paths whose socket closed: as a socket file left behind, connecting to one
+        # is refused (ECONNREFUSED), where a path never bound does not exist (ENOENT).
+        self._stale_unix_paths: set[str] = set()
+
+    # -- names -------------------------------------------------------------------------
+
+    @staticmethod
+    def unbound_name(family: int) -> Any:
+        if family == socket.AF_INET6:
+            return ("::", 0, 0, 0)
+        if family == _AF_UNIX:
+            return ""
+        return ("0.0.0.0", 0)
+
+    @staticmethod
+    def any_address(family: int) -> Any:
+        if family == socket.AF_INET6:
+            return ("::", 0)
+        if family == _AF_UNIX:
+            return ""
+        return ("0.0.0.0", 0)
+
+    def _resolve_ip(self, name: Any, family: int) -> str:
+        if not isinstance(name, str):
+            raise TypeError(f"str, bytes or bytearray expected, not {type(name).__name__}")
+        if name == "":
+            return "0.0.0.0" if family == socket.AF_INET else "::"
+        if name == "localhost":
+            return "127.0.0.1" if family == socket.AF_INET else "::1"
+        try:
+            parsed = _ip(name.split("%")[0])
+        except ValueError:
+            target = self.topology.hosts.get(name)
+            if target is None:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+            addresses = target.ipv4 if family == socket.AF_INET else target.ipv6
+            if not addresses:
+                raise _family_not_supported() from None
+            return addresses[0]
+        if (parsed.version == 4) != (family == socket.AF_INET):
+            raise _family_not_supported()
+        return str(parsed)
+
+    def _parse_ip_address(self, endpoint: Endpoint, address: Any, *, for_bind: bool
+                          ) -> tuple[str, int]:
+        family = endpoint.family
+        family_name = "AF_INET6" if family == socket.AF_INET6 else "AF_INET"
+        if not isinstance(address, tuple):
+            raise TypeError(f"{family_name} address must be tuple, not {type(address).__name__}")
+        expected = "2-4" if family == socket.AF_INET6 else "2"
+        if not (len(address) == 2 or family == socket.AF_INET6 and 2 <= len(address) <= 4):
+            raise TypeError(
+                f"{family_name} address must be a tuple of {expected} items, not {len(address)}"
+            )
+        port = address[1]
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+        if not 0 <= port <= 65535:
+            raise OverflowError(f"{'bind' if for_bind else 'connect'}(): port must be 0-65535.")
+        return self._resolve_ip(address[0], family), port
+
+    def resolve_remote(self, endpoint: Endpoint, address: Any) -> Any:
+        """The address ``connect()``/``sendto()`` go to (unspecified means loopback)."""
+        if endpoint.family == _AF_UNIX:
+            return _unix_path(address)
+        ip, port = self._parse_ip_address(endpoint, address, for_bind=False)
+        if _is_unspecified(ip):
+            ip = "127.0.0.1" if endpoint.family == socket.AF_INET else "::1"
+        return format_address(endpoint.family, ip, port)
+
+    # -- binding -----------------------------------------------------------------------
+
+    def _is_local_ip(self, host: Host, ip: str) -> bool:
+        parsed = _ip(ip)
+        return parsed.is_loopback or parsed.is_unspecified or self.topology.ip_owner.get(ip) is host
+
+    def bind(self, endpoint: Endpoint, address: Any) -> Any:
+        if endpoint.family == _AF_UNIX:
+            return self._bind_unix(endpoint, address)
+        ip, port = self._parse_ip_address(endpoint, address, for_bind=True)
+        host = endpoint.host
+        if not self._is_local_ip(host, ip):
+            raise os_error(errno.EADDRNOTAVAIL)
+        if port == 0:
+            port = host.ephemeral_port(endpoint.type)
+        for other in host.ports.get((endpoint.type, port), []):
+            if other.family != endpoint.family:
+                continue
+            if other.local[0] == ip or _is_unspecified(ip) or _is_unspecified(other.local[0]):
+                raise os_error(errno.EADDRINUSE)
+        host.ports.setdefault((endpoint.type, port), []).append(endpoint)
+        return format_address(endpoint.family, ip, port)
+
+    def _bind_unix(self, endpoint: Endpoint, address: Any) -> str:
+        path = _unix_path(address)
+        if path in self._unix_paths:
+            raise os_error(errno.EADDRINUSE)
+        if path:
+            self._unix_paths[path] = endpoint
+            self._stale_unix_paths.discard(path)
+        return path
+
+    def release(self, endpoint: Endpoint) -> None:
+        """The endpoint closed: its port or path is free (a path is left stale)."""
+        if endpoint.family == _AF_UNIX:
+            local = endpoint.local
+            if local and self._unix_paths.get(local) is endpoint:
+                del self._unix_paths[local]
+                self._stale_unix_paths.add(local)
+        elif endpoint.local is not None:
+            entries = endpoint.host.ports.get((endpoint.type, endpoint.local[1]), [])
+            if endpoint in entries:
+                entries.remove(endpoint)
+
+    def source_ip(self, host: Host, family: int, target_ip: str) -> str:
+        """The address a packet from ``host`` to ``target_ip`` leaves from (the route's)."""
+        if _is_loopback(target_ip):
+            return target_ip
+        addresses = host.ipv4 if family == socket.AF_INET else host.ipv6
+        loopback = "127.0.0.1" if family == socket.AF_INET else "::1"
+        return addresses[0] if addresses else loopback
+
+    def source_address(self, endpoint: Endpoint, remote: Any) -> Any:
+        """Where a datagram to ``remote`` says it comes from (a wildcard bind's route)."""
+        if endpoint.family == _AF_UNIX:
+            return endpoint.local or None
+        if _is_unspecified(endpoint.local[0]):
+            ip = self.source_ip(endpoint.host, endpoint.family, remote[0])
+            return format_address(endpoint.family, ip, endpoint.local[1])
+        return endpoint.local
+
+    def autobind(self, endpoint: Endpoint, remote: Any, *, wildcard: bool = False) -> Any:
+        """Bind to an ephemeral port: on the route's source address (connect), or on
+        the wildcard address (an unconnected ``sendto``, as Linux: ``getsockname()``
+        then says ``0.0.0.0``, and each datagram leaves from its route's address)."""
+        if endpoint.family == _AF_UNIX:
+            return ""
+        host = endpoint.host
+        if wildcard:
+            ip = "0.0.0.0" if endpoint.family == socket.AF_INET else "::"
+        else:
+            ip = self.source_ip(host, endpoint.family, remote[0])
+        port = host.ephemeral_port(endpoint.type)
+        host.ports.setdefault((endpoint.type, port), []).append(endpoint)
+        return format_address(endpoint.family, ip, port)
+
+    def pin_source(self, endpoint: Endpoint, remote: Any) -> None:
+        """connect() on a socket bound to the wildcard address fixes its source address."""
+        if endpoint.family == _AF_UNIX or endpoint.local is None:
+            return
+        if _is_unspecified(endpoint.local[0]):
+            ip = self.source_ip(endpoint.host, endpoint.family, remote[0])
+            endpoint.local = format_address(endpoint.family, ip, endpoint.local[1])
+
+    # -- finding the other end ---------------------------------------------------------
+
+    def unix_peer(self, path: str, sock_type: int) -> Endpoint:
+        """The endpoint bound at ``path``, or the error connect()/sendto() get on Linux."""
+        target = self._unix_paths.get(path)
+        if target is None:
+            if path in self._stale_unix_paths:
+                raise os_error(errno.ECONNREFUSED)
+            raise os_error(errno.ENOENT)
+        if target.type != sock_type:
+            raise os_error(errno.EPROTOTYPE)
+        return target
+
+    def route(self, endpoint: Endpoint, remote: Any) -> tuple[Host, Host | None]:
+        """The sending and the receiving host of a packet to ``remote`` (None: no route)."""
+        src = endpoint.host
+        if endpoint.family == _AF_UNIX:
+            target = self._unix_paths.get(remote)
+            return src, (target.host if target is not None else src)
+        ip = remote[0]
+        if _is_loopback(ip):
+            return src, src
+        return src, self.topology.ip_owner.get(ip)
+
+    def find_endpoint(self, dst: Host, sock_type: int, family: int, remote: Any
+                      ) -> Endpoint | None:
+        """The endpoint on ``dst`` a packet to ``remote`` reaches (exact bind first)."""
+        if family == _AF_UNIX:
+            target = self._unix_paths.get(remote)
+            return target if target is not None and target.type == sock_type else None
+        ip, port = remote[0], remote[1]
+        wildcard = None
+        for candidate in dst.ports.get((sock_type, port), []):
+            if candidate.closed or candidate.family != family:
+                continue
+            bound_ip = candidate.local[0]
+            if bound_ip == ip:
+                return candidate
+            if wildcard is None and _is_unspecified(bound_ip):
+                wildcard = candidate
+        return wildcard
+
+
+def _unix_path(address: Any) -> str:
+    if isinstance(address, bytes):
+        address = address.decode()
+    if not isinstance(address, str):
+        raise TypeError(f"a bytes-like object is required, not '{type(address).__name__}'")
+    return address

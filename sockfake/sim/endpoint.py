@@ -1,0 +1,218 @@
+"""The seam between simulated sockets and the transport under them.
+
+An ``Endpoint`` is what the transport knows of one socket: its addresses, state,
+buffers and the errors waiting for it. The socket (``sockfake.sim.sockets``) owns
+one and turns the user's calls into changes of it and calls on the ``Transport``;
+the transport (``tcp``, ``udp``, ``addressing``) moves data between endpoints and
+changes their state as packets arrive, then notifies ``changed`` so that threads
+blocked on the socket look again. Neither side reaches into the other's privates:
+the endpoint's fields are its public surface, the ``Transport`` protocol is the
+transport's.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sockfake.sim.kernel import WaitQueue
+from sockfake.sim.socket_state import State
+
+if TYPE_CHECKING:
+    from sockfake.sim.topology import Host
+
+__all__ = ["DEFAULT_BUFFER", "Endpoint", "Selectable", "Transport"]
+
+DEFAULT_BUFFER = 65536
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)
+
+
+class Selectable(Protocol):
+    """What a simulated selector watches: a readiness mask and a queue to wait on."""
+
+    @property
+    def changed(self) -> WaitQueue: ...
+
+    def ready_mask(self) -> int: ...
+
+
+class Endpoint:
+    """One socket as the transport sees it. Fields are read and written by both sides."""
+
+    __slots__ = (
+        "host", "family", "type", "fd", "state", "local", "remote", "options", "closed",
+        "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
+        "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
+        "syn_attempts", "inflight", "datagrams", "datagram_bytes", "owner",
+    )
+
+    def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
+        self.host = host
+        self.family = family
+        self.type = sock_type
+        self.fd = fd  # -1 once the descriptor is released
+        self.state = State.FRESH
+        self.local: Any = None
+        self.remote: Any = None
+        self.options: dict[tuple[int, int], Any] = {}
+        self.closed = False  # the application called close()
+        self.changed = WaitQueue()
+        self.owner: Any = None  # the SimSocket of this endpoint, for accept()
+        # Streams.
+        self.peer: Endpoint | None = None
+        self.connection_id = 0
+        self.rx = bytearray()
+        # Segment sizes in rx: [size, kept apart]. Re-chunked segments stay apart so a
+        # recv() never returns more than one of them (short reads, as the link model asks).
+        self.rx_segments: deque[list[Any]] = deque()
+        self.rx_eof = False
+        self.shut_rd = False
+        self.shut_wr = False
+        self.pending_error = 0
+        self.dead = False  # reset: reads give EOF after the error, writes EPIPE
+        self.outstanding = 0  # bytes sent and not yet read by the peer's application
+        self.accept_queue: deque[Endpoint] = deque()
+        self.backlog = 0
+        self.syn_attempts = 0
+        self.inflight = 0  # segments on their way, so later ones never overtake them
+        # Datagrams.
+        self.datagrams: deque[tuple[bytes, Any]] = deque()
+        self.datagram_bytes = 0
+
+    def describe(self) -> str:
+        """Short name for the trace: the local address, or the descriptor."""
+        return str(self.local if self.local is not None else f"fd{self.fd}")
+
+    def __repr__(self) -> str:
+        closed = " [closed]" if self.closed else ""
+        kind = "stream" if self.type == socket.SOCK_STREAM else "dgram"
+        where = self.local if self.local is not None else "unbound"
+        peer = f" -> {self.remote}" if self.remote is not None else ""
+        return f"<SimSocket fd={self.fd} {kind} {where}{peer}{closed}>"
+
+    # -- options ----------------------------------------------------------------------
+
+    def buffer_size(self, option: int) -> int:
+        return int(self.options.get((socket.SOL_SOCKET, option), DEFAULT_BUFFER))
+
+    def linger_zero(self) -> bool:
+        """SO_LINGER (1, 0): close() resets instead of sending FIN."""
+        value = self.options.get((socket.SOL_SOCKET, socket.SO_LINGER))
+        if isinstance(value, (bytes, bytearray)) and len(value) >= 8:
+            onoff, seconds = struct.unpack("ii", bytes(value)[:8])
+            return bool(onoff) and seconds == 0
+        return False
+
+    def capacity(self) -> int:
+        """Bytes that may be outstanding: our send buffer plus the peer's receive buffer."""
+        peer = self.peer
+        receive = peer.buffer_size(socket.SO_RCVBUF) if peer is not None else 0
+        return self.buffer_size(socket.SO_SNDBUF) + receive
+
+    # -- the receive buffer -------------------------------------------------------------
+
+    def append_rx(self, segment: bytes, apart: bool) -> None:
+        """Queue received bytes; ``apart`` keeps a segment from merging with its neighbours."""
+        if not segment:
+            return
+        self.rx += segment
+        segments = self.rx_segments
+        if not apart and segments and not segments[-1][1]:
+            segments[-1][0] += len(segment)
+        else:
+            segments.append([len(segment), apart])
+
+    def readable_now(self, bufsize: int) -> int:
+        """How much one recv(bufsize) returns: never more than one kept-apart segment."""
+        if self.rx_segments:
+            return min(bufsize, int(self.rx_segments[0][0]))
+        return bufsize
+
+    def take_rx(self, count: int) -> None:
+        """The application read ``count`` bytes from the front."""
+        del self.rx[:count]
+        segments = self.rx_segments
+        while count and segments:
+            head = segments[0]
+            taken = min(count, head[0])
+            head[0] -= taken
+            count -= taken
+            if head[0] == 0:
+                segments.popleft()
+
+    def clear_rx(self) -> None:
+        self.rx.clear()
+        self.rx_segments.clear()
+
+    # -- readiness, for selectors --------------------------------------------------------
+
+    def ready_mask(self) -> int:
+        if self.fd < 0:
+            return selectors.EVENT_READ | selectors.EVENT_WRITE
+        mask = 0
+        if self.type == socket.SOCK_DGRAM:
+            if self.datagrams or self.pending_error:
+                mask |= selectors.EVENT_READ
+            return mask | selectors.EVENT_WRITE
+        state = self.state
+        if state is State.LISTENING:
+            if self.accept_queue or self.shut_rd:
+                mask |= selectors.EVENT_READ
+            return mask
+        if self.rx or self.rx_eof or self.shut_rd or self.dead or self.pending_error:
+            mask |= selectors.EVENT_READ
+        if state is State.CONNECTED:
+            if self.capacity() > self.outstanding or self.shut_wr or self.dead:
+                mask |= selectors.EVENT_WRITE
+        elif state is not State.CONNECTING:
+            mask |= selectors.EVENT_WRITE
+        return mask
+
+
+class Transport(Protocol):
+    """What a simulated socket asks of the network under it."""
+
+    def register_fd(self, obj: Selectable) -> int:
+        """A descriptor number for a new socket (or waker)."""
+        ...
+
+    def release_fd(self, fd: int) -> None: ...
+
+    def trace(self, kind: str, details: str) -> None:
+        """Record an event of the calling thread."""
+        ...
+
+    def unbound_name(self, family: int) -> Any: ...
+
+    def any_address(self, family: int) -> Any: ...
+
+    def bind(self, endpoint: Endpoint, address: Any) -> Any:
+        """Check and take ``address``; returns the local address as getsockname() says."""
+        ...
+
+    def resolve_remote(self, endpoint: Endpoint, address: Any) -> Any: ...
+
+    def autobind(self, endpoint: Endpoint, remote: Any, *, wildcard: bool = False) -> Any: ...
+
+    def pin_source(self, endpoint: Endpoint, remote: Any) -> None: ...
+
+    def unix_peer(self, path: str, sock_type: int) -> Endpoint: ...
+
+    def start_connect(self, endpoint: Endpoint) -> None: ...
+
+    def send_stream(self, endpoint: Endpoint, data: bytes) -> None: ...
+
+    def send_fin(self, endpoint: Endpoint) -> None: ...
+
+    def consumed(self, endpoint: Endpoint, count: int) -> None:
+        """The application read ``count`` bytes: the sender's window opens."""
+        ...
+
+    def send_datagram(self, endpoint: Endpoint, payload: bytes, remote: Any) -> None: ...
+
+    def close(self, endpoint: Endpoint) -> None:
+        """The descriptor closes: release the address, send FIN or RST, reset the queue."""
+        ...

@@ -1,0 +1,299 @@
+"""The stream transport: handshake, backlog, segments, FIN and reset between endpoints.
+
+Streams are reliable and ordered. A connect sends a SYN along the link; Linux's
+retransmission schedule (1, 2, 4 ... 64 s, then ``ETIMEDOUT``) applies when it is
+lost (a partition, a host down) or dropped at a full accept queue (``backlog + 1``
+connections, as Linux). Data is cut into segments (``LinkConditions.chunk``) and
+carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arriving
+at a closed socket resets the connection. Every state change goes through the table
+in ``socket_state``.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sockfake.sim.addressing import Addressing, format_address
+from sockfake.sim.endpoint import Endpoint
+from sockfake.sim.kernel import Kernel
+from sockfake.sim.links import stream_chunks
+from sockfake.sim.socket_state import Event, State, advance
+from sockfake.sim.topology import Host, Topology
+
+__all__ = ["StreamTransport"]
+
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)
+# Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
+SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+
+
+def preview(data: bytes, limit: int = 24) -> str:
+    """The start of a payload, for the trace."""
+    text = repr(data[:limit])
+    return text + ("..." if len(data) > limit else "")
+
+
+class StreamTransport:
+    """Moves stream segments between endpoints and drives their connection states."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        topology: Topology,
+        addressing: Addressing,
+        new_endpoint: Callable[[Host, int, int], Endpoint],
+        release_fd: Callable[[int], None],
+        fault_plan: Callable[[], Any],
+    ) -> None:
+        self.kernel = kernel
+        self.topology = topology
+        self.addressing = addressing
+        self._new_endpoint = new_endpoint  # a socket of the network's, for accept()
+        self._release_fd = release_fd
+        self._fault_plan = fault_plan
+        self.connections = 0
+
+    def _net_trace(self, kind: str, details: str) -> None:
+        self.kernel.trace.add(self.kernel.now, "net", kind, details)
+
+    # -- connecting ----------------------------------------------------------------------
+
+    def start_connect(self, ep: Endpoint) -> None:
+        src, dst = self.addressing.route(ep, ep.remote)
+        if ep.local is None:
+            ep.local = self.addressing.autobind(ep, ep.remote)
+        else:
+            self.addressing.pin_source(ep, ep.remote)
+        ep.state = advance(ep.state, Event.CONNECT)
+        self.connections += 1
+        ep.connection_id = self.connections
+        ep.syn_attempts = 0
+        self.kernel.record("connect", f"{ep.local} -> {ep.remote}")
+        if dst is None:
+            self._fail_connect(ep, errno.ENETUNREACH)
+            return
+        plan = self._fault_plan()
+        if plan is not None and plan.refuses_connection(ep.connection_id - 1):
+            self._net_trace("fault", f"connection {ep.connection_id - 1} refused (fault plan)")
+            self._fail_connect(ep, errno.ECONNREFUSED)
+            return
+        self._send_syn(ep, dst)
+
+    def _send_syn(self, ep: Endpoint, dst: Host) -> None:
+        src = ep.host
+        link = self.topology.link(src, dst)
+        attempt = ep.syn_attempts
+        if link.cut or not dst.up or not src.up:
+            self._net_trace("drop", f"SYN {ep.local} -> {ep.remote} (unreachable)")
+        else:
+            self.topology.carry(src, dst, ep.connection_id, 0,
+                                lambda: self._syn_arrive(ep, dst, attempt), "stream",
+                                reliable=False, immediate_ok=True)
+        self._schedule_syn_retry(ep, dst, attempt)
+
+    def _schedule_syn_retry(self, ep: Endpoint, dst: Host, attempt: int) -> None:
+        if attempt >= len(SYN_RETRY_DELAYS):
+            return
+        delay = SYN_RETRY_DELAYS[attempt]
+
+        def retry() -> None:
+            if ep.state is not State.CONNECTING or ep.syn_attempts != attempt:
+                return
+            ep.syn_attempts += 1
+            if ep.syn_attempts >= len(SYN_RETRY_DELAYS):
+                self._fail_connect(ep, errno.ETIMEDOUT)
+                return
+            self._net_trace("retry", f"SYN {ep.local} -> {ep.remote}")
+            self._send_syn(ep, dst)
+
+        self.kernel.call_at(self.kernel.now + delay, retry)
+
+    def _fail_connect(self, ep: Endpoint, code: int) -> None:
+        if ep.state is not State.CONNECTING:
+            return
+        ep.state = advance(ep.state, Event.FAIL)
+        ep.pending_error = code
+        self._net_trace("refused" if code == errno.ECONNREFUSED else "connect-failed",
+                        f"{ep.local} -> {ep.remote}: {errno.errorcode.get(code, code)}")
+        ep.changed.notify_all()
+
+    def _syn_arrive(self, client: Endpoint, dst: Host, attempt: int) -> None:
+        if client.state is not State.CONNECTING or client.syn_attempts != attempt:
+            return
+        listener = self.addressing.find_endpoint(
+            dst, socket.SOCK_STREAM, client.family, client.remote
+        )
+        if listener is None or listener.state is not State.LISTENING or listener.shut_rd:
+            self.topology.carry(dst, client.host, client.connection_id, 0,
+                                lambda: self._fail_connect(client, errno.ECONNREFUSED),
+                                "stream", reliable=False, immediate_ok=True)
+            return
+        if len(listener.accept_queue) >= listener.backlog:
+            # Linux drops the SYN when the accept queue is full; the client retries.
+            self._net_trace("backlog-full", f"{listener.local} drops SYN from {client.local}")
+            return
+        server_side = self._new_endpoint(dst, listener.family, socket.SOCK_STREAM)
+        server_side.state = advance(server_side.state, Event.PASSIVE_OPEN)
+        if listener.family == _AF_UNIX:
+            server_side.local = listener.local
+            server_side.remote = client.local or ""
+        else:
+            server_side.local = format_address(
+                listener.family, client.remote[0], client.remote[1]
+            )
+            server_side.remote = client.local
+        server_side.peer = client
+        server_side.connection_id = client.connection_id
+        client.peer = server_side
+        listener.accept_queue.append(server_side)
+        listener.changed.notify_all()
+        self._net_trace("syn", f"{client.local} -> {listener.local} queued")
+
+        def established() -> None:
+            if client.state is not State.CONNECTING:
+                if not server_side.dead:
+                    self.reset_now(server_side)
+                return
+            client.state = advance(client.state, Event.ESTABLISHED)
+            self._net_trace("established", f"{client.local} -> {client.remote}")
+            client.changed.notify_all()
+            plan = self._fault_plan()
+            after = None if plan is None else plan.connection_reset_after(client.connection_id - 1)
+            if after is not None:
+                self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
+
+        self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
+                            reliable=False, immediate_ok=True)
+
+    # -- data ----------------------------------------------------------------------------
+
+    def send_stream(self, ep: Endpoint, data: bytes) -> None:
+        peer = ep.peer
+        assert peer is not None
+        src, dst = ep.host, peer.host
+        topology = self.topology
+        conditions = topology.conditions(topology.link(src, dst))
+        self.kernel.record("send", f"{ep.describe()} -> {peer.describe()} {len(data)}B "
+                           f"{preview(data)}")
+        offset = 0
+        apart = conditions.chunk is not None
+        for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
+            segment = data[offset : offset + size]
+            offset += size
+            ep.inflight += 1
+            immediate = ep.inflight == 1
+
+            def deliver(segment: bytes = segment) -> None:
+                ep.inflight -= 1
+                self._deliver_segment(ep, peer, segment, apart)
+
+            topology.carry(src, dst, ep.connection_id, size, deliver, "stream",
+                           reliable=True, immediate_ok=immediate)
+
+    def _deliver_segment(
+        self, sender: Endpoint, receiver: Endpoint, segment: bytes, apart: bool
+    ) -> None:
+        if receiver.fd < 0:
+            # Data for a closed socket: it answers with a reset.
+            self._net_trace("rst", f"{receiver.describe()} closed; resets {sender.describe()}")
+            self._send_reset(receiver, sender)
+            return
+        if receiver.dead or receiver.shut_rd and receiver.closed:
+            return
+        receiver.append_rx(segment, apart)
+        if segment:
+            self._net_trace("deliver", f"{receiver.describe()} {len(segment)}B")
+        receiver.changed.notify_all()
+
+    def consumed(self, ep: Endpoint, count: int) -> None:
+        peer = ep.peer
+        if peer is not None:
+            peer.outstanding = max(0, peer.outstanding - count)
+            peer.changed.notify_all()
+
+    def send_fin(self, ep: Endpoint) -> None:
+        peer = ep.peer
+        if peer is None:
+            return
+        self.kernel.record("fin", f"{ep.describe()} -> {peer.describe()}")
+        ep.inflight += 1
+        immediate = ep.inflight == 1
+
+        def deliver() -> None:
+            ep.inflight -= 1
+            if not peer.dead:
+                peer.rx_eof = True
+                peer.changed.notify_all()
+
+        self.topology.carry(ep.host, peer.host, ep.connection_id, 0, deliver, "stream",
+                            reliable=True, immediate_ok=immediate)
+
+    # -- resets --------------------------------------------------------------------------
+
+    def _fault_reset(self, client: Endpoint) -> None:
+        """A fault plan resets this connection: both ends see ConnectionResetError."""
+        ends = [client] if client.peer is None else [client, client.peer]
+        if all(end.dead or end.fd < 0 for end in ends):
+            return
+        self._net_trace("fault", f"connection {client.connection_id - 1} reset (fault plan)")
+        for end in ends:
+            self.reset_now(end)
+
+    def _send_reset(self, ep: Endpoint, peer: Endpoint) -> None:
+        self.topology.carry(ep.host, peer.host, ep.connection_id, 0,
+                            lambda: self.reset_now(peer), "stream",
+                            reliable=False, immediate_ok=True)
+
+    def reset_now(self, ep: Endpoint) -> None:
+        if ep.dead or ep.fd < 0:
+            return
+        ep.dead = True
+        ep.clear_rx()
+        ep.rx_eof = True
+        if ep.state is State.CONNECTING:
+            ep.state = advance(ep.state, Event.FAIL)
+            ep.pending_error = errno.ECONNREFUSED
+        else:
+            ep.pending_error = errno.ECONNRESET
+        self._net_trace("reset", ep.describe())
+        ep.changed.notify_all()
+
+    def host_down(self, host: Host, endpoints: list[Endpoint]) -> None:
+        """``host`` went down: every stream connection to or from it resets at both ends."""
+        for ep in endpoints:
+            if ep.type != socket.SOCK_STREAM:
+                continue
+            if ep.host is not host and (ep.peer is None or ep.peer.host is not host):
+                continue
+            if ep.state is State.LISTENING:
+                for pending in ep.accept_queue:
+                    self.reset_now(pending)
+                    if pending.peer is not None:
+                        self.reset_now(pending.peer)
+                continue
+            if ep.peer is not None:
+                self.reset_now(ep.peer)
+            self.reset_now(ep)
+
+    # -- close ---------------------------------------------------------------------------
+
+    def close(self, ep: Endpoint) -> None:
+        """The descriptor of a stream endpoint closes: FIN, RST, or the queue reset."""
+        if ep.state is State.LISTENING:
+            for pending in ep.accept_queue:
+                if pending.peer is not None:
+                    self._send_reset(pending, pending.peer)
+                self._release_fd(pending.fd)
+                pending.fd = -1
+            ep.accept_queue.clear()
+        elif ep.state is State.CONNECTED and ep.peer is not None and not ep.dead:
+            if ep.rx or ep.linger_zero():
+                self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}")
+                self._send_reset(ep, ep.peer)
+            elif not ep.shut_wr:
+                ep.shut_wr = True
+                self.send_fin(ep)
+        ep.state = advance(ep.state, Event.CLOSE)

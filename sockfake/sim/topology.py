@@ -1,0 +1,294 @@
+"""Topology: hosts, the links between them, and what a link does to a packet on its way.
+
+A ``Host`` is a machine: names, addresses, its ports, up or down. A ``Link`` is one
+direction between two hosts: its conditions, the link model's state, and the faults
+on it (partitioned, held). ``Topology.carry`` moves one packet along a link: it asks
+the link model (``sockfake.sim.links``, pure) when the packet arrives and schedules
+the delivery on the kernel's clock, or holds the packet while the link is cut.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from sockfake.errors import SockfakeTypeError, SockfakeValueError
+from sockfake.sim._oserror import os_error
+from sockfake.sim.kernel import Kernel
+from sockfake.sim.links import LinkConditions, LinkState, is_instant, stream_arrival
+
+if TYPE_CHECKING:
+    from sockfake.sim.endpoint import Endpoint
+    from sockfake.sim.network import SimNetwork
+    from sockfake.sim.sockets import SimSocket
+    from sockfake.sim.sync import SimEvent, SimLock, SimQueue, SimSelector, SimWaker
+
+__all__ = ["Host", "Link", "Topology"]
+
+EPHEMERAL_FIRST = 32768
+EPHEMERAL_LAST = 60999
+
+
+class Host:
+    """One machine on a simulated network: addresses, ports, and a ``Network`` view.
+
+    A host is itself a network boundary: ``TCPServer(addr, Handler, network=host)``
+    binds on that host; ``host.socket()`` makes a client there. Everything but
+    ``socket`` and ``create_connection`` is the network's own (one clock, one
+    scheduler).
+    """
+
+    def __init__(self, network: SimNetwork, name: str, ipv4: list[str], ipv6: list[str]) -> None:
+        self.network = network
+        self.name = name
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.up = True
+        # (socket type, port) -> endpoints bound there, in bind order.
+        self.ports: dict[tuple[int, int], list[Endpoint]] = {}
+        self._next_ephemeral = EPHEMERAL_FIRST
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {' '.join(self.ipv4 + self.ipv6)}>"
+
+    def ephemeral_port(self, sock_type: int) -> int:
+        """The next free ephemeral port (deterministic: counting up from 32768)."""
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        for _ in range(span):
+            port = self._next_ephemeral
+            self._next_ephemeral = EPHEMERAL_FIRST + (port - EPHEMERAL_FIRST + 1) % span
+            if not self.ports.get((sock_type, port)):
+                return port
+        raise os_error(errno.EADDRNOTAVAIL)
+
+    # -- the Network protocol, on this host ------------------------------------------
+
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
+    ) -> SimSocket:
+        return self.network.socket_on(self, family, type, proto)
+
+    def create_connection(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> SimSocket:
+        """Like ``socket.create_connection``: connect a TCP socket from this host."""
+        host, port = address[0], address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = self.socket(family, socket.SOCK_STREAM)
+        try:
+            if timeout is not None:
+                sock.settimeout(timeout)
+            if source_address is not None:
+                sock.bind(source_address)
+            sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def selector(self) -> SimSelector:
+        return self.network.selector()
+
+    def waker(self) -> SimWaker:
+        return self.network.waker()
+
+    def time(self) -> float:
+        return self.network.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.network.sleep(seconds)
+
+    def thread(self, target: Callable[..., object], args: tuple[Any, ...] = (),
+               name: str | None = None, daemon: bool | None = None) -> Any:
+        return self.network.thread(target, args, name, daemon)
+
+    def event(self) -> SimEvent:
+        return self.network.event()
+
+    def lock(self) -> SimLock:
+        return self.network.lock()
+
+    def queue(self, maxsize: int = 0) -> SimQueue:
+        return self.network.queue(maxsize)
+
+    def fork(self) -> int:
+        return self.network.fork()
+
+    def check_fork(self) -> None:
+        self.network.check_fork()
+
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
+        return self.network.waitpid(pid, options)
+
+    def exit_child(self, status: int) -> NoReturn:
+        self.network.exit_child(status)
+
+    def unix_file_identity(self, path: Any) -> object | None:
+        return self.network.unix_file_identity(path)
+
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
+        self.network.remove_stale_unix_socket(path, socket_type)
+
+    def remove_unix_socket(self, path: Any, identity: object) -> None:
+        self.network.remove_unix_socket(path, identity)
+
+
+class Link:
+    """One direction between two hosts: its conditions, the model's state, its faults."""
+
+    def __init__(self) -> None:
+        self.conditions: LinkConditions | None = None  # None: follow the network default
+        self.state = LinkState()
+        # Per connection, the arrival time of its last segment: streams stay ordered.
+        self.last_stream_arrival: dict[int, float] = {}
+        self.partitioned = False
+        self.holding = False
+        self.held: list[Callable[[], None]] = []
+
+    @property
+    def cut(self) -> bool:
+        """Nothing gets through right now (partitioned or held)."""
+        return self.partitioned or self.holding
+
+
+class Topology:
+    """The hosts, their addresses, and the links between them (created on first use)."""
+
+    def __init__(self, kernel: Kernel, default_conditions: LinkConditions) -> None:
+        self.kernel = kernel
+        self.default_conditions = default_conditions
+        self.hosts: dict[str, Host] = {}
+        self.ip_owner: dict[str, Host] = {}
+        self._links: dict[tuple[str, str], Link] = {}
+
+    # -- hosts ------------------------------------------------------------------------
+
+    def add_host(self, network: SimNetwork, name: str, ipv4: str | list[str] | None,
+                 ipv6: str | list[str] | None) -> Host:
+        if not isinstance(name, str) or not name:
+            raise SockfakeTypeError(f"host name must be a non-empty str, not {name!r}")
+        if name in self.hosts:
+            raise SockfakeValueError(f"host {name!r} already exists")
+        number = len(self.hosts) + 1
+        v4 = [_checked_ip(a, 4) for a in _addresses("ipv4", ipv4, f"10.0.0.{number}")]
+        v6 = [_checked_ip(a, 6) for a in _addresses("ipv6", ipv6, f"fd00::{number:x}")]
+        for address in v4 + v6:
+            if address in self.ip_owner:
+                raise SockfakeValueError(
+                    f"address {address} already belongs to host {self.ip_owner[address].name!r}"
+                )
+        host = Host(network, name, v4, v6)
+        self.hosts[name] = host
+        for address in v4 + v6:
+            self.ip_owner[address] = host
+        return host
+
+    def host(self, name: str | Host, network: SimNetwork) -> Host:
+        """A host by name (or the host itself, checked to be on this network)."""
+        if isinstance(name, Host):
+            if name.network is not network:
+                raise SockfakeValueError(f"{name!r} belongs to another network")
+            return name
+        if not isinstance(name, str):
+            raise SockfakeTypeError(f"a host is a Host or a host name, not {name!r}")
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise SockfakeValueError(
+                f"unknown host {name!r}; hosts: {', '.join(self.hosts)}"
+            ) from None
+
+    # -- links ------------------------------------------------------------------------
+
+    def link(self, src: Host, dst: Host) -> Link:
+        key = (src.name, dst.name)
+        link = self._links.get(key)
+        if link is None:
+            link = self._links[key] = Link()
+        return link
+
+    def links(self) -> list[tuple[tuple[str, str], Link]]:
+        return list(self._links.items())
+
+    def conditions(self, link: Link) -> LinkConditions:
+        return link.conditions or self.default_conditions
+
+    def flush(self, link: Link) -> None:
+        """Send what a cut link held back, once it is whole again."""
+        if link.cut:
+            return
+        held, link.held = link.held, []
+        for send in held:
+            send()
+
+    def carry(
+        self,
+        src: Host,
+        dst: Host,
+        connection: int,
+        size: int,
+        deliver: Callable[[], None],
+        rng_concern: str,
+        *,
+        reliable: bool,
+        immediate_ok: bool,
+    ) -> None:
+        """Move one stream segment (or control packet) from src to dst, in order.
+
+        While the link is cut or either host is down, a reliable packet waits for
+        the heal (TCP would retransmit) and an unreliable one is lost. ``immediate_ok``
+        lets a packet on an instant link be delivered within the sender's call
+        (nothing of the same connection is in flight ahead of it).
+        """
+        link = self.link(src, dst)
+        if link.cut or not src.up or not dst.up:
+            if reliable:
+                link.held.append(
+                    lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
+                                       reliable=reliable, immediate_ok=False)
+                )
+            return
+        conditions = self.conditions(link)
+        if immediate_ok and is_instant(conditions):
+            deliver()
+            return
+        kernel = self.kernel
+        arrival, link.state = stream_arrival(
+            conditions,
+            link.state,
+            link.last_stream_arrival.get(connection, 0.0),
+            size,
+            kernel.now,
+            kernel.rng(rng_concern),
+        )
+        link.last_stream_arrival[connection] = arrival
+        if arrival <= kernel.now and immediate_ok:
+            deliver()
+        else:
+            kernel.call_at(arrival, deliver)
+
+
+def _checked_ip(address: str, version: int) -> str:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise SockfakeValueError(f"{address!r} is not an IPv{version} address") from None
+    if parsed.version != version or parsed.is_loopback or parsed.is_unspecified:
+        raise SockfakeValueError(f"{address!r} is not a routable IPv{version} address")
+    return str(parsed)
+
+
+def _addresses(name: str, value: object, default: str) -> list[str]:
+    if value is None:
+        return [default]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        raise SockfakeTypeError(f"{name} must be an address or a list of addresses, not {value!r}")
+    return list(value) or [default]
