@@ -14,13 +14,10 @@ server.serve_forever).start()`` just works.
 
 from __future__ import annotations
 
-import _thread
 import hashlib
 import heapq
-import os
 import random
 import re
-import select
 import sys
 import threading
 import time as _real_time
@@ -38,6 +35,7 @@ from sockfake.errors import (
     SockfakeRuntimeError,
     SockfakeValueError,
 )
+from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.trace import Trace
 
@@ -106,57 +104,6 @@ class _Timer:
         return (self.when, self.seq) < (other.when, other.seq)
 
 
-class _Turn:
-    """The turn handed to one thread: ``release()`` gives it, ``acquire()`` waits for it.
-
-    A pipe, not a lock: ``os.write`` and ``os.read`` drop the GIL around the system
-    call, so the thread handed the turn wakes without fighting the one that hands it
-    over for the GIL (a lock handoff costs about twice as much). Handing the turn to
-    a thread that already has it is a no-op. Falls back to a raw lock when no
-    descriptor is left.
-    """
-
-    __slots__ = ("_read", "_write", "_lock", "_given")
-
-    def __init__(self) -> None:
-        self._given = False
-        self._lock: Any = None
-        try:
-            self._read, self._write = os.pipe()
-        except OSError:
-            self._read = self._write = -1
-            self._lock = _thread.allocate_lock()
-            self._lock.acquire()
-
-    def release(self) -> None:
-        if self._given:
-            return
-        self._given = True
-        if self._lock is not None:
-            self._lock.release()
-        elif self._write >= 0:
-            os.write(self._write, b"\0")
-
-    def acquire(self, timeout: float = -1) -> bool:
-        if self._lock is not None:
-            if not self._lock.acquire(True, timeout):
-                return False
-        elif self._read < 0:
-            return False
-        else:
-            if timeout >= 0 and not select.select([self._read], [], [], timeout)[0]:
-                return False
-            os.read(self._read, 1)
-        self._given = False
-        return True
-
-    def close(self) -> None:
-        for fd in (self._read, self._write):
-            if fd >= 0:
-                os.close(fd)
-        self._read = self._write = -1
-
-
 class SimThread:
     """The kernel's record of one real thread taking part in the simulation."""
 
@@ -164,7 +111,7 @@ class SimThread:
         self.kernel = kernel
         self.name = name
         self.thread = thread
-        self.go = _Turn()
+        self.go = Turn()
         self.state = "new"  # new, ready, running, blocked, finished
         self.waiting_on: str | Callable[[], str] = ""
         self.wait_queues: tuple[WaitQueue, ...] = ()
