@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import sockfake.pytest_plugin
+import sockfake.testing
 from sockfake.pytest_plugin import derive_seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -413,7 +414,7 @@ def test_a_configured_timeout_is_left_alone_and_xdist_is_optional(pytester):
 
 
 def test_a_real_handler_that_never_returns_fails_teardown_within_a_bound(pytester, monkeypatch):
-    monkeypatch.setitem(sockfake.pytest_plugin._STOP_TIMEOUT, "real", 0.2)
+    monkeypatch.setitem(sockfake.testing.STOP_TIMEOUT, "real", 0.2)
     make_tests(
         pytester,
         """

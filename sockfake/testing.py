@@ -1,0 +1,599 @@
+"""The testing core, free of pytest: testbeds, server handles, and their settings.
+
+A :class:`Testbed` is one network (simulated or real) plus the servers and clients a
+test started on it; closing it stops every server and reports what went wrong
+(handler errors, leaked simulated threads or sockets). :func:`testbed` makes one as
+a context manager, for unittest, scripts, loops and ``@given`` examples alike; the
+pytest plugin (``sockfake.pytest_plugin``) builds one per test from the marker and
+options, with the same validation (:func:`parse_options`), and adds reporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import os
+import shutil
+import socket
+import tempfile
+import traceback
+import unittest
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
+
+if TYPE_CHECKING:
+    from sockfake.sim import SimNetwork
+
+__all__ = [
+    "LINK_KEYS",
+    "NETWORK_MODES",
+    "NetworkSettings",
+    "OPTION_KEYS",
+    "ServerHandle",
+    "Testbed",
+    "TestbedError",
+        "derive_seed",
+    "make_network",
+    "parse_options",
+    "sim_network",
+    "testbed",
+]
+
+NETWORK_MODES = ("sim", "real", "both")
+LINK_KEYS = (
+    "latency",
+    "jitter",
+    "bandwidth",
+    "loss",
+    "burst_loss",
+    "duplicate",
+    "reorder",
+    "corrupt",
+    "chunk",
+)
+OPTION_KEYS = (
+    "network",
+    "seed",
+    "time_limit",
+    "scheduling",
+    "stall_timeout",
+    "handler_errors",
+    *LINK_KEYS,
+)
+# A virtual-time limit for simulated tests, so a clock that runs away (a loop that
+# polls forever) fails in about a second of real time; the marker's time_limit=
+# changes it, time_limit=None removes it.
+_DEFAULT_TIME_LIMIT = 86400.0
+# Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
+# real seconds on the real network.
+STOP_TIMEOUT = {"sim": 60.0, "real": 5.0}
+
+
+class TestbedError(AssertionError):
+    """A testbed closed with problems: handler errors, leaked threads or sockets."""
+
+    __test__ = False  # not a test class, whatever pytest's naming rules say
+
+
+def derive_seed(base_seed: int, node_id: str) -> int:
+    """A test's seed: a stable function of the session's base seed and the test's id."""
+    digest = hashlib.sha256(f"{base_seed}\0{node_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@dataclass
+class NetworkSettings:
+    """A test's network settings, validated (see :func:`parse_options`)."""
+
+    network: str  # sim, real or both (both: the test is parametrized)
+    seed: int | None  # from the marker; None: derived from the base seed
+    conditions: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = _DEFAULT_TIME_LIMIT
+    scheduling: str = "fifo"
+    stall_timeout: float = 10.0
+    handler_errors: str = "fail"
+
+
+def _number(key: str, value: Any, *, positive: bool) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 if positive else value >= 0)
+    ):
+        kind = "a positive" if positive else "a non-negative"
+        raise SockfakeValueError(f"{key}={value!r} must be {kind} number")
+    return float(value)
+
+
+def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
+    """Validated settings from the marker's keywords (or :func:`testbed`'s).
+
+    A bad value raises ``SockfakeValueError`` (a ``ValueError``) naming the key.
+    """
+    unknown = sorted(set(kwargs) - set(OPTION_KEYS))
+    if unknown:
+        raise SockfakeValueError(
+            f"unknown key(s) {', '.join(unknown)}; known keys: {', '.join(OPTION_KEYS)}"
+        )
+    options = NetworkSettings(network=default_network, seed=None)
+    if "network" in kwargs:
+        if kwargs["network"] not in NETWORK_MODES:
+            raise SockfakeValueError(
+                f"network={kwargs['network']!r} is not one of {', '.join(NETWORK_MODES)}"
+            )
+        options.network = kwargs["network"]
+    if "seed" in kwargs:
+        seed = kwargs["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SockfakeValueError(f"seed={seed!r} must be a non-negative integer")
+        options.seed = seed
+    if "time_limit" in kwargs:
+        options.time_limit = None
+    if kwargs.get("time_limit") is not None:
+        options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
+    if "stall_timeout" in kwargs:
+        options.stall_timeout = _number("stall_timeout", kwargs["stall_timeout"], positive=True)
+    if "scheduling" in kwargs:
+        if kwargs["scheduling"] not in ("fifo", "random"):
+            raise SockfakeValueError(
+                f"scheduling={kwargs['scheduling']!r} is not one of fifo, random"
+            )
+        options.scheduling = kwargs["scheduling"]
+    if "handler_errors" in kwargs:
+        if kwargs["handler_errors"] not in ("fail", "ignore"):
+            raise SockfakeValueError(
+                f"handler_errors={kwargs['handler_errors']!r} is not one of fail, ignore"
+            )
+        options.handler_errors = kwargs["handler_errors"]
+    conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
+    if conditions:
+        from sockfake.sim.links import LinkConditions
+
+        try:
+            LinkConditions(**conditions)
+        except (TypeError, ValueError) as exc:
+            raise SockfakeValueError(str(exc).replace("LinkConditions.", "")) from None
+        options.conditions = conditions
+    return options
+
+
+def _server_class(kind: str, concurrency: str) -> type[Any]:
+    import sockfake
+
+    names = {
+        "tcp": ("TCPServer", "ThreadingTCPServer", "ThreadPoolTCPServer"),
+        "udp": ("UDPServer", "ThreadingUDPServer", "ThreadPoolUDPServer"),
+        "unix_stream": (
+            "UnixStreamServer",
+            "ThreadingUnixStreamServer",
+            "ThreadPoolUnixStreamServer",
+        ),
+        "unix_datagram": (
+            "UnixDatagramServer",
+            "ThreadingUnixDatagramServer",
+            "ThreadPoolUnixDatagramServer",
+        ),
+    }[kind]
+    index = {"sync": 0, "threading": 1, "pool": 2}.get(concurrency)
+    if index is None:
+        raise SockfakeValueError(
+            f"concurrency={concurrency!r} is not one of 'threading', 'pool', 'sync'"
+        )
+    cls: type[Any] = getattr(sockfake, names[index])
+    return cls
+
+
+class ServerHandle:
+    """A server started by a sockfake fixture: ``.address``, ``.server``, clients.
+
+    ``connect()`` (stream servers) returns a connected client socket, ``client()``
+    (datagram servers) a datagram socket, both on the server's network. The fixture
+    closes these sockets and stops the server at teardown; :meth:`stop` does it early.
+    """
+
+    def __init__(self, testbed: Testbed, kind: str, server: Any, name: str, thread: Any) -> None:
+        self.testbed = testbed
+        self.kind = kind
+        self.server = server
+        self.name = name
+        self.thread = thread
+        self.network = testbed.network
+        self.address: Any = server.server_address
+        self.stopped = False
+
+    def __repr__(self) -> str:
+        return f"<ServerHandle {self.name} {type(self.server).__name__} at {self.address!r}>"
+
+    @property
+    def family(self) -> int:
+        return int(self.server.address_family)
+
+    def connect(self, timeout: float | None = None) -> Any:
+        """A client socket connected to this (stream) server; closed at teardown."""
+        if self.kind not in ("tcp", "unix_stream"):
+            raise SockfakeTypeError(
+                f"{self.name}: a datagram server has no connect(); use client()"
+            )
+        if self.kind == "tcp":
+            sock = self.network.create_connection(self.address[:2], timeout)
+        else:
+            sock = self.network.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                if timeout is not None:
+                    sock.settimeout(timeout)
+                sock.connect(self.address)
+            except BaseException:
+                sock.close()
+                raise
+        self.testbed._clients.append(sock)
+        return sock
+
+    def client(self, timeout: float | None = None) -> Any:
+        """A datagram socket on the server's network (Unix: bound, so replies reach it)."""
+        if self.kind not in ("udp", "unix_datagram"):
+            raise SockfakeTypeError(f"{self.name}: a stream server has no client(); use connect()")
+        sock = self.network.socket(self.family, socket.SOCK_DGRAM)
+        try:
+            if timeout is not None:
+                sock.settimeout(timeout)
+            if self.kind == "unix_datagram":
+                sock.bind(self.testbed._unix_path("client"))
+        except BaseException:
+            sock.close()
+            raise
+        self.testbed._clients.append(sock)
+        return sock
+
+    def stop(self) -> list[str]:
+        """Stop serving and close the server (idempotent); returns problems met."""
+        if self.stopped:
+            return []
+        self.stopped = True
+        problems = []
+        bound = STOP_TIMEOUT[self.testbed.kind]
+        if self.thread is not None:
+            if not self.server.shutdown(timeout=bound):
+                problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
+        close = self.server.server_close
+        kwargs = {"timeout": bound} if "timeout" in inspect.signature(close).parameters else {}
+        try:
+            if self.testbed.kind == "real":
+                problems.extend(self._close_within(close, kwargs, 2 * bound))
+            else:
+                close(**kwargs)  # a handler stuck on the simulation is a deadlock, reported
+        finally:
+            if self.thread is not None and not problems:
+                self.thread.join(bound)
+        return problems
+
+    def _close_within(self, close: Callable[..., Any], kwargs: Any, bound: float) -> list[str]:
+        """``server_close()`` on the real network, given up on after ``bound`` seconds.
+
+        ``server_close(timeout=)`` aborts the connections of handlers still running
+        after its timeout, but a handler blocked on something else (an event, a sleep,
+        another server) keeps its thread alive and the join waiting: wait for that in
+        a helper thread, so teardown stays bounded and the test says what is stuck.
+        """
+        import threading
+
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                close(**kwargs)
+            except BaseException as exc:
+                errors.append(exc)
+
+        server = self.server
+        # This server's handler threads (and pool workers): their target is bound to it.
+        handlers = [
+            t for t in threading.enumerate()
+            if getattr(getattr(t, "_target", None), "__self__", None) is server
+        ]
+        closer = threading.Thread(target=run, name=f"sockfake-{self.name}-close", daemon=True)
+        closer.start()
+        closer.join(bound)
+        if errors:
+            raise errors[0]
+        stuck = sorted(t.name for t in handlers if t.is_alive())
+        if not closer.is_alive() and not stuck:
+            return []
+        # server_close(timeout=) gives up on a handler its abort cannot wake; without
+        # a timeout parameter the close itself is what does not return.
+        return [
+            f"{self.name}: a handler is still running after server_close() "
+            f"({bound:g} s), blocked outside its connection (threads alive: "
+            f"{', '.join(stuck) or 'none'})"
+        ]
+
+
+def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
+    """One of Testbed's server starters (tcp_server, udp_server...), all alike."""
+
+    def start(
+        self: Testbed,
+        handler: Any,
+        *,
+        address: Any = None,
+        concurrency: str = "threading",
+        server_class: type[Any] | None = None,
+        serve: bool = True,
+        poll_interval: float | None = None,
+        _fixture: str = f"{kind}_server",
+        **server_attributes: Any,
+    ) -> ServerHandle:
+        return self._start(
+            kind,
+            _fixture,
+            handler,
+            address,
+            concurrency,
+            server_class,
+            serve,
+            poll_interval,
+            server_attributes,
+        )
+
+    start.__name__ = start.__qualname__ = f"{kind}_server"
+    start.__doc__ = doc
+    return start
+
+
+class Testbed:
+    """One network plus the servers and clients a test started on it.
+
+    The fixtures build one per test; :func:`testbed` builds one as a context manager
+    (for ``@given`` and loops). :meth:`close` stops every server, then fails if a
+    handler raised, or (on the simulated network) if a simulated thread or socket
+    was left behind.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        network: Any,
+        kind: str,
+        *,
+        seed: int | None = None,
+        handler_errors: str = "fail",
+    ) -> None:
+        self.network = network
+        self.kind = kind
+        self.seed = seed
+        self.handler_errors = handler_errors
+        self.servers: list[ServerHandle] = []
+        self.errors: list[str] = []
+        self._clients: list[Any] = []
+        self._tmpdir: str | None = None
+        self._paths = 0
+        self._names: dict[str, int] = {}
+        self.closed = False
+
+    def _unix_path(self, what: str) -> str:
+        self._paths += 1
+        if self.kind == "sim":
+            return f"/sockfake/{what}-{self._paths}.sock"
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="sockfake-")
+        return os.path.join(self._tmpdir, f"{what}-{self._paths}.sock")
+
+    def _start(
+        self,
+        kind: str,
+        fixture: str,
+        handler: Any,
+        address: Any,
+        concurrency: str,
+        server_class: type[Any] | None,
+        serve: bool,
+        poll_interval: float | None,
+        attributes: dict[str, Any],
+    ) -> ServerHandle:
+        if self.closed:
+            raise SockfakeRuntimeError(f"{fixture}: the testbed is closed")
+        if kind.startswith("unix") and not hasattr(socket, "AF_UNIX"):
+            raise unittest.SkipTest("Unix sockets are not available here")
+        base = server_class if server_class is not None else _server_class(kind, concurrency)
+        for name in attributes:
+            if not hasattr(base, name):
+                raise SockfakeTypeError(
+                    f"{fixture}(): {base.__name__} has no attribute {name!r} to set"
+                )
+        cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
+        if address is None:
+            address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
+        server = cls(address, handler, network=self.network)
+        number = self._names[fixture] = self._names.get(fixture, 0) + 1
+        name = fixture if number == 1 else f"{fixture}-{number}"
+        self._watch_errors(server, name)
+        thread = None
+        if serve:
+            thread = self.network.thread(
+                target=server.serve_forever,
+                args=(poll_interval,),
+                name=f"sockfake-{name}-serve",
+                daemon=True,
+            )
+            thread.start()
+        handle = ServerHandle(self, kind, server, name, thread)
+        self.servers.append(handle)
+        return handle
+
+    def _watch_errors(self, server: Any, name: str) -> None:
+        original = server.handle_error
+        errors = self.errors
+        ignore = self.handler_errors == "ignore"
+
+        def handle_error(request: Any, client_address: Any) -> Any:
+            if not ignore:
+                text = traceback.format_exc()
+                errors.append(f"{name}: handler error for client {client_address!r}\n{text}")
+            return original(request, client_address)
+
+        server.handle_error = handle_error
+
+    tcp_server = _starter(
+        "tcp", "Start a TCP server (threading by default) serving in the background."
+    )
+    udp_server = _starter(
+        "udp", "Start a UDP server (threading by default) serving in the background."
+    )
+    unix_stream_server = _starter(
+        "unix_stream", "Start a Unix stream server on a fresh path, serving in the background."
+    )
+    unix_datagram_server = _starter(
+        "unix_datagram", "Start a Unix datagram server on a fresh path, serving in the background."
+    )
+
+    def close(self, *, check_leaks: bool = True) -> list[str]:
+        """Stop everything; return the problems (handler errors, leaks), if any."""
+        if self.closed:
+            return []
+        self.closed = True
+        problems: list[str] = []
+        failed = self.kind == "sim" and self.network.kernel.failure is not None
+        try:
+            if failed:
+                # The simulation already failed (deadlock, stall, time limit) and the
+                # test saw it: unwind the simulated threads, then close quietly.
+                self.network.close()
+            for sock in self._clients:
+                with contextlib.suppress(Exception):
+                    sock.close()
+            for handle in self.servers:
+                if failed:
+                    handle.stopped = True
+                    with contextlib.suppress(Exception):
+                        handle.server.socket.close()
+                    continue
+                try:
+                    problems.extend(handle.stop())
+                except Exception as exc:
+                    problems.append(f"{handle.name}: stopping the server failed: {exc}")
+                    break
+            problems[:0] = self.errors
+            if self.errors:
+                problems.append(
+                    "(handler errors fail the test; opt out with "
+                    "@pytest.mark.sockfake(handler_errors='ignore'))"
+                )
+            if self.kind == "sim" and not failed and not self.network.closed:
+                if check_leaks:
+                    problems.extend(self._leaks())
+                self.network.close()
+        finally:
+            if self.kind == "sim" and not self.network.closed:
+                self.network.close()
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+        return problems
+
+    def _leaks(self) -> list[str]:
+        problems = []
+        kernel = self.network.kernel
+        threads = [t for t in kernel._threads if t is not kernel.root and t.state != "finished"]
+        if threads:
+            described = "; ".join(f"{t.name} ({_waiting_on(t)})" for t in threads)
+            problems.append(f"leaked simulated thread(s), still running at teardown: {described}")
+        sockets = self.network.open_sockets()
+        if sockets:
+            described = "; ".join(repr(s) for s in sockets)
+            problems.append(f"leaked simulated socket(s), never closed: {described}")
+        return problems
+
+
+def _waiting_on(thread: Any) -> str:
+    """What a simulated thread waits on (descriptions are built lazily by the kernel)."""
+    if thread.state != "blocked":
+        return str(thread.state)
+    what = thread.waiting_on
+    return str(what() if callable(what) else what)
+
+
+def make_network(
+    kind: str,
+    seed: int,
+    options: NetworkSettings,
+) -> Any:
+    if kind == "real":
+        from sockfake.network import REAL_NETWORK
+
+        return REAL_NETWORK
+    from sockfake.sim import SimNetwork
+
+    return SimNetwork(
+        seed=seed,
+        scheduling=options.scheduling,
+        time_limit=options.time_limit,
+        stall_timeout=options.stall_timeout,
+        **options.conditions,
+    )
+
+
+@contextlib.contextmanager
+def testbed(
+    network: str = "sim",
+    *,
+    seed: int = 0,
+    handler_errors: str = "fail",
+    time_limit: float | None = _DEFAULT_TIME_LIMIT,
+    scheduling: str = "fifo",
+    stall_timeout: float = 10.0,
+    **conditions: Any,
+) -> Iterator[Testbed]:
+    """A fresh network with server helpers, closed and checked on exit.
+
+    For ``@given`` tests and loops, where function-scoped fixtures are not reset
+    between examples::
+
+        with testbed(seed=seed, loss=0.2) as bed:
+            srv = bed.udp_server(Handler)
+            ...
+
+    On exit, a handler error or a leaked simulated thread or socket raises
+    :class:`TestbedError` (unless the block already raised).
+    """
+    kwargs = dict(conditions)
+    for key, value in (
+        ("network", network),
+        ("seed", seed),
+        ("scheduling", scheduling),
+        ("handler_errors", handler_errors),
+        ("stall_timeout", stall_timeout),
+    ):
+        kwargs[key] = value
+    kwargs["time_limit"] = time_limit
+    options = parse_options(kwargs, "sim")
+    if options.network == "both":
+        raise SockfakeValueError("testbed(network='both'): pick 'sim' or 'real'")
+    net = make_network(options.network, seed, options)
+    bed = Testbed(
+        net,
+        options.network,
+        seed=seed if options.network == "sim" else None,
+        handler_errors=options.handler_errors,
+    )
+    try:
+        yield bed
+    except BaseException:
+        bed.close(check_leaks=False)
+        raise
+    problems = bed.close()
+    if problems:
+        raise TestbedError("\n".join(problems))
+
+
+@contextlib.contextmanager
+def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
+    """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit.
+
+    Servers started on it are yours to stop; use :func:`testbed` for servers that
+    stop themselves and for handler-error and leak checks.
+    """
+    with testbed("sim", seed=seed, **options) as bed:
+        yield bed.network
