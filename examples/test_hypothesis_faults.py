@@ -10,8 +10,8 @@ below as an ``@example`` so it is always checked.
 from hypothesis import example, given, settings
 
 import sockfake
-from sockfake.testing import testbed
 from sockfake.strategies import FaultPlan, fault_plans, sim_seeds
+from sockfake.testing import testbed
 
 
 class Counter(sockfake.DatagramRequestHandler):

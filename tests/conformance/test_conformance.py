@@ -1,419 +1,48 @@
-"""Behaviours both networks share, checked by one test body on each."""
+"""The conformance suite (``sockfake.conformance``): every check on both networks."""
 
 from __future__ import annotations
 
-import errno
-import selectors
-import socket
-import struct
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-import sockfake as socketserver
+from sockfake.conformance import CHECKS, check_network
+from sockfake.sim import SimNetwork
 
-LINGER_ZERO = struct.pack("ii", 1, 0)
 
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_conformance(network: Any, unix_path: Any, name: str) -> None:
+    CHECKS[name](network, unix_path)
 
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(4096):
-            self.request.sendall(data)
 
+def test_check_network_passes_on_the_simulation_with_fresh_networks() -> None:
+    made: list[SimNetwork] = []
 
-class DatagramEcho(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        data, sock = self.request
-        sock.sendto(data, self.client_address)
+    def factory() -> SimNetwork:
+        made.append(SimNetwork(seed=len(made), latency=0.001, chunk=3))
+        return made[-1]
 
+    check_network(factory, names=["echo_tcp_ipv4", "reset_gives_connection_reset_error"])
+    assert len(made) == 2 and all(net.closed for net in made)
 
-@contextmanager
-def serving(server: Any) -> Iterator[Any]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,))
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
+def test_check_network_names_every_check_that_fails() -> None:
+    class FrozenClock(SimNetwork):
+        """A network whose clock never moves: timeouts cannot be seen to take time."""
 
-def recv_exactly(sock: Any, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, f"EOF after {len(data)} of {size} bytes"
-        data += chunk
-    return data
+        def time(self) -> float:
+            return 0.0
 
+    with pytest.raises(AssertionError) as info:
+        check_network(
+            FrozenClock, names=["recv_timeout_raises_timeout_error", "echo_tcp_ipv4"]
+        )
+    message = str(info.value)
+    assert message.startswith("1 of 2 conformance checks failed")
+    assert "recv_timeout_raises_timeout_error: AssertionError" in message
+    assert "echo_tcp_ipv4" not in message.split("\n", 1)[1]
 
-@contextmanager
-def connected_pair(network: Any, family: int = socket.AF_INET, address: Any = None) -> Any:
-    """A listener, a client connected to it, and the accepted server side."""
-    if address is None:
-        address = ("::1", 0) if family == socket.AF_INET6 else ("127.0.0.1", 0)
-    listener = network.socket(family, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen()
-    client = network.socket(family, socket.SOCK_STREAM)
-    client.settimeout(10)
-    client.connect(listener.getsockname())
-    conn, _ = listener.accept()
-    conn.settimeout(10)
-    try:
-        yield client, conn
-    finally:
-        for sock in (client, conn, listener):
-            sock.close()
 
-
-def _echo_stream(network: Any, server: Any, family: int) -> None:
-    payload = bytes(range(256)) * 8
-    with serving(server), network.socket(family, socket.SOCK_STREAM) as client:
-        client.settimeout(10)
-        client.connect(server.server_address)
-        client.sendall(payload)
-        assert recv_exactly(client, len(payload)) == payload
-
-
-def test_echo_tcp_ipv4(network: Any) -> None:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=network)
-    _echo_stream(network, server, socket.AF_INET)
-
-
-def test_echo_tcp_ipv6(network: Any) -> None:
-    server = socketserver.ThreadingTCPServer(("::1", 0), Echo, network=network)
-    assert server.socket.family == socket.AF_INET6
-    _echo_stream(network, server, socket.AF_INET6)
-
-
-def test_echo_unix_stream(network: Any, unix_path: Any) -> None:
-    server = socketserver.ThreadingUnixStreamServer(unix_path("s"), Echo, network=network)
-    _echo_stream(network, server, socket.AF_UNIX)
-
-
-def _echo_datagrams(network: Any, server: Any, family: int, client_address: Any) -> None:
-    with serving(server), network.socket(family, socket.SOCK_DGRAM) as client:
-        client.settimeout(10)
-        if client_address is not None:
-            client.bind(client_address)
-        for number in range(5):
-            client.sendto(b"datagram %d" % number, server.server_address)
-            data, source = client.recvfrom(100)
-            assert data == b"datagram %d" % number
-            assert source == server.server_address
-
-
-def test_echo_udp(network: Any) -> None:
-    server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), DatagramEcho, network=network)
-    _echo_datagrams(network, server, socket.AF_INET, None)
-
-
-def test_echo_unix_datagram(network: Any, unix_path: Any) -> None:
-    server = socketserver.UnixDatagramServer(unix_path("d"), DatagramEcho, network=network)
-    _echo_datagrams(network, server, socket.AF_UNIX, unix_path("c"))
-
-
-def test_connection_refused(network: Any) -> None:
-    probe = network.socket()
-    probe.bind(("127.0.0.1", 0))
-    address = probe.getsockname()
-    probe.close()
-    with pytest.raises(ConnectionRefusedError) as info:
-        network.create_connection(address, timeout=10)
-    assert info.value.errno == errno.ECONNREFUSED
-
-
-def test_half_close_gives_eof_and_the_peer_can_still_write(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        client.sendall(b"request")
-        client.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := conn.recv(100):
-            data += chunk
-        assert data == b"request"
-        conn.sendall(b"reply")
-        conn.close()
-        assert recv_exactly(client, 5) == b"reply"
-        assert client.recv(10) == b""
-
-
-def test_reset_gives_connection_reset_error(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-        client.close()
-        with pytest.raises(ConnectionResetError) as info:
-            conn.recv(10)
-        assert info.value.errno == errno.ECONNRESET
-
-
-def test_recv_timeout_raises_timeout_error(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        conn.settimeout(0.2)
-        start = network.time()
-        with pytest.raises(TimeoutError):
-            conn.recv(10)
-        assert network.time() - start >= 0.19
-
-
-def test_makefile_readline_reads_across_chunks(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        reader = conn.makefile("rb")
-        client.sendall(b"par")
-        client.sendall(b"tial line\nsec")
-        client.sendall(b"ond line\n")
-        assert reader.readline() == b"partial line\n"
-        assert reader.readline() == b"second line\n"
-        client.shutdown(socket.SHUT_WR)
-        assert reader.readline() == b""
-        reader.close()
-
-
-def test_second_bind_of_a_port_is_eaddrinuse(network: Any) -> None:
-    with network.socket() as first, network.socket() as second:
-        first.bind(("127.0.0.1", 0))
-        first.listen()
-        with pytest.raises(OSError) as info:
-            second.bind(first.getsockname())
-        assert info.value.errno == errno.EADDRINUSE
-
-
-def test_second_bind_of_a_unix_path_is_eaddrinuse(network: Any, unix_path: Any) -> None:
-    path = unix_path("busy")
-    with network.socket(socket.AF_UNIX) as first, network.socket(socket.AF_UNIX) as second:
-        first.bind(path)
-        with pytest.raises(OSError) as info:
-            second.bind(path)
-        assert info.value.errno == errno.EADDRINUSE
-
-
-def test_nonblocking_recv_raises_blocking_io_error(network: Any) -> None:
-    with connected_pair(network) as (_client, conn):
-        conn.setblocking(False)
-        with pytest.raises(BlockingIOError) as info:
-            conn.recv(10)
-        assert info.value.errno == errno.EAGAIN
-    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        udp.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            udp.recvfrom(10)
-
-
-def test_address_shapes_ipv4(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        local, peer = client.getsockname(), client.getpeername()
-        assert isinstance(local, tuple) and len(local) == 2
-        assert local[0] == "127.0.0.1" and isinstance(local[1], int)
-        assert conn.getpeername() == local
-        assert conn.getsockname() == peer
-
-
-def test_address_shapes_ipv6(network: Any) -> None:
-    with connected_pair(network, socket.AF_INET6) as (client, conn):
-        local = client.getsockname()
-        assert len(local) == 4 and local[0] == "::1" and local[2:] == (0, 0)
-        assert conn.getpeername() == local
-        assert client.getpeername() == conn.getsockname()
-
-
-def test_address_shapes_unix(network: Any, unix_path: Any) -> None:
-    path = unix_path("shape")
-    with connected_pair(network, socket.AF_UNIX, path) as (client, conn):
-        assert client.getpeername() == path
-        assert client.getsockname() == ""
-        assert conn.getsockname() == path
-        assert conn.getpeername() == ""
-
-
-def test_unconnected_getpeername_is_enotconn(network: Any) -> None:
-    with network.socket() as sock:
-        with pytest.raises(OSError) as info:
-            sock.getpeername()
-        assert info.value.errno == errno.ENOTCONN
-        assert sock.getsockname() == ("0.0.0.0", 0)
-
-
-# -- errno details both networks share (each found by comparing the two) -----------------
-
-
-def _closed_port(network: Any, kind: int = socket.SOCK_STREAM) -> Any:
-    probe = network.socket(socket.AF_INET, kind)
-    probe.bind(("127.0.0.1", 0))
-    address = probe.getsockname()
-    probe.close()
-    return address
-
-
-def test_send_on_a_stream_socket_that_is_not_connected_is_broken_pipe(network: Any) -> None:
-    with network.socket() as sock:
-        with pytest.raises(BrokenPipeError):
-            sock.send(b"x")
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        with pytest.raises(BrokenPipeError):
-            sock.send(b"x")
-        with pytest.raises(OSError) as info:
-            sock.recv(1)
-        assert info.value.errno == errno.ENOTCONN
-
-
-def test_sendto_on_a_connected_stream_ignores_the_address(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        assert client.sendto(b"abc", ("127.0.0.1", 9)) == 3
-        assert recv_exactly(conn, 3) == b"abc"
-
-
-def test_after_a_reset_getpeername_is_enotconn(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-        conn.close()
-        with pytest.raises(ConnectionResetError):
-            client.recv(1)
-        with pytest.raises(OSError) as info:
-            client.getpeername()
-        assert info.value.errno == errno.ENOTCONN
-
-
-def test_accept_returns_a_connection_reset_before_it_was_accepted(network: Any) -> None:
-    with network.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        client = network.create_connection(listener.getsockname(), timeout=10)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-        client.close()
-        listener.settimeout(10)
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(10)
-            with pytest.raises(ConnectionResetError):
-                conn.recv(10)
-            assert conn.recv(10) == b""
-
-
-def test_a_connect_beyond_a_full_backlog_times_out(network: Any) -> None:
-    with network.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)  # Linux queues backlog + 1 = 1 connection
-        first = network.create_connection(listener.getsockname(), timeout=10)
-        with pytest.raises(TimeoutError):
-            network.create_connection(listener.getsockname(), timeout=0.3)
-        first.close()
-
-
-def test_nonblocking_connect_reports_its_end_once(network: Any) -> None:
-    with network.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        with network.socket() as client, network.selector() as selector:
-            client.setblocking(False)
-            assert client.connect_ex(listener.getsockname()) == errno.EINPROGRESS
-            selector.register(client, selectors.EVENT_WRITE)
-            assert selector.select(10)
-            assert client.connect_ex(listener.getsockname()) == 0
-            assert client.connect_ex(listener.getsockname()) == errno.EISCONN
-    address = _closed_port(network)
-    with network.socket() as client, network.selector() as selector:
-        client.setblocking(False)
-        assert client.connect_ex(address) == errno.EINPROGRESS
-        selector.register(client, selectors.EVENT_WRITE)
-        assert selector.select(10)
-        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
-        assert client.connect_ex(address) == errno.ECONNABORTED
-
-
-def test_a_connect_in_timeout_mode_reports_0_once_more(network: Any) -> None:
-    with connected_pair(network) as (client, conn):  # the client connected with a timeout
-        assert client.connect_ex(conn.getsockname()) == 0
-        assert client.connect_ex(conn.getsockname()) == errno.EISCONN
-
-
-def test_a_refused_connect_leaves_a_socket_that_can_try_again(network: Any) -> None:
-    address = _closed_port(network)
-    with network.socket() as client:
-        assert client.connect_ex(address) == errno.ECONNREFUSED
-        with pytest.raises(BrokenPipeError):
-            client.send(b"x")
-        assert client.connect_ex(address) == errno.ECONNREFUSED
-
-
-def test_connected_udp_to_a_closed_port_is_refused(network: Any) -> None:
-    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(10)
-        client.connect(_closed_port(network, socket.SOCK_DGRAM))
-        client.send(b"anyone?")
-        with pytest.raises(ConnectionRefusedError):
-            client.recv(10)
-
-
-def test_unconnected_sendto_binds_the_wildcard_address(network: Any) -> None:
-    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-        sender.sendto(b"x", _closed_port(network, socket.SOCK_DGRAM))
-        assert sender.getsockname()[0] == "0.0.0.0"
-        sender.connect(("127.0.0.1", 9))
-        assert sender.getsockname()[0] == "127.0.0.1"
-
-
-def test_udp_server_on_the_wildcard_address_answers_a_connected_client(network: Any) -> None:
-    server = socketserver.UDPServer(("0.0.0.0", 0), DatagramEcho, network=network)
-    port = server.server_address[1]
-    with serving(server), network.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(10)
-        client.connect(("127.0.0.1", port))
-        client.send(b"ping")
-        assert client.recv(10) == b"ping"  # the reply comes from 127.0.0.1, not 0.0.0.0
-
-
-def test_unix_connect_and_sendto_a_missing_or_wrong_path(network: Any, unix_path: Any) -> None:
-    missing = unix_path("missing")
-    with network.socket(socket.AF_UNIX) as stream, pytest.raises(FileNotFoundError):
-        stream.connect(missing)
-    with network.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dgram:
-        with pytest.raises(FileNotFoundError):
-            dgram.sendto(b"x", missing)
-        dgram.bind(unix_path("dgram"))
-        with network.socket(socket.AF_UNIX) as stream, pytest.raises(OSError) as info:
-            stream.connect(unix_path("dgram"))
-        assert info.value.errno == errno.EPROTOTYPE
-
-
-def test_settimeout_checks_its_argument_and_the_descriptor(network: Any) -> None:
-    sock = network.socket()
-    with pytest.raises(TypeError, match="'str' object cannot be interpreted as an integer"):
-        sock.settimeout("1")
-    with pytest.raises(ValueError, match="NaN"):
-        sock.settimeout(float("nan"))
-    with pytest.raises(ValueError, match="out of range"):
-        sock.settimeout(-1)
-    sock.settimeout(2)
-    assert sock.gettimeout() == 2.0
-    sock.close()
-    with pytest.raises(OSError) as info:
-        sock.settimeout(1)
-    assert info.value.errno == errno.EBADF
-
-
-def test_flag_options_read_back_as_1_and_linger_needs_a_struct(network: Any) -> None:
-    with network.socket() as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 5)
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
-        for bad in (1, b"\x01\0\0\0"):
-            with pytest.raises(OSError) as info:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bad)
-            assert info.value.errno == errno.EINVAL
-
-
-def test_msg_dontwait_only_counts_on_a_blocking_socket(network: Any) -> None:
-    with connected_pair(network) as (client, conn):
-        conn.settimeout(None)
-        with pytest.raises(BlockingIOError):
-            conn.recv(10, socket.MSG_DONTWAIT)
-        conn.settimeout(0.1)  # CPython waits out the timeout first
-        with pytest.raises(TimeoutError):
-            conn.recv(10, socket.MSG_DONTWAIT)
+def test_check_network_refuses_an_unknown_check_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown check.*no_such_check"):
+        check_network(SimNetwork, names=["no_such_check"])

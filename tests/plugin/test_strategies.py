@@ -5,7 +5,6 @@ import threading
 from hypothesis import HealthCheck, Phase, find, given, settings
 
 import sockfake
-from sockfake.testing import testbed
 from sockfake.sim import LinkConditions
 from sockfake.strategies import (
     FaultPlan,
@@ -14,6 +13,7 @@ from sockfake.strategies import (
     link_conditions,
     slow_client_behaviours,
 )
+from sockfake.testing import testbed
 
 QUIET = settings(database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
