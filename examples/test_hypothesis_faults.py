@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 
 import sockfake
 from sockfake.strategies import FaultPlan, fault_plans, sim_seeds
-from sockfake.testing import testbed
+from sockfake.testing import open_testbed
 
 
 class Counter(sockfake.DatagramRequestHandler):
@@ -47,7 +47,7 @@ def increment(sock, address, request_id, *, net, timeout=1.0, attempts=10):
 @given(plan=fault_plans(max_index=15), seed=sim_seeds())
 @example(plan=FaultPlan(drops=frozenset({1})), seed=0)
 def test_retried_increments_count_once(plan, seed):
-    with testbed(seed=seed, latency=0.01) as bed:
+    with open_testbed(seed=seed, latency=0.01) as bed:
         plan.apply(bed.network)
         srv = bed.udp_server(Counter, concurrency="sync")
         srv.server.count, srv.server.replies = 0, {}

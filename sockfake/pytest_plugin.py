@@ -48,13 +48,13 @@ from sockfake.testing import (
     TestbedError,
     derive_seed,
     make_network,
+    open_testbed,
     parse_options,
     sim_network,
-    testbed,
 )
 
 # The library's names, under the names this module has always offered.
-sockfake_testbed = testbed
+sockfake_testbed = open_testbed
 
 __all__ = [
     "ServerHandle",
@@ -567,4 +567,4 @@ def sockfake_network_factory() -> Callable[..., contextlib.AbstractContextManage
     of the block. Session-scoped, so Hypothesis' function-scoped-fixture health
     check does not object; draw the seed from Hypothesis to make it shrinkable.
     """
-    return testbed
+    return open_testbed

@@ -7,12 +7,12 @@ prints as a short expression you can paste into ``@example(...)``::
 
     from hypothesis import example, given
     from sockfake.strategies import FaultPlan, fault_plans
-    from sockfake.testing import testbed
+    from sockfake.testing import open_testbed
 
     @given(plan=fault_plans(max_index=12))
     @example(plan=FaultPlan(drops=frozenset({1})))
     def test_retries(plan):
-        with testbed(seed=0) as bed:
+        with open_testbed(seed=0) as bed:
             plan.apply(bed.network)
             ...
 

@@ -2,7 +2,7 @@
 
 A :class:`Testbed` is one network (simulated or real) plus the servers and clients a
 test started on it; closing it stops every server and reports what went wrong
-(handler errors, leaked simulated threads or sockets). :func:`testbed` makes one as
+(handler errors, leaked simulated threads or sockets). :func:`open_testbed` makes one as
 a context manager, for unittest, scripts, loops and ``@given`` examples alike; the
 pytest plugin (``sockfake.pytest_plugin``) builds one per test from the marker and
 options, with the same validation (:func:`parse_options`), and adds reporting.
@@ -40,7 +40,7 @@ __all__ = [
     "make_network",
     "parse_options",
     "sim_network",
-    "testbed",
+    "open_testbed",
 ]
 
 NETWORK_MODES = ("sim", "real", "both")
@@ -110,7 +110,7 @@ def _number(key: str, value: Any, *, positive: bool) -> float:
 
 
 def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
-    """Validated settings from the marker's keywords (or :func:`testbed`'s).
+    """Validated settings from the marker's keywords (or :func:`open_testbed`'s).
 
     A bad value raises ``SockfakeValueError`` (a ``ValueError``) naming the key.
     """
@@ -346,7 +346,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
 class Testbed:
     """One network plus the servers and clients a test started on it.
 
-    The fixtures build one per test; :func:`testbed` builds one as a context manager
+    The fixtures build one per test; :func:`open_testbed` builds one as a context manager
     (for ``@given`` and loops). :meth:`close` stops every server, then fails if a
     handler raised, or (on the simulated network) if a simulated thread or socket
     was left behind.
@@ -536,7 +536,7 @@ def make_network(
 
 
 @contextlib.contextmanager
-def testbed(
+def open_testbed(
     network: str = "sim",
     *,
     seed: int = 0,
@@ -551,7 +551,7 @@ def testbed(
     For ``@given`` tests and loops, where function-scoped fixtures are not reset
     between examples::
 
-        with testbed(seed=seed, loss=0.2) as bed:
+        with open_testbed(seed=seed, loss=0.2) as bed:
             srv = bed.udp_server(Handler)
             ...
 
@@ -570,7 +570,7 @@ def testbed(
     kwargs["time_limit"] = time_limit
     options = parse_options(kwargs, "sim")
     if options.network == "both":
-        raise SockfakeValueError("testbed(network='both'): pick 'sim' or 'real'")
+        raise SockfakeValueError("open_testbed(network='both'): pick 'sim' or 'real'")
     net = make_network(options.network, seed, options)
     bed = Testbed(
         net,
@@ -592,8 +592,8 @@ def testbed(
 def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
     """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit.
 
-    Servers started on it are yours to stop; use :func:`testbed` for servers that
+    Servers started on it are yours to stop; use :func:`open_testbed` for servers that
     stop themselves and for handler-error and leak checks.
     """
-    with testbed("sim", seed=seed, **options) as bed:
+    with open_testbed("sim", seed=seed, **options) as bed:
         yield bed.network

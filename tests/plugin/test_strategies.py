@@ -13,7 +13,7 @@ from sockfake.strategies import (
     link_conditions,
     slow_client_behaviours,
 )
-from sockfake.testing import testbed
+from sockfake.testing import open_testbed
 
 QUIET = settings(database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
@@ -28,7 +28,7 @@ class ForgetfulCounter(sockfake.DatagramRequestHandler):
 
 def counts_with(plan):
     """Three increments by a client that retries after 1 s; the counts it saw."""
-    with testbed(seed=0, latency=0.01) as bed:
+    with open_testbed(seed=0, latency=0.01) as bed:
         plan.apply(bed.network)
         srv = bed.udp_server(ForgetfulCounter, concurrency="sync")
         srv.server.count = 0
@@ -86,7 +86,7 @@ class Upper(sockfake.StreamRequestHandler):
 @settings(QUIET, max_examples=25, phases=[Phase.explicit, Phase.generate])
 @given(client=slow_client_behaviours(max_interval=30.0))
 def test_a_threading_server_answers_a_normal_client_whatever_another_one_does(client):
-    with testbed(seed=1, handler_errors="ignore") as bed:  # resets raise there
+    with open_testbed(seed=1, handler_errors="ignore") as bed:  # resets raise there
         net = bed.network
         srv = bed.tcp_server(Upper)
         other = threading.Thread(target=client.run, args=(net, srv.address, b"slow\n"))
