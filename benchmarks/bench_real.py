@@ -41,16 +41,16 @@ LINE = b"x" * 31 + b"\n"
 def handlers(lib: Any) -> dict[str, type]:
     """The benchmark's handlers, subclassing ``lib``'s request handlers."""
 
-    class LineEcho(lib.StreamRequestHandler):
+    class LineEcho(lib.StreamRequestHandler):  # type: ignore[misc]
         def handle(self) -> None:
             for line in self.rfile:
                 self.wfile.write(line)
 
-    class OneLine(lib.StreamRequestHandler):
+    class OneLine(lib.StreamRequestHandler):  # type: ignore[misc]
         def handle(self) -> None:
             self.wfile.write(self.rfile.readline())
 
-    class DatagramEcho(lib.DatagramRequestHandler):
+    class DatagramEcho(lib.DatagramRequestHandler):  # type: ignore[misc]
         def handle(self) -> None:
             self.wfile.write(self.rfile.read())
 

@@ -51,7 +51,7 @@ def round_trips(network: Network, count: int) -> float:
     thread = network.thread(target=server.serve_forever, args=(0.5,), daemon=True)
     thread.start()
     try:
-        conn = network.create_connection(server.server_address)  # type: ignore[attr-defined]
+        conn = network.create_connection(server.server_address)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         message = b"x" * 64
         for _ in range(50):  # warm up

@@ -497,7 +497,8 @@ class _ServerFactory:
         self.__doc__ = self._start.__doc__
 
     def __call__(self, handler: Any, **kwargs: Any) -> ServerHandle:
-        return self._start(handler, _fixture=self._fixture, **kwargs)  # type: ignore[no-any-return]
+        handle: ServerHandle = self._start(handler, _fixture=self._fixture, **kwargs)
+        return handle
 
     def __repr__(self) -> str:
         return f"<{self._fixture} factory on {self._bed.network!r}>"

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sockfake.network import Network, Waker, _ServerSelector, default_network
 
@@ -46,6 +46,9 @@ _RESOURCE_ERRNOS = frozenset(
     )
     if code is not None
 )
+
+
+_Server = TypeVar("_Server", bound="BaseServer")
 
 
 def _selectable(server: BaseServer) -> Any:
@@ -277,7 +280,7 @@ class BaseServer:
         traceback.print_exc()
         print("-" * 40, file=sys.stderr)
 
-    def __enter__(self) -> BaseServer:
+    def __enter__(self: _Server) -> _Server:
         return self
 
     def __exit__(self, *args: object) -> None:

@@ -40,7 +40,9 @@ def run(pytester, *args, subprocess=False):
 
 
 def digest_of(text):
-    return re.search(r"trace digest ([0-9a-f]{64})", text).group(1)
+    found = re.search(r"trace digest ([0-9a-f]{64})", text)
+    assert found is not None, text
+    return found.group(1)
 
 
 def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):
@@ -99,7 +101,9 @@ def test_the_printed_command_reproduces_the_failure_with_the_same_digest(pyteste
     first = run(pytester, "--sockfake-seed=random")
     first.assert_outcomes(failed=1)
     output = first.stdout.str()
-    command = re.search(r"reproduce: (.*)", output).group(1)
+    found = re.search(r"reproduce: (.*)", output)
+    assert found is not None, output
+    command = found.group(1)
     args = shlex.split(command)
     assert args[0] == "pytest" and args[1] == "test_it.py::test_lossy"
     again = run(pytester, *args[1:])

@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 import pytest
-from real_helpers import WAIT, connect, needs_fork, needs_unix, open_fds, recv_all, serving
+from helpers import WAIT, connect, needs_fork, needs_unix, open_fds, recv_all, serving
 
 import sockfake
 import sockfake as socketserver
@@ -109,7 +109,7 @@ def test_instance_attributes_include_the_stdlib_ones() -> None:
         expected = set(vars(theirs))
     with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as ours:
         assert expected <= set(vars(ours))
-        assert ours._BaseServer__shutdown_request is False
+        assert ours._BaseServer__shutdown_request is False  # type: ignore[attr-defined]
         assert "_handle_request_noblock" in dir(ours)
 
 
@@ -135,7 +135,7 @@ class _Echo(socketserver.BaseRequestHandler):
 def _recording(base: type) -> Any:
     """``base`` with every hook (and server_close) appending its name to ``self.calls``."""
 
-    class Recording(base):  # type: ignore[misc, valid-type]
+    class Recording(base):  # type: ignore[misc]
         verdict = True
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -163,7 +163,7 @@ def _recording(base: type) -> Any:
 
 
 def _handler(mod: Any, behaviour: str) -> type:
-    class Handler(mod.BaseRequestHandler):
+    class Handler(mod.BaseRequestHandler):  # type: ignore[misc]
         def handle(self) -> None:
             data = self.request.recv(100)
             if behaviour == "raise":
@@ -239,7 +239,7 @@ def test_forking_parent_hook_order_matches_the_stdlib() -> None:
 
 @pytest.mark.parametrize("mod", MODULES)
 def test_handle_error_runs_inside_the_except_block(mod: Any) -> None:
-    class ReRaising(mod.TCPServer):
+    class ReRaising(mod.TCPServer):  # type: ignore[misc]
         def handle_error(self, request: Any, client_address: Any) -> None:
             self.seen = sys.exc_info()[1]
             self.failed_request = request
@@ -271,7 +271,7 @@ def test_base_exception_from_handler_propagates_and_closes_the_request(mod: Any)
 def test_failed_bind_closes_the_server_and_reraises(mod: Any) -> None:
     closed = []
 
-    class Server(mod.TCPServer):
+    class Server(mod.TCPServer):  # type: ignore[misc]
         def server_close(self) -> None:
             closed.append(True)
             super().server_close()
@@ -288,7 +288,7 @@ def test_failed_bind_closes_the_server_and_reraises(mod: Any) -> None:
 @needs_unix
 @pytest.mark.parametrize("mod", MODULES)
 def test_address_family_is_read_from_the_instance_at_construction(mod: Any, unix_dir: str) -> None:
-    class Server(mod.TCPServer):
+    class Server(mod.TCPServer):  # type: ignore[misc]
         def __init__(self, *args: Any) -> None:
             self.address_family = socket.AF_UNIX
             super().__init__(*args)

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from real_helpers import WAIT, in_thread, needs_fork, open_fds
+from helpers import WAIT, in_thread, needs_fork, open_fds
 
 import sockfake as socketserver
 

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 import pytest
-from real_helpers import WAIT, serving
+from helpers import WAIT, serving
 
 import sockfake as socketserver
 

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 import pytest
-from real_helpers import (
+from helpers import (
     WAIT,
     connect,
     in_thread,
@@ -39,108 +39,6 @@ def round_trip(address: Any, data: bytes = b"ping", family: int = socket.AF_INET
     with connect(address, family) as client:
         client.sendall(data)
         return recv_all(client)
-
-
-# --- shutdown() -------------------------------------------------------------------------
-
-
-def test_shutdown_wakes_the_loop_instead_of_waiting_for_the_poll() -> None:
-    server = socketserver.TCPServer(("127.0.0.1", 0), Upper)
-    with serving(server, poll_interval=10):
-        assert round_trip(server.server_address) == b"PING"  # the loop is running
-        _, outcome = in_thread(server.shutdown)
-        # A polling loop would take up to 10 s to notice; WAIT (5 s) leaves room for load.
-        assert outcome["done"].wait(WAIT), "shutdown() waited for the poll interval"
-        assert outcome["result"] is True
-
-
-def test_an_externally_set_shutdown_flag_still_stops_the_loop() -> None:
-    server = socketserver.TCPServer(("127.0.0.1", 0), Upper)
-    with serving(server, poll_interval=0.02) as thread:
-        assert round_trip(server.server_address) == b"PING"
-        server._BaseServer__shutdown_request = True
-        thread.join(WAIT)
-        assert not thread.is_alive()
-
-
-def test_shutdown_from_a_handler_thread_does_not_deadlock() -> None:
-    results: list[bool] = []
-
-    class Stopper(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            results.append(self.server.shutdown(timeout=WAIT))
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Stopper)
-    with serving(server) as thread:
-        round_trip(server.server_address)
-        thread.join(WAIT)
-        assert not thread.is_alive()
-    assert results == [True]
-
-
-def test_shutdown_from_the_serving_thread_does_not_deadlock() -> None:
-    results: list[bool] = []
-
-    class Stopper(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            results.append(self.server.shutdown())
-
-    server = socketserver.TCPServer(("127.0.0.1", 0), Stopper)
-    with serving(server) as thread:
-        round_trip(server.server_address)
-        thread.join(WAIT)
-        assert not thread.is_alive(), "a synchronous handler's shutdown() deadlocked"
-    assert results == [False]  # asked to stop; it cannot wait for itself
-
-
-def test_shutdown_before_serve_forever_returns_and_the_loop_then_exits_at_once() -> None:
-    with socketserver.TCPServer(("127.0.0.1", 0), Upper) as server:
-        _, stopping = in_thread(server.shutdown)
-        assert stopping["done"].wait(WAIT), "shutdown() before serve_forever() deadlocked"
-        assert stopping["result"] is True
-        _, serving_outcome = in_thread(server.serve_forever)
-        assert serving_outcome["done"].wait(WAIT)
-        assert "error" not in serving_outcome
-
-
-def test_serve_forever_after_shutdown_and_close_does_not_touch_the_closed_socket() -> None:
-    """The common race: the serving thread starts after the main thread stopped and closed."""
-    server = socketserver.TCPServer(("127.0.0.1", 0), Upper)
-    server.shutdown()
-    server.server_close()
-    _, outcome = in_thread(server.serve_forever)
-    assert outcome["done"].wait(WAIT)
-    assert "error" not in outcome, outcome.get("error")
-
-
-def test_shutdown_with_timeout_returns_false_while_a_handler_holds_the_loop() -> None:
-    entered, release = threading.Event(), threading.Event()
-
-    class Busy(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            entered.set()
-            release.wait(WAIT)
-
-    server = socketserver.TCPServer(("127.0.0.1", 0), Busy)
-    with serving(server) as thread, connect(server.server_address):
-        assert entered.wait(WAIT)
-        assert server.shutdown(timeout=0.1) is False
-        release.set()
-        assert server.shutdown(timeout=WAIT) is True
-        thread.join(WAIT)  # the loop has stopped; the thread is returning
-        assert not thread.is_alive()
-
-
-def test_serve_forever_is_reusable_after_shutdown() -> None:
-    server = socketserver.TCPServer(("127.0.0.1", 0), Upper)
-    try:
-        for _ in range(2):
-            thread, _ = in_thread(server.serve_forever)
-            assert round_trip(server.server_address) == b"PING"
-            assert server.shutdown(timeout=WAIT) is True
-            thread.join(WAIT)
-    finally:
-        server.server_close()
 
 
 # --- server_close(timeout=) -------------------------------------------------------------
@@ -557,7 +455,7 @@ def test_other_accept_errors_are_ignored_without_backoff() -> None:
             for _ in range(3):
                 server.handle_request()
                 # No pause is scheduled: the next accept comes at once.
-                assert server._BaseServer__accept_backoff == 0.0
+                assert server._BaseServer__accept_backoff == 0.0  # type: ignore[attr-defined]
             server.handle_request()
             assert recv_all(client) == b"X"
     assert hooked == [errno.ECONNABORTED] * 3

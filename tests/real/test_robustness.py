@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from real_helpers import WAIT, connect, needs_ipv6, recv_all, serving
+from helpers import WAIT, connect, needs_ipv6, recv_all, serving
 
 import sockfake
 
@@ -309,7 +309,7 @@ def test_request_timeout_drops_a_stalled_client_on_a_synchronous_server() -> Non
             # The one serving thread is stuck on the stalled client until it times out.
             assert echo_once(server.server_address) == b"STILL SERVING\n"
             assert recv_all(stalled) == b""  # the server gave up on it
-    assert [type(e) for e in server.errors] == [TimeoutError]
+    assert [type(e) for e in server.errors] == [TimeoutError]  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def test_descriptor_exhaustion_costs_no_busy_loop() -> None:
     lines: queue.Queue[str] = queue.Queue()
     assert child.stdout is not None and child.stdin is not None
     reader = threading.Thread(
-        target=lambda: [lines.put(line) for line in child.stdout],  # type: ignore[union-attr]
+        target=lambda: [lines.put(line) for line in child.stdout],  # type: ignore[func-returns-value, union-attr]
         daemon=True,
     )
     reader.start()

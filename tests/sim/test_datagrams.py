@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
-from sim_helpers import serving
+from helpers import serving
 
 import sockfake as socketserver
 from sockfake.sim import GilbertElliott, LinkConditions, SimNetwork
 
 
-def pair(net: SimNetwork) -> tuple[socket.socket, socket.socket]:
+def pair(net: SimNetwork) -> tuple[Any, Any]:
     receiver = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     sender = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -32,7 +33,7 @@ def drain(net: SimNetwork, sock: socket.socket, limit: int = 100_000) -> list[by
     return got
 
 
-def blast(net: SimNetwork, count: int, **conditions: object) -> list[int]:
+def blast(net: SimNetwork, count: int, **conditions: Any) -> list[int]:
     """Send ``count`` numbered datagrams across the loopback; the numbers that arrived."""
     net.set_conditions(**conditions)
     sender, receiver = pair(net)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sim_helpers import EchoHandler, recv_exactly, serving
+from helpers import EchoHandler, recv_exactly, serving
 
 import sockfake as socketserver
 from sockfake import SockfakeError
@@ -32,14 +32,14 @@ def two(net: SimNetwork) -> SimNetwork:
     return net
 
 
-def udp_on(host: object, port: int = 0) -> socket.socket:
-    sock = host.socket(socket.AF_INET, socket.SOCK_DGRAM)  # type: ignore[attr-defined]
+def udp_on(host: Any, port: int = 0) -> Any:
+    sock = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", port))
     return sock
 
 
 @contextmanager
-def echo_from_a_to_b(two: SimNetwork) -> Iterator[tuple[socket.socket, int]]:
+def echo_from_a_to_b(two: SimNetwork) -> Iterator[tuple[Any, int]]:
     """An echo server on host b and a client on host a connected to it by name."""
     server = socketserver.ThreadingTCPServer(("0.0.0.0", 0), EchoHandler, network=two.host("b"))
     port = server.server_address[1]
@@ -302,7 +302,7 @@ def test_bad_link_conditions_are_value_errors_naming_the_field(
         LinkConditions(**kwargs)  # type: ignore[arg-type]
     assert isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match=name):
-        SimNetwork(seed=1, **kwargs)
+        SimNetwork(seed=1, **kwargs)  # type: ignore[arg-type]
 
 
 def test_bad_gilbert_elliott_parameters(net: SimNetwork) -> None:
@@ -373,10 +373,10 @@ def _scenario(cls: Any, **kwargs: Any) -> Any:
     ("use", "kind", "name"),
     [
         (lambda net: SimNetwork(seed=1, stall_timeout=-1), ValueError, "stall_timeout"),
-        (lambda net: SimNetwork(seed=1, stall_timeout="x"), TypeError, "stall_timeout"),
-        (lambda net: SimNetwork(seed=1, time_limit="x"), TypeError, "time_limit"),
+        (lambda net: SimNetwork(seed=1, stall_timeout="x"), TypeError, "stall_timeout"),  # type: ignore[arg-type]
+        (lambda net: SimNetwork(seed=1, time_limit="x"), TypeError, "time_limit"),  # type: ignore[arg-type]
         (lambda net: SimNetwork(seed=1, trace_limit=0), ValueError, "trace_limit"),
-        (lambda net: SimNetwork(seed=1, conditions="x"), TypeError, "conditions"),
+        (lambda net: SimNetwork(seed=1, conditions="x"), TypeError, "conditions"),  # type: ignore[arg-type]
         (lambda net: net.add_host("h", ipv4=123), TypeError, "ipv4"),
         (lambda net: net.host(3), TypeError, "host"),
         (lambda net: net.partition(1, 2), TypeError, "host"),

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from sim_helpers import serving
+from helpers import serving
 
 import sockfake as socketserver
 from sockfake import SockfakeError
@@ -129,8 +129,9 @@ def test_a_thread_blocked_outside_the_simulation_is_reported_in_bounded_time() -
         thread.start()
         with pytest.raises(SimStallError) as info:
             thread.join()
-        elapsed = time.monotonic() - start
-        assert 0.5 <= elapsed < 1.4
+        # Real time is what a stall is made of: not reported before stall_timeout,
+        # and reported while the thread still sleeps (its stack shows time.sleep).
+        assert time.monotonic() - start >= 0.5
         message = str(info.value)
         assert "'sleeper'" in message and "time.sleep" in message
         assert "outside()" not in message or "its stack" in message
@@ -142,11 +143,12 @@ def test_a_thread_blocked_outside_the_simulation_is_reported_in_bounded_time() -
 # -- virtual time ------------------------------------------------------------------------------
 
 
-def test_an_hour_of_virtual_sleep_costs_milliseconds(net: SimNetwork) -> None:
-    start = time.perf_counter()
+def test_an_hour_of_virtual_sleep_is_one_clock_jump(net: SimNetwork) -> None:
+    # How fast that is in real time is benchmarks/bench_sim.py's to say.
     net.sleep(3600)
     assert net.time() == 3600
-    assert time.perf_counter() - start < 0.5
+    jumps = [event for event in net.trace if event[2] == "jump"]
+    assert len(jumps) == 1
 
 
 def test_time_limit_raises(net: SimNetwork) -> None:
@@ -180,11 +182,9 @@ def test_socket_timeouts_are_virtual(net: SimNetwork) -> None:
     sock = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(2.5)
-    start = time.perf_counter()
     with pytest.raises(TimeoutError, match="timed out"):
         sock.recv(10)
     assert net.time() == pytest.approx(2.5)
-    assert time.perf_counter() - start < 0.5
     sock.close()
 
 
@@ -297,7 +297,7 @@ def test_close_unwinds_threads_blocked_anywhere_and_leaks_no_os_thread_or_descri
         "join": join_a_waiter,
     }
     threads = [
-        threading.Thread(target=target, name=name, daemon=index % 2 == 0)
+        threading.Thread(target=target, name=name, daemon=index % 2 == 0)  # type: ignore[arg-type]
         for index, (name, target) in enumerate(targets.items())
     ]
     for thread in threads:
@@ -321,7 +321,7 @@ def test_an_exception_in_a_simulated_thread_reaches_excepthook_and_the_run_goes_
     seen: list[tuple[str, str]] = []
     monkeypatch.setattr(
         threading, "excepthook",
-        lambda args: seen.append((args.thread.name, str(args.exc_value))),  # type: ignore[union-attr]
+        lambda args: seen.append((args.thread.name, str(args.exc_value))),
     )
 
     def fail() -> None:
@@ -410,10 +410,8 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(blocker: Any)
     try:
         thread, name, release = blocker(net)
         thread.start()
-        started = time.monotonic()
         with pytest.raises(SimStallError) as info:
             thread.join()
-        assert time.monotonic() - started < 2.5
         assert f"simulated thread {name!r} has held the turn" in str(info.value)
         assert "its stack:" in str(info.value)
     finally:

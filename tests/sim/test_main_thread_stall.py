@@ -25,13 +25,11 @@ def test_main_thread_waiting_on_a_real_queue_for_a_simulated_thread_is_a_stall()
         results.put(42)
 
     threading.Thread(target=worker).start()
-    started = time.monotonic()
     try:
         with pytest.raises(SimStallError, match="'main' has held the turn") as caught:
             results.get(timeout=30)  # the worker can never run: the main thread has the turn
     finally:
         net.close()
-    assert time.monotonic() - started < 10
     assert "results.get" in str(caught.value)  # the report shows where it was stuck
 
 
@@ -50,7 +48,11 @@ def test_a_real_wait_that_starves_nobody_is_not_a_stall() -> None:
     # after a real delay longer than the stall timeout.
     never = threading.Event()
     done = threading.Event()
-    real = threading.Thread(target=lambda: (never.wait(0.6), done.set()))
+    def wait_then_set() -> None:
+        never.wait(0.6)
+        done.set()
+
+    real = threading.Thread(target=wait_then_set)
     real.start()
     net = SimNetwork(seed=3, stall_timeout=0.2)
     finished: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,16 +46,16 @@ def net() -> Iterator[SimNetwork]:
     network.close()
 
 
-def serve(net: SimNetwork, server_class: type, handler: type) -> tuple[object, threading.Thread]:
+def serve(net: SimNetwork, server_class: type, handler: type) -> tuple[Any, threading.Thread]:
     server = server_class(("127.0.0.1", 0), handler, network=net)
     thread = threading.Thread(target=server.serve_forever, args=(0.5,))
     thread.start()
     return server, thread
 
 
-def stop(server: object, thread: threading.Thread) -> None:
-    server.shutdown()  # type: ignore[attr-defined]
-    server.server_close()  # type: ignore[attr-defined]
+def stop(server: Any, thread: threading.Thread) -> None:
+    server.shutdown()
+    server.server_close()
     thread.join()
 
 
@@ -90,7 +91,8 @@ def test_threading_server_keeps_answering_while_a_slow_client_is_served(net: Sim
 def test_stalled_reader_blocks_the_handler_until_it_goes_away(net: SimNetwork) -> None:
     BigReply.finished = []
     server, thread = serve(net, sockfake.ThreadingTCPServer, BigReply)
-    reader = StalledReader(net, server.server_address, b"give\n", read_limit=1000).start()
+    reader = StalledReader(net, server.server_address, b"give\n", read_limit=1000)
+    reader.start()
     net.sleep(60.0)
     assert BigReply.finished == []  # still blocked in sendall after a virtual minute
     assert len(reader.reply) == 1000
@@ -140,7 +142,7 @@ def test_slowloris_starves_a_synchronous_server_but_not_a_threading_one(net: Sim
             assert conn.makefile("rb").readline() == b"HELLO\n"
         waits[server_class.__name__] = net.time() - asked
         attack.wait()
-        assert attack.opened == 5
+        assert attack.opened == 5  # type: ignore[attr-defined]
         stop(server, thread)
     assert waits["TCPServer"] >= 25.0
     assert waits["ThreadingTCPServer"] < 0.01

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 import pytest
-from sim_helpers import serving
+from helpers import serving
 
 import sockfake as socketserver
 from sockfake.sim import SimNetwork

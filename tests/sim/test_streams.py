@@ -8,7 +8,7 @@ import struct
 import threading
 
 import pytest
-from sim_helpers import EchoHandler, recv_exactly, serving
+from helpers import EchoHandler, recv_exactly, serving
 
 import sockfake as socketserver
 from sockfake.sim import SimNetwork
@@ -20,7 +20,7 @@ def listener(net: SimNetwork, backlog: int = 16) -> socket.socket:
     sock = net.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(backlog)
-    return sock
+    return sock  # type: ignore[return-value]
 
 
 # -- backlog ------------------------------------------------------------------------

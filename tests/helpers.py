@@ -1,6 +1,9 @@
-"""Helpers for the real-socket tests: loopback and temporary Unix paths only.
+"""Helpers shared by every test: servers in a thread, echo handlers, bounded reads.
 
-A uniquely named module (not ``conftest``) so that test modules can import it.
+A uniquely named module (not ``conftest``) so that test modules can import it
+(``tests/`` is on ``sys.path`` through ``tests/conftest.py``). Everything here works
+on both networks: on the simulated one, threads started here join the simulation
+and waits are virtual.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+import sockfake as socketserver
+from sockfake.network import REAL_NETWORK
 
 # Long enough for a loaded CI machine, short enough that a hang shows up quickly.
 WAIT = 5.0
@@ -53,10 +59,16 @@ def serving(server: Any, poll_interval: float = 0.5) -> Iterator[threading.Threa
     assert not thread.is_alive(), "serve_forever did not stop"
 
 
-def in_thread(target: Callable[[], object], name: str = "helper") -> tuple[threading.Thread, dict]:
-    """Start ``target`` in a daemon thread; its result or exception lands in the dict."""
+def in_thread(
+    target: Callable[[], object], name: str = "helper", network: Any = None
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``target`` in a daemon thread; its result or exception lands in the dict.
+
+    ``outcome["done"]`` is an event of ``network`` (real by default), so waiting on it
+    on the simulated network waits in virtual time.
+    """
     outcome: dict[str, Any] = {}
-    done = threading.Event()
+    done = (network or REAL_NETWORK).event()
     outcome["done"] = done
 
     def run() -> None:
@@ -72,9 +84,9 @@ def in_thread(target: Callable[[], object], name: str = "helper") -> tuple[threa
     return thread, outcome
 
 
-def connect(address: Any, family: int = socket.AF_INET) -> socket.socket:
-    """A blocking client socket with a timeout, connected to ``address``."""
-    client = socket.socket(family, socket.SOCK_STREAM)
+def connect(address: Any, family: int = socket.AF_INET, network: Any = None) -> Any:
+    """A blocking client socket with a timeout, connected to ``address`` (on ``network``)."""
+    client = (network or REAL_NETWORK).socket(family, socket.SOCK_STREAM)
     client.settimeout(WAIT)
     try:
         client.connect(address)
@@ -84,9 +96,9 @@ def connect(address: Any, family: int = socket.AF_INET) -> socket.socket:
     return client
 
 
-def recv_all(sock: socket.socket) -> bytes:
+def recv_all(sock: Any) -> bytes:
     """Read until the peer closes (bounded by the socket's timeout)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
         if not chunk:
@@ -97,3 +109,41 @@ def recv_all(sock: socket.socket) -> bytes:
 def open_fds() -> int:
     """How many descriptors this process holds."""
     return len(os.listdir("/proc/self/fd"))
+
+
+class EchoHandler(socketserver.BaseRequestHandler):
+    """Echo every byte until EOF."""
+
+    def handle(self) -> None:
+        while True:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            self.request.sendall(data)
+
+
+class LineEchoHandler(socketserver.StreamRequestHandler):
+    """Echo line by line, through makefile() buffering."""
+
+    def handle(self) -> None:
+        for line in self.rfile:
+            self.wfile.write(line)
+
+
+class DatagramEchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
+
+
+def recv_exactly(sock: Any, size: int) -> bytes:
+    """Read exactly ``size`` bytes (bounded: fails on EOF)."""
+    chunks = []
+    left = size
+    while left:
+        data = sock.recv(left)
+        if not data:
+            raise EOFError(f"EOF with {left} bytes still expected")
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
