@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sockfake.conformance import check_network
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINK_KEYS",
+    "check_network",
     "NETWORK_MODES",
     "NetworkSettings",
     "OPTION_KEYS",
