@@ -18,8 +18,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+import sockfake.sim._checks as _checks
+import sockfake.sim.thread_hooks as thread_hooks
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
-from sockfake.sim import _checks, thread_hooks
 from sockfake.sim.addressing import Addressing
 from sockfake.sim.endpoint import Endpoint, Selectable
 from sockfake.sim.kernel import Kernel

@@ -17,8 +17,8 @@ import struct
 import threading
 from typing import Any
 
+import sockfake.sim._checks as _checks
 from sockfake.errors import SockfakeTypeError
-from sockfake.sim import _checks
 from sockfake.sim.network import Host, SimNetwork
 from sockfake.sim.sockets import SimSocket
 
