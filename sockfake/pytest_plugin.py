@@ -82,7 +82,6 @@ class _Settings:
     seed_origin: str
     trace: str
     rootpath: Path
-    invocation_dir: Path
 
 
 _settings_key = pytest.StashKey[_Settings]()
@@ -165,7 +164,7 @@ def _base_seed(config: pytest.Config) -> tuple[int, str]:
         return random.SystemRandom().randrange(_SEED_LIMIT), "random: no last seed cached"
     try:
         seed = int(value, 0)
-    except ValueError:
+    except (ValueError, TypeError):
         raise pytest.UsageError(
             f"sockfake: {origin}={value!r} is not an integer, 'last' or 'random'"
         ) from None
@@ -179,7 +178,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
-        "stall_timeout=, handler_errors='fail'|'ignore'): configure the sockfake "
+        "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...)): "
+        "configure the sockfake "
         "network of this test",
     )
     network = _choice(config, "network", NETWORK_MODES, "sim")
@@ -191,7 +191,6 @@ def pytest_configure(config: pytest.Config) -> None:
         seed_origin=origin,
         trace=trace,
         rootpath=Path(str(config.rootpath)),
-        invocation_dir=Path(str(config.invocation_params.dir)),
     )
 
 
@@ -246,15 +245,14 @@ def _options_for(item: Any) -> NetworkSettings:
         settings = item.config.stash[_settings_key]
         try:
             options = parse_options(_marker_kwargs(item), settings.network)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             message = f"{item.nodeid}: @pytest.mark.sockfake: {exc}"
-            if not _is_xdist_worker(item.config):
-                raise pytest.UsageError(message) from None
         else:
             item.stash[_options_key] = options
             return options
-        # A usage error raised on an xdist worker reaches the user as the controller's
-        # INTERNALERROR; failing the test (outside the except block) carries the message.
+        # A bad marker errors its own test at set-up, with or without xdist (a usage
+        # error would stop the whole session, and on a worker it is an INTERNALERROR);
+        # failing outside the except block keeps the message free of the chain.
         pytest.fail(message, pytrace=False)
     return options
 
@@ -273,7 +271,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[_settings_key]
     try:
         network = parse_options(_marker_kwargs(metafunc.definition), settings.network).network
-    except ValueError:
+    except (ValueError, TypeError):
         return  # reported, with the test's id, at the end of collection (or at set-up)
     if network == "both":
         metafunc.parametrize("sockfake_network_kind", ["sim", "real"], indirect=True)
@@ -281,12 +279,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     timeout = _default_timeout(config)
-    worker = _is_xdist_worker(config)
     for item in items:
-        if item.get_closest_marker("sockfake") is None and not _uses_sockfake(item):
-            continue
-        if not worker:
-            _options_for(item)  # a bad marker is a usage error, reported now
         if timeout is not None and _uses_sockfake(item):
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(timeout))
@@ -294,7 +287,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """On an xdist worker, a bad marker fails its test at set-up, naming the marker."""
+    """A bad marker errors its test at set-up, naming the marker and the key."""
     if item.get_closest_marker("sockfake") is not None:
         _options_for(item)
 
@@ -320,7 +313,7 @@ def _default_timeout(config: pytest.Config) -> float | None:
         return _DEFAULT_TIMEOUT
     try:
         value = float(raw)
-    except ValueError:
+    except (ValueError, TypeError):
         raise pytest.UsageError(f"sockfake: ini sockfake_timeout={raw!r} is not a number")
     return value if value > 0 else None
 
@@ -383,9 +376,16 @@ def _hide_simulation_frames() -> None:
 
 
 def _reproduce_command(item: pytest.Item, settings: _Settings) -> str:
-    path, sep, rest = item.nodeid.partition("::")
-    target = os.path.relpath(settings.rootpath / path, settings.invocation_dir) + sep + rest
-    parts = ["pytest", shlex.quote(target), f"--sockfake-seed={settings.base_seed}"]
+    """A shell command that reruns this test with this seed, from any directory.
+
+    A test's seed derives from its node id, which is relative to the rootdir: the
+    command goes to the rootdir and pins it, so the node id (and the seed) is the same
+    whatever directory it is run from and whether or not the project has a config file.
+    """
+    parts = [
+        "cd", shlex.quote(str(settings.rootpath)), "&&", "python", "-m", "pytest",
+        "--rootdir=.", shlex.quote(item.nodeid), f"--sockfake-seed={settings.base_seed}",
+    ]
     if settings.network != "sim":
         parts.append(f"--sockfake-network={settings.network}")
     return " ".join(parts)

@@ -16,6 +16,7 @@ import inspect
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import traceback
 import unittest
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINK_KEYS",
+    "PEER_GONE",
+    "HandlerErrors",
     "check_network",
+    "ignored_errors",
     "NETWORK_MODES",
     "NetworkSettings",
     "OPTION_KEYS",
@@ -75,6 +79,21 @@ _DEFAULT_TIME_LIMIT = 86400.0
 STOP_TIMEOUT = {"sim": 60.0, "real": 5.0}
 
 
+# handler_errors: a policy name, or the exception classes to ignore.
+HandlerErrors = str | type[BaseException] | tuple[type[BaseException], ...]
+# The peer went away: routine for a server, which logs it and goes on.
+PEER_GONE: tuple[type[BaseException], ...] = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+_POLICIES: dict[str, tuple[type[BaseException], ...]] = {
+    "fail": PEER_GONE,
+    "strict": (),
+    "ignore": (BaseException,),
+}
+
+
 class TestbedError(AssertionError):
     """A testbed closed with problems: handler errors, leaked threads or sockets."""
 
@@ -97,7 +116,33 @@ class NetworkSettings:
     time_limit: float | None = _DEFAULT_TIME_LIMIT
     scheduling: str = "fifo"
     stall_timeout: float = 10.0
-    handler_errors: str = "fail"
+    handler_errors: HandlerErrors = "fail"
+
+
+def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
+    """The handler exceptions that do not fail the test under ``policy``.
+
+    - ``"fail"`` (default): every error fails, except the peer going away
+      (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionAbortedError``): a
+      client that hangs up mid-request is routine, and servers log it and go on.
+    - ``"strict"``: every error fails, the peer going away too.
+    - ``"ignore"``: none fails.
+    - an exception class, or a tuple of them: exactly those are ignored.
+    """
+    if isinstance(policy, str):
+        if policy not in _POLICIES:
+            raise SockfakeValueError(
+                f"handler_errors={policy!r} is not one of {', '.join(_POLICIES)}, "
+                "or an exception class or tuple of them"
+            )
+        return _POLICIES[policy]
+    classes = policy if isinstance(policy, tuple) else (policy,)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise SockfakeTypeError(
+                f"handler_errors={policy!r}: {cls!r} is not an exception class"
+            )
+    return classes
 
 
 def _number(key: str, value: Any, *, positive: bool) -> float:
@@ -146,10 +191,7 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
             )
         options.scheduling = kwargs["scheduling"]
     if "handler_errors" in kwargs:
-        if kwargs["handler_errors"] not in ("fail", "ignore"):
-            raise SockfakeValueError(
-                f"handler_errors={kwargs['handler_errors']!r} is not one of fail, ignore"
-            )
+        ignored_errors(kwargs["handler_errors"])  # validates
         options.handler_errors = kwargs["handler_errors"]
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     if conditions:
@@ -362,12 +404,13 @@ class Testbed:
         kind: str,
         *,
         seed: int | None = None,
-        handler_errors: str = "fail",
+        handler_errors: HandlerErrors = "fail",
     ) -> None:
         self.network = network
         self.kind = kind
         self.seed = seed
         self.handler_errors = handler_errors
+        self._ignored = ignored_errors(handler_errors)
         self.servers: list[ServerHandle] = []
         self.errors: list[str] = []
         self._clients: list[Any] = []
@@ -429,10 +472,10 @@ class Testbed:
     def _watch_errors(self, server: Any, name: str) -> None:
         original = server.handle_error
         errors = self.errors
-        ignore = self.handler_errors == "ignore"
+        ignored = self._ignored
 
         def handle_error(request: Any, client_address: Any) -> Any:
-            if not ignore:
+            if not isinstance(sys.exc_info()[1], ignored):
                 text = traceback.format_exc()
                 errors.append(f"{name}: handler error for client {client_address!r}\n{text}")
             return original(request, client_address)
@@ -481,8 +524,9 @@ class Testbed:
             problems[:0] = self.errors
             if self.errors:
                 problems.append(
-                    "(handler errors fail the test; opt out with "
-                    "@pytest.mark.sockfake(handler_errors='ignore'))"
+                    "(handler errors fail the test; ignore some with "
+                    "@pytest.mark.sockfake(handler_errors=(TimeoutError,)), "
+                    "or all with handler_errors='ignore')"
                 )
             if self.kind == "sim" and not failed and not self.network.closed:
                 if check_leaks:
@@ -542,7 +586,7 @@ def open_testbed(
     network: str = "sim",
     *,
     seed: int = 0,
-    handler_errors: str = "fail",
+    handler_errors: HandlerErrors = "fail",
     time_limit: float | None = _DEFAULT_TIME_LIMIT,
     scheduling: str = "fifo",
     stall_timeout: float = 10.0,

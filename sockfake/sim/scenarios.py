@@ -15,10 +15,10 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 import sockfake.sim._checks as _checks
-from sockfake.errors import SockfakeTypeError
+from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
 from sockfake.sim.network import Host, SimNetwork
 from sockfake.sim.sockets import SimSocket
 
@@ -34,6 +34,9 @@ __all__ = [
 
 def _positive(name: str, value: float) -> None:
     _checks.number(name, value, positive=True)
+
+
+_S = TypeVar("_S", bound="Scenario")
 
 
 class Scenario:
@@ -58,15 +61,25 @@ class Scenario:
         self._done = network.event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> Scenario:
+    def start(self: _S) -> _S:
         """Start the client; returns self so a test can write ``s = Trickle(...).start()``."""
+        if self._thread is not None:
+            raise SockfakeRuntimeError(f"{self.name}: start() called twice")
         self.started_at = self.network.time()
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
         self._thread.start()
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait (virtual time) until the scenario is over; True if it is."""
+        """Wait (virtual time) until the scenario is over; True if it is.
+
+        A scenario does nothing until :meth:`start`: waiting for one that was never
+        started is a mistake, reported as one (not as a deadlock or a silent False).
+        """
+        if self._thread is None:
+            raise SockfakeRuntimeError(
+                f"{self.name}: wait() on a scenario that was never started; call start() first"
+            )
         return self._done.wait(timeout)
 
     @property

@@ -73,7 +73,8 @@ def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):
             "virtual time 0.000000 s, * trace events, trace digest *",
             "last * trace events:",
             "*send*b'HELLO\\n'",
-            "reproduce: pytest test_it.py::test_wrong --sockfake-seed=7",
+            f"reproduce: cd {pytester.path} && python -m pytest --rootdir=. "
+            "test_it.py::test_wrong --sockfake-seed=7",
         ]
     )
     assert "test_echo" not in result.stdout.str().split("FAILURES")[1]
@@ -105,11 +106,19 @@ def test_the_printed_command_reproduces_the_failure_with_the_same_digest(pyteste
     assert found is not None, output
     command = found.group(1)
     args = shlex.split(command)
-    assert args[0] == "pytest" and args[1] == "test_it.py::test_lossy"
-    again = run(pytester, *args[1:])
-    again.assert_outcomes(failed=1)
-    assert digest_of(again.stdout.str()) == digest_of(output)
-    other = run(pytester, args[1], f"--sockfake-seed={int(args[2].split('=')[1]) + 1}")
+    assert args[:7] == ["cd", str(pytester.path), "&&", "python", "-m", "pytest", "--rootdir=."]
+    assert args[7] == "test_it.py::test_lossy"
+    # Run it as a user would, from another directory: the same seed, the same run.
+    elsewhere = pytester.path / "elsewhere"
+    elsewhere.mkdir()
+    shell = command.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest", 1)
+    again = subprocess.run(
+        shell + " -p no:hypothesispytest", shell=True, cwd=elsewhere,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert "1 failed" in again.stdout, again.stdout + again.stderr
+    assert digest_of(again.stdout) == digest_of(output)
+    other = run(pytester, args[7], f"--sockfake-seed={int(args[8].split('=')[1]) + 1}")
     assert digest_of(other.stdout.str()) != digest_of(output)
 
 
@@ -289,26 +298,46 @@ def test_seed_last_reuses_the_previous_sessions_seed(pytester):
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "marker", "message"),
+    ("args", "env", "message"),
     [
-        ((), {}, "los=0.1", "*@pytest.mark.sockfake: unknown key(s) los; known keys: network*"),
-        ((), {}, "loss=1.5", "*@pytest.mark.sockfake: loss must be a probability in [[]0, 1[]]*"),
-        ((), {}, "network='wifi'", "*network='wifi' is not one of sim, real, both"),
-        ((), {}, "seed='x'", "*seed='x' must be a non-negative integer"),
-        (("--sockfake-network=wifi",), {}, "", "*--sockfake-network='wifi' is not one of*"),
-        (("--sockfake-seed=abc",), {}, "", "*--sockfake-seed='abc' is not an integer*"),
-        ((), {"SOCKFAKE_TRACE": "loud"}, "", "*SOCKFAKE_TRACE='loud' is not one of fail*"),
+        (("--sockfake-network=wifi",), {}, "*--sockfake-network='wifi' is not one of*"),
+        (("--sockfake-seed=abc",), {}, "*--sockfake-seed='abc' is not an integer*"),
+        ((), {"SOCKFAKE_TRACE": "loud"}, "*SOCKFAKE_TRACE='loud' is not one of fail*"),
     ],
 )
-def test_bad_input_is_a_usage_error_naming_it(pytester, monkeypatch, args, env, marker, message):
+def test_a_bad_option_is_a_usage_error_naming_it(pytester, monkeypatch, args, env, message):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    decorator = f"@pytest.mark.sockfake({marker})" if marker else ""
-    make_tests(pytester, f"{decorator}\ndef test_x(sockfake_network): pass\n")
+    make_tests(pytester, "def test_x(sockfake_network): pass\n")
     result = run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("los=0.1", "*@pytest.mark.sockfake: unknown key(s) los; known keys: network*"),
+        ("loss=1.5", "*@pytest.mark.sockfake: loss must be a probability in [[]0, 1[]]*"),
+        ("network='wifi'", "*network='wifi' is not one of sim, real, both"),
+        ("seed='x'", "*seed='x' must be a non-negative integer"),
+    ],
+)
+def test_a_bad_marker_errors_its_own_test_only(pytester, marker, message):
+    make_tests(
+        pytester,
+        f"""
+        @pytest.mark.sockfake({marker})
+        def test_bad(sockfake_network): pass
+
+        def test_good(sockfake_network): pass
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([f"*test_it.py::test_bad: {message}"])
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_trace_always_attaches_the_trace_to_passing_tests(pytester):
@@ -323,7 +352,9 @@ def test_trace_always_attaches_the_trace_to_passing_tests(pytester):
     )
     result = run(pytester, "--sockfake-trace=always", "-rP")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*- sockfake -*", "*accept*", "reproduce: pytest *"])
+    result.stdout.fnmatch_lines(
+        ["*- sockfake -*", "*accept*", "reproduce: cd * && python -m pytest --rootdir=. *"]
+    )
     quiet = run(pytester, "--sockfake-trace=off", "-k", "nothing-matches")
     assert "sockfake -" not in quiet.stdout.str()
 
@@ -381,7 +412,8 @@ def test_xdist_workers_get_the_controllers_seed_and_a_default_timeout(pytester):
         result.stdout.fnmatch_lines(
             [
                 f"*AssertionError: seed {seed}",
-                f"reproduce: pytest test_it.py::{name} --sockfake-seed=99",
+                f"reproduce: cd * && python -m pytest --rootdir=. test_it.py::{name} "
+                "--sockfake-seed=99",
             ]
         )
 
@@ -499,3 +531,51 @@ def test_link_conditions_skip_the_real_run_with_a_reason(pytester):
     result = run(pytester, "--sockfake-network=both", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*link conditions (loss=0.5) need the simulated network*"])
+
+
+def test_handler_errors_policy_by_exception_type(pytester):
+    make_tests(
+        pytester,
+        """
+        class Raises(sockfake.StreamRequestHandler):
+            def handle(self):
+                kind = self.rfile.readline().strip().decode()
+                raise {"reset": ConnectionResetError, "timeout": TimeoutError,
+                       "value": ValueError}[kind](kind)
+
+        def ask(tcp_server, kind):
+            with tcp_server(Raises).connect() as conn:
+                conn.sendall(kind.encode() + b"\\n")
+                assert conn.recv(10) == b""
+
+        def test_a_peer_gone_error_is_routine_by_default(tcp_server):
+            ask(tcp_server, "reset")
+
+        @pytest.mark.sockfake(handler_errors="strict")
+        def test_strict_fails_on_it(tcp_server):
+            ask(tcp_server, "reset")
+
+        @pytest.mark.sockfake(handler_errors=(TimeoutError,))
+        def test_named_types_are_ignored(tcp_server):
+            ask(tcp_server, "timeout")
+
+        @pytest.mark.sockfake(handler_errors=(TimeoutError,))
+        def test_other_types_still_fail(tcp_server):
+            ask(tcp_server, "value")
+
+        @pytest.mark.sockfake(handler_errors=42)
+        def test_a_bad_policy_is_named(tcp_server):
+            pass
+        """,
+    )
+    result = run(pytester)
+    # A handler error fails at teardown: the test itself passed, its teardown errors.
+    result.assert_outcomes(passed=4, errors=3)
+    out = result.stdout.str()
+    assert "ERROR at teardown of test_strict_fails_on_it" in out
+    assert "ERROR at teardown of test_other_types_still_fail" in out
+    result.stdout.fnmatch_lines(
+        ["*ValueError: value*", "*handler_errors=42: 42 is not an exception class*"]
+    )
+    assert "ERROR at teardown of test_named_types_are_ignored" not in out
+    assert "ERROR at teardown of test_a_peer_gone_error_is_routine_by_default" not in out

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import sockfake
-from sockfake.errors import SockfakeValueError
+from sockfake.errors import SockfakeRuntimeError, SockfakeValueError
 from sockfake.sim import SimNetwork
 from sockfake.sim.scenarios import (
     HalfCloseAndWait,
@@ -142,7 +142,7 @@ def test_slowloris_starves_a_synchronous_server_but_not_a_threading_one(net: Sim
             assert conn.makefile("rb").readline() == b"HELLO\n"
         waits[server_class.__name__] = net.time() - asked
         attack.wait()
-        assert attack.opened == 5  # type: ignore[attr-defined]
+        assert attack.opened == 5
         stop(server, thread)
     assert waits["TCPServer"] >= 25.0
     assert waits["ThreadingTCPServer"] < 0.01
@@ -153,3 +153,17 @@ def test_scenarios_reject_bad_parameters(net: SimNetwork) -> None:
         TrickleWriter(net, ("127.0.0.1", 1), b"x", interval=0)
     with pytest.raises(ValueError, match="connections"):
         Slowloris(net, ("127.0.0.1", 1), connections=0)
+
+
+def test_waiting_for_a_scenario_never_started_says_so(net: SimNetwork) -> None:
+    server, thread = serve(net, sockfake.ThreadingTCPServer, UpperLine)
+    slow = TrickleWriter(net, server.server_address, b"never sent\n")
+    with pytest.raises(SockfakeRuntimeError, match="never started; call start"):
+        slow.wait(30)
+    with pytest.raises(SockfakeRuntimeError, match="never started"):
+        slow.wait()
+    slow.start()
+    with pytest.raises(SockfakeRuntimeError, match="start\\(\\) called twice"):
+        slow.start()
+    assert slow.wait(60)
+    stop(server, thread)
