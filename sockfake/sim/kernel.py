@@ -135,6 +135,10 @@ class SimThread:
         return f"<SimThread {self.name} {self.state}>"
 
 
+# A bound on settle()'s rounds, so threads waking each other forever at one instant
+# cannot keep it from returning.
+_SETTLE_STEPS = 100_000
+
 # Empty non-blocking polls a thread may make before virtual time moves on for it.
 _IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
@@ -490,6 +494,24 @@ class Kernel:
             if not self.wait((thread.exited,), deadline, f"join {thread.name}"):
                 return thread.state == "finished"
         return True
+
+    def settle(self, timeout: float) -> None:
+        """Let every other thread run until nothing more happens by ``now + timeout``.
+
+        Returns once no thread is ready and no timer is due by then (everything left
+        is blocked for good, or waits past the horizon). What is in flight (a FIN on a
+        slow link, a handler finishing after its client closed) lands first, so a leak
+        check afterwards judges only what would really be left behind.
+        """
+        deadline = self.now + timeout
+        for _ in range(_SETTLE_STEPS):
+            if self._ready:
+                self.yield_turn("settle")
+                continue
+            live = [timer.when for timer in self._timers if not timer.cancelled]
+            if not live or min(live) > deadline:
+                return
+            self.wait((), min(live), "settle")
 
     def sleep(self, seconds: float) -> None:
         if seconds < 0:

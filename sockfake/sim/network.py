@@ -329,6 +329,12 @@ class SimNetwork:
     def now(self) -> float:
         return self.kernel.now
 
+    def settle(self, timeout: float = 1.0) -> None:
+        """Run the simulation until nothing more happens within ``timeout`` virtual
+        seconds: what is in flight lands, threads it wakes run (see ``Kernel.settle``)."""
+        self.kernel.thread_for_caller()
+        self.kernel.settle(_checks.number("settle timeout", timeout))
+
     def sleep(self, seconds: float) -> None:
         self.kernel.sleep(_checks.number("sleep seconds", seconds))
 

@@ -579,3 +579,32 @@ def test_handler_errors_policy_by_exception_type(pytester):
     )
     assert "ERROR at teardown of test_named_types_are_ignored" not in out
     assert "ERROR at teardown of test_a_peer_gone_error_is_routine_by_default" not in out
+
+
+def test_teardown_lets_in_flight_packets_land_before_judging_leaks(pytester):
+    make_tests(
+        pytester,
+        """
+        class Echo(sockfake.StreamRequestHandler):
+            def handle(self):
+                for line in self.rfile:
+                    self.wfile.write(line)
+
+        @pytest.mark.sockfake(latency=0.01)
+        def test_client_closes_last(tcp_server):
+            srv = tcp_server(Echo, daemon_threads=True)
+            conn = srv.connect()
+            conn.sendall(b"a\\n")
+            assert conn.makefile("rb").readline() == b"a\\n"
+            conn.close()  # its FIN is still on the wire when the test returns
+
+        def test_a_thread_blocked_for_good_is_still_a_leak(sockfake_network):
+            import threading
+            never = sockfake_network.event()
+            threading.Thread(target=never.wait, name="stuck").start()
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*leaked simulated thread(s)*stuck (event)*"])
+    assert "test_client_closes_last - " not in result.stdout.str()
