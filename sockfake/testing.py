@@ -11,6 +11,7 @@ options, with the same validation (:func:`parse_options`), and adds reporting.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import inspect
 import os
@@ -44,6 +45,7 @@ __all__ = [
     "TestbedError",
         "derive_seed",
     "make_network",
+    "on_sockfake",
     "parse_options",
     "sim_network",
     "open_testbed",
@@ -358,6 +360,57 @@ class ServerHandle:
         ]
 
 
+_rebuilt: dict[str, Any] = {}
+
+
+def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
+    """``cls`` as a sockfake server class, so it takes ``network=``.
+
+    A sockfake class is returned as it is. A class of the stdlib's own users of
+    socketserver (``http.server.ThreadingHTTPServer``, ``xmlrpc.server.
+    SimpleXMLRPCServer``, ``wsgiref.simple_server.WSGIServer``...) is the same class
+    rebuilt on sockfake (``replace_socketserver``; rebuilt once per process). Any other
+    class built on the stdlib's socketserver cannot be rebuilt, and says what to do.
+    """
+    import sockfake
+    from sockfake._standin import STDLIB_DEPENDANTS, replace_socketserver
+
+    if not isinstance(cls, type):
+        raise SockfakeTypeError(f"{where}: expected a server class, not {cls!r}")
+    if issubclass(cls, sockfake.BaseServer):
+        return cls
+    module = cls.__module__
+    if module in STDLIB_DEPENDANTS:
+        if module not in _rebuilt:
+            with replace_socketserver(module) as modules:
+                _rebuilt[module] = modules[module]
+        rebuilt: type[Any] = getattr(_rebuilt[module], cls.__qualname__)
+        return rebuilt
+    raise SockfakeTypeError(
+        f"{where}: {cls.__qualname__} is built on the stdlib's socketserver, so it cannot "
+        "run on a sockfake network; derive it from sockfake's classes instead "
+        "(import sockfake as socketserver)"
+    )
+
+
+def _check_attributes(fixture: str, base: type[Any], attributes: dict[str, Any]) -> None:
+    """Keywords become class attributes of the server: settings the class has
+    (``daemon_threads``...) and state of the test's own for its handlers
+    (``store={}`` is ``self.server.store`` in a handler, the socketserver idiom). A name
+    the class lacks but that is one slip from a setting it has is refused as a typo."""
+    known = [name for name in dir(base) if not name.startswith("_")]
+    for name in attributes:
+        if hasattr(base, name):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            raise SockfakeTypeError(
+                f"{fixture}(): {base.__name__} has no attribute {name!r}; did you mean "
+                f"{close[0]!r}? (a name it has no near match for is set as server state, "
+                "self.server.<name> for handlers)"
+            )
+
+
 def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
     """One of Testbed's server starters (tcp_server, udp_server...), all alike."""
 
@@ -446,12 +499,11 @@ class Testbed:
             raise SockfakeRuntimeError(f"{fixture}: the testbed is closed")
         if kind.startswith("unix") and not hasattr(socket, "AF_UNIX"):
             raise unittest.SkipTest("Unix sockets are not available here")
-        base = server_class if server_class is not None else _server_class(kind, concurrency)
-        for name in attributes:
-            if not hasattr(base, name):
-                raise SockfakeTypeError(
-                    f"{fixture}(): {base.__name__} has no attribute {name!r} to set"
-                )
+        if server_class is not None:
+            base = on_sockfake(server_class, f"{fixture}(server_class=)")
+        else:
+            base = _server_class(kind, concurrency)
+        _check_attributes(fixture, base, attributes)
         cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
         if address is None:
             address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)

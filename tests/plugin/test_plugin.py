@@ -608,3 +608,74 @@ def test_teardown_lets_in_flight_packets_land_before_judging_leaks(pytester):
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*leaked simulated thread(s)*stuck (event)*"])
     assert "test_client_closes_last - " not in result.stdout.str()
+
+
+def test_server_state_for_handlers_is_allowed_and_typos_are_caught(pytester):
+    make_tests(
+        pytester,
+        """
+        class Store(sockfake.StreamRequestHandler):
+            def handle(self):
+                key, _, value = self.rfile.readline().strip().partition(b"=")
+                self.server.store[key] = value
+                self.wfile.write(b"ok\\n")
+
+        def test_state(tcp_server):
+            store = {}
+            srv = tcp_server(Store, store=store)
+            with srv.connect() as conn:
+                conn.sendall(b"a=1\\n")
+                assert conn.makefile("rb").readline() == b"ok\\n"
+            assert store == {b"a": b"1"}
+
+        def test_typo(tcp_server):
+            tcp_server(Store, daemon_thread=True)
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*no attribute 'daemon_thread'; did you mean 'daemon_threads'?*"]
+    )
+
+
+def test_a_stdlib_server_class_runs_rebuilt_on_sockfake(pytester):
+    make_tests(
+        pytester,
+        """
+        import http.server
+        import socketserver
+
+        class Hello(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"hello from " + type(self.server).__name__.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        def test_http(tcp_server):
+            srv = tcp_server(Hello, server_class=http.server.ThreadingHTTPServer)
+            assert isinstance(srv.server, sockfake.TCPServer)
+            with srv.connect() as conn:
+                conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+                reply = b""
+                while chunk := conn.recv(4096):
+                    reply += chunk
+            assert reply.startswith(b"HTTP/1.0 200")
+            assert reply.endswith(b"hello from ThreadingHTTPServer")
+
+        def test_own_stdlib_class(tcp_server):
+            class Mine(socketserver.ThreadingTCPServer):
+                pass
+            tcp_server(Hello, server_class=Mine)
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Mine is built on the stdlib's socketserver*derive it from sockfake's classes*"]
+    )
