@@ -374,8 +374,8 @@ def test_unix_servers_on_the_simulated_network(pytester):
             assert sock.recv(10) == b"D"
 
         def test_unknown_attribute(tcp_server):
-            with pytest.raises(TypeError, match="has no attribute 'max_wrokers'"):
-                tcp_server(Upper, max_wrokers=2)
+            with pytest.raises(TypeError, match="no attribute 'max_wrokers'; did you mean"):
+                tcp_server(Upper, concurrency="pool", max_wrokers=2)
         """,
     )
     run(pytester).assert_outcomes(passed=2)
