@@ -7,7 +7,7 @@ lose the first reply, and the retry is counted again. That shrunk plan is pasted
 below as an ``@example`` so it is always checked.
 """
 
-from hypothesis import example, given, settings
+from hypothesis import Phase, example, given, settings
 
 import sockfake
 from sockfake.strategies import FaultPlan, fault_plans, sim_seeds
@@ -43,7 +43,14 @@ def increment(sock, address, request_id, *, net, timeout=1.0, attempts=10):
     raise TimeoutError(f"request {request_id!r} never answered")
 
 
-@settings(max_examples=50, deadline=None)
+# report_multiple_bugs=False and no explain phase keep a failing search fast
+# (benchmarks/bench_shrink.py measures it).
+@settings(
+    max_examples=50,
+    deadline=None,
+    report_multiple_bugs=False,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 @given(plan=fault_plans(max_index=15), seed=sim_seeds())
 @example(plan=FaultPlan(drops=frozenset({1})), seed=0)
 def test_retried_increments_count_once(plan, seed):
