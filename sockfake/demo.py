@@ -70,9 +70,12 @@ def run_demo(seed: int, out: TextIO) -> str:
         _threading_example(net, out)
         drops = sum(1 for event in udp_events if event[2] == "drop")
         out.write(f"\ntrace of the UDP example ({drops} datagrams dropped):\n")
-        for when, actor, kind, details in udp_events:
-            if kind in ("sendto", "drop", "deliver", "timeout"):
-                out.write(f"{when:12.6f}  {actor:<28} {kind:<12} {details}".rstrip() + "\n")
+        for event in udp_events:
+            if event.kind in ("sendto", "drop", "deliver", "timeout"):
+                out.write(
+                    f"{event.time:12.6f}  {event.actor:<28} {event.kind:<12} "
+                    f"{event.details}".rstrip() + "\n"
+                )
         out.write("\ntrace, last events:\n")
         out.write(net.trace.format(kinds=_TRACE_KINDS, last=25) + "\n")
         out.write(f"{len(net.trace)} events in {net.time():.3f} virtual seconds\n")

@@ -181,8 +181,8 @@ class Transport(Protocol):
 
     def release_fd(self, fd: int) -> None: ...
 
-    def trace(self, kind: str, details: str) -> None:
-        """Record an event of the calling thread."""
+    def trace(self, kind: str, details: str = "", **fields: Any) -> None:
+        """Record an event of the calling thread (fields: see ``TraceEvent``)."""
         ...
 
     def unbound_name(self, family: int) -> Any: ...

@@ -37,7 +37,7 @@ from sockfake.errors import (
 )
 from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
-from sockfake.sim.trace import Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
 
 __all__ = [
     "Kernel",
@@ -156,6 +156,7 @@ class Kernel:
         time_limit: float | None = None,
         stall_timeout: float = 10.0,
         trace_limit: int | None = None,
+        trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         if scheduling not in ("fifo", "random"):
             raise SockfakeValueError(
@@ -176,13 +177,14 @@ class Kernel:
         self._by_ident: dict[int, SimThread] = {}
         self._thread_numbers = 0
         self._rngs: dict[str, random.Random] = {}
+        self._names: dict[str, int] = {}
         self._switched_at = _real_time.monotonic()
         self._last_call = self._switched_at  # real time of the last simulated call
         self._watchdog: RootWatchdog | None = None
         # Where the main thread last called in: the watchdog reports a stall only
         # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
-        self.trace = Trace(trace_limit)
+        self.trace = Trace(trace_limit, trace_payload_limit)
         root = SimThread(self, "main", threading.current_thread())
         root.state = "running"
         self.root = root
@@ -190,6 +192,11 @@ class Kernel:
         self._threads.append(root)
         self._by_ident[threading.get_ident()] = root
         _kernel_stack().append(self)
+
+    def next_name(self, kind: str) -> str:
+        """``lock-3``: a stable name for a simulated object, numbered per network."""
+        number = self._names[kind] = self._names.get(kind, 0) + 1
+        return f"{kind}-{number}"
 
     # -- randomness -------------------------------------------------------------------
 
@@ -227,8 +234,13 @@ class Kernel:
         thread = self._by_ident.get(threading.get_ident())
         return thread.name if thread is not None else threading.current_thread().name
 
-    def record(self, kind: str, details: str = "") -> None:
-        self.trace.add(self.now, self.current.name, kind, details)
+    def record(self, kind: str, details: str = "", **fields: Any) -> None:
+        """An event of the running thread (fields: see ``TraceEvent``)."""
+        self.trace.add(self.now, self.current.name, kind, details, **fields)
+
+    def record_net(self, kind: str, details: str = "", **fields: Any) -> None:
+        """An event of the network itself (a delivery, a drop, a reset)."""
+        self.trace.add(self.now, "net", kind, details, **fields)
 
     # -- timers -----------------------------------------------------------------------
 
@@ -402,7 +414,9 @@ class Kernel:
     def _hand_turn(self, nxt: SimThread) -> None:
         nxt.state = "running"
         if self.current is not nxt:
-            self.trace.add(self.now, nxt.name, "switch", "")
+            # Why this thread runs now: notify, timeout, start, yield, failed, killed.
+            reason = nxt.wake_reason
+            self.trace.add(self.now, nxt.name, "switch", reason, reason=reason)
         self.current = nxt
         self._switched_at = _real_time.monotonic()
         nxt.go.release()

@@ -29,7 +29,7 @@ from sockfake.sim.sockets import SimSocket
 from sockfake.sim.sync import SimEvent, SimLock, SimQueue, SimSelector, SimWaker
 from sockfake.sim.tcp import StreamTransport
 from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
 from sockfake.sim.udp import DatagramTransport
 
 __all__ = ["SimNetwork", "Host"]
@@ -138,6 +138,7 @@ class SimNetwork:
         stall_timeout: float = 10.0,
         conditions: LinkConditions | None = None,
         trace_limit: int | None = None,
+        trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         **link_conditions: Any,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -147,6 +148,7 @@ class SimNetwork:
         _checks.number("stall_timeout", stall_timeout, positive=True)
         if trace_limit is not None:
             _checks.integer("trace_limit", trace_limit, minimum=1)
+        _checks.integer("trace_payload_limit", trace_payload_limit, minimum=0)
         _check_conditions(conditions)
         base = conditions if conditions is not None else LinkConditions()
         defaults = base.replace(**link_conditions) if link_conditions else base
@@ -157,6 +159,7 @@ class SimNetwork:
             time_limit=time_limit,
             stall_timeout=stall_timeout,
             trace_limit=trace_limit,
+            trace_payload_limit=trace_payload_limit,
         )
         self.seed = seed
         # Deterministic faults chosen by index (see ``sockfake.sim.faults.FaultPlan``):
@@ -328,6 +331,12 @@ class SimNetwork:
     @property
     def now(self) -> float:
         return self.kernel.now
+
+    def record(self, kind: str, details: str = "", **fields: Any) -> None:
+        """Add an event of the calling thread to the trace (a test's own marks, a
+        handler error seen by the testbed)."""
+        self.kernel.thread_for_caller()
+        self.kernel.record(kind, details, **fields)
 
     def settle(self, timeout: float = 1.0) -> None:
         """Run the simulation until nothing more happens within ``timeout`` virtual

@@ -412,6 +412,10 @@ class SimSocket:
             if self.ep.rx:
                 break
             if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or bufsize == 0:
+                if bufsize:
+                    self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
+                                          dst=self.ep.local, conn=self.ep.connection_id,
+                                          length=0)
                 self._kernel.preemption_point("recv")
                 return b""
             if self.ep.state not in (State.CONNECTED, State.CONNECTING):
@@ -423,6 +427,9 @@ class SimSocket:
         if not flags & _MSG_PEEK:
             self.ep.take_rx(len(data))
             self._transport.consumed(self.ep, len(data))
+        self._transport.trace("recv", f"{self.ep.describe()} {len(data)}B", src=self.ep.remote,
+                              dst=self.ep.local, conn=self.ep.connection_id,
+                              length=len(data), payload=data)
         self._kernel.preemption_point("recv")
         return data
 
@@ -512,6 +519,9 @@ class SimSocket:
         else:
             payload, address = self.ep.datagrams.popleft()
             self.ep.datagram_bytes -= len(payload)
+        self._transport.trace("recvfrom", f"{self.ep.describe()} <- {address} {len(payload)}B",
+                              src=address, dst=self.ep.local, length=len(payload),
+                              payload=payload[:bufsize])
         self._kernel.preemption_point("recvfrom")
         # Truncated at the receiver's buffer size; the rest is discarded, as UDP does.
         return payload[:bufsize], address

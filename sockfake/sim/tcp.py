@@ -56,9 +56,6 @@ class StreamTransport:
         self._fault_plan = fault_plan
         self.connections = 0
 
-    def _net_trace(self, kind: str, details: str) -> None:
-        self.kernel.trace.add(self.kernel.now, "net", kind, details)
-
     # -- connecting ----------------------------------------------------------------------
 
     def start_connect(self, ep: Endpoint) -> None:
@@ -71,13 +68,15 @@ class StreamTransport:
         self.connections += 1
         ep.connection_id = self.connections
         ep.syn_attempts = 0
-        self.kernel.record("connect", f"{ep.local} -> {ep.remote}")
+        self.kernel.record("connect", f"{ep.local} -> {ep.remote}",
+                           src=ep.local, dst=ep.remote, conn=ep.connection_id)
         if dst is None:
             self._fail_connect(ep, errno.ENETUNREACH)
             return
         plan = self._fault_plan()
         if plan is not None and plan.refuses_connection(ep.connection_id - 1):
-            self._net_trace("fault", f"connection {ep.connection_id - 1} refused (fault plan)")
+            self.kernel.record_net("fault", f"connection {ep.connection_id - 1} refused "
+                                   "(fault plan)", conn=ep.connection_id, reason="fault plan")
             self._fail_connect(ep, errno.ECONNREFUSED)
             return
         self._send_syn(ep, dst)
@@ -87,7 +86,9 @@ class StreamTransport:
         link = self.topology.link(src, dst)
         attempt = ep.syn_attempts
         if link.cut or not dst.up or not src.up:
-            self._net_trace("drop", f"SYN {ep.local} -> {ep.remote} (unreachable)")
+            self.kernel.record_net("drop", f"SYN {ep.local} -> {ep.remote} (unreachable)",
+                                   src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                                   reason="unreachable")
         else:
             self.topology.carry(src, dst, ep.connection_id, 0,
                                 lambda: self._syn_arrive(ep, dst, attempt), "stream",
@@ -106,7 +107,8 @@ class StreamTransport:
             if ep.syn_attempts >= len(SYN_RETRY_DELAYS):
                 self._fail_connect(ep, errno.ETIMEDOUT)
                 return
-            self._net_trace("retry", f"SYN {ep.local} -> {ep.remote}")
+            self.kernel.record_net("retry", f"SYN {ep.local} -> {ep.remote}",
+                                   src=ep.local, dst=ep.remote, conn=ep.connection_id)
             self._send_syn(ep, dst)
 
         self.kernel.call_at(self.kernel.now + delay, retry)
@@ -116,8 +118,10 @@ class StreamTransport:
             return
         ep.state = advance(ep.state, Event.FAIL)
         ep.pending_error = code
-        self._net_trace("refused" if code == errno.ECONNREFUSED else "connect-failed",
-                        f"{ep.local} -> {ep.remote}: {errno.errorcode.get(code, code)}")
+        name = errno.errorcode.get(code, str(code))
+        self.kernel.record_net("refused" if code == errno.ECONNREFUSED else "connect-failed",
+                               f"{ep.local} -> {ep.remote}: {name}", src=ep.local,
+                               dst=ep.remote, conn=ep.connection_id, reason=name)
         ep.changed.notify_all()
 
     def _syn_arrive(self, client: Endpoint, dst: Host, attempt: int) -> None:
@@ -133,7 +137,9 @@ class StreamTransport:
             return
         if len(listener.accept_queue) >= listener.backlog:
             # Linux drops the SYN when the accept queue is full; the client retries.
-            self._net_trace("backlog-full", f"{listener.local} drops SYN from {client.local}")
+            self.kernel.record_net("backlog-full", f"{listener.local} drops SYN from "
+                                   f"{client.local}", src=client.local, dst=client.remote,
+                                   conn=client.connection_id, reason="accept queue full")
             return
         server_side = self._new_endpoint(dst, listener.family, socket.SOCK_STREAM)
         server_side.state = advance(server_side.state, Event.PASSIVE_OPEN)
@@ -150,7 +156,8 @@ class StreamTransport:
         client.peer = server_side
         listener.accept_queue.append(server_side)
         listener.changed.notify_all()
-        self._net_trace("syn", f"{client.local} -> {listener.local} queued")
+        self.kernel.record_net("syn", f"{client.local} -> {listener.local} queued",
+                               src=client.local, dst=client.remote, conn=client.connection_id)
 
         def established() -> None:
             if client.state is not State.CONNECTING:
@@ -158,7 +165,9 @@ class StreamTransport:
                     self.reset_now(server_side)
                 return
             client.state = advance(client.state, Event.ESTABLISHED)
-            self._net_trace("established", f"{client.local} -> {client.remote}")
+            self.kernel.record_net("established", f"{client.local} -> {client.remote}",
+                                   src=client.local, dst=client.remote,
+                                   conn=client.connection_id)
             client.changed.notify_all()
             plan = self._fault_plan()
             after = None if plan is None else plan.connection_reset_after(client.connection_id - 1)
@@ -177,7 +186,8 @@ class StreamTransport:
         topology = self.topology
         conditions = topology.conditions(topology.link(src, dst))
         self.kernel.record("send", f"{ep.describe()} -> {peer.describe()} {len(data)}B "
-                           f"{preview(data)}")
+                           f"{preview(data)}", src=ep.local, dst=ep.remote,
+                           conn=ep.connection_id, length=len(data), payload=data)
         offset = 0
         apart = conditions.chunk is not None
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
@@ -198,14 +208,20 @@ class StreamTransport:
     ) -> None:
         if receiver.fd < 0:
             # Data for a closed socket: it answers with a reset.
-            self._net_trace("rst", f"{receiver.describe()} closed; resets {sender.describe()}")
+            self.kernel.record_net("rst", f"{receiver.describe()} closed; resets "
+                                   f"{sender.describe()}", src=receiver.local,
+                                   dst=receiver.remote, conn=receiver.connection_id,
+                                   reason="data for a closed socket")
             self._send_reset(receiver, sender)
             return
         if receiver.dead or receiver.shut_rd and receiver.closed:
             return
         receiver.append_rx(segment, apart)
         if segment:
-            self._net_trace("deliver", f"{receiver.describe()} {len(segment)}B")
+            self.kernel.record_net("deliver", f"{receiver.describe()} {len(segment)}B",
+                                   src=receiver.remote, dst=receiver.local,
+                                   conn=receiver.connection_id, length=len(segment),
+                                   payload=segment)
         receiver.changed.notify_all()
 
     def consumed(self, ep: Endpoint, count: int) -> None:
@@ -218,7 +234,8 @@ class StreamTransport:
         peer = ep.peer
         if peer is None:
             return
-        self.kernel.record("fin", f"{ep.describe()} -> {peer.describe()}")
+        self.kernel.record("fin", f"{ep.describe()} -> {peer.describe()}",
+                           src=ep.local, dst=ep.remote, conn=ep.connection_id)
         ep.inflight += 1
         immediate = ep.inflight == 1
 
@@ -238,7 +255,8 @@ class StreamTransport:
         ends = [client] if client.peer is None else [client, client.peer]
         if all(end.dead or end.fd < 0 for end in ends):
             return
-        self._net_trace("fault", f"connection {client.connection_id - 1} reset (fault plan)")
+        self.kernel.record_net("fault", f"connection {client.connection_id - 1} reset "
+                               "(fault plan)", conn=client.connection_id, reason="fault plan")
         for end in ends:
             self.reset_now(end)
 
@@ -258,7 +276,8 @@ class StreamTransport:
             ep.pending_error = errno.ECONNREFUSED
         else:
             ep.pending_error = errno.ECONNRESET
-        self._net_trace("reset", ep.describe())
+        self.kernel.record_net("reset", ep.describe(), src=ep.remote, dst=ep.local,
+                               conn=ep.connection_id)
         ep.changed.notify_all()
 
     def host_down(self, host: Host, endpoints: list[Endpoint]) -> None:
@@ -285,13 +304,19 @@ class StreamTransport:
         if ep.state is State.LISTENING:
             for pending in ep.accept_queue:
                 if pending.peer is not None:
+                    self.kernel.record("rst", f"{pending.describe()} -> "
+                                       f"{pending.peer.describe()}", src=pending.local,
+                                       dst=pending.remote, conn=pending.connection_id,
+                                       reason="listener closed")
                     self._send_reset(pending, pending.peer)
                 self._release_fd(pending.fd)
                 pending.fd = -1
             ep.accept_queue.clear()
         elif ep.state is State.CONNECTED and ep.peer is not None and not ep.dead:
             if ep.rx or ep.linger_zero():
-                self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}")
+                self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}",
+                                   src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                                   reason="unread data" if ep.rx else "SO_LINGER 0")
                 self._send_reset(ep, ep.peer)
             elif not ep.shut_wr:
                 ep.shut_wr = True

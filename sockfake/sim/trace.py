@@ -1,57 +1,160 @@
-"""The trace of a run: every event with its virtual time, and a digest of them all.
+"""The trace of a run: every event as a typed record, and a digest of them all.
 
-Events are recorded as they happen (``add``); the digest is a running sha256 over a
-canonical text form of each event, so two runs are equal exactly when their digests
-are. With a ``limit`` only the most recent events are kept for display; the digest
-still covers everything.
+Each event is a ``TraceEvent``: virtual time, actor (a thread's stable name, ``net``
+for the network, ``clock``, ``kernel``), kind, a human summary (``details``), and the
+structured fields a tool needs: source and destination address, connection id,
+sequence (a datagram's index on the network), length, payload bytes (the first
+``payload_limit`` of them) and the reason for a fate (a drop's cause, a switch's).
+The text view, the digest and the exports (``sockfake.sim.trace_export``: JSONL, pcapng,
+an HTML sequence diagram) all derive from these records.
+
+The digest is a sha256 over a canonical text form of every event, computed lazily
+(only when asked for, and before old events are trimmed away), so two runs are equal
+exactly when their digests are, in any process and under any ``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
-__all__ = ["Trace"]
+__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Trace", "TraceEvent"]
+
+# Payload bytes kept per event: enough to read a protocol exchange in Wireshark,
+# bounded so a bulk transfer does not keep every byte it moved.
+DEFAULT_PAYLOAD_LIMIT = 4096
+
+
+class TraceEvent(NamedTuple):
+    """One event. A tuple: ``event[2]`` is its kind, as it always was."""
+
+    time: float
+    actor: str
+    kind: str
+    details: str = ""
+    src: Any = None
+    dst: Any = None
+    conn: int | None = None  # stream connection id (from 1, in connect() order)
+    seq: int | None = None  # datagram index on the network (from 0, in sendto() order)
+    length: int | None = None  # bytes sent, received or delivered (payload may be cut)
+    payload: bytes | None = None
+    reason: str | None = None
+
+    def canonical(self) -> str:
+        """The event as text for the digest: every field, nothing process-specific."""
+        payload = "" if self.payload is None else self.payload.hex()
+        return (
+            f"{self.time:.9f}|{self.actor}|{self.kind}|{self.details}|{self.src}|{self.dst}|"
+            f"{self.conn}|{self.seq}|{self.length}|{payload}|{self.reason}\n"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: addresses as lists, the payload as latin-1 text and hex."""
+        data: dict[str, Any] = {"time": self.time, "actor": self.actor, "kind": self.kind}
+        if self.details:
+            data["details"] = self.details
+        for name in ("src", "dst"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = list(value) if isinstance(value, tuple) else value
+        for name in ("conn", "seq", "length", "reason"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.payload is not None:
+            data["payload_hex"] = self.payload.hex()
+        return data
 
 
 class Trace:
-    """Every event of a run: (virtual time, actor, kind, details), and a stable digest."""
+    """Every event of a run, in order, and a stable digest of them all."""
 
-    def __init__(self, limit: int | None = None) -> None:
-        self.events: list[tuple[float, str, str, str]] = []
+    def __init__(self, limit: int | None = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT
+                 ) -> None:
+        self.events: list[TraceEvent] = []
+        self.payload_limit = payload_limit
         self._hash = hashlib.sha256()
+        self._hashed = 0  # events[:_hashed] are in _hash
         self._count = 0
         self._limit = limit
 
-    def add(self, when: float, actor: str, kind: str, details: str) -> None:
+    def add(
+        self,
+        when: float,
+        actor: str,
+        kind: str,
+        details: str = "",
+        *,
+        src: Any = None,
+        dst: Any = None,
+        conn: int | None = None,
+        seq: int | None = None,
+        length: int | None = None,
+        payload: bytes | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if payload is not None and len(payload) > self.payload_limit:
+            payload = payload[: self.payload_limit]
         self._count += 1
-        self._hash.update(f"{when:.9f}|{actor}|{kind}|{details}\n".encode())
-        self.events.append((when, actor, kind, details))
+        self.events.append(
+            TraceEvent(when, actor, kind, details, src, dst, conn, seq, length, payload, reason)
+        )
         if self._limit is not None and len(self.events) > self._limit * 2:
-            del self.events[: len(self.events) - self._limit]
+            drop = len(self.events) - self._limit
+            self._hash_up_to(drop)
+            del self.events[:drop]
+            self._hashed -= drop
+
+    def _hash_up_to(self, end: int) -> None:
+        update = self._hash.update
+        for event in self.events[self._hashed : end]:
+            update(event.canonical().encode())
+        self._hashed = max(self._hashed, end)
 
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)
 
     def digest(self) -> str:
         """A hex digest of every event so far: equal digests mean equal runs."""
+        self._hash_up_to(len(self.events))
         return self._hash.copy().hexdigest()
 
     def format(self, last: int | None = None, kinds: Iterable[str] | None = None) -> str:
         events = self.events
         if kinds is not None:
             wanted = set(kinds)
-            events = [event for event in events if event[2] in wanted]
+            events = [event for event in events if event.kind in wanted]
         if last is not None:
             events = events[-last:]
         return "\n".join(
-            f"{when:12.6f}  {actor:<28} {kind:<12} {details}".rstrip()
-            for when, actor, kind, details in events
+            f"{event.time:12.6f}  {event.actor:<28} {event.kind:<12} {event.details}".rstrip()
+            for event in events
         )
 
     def __str__(self) -> str:
         return self.format()
+
+    # -- exports (see sockfake.sim.trace_export) ----------------------------------------
+
+    def write_jsonl(self, path: str | Path) -> Path:
+        """One JSON object per event, in order."""
+        import sockfake.sim.trace_export as trace_export
+
+        return trace_export.write_jsonl(self.events, path)
+
+    def write_pcap(self, path: str | Path) -> Path:
+        """A pcapng file Wireshark and tcpdump open: the packets the trace saw."""
+        import sockfake.sim.trace_export as trace_export
+
+        return trace_export.write_pcapng(self.events, path)
+
+    def write_html(self, path: str | Path, title: str = "sockfake trace") -> Path:
+        """A self-contained HTML page with an SVG sequence diagram of the traffic."""
+        import sockfake.sim.trace_export as trace_export
+
+        return trace_export.write_html(self.events, path, title)

@@ -42,24 +42,24 @@ class DatagramTransport:
         self._fault_plan = fault_plan
         self.datagrams = 0  # sent so far: the next datagram's index
 
-    def _net_trace(self, kind: str, details: str) -> None:
-        self.kernel.trace.add(self.kernel.now, "net", kind, details)
-
     def send(self, ep: Endpoint, payload: bytes, remote: Any) -> None:
         src, dst = self.addressing.route(ep, remote)
         index = self.datagrams
         self.datagrams += 1
-        self.kernel.record("sendto", f"{ep.describe()} -> {remote} {len(payload)}B "
-                           f"{preview(payload)}")
+        source = self.addressing.source_address(ep, remote)
+        kernel = self.kernel
+        kernel.record("sendto", f"{ep.describe()} -> {remote} {len(payload)}B "
+                      f"{preview(payload)}", src=source, dst=remote, seq=index,
+                      length=len(payload), payload=payload)
         if dst is None:
-            self._net_trace("drop", f"no route to {remote}")
+            kernel.record_net("drop", f"no route to {remote}", src=source, dst=remote,
+                              seq=index, reason="no route")
             return
         link = self.topology.link(src, dst)
         if link.partitioned or not src.up or not dst.up:
-            self._net_trace("drop", f"{ep.describe()} -> {remote} (partition)")
+            kernel.record_net("drop", f"{ep.describe()} -> {remote} (partition)", src=source,
+                              dst=remote, seq=index, reason="partition")
             return
-        source = self.addressing.source_address(ep, remote)
-        kernel = self.kernel
 
         def send() -> None:
             conditions = self.topology.conditions(link)
@@ -70,17 +70,22 @@ class DatagramTransport:
                     conditions, link.state, len(payload), kernel.now, kernel.rng("datagram")
                 )
             if fate.dropped is not None:
-                self._net_trace("drop", f"{source} -> {remote} {len(payload)}B ({fate.dropped})")
+                kernel.record_net("drop", f"{source} -> {remote} {len(payload)}B "
+                                  f"({fate.dropped})", src=source, dst=remote, seq=index,
+                                  reason=fate.dropped)
                 return
             data = corrupted(payload, fate)
             if fate.flip_bit is not None:
-                self._net_trace("corrupt", f"{source} -> {remote} bit {fate.flip_bit}")
+                kernel.record_net("corrupt", f"{source} -> {remote} bit {fate.flip_bit}",
+                                  src=source, dst=remote, seq=index,
+                                  reason=f"bit {fate.flip_bit}")
             for copy, arrival in enumerate(fate.arrivals):
                 if copy:
-                    self._net_trace("duplicate", f"{source} -> {remote}")
+                    kernel.record_net("duplicate", f"{source} -> {remote}", src=source,
+                                      dst=remote, seq=index)
 
                 def deliver(data: bytes = data) -> None:
-                    self._deliver(dst, ep, source, remote, data)
+                    self._deliver(dst, ep, source, remote, data, index)
 
                 if arrival <= kernel.now:
                     deliver()
@@ -92,35 +97,42 @@ class DatagramTransport:
             return
         send()
 
-    def _deliver(self, dst: Host, sender: Endpoint, source: Any, remote: Any, data: bytes
-                 ) -> None:
+    def _deliver(self, dst: Host, sender: Endpoint, source: Any, remote: Any, data: bytes,
+                 index: int) -> None:
         if not dst.up:
             return
+        record_net = self.kernel.record_net
         target = self.addressing.find_endpoint(dst, socket.SOCK_DGRAM, sender.family, remote)
         if target is None or target.closed:
-            self._net_trace("drop", f"{source} -> {remote} (no socket)")
+            record_net("drop", f"{source} -> {remote} (no socket)", src=source, dst=remote,
+                       seq=index, reason="no socket")
             if sender.remote == remote and sender.family != _AF_UNIX:
-                self._port_unreachable(dst, sender)
+                self._port_unreachable(dst, sender, index)
             return
         if target.remote is not None and target.remote != source:
-            self._net_trace("drop", f"{source} -> {remote} (not the connected peer)")
+            record_net("drop", f"{source} -> {remote} (not the connected peer)", src=source,
+                       dst=remote, seq=index, reason="not the connected peer")
             return
         if target.datagram_bytes + len(data) > target.buffer_size(socket.SO_RCVBUF):
-            self._net_trace("drop", f"{source} -> {remote} (receive buffer full)")
+            record_net("drop", f"{source} -> {remote} (receive buffer full)", src=source,
+                       dst=remote, seq=index, reason="receive buffer full")
             return
         target.datagrams.append((data, source))
         target.datagram_bytes += len(data)
-        self._net_trace("deliver", f"{source} -> {remote} {len(data)}B")
+        record_net("deliver", f"{source} -> {remote} {len(data)}B", src=source, dst=remote,
+                   seq=index, length=len(data))
         target.changed.notify_all()
 
-    def _port_unreachable(self, dst: Host, sender: Endpoint) -> None:
+    def _port_unreachable(self, dst: Host, sender: Endpoint, index: int) -> None:
         """ICMP port unreachable back to a connected UDP socket: its next call raises
         ``ConnectionRefusedError`` (Linux reports it to connected sockets only)."""
 
         def arrive() -> None:
             if sender.fd >= 0 and sender.remote is not None:
                 sender.pending_error = errno.ECONNREFUSED
-                self._net_trace("icmp", f"port unreachable -> {sender.describe()}")
+                self.kernel.record_net("icmp", f"port unreachable -> {sender.describe()}",
+                                       src=sender.remote, dst=sender.local, seq=index,
+                                       reason="port unreachable")
                 sender.changed.notify_all()
 
         self.topology.carry(dst, sender.host, 0, 0, arrive, "icmp",

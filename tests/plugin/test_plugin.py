@@ -606,7 +606,9 @@ def test_teardown_lets_in_flight_packets_land_before_judging_leaks(pytester):
     )
     result = run(pytester)
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*leaked simulated thread(s)*stuck (event)*"])
+    result.stdout.fnmatch_lines(
+        ["*leaked simulated thread(s)*stuck (event event-1 (created at test_it.py:*))*"]
+    )
     assert "test_client_closes_last - " not in result.stdout.str()
 
 

@@ -129,7 +129,7 @@ def test_the_trace_records_every_kind_of_event() -> None:
                 receiver.recv(10)
         except TimeoutError:
             pass
-        kinds = {kind for _when, _actor, kind, _details in net.trace}
+        kinds = {event.kind for event in net.trace}
         for sock in (receiver, sender, listener, *accepted):
             sock.close()  # type: ignore[attr-defined]
     wanted = {"connect", "accept", "send", "deliver", "drop", "duplicate", "reset", "timeout",

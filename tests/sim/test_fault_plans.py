@@ -81,7 +81,7 @@ def test_the_planned_connection_resets_at_its_time_on_both_ends(net: SimNetwork)
         assert net.time() == pytest.approx(established + 0.2)
     assert ask(net, server.server_address) == b"HELLO\n"  # connection 1 is untouched
     stop(server, thread)
-    assert any(kind == "fault" and "reset" in details for _, _, kind, details in net.trace)
+    assert any(e.kind == "fault" and "reset" in e.details for e in net.trace)
 
 
 def test_without_a_plan_nothing_is_refused_or_reset(net: SimNetwork) -> None:

@@ -46,7 +46,7 @@ def test_backlog_overflow_third_client_retries_syn_then_times_out(net: SimNetwor
             net.create_connection(server.server_address)
         assert info.value.errno == errno.ETIMEDOUT
         assert net.time() == pytest.approx(127.0)
-        retries = [when for when, _actor, kind, _ in net.trace if kind == "retry"]
+        retries = [event.time for event in net.trace if event.kind == "retry"]
         assert retries == pytest.approx([1.0, 3.0, 7.0, 15.0, 31.0, 63.0])
         first.close()
         second.close()
