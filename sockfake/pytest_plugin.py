@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -82,12 +83,15 @@ class _Settings:
     seed_origin: str
     trace: str
     rootpath: Path
+    trace_dir: Path | None  # None: under pytest's basetemp
+    check_determinism: bool
 
 
 _settings_key = pytest.StashKey[_Settings]()
 _options_key = pytest.StashKey[NetworkSettings]()
 _bed_key = pytest.StashKey["Testbed"]()
 _call_failed_key = pytest.StashKey[bool]()
+_events_key = pytest.StashKey[list[Any]]()  # the trace of the test's simulated network
 _ran_tests_key = pytest.StashKey[bool]()
 
 
@@ -117,7 +121,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="when to attach the simulation trace to reports: fail (default), always, "
         "or off (seed and reproduce command only). Env: SOCKFAKE_TRACE; ini: sockfake_trace.",
     )
+    group.addoption(
+        "--sockfake-trace-dir",
+        dest="sockfake_trace_dir",
+        metavar="DIR",
+        default=None,
+        help="where a failing simulated test's trace goes (pcapng for Wireshark, JSONL, "
+        "an HTML sequence diagram); default: sockfake-traces under pytest's basetemp. "
+        "Env: SOCKFAKE_TRACE_DIR; ini: sockfake_trace_dir.",
+    )
+    group.addoption(
+        "--sockfake-check-determinism",
+        dest="sockfake_check_determinism",
+        action="store_true",
+        default=False,
+        help="rerun each failing simulated test with the same seed; if the two traces "
+        "differ, report the first divergent event and its likely cause.",
+    )
     parser.addini("sockfake_network", "default network for sockfake fixtures: sim|real|both")
+    parser.addini("sockfake_trace_dir", "where failing simulated tests' traces are written")
     parser.addini("sockfake_seed", "base seed for simulated networks: N|last|random")
     parser.addini("sockfake_trace", "when to attach the simulation trace: fail|always|off")
     parser.addini(
@@ -191,7 +213,16 @@ def pytest_configure(config: pytest.Config) -> None:
         seed_origin=origin,
         trace=trace,
         rootpath=Path(str(config.rootpath)),
+        trace_dir=_trace_dir(config),
+        check_determinism=bool(config.getoption("sockfake_check_determinism", False)),
     )
+
+
+def _trace_dir(config: pytest.Config) -> Path | None:
+    value, _origin = _setting(config, "trace_dir")
+    if value is None:
+        return None
+    return (Path(str(config.invocation_params.dir)) / value).resolve()
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:
@@ -336,12 +367,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     settings = item.config.stash[_settings_key]
     if not report.failed and not (settings.trace == "always" and report.when == "call"):
         return
-    text = _report_text(item, bed, settings)
-    longrepr = report.longrepr
+    _add_section(report, "sockfake", _report_text(item, bed, settings))
+
+
+def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
+    """Show ``text`` under ``title`` in the report's failure section."""
+    longrepr: Any = report.longrepr
     if hasattr(longrepr, "addsection"):
-        longrepr.addsection("sockfake", text)
+        longrepr.addsection(title, text)
     else:
-        report.sections.append(("sockfake", text))
+        report.sections.append((title, text))
 
 
 def _is_simulation_error(error: BaseException) -> bool:
@@ -410,10 +445,84 @@ def _report_text(item: pytest.Item, bed: Testbed, settings: _Settings) -> str:
         if settings.trace != "off" and trace.events:
             lines.append(f"last {min(_TRACE_LINES, len(trace.events))} trace events:")
             lines.append(trace.format(last=_TRACE_LINES))
+            lines.extend(_write_trace_files(item, net, settings))
     else:
         lines.append("real network (no seed, no trace)")
     lines.append(f"reproduce: {_reproduce_command(item, settings)}")
     return "\n".join(lines)
+
+
+def _write_trace_files(item: pytest.Item, net: Any, settings: _Settings) -> list[str]:
+    """Write the trace as pcapng, JSONL and HTML; the lines that name the files."""
+    directory = settings.trace_dir
+    if directory is None:
+        factory = getattr(item.config, "_tmp_path_factory", None)
+        if factory is None:
+            return []
+        directory = Path(factory.getbasetemp()) / "sockfake-traces"
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")[-120:]
+    try:
+        written = [
+            net.trace.write_pcap(directory / f"{stem}.pcapng"),
+            net.trace.write_jsonl(directory / f"{stem}.jsonl"),
+            net.trace.write_html(directory / f"{stem}.html", title=item.nodeid),
+        ]
+    except OSError as exc:
+        return [f"trace files: could not write to {directory}: {exc}"]
+    return ["trace files (Wireshark, JSON lines, sequence diagram):"] + [
+        f"  {path}" for path in written
+    ]
+
+
+# -- the determinism self-check ---------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """With --sockfake-check-determinism, a failing simulated test runs again with the
+    same seed; if the traces differ, its report says where and why."""
+    settings = item.config.stash[_settings_key]
+    if not settings.check_determinism or not _uses_sockfake(item):
+        return None
+    from _pytest.runner import runtestprotocol
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    first = item.stash.get(_events_key, None)
+    failed = [report for report in reports if report.failed]
+    if failed and first is not None:
+        item._initrequest()  # type: ignore[attr-defined]  # fresh fixtures for the rerun
+        # The rerun makes its own testbed and trace.
+        _forget(item, _bed_key)
+        _forget(item, _call_failed_key)
+        _forget(item, _events_key)
+        runtestprotocol(item, nextitem=nextitem, log=False)
+        second = item.stash.get(_events_key, None)
+        _add_section(failed[0], "sockfake determinism", _determinism_text(first, second))
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
+    if key in item.stash:
+        del item.stash[key]
+
+
+def _determinism_text(first: list[Any], second: list[Any] | None) -> str:
+    from sockfake.sim.determinism import first_divergence
+
+    if second is None:
+        return "the rerun made no simulated network: nothing to compare"
+    divergence = first_divergence(first, second)
+    if divergence is None:
+        return (
+            f"rerun with the same seed: the same {len(first)} events, event for event "
+            "(the failure is deterministic)"
+        )
+    return "rerun with the same seed DIFFERS: " + divergence.describe()
 
 
 # -- servers ------------------------------------------------------------------------------
@@ -473,6 +582,8 @@ def sockfake_network(request: pytest.FixtureRequest, sockfake_network_kind: str)
     finally:
         call_failed = item.stash.get(_call_failed_key, False)
         problems = bed.close(check_leaks=not call_failed)
+        if kind == "sim":
+            item.stash[_events_key] = list(net.trace)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

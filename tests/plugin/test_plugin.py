@@ -681,3 +681,54 @@ def test_a_stdlib_server_class_runs_rebuilt_on_sockfake(pytester):
     result.stdout.fnmatch_lines(
         ["*Mine is built on the stdlib's socketserver*derive it from sockfake's classes*"]
     )
+
+
+def test_a_failing_simulated_test_writes_its_trace_files(pytester):
+    make_tests(
+        pytester,
+        """
+        def test_fails(tcp_server):
+            with tcp_server(Upper).connect() as conn:
+                conn.sendall(b"hi\\n")
+                assert conn.makefile("rb").readline() == b"hi\\n"
+        """,
+    )
+    result = run(pytester, f"--sockfake-trace-dir={pytester.path / 'traces'}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["trace files (Wireshark, JSON lines, sequence diagram):"])
+    names = sorted(path.name for path in (pytester.path / "traces").iterdir())
+    assert names == [f"test_it.py_test_fails.{ext}" for ext in ("html", "jsonl", "pcapng")]
+    for name in names:
+        assert str(pytester.path / "traces" / name) in result.stdout.str()
+    assert b"HI" in (pytester.path / "traces" / "test_it.py_test_fails.pcapng").read_bytes()
+
+
+def test_check_determinism_reruns_a_failure_and_names_the_first_divergence(pytester):
+    make_tests(
+        pytester,
+        """
+        import time
+
+        def test_deterministic_failure(tcp_server):
+            with tcp_server(Upper).connect() as conn:
+                conn.sendall(b"hi\\n")
+                assert conn.makefile("rb").readline() == b"hi\\n"
+
+        def test_reads_the_real_clock(tcp_server):
+            with tcp_server(Upper).connect() as conn:
+                conn.sendall(repr(time.time()).encode() + b"\\n")  # outside the simulation
+                assert conn.makefile("rb").readline() == b"never"
+        """,
+    )
+    result = run(pytester, "--sockfake-check-determinism")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "the failure is deterministic" in out
+    result.stdout.fnmatch_lines(
+        [
+            "*rerun with the same seed DIFFERS: the runs part at event *",
+            "*first run:  * send *payload b'1*",
+            "*second run: * send *payload b'1*",
+            "likely cause: the same step carried other data*time.time()*",
+        ]
+    )

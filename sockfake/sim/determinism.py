@@ -1,0 +1,102 @@
+"""The determinism self-check: run twice with one seed, and say where the runs part.
+
+Same seed, same code: the same trace, event for event. When two runs differ, something
+outside the simulation decided a value or an order, and the first divergent event
+says what it touched. ``first_divergence`` compares two traces; ``check_determinism``
+runs a scenario twice on fresh networks and compares. The pytest plugin's
+``--sockfake-check-determinism`` reruns a failing test the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sockfake.sim.trace import TraceEvent
+
+__all__ = ["Divergence", "check_determinism", "first_divergence"]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where two runs of one seed part: the index and both events there (None: ended)."""
+
+    index: int
+    first: TraceEvent | None
+    second: TraceEvent | None
+
+    @property
+    def likely_cause(self) -> str:
+        a, b = self.first, self.second
+        if a is None or b is None:
+            return (
+                "one run did more than the other: a loop or a wait bounded by something "
+                "outside the simulation (the real clock, a real sleep or lock, a thread "
+                "the simulation does not know)"
+            )
+        if a.kind == "switch" or b.kind == "switch" or a.actor != b.actor:
+            return (
+                "the threads ran in another order: something outside the simulation chose "
+                "(a real lock, event or sleep, a thread started outside the network)"
+            )
+        if a.time != b.time and a.kind == b.kind:
+            return (
+                "the same step happened at another virtual time: a timeout or sleep "
+                "computed from the real clock (time.time(), time.monotonic())"
+            )
+        return (
+            "the same step carried other data: a value from outside the simulation "
+            "(time.time(), an unseeded random, id() or hash() of an object, iteration "
+            "over a set, os.urandom)"
+        )
+
+    def describe(self) -> str:
+        def show(event: TraceEvent | None) -> str:
+            if event is None:
+                return "(the run had ended)"
+            text = f"{event.time:.6f}  {event.actor}  {event.kind}  {event.details}"
+            if event.payload is not None:
+                text += f"  payload {event.payload[:64]!r}"
+            return text
+
+        return (
+            f"the runs part at event {self.index}:\n"
+            f"  first run:  {show(self.first)}\n"
+            f"  second run: {show(self.second)}\n"
+            f"likely cause: {self.likely_cause}"
+        )
+
+
+def first_divergence(
+    first: Sequence[TraceEvent], second: Sequence[TraceEvent]
+) -> Divergence | None:
+    """The first event where two traces differ (every field), or None if they agree."""
+    for index, (a, b) in enumerate(zip(first, second, strict=False)):
+        if a.canonical() != b.canonical():
+            return Divergence(index, a, b)
+    if len(first) != len(second):
+        index = min(len(first), len(second))
+        return Divergence(
+            index,
+            first[index] if index < len(first) else None,
+            second[index] if index < len(second) else None,
+        )
+    return None
+
+
+def check_determinism(
+    scenario: Callable[[Any], object], seed: int = 0, **network_options: Any
+) -> Divergence | None:
+    """Run ``scenario(net)`` on two fresh ``SimNetwork(seed, **network_options)``;
+    the first divergence of their traces, or None when the runs are equal."""
+    from sockfake.sim.network import SimNetwork
+
+    traces = []
+    for _ in range(2):
+        with SimNetwork(seed=seed, **network_options) as net:
+            try:
+                scenario(net)
+            finally:
+                traces.append(list(net.trace))
+    return first_divergence(traces[0], traces[1])
