@@ -528,9 +528,14 @@ class Testbed:
         original = server.handle_error
         errors = self.errors
         ignored = self._ignored
+        record = getattr(self.network, "record", None)  # the simulation's trace
 
         def handle_error(request: Any, client_address: Any) -> Any:
-            if not isinstance(sys.exc_info()[1], ignored):
+            error = sys.exc_info()[1]
+            if record is not None and error is not None:
+                record("handler-error", f"{name}: {type(error).__name__}: {error}",
+                       src=client_address, reason=type(error).__name__)
+            if not isinstance(error, ignored):
                 text = traceback.format_exc()
                 errors.append(f"{name}: handler error for client {client_address!r}\n{text}")
             return original(request, client_address)

@@ -732,3 +732,23 @@ def test_check_determinism_reruns_a_failure_and_names_the_first_divergence(pytes
             "likely cause: the same step carried other data*time.time()*",
         ]
     )
+
+
+def test_a_handler_error_is_in_the_trace(pytester):
+    make_tests(
+        pytester,
+        """
+        class Broken(sockfake.StreamRequestHandler):
+            def handle(self):
+                self.rfile.readline()
+                raise KeyError("missing")
+
+        def test_it(tcp_server):
+            with tcp_server(Broken).connect() as conn:
+                conn.sendall(b"x\\n")
+                assert conn.recv(1) == b""
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["* handler-error *tcp_server: KeyError: 'missing'"])
