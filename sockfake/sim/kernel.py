@@ -23,9 +23,10 @@ import threading
 import time as _real_time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import sockfake.sim.line_switches as line_switches
 from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
@@ -37,6 +38,7 @@ from sockfake.errors import (
 )
 from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
+from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
 from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
 
 __all__ = [
@@ -92,13 +94,15 @@ class WaitQueue:
 
 
 class _Timer:
-    __slots__ = ("when", "seq", "callback", "cancelled")
+    __slots__ = ("when", "seq", "callback", "cancelled", "wakes")
 
-    def __init__(self, when: float, seq: int, callback: Callable[[], None]) -> None:
+    def __init__(self, when: float, seq: int, callback: Callable[[], None],
+                 wakes: SimThread | None = None) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
         self.cancelled = False
+        self.wakes = wakes  # the thread whose wait times out here (None: a network event)
 
     def __lt__(self, other: _Timer) -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
@@ -119,7 +123,8 @@ class SimThread:
         self.wake_reason = ""
         self.killed = False
         self.exited = WaitQueue()
-        self.stack_at_block: str = ""
+        self.blocked_on: object | None = None  # the lock or thread that must act first
+        self.sleeping = False  # in sleep(): waiting for time itself, not for an event
         self.idle_polls = 0
 
     def stop_waiting(self) -> None:
@@ -139,6 +144,11 @@ class SimThread:
 # cannot keep it from returning.
 _SETTLE_STEPS = 100_000
 
+# Trace kinds that are no progress: a thread timing out and waiting again.
+_IDLE_KINDS = frozenset({"timeout", "switch"})
+# Clock jumps in a row with only polling between them before it is a deadlock.
+_IDLE_JUMPS_LIMIT = 1000
+
 # Empty non-blocking polls a thread may make before virtual time moves on for it.
 _IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
@@ -157,13 +167,27 @@ class Kernel:
         stall_timeout: float = 10.0,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        pct_depth: int = 3,
+        pct_steps: int = 2000,
+        replay: Sequence[str] | None = None,
+        switch_points: str = "calls",
     ) -> None:
-        if scheduling not in ("fifo", "random"):
+        if switch_points not in SWITCH_POINTS:
             raise SockfakeValueError(
-                f"scheduling must be 'fifo' or 'random', not {scheduling!r}"
+                f"switch_points must be one of {', '.join(SWITCH_POINTS)}, not {switch_points!r}"
             )
         self.seed = seed
         self.scheduling = scheduling
+        self._rngs: dict[str, random.Random] = {}
+        policy = make_policy(scheduling, self.rng("schedule"), pct_depth=pct_depth,
+                             pct_steps=pct_steps, replay=replay)
+        # FIFO needs no record: its schedule follows from the code alone.
+        self._recorder = Recorder(policy) if scheduling != "fifo" or replay else None
+        self.policy: Policy = self._recorder or policy
+        self._preempts = self._recorder is not None
+        self.switch_points = switch_points
+        self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
+        self._progress = False
         self.time_limit = time_limit
         self.stall_timeout = stall_timeout
         self.now = 0.0
@@ -176,7 +200,6 @@ class Kernel:
         self._threads: list[SimThread] = []
         self._by_ident: dict[int, SimThread] = {}
         self._thread_numbers = 0
-        self._rngs: dict[str, random.Random] = {}
         self._names: dict[str, int] = {}
         self._switched_at = _real_time.monotonic()
         self._last_call = self._switched_at  # real time of the last simulated call
@@ -191,6 +214,7 @@ class Kernel:
         self.current = root
         self._threads.append(root)
         self._by_ident[threading.get_ident()] = root
+        self.policy.adopt(root)
         _kernel_stack().append(self)
 
     def next_name(self, kind: str) -> str:
@@ -236,17 +260,27 @@ class Kernel:
 
     def record(self, kind: str, details: str = "", **fields: Any) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
+        if kind not in _IDLE_KINDS:
+            self._progress = True
         self.trace.add(self.now, self.current.name, kind, details, **fields)
 
     def record_net(self, kind: str, details: str = "", **fields: Any) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
+        self._progress = True
         self.trace.add(self.now, "net", kind, details, **fields)
+
+    @property
+    def schedule(self) -> list[str]:
+        """The decisions this run's scheduler made where there was a choice (replayable
+        with ``replay=``); empty under FIFO, which needs none."""
+        return list(self._recorder.decisions) if self._recorder is not None else []
 
     # -- timers -----------------------------------------------------------------------
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> _Timer:
+    def call_at(self, when: float, callback: Callable[[], None],
+                wakes: SimThread | None = None) -> _Timer:
         self._seq += 1
-        timer = _Timer(max(when, self.now), self._seq, callback)
+        timer = _Timer(max(when, self.now), self._seq, callback, wakes)
         heapq.heappush(self._timers, timer)
         return timer
 
@@ -260,12 +294,18 @@ class Kernel:
     # -- blocking and switching -------------------------------------------------------
 
     def wait(
-        self, queues: Iterable[WaitQueue], deadline: float | None, what: str | Callable[[], str]
+        self,
+        queues: Iterable[WaitQueue],
+        deadline: float | None,
+        what: str | Callable[[], str],
+        on: object | None = None,
     ) -> bool:
         """Give up the turn until a queue is notified (True) or the deadline passes (False).
 
         ``what`` says what the thread waits on, for deadlock dumps; a callable is only
         called if a dump needs it (a socket's repr on every blocking call adds up).
+        ``on`` is the lock (with an ``owner``) or thread that must act before this one
+        can go on: the dump follows these to name a wait-for cycle.
         """
         thread = self.thread_for_caller()
         if thread.killed:
@@ -280,10 +320,14 @@ class Kernel:
             queue.waiters[thread] = None
         thread.wait_queues = queues
         thread.waiting_on = what
+        thread.blocked_on = on
         if deadline is not None:
-            thread.timer = self.call_at(deadline, lambda: self._make_ready(thread, "timeout"))
+            thread.timer = self.call_at(
+                deadline, lambda: self._make_ready(thread, "timeout"), wakes=thread
+            )
         thread.state = "blocked"
         self._switch_from(thread)
+        thread.blocked_on = None
         reason = thread.wake_reason
         if reason == "killed":
             raise SimThreadKilled()
@@ -342,8 +386,9 @@ class Kernel:
             self.yield_turn(what)
 
     def preemption_point(self, what: str) -> None:
-        """Under random scheduling, any simulated call may hand the turn to another thread."""
-        if self.scheduling == "random" and self._ready:
+        """A switch point: when exploring (random, pct, replay) the policy may hand the
+        turn to another ready thread here. Every simulated operation is one."""
+        if self._preempts and self._ready and self.policy.preempt(self.current, self._ready):
             self.yield_turn(what)
 
     def _make_ready(self, thread: SimThread, reason: str) -> None:
@@ -358,8 +403,8 @@ class Kernel:
         while True:
             self._run_due_timers()
             if self._ready:
-                if self.scheduling == "random" and len(self._ready) > 1:
-                    index = self.rng("schedule").randrange(len(self._ready))
+                if self._preempts and len(self._ready) > 1:
+                    index = self.policy.pick(self._ready)
                     chosen = self._ready[index]
                     del self._ready[index]
                     return chosen
@@ -380,8 +425,32 @@ class Kernel:
                         f"(next event at {next_time:.6f} s)\n" + self.dump()
                     )
                 )
+            if self._only_polling(live):
+                return self._fail(SimDeadlockError(
+                    "deadlock: the main thread waits for good and the other threads only "
+                    f"poll ({_IDLE_JUMPS_LIMIT} timeouts in a row with nothing else "
+                    "happening)\n" + self.dump()
+                ))
             self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
             self.now = next_time
+
+    def _only_polling(self, live: list[_Timer]) -> bool:
+        """Has the clock only moved for threads that wake, find nothing, and wait again,
+        while the main thread waits without a deadline? Then nothing can ever happen
+        (a server in serve_forever(0.5) while the test waits on what never comes)."""
+        if self._progress:
+            self._progress = False
+            self._idle_jumps = 0
+            return False
+        self._idle_jumps += 1
+        if self._idle_jumps < _IDLE_JUMPS_LIMIT:
+            return False
+        root = self.root
+        if root.state != "blocked" or root.timer is not None:
+            return False
+        return all(
+            timer.wakes is not None and not timer.wakes.sleeping for timer in live
+        )
 
     def _fail(self, error: SimulationError) -> SimThread | None:
         """Hand a fatal error to the root thread, which raises it in the test."""
@@ -469,10 +538,22 @@ class Kernel:
                 self._thread_exit(sim_thread)
                 sim_thread.go.close()  # the turn has moved on; nobody hands it back
 
+        if self.switch_points != "calls":
+            tracer = line_switches.tracer(self, opcodes=self.switch_points == "opcodes")
+            inner = run_in_simulation
+
+            def run_in_simulation() -> None:
+                sys.settrace(tracer)
+                try:
+                    inner()
+                finally:
+                    sys.settrace(None)
+
         thread.run = run_in_simulation  # type: ignore[method-assign]
         thread._sockfake_thread = sim_thread  # type: ignore[attr-defined]
         sim_thread.state = "ready"
         sim_thread.wake_reason = "start"
+        self.policy.adopt(sim_thread)
         self._ready.append(sim_thread)
         if self._watchdog is None:
             self._watchdog = RootWatchdog(self, _os_thread_start)
@@ -505,7 +586,7 @@ class Kernel:
     def join(self, thread: SimThread, timeout: float | None) -> bool:
         deadline = None if timeout is None else self.now + timeout
         while thread.state != "finished":
-            if not self.wait((thread.exited,), deadline, f"join {thread.name}"):
+            if not self.wait((thread.exited,), deadline, f"join {thread.name}", on=thread):
                 return thread.state == "finished"
         return True
 
@@ -534,8 +615,13 @@ class Kernel:
             self.yield_turn("sleep(0)")
             return
         deadline = self.now + seconds
-        while self.now < deadline:
-            self.wait((), deadline, f"sleep until {deadline:.6f}")
+        thread = self.thread_for_caller()
+        thread.sleeping = True
+        try:
+            while self.now < deadline:
+                self.wait((), deadline, f"sleep until {deadline:.6f}")
+        finally:
+            thread.sleeping = False
 
     # -- close ------------------------------------------------------------------------
 
@@ -606,7 +692,10 @@ class Kernel:
     # -- reports ----------------------------------------------------------------------
 
     def dump(self) -> str:
+        """Every live simulated thread: what it waits on, where (its own code's frames
+        at the blocking call), and the wait-for cycle if threads wait on each other."""
         lines = [f"virtual time {self.now:.6f} s; simulated threads:"]
+        frames = sys._current_frames()
         for thread in self._threads:
             if thread.state == "finished":
                 continue
@@ -617,7 +706,46 @@ class Kernel:
             if callable(what):
                 what = what()
             lines.append(f"  {thread.name}: blocked, waiting on {what}")
+            ident = thread.thread.ident if thread.thread is not None else None
+            if ident is not None and ident in frames:
+                lines.extend(f"      {line}" for line in _user_frames(frames[ident]))
+        cycle = self._wait_for_cycle()
+        if cycle:
+            lines.append("wait-for cycle: " + " -> ".join(cycle))
         return "\n".join(lines)
+
+    def _wait_for_cycle(self) -> list[str]:
+        """Threads that wait on each other (through locks they hold, or joins)."""
+
+        def next_of(thread: SimThread) -> tuple[str, SimThread] | None:
+            on = thread.blocked_on
+            if thread.state != "blocked" or on is None:
+                return None
+            if isinstance(on, SimThread):
+                return f"join {on.name}", on
+            owner = getattr(on, "owner", None)
+            if isinstance(owner, SimThread):
+                return f"{getattr(on, 'name', 'lock')} held by {owner.name}", owner
+            return None
+
+        for start in self._threads:
+            path: list[SimThread] = []
+            steps: list[str] = []
+            thread: SimThread | None = start
+            while thread is not None and thread not in path:
+                path.append(thread)
+                hop = next_of(thread)
+                if hop is None:
+                    thread = None
+                    break
+                steps.append(hop[0])
+                thread = hop[1]
+            if thread is not None and thread in path:
+                first = path.index(thread)
+                cycle = [f"{t.name} (waits on {step})" for t, step in
+                         zip(path[first:], steps[first:], strict=True)]
+                return cycle + [thread.name]
+        return []
 
     def _deadlock_message(self) -> str:
         return (
@@ -639,3 +767,15 @@ class Kernel:
             + self.dump()
             + ("\nits stack:\n" + stack if stack else "")
         )
+
+
+def _user_frames(frame: Any, keep: int = 3) -> list[str]:
+    """The innermost ``keep`` frames of user code (not sockfake's, not threading's)."""
+    found: list[str] = []
+    while frame is not None and len(found) < keep:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(("sockfake.", "threading", "queue", "selectors", "socket")):
+            code = frame.f_code
+            found.append(f"at {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        frame = frame.f_back
+    return found

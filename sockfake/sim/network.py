@@ -139,6 +139,10 @@ class SimNetwork:
         conditions: LinkConditions | None = None,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        pct_depth: int = 3,
+        pct_steps: int = 2000,
+        replay: list[str] | None = None,
+        switch_points: str = "calls",
         **link_conditions: Any,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -160,6 +164,10 @@ class SimNetwork:
             stall_timeout=stall_timeout,
             trace_limit=trace_limit,
             trace_payload_limit=trace_payload_limit,
+            pct_depth=pct_depth,
+            pct_steps=pct_steps,
+            replay=replay,
+            switch_points=switch_points,
         )
         self.seed = seed
         # Deterministic faults chosen by index (see ``sockfake.sim.faults.FaultPlan``):
@@ -396,6 +404,13 @@ class SimNetwork:
     @property
     def trace(self) -> Trace:
         return self.kernel.trace
+
+    @property
+    def schedule(self) -> list[str]:
+        """The scheduler's decisions so far, where there was a choice; pass them as
+        ``SimNetwork(seed, scheduling=..., replay=net.schedule)`` to run this schedule
+        again (empty under FIFO, whose schedule follows from the code)."""
+        return self.kernel.schedule
 
     def digest(self) -> str:
         """A digest of the trace so far: equal seeds and code give equal digests."""

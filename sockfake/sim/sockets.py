@@ -300,6 +300,7 @@ class SimSocket:
             self.ep.remote = remote
             self._connect_reported = False
             self._transport.start_connect(self.ep)
+            self._kernel.preemption_point("connect")
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
@@ -555,6 +556,8 @@ class SimSocket:
         self.ep.closed = True
         if self._io_refs <= 0:
             self._real_close()
+        if not self._kernel.closed and self._kernel.is_simulated_caller():
+            self._kernel.preemption_point("close")
 
     def _real_close(self) -> None:
         if self.ep.fd < 0:

@@ -66,6 +66,7 @@ class SimEvent:
             self._kernel.record("event-set", self.name)
         self._flag = True
         self._changed.notify_all()
+        self._kernel.preemption_point("event set")
 
     def clear(self) -> None:
         self._flag = False
@@ -103,6 +104,7 @@ class SimLock:
         return self._owner
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self._kernel.preemption_point("lock acquire")
         if self._owner is None:
             self._owner = self._kernel.thread_for_caller()
             return True
@@ -111,7 +113,7 @@ class SimLock:
         deadline = None if timeout is None or timeout < 0 else self._kernel.now + timeout
         self._kernel.record("lock-wait", f"{self.name} held by {self._owner.name}")
         while self._owner is not None:
-            if not self._kernel.wait((self._released,), deadline, self._waiting_on):
+            if not self._kernel.wait((self._released,), deadline, self._waiting_on, on=self):
                 if self._owner is not None:
                     return False
         self._owner = self._kernel.thread_for_caller()
@@ -129,6 +131,7 @@ class SimLock:
         if self._released.waiters:
             self._kernel.record("lock-release", self.name)
         self._released.notify_all()
+        self._kernel.preemption_point("lock release")
 
     def locked(self) -> bool:
         return self._owner is not None
@@ -178,6 +181,7 @@ class SimQueue:
         if self._changed.waiters:
             self._kernel.record("queue-put", self.name)
         self._changed.notify_all()
+        self._kernel.preemption_point("queue put")
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
@@ -194,6 +198,7 @@ class SimQueue:
         if self._changed.waiters:
             self._kernel.record("queue-get", self.name)
         self._changed.notify_all()
+        self._kernel.preemption_point("queue get")
         return item
 
     def get_nowait(self) -> Any:

@@ -33,6 +33,7 @@ def _start(self: threading.Thread) -> None:
         # No OS thread ("can't start new thread"): it must not wait for a turn forever.
         kernel.forget(sim_thread)
         raise
+    kernel.preemption_point("thread start")
 
 
 def _join(self: threading.Thread, timeout: float | None = None) -> None:
