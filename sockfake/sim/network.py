@@ -152,6 +152,9 @@ class Host:
     def remove_unix_socket(self, path: Any, identity: object) -> None:
         self.network.remove_unix_socket(path, identity)
 
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:  # issue 13: socket_mode
+        self.network.chmod_unix_socket(path, mode)
+
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
         return self.network.waitpid(pid, options)
 
@@ -490,6 +493,9 @@ class SimNetwork:
 
     def remove_unix_socket(self, path: Any, identity: object) -> None:
         return None
+
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:  # issue 13: socket_mode
+        return None  # no files, so no permission bits: anyone on the network may connect
 
     def exit_child(self, status: int) -> NoReturn:
         raise NotImplementedError("processes are not simulated")
