@@ -705,59 +705,123 @@ class _NoThreads:
         return 0
 
 
+@dataclass
+class _Running:
+    """One request in flight: what it is, when it started, on which thread."""
+
+    request: Any
+    started: float
+    thread: Any
+    cut: bool = False  # its connection was shut down (deadline or eviction)
+    spilled: bool = False  # it left the pool (its worker was replaced)
+
+
 class _InFlight:
     """The requests being handled right now, with when each started.
 
-    A draining close aborts them all; the pool's deadline watchdog cuts those that ran
-    longer than ``request_deadline`` and remembers them, so the handler's resulting
-    error is not reported as a failure of the server.
+    A draining close aborts them all; the pool's watchdog cuts those past
+    ``request_deadline`` (and remembers them, so the handler's resulting error is not
+    reported as a failure of the server) and moves slow ones off the pool.
     """
 
     def __init__(self, network: Network) -> None:
         self._lock = network.lock()
-        self._requests: dict[int, tuple[Any, float]] = {}
-        self._cut: set[int] = set()  # id() of cut requests: membership only, no ordering
+        self._requests: dict[int, _Running] = {}
+        # id() of cut requests: membership only, never ordering.
+        self._cut: set[int] = set()
         self._next = 0
+        self.spilled = 0  # requests running off the pool right now
 
-    def add(self, request: Any, now: float) -> int:
+    def add(self, request: Any, now: float, thread: Any = None) -> int:
         with self._lock:
             self._next += 1
-            self._requests[self._next] = (request, now)
+            self._requests[self._next] = _Running(request, now, thread)
             return self._next
 
-    def remove(self, token: int) -> None:
+    def remove(self, token: int) -> bool:
+        """Forget a finished request; True if it had left the pool (its thread exits)."""
         with self._lock:
             entry = self._requests.pop(token, None)
-            if entry is not None:
-                self._cut.discard(id(entry[0]))
+            if entry is None:
+                return False
+            self._cut.discard(id(entry.request))
+            if entry.spilled:
+                self.spilled -= 1
+            return entry.spilled
 
     def was_cut(self, request: Any) -> bool:
         with self._lock:
             return id(request) in self._cut
 
-    def cut_expired(self, now: float, limit: float) -> tuple[int, float | None]:
-        """Abort requests started more than ``limit`` ago; return how many, and when
-        the next one expires (None: nothing in flight)."""
-        expired = []
-        next_expiry: float | None = None
+    def threads(self) -> list[Any]:
         with self._lock:
-            for request, started in self._requests.values():
-                if id(request) in self._cut:
+            return [entry.thread for entry in self._requests.values() if entry.thread]
+
+    def police(
+        self, now: float, deadline: float | None, spill_after: float | None, max_spilled: int
+    ) -> tuple[list[Any], list[Any], float | None]:
+        """One watchdog pass: cut requests past ``deadline``; mark requests running
+        longer than ``spill_after`` as spilled (up to ``max_spilled`` at once; when full,
+        the longest-running spilled request is cut to make room).
+
+        Returns the requests to cut, the threads that left the pool, and when the
+        next request reaches a limit (None: nothing in flight).
+        """
+        to_cut: list[Any] = []
+        spilled_threads: list[Any] = []
+        next_event: float | None = None
+
+        def cut(entry: _Running) -> None:
+            entry.cut = True
+            self._cut.add(id(entry.request))
+            to_cut.append(entry.request)
+
+        with self._lock:
+            # Spilled requests already cut, on their way out: room that is coming.
+            coming = sum(1 for e in self._requests.values() if e.spilled and e.cut)
+            waiting = 0  # requests due to spill that found no room
+            # Tokens grow with start time: this is oldest first.
+            for entry in self._requests.values():
+                if entry.cut:
                     continue
-                expiry = started + limit
-                if expiry <= now:
-                    self._cut.add(id(request))
-                    expired.append(request)
-                elif next_expiry is None or expiry < next_expiry:
-                    next_expiry = expiry
-        for request in expired:
+                if deadline is not None:
+                    if entry.started + deadline <= now:
+                        cut(entry)
+                        continue
+                    expiry = entry.started + deadline
+                    next_event = expiry if next_event is None else min(next_event, expiry)
+                if spill_after is None or entry.spilled:
+                    continue
+                due = entry.started + spill_after
+                if due > now:
+                    next_event = due if next_event is None else min(next_event, due)
+                    continue
+                if self.spilled >= max_spilled:
+                    # Full: cut the longest-running spilled request (unless enough
+                    # are already on their way out); this one spills once it is gone.
+                    waiting += 1
+                    if waiting > coming:
+                        oldest = next(
+                            (e for e in self._requests.values() if e.spilled and not e.cut),
+                            None,
+                        )
+                        if oldest is not None:
+                            cut(oldest)
+                            coming += 1
+                    retry = now + min(spill_after, 0.01)
+                    next_event = retry if next_event is None else min(next_event, retry)
+                    continue
+                entry.spilled = True
+                self.spilled += 1
+                spilled_threads.append(entry.thread)
+        for request in to_cut:
             _abort_request(request)
-        return len(expired), next_expiry
+        return to_cut, spilled_threads, next_event
 
     def abort_all(self) -> None:
         """Shut down every in-flight stream so handlers blocked on it unwind."""
         with self._lock:
-            requests = [request for request, _ in self._requests.values()]
+            requests = [entry.request for entry in self._requests.values()]
         for request in requests:
             _abort_request(request)
 
@@ -904,8 +968,11 @@ class _PoolState:
     # accept loop, waiting for room, wakes at once for either.
     room: EventLike
     inflight: _InFlight
-    # Set by server_close(): the deadline watchdog exits.
+    # Set by server_close(): the watchdog exits.
     stopping: EventLike
+    # Guards ``workers`` and ``started``: the serving thread and the watchdog both
+    # start workers.
+    lock: Any
     workers: list[Any] = field(default_factory=list)
     started: int = 0  # workers started so far (names them)
     lost: bool = False  # a worker died of an exception: start a replacement
@@ -934,9 +1001,15 @@ class ThreadPoolMixIn:
     # How often a full queue rechecks an externally set shutdown flag (shutdown()
     # itself wakes the accept loop at once).
     queue_poll_interval = 0.1
-    # Opt-in: the most seconds a request may hold a worker, reading and writing
-    # included; past it its connection is shut down (None: no limit).
+    # Opt-in: the most seconds a request may run, reading and writing included;
+    # past it its connection is shut down (None: no limit).
     request_deadline: float | None = None
+    # Opt-in: up to this many slow requests leave the pool (0: none). A request still
+    # running after slow_request_after seconds gives its worker's place to a new
+    # worker and finishes on its own thread, so slow clients cannot hold every worker;
+    # when that many are out, the longest-running one is cut to make room.
+    max_slow_requests = 0
+    slow_request_after = 0.05
     daemon_threads = True
     block_on_close = True
 
@@ -949,6 +1022,15 @@ class ThreadPoolMixIn:
         _check_count(self, "max_queued_requests")
         _check_seconds(self, "queue_poll_interval", optional=False)
         _check_seconds(self, "request_deadline", optional=True)
+        value = self.max_slow_requests
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SockfakeTypeError(
+                f"max_slow_requests must be an int (0: off), not {type(value).__name__} "
+                f"{value!r}"
+            )
+        if value < 0:
+            raise SockfakeValueError(f"max_slow_requests must be 0 or more, not {value!r}")
+        _check_seconds(self, "slow_request_after", optional=False)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handle one request on a worker thread; exceptions are handled here."""
@@ -966,6 +1048,7 @@ class ThreadPoolMixIn:
                 room=network.event(),
                 inflight=_InFlight(network),
                 stopping=network.event(),
+                lock=network.lock(),
             )
             vars(self)["_pool_state"] = state
         return state
@@ -988,7 +1071,8 @@ class ThreadPoolMixIn:
             if isinstance(item, _PoolStop):
                 return
             request, client_address = item
-            token = inflight.add(request, self.network.time())
+            token = inflight.add(request, self.network.time(), threading.current_thread())
+            spilled = False
             try:
                 self.process_request_thread(request, client_address)
             except (SystemExit, KeyboardInterrupt) as exc:
@@ -1001,23 +1085,40 @@ class ThreadPoolMixIn:
                 if not isinstance(exc, SystemExit):
                     _report_thread_exception(exc)
             finally:
-                inflight.remove(token)
+                spilled = inflight.remove(token)
+            if spilled:
+                return  # this thread left the pool; a replacement took its place
             if state.closing and work.empty():
                 return
 
-    def _pool_watchdog(self, state: _PoolState, limit: float) -> None:
-        """Cut requests that hold a worker longer than ``limit`` (request_deadline)."""
+    def _pool_watchdog(self, state: _PoolState) -> None:
+        """Police in-flight requests: ``request_deadline`` and ``max_slow_requests``."""
         network = self.network
-        wait = limit
+        deadline = self.request_deadline
+        max_spilled = self.max_slow_requests
+        spill_after = self.slow_request_after if max_spilled else None
+        logger = self.error_logger  # type: ignore[attr-defined]
+        idle = min(x for x in (deadline, spill_after) if x is not None)
+        wait = idle
         while not state.stopping.wait(wait):
             now = network.time()
-            cut, next_expiry = state.inflight.cut_expired(now, limit)
-            if cut and self.error_logger is not None:  # type: ignore[attr-defined]
-                self.error_logger.info(  # type: ignore[attr-defined]
-                    "request_deadline: cut %d request(s) after %.3f s", cut, limit
-                )
-            # A request starting from now on expires no sooner than now + limit.
-            wait = limit if next_expiry is None else max(0.001, next_expiry - now)
+            cut, spilled, next_event = state.inflight.police(
+                now, deadline, spill_after, max_spilled
+            )
+            if spilled:
+                with state.lock:
+                    for thread in spilled:
+                        with contextlib.suppress(ValueError):
+                            state.workers.remove(thread)
+                if not state.closing:
+                    # Their places in the pool are free: fill them now (queued
+                    # requests would otherwise wait for the next connection).
+                    self._start_workers(state)
+                state.room.set()
+            if cut and logger is not None:
+                logger.info("pool: cut %d slow request(s)", len(cut))
+            # A request starting from now on reaches a limit no sooner than now + idle.
+            wait = idle if next_event is None else max(0.001, next_event - now)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Queue the request for a worker (the pool starts with the first request).
@@ -1026,11 +1127,11 @@ class ThreadPoolMixIn:
         ``shutdown()``: a request that cannot be queued by then is closed.
         """
         state = self._pool()
-        if not state.workers or state.lost:
-            state.lost = False
-            self._start_workers(state)
         item = (request, client_address)
         while True:
+            if len(state.workers) < self.max_workers or state.lost:
+                state.lost = False
+                self._start_workers(state)
             state.room.clear()
             try:
                 state.work.put_nowait(item)
@@ -1059,23 +1160,27 @@ class ThreadPoolMixIn:
         A handler raising a BaseException other than SystemExit/KeyboardInterrupt
         (which workers survive) ends its worker, as it ends a ThreadingMixIn thread;
         the worker leaves the pool and the accept loop starts a replacement before
-        queueing the next request. Only the serving thread starts workers, so a
-        network that is unwinding its threads (the simulation's close) gets no new ones.
+        queueing the next request. The serving thread starts workers, and the
+        watchdog replaces those whose slow request left the pool (never while the
+        pool closes), so a network unwinding its threads gets no new ones.
         """
         workers = state.workers
         name = type(self).__name__
-        while len(workers) < self.max_workers:
-            state.started += 1
-            worker = self.network.thread(
-                target=self._pool_worker, args=(state,), name=f"{name}-worker-{state.started}"
-            )
-            worker.daemon = self.daemon_threads
-            workers.append(worker)
-            worker.start()
-        limit = self.request_deadline
-        if limit is not None and state.watchdog is None:
+        with state.lock:
+            while len(workers) < self.max_workers:
+                state.started += 1
+                worker = self.network.thread(
+                    target=self._pool_worker,
+                    args=(state,),
+                    name=f"{name}-worker-{state.started}",
+                )
+                worker.daemon = self.daemon_threads
+                workers.append(worker)
+                worker.start()
+        policed = self.request_deadline is not None or self.max_slow_requests > 0
+        if policed and state.watchdog is None:
             state.watchdog = self.network.thread(
-                target=self._pool_watchdog, args=(state, limit), name=f"{name}-deadline"
+                target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
             )
             state.watchdog.daemon = True
             state.watchdog.start()
@@ -1119,13 +1224,17 @@ class ThreadPoolMixIn:
             state.stopping.set()
             return
         try:
+            # A snapshot: the watchdog (still cutting at request_deadline while we
+            # drain) moves slow requests' threads out of ``workers``.
+            threads = list(workers)
+            threads += [t for t in state.inflight.threads() if t not in threads]
             deadline = None if timeout is None else self.network.time() + timeout
-            for worker in workers:
+            for worker in threads:
                 if deadline is None:
                     worker.join()
                 else:
                     worker.join(max(0.0, deadline - self.network.time()))
-            if timeout is None or not any(worker.is_alive() for worker in workers):
+            if timeout is None or not any(worker.is_alive() for worker in threads):
                 return
             # Out of time: close what is still queued, abort what is running.
             while True:
@@ -1135,13 +1244,13 @@ class ThreadPoolMixIn:
                     break
                 if not isinstance(item, _PoolStop):
                     self.shutdown_request(item[0])  # type: ignore[attr-defined]
-            for _ in workers:
+            for _ in threads:
                 try:
                     work.put_nowait(_PoolStop())
                 except queue.Full:
                     break
             state.inflight.abort_all()
-            _join_or_warn(self, [w for w in workers if w.is_alive()], timeout, "pool worker(s)")
+            _join_or_warn(self, [w for w in threads if w.is_alive()], timeout, "pool worker(s)")
         finally:
             state.stopping.set()
             if state.watchdog is not None:
