@@ -193,7 +193,7 @@ def _is_filesystem_path(address: Any) -> bool:
 _PROC_NET_UNIX = "/proc/net/unix"
 
 
-def _bound_unix_paths(table: str = _PROC_NET_UNIX) -> set[str] | None:
+def _bound_unix_paths(table: str | None = None) -> set[str] | None:
     """Paths of every Unix socket bound in this network namespace (None: no table).
 
     Each line of ``/proc/net/unix`` is ``Num RefCount Protocol Flags Type St Inode
@@ -201,7 +201,7 @@ def _bound_unix_paths(table: str = _PROC_NET_UNIX) -> set[str] | None:
     directory (see ``_named_in``).
     """
     try:
-        with open(table, encoding="utf-8", errors="surrogateescape") as lines:
+        with open(table or _PROC_NET_UNIX, encoding="utf-8", errors="surrogateescape") as lines:
             next(lines, None)  # the header
             paths = set()
             for line in lines:

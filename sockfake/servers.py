@@ -954,6 +954,18 @@ class _PoolStop:
     """Sentinel telling a pool worker to exit."""
 
 
+def _pass_stop(work: Any) -> None:
+    """A worker leaving a closing pool passes a stop on to the next idle one.
+
+    ``server_close()`` cannot always queue one stop per worker (the queue may hold
+    fewer items than there are workers); each worker that stops hands one on, so
+    every idle worker blocked in ``get()`` is reached. A full queue means requests
+    are left: the worker that takes the last one hands the stop on instead.
+    """
+    with contextlib.suppress(queue.Full):
+        work.put_nowait(_PoolStop())
+
+
 @dataclass
 class _PoolState:
     """Everything a running pool holds, in one place (``server._pool_state``).
@@ -1069,6 +1081,7 @@ class ThreadPoolMixIn:
             item = work.get()
             state.room.set()
             if isinstance(item, _PoolStop):
+                _pass_stop(work)
                 return
             request, client_address = item
             token = inflight.add(request, self.network.time(), threading.current_thread())
@@ -1089,6 +1102,7 @@ class ThreadPoolMixIn:
             if spilled:
                 return  # this thread left the pool; a replacement took its place
             if state.closing and work.empty():
+                _pass_stop(work)
                 return
 
     def _pool_watchdog(self, state: _PoolState) -> None:
