@@ -982,6 +982,10 @@ class _PoolState:
     inflight: _InFlight
     # Set by server_close(): the watchdog exits.
     stopping: EventLike
+    # Set when a request starts (and by server_close()): an idle watchdog waits on it
+    # with no timeout, so an idle pool schedules nothing (no polling; on the
+    # simulation, no clock deadline that would hide a deadlock).
+    busy: EventLike
     # Guards ``workers`` and ``started``: the serving thread and the watchdog both
     # start workers.
     lock: Any
@@ -1002,10 +1006,15 @@ class ThreadPoolMixIn:
 
     A bounded pool is what a few slow clients can starve: six connections that
     trickle their request (slowloris) or never read their response hold six workers.
-    ``request_deadline`` bounds the total time a request may hold a worker: past it,
-    a watchdog shuts the connection down, so a handler blocked reading or writing
-    unwinds and the worker moves on. Pair it with ``request_timeout`` (the longest
-    wait for any one read or write). See README "Hardening".
+    With ``max_slow_requests = N``, a request still running after
+    ``slow_request_after`` seconds leaves the pool: a watchdog thread starts a new
+    worker in its place and the request finishes on its old thread (at most N such at
+    once; when N are out, the longest-running is cut). ``request_deadline`` bounds a
+    request's total time: past it the watchdog shuts the connection down, so a handler
+    blocked reading or writing unwinds. ``request_timeout`` bounds any one read or
+    write. A deadline alone does not protect a pool from many slow connections (they
+    queue ahead of good clients, each holding a worker until its deadline); moving
+    them off the pool does. See README "Hardening".
     """
 
     max_workers = min(32, (os.cpu_count() or 1) + 4)
@@ -1021,7 +1030,7 @@ class ThreadPoolMixIn:
     # worker and finishes on its own thread, so slow clients cannot hold every worker;
     # when that many are out, the longest-running one is cut to make room.
     max_slow_requests = 0
-    slow_request_after = 0.05
+    slow_request_after = 0.02
     daemon_threads = True
     block_on_close = True
 
@@ -1060,6 +1069,7 @@ class ThreadPoolMixIn:
                 room=network.event(),
                 inflight=_InFlight(network),
                 stopping=network.event(),
+                busy=network.event(),
                 lock=network.lock(),
             )
             vars(self)["_pool_state"] = state
@@ -1085,6 +1095,8 @@ class ThreadPoolMixIn:
                 return
             request, client_address = item
             token = inflight.add(request, self.network.time(), threading.current_thread())
+            if state.watchdog is not None:
+                state.busy.set()
             spilled = False
             try:
                 self.process_request_thread(request, client_address)
@@ -1112,9 +1124,11 @@ class ThreadPoolMixIn:
         max_spilled = self.max_slow_requests
         spill_after = self.slow_request_after if max_spilled else None
         logger = self.error_logger  # type: ignore[attr-defined]
-        idle = min(x for x in (deadline, spill_after) if x is not None)
-        wait = idle
-        while not state.stopping.wait(wait):
+        while not state.stopping.is_set():
+            # Cleared before looking, so a request that starts after the look wakes
+            # the wait below (a request starting later never expires sooner than
+            # ``next_event``: the timed wait needs no wake-up).
+            state.busy.clear()
             now = network.time()
             cut, spilled, next_event = state.inflight.police(
                 now, deadline, spill_after, max_spilled
@@ -1131,8 +1145,12 @@ class ThreadPoolMixIn:
                 state.room.set()
             if cut and logger is not None:
                 logger.info("pool: cut %d slow request(s)", len(cut))
-            # A request starting from now on reaches a limit no sooner than now + idle.
-            wait = idle if next_event is None else max(0.001, next_event - now)
+            if next_event is None:
+                # Nothing to police (idle, or only requests already cut or off the
+                # pool with no deadline): sleep until a request starts or the pool stops.
+                state.busy.wait()
+                continue
+            state.stopping.wait(max(0.001, next_event - now))
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Queue the request for a worker (the pool starts with the first request).
@@ -1236,6 +1254,7 @@ class ThreadPoolMixIn:
                 break
         if not self.block_on_close:
             state.stopping.set()
+            state.busy.set()
             return
         try:
             # A snapshot: the watchdog (still cutting at request_deadline while we
@@ -1267,6 +1286,7 @@ class ThreadPoolMixIn:
             _join_or_warn(self, [w for w in threads if w.is_alive()], timeout, "pool worker(s)")
         finally:
             state.stopping.set()
+            state.busy.set()
             if state.watchdog is not None:
                 state.watchdog.join(1.0)
 
