@@ -1124,10 +1124,11 @@ class ThreadPoolMixIn:
         max_spilled = self.max_slow_requests
         spill_after = self.slow_request_after if max_spilled else None
         logger = self.error_logger  # type: ignore[attr-defined]
+        granularity = min(x for x in (deadline, spill_after) if x is not None)
         while not state.stopping.is_set():
             # Cleared before looking, so a request that starts after the look wakes
-            # the wait below (a request starting later never expires sooner than
-            # ``next_event``: the timed wait needs no wake-up).
+            # the untimed wait below. The timed wait is at most ``granularity``: a
+            # request starting later reaches a limit no sooner than that after it.
             state.busy.clear()
             now = network.time()
             cut, spilled, next_event = state.inflight.police(
@@ -1150,7 +1151,7 @@ class ThreadPoolMixIn:
                 # pool with no deadline): sleep until a request starts or the pool stops.
                 state.busy.wait()
                 continue
-            state.stopping.wait(max(0.001, next_event - now))
+            state.stopping.wait(max(0.001, min(next_event - now, granularity)))
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Queue the request for a worker (the pool starts with the first request).

@@ -170,6 +170,24 @@ def test_pool_slow_requests_leave_the_pool_so_a_good_client_is_served() -> None:
         assert len(state.workers) == 2  # and the pool still has max_workers
 
 
+def test_pool_spills_a_new_slow_request_while_an_earlier_one_waits_for_its_deadline() -> None:
+    """The watchdog, timing the first request's far deadline, still sees the next one."""
+
+    class Pool(sockfake.ThreadPoolTCPServer):
+        max_workers = 1
+        max_slow_requests = 10
+        request_deadline = 30.0
+
+    server = Pool((HOST, 0), Upper)
+    with serving(server), closing_all(slow_clients(server.server_address, 1)):
+        time.sleep(0.3)  # the first is off the pool; only its deadline is left to time
+        with closing_all(slow_clients(server.server_address, 1)):
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert round_trip(server.server_address, timeout=2.0) == b"PING\n"
+            assert time.monotonic() - started < 1.0
+
+
 def test_pool_slow_requests_beyond_the_limit_cut_the_longest_running() -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 1

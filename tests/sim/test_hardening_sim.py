@@ -100,6 +100,29 @@ def test_pool_slow_requests_leave_the_pool_in_virtual_time(simnet: SimNetwork) -
     stop(server, thread)
 
 
+def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(simnet: SimNetwork) -> None:
+    class Pool(sockfake.ThreadPoolTCPServer):
+        max_workers = 1
+        max_slow_requests = 10
+        request_deadline = 30.0
+
+    server = Pool(("127.0.0.1", 0), Upper, network=simnet)
+    thread = start(server)
+    slow = []
+    for _ in range(2):
+        client = simnet.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.connect(server.server_address)
+        client.sendall(b"G")
+        slow.append(client)
+        simnet.sleep(0.5)
+    started = simnet.time()
+    assert round_trip(simnet, server.server_address) == b"PING\n"
+    assert simnet.time() - started < 0.2  # not at the first one's deadline, 30 s on
+    for client in slow:
+        client.close()
+    stop(server, thread)
+
+
 def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(simnet: SimNetwork) -> None:
     release = simnet.event()
 
