@@ -79,15 +79,28 @@ def _check_seconds(owner: object, name: str, *, optional: bool) -> None:
         raise SockfakeValueError(f"{name} must be {expected}, not {value!r}")
 
 
-def _check_count(owner: object, name: str) -> None:
-    """``name`` must be an int of at least 1."""
+def _check_count(owner: object, name: str, minimum: int = 1) -> None:
+    """``name`` must be an int of at least ``minimum``."""
     value = getattr(owner, name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise SockfakeTypeError(
-            f"{name} must be an int of at least 1, not {type(value).__name__} {value!r}"
+            f"{name} must be an int of at least {minimum}, not {type(value).__name__} "
+            f"{value!r}"
         )
-    if value < 1:
-        raise SockfakeValueError(f"{name} must be at least 1, not {value!r}")
+    if value < minimum:
+        raise SockfakeValueError(f"{name} must be at least {minimum}, not {value!r}")
+
+
+def _check_poll_timeout(owner: object, name: str) -> None:
+    """``name`` (``handle_request()``'s timeout) must be None or finite seconds >= 0."""
+    value = getattr(owner, name)
+    if value is None:
+        return
+    expected = "a number of seconds (0 or more) or None"
+    if not _is_number(value):
+        raise SockfakeTypeError(f"{name} must be {expected}, not {type(value).__name__} {value!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise SockfakeValueError(f"{name} must be {expected}, not {value!r}")
 
 
 class BaseServer:
@@ -136,6 +149,7 @@ class BaseServer:
         Each class checks its own and calls ``super()``; an error names the setting.
         """
         _check_seconds(self, "accept_backoff_max", optional=False)
+        _check_poll_timeout(self, "timeout")
 
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
@@ -414,6 +428,7 @@ class TCPServer(BaseServer):
     def _check_settings(self) -> None:
         super()._check_settings()
         _check_seconds(self, "request_timeout", optional=True)
+        _check_count(self, "request_queue_size", minimum=0)
         mode = self.socket_mode
         if mode is not None:
             if isinstance(mode, bool) or not isinstance(mode, int):
@@ -511,6 +526,10 @@ class UDPServer(TCPServer):
     socket_type: int = socket.SOCK_DGRAM
     max_packet_size = 8192
 
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        _check_count(self, "max_packet_size")
+
     def get_request(self) -> tuple[Any, Any]:
         data, client_addr = self.socket.recvfrom(self.max_packet_size)
         return (data, self.socket), client_addr
@@ -545,6 +564,11 @@ class ForkingMixIn:
     child_poll_interval = 0.01
 
     network: Network
+
+    def _check_settings(self) -> None:
+        super()._check_settings()  # type: ignore[misc]
+        _check_count(self, "max_children")
+        _check_seconds(self, "child_poll_interval", optional=False)
 
     def collect_children(self, *, blocking: bool = False) -> None:
         """Internal routine to wait for children that have exited."""

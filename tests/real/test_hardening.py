@@ -263,6 +263,13 @@ BAD_SETTINGS = [
     (sockfake.TCPServer, "accept_backoff_max", 0, ValueError),
     (sockfake.TCPServer, "accept_backoff_max", None, TypeError),
     (sockfake.UDPServer, "accept_backoff_max", "1", TypeError),
+    (sockfake.TCPServer, "timeout", -1, ValueError),
+    (sockfake.TCPServer, "timeout", "1", TypeError),
+    (sockfake.TCPServer, "request_queue_size", -1, ValueError),
+    (sockfake.TCPServer, "request_queue_size", "5", TypeError),
+    (sockfake.UDPServer, "max_packet_size", 0, ValueError),
+    (sockfake.ForkingTCPServer, "max_children", 0, ValueError),
+    (sockfake.ForkingTCPServer, "child_poll_interval", None, TypeError),
     (sockfake.TCPServer, "socket_mode", "600", TypeError),
     (sockfake.TCPServer, "socket_mode", 0o10000, ValueError),
 ]
