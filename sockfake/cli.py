@@ -23,6 +23,7 @@ from typing import Any
 
 from sockfake.handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
 from sockfake.servers import (
+    BaseServer,
     TCPServer,
     ThreadingTCPServer,
     ThreadingUDPServer,
@@ -38,16 +39,35 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9999
 # How long a stopping server lets in-flight requests finish before aborting them.
 DEFAULT_DRAIN = 0.02
+# The echo handler's longest line (newline included): a longer one closes the connection.
+DEFAULT_MAX_LINE = 64 * 1024
+# Seconds a stream connection may wait for any one read or write (0: no limit).
+DEFAULT_TIMEOUT = 60.0
+# With --pool: how many slow requests may leave the pool (see ThreadPoolMixIn).
+POOL_MAX_SLOW = 256
+# What a client that goes away (or is cut at stop) makes a handler raise: not a bug of
+# the handler, so no traceback.
+_CLIENT_GONE = (ConnectionError, TimeoutError)
 
 
 # --- the built-in handler -------------------------------------------------------------
 
 
 class EchoStreamHandler(StreamRequestHandler):
-    """Reply to every line with the same line upper-cased, until the client closes."""
+    """Reply to every line with the same line upper-cased, until the client closes.
+
+    A line longer than the server's ``max_line`` (newline included) closes the
+    connection instead of being buffered whole: memory per connection stays bounded.
+    """
 
     def handle(self) -> None:
-        for line in self.rfile:
+        limit = int(getattr(self.server, "max_line", DEFAULT_MAX_LINE))
+        while True:
+            line = self.rfile.readline(limit)
+            if not line:
+                return
+            if len(line) >= limit and not line.endswith(b"\n"):
+                return  # too long: close rather than buffer it
             self.wfile.write(line.upper())
 
 
@@ -89,6 +109,16 @@ def _seconds(text: str) -> float:
     if not 0 <= seconds < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text}")
     return seconds
+
+
+def _file_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text} is not a mode between 000 and 777")
+    return mode
 
 
 # --- serve ----------------------------------------------------------------------------
@@ -133,6 +163,30 @@ def _add_serve_command(subcommands: Any) -> None:
     )
     mode.add_argument(
         "--sync", action="store_true", help="handle one request at a time in the serving thread"
+    )
+    serve.add_argument(
+        "--max-line",
+        type=_positive_int,
+        default=DEFAULT_MAX_LINE,
+        metavar="BYTES",
+        help="the echo handler's longest line, newline included; a longer one closes the "
+        f"connection (default {DEFAULT_MAX_LINE})",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="close a stream connection that waits longer than this for any one read or "
+        f"write, so idle clients do not hold threads (default {DEFAULT_TIMEOUT:g}; 0: never)",
+    )
+    serve.add_argument(
+        "--mode",
+        type=_file_mode,
+        default=None,
+        metavar="OCTAL",
+        help="permission bits of the Unix socket file, set before it listens (e.g. 600); "
+        "default: what the umask leaves",
     )
     serve.add_argument(
         "--drain",
@@ -186,10 +240,17 @@ def _server_class(args: argparse.Namespace, family: str) -> type:
         attrs: dict[str, Any] = {}
     elif args.pool:
         base = ThreadPoolUDPServer if datagram else ThreadPoolTCPServer
-        attrs = {"max_workers": args.pool}
+        # Slow clients leave the pool instead of holding its workers.
+        attrs = {"max_workers": args.pool, "max_slow_requests": POOL_MAX_SLOW}
     else:
         base = ThreadingUDPServer if datagram else ThreadingTCPServer
         attrs = {}
+    attrs["max_line"] = args.max_line
+    attrs["handle_error"] = _handle_error
+    if not datagram and args.timeout:
+        attrs["request_timeout"] = args.timeout
+    if args.mode is not None:
+        attrs["socket_mode"] = args.mode
     if family.startswith("unix"):
         # The Unix path is ours for the server's lifetime: take over a stale socket
         # file left by a crashed run, and remove it on the way out.
@@ -199,6 +260,14 @@ def _server_class(args: argparse.Namespace, family: str) -> type:
     else:
         attrs["allow_reuse_address"] = not datagram
     return type(f"Cli{base.__name__}", (base,), attrs)
+
+
+def _handle_error(server: Any, request: Any, client_address: Any) -> None:
+    """A client that went away, timed out or was cut at stop is not a handler bug:
+    nothing is printed. Anything else gets the usual traceback."""
+    if isinstance(sys.exc_info()[1], _CLIENT_GONE):
+        return
+    BaseServer.handle_error(server, request, client_address)
 
 
 def _describe(family: str, address: Any) -> str:
@@ -224,6 +293,8 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         family = "udp" if args.udp else "tcp"
         host = DEFAULT_HOST if args.host is None else args.host
         address = (host, DEFAULT_PORT if args.port is None else args.port)
+    if args.mode is not None and unix_path is None:
+        parser.error("--mode applies to a Unix socket (--unix or --unix-dgram)")
     handler = _load_handler(args.handler, parser, datagram=family in ("udp", "unix-dgram"))
     server_class = _server_class(args, family)
     try:

@@ -126,6 +126,12 @@ class Network(Protocol):
         """Remove the socket file at ``path`` if it is still the one ``identity`` names."""
         ...
 
+    # --- issue 13 (socket_mode) ---
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:
+        """Set the permission bits of the socket file at ``path`` (servers call it
+        between bind and listen). A network without files makes it a no-op."""
+        ...
+
 
 _default: list[Network] = [REAL_NETWORK]
 _default_lock = threading.Lock()

@@ -139,7 +139,17 @@ class RealNetwork:
         return (info.st_dev, info.st_ino)
 
     def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
-        """Unlink ``path`` if it is a socket file that nothing listens on."""
+        """Unlink ``path`` if it is a socket file that nothing is bound to.
+
+        Never blocks and never hands a live server a connection: on Linux the kernel's
+        table of Unix sockets (``/proc/net/unix``) says whether any socket is bound to
+        the path, listening or not (a server between bind() and listen() keeps its
+        file). Only a path absent from the table, or a system without the table, is
+        probed with a non-blocking connect(): refused means stale; accepted, or EAGAIN
+        (a live server's full backlog), means alive; anything else keeps the file.
+        (A server in another network namespace is not in this namespace's table: the
+        probe is what finds it, at the cost of one connection it sees closed at once.)
+        """
         if not _is_filesystem_path(path):
             return
         try:
@@ -147,17 +157,16 @@ class RealNetwork:
                 return
         except OSError:
             return
-        probe = socket.socket(socket.AF_UNIX, socket_type)
-        try:
-            # A listening stream socket accepts the connection; a bound datagram socket
-            # accepts connect(). Nobody bound there: ECONNREFUSED.
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)
-        except OSError:
-            pass
-        finally:
-            probe.close()
+        bound = _bound_unix_paths()
+        if bound is not None and _named_in(path, bound):
+            return
+        if _probe_refused(path, socket_type):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:
+        if _is_filesystem_path(path):
+            os.chmod(path, mode)
 
     def remove_unix_socket(self, path: Any, identity: object) -> None:
         # Unlink only the file the server created, not one that replaced it since.
@@ -179,6 +188,63 @@ def _is_filesystem_path(address: Any) -> bool:
     if isinstance(address, bytes):
         return bool(address) and not address.startswith(b"\0")
     return isinstance(address, os.PathLike)
+
+
+_PROC_NET_UNIX = "/proc/net/unix"
+
+
+def _bound_unix_paths(table: str | None = None) -> set[str] | None:
+    """Paths of every Unix socket bound in this network namespace (None: no table).
+
+    Each line of ``/proc/net/unix`` is ``Num RefCount Protocol Flags Type St Inode
+    [Path]``; the path is as given to bind(), so it may be relative to the binder's
+    directory (see ``_named_in``).
+    """
+    try:
+        with open(table or _PROC_NET_UNIX, encoding="utf-8", errors="surrogateescape") as lines:
+            next(lines, None)  # the header
+            paths = set()
+            for line in lines:
+                fields = line.rstrip("\n").split(None, 7)
+                if len(fields) == 8 and not fields[7].startswith("@"):  # @: abstract
+                    paths.add(fields[7])
+            return paths
+    except OSError:
+        return None
+
+
+def _named_in(path: Any, bound: set[str]) -> bool:
+    """Is ``path`` (possibly) one of the bound paths? When in doubt, yes: a relative
+    path bound elsewhere with the same file name counts, so a live file is kept."""
+    text = os.fsdecode(os.fspath(path))
+    absolute = os.path.abspath(text)
+    name = os.path.basename(absolute)
+    for entry in bound:
+        if entry == text or entry == absolute:
+            return True
+        if os.path.isabs(entry):
+            if os.path.normpath(entry) == absolute:
+                return True
+        elif os.path.basename(entry) == name:
+            return True
+    return False
+
+
+def _probe_refused(path: Any, socket_type: int) -> bool:
+    """Non-blocking connect to ``path``: True only if it is refused (nobody bound)."""
+    probe = socket.socket(socket.AF_UNIX, socket_type)
+    try:
+        probe.setblocking(False)
+        # A stream connect completes at once or fails with EAGAIN (full backlog): it
+        # never waits. A datagram connect only records the peer.
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False  # EAGAIN (alive, backlog full), EPROTOTYPE, EACCES...: keep
+    finally:
+        probe.close()
+    return False
 
 
 REAL_NETWORK = RealNetwork()

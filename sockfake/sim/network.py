@@ -396,6 +396,9 @@ class SimNetwork:
     def remove_unix_socket(self, path: Any, identity: object) -> None:
         return None
 
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:  # no files: no file modes
+        return None  # no files, so no permission bits: anyone on the network may connect
+
     def exit_child(self, status: int) -> NoReturn:
         raise NotImplementedError("processes are not simulated")
 

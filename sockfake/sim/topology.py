@@ -138,6 +138,9 @@ class Host:
     def remove_unix_socket(self, path: Any, identity: object) -> None:
         self.network.remove_unix_socket(path, identity)
 
+    def chmod_unix_socket(self, path: Any, mode: int) -> None:
+        self.network.chmod_unix_socket(path, mode)
+
 
 class Link:
     """One direction between two hosts: its conditions, the model's state, its faults."""

@@ -209,7 +209,7 @@ def test_thread_pool_worker_survives_system_exit_in_a_handler(
             second.sendall(b"two")
             server.handle_request()
             assert recv_all(second) == b"TWO"
-        workers = list(vars(server)["_pool_workers"])
+        workers = list(vars(server)["_pool_state"].workers)
     assert len(workers) == 1
     assert not workers[0].is_alive()
     assert seen == ([exc_type] if reported else [])
@@ -241,7 +241,7 @@ def test_thread_pool_replaces_a_worker_killed_by_a_base_exception(
             second.sendall(b"two")
             server.handle_request()
             assert recv_all(second) == b"TWO"
-        names = [worker.name for worker in vars(server)["_pool_workers"]]
+        names = [worker.name for worker in vars(server)["_pool_state"].workers]
     assert seen == [_Fatal]
     assert names == ["Pool-worker-2"]
 
@@ -250,7 +250,7 @@ def test_thread_pool_workers_are_stopped_by_server_close() -> None:
     server = socketserver.ThreadPoolTCPServer(("127.0.0.1", 0), Upper)
     with serving(server):
         assert round_trip(server.server_address) == b"PING"
-        workers = list(vars(server)["_pool_workers"])
+        workers = list(vars(server)["_pool_state"].workers)
         assert workers
     assert not any(worker.is_alive() for worker in workers)
 
