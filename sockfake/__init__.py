@@ -32,6 +32,7 @@ from sockfake.handlers import (
     StreamRequestHandler as StreamRequestHandler,
     _SocketWriter as _SocketWriter,
 )
+from sockfake.mixins import _NoThreads as _NoThreads, _Threads as _Threads
 from sockfake.network import (
     REAL_NETWORK as REAL_NETWORK,
     Network as Network,
@@ -61,8 +62,6 @@ from sockfake.servers import (
     UDPServer as UDPServer,
     UnixDatagramServer as UnixDatagramServer,
     UnixStreamServer as UnixStreamServer,
-    _NoThreads as _NoThreads,
-    _Threads as _Threads,
 )
 
 if TYPE_CHECKING:

@@ -39,7 +39,10 @@ def _creation_site() -> str:
     return "?"
 
 
-_INTERNAL_MODULES = ("sockfake.sim.", "sockfake.servers", "threading", "queue", "concurrent.")
+_INTERNAL_MODULES = (
+    "sockfake.sim.", "sockfake.servers", "sockfake.mixins", "sockfake.pool",
+    "threading", "queue", "concurrent.",
+)
 
 
 class SimEvent:
