@@ -10,6 +10,12 @@ deadlock, reported with a dump of every thread and what it waits on.
 Threads started (``threading.Thread.start``) by a simulated thread are adopted by its
 kernel before they run, so the documentation's ``threading.Thread(target=
 server.serve_forever).start()`` just works.
+
+Why this module passes 600 lines: the turn, the ready queue, the timers and the clock
+change together on every switch, so the scheduler's state machine stays in one place.
+What can live apart does: policies (``scheduling``), reports (``reports``), the main
+thread's watchdog (``_watchdog``), the turn (``_turn``), the thread hooks
+(``thread_hooks``) and line switch points (``line_switches``).
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ import re
 import sys
 import threading
 import time as _real_time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sockfake.sim.line_switches as line_switches
+import sockfake.sim.reports as reports
 from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
@@ -689,63 +695,16 @@ class Kernel:
             frame = frame.f_back
         return False
 
-    # -- reports ----------------------------------------------------------------------
+    # -- reports (sockfake.sim.reports) ------------------------------------------------
+
+    @property
+    def threads(self) -> list[SimThread]:
+        """Every simulated thread of this network so far, in start order."""
+        return list(self._threads)
 
     def dump(self) -> str:
-        """Every live simulated thread: what it waits on, where (its own code's frames
-        at the blocking call), and the wait-for cycle if threads wait on each other."""
-        lines = [f"virtual time {self.now:.6f} s; simulated threads:"]
-        frames = sys._current_frames()
-        for thread in self._threads:
-            if thread.state == "finished":
-                continue
-            if thread.state != "blocked":
-                lines.append(f"  {thread.name}: {thread.state}")
-                continue
-            what = thread.waiting_on
-            if callable(what):
-                what = what()
-            lines.append(f"  {thread.name}: blocked, waiting on {what}")
-            ident = thread.thread.ident if thread.thread is not None else None
-            if ident is not None and ident in frames:
-                lines.extend(f"      {line}" for line in _user_frames(frames[ident]))
-        cycle = self._wait_for_cycle()
-        if cycle:
-            lines.append("wait-for cycle: " + " -> ".join(cycle))
-        return "\n".join(lines)
-
-    def _wait_for_cycle(self) -> list[str]:
-        """Threads that wait on each other (through locks they hold, or joins)."""
-
-        def next_of(thread: SimThread) -> tuple[str, SimThread] | None:
-            on = thread.blocked_on
-            if thread.state != "blocked" or on is None:
-                return None
-            if isinstance(on, SimThread):
-                return f"join {on.name}", on
-            owner = getattr(on, "owner", None)
-            if isinstance(owner, SimThread):
-                return f"{getattr(on, 'name', 'lock')} held by {owner.name}", owner
-            return None
-
-        for start in self._threads:
-            path: list[SimThread] = []
-            steps: list[str] = []
-            thread: SimThread | None = start
-            while thread is not None and thread not in path:
-                path.append(thread)
-                hop = next_of(thread)
-                if hop is None:
-                    thread = None
-                    break
-                steps.append(hop[0])
-                thread = hop[1]
-            if thread is not None and thread in path:
-                first = path.index(thread)
-                cycle = [f"{t.name} (waits on {step})" for t, step in
-                         zip(path[first:], steps[first:], strict=True)]
-                return cycle + [thread.name]
-        return []
+        """Every live simulated thread, what it waits on and where; see ``reports``."""
+        return reports.dump(self)
 
     def _deadlock_message(self) -> str:
         return (
@@ -754,28 +713,4 @@ class Kernel:
         )
 
     def stall_message(self, holder: SimThread, held: float) -> str:
-        stack = ""
-        if holder.thread is not None and holder.thread.ident is not None:
-            frame = sys._current_frames().get(holder.thread.ident)
-            if frame is not None:
-                stack = "".join(traceback.format_stack(frame))
-        return (
-            f"simulated thread {holder.name!r} has held the turn for {held:.1f} s of real "
-            "time without calling into the simulation: it is blocked outside it "
-            "(time.sleep, queue.Queue.get, a threading.Lock or Event?). Use the network's "
-            "sleep(), event(), lock() and queue() instead.\n"
-            + self.dump()
-            + ("\nits stack:\n" + stack if stack else "")
-        )
-
-
-def _user_frames(frame: Any, keep: int = 3) -> list[str]:
-    """The innermost ``keep`` frames of user code (not sockfake's, not threading's)."""
-    found: list[str] = []
-    while frame is not None and len(found) < keep:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith(("sockfake.", "threading", "queue", "selectors", "socket")):
-            code = frame.f_code
-            found.append(f"at {code.co_filename}:{frame.f_lineno} in {code.co_name}")
-        frame = frame.f_back
-    return found
+        return reports.stall_message(self, holder, held)
