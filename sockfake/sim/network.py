@@ -37,7 +37,7 @@ _EPHEMERAL_FIRST = 32768
 _EPHEMERAL_LAST = 60999
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 _SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-_FIRST_FD = 1000
+_FIRST_FD = 1 << 20  # above any real descriptor (Linux caps them at nr_open, 2**20)
 # A virtual day: a run whose clock only advances through idle polling (a server's
 # serve_forever(poll_interval) while the test waits forever) fails in about a second
 # of real time instead of spinning. Pass time_limit=None for longer simulations.
@@ -485,6 +485,12 @@ class SimNetwork:
     def dump(self) -> str:
         """Every simulated thread and what it waits on."""
         return self.kernel.dump()
+
+    def intercept(self) -> Any:
+        """The stdlib's entry points give this network to its threads (sockfake.sim.intercept)."""
+        from sockfake.sim.intercept import intercept
+
+        return intercept(self)
 
     def close(self) -> None:
         """Unwind all simulated threads and release everything; idempotent."""
