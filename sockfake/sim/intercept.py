@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import _thread
 import ipaddress
+import itertools
 import os
 import queue
 import select
@@ -77,6 +78,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -778,6 +780,25 @@ class _SimpleQueueDispatch:
 _SimpleQueueDispatch.__name__ = _SimpleQueueDispatch.__qualname__ = "SimpleQueue"
 _SimpleQueueDispatch.__module__ = "queue"
 
+_pool_numbers: weakref.WeakKeyDictionary[Any, Iterator[int]] = weakref.WeakKeyDictionary()
+
+
+def _pool_counter(original: Callable[[], int]) -> Any:
+    """``ThreadPoolExecutor``'s name counter, per network: worker names (which the trace
+    shows) must not depend on how many pools the process made before."""
+
+    def counter() -> int:
+        net = caller_network()
+        if net is None:
+            return original()
+        numbers = _pool_numbers.get(net)
+        if numbers is None:
+            numbers = _pool_numbers[net] = itertools.count()
+        return next(numbers)
+
+    return staticmethod(counter)
+
+
 # -- threads the test should not see ---------------------------------------------------
 
 _HIDDEN_NAMES = ("sockfake-watchdog",)
@@ -992,6 +1013,11 @@ def _install() -> None:
     _set(threading, "active_count", _active_count)
     _set(_thread, "_count", _thread_count)
     _set(queue, "SimpleQueue", _SimpleQueueDispatch)
+    from concurrent.futures import thread as futures_thread
+
+    pool = futures_thread.ThreadPoolExecutor
+    if "_counter" in pool.__dict__:
+        _set(pool, "_counter", _pool_counter(pool.__dict__["_counter"]))
 
     for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp"):
         original = getattr(os, name, None)
