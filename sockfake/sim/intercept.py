@@ -808,17 +808,18 @@ def _hidden(thread: threading.Thread) -> bool:
     return thread.daemon and thread.name in _HIDDEN_NAMES
 
 
-def _hide_dangling(threads: list[threading.Thread]) -> None:
+def _hide_dangling() -> None:
+    """Forget helper threads in ``threading._dangling`` (test.support compares it)."""
     dangling = getattr(threading, "_dangling", None)
     if dangling is not None:
-        for thread in threads:
-            dangling.discard(thread)
+        for thread in list(dangling):
+            if _hidden(thread):
+                dangling.discard(thread)
 
 
 def _enumerate() -> list[threading.Thread]:
     threads = _real["enumerate"]()
-    hidden = [t for t in threads if _hidden(t)]
-    _hide_dangling(hidden)
+    _hide_dangling()
     return [t for t in threads if not _hidden(t)]
 
 
@@ -828,7 +829,7 @@ def _active_count() -> int:
 
 def _thread_count() -> int:
     hidden = [t for t in _real["enumerate"]() if _hidden(t)]
-    _hide_dangling(hidden)
+    _hide_dangling()
     return max(0, int(_real["_count"]()) - sum(1 for t in hidden if t.is_alive()))
 
 
