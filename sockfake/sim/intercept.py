@@ -799,6 +799,26 @@ def _pool_counter(original: Callable[[], int]) -> Any:
     return staticmethod(counter)
 
 
+def _start_yields(start: Callable[[threading.Thread], None]) -> Any:
+    """``Thread.start`` as a scheduling point: the new thread runs first.
+
+    On the real OS a started thread runs at once, in parallel (the stdlib's own
+    ``start()`` even waits for it to signal that it runs); under FIFO scheduling it
+    would wait until its creator blocks, and a creator that never blocks (a server
+    handling requests that need no reply) would pile up threads that a real run
+    would long have finished (CPython's ``test_threads_reaped``).
+    """
+
+    def start_and_yield(self: threading.Thread) -> None:
+        start(self)
+        net = caller_network()
+        if net is not None and getattr(self, "_sockfake_thread", None) is not None:
+            net.kernel.yield_turn("thread start")
+
+    start_and_yield.__doc__ = start.__doc__
+    return start_and_yield
+
+
 # -- threads the test should not see ---------------------------------------------------
 
 _HIDDEN_NAMES = ("sockfake-watchdog",)
@@ -1010,6 +1030,7 @@ def _install() -> None:
          _dispatch_class(_real["BoundedSemaphore"], SimBoundedSemaphore))
     _set(threading, "Barrier", _dispatch_class(_real["Barrier"], _make_barrier))
     _set(threading, "Timer", _timer_class())
+    _set(threading.Thread, "start", _start_yields(threading.Thread.start))
     _set(threading, "enumerate", _enumerate)
     _set(threading, "active_count", _active_count)
     _set(_thread, "_count", _thread_count)

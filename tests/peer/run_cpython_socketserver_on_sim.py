@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""CPython's own ``test.test_socketserver``, unmodified, on sockfake's simulated network.
+
+``socketserver`` is sockfake (``sys.modules``), and every test (``setUp``, body,
+``tearDown``) runs inside a fresh ``SimNetwork`` with ``net.intercept()`` active: the
+suite's ``threading.Thread``s, ``socket.socket``s, ``select`` calls, events and
+``test.support`` helpers all run on the simulation, in virtual time.
+
+The test module is imported while an interception is active, so the names it binds
+at import time (``_real_select = select.select``) are the dispatching functions, which
+stay valid afterwards and pick the simulation in each test's threads.
+
+Each test is bounded: a virtual ``time_limit`` on its network and a real-time alarm.
+Forking tests must be refused (``NotImplementedError``: processes are not simulated).
+
+Usage: ``python tests/peer/run_cpython_socketserver_on_sim.py [--real] [--json]``;
+``--real`` runs the same tests on the real OS (the baseline), ``--json`` ends the
+output with one JSON line. Run it from a scratch directory: the suite creates files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import traceback
+import unittest
+from typing import Any
+
+import sockfake
+
+sys.modules["socketserver"] = sockfake
+
+import test.support  # noqa: E402
+
+from sockfake.sim import SimNetwork  # noqa: E402
+
+SKIP = {"test_all"}  # checks the stdlib module's own file (see tests/real/test_real_cpython_suite)
+REAL_SECONDS_PER_TEST = 60
+VIRTUAL_SECONDS_PER_TEST = 3600.0
+REFUSAL_MARKS = ("processes are not simulated", "ForkingMixIn on a SimNetwork")
+
+
+class _Alarm(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Alarm(f"test took more than {REAL_SECONDS_PER_TEST} s of real time")
+
+
+def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:
+    tests: list[unittest.TestCase] = []
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            tests.extend(_flatten(item))
+        else:
+            tests.append(item)
+    return tests
+
+
+def _load(real: bool) -> list[unittest.TestCase]:
+    test.support.use_resources = ["network"]
+    test.support.verbose = 0
+    if real:
+        from test import test_socketserver as upstream
+    else:
+        with SimNetwork(seed=0) as net, net.intercept():
+            from test import test_socketserver as upstream
+    assert upstream.socketserver is sockfake
+    suite = unittest.defaultTestLoader.loadTestsFromModule(upstream)
+    return [t for t in _flatten(suite) if t._testMethodName not in SKIP]
+
+
+def _outcome(result: unittest.TestResult) -> tuple[str, str]:
+    problems = result.errors + result.failures
+    if problems:
+        text = problems[0][1]
+        if any(mark in text for mark in REFUSAL_MARKS):
+            return "refused", text
+        return "failed", text
+    if result.skipped:
+        return "skipped", result.skipped[0][1]
+    if result.testsRun and result.wasSuccessful():
+        return "passed", ""
+    return "failed", "did not run"
+
+
+def _run_one(case: unittest.TestCase, real: bool, seed: int) -> tuple[str, str, float, int]:
+    result = unittest.TestResult()
+    virtual = 0.0
+    events = 0
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(REAL_SECONDS_PER_TEST)
+    try:
+        if real:
+            case.run(result)
+        else:
+            net = SimNetwork(seed=seed, time_limit=VIRTUAL_SECONDS_PER_TEST)
+            try:
+                with net.intercept():
+                    case.run(result)
+                virtual = net.time()
+                events = len(net.trace)  # proof that the test ran on the simulation
+            finally:
+                net.close()
+    except BaseException:
+        result.errors.append((case, traceback.format_exc()))
+    finally:
+        signal.alarm(0)
+    status, detail = _outcome(result)
+    return status, detail, virtual, events
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", action="store_true", help="run on the real OS (baseline)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print failure tracebacks")
+    parser.add_argument("-k", default="", help="only tests whose id contains this")
+    args = parser.parse_args(argv)
+    tests = [t for t in _load(args.real) if args.k in t.id()]
+    outcomes: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    for seed, case in enumerate(tests):
+        name = case.id().removeprefix("test.test_socketserver.")
+        before = time.perf_counter()
+        status, detail, virtual, events = _run_one(case, args.real, seed)
+        real_seconds = time.perf_counter() - before
+        outcomes[name] = {
+            "status": status, "real": round(real_seconds, 3), "virtual": virtual, "events": events
+        }
+        if status != "passed":
+            outcomes[name]["detail"] = detail.strip().splitlines()[-1] if detail else ""
+        print(f"{status.upper():8} {name}  ({real_seconds:.2f} s real, {virtual:.2f} s virtual, "
+              f"{events} simulated events)")
+        if args.verbose and status in ("failed", "refused"):
+            print(detail)
+        sys.stdout.flush()
+    counts = {s: sum(1 for o in outcomes.values() if o["status"] == s)
+              for s in ("passed", "failed", "refused", "skipped")}
+    where = "real OS" if args.real else "simulated network"
+    print(f"CPython {sys.version.split()[0]} test_socketserver on sockfake, {where}: "
+          f"{counts['passed']} passed, {counts['failed']} failed, {counts['refused']} refused, "
+          f"{counts['skipped']} skipped in {time.perf_counter() - started:.1f} s")
+    if args.json:
+        print(json.dumps({"counts": counts, "tests": outcomes}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
