@@ -828,12 +828,19 @@ def _hidden(thread: threading.Thread) -> bool:
     return thread.daemon and thread.name in _HIDDEN_NAMES
 
 
+def _finished_in_simulation(thread: threading.Thread) -> bool:
+    # The kernel keeps its record (and so the Thread object) of every thread it ran.
+    record = getattr(thread, "_sockfake_thread", None)
+    return record is not None and record.state == "finished"
+
+
 def _hide_dangling() -> None:
-    """Forget helper threads in ``threading._dangling`` (test.support compares it)."""
+    """Forget helper threads, and simulated threads that have ended, in
+    ``threading._dangling`` (test.support's ``reap_threads`` compares it)."""
     dangling = getattr(threading, "_dangling", None)
     if dangling is not None:
         for thread in list(dangling):
-            if _hidden(thread):
+            if _hidden(thread) or _finished_in_simulation(thread):
                 dangling.discard(thread)
 
 
