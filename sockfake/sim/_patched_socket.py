@@ -22,15 +22,17 @@ import socket as _socket_module
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sockfake.network import SockfakeRuntimeError
 from sockfake.sim.sockets import SimSocket
 
 __all__ = ["InterceptSocket", "RealSocket", "guard_real_class", "unguard_real_class", "wrap"]
 
-RealSocket: type[_socket_module.socket] = _socket_module.socket
+RealSocket = _socket_module.socket
 _CSocket: Any = RealSocket.__mro__[1]  # _socket.socket
+_AnyReal: Any = RealSocket
+_AnySocketModule: Any = _socket_module
 
 # Set by sockfake.sim.intercept: the SimNetwork of the calling thread, or None.
 sim_network_of_caller: Callable[[], Any] = lambda: None  # noqa: E731
@@ -64,7 +66,7 @@ def _guarded(name: str, original: Any) -> Any:
     method.__name__ = name
     method.__qualname__ = f"socket.{name}"
     method.__doc__ = getattr(original, "__doc__", None)
-    method._sockfake_guard = True  # type: ignore[attr-defined]
+    setattr(method, "_sockfake_guard", True)  # noqa: B010 (a mark for readers of a stack)
     return method
 
 
@@ -92,8 +94,8 @@ def unguard_real_class() -> None:
 
 def _blank(cls: type[InterceptSocket]) -> InterceptSocket:
     obj: InterceptSocket = _CSocket.__new__(cls)  # descriptor -1: nothing real is opened
-    obj._io_refs = 0  # type: ignore[attr-defined]
-    obj._closed = False  # type: ignore[attr-defined]
+    obj._io_refs = 0
+    obj._closed = False
     return obj
 
 
@@ -145,28 +147,28 @@ class InterceptSocket(RealSocket):
     # -- identity -------------------------------------------------------------------
 
     @property
-    def family(self) -> _socket_module.AddressFamily:  # type: ignore[override]
+    def family(self) -> _socket_module.AddressFamily:
         sim = self._sf_sim
         if sim is None:
-            return RealSocket.family.fget(self)  # type: ignore[attr-defined, no-any-return]
+            return cast(_socket_module.AddressFamily, vars(RealSocket)["family"].fget(self))
         return sim.family
 
     @property
-    def type(self) -> _socket_module.SocketKind:  # type: ignore[override]
+    def type(self) -> _socket_module.SocketKind:
         sim = self._sf_sim
         if sim is None:
-            return RealSocket.type.fget(self)  # type: ignore[attr-defined, no-any-return]
+            return cast(_socket_module.SocketKind, vars(RealSocket)["type"].fget(self))
         return sim.type
 
     @property
-    def proto(self) -> int:  # type: ignore[override]
+    def proto(self) -> int:
         sim = self._sf_sim
         if sim is None:
             return int(_CSocket.proto.__get__(self))
         return sim.proto
 
     @property
-    def timeout(self) -> float | None:  # type: ignore[override]
+    def timeout(self) -> float | None:
         sim = self._sf_sim
         if sim is None:
             value: float | None = _CSocket.timeout.__get__(self)
@@ -198,32 +200,32 @@ class InterceptSocket(RealSocket):
     def accept(self) -> tuple[Any, Any]:
         sim = self._sf_sim
         if sim is None:
-            return super().accept()
+            return cast("tuple[Any, Any]", super().accept())
         conn, address = sim.accept()
         return wrap(conn), address
 
-    def _real_close(self, _ss: Any = None) -> None:  # type: ignore[override]
+    def _real_close(self, _ss: Any = None) -> None:
         sim = self._sf_sim
         if sim is None:
-            super()._real_close()  # type: ignore[misc]
+            _AnyReal._real_close(self)
             return
         sim.close()
 
     def detach(self) -> int:
         if self._sf_sim is None:
-            return super().detach()
+            return int(super().detach())
         raise NotImplementedError(
             "socket.detach() on a simulated socket: it has no OS descriptor to hand over"
         )
 
     def dup(self) -> InterceptSocket:
         if self._sf_sim is None:
-            return super().dup()  # type: ignore[return-value]
+            return super().dup()
         raise NotImplementedError("socket.dup() on a simulated socket is not simulated")
 
     def get_inheritable(self) -> bool:
         if self._sf_sim is None:
-            return super().get_inheritable()
+            return bool(super().get_inheritable())
         return False
 
     def set_inheritable(self, inheritable: bool) -> None:
@@ -232,8 +234,8 @@ class InterceptSocket(RealSocket):
 
     def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if self._sf_sim is None:
-            return super()._sendfile_use_sendfile(file, offset, count)  # type: ignore[misc, no-any-return]
-        raise _socket_module._GiveupOnSendfile(  # type: ignore[attr-defined]
+            return int(_AnyReal._sendfile_use_sendfile(self, file, offset, count))
+        raise _AnySocketModule._GiveupOnSendfile(
             "os.sendfile() needs a real descriptor"
         )
 

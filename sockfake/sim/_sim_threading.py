@@ -359,7 +359,7 @@ def sim_barrier_class() -> type[threading.Barrier]:
             _kernel: Kernel,
         ) -> None:
             super().__init__(parties, action, timeout)
-            self._cond = SimCondition(_kernel, SimThreadingLock(_kernel))  # type: ignore[assignment]
+            self._cond = SimCondition(_kernel, SimThreadingLock(_kernel))
 
     SimBarrier.__name__ = SimBarrier.__qualname__ = "Barrier"
     return SimBarrier

@@ -80,7 +80,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sockfake.network as _sockfake_network
 from sockfake.network import REAL_NETWORK, SockfakeRuntimeError, use_network
@@ -116,7 +116,7 @@ _active: dict[Kernel, SimNetwork] = {}
 _saved: list[tuple[Any, str, Any]] = []
 
 # The originals, taken when this module is first imported (before any patch).
-_real = {
+_real: dict[str, Any] = {
     "sleep": time.sleep,
     "monotonic": time.monotonic,
     "monotonic_ns": time.monotonic_ns,
@@ -477,7 +477,7 @@ class SimEpoll(SimPoll):
 class _EpollDispatch:
     """Stands in for ``select.epoll`` (a type that cannot be subclassed)."""
 
-    def __new__(cls, sizehint: int = -1, flags: int = 0) -> Any:  # type: ignore[misc]
+    def __new__(cls, sizehint: int = -1, flags: int = 0) -> Any:
         net = caller_network()
         if net is None or _internal(1):
             return _real["epoll"](sizehint, flags)
@@ -524,7 +524,7 @@ def _gai_error(code_name: str, message: str) -> socket.gaierror:
     return socket.gaierror(code, message)
 
 
-def _host_addresses(net: SimNetwork, host: Any, flags: int) -> list[tuple[int, str]]:
+def _host_addresses(net: SimNetwork, host: Any, flags: int) -> list[tuple[Any, str]]:
     if host is None:
         if flags & socket.AI_PASSIVE:
             return [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")]
@@ -622,7 +622,7 @@ def _gethostbyname(hostname: str) -> str:
 def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     net = caller_network()
     if net is None:
-        return _real["gethostbyname_ex"](hostname)  # type: ignore[no-any-return]
+        return cast("tuple[str, list[str], list[str]]", _real["gethostbyname_ex"](hostname))
     infos = sim_getaddrinfo(net, hostname, None, socket.AF_INET, socket.SOCK_STREAM)
     return hostname, [], [info[4][0] for info in infos]
 
@@ -642,7 +642,7 @@ def _sim_gethostbyaddr(net: SimNetwork, ip_or_name: str) -> tuple[str, list[str]
 def _gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     net = caller_network()
     if net is None:
-        return _real["gethostbyaddr"](ip_address)  # type: ignore[no-any-return]
+        return cast("tuple[str, list[str], list[str]]", _real["gethostbyaddr"](ip_address))
     return _sim_gethostbyaddr(net, ip_address)
 
 
@@ -659,11 +659,13 @@ def _getfqdn(name: str = "") -> str:
     return str(_real["getfqdn"](name))
 
 
+_DEFAULT_TIMEOUT: Any = vars(socket)["_GLOBAL_DEFAULT_TIMEOUT"]
+
 if sys.version_info >= (3, 11):
 
     def _create_connection(
         address: tuple[str, int],
-        timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+        timeout: Any = _DEFAULT_TIMEOUT,
         source_address: Any = None,
         *,
         all_errors: bool = False,
@@ -676,9 +678,9 @@ if sys.version_info >= (3, 11):
 
 else:  # pragma: no cover - 3.10
 
-    def _create_connection(  # type: ignore[misc]
+    def _create_connection(
         address: tuple[str, int],
-        timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+        timeout: Any = _DEFAULT_TIMEOUT,
         source_address: Any = None,
     ) -> Any:
         return _real["create_connection"](address, timeout, source_address)
@@ -742,7 +744,7 @@ def _dispatch_class(real_cls: type, make_sim: Callable[..., Any]) -> type:
     return patched
 
 
-_SimBarrier = sim_barrier_class()
+_SimBarrier: Any = sim_barrier_class()
 
 
 def _make_barrier(kernel: Kernel, parties: int, action: Any = None, timeout: Any = None) -> Any:
@@ -750,9 +752,9 @@ def _make_barrier(kernel: Kernel, parties: int, action: Any = None, timeout: Any
 
 
 def _timer_class() -> type:
-    real_timer = _real["Timer"]
+    real_timer: Any = _real["Timer"]
 
-    class Timer(real_timer):  # type: ignore[misc, valid-type]
+    class Timer(real_timer):  # type: ignore[misc]
         """``threading.Timer``: in a simulated thread its interval is virtual."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -768,13 +770,13 @@ def _timer_class() -> type:
 class _SimpleQueueDispatch:
     """Stands in for ``queue.SimpleQueue`` (C): simulated when a simulated thread makes one."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         kernel = _sim_kernel_for_new(1)
         if kernel is None:
             return _real["SimpleQueue"]()
         return SimSimpleQueue(kernel)
 
-    __class_getitem__ = classmethod(lambda cls, item: cls)  # type: ignore[var-annotated]
+    __class_getitem__ = classmethod(lambda cls, item: cls)
 
 
 _SimpleQueueDispatch.__name__ = _SimpleQueueDispatch.__qualname__ = "SimpleQueue"
@@ -960,7 +962,7 @@ class _DispatchNetwork:
             refuse()
 
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
-        return self._pick().waitpid(pid, options)  # type: ignore[no-any-return]
+        return cast("tuple[int, int]", self._pick().waitpid(pid, options))
 
     def exit_child(self, status: int) -> Any:
         return self._pick().exit_child(status)
@@ -1063,7 +1065,7 @@ def _install() -> None:
         context = ssl_module.SSLContext
         _set(context, "wrap_socket", _wrap_socket_guard(context.wrap_socket))
 
-    _default_network_cm = use_network(_dispatch_network)  # type: ignore[arg-type]
+    _default_network_cm = use_network(_dispatch_network)
     _default_network_cm.__enter__()
 
 
