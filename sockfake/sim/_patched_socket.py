@@ -249,6 +249,26 @@ class InterceptSocket(RealSocket):
             return super().sendmsg(*args)
         raise NotImplementedError("socket.sendmsg() on a simulated socket is not simulated")
 
+    def __repr__(self) -> str:
+        sim = self._sf_sim
+        if sim is None:
+            return super().__repr__()
+        closed = " [closed]" if getattr(self, "_closed", False) else ""
+        text = (
+            f"<socket.socket [simulated]{closed} fd={sim.fileno()}, family={sim.family!s}, "
+            f"type={sim.type!s}, proto={sim.proto}"
+        )
+        if not closed:
+            # From a thread outside the simulation these raise (not an OSError): skip.
+            for label, name in (("laddr", "getsockname"), ("raddr", "getpeername")):
+                try:
+                    address = getattr(sim, name)()
+                except Exception:
+                    continue
+                if address:
+                    text += f", {label}={address}"
+        return text + ">"
+
     def __getstate__(self) -> Any:
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 

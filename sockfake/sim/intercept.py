@@ -83,6 +83,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import sockfake.network as _sockfake_network
+import sockfake.sim.network as _sim_network_module
 from sockfake.network import REAL_NETWORK, SockfakeRuntimeError, use_network
 from sockfake.sim import _patched_socket
 from sockfake.sim._patched_socket import InterceptSocket, sim_socketpair
@@ -200,9 +201,10 @@ def _makes_real(depth: int) -> bool:
     name: str = frame.f_globals.get("__name__", "")
     if name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_MAKERS:
         return True
-    # Module-level code (an import running in a simulated thread) makes objects that
-    # outlive the simulation and are shared with every thread.
-    return frame.f_code.co_name == "<module>"
+    # Module-level code of an import running in a simulated thread makes objects that
+    # outlive the simulation and are shared with every thread (a script's own
+    # top-level code, __main__, is not an import).
+    return frame.f_code.co_name == "<module>" and name != "__main__"
 
 
 def _sim_kernel_for_new(depth: int) -> Kernel | None:
@@ -340,9 +342,33 @@ def _sim_select(
     return readable, writable, []
 
 
+# Simulated descriptors start here (sockfake.sim.network allocates them), above any
+# real one: a real select/poll that is handed one is refused by name.
+SIM_FD_BASE: int = getattr(_sim_network_module, "_FIRST_FD", 1 << 20)
+
+
+def _refuse_sim_fds(what: str, objects: Any) -> None:
+    """In a thread outside the simulation: a real wait cannot watch a simulated socket."""
+    for obj in objects:
+        try:
+            fd = obj if isinstance(obj, int) else int(obj.fileno())
+        except Exception:
+            continue  # the real call reports it
+        if fd >= SIM_FD_BASE:
+            raise SockfakeRuntimeError(
+                f"{what} on {obj!r} in thread {threading.current_thread().name!r}: "
+                f"descriptor {fd} is a simulated socket's (simulated descriptors start at "
+                f"{SIM_FD_BASE}), and a real {what} cannot wait on it. Wait on it from a "
+                "thread of its simulation, under net.intercept()."
+            )
+
+
 def _select(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> Any:
     net = caller_network()
     if net is None or _internal(1):
+        if net is None and _active:
+            rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
+            _refuse_sim_fds("select.select()", rlist + wlist + xlist)
         return _real["select"](rlist, wlist, xlist, timeout)
     return _sim_select(net, rlist, wlist, xlist, timeout)
 
@@ -428,9 +454,33 @@ class SimPoll:
         return self._wait(None)
 
 
+class _GuardedPoll:
+    """A real ``select.poll()`` object (outside the simulation) that refuses simulated
+    descriptors: the real one would report them as ``POLLNVAL`` and spin."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def register(self, fd: Any, *args: Any) -> None:
+        _refuse_sim_fds("select.poll()", (fd,))
+        self._real.register(fd, *args)
+
+    def modify(self, fd: Any, *args: Any) -> None:
+        _refuse_sim_fds("select.poll()", (fd,))
+        self._real.modify(fd, *args)
+
+    def unregister(self, fd: Any) -> None:
+        self._real.unregister(fd)
+
+    def poll(self, *args: Any) -> Any:
+        return self._real.poll(*args)
+
+
 def _poll() -> Any:
     net = caller_network()
     if net is None or _internal(1):
+        if net is None and _active:
+            return _GuardedPoll(_real["poll"]())
         return _real["poll"]()
     return SimPoll(net)
 

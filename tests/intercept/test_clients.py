@@ -135,3 +135,35 @@ def test_connect_timeout_in_virtual_time_during_a_partition(net: SimNetwork) -> 
             # "api" resolves to an IPv4 and an IPv6 address: one 5 s attempt each.
             assert net.time() - started == pytest.approx(10.0)
             net.heal()
+
+
+class _UpperUDP(sockfake.DatagramRequestHandler):
+    def handle(self) -> None:
+        self.wfile.write(self.rfile.read().upper())
+
+
+def test_a_plain_udp_client_retries_through_loss_in_virtual_time() -> None:
+    """stdlib sockets, a 2 s retry timer, 30 % loss each way: every request answered."""
+    import socket
+    import time
+
+    with SimNetwork(seed=4, loss=0.3, latency=0.02) as net, net.intercept():
+        server = sockfake.ThreadingUDPServer(("127.0.0.1", 0), _UpperUDP)
+        with serving(server):
+            retries = 0
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.settimeout(2.0)
+                for i in range(50):
+                    request = f"ping {i}".encode()
+                    while True:
+                        client.sendto(request, server.server_address)
+                        try:
+                            reply, _ = client.recvfrom(100)
+                        except TimeoutError:
+                            retries += 1
+                            continue
+                        if reply == request.upper():
+                            break
+            assert retries > 5  # the loss was real
+            assert net.time() >= 2.0 * retries
+            assert time.monotonic() - 1000.0 == pytest.approx(net.time())

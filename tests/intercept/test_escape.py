@@ -130,3 +130,31 @@ def test_tls_on_a_simulated_socket_is_refused_by_name(inet: SimNetwork) -> None:
     with socket.socket() as sock:
         with pytest.raises(NotImplementedError, match=r"wrap_socket\(\).*TLS is not simulated"):
             context.wrap_socket(sock, server_hostname="example")
+
+
+def test_a_real_select_or_poll_outside_the_simulation_refuses_a_simulated_socket(
+    inet: SimNetwork,
+) -> None:
+    from sockfake.sim.kernel import _original_start
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    errors: list[BaseException] = []
+
+    def outside() -> None:
+        for call in (
+            lambda: select.select([sock], [], [], 0),
+            lambda: select.poll().register(sock, select.POLLIN),
+        ):
+            try:
+                call()
+            except BaseException as exc:
+                errors.append(exc)
+
+    thread = threading.Thread(target=outside)
+    _original_start(thread)  # a thread outside the simulation
+    thread.join()
+    sock.close()
+    assert [type(e) for e in errors] == [SockfakeRuntimeError, SockfakeRuntimeError]
+    assert all("is a simulated socket's" in str(e) for e in errors)

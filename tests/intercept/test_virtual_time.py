@@ -107,3 +107,27 @@ def test_negative_sleep_is_a_value_error(inet: SimNetwork) -> None:
         time.sleep(-1)
     with pytest.raises(TypeError):
         time.sleep("1")  # type: ignore[arg-type]
+
+
+def test_same_digest_in_another_process_with_another_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from test_virtual_time import _run\n"
+        "print(_run(seed=9)[0])\n" % str(here)
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        env["PYTHONPATH"] = os.pathsep.join([str(here.parents[1]), env.get("PYTHONPATH", "")])
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        digests.add(proc.stdout.strip().splitlines()[-1])
+    assert digests == {_run(seed=9)[0]}
