@@ -117,9 +117,9 @@ def test_same_digest_in_another_process_with_another_hash_seed() -> None:
 
     here = Path(__file__).resolve().parent
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(here)!r})\n"
         "from test_virtual_time import _run\n"
-        "print(_run(seed=9)[0])\n" % str(here)
+        "print(_run(seed=9)[0])\n"
     )
     digests = set()
     for hash_seed in ("1", "2"):
