@@ -239,6 +239,16 @@ class InterceptSocket(RealSocket):
             "os.sendfile() needs a real descriptor"
         )
 
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        if self._sf_sim is None:
+            return super().sendfile(file, offset, count)
+        return int(_AnyReal._sendfile_use_send(self, file, offset, count))
+
+    def recvmsg_into(self, *args: Any) -> Any:
+        if self._sf_sim is None:
+            return super().recvmsg_into(*args)
+        raise NotImplementedError("socket.recvmsg_into() on a simulated socket is not simulated")
+
     def recvmsg(self, *args: Any) -> Any:
         if self._sf_sim is None:
             return super().recvmsg(*args)

@@ -105,9 +105,10 @@ if TYPE_CHECKING:
 
 __all__ = ["intercept", "Interception", "EPOCH", "is_intercepted"]
 
-# time.time() in a simulated thread: this fixed epoch plus the virtual clock, so a
-# run's timestamps (HTTP Date headers, log records) are the same every time.
-EPOCH = 1_700_000_000.0
+# time.time() in a simulated thread: this fixed epoch (2030-01-01T00:00:00Z) plus the
+# virtual clock, so a run's timestamps (HTTP Date headers, log records) are the same
+# every time. Recent enough that clients checking for a sane clock (urllib3) are happy.
+EPOCH = 1_893_456_000.0
 # time.monotonic() and perf_counter(): a fixed base plus the virtual clock.
 MONOTONIC_BASE = 1_000.0
 

@@ -377,3 +377,50 @@ def test_names_captured_at_import_time_keep_the_real_function(net: SimNetwork) -
     with net.intercept():
         assert during["monotonic"]() == module.MONOTONIC_BASE + 5.0  # still dispatches
     assert "from select import select" in (module.__doc__ or "")
+
+
+def test_asyncio_runs_on_virtual_time_too(inet: SimNetwork) -> None:
+    """asyncio's loop is built on selectors, socketpair and time.monotonic: all simulated."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> bytes:
+        await asyncio.sleep(10)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hi\n")
+        await writer.drain()
+        line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return line
+
+    assert asyncio.run(main()) == b"HI\n"
+    assert inet.time() >= 10.0
+
+
+def test_sendfile_falls_back_to_send(inet: SimNetwork, tmp_path: Any) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 10000)
+    a, b = socket.socketpair()
+    with a, b, open(path, "rb") as source:
+        assert a.sendfile(source) == 10000
+        received = b""
+        while len(received) < 10000:
+            received += b.recv(65536)
+        assert received == b"x" * 10000
+
+
+def test_every_guarded_real_method_is_overridden_for_simulated_sockets() -> None:
+    """A simulated socket never reaches the real class's guarded (refusing) methods."""
+    from sockfake.sim import _patched_socket
+
+    missing = [n for n in _patched_socket._GUARDED if n not in vars(_patched_socket.InterceptSocket)]
+    assert missing == []
