@@ -58,14 +58,28 @@ def _in_real_thread(func: Any) -> Any:
 def test_exit_restores_every_patched_name_exactly(net: SimNetwork) -> None:
     before = {(m.__name__, n): getattr(m, n) for m, n in PATCHED}
     class_before = {n: socket.socket.__dict__.get(n) for n in CLASS_ATTRIBUTES}
-    popen_init = subprocess.Popen.__init__
+    import ssl
+    from concurrent.futures import thread as futures_thread
+
+    import sockfake.network
+
+    others = {
+        "Popen.__init__": lambda: subprocess.Popen.__dict__["__init__"],
+        "Thread.start": lambda: threading.Thread.__dict__["start"],
+        "wrap_socket": lambda: ssl.SSLContext.__dict__["wrap_socket"],
+        "_counter": lambda: futures_thread.ThreadPoolExecutor.__dict__["_counter"],
+        "_ServerSelector": lambda: sockfake.network._ServerSelector,
+        "default_network": sockfake.network.default_network,
+    }
+    others_before = {name: get() for name, get in others.items()}
     with net.intercept():
         changed = [key for key in before if getattr(__import__(key[0]), key[1]) is before[key]]
         assert changed == [], f"not patched: {changed}"
+        assert [n for n, get in others.items() if get() is others_before[n]] == []
     after = {(m.__name__, n): getattr(m, n) for m, n in PATCHED}
     assert all(after[key] is before[key] for key in before)
     assert {n: socket.socket.__dict__.get(n) for n in CLASS_ATTRIBUTES} == class_before
-    assert subprocess.Popen.__init__ is popen_init
+    assert {name: get() for name, get in others.items()} == others_before
 
 
 def test_intercept_does_not_nest_but_enters_again(net: SimNetwork) -> None:
@@ -424,3 +438,16 @@ def test_every_guarded_real_method_is_overridden_for_simulated_sockets() -> None
 
     missing = [n for n in _patched_socket._GUARDED if n not in vars(_patched_socket.InterceptSocket)]
     assert missing == []
+
+
+def test_simulated_sockets_open_no_real_descriptor(inet: SimNetwork) -> None:
+    before = sorted(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    if before is None:
+        pytest.skip("no /proc/self/fd")
+    socks = [socket.socket(socket.AF_INET, kind) for kind in (socket.SOCK_STREAM,
+             socket.SOCK_DGRAM) for _ in range(50)]  # fmt: skip
+    pairs = [socket.socketpair() for _ in range(10)]
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    for sock in socks + [s for pair in pairs for s in pair]:
+        sock.close()
+    assert sorted(os.listdir("/proc/self/fd")) == before
