@@ -436,7 +436,8 @@ def test_every_guarded_real_method_is_overridden_for_simulated_sockets() -> None
     """A simulated socket never reaches the real class's guarded (refusing) methods."""
     from sockfake.sim import _patched_socket
 
-    missing = [n for n in _patched_socket._GUARDED if n not in vars(_patched_socket.InterceptSocket)]
+    overridden = vars(_patched_socket.InterceptSocket)
+    missing = [n for n in _patched_socket._GUARDED if n not in overridden]
     assert missing == []
 
 
