@@ -183,14 +183,23 @@ def is_intercepted() -> bool:
 _patched_socket.sim_network_of_caller = caller_network
 
 
+# Test machinery that measures real time even when it runs in a simulated thread
+# (durations in reports, Hypothesis deadlines, pytest-timeout).
+_REAL_TIME_PACKAGES = frozenset(
+    {"_pytest", "pytest", "pluggy", "hypothesis", "pytest_timeout", "xdist", "execnet",
+     "coverage"}
+)  # fmt: skip
+
+
 def _internal(depth: int) -> bool:
-    """Is the caller (``depth`` frames up from the patched function) the simulation itself?
+    """Is the caller (``depth`` frames up from the patched function) the simulation itself,
+    or test machinery that must keep real time?
 
     The kernel keeps real time and waits on a real pipe for the turn; those calls
     must reach the OS even from a simulated thread.
     """
     name: str = sys._getframe(depth + 1).f_globals.get("__name__", "")
-    return name.startswith("sockfake.sim.")
+    return name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_TIME_PACKAGES
 
 
 _REAL_MAKERS = ("threading", "functools", "logging")
