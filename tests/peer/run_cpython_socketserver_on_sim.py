@@ -13,9 +13,11 @@ stay valid afterwards and pick the simulation in each test's threads.
 Each test is bounded: a virtual ``time_limit`` on its network and a real-time alarm.
 Forking tests must be refused (``NotImplementedError``: processes are not simulated).
 
-Usage: ``python tests/peer/run_cpython_socketserver_on_sim.py [--real] [--json]``;
-``--real`` runs the same tests on the real OS (the baseline), ``--json`` ends the
-output with one JSON line. Run it from a scratch directory: the suite creates files.
+Usage: ``python tests/peer/run_cpython_socketserver_on_sim.py [--real] [--json]
+[--seed N] [--scheduling random] [--latency S] [-k NAME] [-v]``; ``--real`` runs the
+same tests on the real OS (the baseline), ``--json`` ends the output with one JSON
+line, the others choose the simulated network (test i gets seed N + i). Run it from
+a scratch directory: the suite creates files.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ def _outcome(result: unittest.TestResult) -> tuple[str, str]:
     return "failed", "did not run"
 
 
-def _run_one(case: unittest.TestCase, real: bool, seed: int) -> tuple[str, str, float, int]:
+def _run_one(
+    case: unittest.TestCase, real: bool, seed: int, network_options: dict[str, Any]
+) -> tuple[str, str, float, int]:
     result = unittest.TestResult()
     virtual = 0.0
     events = 0
@@ -98,7 +102,7 @@ def _run_one(case: unittest.TestCase, real: bool, seed: int) -> tuple[str, str, 
         if real:
             case.run(result)
         else:
-            net = SimNetwork(seed=seed, time_limit=VIRTUAL_SECONDS_PER_TEST)
+            net = SimNetwork(seed=seed, time_limit=VIRTUAL_SECONDS_PER_TEST, **network_options)
             try:
                 with net.intercept():
                     case.run(result)
@@ -120,14 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
     parser.add_argument("-v", "--verbose", action="store_true", help="print failure tracebacks")
     parser.add_argument("-k", default="", help="only tests whose id contains this")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first test's network")
+    parser.add_argument("--scheduling", default="fifo", choices=("fifo", "random"))
+    parser.add_argument("--latency", type=float, default=0.0, help="virtual seconds per link")
     args = parser.parse_args(argv)
+    options: dict[str, Any] = {"scheduling": args.scheduling}
+    if args.latency:
+        options["latency"] = args.latency
     tests = [t for t in _load(args.real) if args.k in t.id()]
     outcomes: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
-    for seed, case in enumerate(tests):
+    for seed, case in enumerate(tests, start=args.seed):
         name = case.id().removeprefix("test.test_socketserver.")
         before = time.perf_counter()
-        status, detail, virtual, events = _run_one(case, args.real, seed)
+        status, detail, virtual, events = _run_one(case, args.real, seed, options)
         real_seconds = time.perf_counter() - before
         outcomes[name] = {
             "status": status, "real": round(real_seconds, 3), "virtual": virtual, "events": events
