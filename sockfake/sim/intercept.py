@@ -38,8 +38,11 @@ captured at import time such as ``from socket import socket``, or in another thr
 refuses to be created or used from a simulated thread with a
 ``SockfakeRuntimeError`` naming the call; a real descriptor handed to the patched
 ``select``/``poll``/selectors in a simulated thread is refused the same way. Simulated
-descriptors start at 2**20, above any real one, so a real ``select.select`` on one
-fails at once (``ValueError: filedescriptor out of range``).
+descriptors start at 2**20, above any real one: the patched ``select``/``poll`` in a
+thread outside the simulation refuse one by name, and the real ``select.select``
+(captured before) fails at once (``ValueError: filedescriptor out of range``). A real
+``poll`` object captured before the interception cannot be guarded: it reports a
+simulated descriptor as ``POLLNVAL``.
 
 What cannot be patched, and why: a name bound at import time is a reference to the
 original object, and rebinding the module attribute does not change it. Code that
