@@ -18,8 +18,11 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``ThreadPoolExecutor`` build on those names looked up at call time, so they follow.
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
-  a process would escape the simulation and its clock. ``ssl.SSLContext.wrap_socket``
-  on a simulated socket is refused the same way: TLS is not simulated.
+  a process would escape the simulation and its clock.
+* ``ssl.SSLContext.wrap_socket`` on a simulated stream socket runs real TLS (OpenSSL
+  over ``MemoryBIO``, see ``sockfake.sim._sim_tls``); on a datagram socket (DTLS) it
+  is refused with ``NotImplementedError``. TLS draws on OpenSSL's own randomness, so a
+  run with TLS repeats its schedule but not its ciphertext (nor its digest).
 * Servers built without ``network=`` (``xmlrpc.server.SimpleXMLRPCServer`` on
   sockfake) get the simulated network in a simulated thread: the default network is
   a dispatcher for the duration.
@@ -99,6 +102,7 @@ from sockfake.sim._sim_threading import (
     SimThreadingLock,
     sim_barrier_class,
 )
+from sockfake.sim._sim_tls import wrap_simulated
 from sockfake.sim.kernel import Kernel, current_kernel
 from sockfake.sim.sockets import SimSocket
 from sockfake.sim.sync import SimEvent
@@ -960,13 +964,34 @@ def _is_simulated_socket(sock: Any) -> bool:
 
 
 def _wrap_socket_guard(original: Any) -> Any:
-    def wrap_socket(self: Any, sock: Any, *args: Any, **kwargs: Any) -> Any:
-        if _is_simulated_socket(sock):
-            raise NotImplementedError(
-                "ssl.SSLContext.wrap_socket() on a simulated socket: TLS is not simulated "
-                "(no MemoryBIO bridge); use plain TCP/HTTP on the simulated network"
+    def wrap_socket(
+        self: Any,
+        sock: Any,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: Any = None,
+        session: Any = None,
+    ) -> Any:
+        if not _is_simulated_socket(sock):
+            return original(
+                self, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                server_hostname, session,
             )
-        return original(self, sock, *args, **kwargs)
+        sim = sock if isinstance(sock, SimSocket) else sock._sf_sim
+        if isinstance(sock, InterceptSocket):
+            # As the real wrap_socket detaches the socket it wraps.
+            sock._sf_sim = None
+            sock._closed = True
+        return wrap_simulated(
+            sim,
+            self,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session,
+        )
 
     wrap_socket.__doc__ = original.__doc__
     return wrap_socket

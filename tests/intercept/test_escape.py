@@ -125,10 +125,10 @@ def test_processes_outside_the_simulation_still_work(inet: SimNetwork) -> None:
     assert results == [0]
 
 
-def test_tls_on_a_simulated_socket_is_refused_by_name(inet: SimNetwork) -> None:
+def test_tls_on_a_simulated_datagram_socket_is_refused_by_name(inet: SimNetwork) -> None:
     context = ssl.create_default_context()
-    with socket.socket() as sock:
-        with pytest.raises(NotImplementedError, match=r"wrap_socket\(\).*TLS is not simulated"):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with pytest.raises(NotImplementedError, match=r"wrap_socket\(\).*DTLS is not simulated"):
             context.wrap_socket(sock, server_hostname="example")
 
 
