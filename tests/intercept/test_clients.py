@@ -167,3 +167,23 @@ def test_a_plain_udp_client_retries_through_loss_in_virtual_time() -> None:
             assert retries > 5  # the loss was real
             assert net.time() >= 2.0 * retries
             assert time.monotonic() - 1000.0 == pytest.approx(net.time())
+
+
+def test_wsgiref_simple_server_with_requests(net: SimNetwork) -> None:
+    with sockfake.replace_socketserver("http.server", "wsgiref.simple_server") as mods:
+        simple_server = mods["wsgiref.simple_server"]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = json.dumps({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"]})
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body.encode()]
+
+    class QuietHandler(simple_server.WSGIRequestHandler):  # type: ignore[misc, name-defined]
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with net.intercept():
+        server = simple_server.make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
+        with serving(server):
+            reply = requests.get(f"http://127.0.0.1:{server.server_port}/wsgi", timeout=30)
+            assert reply.json() == {"method": "GET", "path": "/wsgi"}

@@ -106,12 +106,11 @@ def test_two_networks_each_get_their_own(net: SimNetwork) -> None:
             with other.intercept():
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", 0))
-                    assert sock._sf_sim is not None  # type: ignore[attr-defined]
-                    assert sock._sf_sim._net is other  # type: ignore[attr-defined]
+                    assert sock._sf_sim in other.open_sockets()  # type: ignore[attr-defined]
         finally:
             other.close()
         with socket.socket() as sock:
-            assert sock._sf_sim._net is net  # type: ignore[attr-defined]
+            assert sock._sf_sim in net.open_sockets()  # type: ignore[attr-defined]
 
 
 def test_socket_is_a_subclassable_socket_socket(inet: SimNetwork) -> None:
