@@ -210,6 +210,7 @@ def _internal(depth: int) -> bool:
 
 
 _REAL_MAKERS = ("threading", "functools", "logging")
+_IMPORT_DEPTH = 6
 
 
 def _makes_real(depth: int) -> bool:
@@ -218,10 +219,18 @@ def _makes_real(depth: int) -> bool:
     name: str = frame.f_globals.get("__name__", "")
     if name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_MAKERS:
         return True
-    # Module-level code of an import running in a simulated thread makes objects that
-    # outlive the simulation and are shared with every thread (a script's own
-    # top-level code, __main__, is not an import).
-    return frame.f_code.co_name == "<module>" and name != "__main__"
+    # An import running in a simulated thread makes module-level objects that outlive
+    # the simulation and are shared with every thread: a primitive made by module code,
+    # or a few calls below it (`_cache = Registry()` whose __init__ makes a Lock), stays
+    # real. A script's own top-level code (__main__) is not an import.
+    caller: Any = frame
+    for _ in range(_IMPORT_DEPTH):
+        if caller is None:
+            break
+        if caller.f_code.co_name == "<module>" and caller.f_globals.get("__name__") != "__main__":
+            return True
+        caller = caller.f_back
+    return False
 
 
 def _sim_kernel_for_new(depth: int) -> Kernel | None:
@@ -239,9 +248,10 @@ def _sleep(seconds: float) -> None:
     if net is None or _internal(1):
         _real["sleep"](seconds)
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        _real["sleep"](seconds)  # the real TypeError for the wrong type
-        return
+    if not isinstance(seconds, (int, float)):
+        raise TypeError(f"'{type(seconds).__name__}' object cannot be interpreted as an integer")
+    if seconds != seconds:
+        raise ValueError("Invalid value NaN (not a number)")
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
     net.kernel.sleep(float(seconds))

@@ -451,3 +451,25 @@ def test_simulated_sockets_open_no_real_descriptor(inet: SimNetwork) -> None:
     for sock in socks + [s for pair in pairs for s in pair]:
         sock.close()
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_primitives_made_by_an_import_in_a_simulated_thread_stay_real(
+    inet: SimNetwork, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sockfake_probe_module.py").write_text(
+        "import threading, queue\n"
+        "LOCK = threading.Lock()\n"
+        "class Registry:\n"
+        "    def __init__(self):\n"
+        "        self.queue = queue.Queue()\n"
+        "REGISTRY = Registry()\n"
+        "def make():\n"
+        "    return threading.Lock()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sockfake_probe_module as probe  # type: ignore[import-not-found]
+
+    real_lock_type = type(_in_real_thread(threading.Lock))
+    assert type(probe.LOCK) is real_lock_type
+    assert type(probe.REGISTRY.queue.mutex) is real_lock_type
+    assert type(probe.make()).__name__ == "SimThreadingLock"  # called later: simulated
