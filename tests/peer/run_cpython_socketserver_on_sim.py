@@ -23,6 +23,7 @@ a scratch directory: the suite creates files.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -45,8 +46,8 @@ VIRTUAL_SECONDS_PER_TEST = 3600.0
 REFUSAL_MARKS = ("processes are not simulated", "ForkingMixIn on a SimNetwork")
 
 
-class _Alarm(Exception):
-    pass
+class _Alarm(BaseException):
+    """Raised by the real-time alarm; a BaseException so test code cannot swallow it."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -98,6 +99,8 @@ def _run_one(
     events = 0
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(REAL_SECONDS_PER_TEST)
+    # Last resort if even the unwinding hangs: dump every thread's stack and exit.
+    faulthandler.dump_traceback_later(3 * REAL_SECONDS_PER_TEST, exit=True)
     try:
         if real:
             case.run(result)
@@ -114,6 +117,7 @@ def _run_one(
         result.errors.append((case, traceback.format_exc()))
     finally:
         signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
     status, detail = _outcome(result)
     return status, detail, virtual, events
 
