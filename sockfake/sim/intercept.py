@@ -64,6 +64,11 @@ friends without an argument (C calls on the wall clock), ``os.read``/``os.write`
 real descriptors, ``subclass(threading.Event)`` and the like (a subclass defined by
 user code is a real primitive).
 
+The pieces: ``_intercept_dispatch`` (who is asking, the originals), ``_patched_socket``
+(the socket class and the guard on the real one), ``_resolver``, ``_sim_select``,
+``_sim_threading`` (the primitives), ``_sim_tls`` (TLS over ``MemoryBIO``); this module
+holds the clocks, the factories, the refusals and the install/restore logic.
+
 Exit restores every attribute exactly (the identity of ``socket.socket``,
 ``time.sleep`` ... after exit is the one before). Interceptions of different
 networks may be active together (each network's threads get their own network); the
@@ -73,7 +78,6 @@ same network cannot be intercepted twice at once (a clear error).
 from __future__ import annotations
 
 import _thread
-import ipaddress
 import itertools
 import os
 import queue
@@ -89,10 +93,36 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import sockfake.network as _sockfake_network
-import sockfake.sim.network as _sim_network_module
 from sockfake.network import REAL_NETWORK, SockfakeRuntimeError, use_network
 from sockfake.sim import _patched_socket
-from sockfake.sim._patched_socket import InterceptSocket, sim_socketpair
+from sockfake.sim._intercept_dispatch import REAL as _real
+from sockfake.sim._intercept_dispatch import (
+    _active,
+    _internal,
+    _sim_kernel_for_new,
+    caller_network,
+    is_intercepted,
+)
+from sockfake.sim._patched_socket import InterceptSocket
+from sockfake.sim._resolver import (
+    _create_connection,
+    _create_server,
+    _getaddrinfo,
+    _getfqdn,
+    _gethostbyaddr,
+    _gethostbyname,
+    _gethostbyname_ex,
+    _gethostname,
+    _socketpair,
+)
+from sockfake.sim._sim_select import (
+    _SELECTOR_NAMES,
+    SIM_FD_BASE,
+    _EpollDispatch,
+    _poll,
+    _select,
+    _selector_class,
+)
 from sockfake.sim._sim_threading import (
     SimBoundedSemaphore,
     SimCondition,
@@ -110,7 +140,9 @@ from sockfake.sim.sync import SimEvent
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
 
-__all__ = ["intercept", "Interception", "EPOCH", "is_intercepted"]
+__all__ = [
+    "intercept", "Interception", "EPOCH", "MONOTONIC_BASE", "SIM_FD_BASE", "is_intercepted",
+]  # fmt: skip
 
 # time.time() in a simulated thread: this fixed epoch (2030-01-01T00:00:00Z) plus the
 # virtual clock, so a run's timestamps (HTTP Date headers, log records) are the same
@@ -121,124 +153,9 @@ MONOTONIC_BASE = 1_000.0
 
 _MISSING = object()
 _install_lock = _thread.allocate_lock()
-_active: dict[Kernel, SimNetwork] = {}
 _saved: list[tuple[Any, str, Any]] = []
 
-# The originals, taken when this module is first imported (before any patch).
-_real: dict[str, Any] = {
-    "sleep": time.sleep,
-    "monotonic": time.monotonic,
-    "monotonic_ns": time.monotonic_ns,
-    "time": time.time,
-    "time_ns": time.time_ns,
-    "perf_counter": time.perf_counter,
-    "perf_counter_ns": time.perf_counter_ns,
-    "select": select.select,
-    "poll": getattr(select, "poll", None),
-    "epoll": getattr(select, "epoll", None),
-    "socket": socket.socket,
-    "create_connection": socket.create_connection,
-    "create_server": getattr(socket, "create_server", None),
-    "socketpair": getattr(socket, "socketpair", None),
-    "getaddrinfo": socket.getaddrinfo,
-    "gethostbyname": socket.gethostbyname,
-    "gethostbyname_ex": socket.gethostbyname_ex,
-    "gethostbyaddr": socket.gethostbyaddr,
-    "getfqdn": socket.getfqdn,
-    "gethostname": socket.gethostname,
-    "Lock": threading.Lock,
-    "RLock": threading.RLock,
-    "Condition": threading.Condition,
-    "Event": threading.Event,
-    "Semaphore": threading.Semaphore,
-    "BoundedSemaphore": threading.BoundedSemaphore,
-    "Barrier": threading.Barrier,
-    "Timer": threading.Timer,
-    "enumerate": threading.enumerate,
-    "active_count": threading.active_count,
-    "_count": _thread._count,
-    "SimpleQueue": queue.SimpleQueue,
-    "Popen.__init__": subprocess.Popen.__init__,
-}
-
-# -- who is asking ---------------------------------------------------------------------
-
-
-def caller_network() -> SimNetwork | None:
-    """The intercepted network of the calling thread, or None (the real OS)."""
-    if not _active:
-        return None
-    kernel = current_kernel()
-    if kernel is None:
-        return None
-    net = _active.get(kernel)
-    if net is None:
-        return None
-    # A thread still on the kernel's stack while it exits is no longer one of its
-    # threads (the attribute is private; without it current_kernel() decides alone).
-    by_ident = getattr(kernel, "_by_ident", None)
-    if by_ident is not None and _thread.get_ident() not in by_ident:
-        return None
-    return net
-
-
-def is_intercepted() -> bool:
-    """Is the calling thread a thread of an intercepted simulation?"""
-    return caller_network() is not None
-
-
 _patched_socket.sim_network_of_caller = caller_network
-
-
-# Test machinery that measures real time even when it runs in a simulated thread
-# (durations in reports, Hypothesis deadlines, pytest-timeout).
-_REAL_TIME_PACKAGES = frozenset(
-    {"_pytest", "pytest", "pluggy", "hypothesis", "pytest_timeout", "xdist", "execnet",
-     "coverage"}
-)  # fmt: skip
-
-
-def _internal(depth: int) -> bool:
-    """Is the caller (``depth`` frames up from the patched function) the simulation itself,
-    or test machinery that must keep real time?
-
-    The kernel keeps real time and waits on a real pipe for the turn; those calls
-    must reach the OS even from a simulated thread.
-    """
-    name: str = sys._getframe(depth + 1).f_globals.get("__name__", "")
-    return name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_TIME_PACKAGES
-
-
-_REAL_MAKERS = ("threading", "functools", "logging")
-_IMPORT_DEPTH = 6
-
-
-def _makes_real(depth: int) -> bool:
-    """Should the primitive being made stay real? (stdlib internals, import-time code)."""
-    frame = sys._getframe(depth + 1)
-    name: str = frame.f_globals.get("__name__", "")
-    if name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_MAKERS:
-        return True
-    # An import running in a simulated thread makes module-level objects that outlive
-    # the simulation and are shared with every thread: a primitive made by module code,
-    # or a few calls below it (`_cache = Registry()` whose __init__ makes a Lock), stays
-    # real. A script's own top-level code (__main__) is not an import.
-    caller: Any = frame
-    for _ in range(_IMPORT_DEPTH):
-        if caller is None:
-            break
-        if caller.f_code.co_name == "<module>" and caller.f_globals.get("__name__") != "__main__":
-            return True
-        caller = caller.f_back
-    return False
-
-
-def _sim_kernel_for_new(depth: int) -> Kernel | None:
-    net = caller_network()
-    if net is None or _makes_real(depth + 1):
-        return None
-    return net.kernel
-
 
 # -- time ------------------------------------------------------------------------------
 
@@ -291,496 +208,6 @@ _time = _clock("time", EPOCH)
 _time_ns = _clock_ns("time_ns", EPOCH)
 _perf_counter = _clock("perf_counter", MONOTONIC_BASE)
 _perf_counter_ns = _clock_ns("perf_counter_ns", MONOTONIC_BASE)
-
-# -- select, poll, epoll, selectors ---------------------------------------------------
-
-
-def _fd_of(obj: Any) -> int:
-    if isinstance(obj, int):
-        fd = obj
-    else:
-        try:
-            fd = int(obj.fileno())
-        except AttributeError:
-            raise TypeError(
-                "argument must be an int, or have a fileno() method."
-            ) from None
-    if fd < 0:
-        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-    return fd
-
-
-def _refuse_real_fd(what: str, obj: Any, fd: int) -> SockfakeRuntimeError:
-    return SockfakeRuntimeError(
-        f"{what} on {obj!r} (descriptor {fd}) in simulated thread "
-        f"{threading.current_thread().name!r}: it is not a simulated socket of this "
-        "network. A simulated thread only waits on simulated sockets; a real descriptor "
-        "would block outside virtual time (and reach the real world)."
-    )
-
-
-def _register(what: str, sel: selectors.BaseSelector, obj: Any, fd: int, events: int) -> None:
-    try:
-        sel.register(fd, events)
-    except ValueError:
-        raise _refuse_real_fd(what, obj, fd) from None
-
-
-def _sim_select(
-    net: SimNetwork, rlist: Any, wlist: Any, xlist: Any, timeout: float | None
-) -> tuple[list[Any], list[Any], list[Any]]:
-    if timeout is not None:
-        if not isinstance(timeout, (int, float)):
-            raise TypeError("timeout must be a float or None")
-        if timeout < 0:
-            raise ValueError("timeout must be non-negative")
-    rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
-    wanted: dict[int, int] = {}
-    objects: dict[int, Any] = {}
-    for objs, event in ((rlist, selectors.EVENT_READ), (wlist, selectors.EVENT_WRITE)):
-        for obj in objs:
-            fd = _fd_of(obj)
-            wanted[fd] = wanted.get(fd, 0) | event
-            objects.setdefault(fd, obj)
-    for obj in xlist:
-        fd = _fd_of(obj)
-        objects.setdefault(fd, obj)
-        wanted.setdefault(fd, 0)
-    sel = net.selector()
-    try:
-        for fd, events in wanted.items():
-            # Exceptional conditions (out-of-band data) never happen on the simulation;
-            # an fd watched only for them must still be a simulated one.
-            _register("select.select()", sel, objects[fd], fd, events or selectors.EVENT_READ)
-        if not any(wanted.values()):
-            if timeout is None:
-                net.kernel.wait((), None, "select() on nothing")
-            else:
-                net.kernel.sleep(float(timeout))
-            return [], [], []
-        for fd, events in wanted.items():
-            if not events:
-                sel.unregister(fd)
-        ready = {key.fd: mask for key, mask in sel.select(timeout)}
-    finally:
-        sel.close()
-    readable = [o for o in rlist if ready.get(_fd_of(o), 0) & selectors.EVENT_READ]
-    writable = [o for o in wlist if ready.get(_fd_of(o), 0) & selectors.EVENT_WRITE]
-    return readable, writable, []
-
-
-# Simulated descriptors start here (sockfake.sim.network allocates them), above any
-# real one: a real select/poll that is handed one is refused by name.
-SIM_FD_BASE: int = getattr(_sim_network_module, "_FIRST_FD", 1 << 20)
-
-
-def _refuse_sim_fds(what: str, objects: Any) -> None:
-    """In a thread outside the simulation: a real wait cannot watch a simulated socket."""
-    for obj in objects:
-        try:
-            fd = obj if isinstance(obj, int) else int(obj.fileno())
-        except Exception:
-            continue  # the real call reports it
-        if fd >= SIM_FD_BASE:
-            raise SockfakeRuntimeError(
-                f"{what} on {obj!r} in thread {threading.current_thread().name!r}: "
-                f"descriptor {fd} is a simulated socket's (simulated descriptors start at "
-                f"{SIM_FD_BASE}), and a real {what} cannot wait on it. Wait on it from a "
-                "thread of its simulation, under net.intercept()."
-            )
-
-
-def _select(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> Any:
-    net = caller_network()
-    if net is None or _internal(1):
-        if net is None and _active:
-            rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
-            _refuse_sim_fds("select.select()", rlist + wlist + xlist)
-        return _real["select"](rlist, wlist, xlist, timeout)
-    return _sim_select(net, rlist, wlist, xlist, timeout)
-
-
-_select.__doc__ = select.select.__doc__
-
-_POLL_READ = select.POLLIN | select.POLLPRI | getattr(select, "POLLRDNORM", 0)
-_POLL_WRITE = select.POLLOUT | getattr(select, "POLLWRNORM", 0)
-
-
-class SimPoll:
-    """``select.poll()`` on simulated sockets; ``poll(ms)`` waits in virtual time."""
-
-    _what = "select.poll()"
-
-    def __init__(self, net: SimNetwork) -> None:
-        self._net = net
-        self._masks: dict[int, int] = {}
-
-    def _check(self, fd: int, obj: Any) -> None:
-        probe = self._net.selector()
-        try:
-            _register(f"{self._what}.register()", probe, obj, fd, selectors.EVENT_READ)
-        finally:
-            probe.close()
-
-    def register(self, fd: Any, eventmask: int = _POLL_READ | select.POLLOUT) -> None:
-        number = _fd_of(fd)
-        self._check(number, fd)
-        self._masks[number] = eventmask
-
-    def modify(self, fd: Any, eventmask: int) -> None:
-        number = _fd_of(fd)
-        if number not in self._masks:
-            raise FileNotFoundError(2, "No such file or directory")
-        self._masks[number] = eventmask
-
-    def unregister(self, fd: Any) -> None:
-        number = _fd_of(fd)
-        if number not in self._masks:
-            raise KeyError(number)
-        del self._masks[number]
-
-    def _wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        sel = self._net.selector()
-        gone: list[tuple[int, int]] = []
-        try:
-            for fd, mask in self._masks.items():
-                events = (selectors.EVENT_READ if mask & _POLL_READ else 0) | (
-                    selectors.EVENT_WRITE if mask & _POLL_WRITE else 0
-                )
-                try:
-                    sel.register(fd, events or selectors.EVENT_READ)
-                except ValueError:
-                    gone.append((fd, select.POLLNVAL))  # closed since it was registered
-                    continue
-                if not events:
-                    sel.unregister(fd)
-            if gone:
-                return gone
-            if not sel.get_map():
-                if timeout is None:
-                    self._net.kernel.wait((), None, f"{self._what} on nothing")
-                else:
-                    self._net.kernel.sleep(timeout)
-                return []
-            result = []
-            for key, ready in sel.select(timeout):
-                mask = self._masks[key.fd]
-                revents = (mask & _POLL_READ & (select.POLLIN | getattr(select, "POLLRDNORM", 0))
-                           if ready & selectors.EVENT_READ else 0)
-                if ready & selectors.EVENT_WRITE:
-                    revents |= mask & _POLL_WRITE
-                if revents:
-                    result.append((key.fd, revents))
-            return result
-        finally:
-            sel.close()
-
-    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        if timeout is not None and timeout >= 0:
-            return self._wait(timeout / 1000.0)
-        return self._wait(None)
-
-
-class _GuardedPoll:
-    """A real ``select.poll()`` object (outside the simulation) that refuses simulated
-    descriptors: the real one would report them as ``POLLNVAL`` and spin."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def register(self, fd: Any, *args: Any) -> None:
-        _refuse_sim_fds("select.poll()", (fd,))
-        self._real.register(fd, *args)
-
-    def modify(self, fd: Any, *args: Any) -> None:
-        _refuse_sim_fds("select.poll()", (fd,))
-        self._real.modify(fd, *args)
-
-    def unregister(self, fd: Any) -> None:
-        self._real.unregister(fd)
-
-    def poll(self, *args: Any) -> Any:
-        return self._real.poll(*args)
-
-
-def _poll() -> Any:
-    net = caller_network()
-    if net is None or _internal(1):
-        if net is None and _active:
-            return _GuardedPoll(_real["poll"]())
-        return _real["poll"]()
-    return SimPoll(net)
-
-
-class SimEpoll(SimPoll):
-    """``select.epoll()`` on simulated sockets; ``poll(seconds)`` waits in virtual time."""
-
-    _what = "select.epoll()"
-
-    def __init__(self, net: SimNetwork) -> None:
-        super().__init__(net)
-        self.closed = False
-
-    def register(self, fd: Any, eventmask: int = _POLL_READ | select.POLLOUT) -> None:
-        if _fd_of(fd) in self._masks:
-            raise FileExistsError(17, "File exists")
-        super().register(fd, eventmask)
-
-    def unregister(self, fd: Any) -> None:
-        if _fd_of(fd) not in self._masks:
-            raise FileNotFoundError(2, "No such file or directory")
-        super().unregister(fd)
-
-    def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
-        if self.closed:
-            raise ValueError("I/O operation on closed epoll object")
-        events = self._wait(None if timeout is None or timeout < 0 else float(timeout))
-        return events if maxevents < 0 else events[:maxevents]
-
-    def fileno(self) -> int:
-        raise NotImplementedError("select.epoll().fileno() on the simulation: no OS descriptor")
-
-    def close(self) -> None:
-        self.closed = True
-        self._masks.clear()
-
-    def __enter__(self) -> SimEpoll:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
-
-
-class _EpollDispatch:
-    """Stands in for ``select.epoll`` (a type that cannot be subclassed)."""
-
-    def __new__(cls, sizehint: int = -1, flags: int = 0) -> Any:
-        net = caller_network()
-        if net is None or _internal(1):
-            return _real["epoll"](sizehint, flags)
-        return SimEpoll(net)
-
-    @staticmethod
-    def fromfd(fd: int) -> Any:
-        if caller_network() is not None:
-            raise _refuse_real_fd("select.epoll.fromfd()", fd, fd)
-        return _real["epoll"].fromfd(fd)
-
-
-_EpollDispatch.__name__ = _EpollDispatch.__qualname__ = "epoll"
-_EpollDispatch.__module__ = "select"
-
-_SELECTOR_NAMES = (
-    "SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector",
-)  # fmt: skip
-
-
-def _selector_class(real_cls: type[selectors.BaseSelector]) -> type[selectors.BaseSelector]:
-    def __new__(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
-        net = caller_network()
-        if cls is patched and net is not None and not _internal(1):
-            return net.selector()  # a SimSelector: waits in virtual time
-        return object.__new__(cls)
-
-    patched: type[selectors.BaseSelector] = type(
-        real_cls.__name__,
-        (real_cls,),
-        {"__new__": __new__, "__module__": real_cls.__module__, "__doc__": real_cls.__doc__},
-    )
-    patched.__qualname__ = real_cls.__qualname__
-    return patched
-
-
-# -- the resolver ----------------------------------------------------------------------
-
-_LOCALHOST_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
-
-
-def _gai_error(code_name: str, message: str) -> socket.gaierror:
-    code = getattr(socket, code_name, socket.EAI_NONAME)
-    return socket.gaierror(code, message)
-
-
-def _host_addresses(net: SimNetwork, host: Any, flags: int) -> list[tuple[Any, str]]:
-    if host is None:
-        if flags & socket.AI_PASSIVE:
-            return [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")]
-        return [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
-    if isinstance(host, (bytes, bytearray)):
-        host = bytes(host).decode("idna")
-    if not isinstance(host, str):
-        raise TypeError("getaddrinfo() argument 1 must be string or None")
-    try:
-        parsed = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        pass
-    else:
-        return [(socket.AF_INET if parsed.version == 4 else socket.AF_INET6, host)]
-    if flags & socket.AI_NUMERICHOST:
-        raise _gai_error("EAI_NONAME", "Name or service not known")
-    name = host.lower().rstrip(".")
-    if name in _LOCALHOST_NAMES:
-        return [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
-    for candidate in net.hosts:
-        if candidate.name == host or candidate.name.lower() == name:
-            return [(socket.AF_INET, ip) for ip in candidate.ipv4] + [
-                (socket.AF_INET6, ip) for ip in candidate.ipv6
-            ]
-    raise _gai_error("EAI_NONAME", "Name or service not known")
-
-
-def _port_number(port: Any, flags: int) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, int):
-        return port
-    if isinstance(port, (bytes, bytearray)):
-        port = bytes(port).decode()
-    if not isinstance(port, str):
-        raise OSError("Int or String expected")
-    if port.isdigit():
-        return int(port)
-    if flags & getattr(socket, "AI_NUMERICSERV", 0):
-        raise _gai_error("EAI_NONAME", "Name or service not known")
-    try:
-        return socket.getservbyname(port)  # /etc/services: a local file, not the network
-    except OSError:
-        raise _gai_error("EAI_SERVICE", "Servname not supported for ai_socktype") from None
-
-
-def sim_getaddrinfo(
-    net: SimNetwork, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
-    flags: int = 0,
-) -> list[tuple[Any, Any, int, str, Any]]:
-    """``socket.getaddrinfo`` against the simulated hosts."""
-    number = _port_number(port, flags)
-    addresses = _host_addresses(net, host, flags)
-    if family not in (0, socket.AF_INET, socket.AF_INET6):
-        raise _gai_error("EAI_FAMILY", "ai_family not supported")
-    chosen = [(af, ip) for af, ip in addresses if family in (0, af)]
-    if not chosen:
-        raise _gai_error("EAI_ADDRFAMILY", "Address family for hostname not supported")
-    if type == 0:
-        kinds = [(socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)]
-    elif type == socket.SOCK_STREAM:
-        kinds = [(socket.SOCK_STREAM, proto or socket.IPPROTO_TCP)]
-    elif type == socket.SOCK_DGRAM:
-        kinds = [(socket.SOCK_DGRAM, proto or socket.IPPROTO_UDP)]
-    else:
-        raise _gai_error("EAI_SOCKTYPE", "ai_socktype not supported")
-    canonical = host if isinstance(host, str) and flags & socket.AI_CANONNAME else ""
-    result: list[tuple[Any, Any, int, str, Any]] = []
-    for af, ip in chosen:
-        address: Any = (ip, number) if af == socket.AF_INET else (ip, number, 0, 0)
-        for kind, number_proto in kinds:
-            result.append(
-                (socket.AddressFamily(af), socket.SocketKind(kind), number_proto,
-                 canonical if not result else "", address)
-            )
-    return result
-
-
-def _getaddrinfo(
-    host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-) -> Any:
-    net = caller_network()
-    if net is None:
-        return _real["getaddrinfo"](host, port, family, type, proto, flags)
-    return sim_getaddrinfo(net, host, port, family, type, proto, flags)
-
-
-def _gethostbyname(hostname: str) -> str:
-    net = caller_network()
-    if net is None:
-        return str(_real["gethostbyname"](hostname))
-    return str(sim_getaddrinfo(net, hostname, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
-
-
-def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
-    net = caller_network()
-    if net is None:
-        return cast("tuple[str, list[str], list[str]]", _real["gethostbyname_ex"](hostname))
-    infos = sim_getaddrinfo(net, hostname, None, socket.AF_INET, socket.SOCK_STREAM)
-    return hostname, [], [info[4][0] for info in infos]
-
-
-def _sim_gethostbyaddr(net: SimNetwork, ip_or_name: str) -> tuple[str, list[str], list[str]]:
-    infos = sim_getaddrinfo(net, ip_or_name, None, 0, socket.SOCK_STREAM)
-    ip = infos[0][4][0]
-    parsed = ipaddress.ip_address(ip.split("%")[0])
-    if parsed.is_loopback:
-        return "localhost", [], [ip]
-    for host in net.hosts:
-        if ip in host.ipv4 or ip in host.ipv6:
-            return host.name, [], [ip]
-    raise socket.herror(1, "Unknown host")
-
-
-def _gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
-    net = caller_network()
-    if net is None:
-        return cast("tuple[str, list[str], list[str]]", _real["gethostbyaddr"](ip_address))
-    return _sim_gethostbyaddr(net, ip_address)
-
-
-def _gethostname() -> str:
-    net = caller_network()
-    if net is None:
-        return str(_real["gethostname"]())
-    default = getattr(net, "default_host", None)
-    return str(default.name if default is not None else net.hosts[0].name)
-
-
-def _getfqdn(name: str = "") -> str:
-    # The stdlib's own logic, on the (patched) gethostname/gethostbyaddr it looks up.
-    return str(_real["getfqdn"](name))
-
-
-_DEFAULT_TIMEOUT: Any = vars(socket)["_GLOBAL_DEFAULT_TIMEOUT"]
-
-if sys.version_info >= (3, 11):
-
-    def _create_connection(
-        address: tuple[str, int],
-        timeout: Any = _DEFAULT_TIMEOUT,
-        source_address: Any = None,
-        *,
-        all_errors: bool = False,
-    ) -> Any:
-        # The stdlib's own code: it finds getaddrinfo() and socket() on the module, at
-        # call time, so in a simulated thread it resolves and connects simulated.
-        return _real["create_connection"](
-            address, timeout, source_address, all_errors=all_errors
-        )
-
-else:  # pragma: no cover - 3.10
-
-    def _create_connection(
-        address: tuple[str, int],
-        timeout: Any = _DEFAULT_TIMEOUT,
-        source_address: Any = None,
-    ) -> Any:
-        return _real["create_connection"](address, timeout, source_address)
-
-
-_create_connection.__doc__ = socket.create_connection.__doc__
-
-
-def _create_server(address: Any, **kwargs: Any) -> Any:
-    return _real["create_server"](address, **kwargs)
-
-
-_create_server.__doc__ = getattr(socket, "create_server", _create_server).__doc__
-
-
-def _socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> Any:
-    net = caller_network()
-    if net is None:
-        if family is None:
-            return _real["socketpair"](type=type, proto=proto)
-        return _real["socketpair"](family, type, proto)
-    return sim_socketpair(net, family, type, proto)
-
 
 # -- threading and queue ---------------------------------------------------------------
 
