@@ -305,6 +305,12 @@ def _pool_counter(original: Callable[[], int]) -> Any:
     return staticmethod(counter)
 
 
+# Callers that start threads while holding a real lock made at import time
+# (ThreadPoolExecutor.submit holds concurrent.futures.thread._global_shutdown_lock):
+# another simulated thread run there could block on that lock for real.
+_STARTS_UNDER_A_REAL_LOCK = ("concurrent.futures", "multiprocessing")
+
+
 def _start_yields(start: Callable[[threading.Thread], None]) -> Any:
     """``Thread.start`` as a scheduling point: the new thread runs first.
 
@@ -318,8 +324,12 @@ def _start_yields(start: Callable[[threading.Thread], None]) -> Any:
     def start_and_yield(self: threading.Thread) -> None:
         start(self)
         net = caller_network()
-        if net is not None and getattr(self, "_sockfake_thread", None) is not None:
-            net.kernel.yield_turn("thread start")
+        if net is None or getattr(self, "_sockfake_thread", None) is None:
+            return
+        caller: str = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith(_STARTS_UNDER_A_REAL_LOCK):
+            return
+        net.kernel.yield_turn("thread start")
 
     start_and_yield.__doc__ = start.__doc__
     return start_and_yield

@@ -473,3 +473,24 @@ def test_primitives_made_by_an_import_in_a_simulated_thread_stay_real(
     assert type(probe.LOCK) is real_lock_type
     assert type(probe.REGISTRY.queue.mutex) is real_lock_type
     assert type(probe.make()).__name__ == "SimThreadingLock"  # called later: simulated
+
+
+def test_thread_pools_used_by_several_simulated_threads_at_once() -> None:
+    """ThreadPoolExecutor.submit starts workers under a real, import-time lock: the
+    start must not hand the turn to a thread that would block on it for real."""
+    with SimNetwork(seed=1, stall_timeout=2.0) as net, net.intercept():
+        done: list[int] = []
+
+        def user(i: int) -> None:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for f in [pool.submit(time.sleep, 0.1) for _ in range(6)]:
+                    f.result()
+            done.append(i)
+
+        users = [threading.Thread(target=user, args=(i,)) for i in range(4)]
+        for t in users:
+            t.start()
+        for t in users:
+            t.join()
+        assert sorted(done) == [0, 1, 2, 3]
+        assert net.time() == pytest.approx(0.3)
