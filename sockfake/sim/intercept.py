@@ -27,6 +27,10 @@ While an interception is active, the stdlib's own entry points dispatch per call
   sockfake) get the simulated network in a simulated thread: the default network is
   a dispatcher for the duration.
 
+Scheduling: under interception ``Thread.start()`` hands the turn to the new thread
+(it runs at once, as on the real OS), except when ``concurrent.futures`` or
+``multiprocessing`` start it (they hold a real lock meanwhile).
+
 "A simulated thread" is one that takes part in the intercepted network's kernel
 (``current_kernel()`` is that kernel and the thread is registered in it): the
 network's main thread and every thread started from it. Every other thread of the
@@ -59,7 +63,9 @@ stay valid after exit and dispatch per call (so a module imported inside
 the latter is rebound here because ``Queue.get(timeout=)`` computes its deadline with
 it. Other uncovered paths: a ``_socket.socket`` made directly (a C object with no
 Python layer to guard), a real lock or event made before the interception and waited
-on in a simulated thread (it blocks for real: a stall), ``time.localtime()`` and
+on in a simulated thread, or a real lock held across a simulated call (another
+simulated thread that wants it blocks for real: a stall, e.g. a
+``logging.handlers.SocketHandler`` whose real handler lock is held while it sends), ``time.localtime()`` and
 friends without an argument (C calls on the wall clock), ``os.read``/``os.write`` on
 real descriptors, ``subclass(threading.Event)`` and the like (a subclass defined by
 user code is a real primitive).
