@@ -132,16 +132,23 @@ class InterceptSocket(RealSocket):
         if net is None:
             RealSocket.__init__(self, family, type, proto, fileno)
             return
+        self._io_refs = 0
+        self._closed = False
         if fileno is not None:
-            raise SockfakeRuntimeError(
-                f"socket.socket(fileno={fileno!r}) in a simulated thread: a descriptor is a "
-                "real OS object, and a simulated thread never touches the real network"
-            )
+            # Another object on a simulated descriptor shares its simulated socket, as
+            # two socket objects on one descriptor share the kernel's socket.
+            shared = [s for s in net.open_sockets() if s.fileno() == fileno]
+            if not shared:
+                raise SockfakeRuntimeError(
+                    f"socket.socket(fileno={fileno!r}) in a simulated thread: it is not a "
+                    "simulated socket's descriptor, and a simulated thread never touches "
+                    "the real network"
+                )
+            self._sf_sim = shared[0]
+            return
         family = _socket_module.AF_INET if family == -1 else family
         type = _socket_module.SOCK_STREAM if type == -1 else type
         proto = 0 if proto == -1 else proto
-        self._io_refs = 0
-        self._closed = False
         self._sf_sim = net.socket(family, type, proto)
 
     # -- identity -------------------------------------------------------------------
@@ -212,11 +219,14 @@ class InterceptSocket(RealSocket):
         sim.close()
 
     def detach(self) -> int:
-        if self._sf_sim is None:
+        """Give up the simulated socket without closing it; return its descriptor (which
+        ``socket.socket(fileno=...)`` in the same simulation takes up again)."""
+        sim = self._sf_sim
+        if sim is None:
             return int(super().detach())
-        raise NotImplementedError(
-            "socket.detach() on a simulated socket: it has no OS descriptor to hand over"
-        )
+        self._sf_sim = None
+        self._closed = True
+        return sim.fileno()
 
     def dup(self) -> InterceptSocket:
         if self._sf_sim is None:

@@ -22,9 +22,9 @@ with TLS does too.
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sockfake.sim._patched_socket import InterceptSocket, wrap
+from sockfake.sim._patched_socket import InterceptSocket
 from sockfake.sim.sockets import SimSocket
 
 __all__ = ["SimTLSSocket", "wrap_simulated"]
@@ -32,10 +32,40 @@ __all__ = ["SimTLSSocket", "wrap_simulated"]
 _RECORD = 16 * 1024 + 512  # one TLS record, with room for its header and MAC
 
 
-class SimTLSSocket(InterceptSocket):
-    """A TLS connection over a simulated stream socket (see the module docstring)."""
+if TYPE_CHECKING:
+    _TLSBase = InterceptSocket
+else:
+
+    class _TLSBase(InterceptSocket, ssl.SSLSocket):
+        """InterceptSocket first: its simulated methods win over OpenSSL-on-a-descriptor."""
+
+
+class SimTLSSocket(_TLSBase):
+    """A TLS connection over a simulated stream socket (see the module docstring).
+
+    An ``ssl.SSLSocket`` for ``isinstance`` (ftplib, poplib check it), but none of the
+    real class's methods run: they need OpenSSL on a descriptor. After ``unwrap()``
+    the same object goes on as a plain simulated socket, as the real one does.
+    """
 
     _tls: ssl.SSLObject | None = None
+    _plain = False
+
+    @property
+    def _sslobj(self) -> ssl.SSLObject | None:
+        # Code that peeks at the real class's private attribute (CPython's own test
+        # servers check ``sock._sslobj is not None``) sees the SSLObject doing the work.
+        return self._tls
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self._sf_context
+
+    @context.setter
+    def context(self, context: ssl.SSLContext) -> None:
+        self._sf_context = context
+        if self._tls is not None:
+            self._tls.context = context
 
     def _setup(
         self,
@@ -46,7 +76,7 @@ class SimTLSSocket(InterceptSocket):
         suppress_ragged_eofs: bool,
         session: Any,
     ) -> None:
-        self.context = context
+        self._sf_context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
         self.do_handshake_on_connect = do_handshake_on_connect
@@ -95,10 +125,7 @@ class SimTLSSocket(InterceptSocket):
                 self._incoming.write(bytes(record))
                 record.clear()
                 return True
-            try:
-                piece = super().recv(need - len(record))
-            except BlockingIOError:
-                raise ssl.SSLWantReadError("The operation did not complete (read)") from None
+            piece = super().recv(need - len(record))  # BlockingIOError: see _run()
             if not piece:
                 if record:
                     self._incoming.write(bytes(record))
@@ -111,9 +138,13 @@ class SimTLSSocket(InterceptSocket):
         while True:
             try:
                 result = operation(*args)
-            except ssl.SSLWantReadError:
+            except ssl.SSLWantReadError as want:
                 self._flush()
-                self._fill()
+                try:
+                    self._fill()
+                except BlockingIOError:
+                    # A non-blocking socket: OpenSSL's own error, as the real SSLSocket.
+                    raise want from None
             except ssl.SSLWantWriteError:
                 self._flush()
             else:
@@ -165,6 +196,8 @@ class SimTLSSocket(InterceptSocket):
         return tls, address
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        if self._plain:
+            raise ValueError("Read on closed or unwrapped SSL socket.")
         tls = self._object()
         try:
             if buffer is not None:
@@ -176,9 +209,13 @@ class SimTLSSocket(InterceptSocket):
             raise
 
     def write(self, data: Any) -> int:
+        if self._plain:
+            raise ValueError("Write on closed or unwrapped SSL socket.")
         return int(self._run(self._object().write, data))
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        if self._plain:
+            return bytes(InterceptSocket.recv(self, buflen, flags))
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to recv() on {type(self)}")
         if buflen == 0:
@@ -186,6 +223,8 @@ class SimTLSSocket(InterceptSocket):
         return bytes(self.read(buflen))
 
     def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        if self._plain:
+            return int(InterceptSocket.recv_into(self, buffer, nbytes or 0, flags))
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to recv_into() on {type(self)}")
         view = memoryview(buffer).cast("B")
@@ -195,11 +234,16 @@ class SimTLSSocket(InterceptSocket):
         return int(self.read(size, view))
 
     def send(self, data: Any, flags: int = 0) -> int:
+        if self._plain:
+            return int(InterceptSocket.send(self, data, flags))
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to send() on {type(self)}")
         return self.write(data)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
+        if self._plain:
+            InterceptSocket.sendall(self, data, flags)
+            return
         view = memoryview(data).cast("B")
         while view:
             view = view[self.send(view[:_RECORD], flags):]
@@ -208,7 +252,29 @@ class SimTLSSocket(InterceptSocket):
         return int(self._sendfile_use_send(file, offset, count))  # type: ignore[attr-defined]
 
     def recvfrom(self, buflen: int = 1024, flags: int = 0) -> Any:
+        if self._plain:
+            return InterceptSocket.recvfrom(self, buflen, flags)
         return self.recv(buflen, flags), None
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Any:
+        if self._plain:
+            return InterceptSocket.recvfrom_into(self, buffer, nbytes, flags)
+        return self.recv_into(buffer, nbytes, flags), None
+
+    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> Any:
+        if self._plain:
+            return InterceptSocket.sendto(self, data, flags_or_addr, addr)
+        raise ValueError(f"sendto not allowed on instances of {type(self)}")
+
+    def shutdown(self, how: int) -> None:
+        self._tls = None if self._plain else self._tls
+        InterceptSocket.shutdown(self, how)
+
+    def verify_client_post_handshake(self) -> None:
+        self._object().verify_client_post_handshake()
+
+    def selected_npn_protocol(self) -> str | None:
+        return None
 
     def pending(self) -> int:
         return self._tls.pending() if self._tls is not None else 0
@@ -242,18 +308,18 @@ class SimTLSSocket(InterceptSocket):
     def session_reused(self) -> bool | None:
         return self._tls.session_reused if self._tls is not None else None
 
-    def unwrap(self) -> InterceptSocket:
-        """Send close_notify, wait for the peer's; return the plain simulated socket."""
-        if self._tls is not None:
-            try:
-                self._run(self._tls.unwrap)
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                pass
-        sim = self._sf_sim
-        assert sim is not None
-        self._sf_sim = None  # this object no longer owns the connection
-        self._closed = True
-        return wrap(sim)
+    def unwrap(self) -> SimTLSSocket:
+        """Send close_notify and wait for the peer's; then this object is a plain socket
+        (the real ``unwrap()`` returns the same object too)."""
+        if self._tls is None or self._plain:
+            raise ValueError("No SSL wrapper around " + str(self))
+        try:
+            self._run(self._tls.unwrap)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            pass
+        self._plain = True
+        self._tls = None
+        return self
 
     def dup(self) -> Any:
         raise NotImplementedError(f"Can't dup() {type(self).__name__} instances")

@@ -65,10 +65,10 @@ it. Other uncovered paths: a ``_socket.socket`` made directly (a C object with n
 Python layer to guard), a real lock or event made before the interception and waited
 on in a simulated thread, or a real lock held across a simulated call (another
 simulated thread that wants it blocks for real: a stall, e.g. a
-``logging.handlers.SocketHandler`` whose real handler lock is held while it sends), ``time.localtime()`` and
-friends without an argument (C calls on the wall clock), ``os.read``/``os.write`` on
-real descriptors, ``subclass(threading.Event)`` and the like (a subclass defined by
-user code is a real primitive).
+``logging.handlers.SocketHandler`` whose real handler lock is held while it sends),
+``time.localtime()`` and friends without an argument (C calls on the wall clock),
+``os.read``/``os.write`` on real descriptors, ``subclass(threading.Event)`` and the
+like (a subclass defined by user code is a real primitive).
 
 The pieces: ``_intercept_dispatch`` (who is asking, the originals), ``_patched_socket``
 (the socket class and the guard on the real one), ``_resolver``, ``_sim_select``,

@@ -77,7 +77,10 @@ def test_a_real_socket_class_captured_at_import_is_refused() -> None:
         with pytest.raises(SockfakeRuntimeError, match=r"socket.socket\(\)"):
             captured(socket.AF_INET, socket.SOCK_STREAM)
         with pytest.raises(SockfakeRuntimeError, match="fileno"):
-            socket.socket(fileno=0)
+            socket.socket(fileno=0)  # a real descriptor
+        with socket.socket() as sim:
+            with socket.socket(fileno=sim.fileno()) as same:  # a simulated one: shared
+                assert same.fileno() == sim.fileno() and same.type == socket.SOCK_STREAM
 
 
 def test_select_and_poll_refuse_real_descriptors_in_a_simulated_thread() -> None:

@@ -104,8 +104,10 @@ def test_wrap_then_connect_alpn_and_unwrap(inet: SimNetwork) -> None:
     client.sendall(b"ping")
     assert client.recv(100) == b"pong"
     plain = client.unwrap()
+    assert plain is client  # as the real unwrap(): the same object, now plain
     plain.sendall(b"clear text")
     thread.join()
     plain.close()
     tls_listener.close()
     assert seen == {"alpn": "http/1.1", "data": b"ping", "after": b"clear text"}
+    assert isinstance(client, ssl.SSLSocket) and isinstance(client, socket.socket)
