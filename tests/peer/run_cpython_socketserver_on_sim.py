@@ -13,8 +13,14 @@ stay valid afterwards and pick the simulation in each test's threads.
 Each test is bounded: a virtual ``time_limit`` on its network and a real-time alarm.
 Forking tests must be refused (``NotImplementedError``: processes are not simulated).
 
-Usage: ``python tests/peer/run_cpython_socketserver_on_sim.py [--real] [--json]
-[--seed N] [--scheduling random] [--latency S] [-k NAME] [-v]``; ``--real`` runs the
+With ``--module``, another of CPython's network suites runs the same way (``http.server``,
+``xmlrpc.server`` and ``wsgiref.simple_server`` are rebuilt on sockfake first): the
+clients and servers of ``test_httpservers``, ``test_xmlrpc``, ``test_urllib2_localnet``,
+``test_wsgiref``, ``test_imaplib``, ``test_poplib``, ``test_smtplib``, ``test_ftplib``
+and ``test_httplib`` (TLS included) all run on the simulation.
+
+Usage: ``python tests/peer/run_cpython_socketserver_on_sim.py [--module NAME] [--real]
+[--json] [--seed N] [--scheduling random] [--latency S] [-k NAME] [-v]``; ``--real`` runs the
 same tests on the real OS (the baseline), ``--json`` ends the output with one JSON
 line, the others choose the simulated network (test i gets seed N + i). Run it from
 a scratch directory: the suite creates files.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import importlib
 import json
 import signal
 import sys
@@ -64,17 +71,25 @@ def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:
     return tests
 
 
-def _load(real: bool) -> list[unittest.TestCase]:
+# Stdlib modules that subclass socketserver classes at import: rebuilt on sockfake.
+_DEPENDANTS = ("http.server", "xmlrpc.server", "wsgiref.simple_server")
+
+
+def _load(real: bool, module: str) -> list[unittest.TestCase]:
     test.support.use_resources = ["network"]
     test.support.verbose = 0
+    for name in _DEPENDANTS:
+        sys.modules.pop(name, None)  # imported again below, on sockfake
     if real:
-        from test import test_socketserver as upstream
+        upstream = importlib.import_module(module)
     else:
         with SimNetwork(seed=0) as net, net.intercept():
-            from test import test_socketserver as upstream
-    assert upstream.socketserver is sockfake
+            upstream = importlib.import_module(module)
+    if module == "test.test_socketserver":
+        assert upstream.socketserver is sockfake
     suite = unittest.defaultTestLoader.loadTestsFromModule(upstream)
-    return [t for t in _flatten(suite) if t._testMethodName not in SKIP]
+    skip = SKIP if module == "test.test_socketserver" else set()
+    return [t for t in _flatten(suite) if t._testMethodName not in skip]
 
 
 def _outcome(result: unittest.TestResult) -> tuple[str, str]:
@@ -128,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
     parser.add_argument("-v", "--verbose", action="store_true", help="print failure tracebacks")
     parser.add_argument("-k", default="", help="only tests whose id contains this")
+    parser.add_argument(
+        "--module", default="test.test_socketserver",
+        help="another CPython suite to run the same way (test.test_httpservers, "
+        "test.test_xmlrpc, test.test_ftplib...)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first test's network")
     parser.add_argument("--scheduling", default="fifo", choices=("fifo", "random"))
     parser.add_argument("--latency", type=float, default=0.0, help="virtual seconds per link")
@@ -135,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {"scheduling": args.scheduling}
     if args.latency:
         options["latency"] = args.latency
-    tests = [t for t in _load(args.real) if args.k in t.id()]
+    tests = [t for t in _load(args.real, args.module) if args.k in t.id()]
     outcomes: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     for seed, case in enumerate(tests, start=args.seed):
-        name = case.id().removeprefix("test.test_socketserver.")
+        name = case.id().removeprefix(args.module + ".")
         before = time.perf_counter()
         status, detail, virtual, events = _run_one(case, args.real, seed, options)
         real_seconds = time.perf_counter() - before
@@ -156,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {s: sum(1 for o in outcomes.values() if o["status"] == s)
               for s in ("passed", "failed", "refused", "skipped")}
     where = "real OS" if args.real else "simulated network"
-    print(f"CPython {sys.version.split()[0]} test_socketserver on sockfake, {where}: "
+    print(f"CPython {sys.version.split()[0]} {args.module} on sockfake, {where}: "
           f"{counts['passed']} passed, {counts['failed']} failed, {counts['refused']} refused, "
           f"{counts['skipped']} skipped in {time.perf_counter() - started:.1f} s")
     if args.json:
