@@ -112,7 +112,7 @@ class BaseServer:
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
+    def serve_forever(self, poll_interval: float | None = 0.5) -> None:
         """Handle one request at a time until shutdown.
 
         ``shutdown()`` wakes the loop at once; ``poll_interval`` only bounds how late
@@ -138,7 +138,10 @@ class BaseServer:
                         if waker is None:
                             # No wake-up to wait on: sleep, but notice a
                             # shutdown() within poll_interval as the stdlib does.
-                            self.network.sleep(min(self.__accept_backoff, poll_interval))
+                            pause = self.__accept_backoff
+                            if poll_interval is not None:
+                                pause = min(pause, poll_interval)
+                            self.network.sleep(pause)
                         else:
                             self.__pause_accepting(selector, waker, self.__accept_backoff)
                         if self.__shutdown_request:

@@ -9,10 +9,12 @@ and waits are virtual.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -147,3 +149,50 @@ def recv_exactly(sock: Any, size: int) -> bytes:
         chunks.append(data)
         left -= len(data)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def running(server: Any, poll_interval: float = 0.5) -> Iterator[Any]:
+    """``serving``, yielding the server itself (``with running(Server(...)) as server``)."""
+    with serving(server, poll_interval):
+        yield server
+
+
+# -- the stdlib's own HTTP handler on sockfake (interception tests) ---------------------
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """GET answers the path; POST echoes the JSON body with a key added. HTTP/1.1 keep-alive."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, payload: Any, status: int = 200) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._reply({"path": self.path, "client": list(self.client_address)})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        data = json.loads(self.rfile.read(length))
+        data["seen"] = True
+        self._reply(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class HTTPServer(socketserver.ThreadingTCPServer):
+    """``http.server.ThreadingHTTPServer`` in one line, on sockfake."""
+
+    daemon_threads = True
+
+
+def accepts(net: Any) -> int:
+    """How many connections the simulated network's listeners accepted so far."""
+    return sum(1 for event in net.trace if event.kind == "accept")

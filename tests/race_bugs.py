@@ -58,9 +58,9 @@ def lost_update_across_io(network: Any) -> bool:
     class Handler(sockfake.StreamRequestHandler):
         def handle(self) -> None:
             self.rfile.readline()
-            seen = self.server.hits  # type: ignore[attr-defined]
+            seen = self.server.hits
             self.wfile.write(b"counted\n")  # a switch point between read and write
-            self.server.hits = seen + 1  # type: ignore[attr-defined]
+            self.server.hits = seen + 1
 
     server, thread = _serve(network, Handler, hits=0)
     try:
@@ -77,7 +77,7 @@ def plain_increment(network: Any) -> bool:
         def handle(self) -> None:
             self.rfile.readline()
             for _ in range(20):
-                self.server.hits += 1  # type: ignore[attr-defined]
+                self.server.hits += 1
             self.wfile.write(b"ok\n")
 
     server, thread = _serve(network, Handler, hits=0)
@@ -94,9 +94,9 @@ def check_then_act(network: Any) -> bool:
     class Handler(sockfake.StreamRequestHandler):
         def handle(self) -> None:
             key = self.rfile.readline().strip()
-            cache = self.server.cache  # type: ignore[attr-defined]
+            cache = self.server.cache
             if key not in cache:
-                self.server.computed += 1  # type: ignore[attr-defined]
+                self.server.computed += 1
                 value = key.upper()
                 cache[key] = value
             self.wfile.write(cache[key] + b"\n")
@@ -121,7 +121,7 @@ def two_lock_deadlock(network: Any) -> bool:
                 return
             try:
                 if not locks[1].acquire(timeout=2):
-                    self.server.stuck += 1  # type: ignore[attr-defined]
+                    self.server.stuck += 1
                     return
                 locks[1].release()
             finally:

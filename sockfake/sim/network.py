@@ -34,7 +34,9 @@ from sockfake.sim.udp import DatagramTransport
 
 __all__ = ["SimNetwork", "Host"]
 
-_FIRST_FD = 1000
+# Simulated descriptors start above any real one (Linux caps them at nr_open, 2**20), so
+# a simulated descriptor handed to a real select()/poll() can never name a real file.
+_FIRST_FD = 1 << 20
 # A virtual day: a run whose clock only advances through idle polling (a server's
 # serve_forever(poll_interval) while the test waits forever) fails in about a second
 # of real time instead of spinning. Pass time_limit=None for longer simulations.
@@ -422,6 +424,12 @@ class SimNetwork:
     def dump(self) -> str:
         """Every simulated thread and what it waits on."""
         return self.kernel.dump()
+
+    def intercept(self) -> Any:
+        """The stdlib's entry points give this network to its threads (sockfake.sim.intercept)."""
+        from sockfake.sim.intercept import intercept
+
+        return intercept(self)
 
     def close(self) -> None:
         """Unwind all simulated threads and release everything; idempotent."""

@@ -1,0 +1,142 @@
+"""Who is asking: the per-call test every patch of ``net.intercept()`` starts with.
+
+A call is simulated when the calling thread takes part in an intercepted network's
+kernel (``current_kernel()`` is that kernel and the thread is registered in it), and
+its caller is not the simulation itself (the kernel keeps real time) or test
+machinery that measures real time. Also here: the stdlib originals, taken before any
+patch, and the rule for primitives that must stay real (stdlib internals, imports).
+"""
+
+from __future__ import annotations
+
+import _thread
+import queue
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from sockfake.sim.kernel import Kernel, current_kernel
+
+if TYPE_CHECKING:
+    from sockfake.sim.network import SimNetwork
+
+__all__ = ["REAL", "caller_network", "is_intercepted"]
+
+# Intercepted networks by kernel (sockfake.sim.intercept adds and removes them).
+_active: dict[Kernel, SimNetwork] = {}
+
+# The originals, taken when this module is first imported (before any patch).
+REAL: dict[str, Any] = {
+    "sleep": time.sleep,
+    "monotonic": time.monotonic,
+    "monotonic_ns": time.monotonic_ns,
+    "time": time.time,
+    "time_ns": time.time_ns,
+    "perf_counter": time.perf_counter,
+    "perf_counter_ns": time.perf_counter_ns,
+    "select": select.select,
+    "poll": getattr(select, "poll", None),
+    "epoll": getattr(select, "epoll", None),
+    "socket": socket.socket,
+    "create_connection": socket.create_connection,
+    "create_server": getattr(socket, "create_server", None),
+    "socketpair": getattr(socket, "socketpair", None),
+    "getaddrinfo": socket.getaddrinfo,
+    "gethostbyname": socket.gethostbyname,
+    "gethostbyname_ex": socket.gethostbyname_ex,
+    "gethostbyaddr": socket.gethostbyaddr,
+    "getfqdn": socket.getfqdn,
+    "gethostname": socket.gethostname,
+    "Lock": threading.Lock,
+    "RLock": threading.RLock,
+    "Condition": threading.Condition,
+    "Event": threading.Event,
+    "Semaphore": threading.Semaphore,
+    "BoundedSemaphore": threading.BoundedSemaphore,
+    "Barrier": threading.Barrier,
+    "Timer": threading.Timer,
+    "enumerate": threading.enumerate,
+    "active_count": threading.active_count,
+    "_count": _thread._count,
+    "SimpleQueue": queue.SimpleQueue,
+    "Popen.__init__": subprocess.Popen.__init__,
+}
+
+# -- who is asking ---------------------------------------------------------------------
+
+
+def caller_network() -> SimNetwork | None:
+    """The intercepted network of the calling thread, or None (the real OS)."""
+    if not _active:
+        return None
+    kernel = current_kernel()
+    if kernel is None:
+        return None
+    net = _active.get(kernel)
+    if net is None:
+        return None
+    # A thread still on the kernel's stack while it exits is no longer one of its threads.
+    if not kernel.is_simulated_caller():
+        return None
+    return net
+
+
+def is_intercepted() -> bool:
+    """Is the calling thread a thread of an intercepted simulation?"""
+    return caller_network() is not None
+
+
+# Test machinery that measures real time even when it runs in a simulated thread
+# (durations in reports, Hypothesis deadlines, pytest-timeout).
+_REAL_TIME_PACKAGES = frozenset(
+    {"_pytest", "pytest", "pluggy", "hypothesis", "pytest_timeout", "xdist", "execnet",
+     "coverage"}
+)  # fmt: skip
+
+
+def _internal(depth: int) -> bool:
+    """Is the caller (``depth`` frames up from the patched function) the simulation itself,
+    or test machinery that must keep real time?
+
+    The kernel keeps real time and waits on a real pipe for the turn; those calls
+    must reach the OS even from a simulated thread.
+    """
+    name: str = sys._getframe(depth + 1).f_globals.get("__name__", "")
+    return name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_TIME_PACKAGES
+
+
+_REAL_MAKERS = ("threading", "functools", "logging")
+_IMPORT_DEPTH = 6
+
+
+def _makes_real(depth: int) -> bool:
+    """Should the primitive being made stay real? (stdlib internals, import-time code)."""
+    frame = sys._getframe(depth + 1)
+    name: str = frame.f_globals.get("__name__", "")
+    if name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_MAKERS:
+        return True
+    # An import running in a simulated thread makes module-level objects that outlive
+    # the simulation and are shared with every thread: a primitive made by module code,
+    # or a few calls below it (`_cache = Registry()` whose __init__ makes a Lock), stays
+    # real. A script's own top-level code (__main__) is not an import.
+    caller: Any = frame
+    for _ in range(_IMPORT_DEPTH):
+        if caller is None:
+            break
+        if caller.f_code.co_name == "<module>" and caller.f_globals.get("__name__") != "__main__":
+            return True
+        caller = caller.f_back
+    return False
+
+
+def _sim_kernel_for_new(depth: int) -> Kernel | None:
+    net = caller_network()
+    if net is None or _makes_real(depth + 1):
+        return None
+    return net.kernel
+
+
