@@ -84,6 +84,7 @@ class _Settings:
     trace: str
     rootpath: Path
     trace_dir: Path | None  # None: under pytest's basetemp
+    intercept: bool  # --sockfake-intercept=on (default) or off
     check_determinism: bool
 
 
@@ -131,6 +132,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Env: SOCKFAKE_TRACE_DIR; ini: sockfake_trace_dir.",
     )
     group.addoption(
+        "--sockfake-intercept",
+        dest="sockfake_intercept",
+        metavar="on|off",
+        default=None,
+        help="enter SimNetwork.intercept() for simulated tests: the stdlib's socket, "
+        "time, threading, queue... are the simulation in its threads (default on; the "
+        "marker's intercept=False turns it off for a test). Env: SOCKFAKE_INTERCEPT; "
+        "ini: sockfake_intercept.",
+    )
+    group.addoption(
         "--sockfake-check-determinism",
         dest="sockfake_check_determinism",
         action="store_true",
@@ -140,6 +151,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("sockfake_network", "default network for sockfake fixtures: sim|real|both")
     parser.addini("sockfake_trace_dir", "where failing simulated tests' traces are written")
+    parser.addini("sockfake_intercept", "intercept the stdlib in simulated tests: on|off")
     parser.addini("sockfake_seed", "base seed for simulated networks: N|last|random")
     parser.addini("sockfake_trace", "when to attach the simulation trace: fail|always|off")
     parser.addini(
@@ -200,7 +212,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
-        "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...)): "
+        "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
+        "intercept=True|False): "
         "configure the sockfake "
         "network of this test",
     )
@@ -214,6 +227,7 @@ def pytest_configure(config: pytest.Config) -> None:
         trace=trace,
         rootpath=Path(str(config.rootpath)),
         trace_dir=_trace_dir(config),
+        intercept=_choice(config, "intercept", ("on", "off"), "on") == "on",
         check_determinism=bool(config.getoption("sockfake_check_determinism", False)),
     )
 
@@ -577,7 +591,10 @@ def sockfake_network(request: pytest.FixtureRequest, sockfake_network_kind: str)
     )
     item.stash[_bed_key] = bed
     try:
-        with use_network(net):
+        with contextlib.ExitStack() as stack:
+            if kind == "sim" and options.intercept and settings.intercept:
+                stack.enter_context(net.intercept())
+            stack.enter_context(use_network(net))
             yield net
     finally:
         call_failed = item.stash.get(_call_failed_key, False)

@@ -70,6 +70,7 @@ OPTION_KEYS = (
     "scheduling",
     "stall_timeout",
     "handler_errors",
+    "intercept",
     *LINK_KEYS,
 )
 # A virtual-time limit for simulated tests, so a clock that runs away (a loop that
@@ -122,6 +123,9 @@ class NetworkSettings:
     scheduling: str = "fifo"
     stall_timeout: float = 10.0
     handler_errors: HandlerErrors = "fail"
+    # Simulated tests: the stdlib's socket, time, threading... are the simulation in
+    # its threads (SimNetwork.intercept()); real clients and sleeps just work.
+    intercept: bool = True
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -198,6 +202,10 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
     if "handler_errors" in kwargs:
         ignored_errors(kwargs["handler_errors"])  # validates
         options.handler_errors = kwargs["handler_errors"]
+    if "intercept" in kwargs:
+        if not isinstance(kwargs["intercept"], bool):
+            raise SockfakeTypeError(f"intercept={kwargs['intercept']!r} must be True or False")
+        options.intercept = kwargs["intercept"]
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     if conditions:
         from sockfake.sim.links import LinkConditions
@@ -260,6 +268,17 @@ class ServerHandle:
     @property
     def family(self) -> int:
         return int(self.server.address_family)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:32768/`` for a TCP server: ``requests.get(srv.url)`` and
+        ``urlopen(srv.url)`` reach it (on the simulated network, under interception)."""
+        if self.kind != "tcp":
+            raise SockfakeTypeError(f"{self.name}: only a TCP server has a URL")
+        host, port = self.address[0], self.address[1]
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}/"
 
     def connect(self, timeout: float | None = None) -> Any:
         """A client socket connected to this (stream) server; closed at teardown."""
@@ -653,9 +672,15 @@ def open_testbed(
     time_limit: float | None = _DEFAULT_TIME_LIMIT,
     scheduling: str = "fifo",
     stall_timeout: float = 10.0,
+    intercept: bool = False,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
+
+    ``intercept=True`` enters ``SimNetwork.intercept()`` for the block, so the stdlib's
+    clients, sleeps and threading primitives run on the simulation (the pytest
+    fixtures do it by default; here it is opt-in, as the block may be part of code
+    that expects the real clock).
 
     For ``@given`` tests and loops, where function-scoped fixtures are not reset
     between examples::
@@ -674,6 +699,7 @@ def open_testbed(
         ("scheduling", scheduling),
         ("handler_errors", handler_errors),
         ("stall_timeout", stall_timeout),
+        ("intercept", intercept),
     ):
         kwargs[key] = value
     kwargs["time_limit"] = time_limit
@@ -687,12 +713,15 @@ def open_testbed(
         seed=seed if options.network == "sim" else None,
         handler_errors=options.handler_errors,
     )
-    try:
-        yield bed
-    except BaseException:
-        bed.close(check_leaks=False)
-        raise
-    problems = bed.close()
+    with contextlib.ExitStack() as stack:
+        if options.intercept and options.network == "sim":
+            stack.enter_context(net.intercept())
+        try:
+            yield bed
+        except BaseException:
+            bed.close(check_leaks=False)
+            raise
+        problems = bed.close()
     if problems:
         raise TestbedError("\n".join(problems))
 

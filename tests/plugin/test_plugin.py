@@ -714,6 +714,7 @@ def test_check_determinism_reruns_a_failure_and_names_the_first_divergence(pytes
                 conn.sendall(b"hi\\n")
                 assert conn.makefile("rb").readline() == b"hi\\n"
 
+        @pytest.mark.sockfake(intercept=False)  # time.time() is the real clock then
         def test_reads_the_real_clock(tcp_server):
             with tcp_server(Upper).connect() as conn:
                 conn.sendall(repr(time.time()).encode() + b"\\n")  # outside the simulation
@@ -752,3 +753,53 @@ def test_a_handler_error_is_in_the_trace(pytester):
     result = run(pytester)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["* handler-error *tcp_server: KeyError: 'missing'"])
+
+
+def test_simulated_tests_are_intercepted_so_real_clients_and_sleeps_just_work(pytester):
+    make_tests(
+        pytester,
+        """
+        import http.server
+        import json
+        import time
+        import urllib.request
+
+        import requests
+
+        class Hello(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                time.sleep(30)  # virtual: costs nothing
+                body = json.dumps({"path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        @pytest.mark.sockfake(latency=0.01)
+        def test_clients(tcp_server, sockfake_network):
+            srv = tcp_server(Hello, server_class=http.server.ThreadingHTTPServer)
+            assert srv.url.startswith("http://127.0.0.1:")
+            assert requests.get(srv.url + "a", timeout=60).json() == {"path": "/a"}
+            with urllib.request.urlopen(srv.url + "b", timeout=60) as reply:
+                assert json.loads(reply.read()) == {"path": "/b"}
+            assert sockfake_network.time() >= 60
+
+        @pytest.mark.sockfake(intercept=False)
+        def test_not_intercepted(sockfake_network):
+            start = time.monotonic()
+            time.sleep(0)
+            assert sockfake_network.time() == 0.0 and time.monotonic() >= start
+
+        @pytest.mark.sockfake(intercept="yes")
+        def test_bad_value(sockfake_network):
+            pass
+        """,
+    )
+    # In a subprocess: pytester's in-process runs drop and re-import the modules a run
+    # imported (the interception's among them), which one process never does.
+    result = run(pytester, subprocess=True)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*intercept='yes' must be True or False*"])
