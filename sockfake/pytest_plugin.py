@@ -85,6 +85,7 @@ class _Settings:
     rootpath: Path
     trace_dir: Path | None  # None: under pytest's basetemp
     intercept: bool  # --sockfake-intercept=on (default) or off
+    explore: int | None  # --sockfake-explore=N
     check_determinism: bool
 
 
@@ -142,6 +143,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: sockfake_intercept.",
     )
     group.addoption(
+        "--sockfake-explore",
+        dest="sockfake_explore",
+        metavar="N",
+        default=None,
+        help="run every simulated test under N schedules (pct unless the marker sets "
+        "scheduling=), one item each; a summary says how many failed. The marker's "
+        "explore=N sets it per test. Env: SOCKFAKE_EXPLORE; ini: sockfake_explore.",
+    )
+    group.addoption(
         "--sockfake-check-determinism",
         dest="sockfake_check_determinism",
         action="store_true",
@@ -152,6 +162,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("sockfake_network", "default network for sockfake fixtures: sim|real|both")
     parser.addini("sockfake_trace_dir", "where failing simulated tests' traces are written")
     parser.addini("sockfake_intercept", "intercept the stdlib in simulated tests: on|off")
+    parser.addini("sockfake_explore", "run simulated tests under N schedules each")
     parser.addini("sockfake_seed", "base seed for simulated networks: N|last|random")
     parser.addini("sockfake_trace", "when to attach the simulation trace: fail|always|off")
     parser.addini(
@@ -208,12 +219,14 @@ def _base_seed(config: pytest.Config) -> tuple[int, str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_ExplorationSummary(config), "sockfake-exploration")
     config.addinivalue_line(
         "markers",
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
         "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
-        "intercept=True|False): "
+        "intercept=True|False, explore=N, switch_points='calls'|'lines'|'opcodes', "
+        "pct_depth=3): "
         "configure the sockfake "
         "network of this test",
     )
@@ -228,8 +241,22 @@ def pytest_configure(config: pytest.Config) -> None:
         rootpath=Path(str(config.rootpath)),
         trace_dir=_trace_dir(config),
         intercept=_choice(config, "intercept", ("on", "off"), "on") == "on",
+        explore=_explore_option(config),
         check_determinism=bool(config.getoption("sockfake_check_determinism", False)),
     )
+
+
+def _explore_option(config: pytest.Config) -> int | None:
+    value, origin = _setting(config, "explore")
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise pytest.UsageError(f"sockfake: {origin}={value!r} must be a number of schedules, >= 1")
+    return count
 
 
 def _trace_dir(config: pytest.Config) -> Path | None:
@@ -255,6 +282,49 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ran_tests = config.stash.get(_ran_tests_key, False)
     if ran_tests and cache is not None and not _is_xdist_worker(config):
         cache.set(_CACHE_KEY, config.stash[_settings_key].base_seed)
+
+
+_SCHEDULE = re.compile(r"(?:^|-)schedule-(\d+)(?=-|$)")
+
+
+class _ExplorationSummary:
+    """Counts explored schedules per test from the reports (the xdist controller sees
+    every worker's) and prints one line per test at the end of the session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.runs: dict[str, dict[int, bool]] = {}  # test -> schedule -> failed
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        base, bracket, params = report.nodeid.partition("[")
+        found = _SCHEDULE.search(params.rstrip("]")) if bracket else None
+        if found is None:
+            return
+        rest = (params.rstrip("]")[: found.start()] + params.rstrip("]")[found.end():]).strip("-")
+        test = f"{base}[{rest}]" if rest else base
+        schedules = self.runs.setdefault(test, {})
+        index = int(found.group(1))
+        if report.when == "call" or report.failed:
+            schedules[index] = schedules.get(index, False) or bool(report.failed)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.runs:
+            return
+        settings = self.config.stash[_settings_key]
+        terminalreporter.section("sockfake exploration")
+        for test, schedules in sorted(self.runs.items()):
+            failed = sorted(index for index, bad in schedules.items() if bad)
+            line = f"{test}: {len(schedules)} schedules ran, {len(failed)} failed"
+            if failed:
+                base, _, rest = test.partition("[")
+                params = f"{rest.rstrip(']')}-schedule-{failed[0]}" if rest else \
+                    f"schedule-{failed[0]}"
+                line += (
+                    f"; first failing: schedule-{failed[0]}; reproduce: cd "
+                    f"{shlex.quote(str(settings.rootpath))} && python -m pytest --rootdir=. "
+                    f"{shlex.quote(f'{base}[{params}]')} --sockfake-seed={settings.base_seed}"
+                )
+            terminalreporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -289,7 +359,7 @@ def _options_for(item: Any) -> NetworkSettings:
     if options is None:
         settings = item.config.stash[_settings_key]
         try:
-            options = parse_options(_marker_kwargs(item), settings.network)
+            options = parse_options(_explore_kwargs(item, settings), settings.network)
         except (ValueError, TypeError) as exc:
             message = f"{item.nodeid}: @pytest.mark.sockfake: {exc}"
         else:
@@ -315,11 +385,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[_settings_key]
     try:
-        network = parse_options(_marker_kwargs(metafunc.definition), settings.network).network
+        options = parse_options(_explore_kwargs(metafunc.definition, settings), settings.network)
     except (ValueError, TypeError):
         return  # reported, with the test's id, at the end of collection (or at set-up)
-    if network == "both":
+    if options.network == "both":
         metafunc.parametrize("sockfake_network_kind", ["sim", "real"], indirect=True)
+    if options.explore is not None:
+        # One item per schedule: each has its own node id, so its own seed, and
+        # pytest-xdist spreads them over cores and machines.
+        metafunc.parametrize(
+            "sockfake_schedule", list(range(options.explore)), indirect=True,
+            ids=[f"schedule-{index}" for index in range(options.explore)],
+        )
+
+
+def _explore_kwargs(node: Any, settings: _Settings) -> dict[str, Any]:
+    """The marker's keywords, with --sockfake-explore where the marker sets none."""
+    kwargs = _marker_kwargs(node)
+    if settings.explore is not None and "explore" not in kwargs:
+        kwargs["explore"] = settings.explore
+    return kwargs
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -560,7 +645,16 @@ def sockfake_network_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sockfake_network(request: pytest.FixtureRequest, sockfake_network_kind: str) -> Iterator[Any]:
+def sockfake_schedule(request: pytest.FixtureRequest) -> int | None:
+    """Under ``explore=N``: which of the N schedules this item is (None otherwise)."""
+    param = getattr(request, "param", None)
+    return None if param is None else int(param)
+
+
+@pytest.fixture
+def sockfake_network(
+    request: pytest.FixtureRequest, sockfake_network_kind: str, sockfake_schedule: int | None
+) -> Iterator[Any]:
     """The test's network: a fresh ``SimNetwork`` (default) or the real one.
 
     Simulated: seeded from the session's base seed and the test id (or the marker's

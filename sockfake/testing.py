@@ -43,7 +43,9 @@ __all__ = [
     "ServerHandle",
     "Testbed",
     "TestbedError",
-        "derive_seed",
+        "Exploration",
+    "derive_seed",
+    "explore",
     "make_network",
     "on_sockfake",
     "parse_options",
@@ -71,6 +73,9 @@ OPTION_KEYS = (
     "stall_timeout",
     "handler_errors",
     "intercept",
+    "explore",
+    "switch_points",
+    "pct_depth",
     *LINK_KEYS,
 )
 # A virtual-time limit for simulated tests, so a clock that runs away (a loop that
@@ -126,6 +131,9 @@ class NetworkSettings:
     # Simulated tests: the stdlib's socket, time, threading... are the simulation in
     # its threads (SimNetwork.intercept()); real clients and sleeps just work.
     intercept: bool = True
+    explore: int | None = None  # run under this many schedules (one pytest item each)
+    switch_points: str = "calls"
+    pct_depth: int = 3
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -193,12 +201,33 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
     if "stall_timeout" in kwargs:
         options.stall_timeout = _number("stall_timeout", kwargs["stall_timeout"], positive=True)
+    from sockfake.sim.scheduling import POLICIES, SWITCH_POINTS
+
     if "scheduling" in kwargs:
-        if kwargs["scheduling"] not in ("fifo", "random"):
+        if kwargs["scheduling"] not in POLICIES:
             raise SockfakeValueError(
-                f"scheduling={kwargs['scheduling']!r} is not one of fifo, random"
+                f"scheduling={kwargs['scheduling']!r} is not one of {', '.join(POLICIES)}"
             )
         options.scheduling = kwargs["scheduling"]
+    if "switch_points" in kwargs:
+        if kwargs["switch_points"] not in SWITCH_POINTS:
+            raise SockfakeValueError(
+                f"switch_points={kwargs['switch_points']!r} is not one of "
+                f"{', '.join(SWITCH_POINTS)}"
+            )
+        options.switch_points = kwargs["switch_points"]
+    if "pct_depth" in kwargs:
+        depth = kwargs["pct_depth"]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise SockfakeValueError(f"pct_depth={depth!r} must be an int of at least 1")
+        options.pct_depth = depth
+    if "explore" in kwargs and kwargs["explore"] is not None:
+        count = kwargs["explore"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise SockfakeValueError(f"explore={count!r} must be a number of schedules, >= 1")
+        options.explore = count
+        if "scheduling" not in kwargs:
+            options.scheduling = "pct"  # exploring under FIFO would run one schedule N times
     if "handler_errors" in kwargs:
         ignored_errors(kwargs["handler_errors"])  # validates
         options.handler_errors = kwargs["handler_errors"]
@@ -659,6 +688,8 @@ def make_network(
         scheduling=options.scheduling,
         time_limit=options.time_limit,
         stall_timeout=options.stall_timeout,
+        switch_points=options.switch_points,
+        pct_depth=options.pct_depth,
         **options.conditions,
     )
 
@@ -735,3 +766,56 @@ def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
     """
     with open_testbed("sim", seed=seed, **options) as bed:
         yield bed.network
+
+
+@dataclass
+class Exploration:
+    """What :func:`explore` saw: how many schedules ran, and the failing ones."""
+
+    schedules: int
+    failures: list[tuple[int, BaseException, list[str]]]  # (seed, error, schedule)
+
+    @property
+    def first_failure(self) -> tuple[int, BaseException, list[str]] | None:
+        return self.failures[0] if self.failures else None
+
+    def __str__(self) -> str:
+        text = f"{self.schedules} schedules, {len(self.failures)} failed"
+        first = self.first_failure
+        if first is not None:
+            text += f"; first: seed {first[0]}: {type(first[1]).__name__}: {first[1]}"
+        return text
+
+
+def explore(
+    scenario: Callable[[Any], object],
+    schedules: int = 100,
+    *,
+    scheduling: str = "pct",
+    first_seed: int = 0,
+    stop_at_first: bool = False,
+    **network_options: Any,
+) -> Exploration:
+    """Run ``scenario(net)`` on ``schedules`` fresh simulated networks (seeds from
+    ``first_seed``) under an exploring scheduler; an exception is a failing schedule.
+
+    Each failure comes with its seed and its recorded schedule: rerun it with
+    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The pytest marker's
+    ``explore=N`` does the same with one test item per schedule.
+    """
+    from sockfake.sim import SimNetwork
+
+    if isinstance(schedules, bool) or not isinstance(schedules, int) or schedules < 1:
+        raise SockfakeValueError(f"explore(schedules={schedules!r}): must be an int >= 1")
+    failures: list[tuple[int, BaseException, list[str]]] = []
+    ran = 0
+    for seed in range(first_seed, first_seed + schedules):
+        ran += 1
+        with SimNetwork(seed=seed, scheduling=scheduling, **network_options) as net:
+            try:
+                scenario(net)
+            except Exception as exc:
+                failures.append((seed, exc, net.schedule))
+                if stop_at_first:
+                    break
+    return Exploration(ran, failures)

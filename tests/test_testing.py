@@ -56,3 +56,26 @@ def test_the_testing_core_runs_without_pytest() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+def test_explore_finds_a_race_and_its_schedule_replays_it() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from race_bugs import use_after_close
+
+    from sockfake.sim import SimNetwork
+    from sockfake.testing import explore
+
+    def scenario(net: object) -> None:
+        assert not use_after_close(net), "a sender used the socket after it was closed"
+
+    result = explore(scenario, 50, scheduling="random", stop_at_first=True)
+    assert result.first_failure is not None, str(result)
+    seed, error, schedule = result.first_failure
+    assert isinstance(error, AssertionError) and schedule
+    assert "schedules" in str(result) and f"seed {seed}" in str(result)
+    with SimNetwork(seed=seed + 1, scheduling="random", replay=schedule) as net:
+        assert use_after_close(net)
+    quiet = explore(scenario, 5, scheduling="fifo")
+    assert quiet.failures == [] and quiet.schedules == 5

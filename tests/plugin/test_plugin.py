@@ -803,3 +803,44 @@ def test_simulated_tests_are_intercepted_so_real_clients_and_sleeps_just_work(py
     result = run(pytester, subprocess=True)
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*intercept='yes' must be True or False*"])
+
+
+def test_explore_runs_a_test_under_n_schedules_and_summarises(pytester):
+    make_tests(
+        pytester,
+        """
+        import threading
+
+        @pytest.mark.sockfake(explore=30, scheduling="random")
+        def test_race(sockfake_network):
+            box = []
+            worker = threading.Thread(target=lambda: box.append("worker"))
+            worker.start()  # a switch point: the worker may run first
+            box.append("main")
+            worker.join()
+            assert box == ["main", "worker"]
+
+        def test_plain(sockfake_network):
+            pass
+        """,
+    )
+    result = run(pytester, "--sockfake-seed=3")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] >= 2 and outcomes["failed"] >= 1
+    assert outcomes["passed"] + outcomes["failed"] == 31
+    found = re.search(
+        r"test_it.py::test_race: 30 schedules ran, (\d+) failed; first failing: "
+        r"schedule-(\d+); reproduce: cd \S+ && python -m pytest --rootdir=. "
+        r"'test_it.py::test_race\[schedule-(\d+)\]' --sockfake-seed=3",
+        result.stdout.str(),
+    )
+    assert found is not None, result.stdout.str()
+    assert int(found.group(1)) == outcomes["failed"] and found.group(2) == found.group(3)
+    again = run(pytester, "--rootdir=.", f"test_it.py::test_race[schedule-{found.group(2)}]",
+                "--sockfake-seed=3")
+    again.assert_outcomes(failed=1)
+    # The option explores every simulated test; a bad value is a usage error.
+    everywhere = run(pytester, "--sockfake-explore=2", "-k", "plain")
+    everywhere.assert_outcomes(passed=2)
+    bad = run(pytester, "--sockfake-explore=0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
