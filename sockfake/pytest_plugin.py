@@ -31,16 +31,21 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
-import shlex
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sockfake.plugin_reports import (
+    SETTINGS_KEY,
+    ExplorationSummary,
+    Settings,
+    determinism_text,
+    hide_simulation_frames,
+    raised_by_the_simulation,
+    report_text,
+)
 from sockfake.testing import (
     NETWORK_MODES,
     NetworkSettings,
@@ -67,7 +72,6 @@ __all__ = [
 ]
 
 _TRACE_MODES = ("fail", "always", "off")
-_TRACE_LINES = 30
 _DEFAULT_TIMEOUT = 60.0
 _CACHE_KEY = "sockfake/base_seed"
 _SEED_LIMIT = 1 << 32
@@ -76,20 +80,7 @@ _SEED_LIMIT = 1 << 32
 # -- settings -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Settings:
-    network: str
-    base_seed: int
-    seed_origin: str
-    trace: str
-    rootpath: Path
-    trace_dir: Path | None  # None: under pytest's basetemp
-    intercept: bool  # --sockfake-intercept=on (default) or off
-    explore: int | None  # --sockfake-explore=N
-    check_determinism: bool
-
-
-_settings_key = pytest.StashKey[_Settings]()
+_settings_key = SETTINGS_KEY
 _options_key = pytest.StashKey[NetworkSettings]()
 _bed_key = pytest.StashKey["Testbed"]()
 _call_failed_key = pytest.StashKey[bool]()
@@ -219,7 +210,7 @@ def _base_seed(config: pytest.Config) -> tuple[int, str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_ExplorationSummary(config), "sockfake-exploration")
+    config.pluginmanager.register(ExplorationSummary(config), "sockfake-exploration")
     config.addinivalue_line(
         "markers",
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
@@ -233,7 +224,7 @@ def pytest_configure(config: pytest.Config) -> None:
     network = _choice(config, "network", NETWORK_MODES, "sim")
     trace = _choice(config, "trace", _TRACE_MODES, "fail")
     base_seed, origin = _base_seed(config)
-    config.stash[_settings_key] = _Settings(
+    config.stash[_settings_key] = Settings(
         network=network,
         base_seed=base_seed,
         seed_origin=origin,
@@ -282,49 +273,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ran_tests = config.stash.get(_ran_tests_key, False)
     if ran_tests and cache is not None and not _is_xdist_worker(config):
         cache.set(_CACHE_KEY, config.stash[_settings_key].base_seed)
-
-
-_SCHEDULE = re.compile(r"(?:^|-)schedule-(\d+)(?=-|$)")
-
-
-class _ExplorationSummary:
-    """Counts explored schedules per test from the reports (the xdist controller sees
-    every worker's) and prints one line per test at the end of the session."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.runs: dict[str, dict[int, bool]] = {}  # test -> schedule -> failed
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        base, bracket, params = report.nodeid.partition("[")
-        found = _SCHEDULE.search(params.rstrip("]")) if bracket else None
-        if found is None:
-            return
-        rest = (params.rstrip("]")[: found.start()] + params.rstrip("]")[found.end():]).strip("-")
-        test = f"{base}[{rest}]" if rest else base
-        schedules = self.runs.setdefault(test, {})
-        index = int(found.group(1))
-        if report.when == "call" or report.failed:
-            schedules[index] = schedules.get(index, False) or bool(report.failed)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.runs:
-            return
-        settings = self.config.stash[_settings_key]
-        terminalreporter.section("sockfake exploration")
-        for test, schedules in sorted(self.runs.items()):
-            failed = sorted(index for index, bad in schedules.items() if bad)
-            line = f"{test}: {len(schedules)} schedules ran, {len(failed)} failed"
-            if failed:
-                base, _, rest = test.partition("[")
-                params = f"{rest.rstrip(']')}-schedule-{failed[0]}" if rest else \
-                    f"schedule-{failed[0]}"
-                line += (
-                    f"; first failing: schedule-{failed[0]}; reproduce: cd "
-                    f"{shlex.quote(str(settings.rootpath))} && python -m pytest --rootdir=. "
-                    f"{shlex.quote(f'{base}[{params}]')} --sockfake-seed={settings.base_seed}"
-                )
-            terminalreporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -399,7 +347,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-def _explore_kwargs(node: Any, settings: _Settings) -> dict[str, Any]:
+def _explore_kwargs(node: Any, settings: Settings) -> dict[str, Any]:
     """The marker's keywords, with --sockfake-explore where the marker sets none."""
     kwargs = _marker_kwargs(node)
     if settings.explore is not None and "explore" not in kwargs:
@@ -454,8 +402,8 @@ def _default_timeout(config: pytest.Config) -> float | None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     excinfo = call.excinfo
-    if excinfo is not None and _raised_by_the_simulation(excinfo.value):
-        _hide_simulation_frames()
+    if excinfo is not None and raised_by_the_simulation(excinfo.value):
+        hide_simulation_frames()
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call":
@@ -466,7 +414,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     settings = item.config.stash[_settings_key]
     if not report.failed and not (settings.trace == "always" and report.when == "call"):
         return
-    _add_section(report, "sockfake", _report_text(item, bed, settings))
+    _add_section(report, "sockfake", report_text(item, bed, settings, _options_for(item).seed))
 
 
 def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
@@ -476,102 +424,6 @@ def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
         longrepr.addsection(title, text)
     else:
         report.sections.append((title, text))
-
-
-def _is_simulation_error(error: BaseException) -> bool:
-    sim = sys.modules.get("sockfake.sim.kernel")
-    return sim is not None and isinstance(error, sim.SimulationError)
-
-
-def _raised_by_the_simulation(error: BaseException) -> bool:
-    """A SimulationError, or an OSError a simulated socket raised as the OS would."""
-    return _is_simulation_error(error) or (
-        isinstance(error, OSError) and "sockfake.sim" in sys.modules
-    )
-
-
-def _hide_simulation_frames() -> None:
-    """Hide the simulation's own frames from tracebacks of the errors it raises.
-
-    A SimulationError's message carries the scheduler's dump, and an OSError
-    (``TimeoutError``, ``ConnectionResetError``...) from a simulated socket stands
-    for one from the kernel, which shows no frames on a real socket: the
-    simulation's frames between the test's call and the raise are noise. pytest
-    honours a module-level ``__tracebackhide__`` callable; other errors keep their
-    full traceback, and ``--full-trace`` shows everything.
-    """
-
-    def hide(excinfo: Any) -> bool:
-        return excinfo is not None and _raised_by_the_simulation(excinfo.value)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith("sockfake.sim.") and module is not None:
-            vars(module).setdefault("__tracebackhide__", hide)
-
-
-def _reproduce_command(item: pytest.Item, settings: _Settings) -> str:
-    """A shell command that reruns this test with this seed, from any directory.
-
-    A test's seed derives from its node id, which is relative to the rootdir: the
-    command goes to the rootdir and pins it, so the node id (and the seed) is the same
-    whatever directory it is run from and whether or not the project has a config file.
-    """
-    parts = [
-        "cd", shlex.quote(str(settings.rootpath)), "&&", "python", "-m", "pytest",
-        "--rootdir=.", shlex.quote(item.nodeid), f"--sockfake-seed={settings.base_seed}",
-    ]
-    if settings.network != "sim":
-        parts.append(f"--sockfake-network={settings.network}")
-    return " ".join(parts)
-
-
-def _report_text(item: pytest.Item, bed: Testbed, settings: _Settings) -> str:
-    lines = []
-    if bed.kind == "sim":
-        net = bed.network
-        options = _options_for(item)
-        origin = (
-            "from the marker"
-            if options.seed is not None
-            else f"derived from base seed {settings.base_seed} and the test id"
-        )
-        lines.append(f"simulated network, seed {bed.seed} ({origin})")
-        trace = net.trace
-        lines.append(
-            f"virtual time {net.kernel.now:.6f} s, {len(trace)} trace events, "
-            f"trace digest {trace.digest()}"
-        )
-        if settings.trace != "off" and trace.events:
-            lines.append(f"last {min(_TRACE_LINES, len(trace.events))} trace events:")
-            lines.append(trace.format(last=_TRACE_LINES))
-            lines.extend(_write_trace_files(item, net, settings))
-    else:
-        lines.append("real network (no seed, no trace)")
-    lines.append(f"reproduce: {_reproduce_command(item, settings)}")
-    return "\n".join(lines)
-
-
-def _write_trace_files(item: pytest.Item, net: Any, settings: _Settings) -> list[str]:
-    """Write the trace as pcapng, JSONL and HTML; the lines that name the files."""
-    directory = settings.trace_dir
-    if directory is None:
-        factory = getattr(item.config, "_tmp_path_factory", None)
-        if factory is None:
-            return []
-        directory = Path(factory.getbasetemp()) / "sockfake-traces"
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")[-120:]
-    try:
-        written = [
-            net.trace.write_pcap(directory / f"{stem}.pcapng"),
-            net.trace.write_jsonl(directory / f"{stem}.jsonl"),
-            net.trace.write_html(directory / f"{stem}.html", title=item.nodeid),
-        ]
-    except OSError as exc:
-        return [f"trace files: could not write to {directory}: {exc}"]
-    return ["trace files (Wireshark, JSON lines, sequence diagram):"] + [
-        f"  {path}" for path in written
-    ]
 
 
 # -- the determinism self-check ---------------------------------------------------------
@@ -598,7 +450,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _forget(item, _events_key)
         runtestprotocol(item, nextitem=nextitem, log=False)
         second = item.stash.get(_events_key, None)
-        _add_section(failed[0], "sockfake determinism", _determinism_text(first, second))
+        _add_section(failed[0], "sockfake determinism", determinism_text(first, second))
     for report in reports:
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -608,20 +460,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
     if key in item.stash:
         del item.stash[key]
-
-
-def _determinism_text(first: list[Any], second: list[Any] | None) -> str:
-    from sockfake.sim.determinism import first_divergence
-
-    if second is None:
-        return "the rerun made no simulated network: nothing to compare"
-    divergence = first_divergence(first, second)
-    if divergence is None:
-        return (
-            f"rerun with the same seed: the same {len(first)} events, event for event "
-            "(the failure is deterministic)"
-        )
-    return "rerun with the same seed DIFFERS: " + divergence.describe()
 
 
 # -- servers ------------------------------------------------------------------------------

@@ -22,11 +22,22 @@ import tempfile
 import traceback
 import unittest
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sockfake.conformance import check_network
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
+from sockfake.exploration import Exploration, explore
+from sockfake.settings import (
+    DEFAULT_TIME_LIMIT,
+    LINK_KEYS,
+    NETWORK_MODES,
+    OPTION_KEYS,
+    PEER_GONE,
+    HandlerErrors,
+    NetworkSettings,
+    ignored_errors,
+    parse_options,
+)
 
 if TYPE_CHECKING:
     from sockfake.sim import SimNetwork
@@ -53,56 +64,12 @@ __all__ = [
     "open_testbed",
 ]
 
-NETWORK_MODES = ("sim", "real", "both")
-LINK_KEYS = (
-    "latency",
-    "jitter",
-    "bandwidth",
-    "loss",
-    "burst_loss",
-    "duplicate",
-    "reorder",
-    "corrupt",
-    "chunk",
-)
-OPTION_KEYS = (
-    "network",
-    "seed",
-    "time_limit",
-    "scheduling",
-    "stall_timeout",
-    "handler_errors",
-    "intercept",
-    "explore",
-    "switch_points",
-    "pct_depth",
-    *LINK_KEYS,
-)
-# A virtual-time limit for simulated tests, so a clock that runs away (a loop that
-# polls forever) fails in about a second of real time; the marker's time_limit=
-# changes it, time_limit=None removes it.
-_DEFAULT_TIME_LIMIT = 86400.0
 # Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
 # real seconds on the real network.
 STOP_TIMEOUT = {"sim": 60.0, "real": 5.0}
 # Virtual seconds the simulation may run on after the servers stopped, before the leak
 # check: in-flight packets land and the threads they wake finish.
 SETTLE_TIMEOUT = 10.0
-
-
-# handler_errors: a policy name, or the exception classes to ignore.
-HandlerErrors = str | type[BaseException] | tuple[type[BaseException], ...]
-# The peer went away: routine for a server, which logs it and goes on.
-PEER_GONE: tuple[type[BaseException], ...] = (
-    ConnectionResetError,
-    BrokenPipeError,
-    ConnectionAbortedError,
-)
-_POLICIES: dict[str, tuple[type[BaseException], ...]] = {
-    "fail": PEER_GONE,
-    "strict": (),
-    "ignore": (BaseException,),
-}
 
 
 class TestbedError(AssertionError):
@@ -115,136 +82,6 @@ def derive_seed(base_seed: int, node_id: str) -> int:
     """A test's seed: a stable function of the session's base seed and the test's id."""
     digest = hashlib.sha256(f"{base_seed}\0{node_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
-
-
-@dataclass
-class NetworkSettings:
-    """A test's network settings, validated (see :func:`parse_options`)."""
-
-    network: str  # sim, real or both (both: the test is parametrized)
-    seed: int | None  # from the marker; None: derived from the base seed
-    conditions: dict[str, Any] = field(default_factory=dict)
-    time_limit: float | None = _DEFAULT_TIME_LIMIT
-    scheduling: str = "fifo"
-    stall_timeout: float = 10.0
-    handler_errors: HandlerErrors = "fail"
-    # Simulated tests: the stdlib's socket, time, threading... are the simulation in
-    # its threads (SimNetwork.intercept()); real clients and sleeps just work.
-    intercept: bool = True
-    explore: int | None = None  # run under this many schedules (one pytest item each)
-    switch_points: str = "calls"
-    pct_depth: int = 3
-
-
-def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
-    """The handler exceptions that do not fail the test under ``policy``.
-
-    - ``"fail"`` (default): every error fails, except the peer going away
-      (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionAbortedError``): a
-      client that hangs up mid-request is routine, and servers log it and go on.
-    - ``"strict"``: every error fails, the peer going away too.
-    - ``"ignore"``: none fails.
-    - an exception class, or a tuple of them: exactly those are ignored.
-    """
-    if isinstance(policy, str):
-        if policy not in _POLICIES:
-            raise SockfakeValueError(
-                f"handler_errors={policy!r} is not one of {', '.join(_POLICIES)}, "
-                "or an exception class or tuple of them"
-            )
-        return _POLICIES[policy]
-    classes = policy if isinstance(policy, tuple) else (policy,)
-    for cls in classes:
-        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-            raise SockfakeTypeError(
-                f"handler_errors={policy!r}: {cls!r} is not an exception class"
-            )
-    return classes
-
-
-def _number(key: str, value: Any, *, positive: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value > 0 if positive else value >= 0)
-    ):
-        kind = "a positive" if positive else "a non-negative"
-        raise SockfakeValueError(f"{key}={value!r} must be {kind} number")
-    return float(value)
-
-
-def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
-    """Validated settings from the marker's keywords (or :func:`open_testbed`'s).
-
-    A bad value raises ``SockfakeValueError`` (a ``ValueError``) naming the key.
-    """
-    unknown = sorted(set(kwargs) - set(OPTION_KEYS))
-    if unknown:
-        raise SockfakeValueError(
-            f"unknown key(s) {', '.join(unknown)}; known keys: {', '.join(OPTION_KEYS)}"
-        )
-    options = NetworkSettings(network=default_network, seed=None)
-    if "network" in kwargs:
-        if kwargs["network"] not in NETWORK_MODES:
-            raise SockfakeValueError(
-                f"network={kwargs['network']!r} is not one of {', '.join(NETWORK_MODES)}"
-            )
-        options.network = kwargs["network"]
-    if "seed" in kwargs:
-        seed = kwargs["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SockfakeValueError(f"seed={seed!r} must be a non-negative integer")
-        options.seed = seed
-    if "time_limit" in kwargs:
-        options.time_limit = None
-    if kwargs.get("time_limit") is not None:
-        options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
-    if "stall_timeout" in kwargs:
-        options.stall_timeout = _number("stall_timeout", kwargs["stall_timeout"], positive=True)
-    from sockfake.sim.scheduling import POLICIES, SWITCH_POINTS
-
-    if "scheduling" in kwargs:
-        if kwargs["scheduling"] not in POLICIES:
-            raise SockfakeValueError(
-                f"scheduling={kwargs['scheduling']!r} is not one of {', '.join(POLICIES)}"
-            )
-        options.scheduling = kwargs["scheduling"]
-    if "switch_points" in kwargs:
-        if kwargs["switch_points"] not in SWITCH_POINTS:
-            raise SockfakeValueError(
-                f"switch_points={kwargs['switch_points']!r} is not one of "
-                f"{', '.join(SWITCH_POINTS)}"
-            )
-        options.switch_points = kwargs["switch_points"]
-    if "pct_depth" in kwargs:
-        depth = kwargs["pct_depth"]
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise SockfakeValueError(f"pct_depth={depth!r} must be an int of at least 1")
-        options.pct_depth = depth
-    if "explore" in kwargs and kwargs["explore"] is not None:
-        count = kwargs["explore"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise SockfakeValueError(f"explore={count!r} must be a number of schedules, >= 1")
-        options.explore = count
-        if "scheduling" not in kwargs:
-            options.scheduling = "pct"  # exploring under FIFO would run one schedule N times
-    if "handler_errors" in kwargs:
-        ignored_errors(kwargs["handler_errors"])  # validates
-        options.handler_errors = kwargs["handler_errors"]
-    if "intercept" in kwargs:
-        if not isinstance(kwargs["intercept"], bool):
-            raise SockfakeTypeError(f"intercept={kwargs['intercept']!r} must be True or False")
-        options.intercept = kwargs["intercept"]
-    conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
-    if conditions:
-        from sockfake.sim.links import LinkConditions
-
-        try:
-            LinkConditions(**conditions)
-        except (TypeError, ValueError) as exc:
-            raise SockfakeValueError(str(exc).replace("LinkConditions.", "")) from None
-        options.conditions = conditions
-    return options
 
 
 def _server_class(kind: str, concurrency: str) -> type[Any]:
@@ -700,7 +537,7 @@ def open_testbed(
     *,
     seed: int = 0,
     handler_errors: HandlerErrors = "fail",
-    time_limit: float | None = _DEFAULT_TIME_LIMIT,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     scheduling: str = "fifo",
     stall_timeout: float = 10.0,
     intercept: bool = False,
@@ -766,56 +603,3 @@ def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
     """
     with open_testbed("sim", seed=seed, **options) as bed:
         yield bed.network
-
-
-@dataclass
-class Exploration:
-    """What :func:`explore` saw: how many schedules ran, and the failing ones."""
-
-    schedules: int
-    failures: list[tuple[int, BaseException, list[str]]]  # (seed, error, schedule)
-
-    @property
-    def first_failure(self) -> tuple[int, BaseException, list[str]] | None:
-        return self.failures[0] if self.failures else None
-
-    def __str__(self) -> str:
-        text = f"{self.schedules} schedules, {len(self.failures)} failed"
-        first = self.first_failure
-        if first is not None:
-            text += f"; first: seed {first[0]}: {type(first[1]).__name__}: {first[1]}"
-        return text
-
-
-def explore(
-    scenario: Callable[[Any], object],
-    schedules: int = 100,
-    *,
-    scheduling: str = "pct",
-    first_seed: int = 0,
-    stop_at_first: bool = False,
-    **network_options: Any,
-) -> Exploration:
-    """Run ``scenario(net)`` on ``schedules`` fresh simulated networks (seeds from
-    ``first_seed``) under an exploring scheduler; an exception is a failing schedule.
-
-    Each failure comes with its seed and its recorded schedule: rerun it with
-    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The pytest marker's
-    ``explore=N`` does the same with one test item per schedule.
-    """
-    from sockfake.sim import SimNetwork
-
-    if isinstance(schedules, bool) or not isinstance(schedules, int) or schedules < 1:
-        raise SockfakeValueError(f"explore(schedules={schedules!r}): must be an int >= 1")
-    failures: list[tuple[int, BaseException, list[str]]] = []
-    ran = 0
-    for seed in range(first_seed, first_seed + schedules):
-        ran += 1
-        with SimNetwork(seed=seed, scheduling=scheduling, **network_options) as net:
-            try:
-                scenario(net)
-            except Exception as exc:
-                failures.append((seed, exc, net.schedule))
-                if stop_at_first:
-                    break
-    return Exploration(ran, failures)

@@ -79,6 +79,12 @@ Exit restores every attribute exactly (the identity of ``socket.socket``,
 ``time.sleep`` ... after exit is the one before). Interceptions of different
 networks may be active together (each network's threads get their own network); the
 same network cannot be intercepted twice at once (a clear error).
+
+Why this module passes 600 lines: installing and removing some 45 patches must mirror
+each other exactly, so the whole table of what is patched, and how it is put back,
+stays in one reading. The substitutes themselves live apart: ``_patched_socket``,
+``_resolver``, ``_sim_select``, ``_sim_threading``, ``_sim_tls``, and the per-call
+dispatch in ``_intercept_dispatch``.
 """
 
 from __future__ import annotations
