@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake._settings import _check_count, _check_seconds
+from sockfake._server_checks import _check_count, _check_seconds
 from sockfake.network import Network, default_network
 
 __all__ = ["ForkingMixIn", "ThreadingMixIn"]

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockfake._settings import _check_count, _check_seconds
+from sockfake._server_checks import _check_count, _check_seconds
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.mixins import (
     _handle_request,

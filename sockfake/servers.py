@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sockfake._settings import _check_count, _check_poll_timeout, _check_seconds
+from sockfake._server_checks import _check_count, _check_poll_timeout, _check_seconds
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.mixins import ForkingMixIn, ThreadingMixIn
 from sockfake.network import Network, Waker, _ServerSelector, default_network
