@@ -266,9 +266,10 @@ def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
         return cls
     module = cls.__module__
     if module in STDLIB_DEPENDANTS:
-        if module not in _rebuilt:
-            with replace_socketserver(module) as modules:
-                _rebuilt[module] = modules[module]
+        if not _rebuilt:
+            # All together: wsgiref.simple_server builds on http.server's classes.
+            with replace_socketserver() as modules:
+                _rebuilt.update(modules)
         rebuilt: type[Any] = getattr(_rebuilt[module], cls.__qualname__)
         return rebuilt
     raise SockfakeTypeError(
@@ -392,7 +393,15 @@ class Testbed:
         cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
         if address is None:
             address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
-        server = cls(address, handler, network=self.network)
+        if "network" in inspect.signature(cls.__init__).parameters:
+            server = cls(address, handler, network=self.network)
+        else:
+            # A stdlib class whose __init__ does not pass network= on
+            # (SimpleXMLRPCServer): the ambient default network reaches it.
+            from sockfake.network import use_network
+
+            with use_network(self.network):
+                server = cls(address, handler)
         number = self._names[fixture] = self._names.get(fixture, 0) + 1
         name = fixture if number == 1 else f"{fixture}-{number}"
         self._watch_errors(server, name)
