@@ -393,7 +393,7 @@ class Testbed:
         cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
         if address is None:
             address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
-        if "network" in inspect.signature(cls.__init__).parameters:
+        if "network" in inspect.signature(cls).parameters:
             server = cls(address, handler, network=self.network)
         else:
             # A stdlib class whose __init__ does not pass network= on
