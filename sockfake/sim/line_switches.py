@@ -8,6 +8,12 @@ line, several bytecodes) then has a schedule that shows it. It costs speed (a Py
 call per line or bytecode of user code); ``benchmarks/bench_races.py`` measures it.
 ``sys.settrace`` works on every supported Python; on 3.12+ ``sys.monitoring`` would be
 cheaper, at the cost of a second implementation.
+
+A limit of ``"opcodes"`` on 3.12+: the first run of freshly loaded code reports fewer
+bytecode events than later runs (the interpreter instruments a code object for opcode
+events when a frame first asks), so the same seed can schedule the very first run of a
+handler differently from its reruns. Runs after the first are deterministic; explore
+after one warm-up run. ``"lines"`` has no such difference.
 """
 
 from __future__ import annotations
