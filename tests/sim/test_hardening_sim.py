@@ -6,22 +6,12 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import sockfake
 from sockfake.sim import SimNetwork
-
-
-@pytest.fixture
-def simnet() -> Iterator[SimNetwork]:
-    network = SimNetwork(seed=13)
-    try:
-        yield network
-    finally:
-        network.close()
 
 
 class Upper(sockfake.StreamRequestHandler):
@@ -53,16 +43,16 @@ def round_trip(net: SimNetwork, address: Any, timeout: float = 5.0) -> bytes:
             return bytes(reader.readline())
 
 
-def test_pool_request_deadline_cuts_a_trickling_client_in_virtual_time(simnet: SimNetwork) -> None:
+def test_pool_request_deadline_cuts_a_trickling_client_in_virtual_time(net: SimNetwork) -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 1
         request_deadline = 2.0
 
-    server = Pool(("127.0.0.1", 0), Upper, network=simnet)
+    server = Pool(("127.0.0.1", 0), Upper, network=net)
     thread = start(server)
-    with simnet.socket(socket.AF_INET, socket.SOCK_STREAM) as slowloris:
+    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as slowloris:
         slowloris.connect(server.server_address)
-        started = simnet.time()
+        started = net.time()
         slowloris.settimeout(0.5)
         for _ in range(100):  # a byte every 0.5 s, under any idle timeout
             try:
@@ -73,58 +63,58 @@ def test_pool_request_deadline_cuts_a_trickling_client_in_virtual_time(simnet: S
                 continue
             except OSError:
                 break
-        assert 2.0 <= simnet.time() - started < 3.0
-    assert round_trip(simnet, server.server_address) == b"PING\n"
+        assert 2.0 <= net.time() - started < 3.0
+    assert round_trip(net, server.server_address) == b"PING\n"
     stop(server, thread)
 
 
-def test_pool_slow_requests_leave_the_pool_in_virtual_time(simnet: SimNetwork) -> None:
+def test_pool_slow_requests_leave_the_pool_in_virtual_time(net: SimNetwork) -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 2
         max_slow_requests = 10
 
-    server = Pool(("127.0.0.1", 0), Upper, network=simnet)
+    server = Pool(("127.0.0.1", 0), Upper, network=net)
     thread = start(server)
     slow = []
     for _ in range(6):
-        client = simnet.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
         client.connect(server.server_address)
         client.sendall(b"G")
         slow.append(client)
-    simnet.sleep(0.5)
-    started = simnet.time()
-    assert round_trip(simnet, server.server_address) == b"PING\n"
-    assert simnet.time() - started < 0.2
+    net.sleep(0.5)
+    started = net.time()
+    assert round_trip(net, server.server_address) == b"PING\n"
+    assert net.time() - started < 0.2
     for client in slow:
         client.close()
     stop(server, thread)
 
 
-def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(simnet: SimNetwork) -> None:
+def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(net: SimNetwork) -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 1
         max_slow_requests = 10
         request_deadline = 30.0
 
-    server = Pool(("127.0.0.1", 0), Upper, network=simnet)
+    server = Pool(("127.0.0.1", 0), Upper, network=net)
     thread = start(server)
     slow = []
     for _ in range(2):
-        client = simnet.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
         client.connect(server.server_address)
         client.sendall(b"G")
         slow.append(client)
-        simnet.sleep(0.5)
-    started = simnet.time()
-    assert round_trip(simnet, server.server_address) == b"PING\n"
-    assert simnet.time() - started < 0.2  # not at the first one's deadline, 30 s on
+        net.sleep(0.5)
+    started = net.time()
+    assert round_trip(net, server.server_address) == b"PING\n"
+    assert net.time() - started < 0.2  # not at the first one's deadline, 30 s on
     for client in slow:
         client.close()
     stop(server, thread)
 
 
-def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(simnet: SimNetwork) -> None:
-    release = simnet.event()
+def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(net: SimNetwork) -> None:
+    release = net.event()
 
     class Blocking(sockfake.BaseRequestHandler):
         def handle(self) -> None:
@@ -135,17 +125,17 @@ def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(simnet: SimNetwor
         max_queued_requests = 1
         queue_poll_interval = 30.0
 
-    server = Pool(("127.0.0.1", 0), Blocking, network=simnet)
+    server = Pool(("127.0.0.1", 0), Blocking, network=net)
     thread = start(server)
     clients = []
     for _ in range(3):
-        client = simnet.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
         client.connect(server.server_address)
         clients.append(client)
-    simnet.sleep(1.0)  # one running, one queued, the accept loop waiting for room
-    started = simnet.time()
+    net.sleep(1.0)  # one running, one queued, the accept loop waiting for room
+    started = net.time()
     assert server.shutdown(timeout=60)
-    assert simnet.time() - started < 0.01
+    assert net.time() - started < 0.01
     release.set()
     server.server_close()
     thread.join()
@@ -153,30 +143,30 @@ def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(simnet: SimNetwor
         client.close()
 
 
-def test_pool_server_close_timeout_is_bounded_in_virtual_time(simnet: SimNetwork) -> None:
-    entered = simnet.event()
-    never = simnet.event()
+def test_pool_server_close_timeout_is_bounded_in_virtual_time(net: SimNetwork) -> None:
+    entered = net.event()
+    never = net.event()
 
     class Stuck(sockfake.BaseRequestHandler):
         def handle(self) -> None:
             entered.set()
             never.wait(1000)  # not on its connection
 
-    server = sockfake.ThreadPoolTCPServer(("127.0.0.1", 0), Stuck, network=simnet)
+    server = sockfake.ThreadPoolTCPServer(("127.0.0.1", 0), Stuck, network=net)
     thread = start(server)
-    with simnet.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
         client.connect(server.server_address)
         assert entered.wait(5)
         server.shutdown()
-        started = simnet.time()
+        started = net.time()
         server.server_close(timeout=1.0)
-        assert simnet.time() - started <= 2.0 + 1e-6
+        assert net.time() - started <= 2.0 + 1e-6
     thread.join()
     never.set()
 
 
-def test_server_close_timeout_aborts_daemon_threads_in_virtual_time(simnet: SimNetwork) -> None:
-    finished = simnet.event()
+def test_server_close_timeout_aborts_daemon_threads_in_virtual_time(net: SimNetwork) -> None:
+    finished = net.event()
 
     class Reader(sockfake.BaseRequestHandler):
         def handle(self) -> None:
@@ -188,18 +178,18 @@ def test_server_close_timeout_aborts_daemon_threads_in_virtual_time(simnet: SimN
     class Server(sockfake.ThreadingTCPServer):
         daemon_threads = True
 
-    server = Server(("127.0.0.1", 0), Reader, network=simnet)
+    server = Server(("127.0.0.1", 0), Reader, network=net)
     thread = start(server)
-    with simnet.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
         client.connect(server.server_address)
-        simnet.sleep(0.1)
+        net.sleep(0.1)
         server.shutdown()
         server.server_close(timeout=0.5)
         assert finished.is_set()
     thread.join()
 
 
-def test_handle_request_backs_off_under_emfile_in_virtual_time(simnet: SimNetwork) -> None:
+def test_handle_request_backs_off_under_emfile_in_virtual_time(net: SimNetwork) -> None:
     calls = [0]
 
     class Server(sockfake.TCPServer):
@@ -210,23 +200,23 @@ def test_handle_request_backs_off_under_emfile_in_virtual_time(simnet: SimNetwor
             calls[0] += 1
             raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
 
-    server = Server(("127.0.0.1", 0), Upper, network=simnet)
-    with simnet.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+    server = Server(("127.0.0.1", 0), Upper, network=net)
+    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
         client.connect(server.server_address)
-        started = simnet.time()
-        while simnet.time() - started < 1.0:
+        started = net.time()
+        while net.time() - started < 1.0:
             server.handle_request()
     server.server_close()
     assert calls[0] < 20, calls[0]
 
 
-def test_socket_mode_is_a_no_op_on_the_simulated_network(simnet: SimNetwork) -> None:
+def test_socket_mode_is_a_no_op_on_the_simulated_network(net: SimNetwork) -> None:
     class Server(sockfake.UnixStreamServer):
         socket_mode = 0o600
 
-    server = Server("/srv/mode.sock", Upper, network=simnet)
+    server = Server("/srv/mode.sock", Upper, network=net)
     thread = start(server)
-    with simnet.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+    with net.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect("/srv/mode.sock")
         client.sendall(b"hi\n")
         with client.makefile("rb") as reader:
@@ -235,10 +225,10 @@ def test_socket_mode_is_a_no_op_on_the_simulated_network(simnet: SimNetwork) -> 
 
 
 def test_bad_settings_fail_at_construction_on_the_simulated_network_too(
-    simnet: SimNetwork,
+    net: SimNetwork,
 ) -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 0
 
     with pytest.raises(sockfake.SockfakeValueError, match="max_workers"):
-        Pool(("127.0.0.1", 0), Upper, network=simnet)
+        Pool(("127.0.0.1", 0), Upper, network=net)
