@@ -839,6 +839,13 @@ def test_explore_runs_a_test_under_n_schedules_and_summarises(pytester):
     again = run(pytester, "--rootdir=.", f"test_it.py::test_race[schedule-{found.group(2)}]",
                 "--sockfake-seed=3")
     again.assert_outcomes(failed=1)
+    # Under pytest-xdist the schedules spread over the workers; the controller sums up.
+    spread = run(pytester, "-n", "2", "-p", "xdist", "--sockfake-seed=3", "-k", "race",
+                 subprocess=True)
+    spread.stdout.fnmatch_lines(
+        [f"test_it.py::test_race: 30 schedules ran, {outcomes['failed']} failed; first "
+         f"failing: schedule-{found.group(2)}; *"]
+    )
     # The option explores every simulated test; a bad value is a usage error.
     everywhere = run(pytester, "--sockfake-explore=2", "-k", "plain")
     everywhere.assert_outcomes(passed=2)
