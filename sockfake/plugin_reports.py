@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sockfake.errors import SimulationError
 from sockfake.testing import Testbed
 
 __all__ = [
@@ -50,14 +51,9 @@ class Settings:
 SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
-def _is_simulation_error(error: BaseException) -> bool:
-    sim = sys.modules.get("sockfake.sim.kernel")
-    return sim is not None and isinstance(error, sim.SimulationError)
-
-
 def raised_by_the_simulation(error: BaseException) -> bool:
     """A SimulationError, or an OSError a simulated socket raised as the OS would."""
-    return _is_simulation_error(error) or (
+    return isinstance(error, SimulationError) or (
         isinstance(error, OSError) and "sockfake.sim" in sys.modules
     )
 
