@@ -45,7 +45,7 @@ from sockfake.errors import (
 from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
 
 __all__ = [
     "Kernel",
@@ -275,13 +275,13 @@ class Kernel:
         thread = self._by_ident.get(threading.get_ident())
         return thread.name if thread is not None else threading.current_thread().name
 
-    def record(self, kind: str, details: str = "", **fields: Any) -> None:
+    def record(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
         if kind not in _IDLE_KINDS:
             self._progress = True
         self.trace.add(self.now, self.current.name, kind, details, **fields)
 
-    def record_net(self, kind: str, details: str = "", **fields: Any) -> None:
+    def record_net(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
         self._progress = True
         self.trace.add(self.now, "net", kind, details, **fields)
