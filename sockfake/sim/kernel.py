@@ -160,6 +160,9 @@ _IDLE_JUMPS_LIMIT = 1000
 # Empty non-blocking polls a thread may make before virtual time moves on for it.
 _IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
+# The timer heap is first compacted at this size, then whenever it has doubled.
+_COMPACT_MIN = 1024
+
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
 
@@ -202,7 +205,8 @@ class Kernel:
         self.closed = False
         self.closing = False
         self.failure: SimulationError | None = None
-        self._timers: list[_Timer] = []
+        self._timers: list[_Timer] = []  # a heap, cancelled timers included
+        self._compact_at = _COMPACT_MIN
         self._seq = 0
         self._ready: deque[SimThread] = deque()
         # Live threads only (a dict: start order, O(1) removal): a finished thread
@@ -298,8 +302,23 @@ class Kernel:
                 wakes: SimThread | None = None) -> _Timer:
         self._seq += 1
         timer = _Timer(max(when, self.now), self._seq, callback, wakes)
-        heapq.heappush(self._timers, timer)
+        timers = self._timers
+        heapq.heappush(timers, timer)
+        if len(timers) > self._compact_at:
+            # Cancelled timers (a wait woken before its deadline) stay in the heap
+            # until due; drop them whenever the heap has doubled (amortised O(1)).
+            # Pops follow (when, seq), a total order: the layout changes nothing.
+            timers[:] = [t for t in timers if not t.cancelled]
+            heapq.heapify(timers)
+            self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
         return timer
+
+    def _next_timer(self) -> _Timer | None:
+        """The earliest live timer (cancelled ones at the top are dropped), if any."""
+        timers = self._timers
+        while timers and timers[0].cancelled:
+            heapq.heappop(timers)
+        return timers[0] if timers else None
 
     def _run_due_timers(self) -> None:
         timers = self._timers
@@ -384,13 +403,13 @@ class Kernel:
         thread.idle_polls = 0
         self._run_due_timers()
         if not self._ready:
-            live = [t for t in self._timers if not t.cancelled]
-            if not live:
+            first = self._next_timer()
+            if first is None:
                 raise SimDeadlockError(
                     f"deadlock: {thread.name!r} busy-polls ({what}) but no other thread can "
                     "run and nothing is scheduled\n" + self.dump()
                 )
-            next_time = min(live).when
+            next_time = first.when
             if self.time_limit is not None and next_time > self.time_limit:
                 raise SimTimeLimitError(
                     f"virtual time limit of {self.time_limit:g} s reached while "
@@ -428,13 +447,10 @@ class Kernel:
                 return self._ready.popleft()
             if self.closing:
                 return None
-            live = [t for t in self._timers if not t.cancelled]
-            if not live:
-                self._timers.clear()
+            first = self._next_timer()
+            if first is None:
                 return self._fail(SimDeadlockError(self._deadlock_message()))
-            next_time = min(live).when
-            self._timers = live
-            heapq.heapify(self._timers)
+            next_time = first.when
             if self.time_limit is not None and next_time > self.time_limit:
                 return self._fail(
                     SimTimeLimitError(
@@ -442,7 +458,7 @@ class Kernel:
                         f"(next event at {next_time:.6f} s)\n" + self.dump()
                     )
                 )
-            if self._only_polling(live):
+            if self._only_polling():
                 return self._fail(SimDeadlockError(
                     "deadlock: the main thread waits for good and the other threads only "
                     f"poll ({_IDLE_JUMPS_LIMIT} timeouts in a row with nothing else "
@@ -451,7 +467,7 @@ class Kernel:
             self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
             self.now = next_time
 
-    def _only_polling(self, live: list[_Timer]) -> bool:
+    def _only_polling(self) -> bool:
         """Has the clock only moved for threads that wake, find nothing, and wait again,
         while the main thread waits without a deadline? Then nothing can ever happen
         (a server in serve_forever(0.5) while the test waits on what never comes)."""
@@ -466,7 +482,8 @@ class Kernel:
         if root.state != "blocked" or root.timer is not None:
             return False
         return all(
-            timer.wakes is not None and not timer.wakes.sleeping for timer in live
+            timer.wakes is not None and not timer.wakes.sleeping
+            for timer in self._timers if not timer.cancelled
         )
 
     def _fail(self, error: SimulationError) -> SimThread | None:
