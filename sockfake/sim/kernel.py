@@ -701,6 +701,11 @@ class Kernel:
             self.current = me
         self.closed = True
         self._root_call_frame = None
+        # current_kernel() would drop it lazily; a closed network's trace and threads
+        # must not stay alive meanwhile (a process running many networks).
+        stack = _kernel_stack()
+        if self in stack:
+            stack.remove(self)
         if self._watchdog is not None:
             self._watchdog.stop()
         self._timers.clear()

@@ -110,3 +110,17 @@ def test_more_than_1100_open_descriptors() -> None:
                           timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_closed_network_is_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    net = SimNetwork(seed=1)
+    with net.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+    kernel = weakref.ref(net.kernel)
+    net.close()
+    del net, sock
+    gc.collect()
+    assert kernel() is None
