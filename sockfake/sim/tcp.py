@@ -43,8 +43,11 @@ def name(local: Any, fd: int) -> str:
     return str(local if local is not None else f"fd{fd}")
 
 
-def sent_text(local: Any, fd: int, peer_local: Any, peer_fd: int, data: bytes) -> str:
-    return f"{name(local, fd)} -> {name(peer_local, peer_fd)} {len(data)}B {preview(data)}"
+# ``head`` is ``data[:25]``: enough for ``preview`` (and its "..."), so a lazy text
+# keeps no more of a bulk write alive than the event's own payload does.
+def sent_text(local: Any, fd: int, peer_local: Any, peer_fd: int, length: int,
+              head: bytes) -> str:
+    return f"{name(local, fd)} -> {name(peer_local, peer_fd)} {length}B {preview(head)}"
 
 
 def length_text(local: Any, fd: int, length: int) -> str:
@@ -201,8 +204,8 @@ class StreamTransport:
         topology = self.topology
         link = topology.link(src, dst)
         conditions = topology.conditions(link)
-        self.kernel.record("send", Lazy(sent_text, ep.local, ep.fd, peer.local, peer.fd, data),
-                           src=ep.local, dst=ep.remote,
+        details = Lazy(sent_text, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25])
+        self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
         if (conditions.chunk is None and not ep.inflight and not link.cut and src.up
                 and dst.up and is_instant(conditions)):

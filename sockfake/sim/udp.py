@@ -27,8 +27,8 @@ __all__ = ["DatagramTransport"]
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 
 
-def _sent_text(local: Any, fd: int, remote: Any, payload: bytes) -> str:
-    return f"{name(local, fd)} -> {remote} {len(payload)}B {preview(payload)}"
+def _sent_text(local: Any, fd: int, remote: Any, length: int, head: bytes) -> str:
+    return f"{name(local, fd)} -> {remote} {length}B {preview(head)}"  # head: payload[:25]
 
 
 def _delivered_text(source: Any, remote: Any, length: int) -> str:
@@ -57,7 +57,8 @@ class DatagramTransport:
         self.datagrams += 1
         source = self.addressing.source_address(ep, remote)
         kernel = self.kernel
-        kernel.record("sendto", Lazy(_sent_text, ep.local, ep.fd, remote, payload),
+        details = Lazy(_sent_text, ep.local, ep.fd, remote, len(payload), payload[:25])
+        kernel.record("sendto", details,
                       src=source, dst=remote, seq=index,
                       length=len(payload), payload=payload)
         if dst is None:

@@ -124,3 +124,30 @@ def test_a_closed_network_is_not_kept_alive() -> None:
     del net, sock
     gc.collect()
     assert kernel() is None
+
+
+def test_lazy_trace_details_read_as_the_eager_text() -> None:
+    from sockfake.sim.tcp import preview
+
+    net = SimNetwork(seed=1)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        serving = threading.Thread(target=server.serve_forever, args=(0.5,))
+        serving.start()
+        payload = b"y" * 5000
+        with net.create_connection(server.server_address) as conn:
+            local, remote = conn.getsockname(), conn.getpeername()
+            conn.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                got += conn.recv(65536)
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        sends = [e for e in net.trace.events if e.kind == "send" and e.actor == "main"]
+        assert sends[0].details == f"{local} -> {remote} 5000B {preview(payload)}"
+        assert sends[0].details.endswith("...")
+        recvs = [e for e in net.trace.events if e.kind == "recv" and e.actor == "main"]
+        assert recvs[0].details == f"{local} {recvs[0].length}B"
+    finally:
+        net.close()
