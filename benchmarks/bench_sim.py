@@ -1,34 +1,57 @@
-"""Simulated-network benchmark: cost, time compression, scale and determinism in one run.
+"""Simulated-network benchmark: cost, scale, time compression and determinism in one run.
 
-    python benchmarks/bench_sim.py [--quick]
+    python benchmarks/bench_sim.py [--quick] [--only SECTION,...]
 
-Prints, side by side where a comparison applies:
-- per-message cost: a round trip on the simulated network against a real loopback
-  round trip, same server class and handler (target: sim within 2x of real);
-- virtual-time compression: a UDP client with a 1 s retry timer under 30 % loss
-  completing 1,000 exchanges (target: >= 1000 virtual seconds per wall second);
-- 1,000 concurrent simulated clients against a ThreadingTCPServer (completes; wall
-  time and peak memory);
-- determinism: the trace digests of two runs of one seed (equal).
+Sections (all by default), each printing its figures side by side:
+
+- ``per-message``: an echo round trip on the simulated network against the real
+  loopback, TCP (``ThreadingTCPServer``, one persistent connection) and UDP
+  (``UDPServer``), and the floor for a design on real threads: a one-byte ping-pong
+  over two pipes between two threads. Rounds alternate the order of the five
+  measurements; the median of the rounds is printed with the spread (min-max).
+- ``sequential``: 20,000 sequential connections (connect, one echo, close) on one
+  network; the cost per connection of the first and the last thousand (target: the
+  last within 1.2x of the first).
+- ``crowd``: 10,000 concurrent simulated clients against a ``ThreadingTCPServer``, in
+  a subprocess of its own so its peak RSS is its own (target: completes in < 60 s).
+- ``descriptors``: a simulation in a process holding more than 1,100 open
+  descriptors (the turn's timed wait once used ``select()``, limited to 1,024).
+- ``compression``: a UDP client with a 1 s retry timer under 30 % loss completing
+  1,000 exchanges: virtual seconds per wall second. Optional comparisons on the same
+  scenario (a seeded 30 % loss, 10 ms latency, 1 s timeout) run when installed:
+  trio's autojump clock (``pip install trio``) and simloop (``pip install simloop``,
+  Python >= 3.12); they are skipped with a note otherwise.
+- ``determinism``: the trace digests of two runs of one seed (equal).
+
+The load average is printed first and last: on a shared machine read the figures
+against it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import os
+import random
 import resource
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
-import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sockfake  # noqa: E402
 from sockfake.network import REAL_NETWORK, Network  # noqa: E402
 from sockfake.sim import SimNetwork  # noqa: E402
+
+SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism")
 
 
 class Echo(sockfake.BaseRequestHandler):
@@ -40,12 +63,25 @@ class Echo(sockfake.BaseRequestHandler):
             self.request.sendall(data)
 
 
+class EchoUDP(sockfake.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
+
+
 class UpperUDP(sockfake.DatagramRequestHandler):
     def handle(self) -> None:
         self.wfile.write(self.rfile.read().upper())
 
 
-def round_trips(network: Network, count: int) -> float:
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- per-message -------------------------------------------------------------------------
+
+
+def tcp_round_trips(network: Network, count: int) -> float:
     """Seconds per echo round trip over one persistent connection."""
     server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=network)
     thread = network.thread(target=server.serve_forever, args=(0.5,), daemon=True)
@@ -72,16 +108,227 @@ def round_trips(network: Network, count: int) -> float:
     return elapsed / count
 
 
-def per_message(count: int, repeats: int) -> tuple[float, float]:
-    sim_costs, real_costs = [], []
-    for _ in range(repeats):
-        real_costs.append(round_trips(REAL_NETWORK, count))
+def udp_round_trips(network: Network, count: int) -> float:
+    """Seconds per datagram round trip against a ``UDPServer``."""
+    server = sockfake.UDPServer(("127.0.0.1", 0), EchoUDP, network=network)
+    thread = network.thread(target=server.serve_forever, args=(0.5,), daemon=True)
+    thread.start()
+    try:
+        with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5.0)
+            message = b"x" * 64
+            address = server.server_address
+            for _ in range(50):
+                client.sendto(message, address)
+                client.recvfrom(4096)
+            started = time.perf_counter()
+            for _ in range(count):
+                client.sendto(message, address)
+                client.recvfrom(4096)
+            elapsed = time.perf_counter() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    return elapsed / count
+
+
+def pipe_ping_pong(count: int) -> float:
+    """Seconds per round trip of one byte between two threads over two pipes: the
+    floor for any handoff between real threads."""
+    to_r, to_w = os.pipe()
+    back_r, back_w = os.pipe()
+
+    def echo() -> None:
+        while os.read(to_r, 1) != b"q":
+            os.write(back_w, b"x")
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    for _ in range(50):
+        os.write(to_w, b"x")
+        os.read(back_r, 1)
+    started = time.perf_counter()
+    for _ in range(count):
+        os.write(to_w, b"x")
+        os.read(back_r, 1)
+    elapsed = time.perf_counter() - started
+    os.write(to_w, b"q")
+    thread.join()
+    for fd in (to_r, to_w, back_r, back_w):
+        os.close(fd)
+    return elapsed / count
+
+
+def _on_sim(measure: Callable[[Network, int], float]) -> Callable[[int], float]:
+    def run(count: int) -> float:
         net = SimNetwork(seed=1)
         try:
-            sim_costs.append(round_trips(net, count))
+            return measure(net, count)
         finally:
             net.close()
-    return statistics.median(sim_costs), statistics.median(real_costs)
+
+    return run
+
+
+def per_message(count: int, rounds: int) -> dict[str, list[float]]:
+    """Alternated rounds (the order rotates each round) of the five measurements."""
+    runs: dict[str, Callable[[int], float]] = {
+        "sim TCP": _on_sim(tcp_round_trips),
+        "real TCP": lambda n: tcp_round_trips(REAL_NETWORK, n),
+        "sim UDP": _on_sim(udp_round_trips),
+        "real UDP": lambda n: udp_round_trips(REAL_NETWORK, n),
+        "pipe floor": pipe_ping_pong,
+    }
+    names = list(runs)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            results[name].append(runs[name](count))
+    return results
+
+
+def print_per_message(results: dict[str, list[float]], count: int, rounds: int) -> None:
+    def fig(name: str) -> str:
+        values = results[name]
+        return (f"{statistics.median(values) * 1e6:7.1f} us "
+                f"({min(values) * 1e6:.1f}-{max(values) * 1e6:.1f})")
+
+    def med(name: str) -> float:
+        return statistics.median(results[name])
+
+    print(f"per-message round trip: median of {rounds} alternated rounds of {count} "
+          "(spread min-max)")
+    floor = fig("pipe floor")
+    for proto in ("TCP", "UDP"):
+        sim, real = med(f"sim {proto}"), med(f"real {proto}")
+        print(f"  {proto}  sim {fig(f'sim {proto}')}   real loopback {fig(f'real {proto}')}   "
+              f"pipe floor {floor}")
+        print(f"       sim/real {sim / real:.2f} (goal <= 1.0)   sim/floor "
+              f"{sim / med('pipe floor'):.2f} (goal <= 3.0)")
+
+
+# -- sequential connections --------------------------------------------------------------
+
+
+def sequential(connections: int, block: int = 1000) -> list[float]:
+    """Seconds per connection for each block of ``block`` sequential connections."""
+    net = SimNetwork(seed=4)
+    costs: list[float] = []
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        thread = threading.Thread(target=server.serve_forever, args=(0.5,), daemon=True)
+        thread.start()
+        address = server.server_address
+        started = time.perf_counter()
+        for number in range(1, connections + 1):
+            with net.create_connection(address) as conn:
+                conn.sendall(b"hello")
+                conn.recv(100)
+            if number % block == 0:
+                now = time.perf_counter()
+                costs.append((now - started) / block)
+                started = now
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    finally:
+        net.close()
+    return costs
+
+
+def print_sequential(costs: list[float], block: int = 1000) -> None:
+    first, last = costs[0], costs[-1]
+    middle = costs[len(costs) // 2]
+    print(f"sequential connections ({len(costs) * block:,}, connect + echo + close)")
+    print(f"  per connection: first thousand {first * 1e3:.3f} ms, middle {middle * 1e3:.3f} ms, "
+          f"last thousand {last * 1e3:.3f} ms: last/first {last / first:.2f} (goal <= 1.2)")
+
+
+# -- crowd -------------------------------------------------------------------------------
+
+
+def crowd(clients: int, stack_kib: int) -> tuple[float, int]:
+    """Wall seconds and answers for concurrent clients (run in a subprocess)."""
+    if stack_kib:
+        threading.stack_size(stack_kib * 1024)
+    started = time.perf_counter()
+    net = SimNetwork(seed=3, latency=0.001, time_limit=None)
+    answers: list[bytes] = []
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        server.request_queue_size = clients
+        server.socket.listen(clients)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        go = net.event()
+
+        def client(number: int) -> None:
+            with net.create_connection(server.server_address) as conn:
+                go.wait()
+                conn.sendall(b"hello %d" % number)
+                answers.append(conn.recv(100))
+
+        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+        for each in threads:
+            each.start()
+        net.sleep(0.5)  # the clients connect (a full accept queue makes some retry)
+        go.set()
+        for each in threads:
+            each.join()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    finally:
+        net.close()
+    return time.perf_counter() - started, len(answers)
+
+
+def run_crowd(clients: int, stack_kib: int) -> str:
+    command = [sys.executable, __file__, "--crowd-child", str(clients), "--stack-kib",
+               str(stack_kib)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        return f"FAILED (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+    return done.stdout.strip()
+
+
+def crowd_child(clients: int, stack_kib: int) -> None:
+    wall, answered = crowd(clients, stack_kib)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    verdict = "completes" if answered == clients and wall < 60 else "FAILS"
+    print(f"{clients:,} concurrent clients, ThreadingTCPServer: {wall:.1f} s wall, "
+          f"{answered:,}/{clients:,} answered, peak RSS {rss:.0f} MiB, thread stack "
+          f"{stack_kib or 'default'} KiB: {verdict} (goal < 60 s)")
+
+
+# -- descriptors -------------------------------------------------------------------------
+
+
+def descriptors_child(extra: int) -> None:
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(extra)]
+    net = SimNetwork(seed=5)
+    try:
+        cost = tcp_round_trips(net, 200)
+        top = max(fd for fd in (net.kernel.root.go._read, net.kernel.root.go._write))
+    finally:
+        net.close()
+    for fd in held:
+        os.close(fd)
+    print(f"simulation with {extra:,} extra descriptors open (the turn's pipe is fd {top}): "
+          f"works, {cost * 1e6:.1f} us per round trip")
+
+
+def run_descriptors(extra: int) -> str:
+    command = [sys.executable, __file__, "--descriptors-child", str(extra)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        return f"FAILED (exit {done.returncode}): {done.stderr.strip()[-1000:]}"
+    return done.stdout.strip()
+
+
+# -- compression -------------------------------------------------------------------------
 
 
 def compression(exchanges: int) -> tuple[float, float, int]:
@@ -116,42 +363,59 @@ def compression(exchanges: int) -> tuple[float, float, int]:
     return virtual, wall, sends
 
 
-def many_clients(clients: int) -> tuple[float, float, int]:
-    """Wall seconds, peak traced MiB and answers for concurrent clients on the sim."""
-    tracemalloc.start()
+def trio_compression(exchanges: int) -> tuple[float, float, int] | None:
+    """The same scenario on trio with its autojump clock: memory channels stand in for
+    the datagram socket, each datagram (request and reply) lost with probability 0.3."""
+    try:  # optional: imported by name so type checks pass without it
+        trio: Any = importlib.import_module("trio")
+        importlib.import_module("trio.testing")
+    except ImportError:
+        return None
+    rng = random.Random(2)
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    sends = 0
+
+    async def main() -> float:
+        nonlocal sends
+        to_server_send, to_server_recv = trio.open_memory_channel(100)
+        to_client_send, to_client_recv = trio.open_memory_channel(100)
+
+        async def carry(channel: Any, data: bytes) -> None:
+            if rng.random() < 0.3:
+                return
+            await trio.sleep(0.01)
+            await channel.send(data)
+
+        async def server(nursery: Any) -> None:
+            async for data in to_server_recv:
+                nursery.start_soon(carry, to_client_send, data.upper())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server, nursery)
+            for number in range(exchanges):
+                message = b"ping %d" % number
+                while True:
+                    sends += 1
+                    nursery.start_soon(carry, to_server_send, message)
+                    with trio.move_on_after(1.0):
+                        while True:
+                            reply = await to_client_recv.receive()
+                            if reply == message.upper():
+                                break
+                        break
+            nursery.cancel_scope.cancel()
+        return trio.current_time()
+
     started = time.perf_counter()
-    net = SimNetwork(seed=3, latency=0.001)
-    answers: list[bytes] = []
-    try:
-        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        server.request_queue_size = clients
-        server.socket.listen(clients)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        go = net.event()
+    virtual: float = trio.run(main, clock=clock)
+    return virtual, time.perf_counter() - started, sends
 
-        def client(number: int) -> None:
-            with net.create_connection(server.server_address) as conn:
-                go.wait()
-                conn.sendall(b"hello %d" % number)
-                answers.append(conn.recv(100))
 
-        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
-        for each in threads:
-            each.start()
-        net.sleep(0.5)  # every client connected and waiting: all concurrent
-        go.set()
-        for each in threads:
-            each.join()
-        server.shutdown()
-        server.server_close()
-        thread.join()
-    finally:
-        net.close()
-    wall = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return wall, peak / 2**20, len(answers)
+def simloop_available() -> bool:
+    return importlib.util.find_spec("simloop") is not None
+
+
+# -- determinism -------------------------------------------------------------------------
 
 
 def determinism(seed: int) -> tuple[str, str]:
@@ -180,37 +444,65 @@ def determinism(seed: int) -> tuple[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--clients", type=int, default=None, help="crowd size")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="sequential connections")
+    parser.add_argument("--stack-kib", type=int, default=256,
+                        help="thread stack size for the crowd (0: the default)")
+    parser.add_argument("--crowd-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--descriptors-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    count, repeats = (500, 1) if args.quick else (3000, 3)
+    if args.crowd_child is not None:
+        crowd_child(args.crowd_child, args.stack_kib)
+        return
+    if args.descriptors_child is not None:
+        descriptors_child(args.descriptors_child)
+        return
+    only = set(args.only.split(","))
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    count, rounds = (500, 3) if args.quick else (3000, 7)
     exchanges = 200 if args.quick else 1000
-    clients = 200 if args.quick else 1000
+    clients = args.clients or (1000 if args.quick else 10_000)
+    connections = args.connections or (3000 if args.quick else 20_000)
 
-    sim_cost, real_cost = per_message(count, repeats)
-    virtual, wall, sends = compression(exchanges)
-    crowd_wall, crowd_peak, answered = many_clients(clients)
-    first, second = determinism(seed=42)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    print(f"sockfake simulated network benchmark (Python {sys.version.split()[0]})")
-    print(f"{'scenario':<46} {'sim':>14} {'real':>14} {'ratio':>8}  target")
-    print(
-        f"{'echo round trip, persistent connection (us)':<46} {sim_cost * 1e6:>14.1f} "
-        f"{real_cost * 1e6:>14.1f} {sim_cost / real_cost:>8.2f}  sim/real <= 2.0"
-    )
-    print(
-        f"{f'UDP, 1 s retry, 30 % loss, {exchanges} exchanges':<46} "
-        f"{virtual:>12.1f} s {'':>14} {virtual / wall:>8.0f}x virtual s per wall s >= 1000"
-        f" ({wall:.3f} s wall, {sends} sends)"
-    )
-    print(
-        f"{f'{clients} concurrent clients, ThreadingTCPServer':<46} {crowd_wall:>12.2f} s "
-        f"{'':>14} {'':>8}  completes: {answered}/{clients} answered; "
-        f"peak traced {crowd_peak:.1f} MiB, max RSS {rss:.0f} MiB"
-    )
-    print(f"{'determinism, seed 42, two runs':<46} {'equal' if first == second else 'DIFFERENT'}")
-    print(f"  {first}\n  {second}")
+    print(f"sockfake simulated network benchmark (Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores, {load_average()})")
+    if "per-message" in only:
+        print_per_message(per_message(count, rounds), count, rounds)
+    if "sequential" in only:
+        print_sequential(sequential(connections))
+    if "crowd" in only:
+        print(run_crowd(clients, args.stack_kib))
+    if "descriptors" in only:
+        print(run_descriptors(1100))
+    if "compression" in only:
+        virtual, wall, sends = compression(exchanges)
+        print(f"UDP, 1 s retry, 30 % loss, {exchanges} exchanges (virtual s per wall s, "
+              "goal >= 1000x):")
+        print(f"  sockfake     {virtual:8.1f} virtual s in {wall:.3f} s wall: "
+              f"{virtual / wall:8.0f}x ({sends} sends)")
+        trio_result = trio_compression(exchanges)
+        if trio_result is None:
+            print("  trio         not installed (pip install trio)")
+        else:
+            virtual, wall, sends = trio_result
+            print(f"  trio autojump {virtual:7.1f} virtual s in {wall:.3f} s wall: "
+                  f"{virtual / wall:8.0f}x ({sends} sends; memory channels, no sockets)")
+        if not simloop_available():
+            print("  simloop      not installed (pip install simloop; needs Python >= 3.12)")
+        else:
+            print("  simloop      installed, but no scenario written for it yet")
+    if "determinism" in only:
+        first, second = determinism(seed=42)
+        print(f"determinism, seed 42, two runs: {'equal' if first == second else 'DIFFERENT'}")
+        print(f"  {first}\n  {second}")
+    print(load_average())
 
 
 if __name__ == "__main__":

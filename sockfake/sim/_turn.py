@@ -13,6 +13,10 @@ from typing import Any
 
 __all__ = ["Turn"]
 
+_POLLIN = select.POLLIN
+# Captured at import: net.intercept() replaces select.poll for simulated threads.
+_new_poll = select.poll
+
 
 class Turn:
     """The turn handed to one thread: ``release()`` gives it, ``acquire()`` waits for it.
@@ -20,15 +24,18 @@ class Turn:
     A pipe, not a lock: ``os.write`` and ``os.read`` drop the GIL around the system
     call, so the thread handed the turn wakes without fighting the one that hands it
     over for the GIL (a lock handoff costs about twice as much). Handing the turn to
-    a thread that already has it is a no-op. Falls back to a raw lock when no
-    descriptor is left.
+    a thread that already has it is a no-op. A timed wait uses ``poll()``, which has
+    no descriptor-number limit (``select()`` fails above ``FD_SETSIZE``, 1024); the
+    poll object is made on the first timed wait (only the main thread makes them).
+    Falls back to a raw lock when no descriptor is left.
     """
 
-    __slots__ = ("_read", "_write", "_lock", "_given")
+    __slots__ = ("_read", "_write", "_lock", "_given", "_poll")
 
     def __init__(self) -> None:
         self._given = False
         self._lock: Any = None
+        self._poll: Any = None
         try:
             self._read, self._write = os.pipe()
         except OSError:
@@ -52,8 +59,13 @@ class Turn:
         elif self._read < 0:
             return False
         else:
-            if timeout >= 0 and not select.select([self._read], [], [], timeout)[0]:
-                return False
+            if timeout >= 0:
+                poller = self._poll
+                if poller is None:
+                    poller = self._poll = _new_poll()
+                    poller.register(self._read, _POLLIN)
+                if not poller.poll(timeout * 1000.0):
+                    return False
             os.read(self._read, 1)
         self._given = False
         return True
@@ -63,3 +75,4 @@ class Turn:
             if fd >= 0:
                 os.close(fd)
         self._read = self._write = -1
+        self._poll = None

@@ -23,6 +23,7 @@ from sockfake.sim.socket_state import State
 
 if TYPE_CHECKING:
     from sockfake.sim.topology import Host
+    from sockfake.sim.trace import Lazy
 
 __all__ = ["DEFAULT_BUFFER", "Endpoint", "Selectable", "Transport"]
 
@@ -181,7 +182,7 @@ class Transport(Protocol):
 
     def release_fd(self, fd: int) -> None: ...
 
-    def trace(self, kind: str, details: str = "", **fields: Any) -> None:
+    def trace(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
         """Record an event of the calling thread (fields: see ``TraceEvent``)."""
         ...
 

@@ -45,7 +45,7 @@ from sockfake.errors import (
 from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
 
 __all__ = [
     "Kernel",
@@ -64,6 +64,8 @@ __all__ = [
 _os_thread_start = threading.Thread.start
 
 _local = threading.local()
+_get_ident = threading.get_ident
+_getframe = sys._getframe
 
 
 def _kernel_stack() -> list[Kernel]:
@@ -158,6 +160,9 @@ _IDLE_JUMPS_LIMIT = 1000
 # Empty non-blocking polls a thread may make before virtual time moves on for it.
 _IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
+# The timer heap is first compacted at this size, then whenever it has doubled.
+_COMPACT_MIN = 1024
+
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
 
@@ -200,15 +205,24 @@ class Kernel:
         self.closed = False
         self.closing = False
         self.failure: SimulationError | None = None
-        self._timers: list[_Timer] = []
+        self._timers: list[_Timer] = []  # a heap, cancelled timers included
+        self._compact_at = _COMPACT_MIN
         self._seq = 0
         self._ready: deque[SimThread] = deque()
-        self._threads: list[SimThread] = []
+        # Live threads only (a dict: start order, O(1) removal): a finished thread
+        # leaves, so a long run's per-connection cost stays flat.
+        self._threads: dict[SimThread, None] = {}
+        self._thread_names: set[str] = set()  # every name given so far (kept unique)
+        self._finished = 0  # threads that have finished and left ``_threads``
         self._by_ident: dict[int, SimThread] = {}
         self._thread_numbers = 0
         self._names: dict[str, int] = {}
-        self._switched_at = _real_time.monotonic()
-        self._last_call = self._switched_at  # real time of the last simulated call
+        # Progress, counted: every call into the simulation and every switch adds one.
+        # The stall detectors sample it (no clock read on the hot path): the turn is
+        # "held without calling in" only while this number stands still.
+        self.calls = 0
+        self._seen_calls = -1
+        self._seen_at = _real_time.monotonic()
         self._watchdog: RootWatchdog | None = None
         # Where the main thread last called in: the watchdog reports a stall only
         # while that code is still running (not for a network left behind).
@@ -218,7 +232,8 @@ class Kernel:
         root.state = "running"
         self.root = root
         self.current = root
-        self._threads.append(root)
+        self._threads[root] = None
+        self._thread_names.add("main")
         self._by_ident[threading.get_ident()] = root
         self.policy.adopt(root)
         _kernel_stack().append(self)
@@ -244,11 +259,11 @@ class Kernel:
         """The calling thread's record; a clear error if it is not part of this simulation."""
         if self.closed:
             raise SockfakeRuntimeError("the simulated network is closed")
-        self._last_call = _real_time.monotonic()
-        thread = self._by_ident.get(threading.get_ident())
+        self.calls += 1
+        thread = self._by_ident.get(_get_ident())
         if thread is self.root:
-            self._root_call_frame = sys._getframe(1)
-        if thread is None:
+            self._root_call_frame = _getframe(1)
+        elif thread is None:
             raise SockfakeRuntimeError(
                 f"thread {threading.current_thread().name!r} is not part of this simulated "
                 "network: simulated sockets are used from the thread that created the "
@@ -258,19 +273,19 @@ class Kernel:
 
     def is_simulated_caller(self) -> bool:
         """Is the calling thread one of this simulation's threads?"""
-        return threading.get_ident() in self._by_ident
+        return _get_ident() in self._by_ident
 
     def current_name(self) -> str:
         thread = self._by_ident.get(threading.get_ident())
         return thread.name if thread is not None else threading.current_thread().name
 
-    def record(self, kind: str, details: str = "", **fields: Any) -> None:
+    def record(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
         if kind not in _IDLE_KINDS:
             self._progress = True
         self.trace.add(self.now, self.current.name, kind, details, **fields)
 
-    def record_net(self, kind: str, details: str = "", **fields: Any) -> None:
+    def record_net(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
         self._progress = True
         self.trace.add(self.now, "net", kind, details, **fields)
@@ -287,8 +302,23 @@ class Kernel:
                 wakes: SimThread | None = None) -> _Timer:
         self._seq += 1
         timer = _Timer(max(when, self.now), self._seq, callback, wakes)
-        heapq.heappush(self._timers, timer)
+        timers = self._timers
+        heapq.heappush(timers, timer)
+        if len(timers) > self._compact_at:
+            # Cancelled timers (a wait woken before its deadline) stay in the heap
+            # until due; drop them whenever the heap has doubled (amortised O(1)).
+            # Pops follow (when, seq), a total order: the layout changes nothing.
+            timers[:] = [t for t in timers if not t.cancelled]
+            heapq.heapify(timers)
+            self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
         return timer
+
+    def _next_timer(self) -> _Timer | None:
+        """The earliest live timer (cancelled ones at the top are dropped), if any."""
+        timers = self._timers
+        while timers and timers[0].cancelled:
+            heapq.heappop(timers)
+        return timers[0] if timers else None
 
     def _run_due_timers(self) -> None:
         timers = self._timers
@@ -373,13 +403,13 @@ class Kernel:
         thread.idle_polls = 0
         self._run_due_timers()
         if not self._ready:
-            live = [t for t in self._timers if not t.cancelled]
-            if not live:
+            first = self._next_timer()
+            if first is None:
                 raise SimDeadlockError(
                     f"deadlock: {thread.name!r} busy-polls ({what}) but no other thread can "
                     "run and nothing is scheduled\n" + self.dump()
                 )
-            next_time = min(live).when
+            next_time = first.when
             if self.time_limit is not None and next_time > self.time_limit:
                 raise SimTimeLimitError(
                     f"virtual time limit of {self.time_limit:g} s reached while "
@@ -417,13 +447,10 @@ class Kernel:
                 return self._ready.popleft()
             if self.closing:
                 return None
-            live = [t for t in self._timers if not t.cancelled]
-            if not live:
-                self._timers.clear()
+            first = self._next_timer()
+            if first is None:
                 return self._fail(SimDeadlockError(self._deadlock_message()))
-            next_time = min(live).when
-            self._timers = live
-            heapq.heapify(self._timers)
+            next_time = first.when
             if self.time_limit is not None and next_time > self.time_limit:
                 return self._fail(
                     SimTimeLimitError(
@@ -431,7 +458,7 @@ class Kernel:
                         f"(next event at {next_time:.6f} s)\n" + self.dump()
                     )
                 )
-            if self._only_polling(live):
+            if self._only_polling():
                 return self._fail(SimDeadlockError(
                     "deadlock: the main thread waits for good and the other threads only "
                     f"poll ({_IDLE_JUMPS_LIMIT} timeouts in a row with nothing else "
@@ -440,7 +467,7 @@ class Kernel:
             self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
             self.now = next_time
 
-    def _only_polling(self, live: list[_Timer]) -> bool:
+    def _only_polling(self) -> bool:
         """Has the clock only moved for threads that wake, find nothing, and wait again,
         while the main thread waits without a deadline? Then nothing can ever happen
         (a server in serve_forever(0.5) while the test waits on what never comes)."""
@@ -455,7 +482,8 @@ class Kernel:
         if root.state != "blocked" or root.timer is not None:
             return False
         return all(
-            timer.wakes is not None and not timer.wakes.sleeping for timer in live
+            timer.wakes is not None and not timer.wakes.sleeping
+            for timer in self._timers if not timer.cancelled
         )
 
     def _fail(self, error: SimulationError) -> SimThread | None:
@@ -493,18 +521,28 @@ class Kernel:
             reason = nxt.wake_reason
             self.trace.add(self.now, nxt.name, "switch", reason, reason=reason)
         self.current = nxt
-        self._switched_at = _real_time.monotonic()
+        self.calls += 1
         nxt.go.release()
 
     def _await_turn(self, thread: SimThread) -> None:
         if thread is not self.root:
             thread.go.acquire()
             return
-        # The root thread watches for a thread that holds the turn and never yields:
+        # The root thread watches for a thread that holds the turn and never calls in:
         # it is blocked outside the simulation (time.sleep, queue.Queue.get, a lock).
+        # Only time with no call and no switch counts: a thread busy in the
+        # simulation's own work (starting thousands of threads in one turn) calls in
+        # all along and is never taken for stalled.
+        seen = self.calls
+        since = _real_time.monotonic()
         while not thread.go.acquire(timeout=0.05):
             holder = self.current
-            held = _real_time.monotonic() - self._switched_at
+            now = _real_time.monotonic()
+            if self.calls != seen:
+                seen = self.calls
+                since = now
+                continue
+            held = now - since
             if held > self.stall_timeout and holder is not thread and holder.state == "running":
                 self.failure = SimStallError(self.stall_message(holder, held))
                 self.current = thread
@@ -524,10 +562,11 @@ class Kernel:
             # Auto names count across the process; renumber per network for determinism.
             thread.name = f"Thread-{self._thread_numbers}{match.group('suffix') or ''}"
         name = thread.name
-        if any(t.name == name for t in self._threads):
+        if name in self._thread_names:
             name = f"{name}#{self._thread_numbers}"
+        self._thread_names.add(name)
         sim_thread = SimThread(self, name, thread)
-        self._threads.append(sim_thread)
+        self._threads[sim_thread] = None
         self.record("thread-start", name)
         run = thread.run
 
@@ -570,14 +609,15 @@ class Kernel:
         thread.state = "finished"
         if thread in self._ready:
             self._ready.remove(thread)
-        if thread in self._threads:
-            self._threads.remove(thread)
+        self._threads.pop(thread, None)
         thread.go.close()
         self.trace.add(self.now, thread.name, "thread-exit", "not started")
 
     def _thread_exit(self, thread: SimThread) -> None:
         thread.state = "finished"
-        self._by_ident.pop(threading.get_ident(), None)
+        self._by_ident.pop(_get_ident(), None)
+        self._threads.pop(thread, None)
+        self._finished += 1
         thread.exited.notify_all()
         self.trace.add(self.now, thread.name, "thread-exit", "")
         if self.closing:
@@ -661,6 +701,11 @@ class Kernel:
             self.current = me
         self.closed = True
         self._root_call_frame = None
+        # current_kernel() would drop it lazily; a closed network's trace and threads
+        # must not stay alive meanwhile (a process running many networks).
+        stack = _kernel_stack()
+        if self in stack:
+            stack.remove(self)
         if self._watchdog is not None:
             self._watchdog.stop()
         self._timers.clear()
@@ -671,8 +716,13 @@ class Kernel:
     # -- for the main thread's watchdog --------------------------------------------------
 
     def real_seconds_since_last_call(self) -> float:
-        """Real time since a simulated thread last called in or the turn last moved."""
-        return _real_time.monotonic() - max(self._last_call, self._switched_at)
+        """Real time since a simulated thread last called in or the turn last moved, as
+        seen by the caller's samples (the watchdog asks at least 4 times a timeout)."""
+        now = _real_time.monotonic()
+        if self.calls != self._seen_calls:
+            self._seen_calls = self.calls
+            self._seen_at = now
+        return now - self._seen_at
 
     def has_pending_work(self) -> bool:
         """Could anything happen if the running thread gave up the turn?"""
@@ -699,8 +749,14 @@ class Kernel:
 
     @property
     def threads(self) -> list[SimThread]:
-        """Every simulated thread of this network so far, in start order."""
+        """The simulated threads not yet finished, in start order (a finished thread
+        leaves the kernel's records; ``finished_threads`` counts them)."""
         return list(self._threads)
+
+    @property
+    def finished_threads(self) -> int:
+        """How many simulated threads have finished so far."""
+        return self._finished
 
     def dump(self) -> str:
         """Every live simulated thread, what it waits on and where; see ``reports``."""

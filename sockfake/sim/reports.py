@@ -80,15 +80,27 @@ def wait_for_cycle(threads: list[SimThread]) -> list[str]:
 
 def stall_message(kernel: Kernel, holder: SimThread, held: float) -> str:
     stack = ""
+    inside = False
     if holder.thread is not None and holder.thread.ident is not None:
         frame = sys._current_frames().get(holder.thread.ident)
         if frame is not None:
             stack = "".join(traceback.format_stack(frame))
+            inside = frame.f_globals.get("__name__", "").startswith("sockfake.")
+    if inside:
+        # The innermost frame is the simulation's own: do not blame the user's code.
+        why = (
+            "while inside sockfake's own code: the simulation itself is stuck there "
+            "(please report it, with this message)."
+        )
+    else:
+        why = (
+            "without calling into the simulation: it is blocked outside it "
+            "(time.sleep, queue.Queue.get, a threading.Lock or Event?). Use the "
+            "network's sleep(), event(), lock() and queue() instead."
+        )
     return (
         f"simulated thread {holder.name!r} has held the turn for {held:.1f} s of real "
-        "time without calling into the simulation: it is blocked outside it "
-        "(time.sleep, queue.Queue.get, a threading.Lock or Event?). Use the network's "
-        "sleep(), event(), lock() and queue() instead.\n"
+        f"time {why}\n"
         + dump(kernel)
         + ("\nits stack:\n" + stack if stack else "")
     )

@@ -19,6 +19,8 @@ from sockfake.sim._oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
 from sockfake.sim.kernel import Kernel, WaitQueue
 from sockfake.sim.socket_state import Event, State, advance, allows
+from sockfake.sim.tcp import length_text
+from sockfake.sim.trace import Lazy
 
 if TYPE_CHECKING:
     from sockfake.sim.topology import Host
@@ -131,7 +133,7 @@ class SimSocket:
         # descriptor (and so the connection) usable until the last one closes.
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
-        self._check_thread()
+        self._kernel.thread_for_caller()  # _check_thread(), inlined: on every call
 
     # -- timeouts -----------------------------------------------------------------
 
@@ -428,7 +430,8 @@ class SimSocket:
         if not flags & _MSG_PEEK:
             self.ep.take_rx(len(data))
             self._transport.consumed(self.ep, len(data))
-        self._transport.trace("recv", f"{self.ep.describe()} {len(data)}B", src=self.ep.remote,
+        self._transport.trace("recv", Lazy(length_text, self.ep.local, self.ep.fd, len(data)),
+                              src=self.ep.remote,
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)
         self._kernel.preemption_point("recv")

@@ -19,9 +19,10 @@ from typing import Any
 from sockfake.sim.addressing import Addressing, format_address
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import stream_chunks
+from sockfake.sim.links import is_instant, stream_chunks
 from sockfake.sim.socket_state import Event, State, advance
 from sockfake.sim.topology import Host, Topology
+from sockfake.sim.trace import Lazy
 
 __all__ = ["StreamTransport"]
 
@@ -34,6 +35,23 @@ def preview(data: bytes, limit: int = 24) -> str:
     """The start of a payload, for the trace."""
     text = repr(data[:limit])
     return text + ("..." if len(data) > limit else "")
+
+
+# Trace texts formatted lazily (``Lazy``), from the values at the time of the event:
+# ``name(local, fd)`` is ``Endpoint.describe()`` then.
+def name(local: Any, fd: int) -> str:
+    return str(local if local is not None else f"fd{fd}")
+
+
+# ``head`` is ``data[:25]``: enough for ``preview`` (and its "..."), so a lazy text
+# keeps no more of a bulk write alive than the event's own payload does.
+def sent_text(local: Any, fd: int, peer_local: Any, peer_fd: int, length: int,
+              head: bytes) -> str:
+    return f"{name(local, fd)} -> {name(peer_local, peer_fd)} {length}B {preview(head)}"
+
+
+def length_text(local: Any, fd: int, length: int) -> str:
+    return f"{name(local, fd)} {length}B"
 
 
 class StreamTransport:
@@ -184,10 +202,17 @@ class StreamTransport:
         assert peer is not None
         src, dst = ep.host, peer.host
         topology = self.topology
-        conditions = topology.conditions(topology.link(src, dst))
-        self.kernel.record("send", f"{ep.describe()} -> {peer.describe()} {len(data)}B "
-                           f"{preview(data)}", src=ep.local, dst=ep.remote,
+        link = topology.link(src, dst)
+        conditions = topology.conditions(link)
+        details = Lazy(sent_text, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25])
+        self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
+        if (conditions.chunk is None and not ep.inflight and not link.cut and src.up
+                and dst.up and is_instant(conditions)):
+            # Fast path, the same events as carry() would give: one segment, nothing
+            # ahead of it, an instant link: it arrives within this call.
+            self._deliver_segment(ep, peer, data, False)
+            return
         offset = 0
         apart = conditions.chunk is not None
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
@@ -218,7 +243,8 @@ class StreamTransport:
             return
         receiver.append_rx(segment, apart)
         if segment:
-            self.kernel.record_net("deliver", f"{receiver.describe()} {len(segment)}B",
+            self.kernel.record_net("deliver", Lazy(length_text, receiver.local, receiver.fd,
+                                                   len(segment)),
                                    src=receiver.remote, dst=receiver.local,
                                    conn=receiver.connection_id, length=len(segment),
                                    payload=segment)

@@ -33,6 +33,7 @@ def _start(self: threading.Thread) -> None:
         # No OS thread ("can't start new thread"): it must not wait for a turn forever.
         kernel.forget(sim_thread)
         raise
+    kernel.calls += 1  # starting an OS thread is the simulation's work, not a stall
     kernel.preemption_point("thread start")
 
 

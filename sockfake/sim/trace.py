@@ -16,15 +16,34 @@ exactly when their digests are, in any process and under any ``PYTHONHASHSEED``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Trace", "TraceEvent"]
+__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Lazy", "Trace", "TraceEvent"]
 
 # Payload bytes kept per event: enough to read a protocol exchange in Wireshark,
 # bounded so a bulk transfer does not keep every byte it moved.
 DEFAULT_PAYLOAD_LIMIT = 4096
+
+
+class Lazy:
+    """An event's ``details`` text, formatted only when someone reads it.
+
+    ``Lazy(function, *args)``: the text is ``function(*args)``. The arguments must be
+    the values as they are when the event happens (immutable: an address, a length,
+    the payload bytes), never an object that changes later, so the text and the
+    digest are exactly those an eager ``details`` string would have given.
+    """
+
+    __slots__ = ("function", "args")
+
+    def __init__(self, function: Callable[..., str], *args: Any) -> None:
+        self.function = function
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.function(*self.args)
 
 
 class TraceEvent(NamedTuple):
@@ -73,7 +92,8 @@ class Trace:
 
     def __init__(self, limit: int | None = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT
                  ) -> None:
-        self.events: list[TraceEvent] = []
+        self._events: list[TraceEvent] = []
+        self._lazy: list[int] = []  # indexes of events whose details are still ``Lazy``
         self.payload_limit = payload_limit
         self._hash = hashlib.sha256()
         self._hashed = 0  # events[:_hashed] are in _hash
@@ -85,7 +105,7 @@ class Trace:
         when: float,
         actor: str,
         kind: str,
-        details: str = "",
+        details: str | Lazy = "",
         *,
         src: Any = None,
         dst: Any = None,
@@ -98,14 +118,32 @@ class Trace:
         if payload is not None and len(payload) > self.payload_limit:
             payload = payload[: self.payload_limit]
         self._count += 1
-        self.events.append(
-            TraceEvent(when, actor, kind, details, src, dst, conn, seq, length, payload, reason)
+        events = self._events
+        if details.__class__ is not str:
+            self._lazy.append(len(events))
+        events.append(
+            TraceEvent(when, actor, kind, details, src, dst, conn, seq, length,  # type: ignore[arg-type]
+                       payload, reason)
         )
-        if self._limit is not None and len(self.events) > self._limit * 2:
-            drop = len(self.events) - self._limit
+        if self._limit is not None and len(events) > self._limit * 2:
+            drop = len(events) - self._limit
             self._hash_up_to(drop)
-            del self.events[:drop]
+            del events[:drop]
             self._hashed -= drop
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """The events kept (all, unless ``trace_limit`` trims the oldest), in order."""
+        if self._lazy:
+            self._format_lazy()
+        return self._events
+
+    def _format_lazy(self) -> None:
+        events = self._events
+        for index in self._lazy:
+            event = events[index]
+            events[index] = event._replace(details=str(event.details))
+        self._lazy.clear()
 
     def _hash_up_to(self, end: int) -> None:
         update = self._hash.update

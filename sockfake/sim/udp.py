@@ -18,12 +18,21 @@ from sockfake.sim.addressing import Addressing
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import corrupted, datagram_fate
-from sockfake.sim.tcp import preview
+from sockfake.sim.tcp import name, preview
 from sockfake.sim.topology import Host, Topology
+from sockfake.sim.trace import Lazy
 
 __all__ = ["DatagramTransport"]
 
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
+
+
+def _sent_text(local: Any, fd: int, remote: Any, length: int, head: bytes) -> str:
+    return f"{name(local, fd)} -> {remote} {length}B {preview(head)}"  # head: payload[:25]
+
+
+def _delivered_text(source: Any, remote: Any, length: int) -> str:
+    return f"{source} -> {remote} {length}B"
 
 
 class DatagramTransport:
@@ -48,8 +57,9 @@ class DatagramTransport:
         self.datagrams += 1
         source = self.addressing.source_address(ep, remote)
         kernel = self.kernel
-        kernel.record("sendto", f"{ep.describe()} -> {remote} {len(payload)}B "
-                      f"{preview(payload)}", src=source, dst=remote, seq=index,
+        details = Lazy(_sent_text, ep.local, ep.fd, remote, len(payload), payload[:25])
+        kernel.record("sendto", details,
+                      src=source, dst=remote, seq=index,
                       length=len(payload), payload=payload)
         if dst is None:
             kernel.record_net("drop", f"no route to {remote}", src=source, dst=remote,
@@ -119,8 +129,8 @@ class DatagramTransport:
             return
         target.datagrams.append((data, source))
         target.datagram_bytes += len(data)
-        record_net("deliver", f"{source} -> {remote} {len(data)}B", src=source, dst=remote,
-                   seq=index, length=len(data))
+        record_net("deliver", Lazy(_delivered_text, source, remote, len(data)), src=source,
+                   dst=remote, seq=index, length=len(data))
         target.changed.notify_all()
 
     def _port_unreachable(self, dst: Host, sender: Endpoint, index: int) -> None:

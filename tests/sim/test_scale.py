@@ -1,0 +1,153 @@
+"""Scale: long runs, many descriptors, long turns of the simulation's own work.
+
+Speed itself is measured by ``benchmarks/bench_sim.py``, not here; these tests check
+the behaviours that make scale possible.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import sockfake
+from sockfake.sim import SimNetwork
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Echo(sockfake.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(4096):
+            self.request.sendall(data)
+
+
+def test_finished_threads_leave_the_kernel_and_names_stay_unique() -> None:
+    net = SimNetwork(seed=1)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        serving = threading.Thread(target=server.serve_forever, args=(0.5,))
+        serving.start()
+        for _ in range(50):
+            with net.create_connection(server.server_address) as conn:
+                conn.sendall(b"x")
+                assert conn.recv(10) == b"x"
+        net.sleep(0.1)
+        kernel = net.kernel
+        assert [t.name for t in kernel.threads] == ["main", "Thread-1 (serve_forever)"]
+        assert kernel.finished_threads == 50
+        workers = [threading.Thread(target=lambda: None, name="worker") for _ in range(2)]
+        for worker in workers:
+            worker.start()
+            worker.join()
+        names = [t._sockfake_thread.name for t in workers]  # type: ignore[attr-defined]
+        assert names[0] == "worker" and names[1].startswith("worker#")
+        server.shutdown()
+        server.server_close()
+        serving.join()
+    finally:
+        net.close()
+
+
+def test_a_turn_spent_calling_into_the_simulation_is_no_stall() -> None:
+    # The thread holds the turn far longer than stall_timeout, but calls in all along
+    # (as a server starting thousands of handler threads in one turn does).
+    net = SimNetwork(seed=1, stall_timeout=0.2)
+    try:
+        def busy() -> None:
+            until = time.monotonic() + 0.8
+            with net.socket() as sock:
+                while time.monotonic() < until:
+                    sock.getsockname()
+
+        thread = threading.Thread(target=busy)
+        thread.start()
+        thread.join()
+        assert net.kernel.failure is None
+    finally:
+        net.close()
+
+
+def test_more_than_1100_open_descriptors() -> None:
+    # The turn's timed wait (the main thread's) once used select(), which refuses a
+    # descriptor above 1023. Run in a subprocess: the descriptors are its own.
+    script = textwrap.dedent(
+        """
+        import os, resource, threading
+        import sockfake
+        from sockfake.sim import SimNetwork
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1300 and (hard == resource.RLIM_INFINITY or hard >= 1300):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1300, hard))
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+
+        class Echo(sockfake.BaseRequestHandler):
+            def handle(self):
+                while data := self.request.recv(100):
+                    self.request.sendall(data)
+
+        net = SimNetwork(seed=1)
+        assert net.kernel.root.go._read > 1100
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        thread = threading.Thread(target=server.serve_forever, args=(0.5,))
+        thread.start()
+        with net.create_connection(server.server_address) as conn:
+            for _ in range(20):
+                conn.sendall(b"ping")
+                assert conn.recv(100) == b"ping"
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        net.close()
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_a_closed_network_is_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    net = SimNetwork(seed=1)
+    with net.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+    kernel = weakref.ref(net.kernel)
+    net.close()
+    del net, sock
+    gc.collect()
+    assert kernel() is None
+
+
+def test_lazy_trace_details_read_as_the_eager_text() -> None:
+    from sockfake.sim.tcp import preview
+
+    net = SimNetwork(seed=1)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        serving = threading.Thread(target=server.serve_forever, args=(0.5,))
+        serving.start()
+        payload = b"y" * 5000
+        with net.create_connection(server.server_address) as conn:
+            local, remote = conn.getsockname(), conn.getpeername()
+            conn.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                got += conn.recv(65536)
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        sends = [e for e in net.trace.events if e.kind == "send" and e.actor == "main"]
+        assert sends[0].details == f"{local} -> {remote} 5000B {preview(payload)}"
+        assert sends[0].details.endswith("...")
+        recvs = [e for e in net.trace.events if e.kind == "recv" and e.actor == "main"]
+        assert recvs[0].details == f"{local} {recvs[0].length}B"
+    finally:
+        net.close()
