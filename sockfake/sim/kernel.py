@@ -618,6 +618,7 @@ class Kernel:
         self._by_ident.pop(_get_ident(), None)
         self._threads.pop(thread, None)
         self._finished += 1
+        self.policy.forget(thread)
         thread.exited.notify_all()
         self.trace.add(self.now, thread.name, "thread-exit", "")
         if self.closing:

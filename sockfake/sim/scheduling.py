@@ -45,6 +45,10 @@ class Policy(Protocol):
         """A thread joined the simulation."""
         ...
 
+    def forget(self, thread: SimThread) -> None:
+        """A thread finished: drop what the policy kept about it."""
+        ...
+
     def pick(self, ready: Sequence[SimThread]) -> int:
         """The index of the ready thread to run next (``ready`` has at least one)."""
         ...
@@ -58,6 +62,9 @@ class Fifo:
     name = "fifo"
 
     def adopt(self, thread: SimThread) -> None:
+        pass
+
+    def forget(self, thread: SimThread) -> None:
         pass
 
     def pick(self, ready: Sequence[SimThread]) -> int:
@@ -74,6 +81,9 @@ class RandomWalk:
         self._rng = rng
 
     def adopt(self, thread: SimThread) -> None:
+        pass
+
+    def forget(self, thread: SimThread) -> None:
         pass
 
     def pick(self, ready: Sequence[SimThread]) -> int:
@@ -101,6 +111,9 @@ class Pct:
     def adopt(self, thread: SimThread) -> None:
         # Initial priorities are all above the change points' (depth .. depth + 1).
         self._priority[thread] = self._depth + self._rng.random()
+
+    def forget(self, thread: SimThread) -> None:
+        self._priority.pop(thread, None)
 
     def _priority_of(self, thread: SimThread) -> float:
         if thread not in self._priority:
@@ -142,6 +155,9 @@ class Recorder:
     def adopt(self, thread: SimThread) -> None:
         self._policy.adopt(thread)
 
+    def forget(self, thread: SimThread) -> None:
+        self._policy.forget(thread)
+
     def pick(self, ready: Sequence[SimThread]) -> int:
         index = self._policy.pick(ready)
         if len(ready) > 1:
@@ -167,6 +183,9 @@ class Replay:
 
     def adopt(self, thread: SimThread) -> None:
         self._fallback.adopt(thread)
+
+    def forget(self, thread: SimThread) -> None:
+        self._fallback.forget(thread)
 
     def _take(self) -> str | None:
         if self.diverged_at is not None or self._next >= len(self._decisions):

@@ -63,3 +63,15 @@ def test_exploration_finds_the_bug_within_200_schedules(name: str) -> None:
     other_seed = seed + 10_000
     replayed, _ = _run(bug, other_seed, replay=schedule, **options)
     assert replayed, "the recorded schedule replays the failure"
+
+
+def test_pct_forgets_the_priorities_of_finished_threads() -> None:
+    import threading
+
+    with SimNetwork(seed=1, scheduling="pct") as net:
+        for _ in range(50):
+            worker = threading.Thread(target=net.sleep, args=(0.01,))
+            worker.start()
+            worker.join()
+        policy: Any = net.kernel.policy
+        assert len(policy._policy._priority) == 1  # only the main thread is left
