@@ -248,6 +248,11 @@ class _InFlight:
                 self.spilled -= 1
             return entry.spilled
 
+    def __len__(self) -> int:
+        """How many requests are being handled right now."""
+        with self._lock:
+            return len(self._requests)
+
     def was_cut(self, request: Any) -> bool:
         with self._lock:
             return id(request) in self._cut

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -59,6 +60,16 @@ def serving(server: Any, poll_interval: float = 0.5) -> Iterator[threading.Threa
             server.server_close()
             thread.join(WAIT)
     assert not thread.is_alive(), "serve_forever did not stop"
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    """Wait (real time, bounded) until ``condition()`` holds: synchronise on what the
+    server shows, not on a guess of how long it takes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.002)
 
 
 def in_thread(

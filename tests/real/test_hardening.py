@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import WAIT, connect, needs_unix, serving
+from helpers import WAIT, connect, needs_unix, serving, wait_until
 
 import sockfake
 from sockfake import real
@@ -60,6 +60,18 @@ def closing_all(sockets: list[socket.socket]) -> Iterator[list[socket.socket]]:
             sock.close()
 
 
+def in_flight(server: Any) -> int:
+    """Requests the pool is handling right now (0 before its first request)."""
+    state = vars(server).get("_pool_state")
+    return 0 if state is None else len(state.inflight)
+
+
+def spilled(server: Any) -> int:
+    """Requests running off the pool right now."""
+    state = vars(server).get("_pool_state")
+    return 0 if state is None else int(state.inflight.spilled)
+
+
 def cut_within(sock: socket.socket, seconds: float) -> bool:
     """Does the server end this connection (EOF or reset) within ``seconds``?"""
     sock.settimeout(seconds)
@@ -82,7 +94,7 @@ def test_pool_without_defence_is_starved_by_as_many_slow_clients_as_workers() ->
 
     server = Pool((HOST, 0), Upper)
     with serving(server), closing_all(slow_clients(server.server_address, 2)):
-        time.sleep(0.1)
+        wait_until(lambda: in_flight(server) == 2, "both workers hold a slow client")
         with pytest.raises(TimeoutError):
             round_trip(server.server_address, timeout=0.5)
 
@@ -158,15 +170,10 @@ def test_pool_slow_requests_leave_the_pool_so_a_good_client_is_served() -> None:
 
     server = Pool((HOST, 0), Upper)
     with serving(server), closing_all(slow_clients(server.server_address, 20)):
-        time.sleep(0.1)
-        started = time.monotonic()
+        wait_until(lambda: in_flight(server) >= 2, "the attack holds both workers")
         assert round_trip(server.server_address, timeout=2.0) == b"PING\n"
-        assert time.monotonic() - started < 1.0
+        wait_until(lambda: spilled(server) == 20, "every slow one is off the pool")
         state = vars(server)["_pool_state"]
-        deadline = time.monotonic() + WAIT
-        while state.inflight.spilled < 20 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert state.inflight.spilled == 20  # every slow one is off the pool
         assert len(state.workers) == 2  # and the pool still has max_workers
 
 
@@ -180,12 +187,11 @@ def test_pool_spills_a_new_slow_request_while_an_earlier_one_waits_for_its_deadl
 
     server = Pool((HOST, 0), Upper)
     with serving(server), closing_all(slow_clients(server.server_address, 1)):
-        time.sleep(0.3)  # the first is off the pool; only its deadline is left to time
+        # The first is off the pool; only its deadline is left to time.
+        wait_until(lambda: spilled(server) == 1, "the first slow request spilled")
         with closing_all(slow_clients(server.server_address, 1)):
-            time.sleep(0.3)
-            started = time.monotonic()
+            wait_until(lambda: spilled(server) == 2, "the second one spilled too")
             assert round_trip(server.server_address, timeout=2.0) == b"PING\n"
-            assert time.monotonic() - started < 1.0
 
 
 def test_pool_slow_requests_beyond_the_limit_cut_the_longest_running() -> None:
@@ -196,7 +202,7 @@ def test_pool_slow_requests_beyond_the_limit_cut_the_longest_running() -> None:
     server = Pool((HOST, 0), Upper)
     with serving(server), connect(server.server_address) as first:
         first.sendall(b"G")
-        time.sleep(0.2)  # first is off the pool now
+        wait_until(lambda: spilled(server) == 1, "the first request is off the pool")
         with connect(server.server_address) as second:
             second.sendall(b"G")
             assert cut_within(first, 2.0)  # second needed the place: first is cut
