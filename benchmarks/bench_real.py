@@ -2,7 +2,7 @@
 
 Servers run in this process; clients run in separate worker processes (so the client's
 Python does not share a GIL with the server under test). Each measurement is repeated,
-alternating which library goes first, and the best figure of each is kept.
+alternating which library goes first; the median of each is reported, with the spread.
 
     python benchmarks/bench_real.py            # full run (about a minute)
     python benchmarks/bench_real.py --quick    # short run
@@ -254,8 +254,9 @@ def alternate(
 ) -> tuple[float, float, float]:
     """Run A and B ``reps`` times each, alternating who goes first.
 
-    Returns the best of each and the noise: the larger relative spread (worst against
-    best) of the two series, a yardstick for how far apart two equal servers can look.
+    Returns the median of each and the noise: the larger relative spread (max - min
+    over the median) of the two series, a yardstick for how far apart two equal
+    servers can look.
     """
     a: list[float] = []
     b: list[float] = []
@@ -265,8 +266,8 @@ def alternate(
             order.reverse()
         for measure, results in order:
             results.append(measure())
-    noise = max((max(xs) - min(xs)) / max(xs) for xs in (a, b))
-    return max(a), max(b), noise
+    noise = max((max(xs) - min(xs)) / statistics.median(xs) for xs in (a, b))
+    return statistics.median(a), statistics.median(b), noise
 
 
 def run(quick: bool, processes: int) -> list[Row]:
@@ -438,11 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load = os.getloadavg()[0]
     rows = run(args.quick, args.client_processes)
     header = (
         f"sockfake {sockfake.__version__} vs socketserver, Python "
         f"{platform.python_version()}, {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, {started}"
+        f"{os.cpu_count()} CPUs, {started}, load average {load:.2f}"
     )
     missed = [r.scenario for r in rows if not r.ok]
     verdict = "all targets met" if not missed else f"targets missed: {'; '.join(missed)}"
@@ -451,8 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(["python", "benchmarks/bench_real.py", *(argv or sys.argv[1:])])
         Path(args.markdown).write_text(
             f"# Real-network benchmark\n\n{header}\n\nCommand: `{command}`\n\n"
-            f"Best of the alternated runs per side; noise is the larger relative spread of\n"
-            f"the two series (how far apart two runs of the same server landed).\n\n"
+            f"Median of the alternated runs per side; noise is the larger relative spread\n"
+            f"(max - min over the median) of the two series (how far apart two runs of the\n"
+            f"same server landed). Load average at the start: {load:.2f}.\n\n"
             f"{table(rows)}\n\n{verdict}\n"
         )
     return 0
