@@ -1514,6 +1514,75 @@ def _(S: Any, path: Paths) -> Any:
         return out
 
 
+@probe("udp6_rfc3542_hop_limit_and_traffic_class")
+def _(S: Any, path: Paths) -> Any:
+    import struct
+
+    a, b = dgram_pair(S, "udp6", path)
+    with a, b:
+        b.setsockopt(S.IPPROTO_IPV6, S.IPV6_RECVHOPLIMIT, 1)
+        b.setsockopt(S.IPPROTO_IPV6, S.IPV6_RECVTCLASS, 1)
+        a.sendmsg([b"x"], [(S.IPPROTO_IPV6, S.IPV6_HOPLIMIT, struct.pack("i", 2)),
+                           (S.IPPROTO_IPV6, S.IPV6_TCLASS, struct.pack("i", 5))])
+        a.send(b"y")
+        a.send(b"z")
+        full = b.recvmsg(10, 1024)
+        plain = b.recvmsg(10, 1024)
+        cut = b.recvmsg(10, S.CMSG_LEN(2))
+        return (sorted(full[1]), full[2], sorted(plain[1]), cut[1], bool(cut[2] & S.MSG_CTRUNC))
+
+
+@probe("udp6_rfc3542_bad_value")
+def _(S: Any, path: Paths) -> Any:
+    a, b = dgram_pair(S, "udp6", path)
+    with a, b:
+        return err(lambda: a.sendmsg([b"x"], [(S.IPPROTO_IPV6, S.IPV6_HOPLIMIT, b"\0" * 5)]))
+
+
+@probe("sendmsg_bad_ancillary_and_address")
+def _(S: Any, path: Paths) -> Any:
+    c, s = pair(S, "tcp4", path)
+    with c, s:
+        out = []
+        args: tuple[Any, ...]
+        for args in (([b"x"], [object()]), ([b"x"], [(object(), 0, b"")]), ([b"x"], object()),
+                     ([b"x"], [], object()), ([b"x"], [], 0, object())):
+            try:
+                c.sendmsg(*args)
+                out.append("ok")
+            except TypeError:
+                out.append("TypeError")
+        return out
+
+
+@probe("sendfile_bytesio_falls_back_to_send")
+def _(S: Any, path: Paths) -> Any:
+    import io
+
+    c, s = pair(S, "tcp4", path)
+    with c, s:
+        data = io.BytesIO(b"in memory")
+        try:
+            c._sendfile_use_sendfile(data)
+        except S._GiveupOnSendfile:
+            fallback = "gave up"
+        return fallback, c.sendfile(data), recv_all(s, 9)
+
+
+@probe("sendfile_nonblocking_nonempty")
+def _(S: Any, path: Paths) -> Any:
+    c, s = pair(S, "tcp4", path)
+    with c, s, tempfile.TemporaryFile() as f:
+        f.write(b"data")
+        f.seek(0)
+        c.setblocking(False)
+        try:
+            c.sendfile(f)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
 @probe("sendfile_nonblocking_refused")
 def _(S: Any, path: Paths) -> Any:
     c, s = pair(S, "tcp4", path)

@@ -18,6 +18,8 @@ Python layer to guard: that one path is not covered.
 from __future__ import annotations
 
 import errno
+import io
+import os
 import socket as _socket_module
 import threading
 import warnings
@@ -274,7 +276,9 @@ class InterceptSocket(RealSocket):
         sim = self._sf_sim
         if sim is None:
             return int(super().detach())
-        self._sf_sim = None
+        if isinstance(sim, _Released):
+            return -1
+        self._sf_sim = cast(SimSocket, _Released(sim))  # its calls now fail with EBADF
         self._closed = True
         return sim.fileno()
 
@@ -307,14 +311,29 @@ class InterceptSocket(RealSocket):
     def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if self._sf_sim is None:
             return int(_AnyReal._sendfile_use_sendfile(self, file, offset, count))
-        raise _AnySocketModule._GiveupOnSendfile(
-            "os.sendfile() needs a real descriptor"
-        )
+        # The stdlib's checks, in its order; then the simulation's send() for os.sendfile.
+        _AnyReal._check_sendfile_params(self, file, offset, count)
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise _AnySocketModule._GiveupOnSendfile(err) from None  # not a regular file
+        try:
+            size = os.fstat(fileno).st_size
+        except OSError as err:
+            raise _AnySocketModule._GiveupOnSendfile(err) from None
+        if not size:
+            return 0
+        if self._sf_sim.gettimeout() == 0:
+            raise ValueError("non-blocking sockets are not supported")
+        return self._sf_sim.sendfile(file, offset, count)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if self._sf_sim is None:
             return super().sendfile(file, offset, count)
-        return self._sf_sim.sendfile(file, offset, count)
+        try:
+            return self._sendfile_use_sendfile(file, offset, count)
+        except _AnySocketModule._GiveupOnSendfile:
+            return int(_AnyReal._sendfile_use_send(self, file, offset, count))
 
     def __repr__(self) -> str:
         sim = self._sf_sim

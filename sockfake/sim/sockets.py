@@ -37,6 +37,16 @@ _MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
 _INT_MAX = 2**31 - 1
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
+_UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
+_ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
+    (_AF_UNIX, socket.SOCK_STREAM): (0, 1),
+    (_AF_UNIX, socket.SOCK_DGRAM): (0, 1),
+    **{(family, socket.SOCK_STREAM): (0, socket.IPPROTO_TCP)
+       for family in (socket.AF_INET, socket.AF_INET6)},
+    # UDP-Lite is carried as UDP (its partial checksums are not simulated).
+    **{(family, socket.SOCK_DGRAM): (0, socket.IPPROTO_UDP, _UDPLITE)
+       for family in (socket.AF_INET, socket.AF_INET6)},
+}
 _PROTOCOLS = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
 
 
@@ -103,6 +113,37 @@ def _c_int(value: Any, *, parse_arg: bool = False) -> int:
         side = "greater than maximum" if number > 0 else "less than minimum"
         raise OverflowError(f"signed integer is {side}")
     return number
+
+
+class _Datagram(bytes):
+    """A datagram's payload with what ``sendmsg`` ancillary data set for it (RFC 3542:
+    the IPv6 hop limit and traffic class a receiver may ask for)."""
+
+    hop_limit = 64
+    tclass = 0
+
+
+_IPV6_ANCILLARY = {getattr(socket, "IPV6_HOPLIMIT", -1): "hop_limit",
+                   getattr(socket, "IPV6_TCLASS", -1): "tclass"}
+_CMSG_HEADER = 16  # sizeof(struct cmsghdr) on 64-bit Linux
+
+
+def _put_cmsgs(items: list[tuple[int, int, bytes]], space: int) -> tuple[list[Any], int]:
+    """Ancillary items as Linux's put_cmsg() fits them into ``space`` bytes (and CPython
+    reads them back): a header that does not fit is dropped, data cut; MSG_CTRUNC."""
+    out: list[Any] = []
+    truncated = 0
+    for level, kind, data in items:
+        if space < _CMSG_HEADER:
+            truncated = int(socket.MSG_CTRUNC)
+            break
+        length = _CMSG_HEADER + len(data)
+        if space < length:
+            truncated = int(socket.MSG_CTRUNC)
+            length = space
+        out.append((level, kind, data[: length - _CMSG_HEADER]))
+        space -= min(space, _CMSG_HEADER + (len(data) + 7) // 8 * 8)
+    return out, truncated
 
 
 def _byte_view(data: Any) -> memoryview:
@@ -177,6 +218,8 @@ class SimSocket:
             raise os_error(errno.EINVAL)  # Linux: beyond SOCK_PACKET
         if kind not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise os_error(errno.ESOCKTNOSUPPORT)
+        if proto not in _ALLOWED_PROTOCOLS.get((family, kind), (0,)):
+            raise os_error(errno.EPROTONOSUPPORT)  # SCTP, TCP on a datagram socket...
         self._transport = transport
         self._kernel = kernel
         self.family = socket.AddressFamily(family)
@@ -325,7 +368,7 @@ class SimSocket:
         if level == socket.SOL_SOCKET and option == getattr(socket, "SO_DOMAIN", None):
             return int(self.family)
         if level == socket.SOL_SOCKET and option == getattr(socket, "SO_PROTOCOL", None):
-            return self.proto or (0 if self.family == _AF_UNIX else _PROTOCOLS[self.type])
+            return 0 if self.family == _AF_UNIX else self.proto or _PROTOCOLS[self.type]
         if level == socket.SOL_SOCKET and option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             return int(self.ep.options.get((level, option), DEFAULT_BUFFER))
         if level == socket.SOL_SOCKET and option == socket.SO_ACCEPTCONN:
@@ -482,7 +525,7 @@ class SimSocket:
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
                 raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
-            return self.sendto(view, flags, self.ep.remote)
+            return self.sendto(data if type(data) is _Datagram else view, flags, self.ep.remote)
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.ENOTCONN)
         nowait = self._no_wait(flags)
@@ -671,7 +714,7 @@ class SimSocket:
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
             raise os_error(errno.EPIPE)
-        payload = bytes(_byte_view(data))
+        payload = data if type(data) is _Datagram else bytes(_byte_view(data))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
         remote = self._transport.resolve_remote(self.ep, address)
@@ -739,11 +782,60 @@ class SimSocket:
         except TypeError:
             raise TypeError("sendmsg() argument 1 must be an iterable") from None
         payload = b"".join(bytes(_byte_view(part)) for part in parts)
-        if list(ancdata):
-            raise NotImplementedError("sendmsg() with ancillary data is not simulated")
+        try:
+            items = list(ancdata)
+        except TypeError:
+            raise TypeError("sendmsg() argument 2 must be an iterable") from None
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 3:
+                raise TypeError("[sendmsg() ancillary data items]() argument must be "
+                                f"sequence of length 3, not {type(item).__name__}")
+            _c_int(item[0])
+            _c_int(item[1])
+            _byte_view(item[2])
+        flags = _c_int(flags)
+        if address is not None:
+            self._transport.resolve_remote(self.ep, address)  # CPython parses it first
+        if items:
+            payload = self._ipv6_ancillary(payload, items)
         if address is not None:
             return self.sendto(payload, flags, address)
         return self.send(payload, flags)
+
+    def _ipv6_ancillary(self, payload: bytes, items: list[Any]) -> bytes:
+        """RFC 3542 items on an IPv6 datagram socket; other ancillary data (file
+        descriptors, credentials) is not simulated."""
+        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM or any(
+            level != socket.IPPROTO_IPV6 or kind not in _IPV6_ANCILLARY
+            for level, kind, _ in items
+        ):
+            raise NotImplementedError("sendmsg() with this ancillary data is not simulated")
+        datagram = _Datagram(payload)
+        for _, kind, data in items:
+            raw = bytes(_byte_view(data))
+            if len(raw) != 4:
+                raise os_error(errno.EINVAL)
+            value = struct.unpack("i", raw)[0]
+            if not -1 <= value <= 255:
+                raise os_error(errno.EINVAL)
+            if value != -1:
+                setattr(datagram, _IPV6_ANCILLARY[kind], value)
+        return datagram
+
+    def _received_ancillary(self, payload: bytes, space: int) -> tuple[list[Any], int]:
+        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM:
+            return [], 0
+        items = []
+        options = self.ep.options
+        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVHOPLIMIT", -1))):
+            hops = getattr(payload, "hop_limit", 64)
+            items.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", hops)))
+        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVTCLASS", -1))):
+            tclass = getattr(payload, "tclass", 0)
+            items.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", tclass)))
+        if not items:
+            return [], 0
+        return _put_cmsgs(items, space)
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0
                 ) -> tuple[bytes, list[Any], int, Any]:
@@ -757,8 +849,10 @@ class SimSocket:
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
             payload, address = self._recv_datagram(bufsize, flags, whole=True)
-            msg_flags = _MSG_TRUNC if len(payload) > bufsize else 0
-            return payload[:bufsize], [], msg_flags, address
+            ancillary, msg_flags = self._received_ancillary(payload, ancbufsize)
+            if len(payload) > bufsize:
+                msg_flags |= _MSG_TRUNC
+            return bytes(payload[:bufsize]), ancillary, msg_flags, address
         return self.recv(bufsize, flags), [], 0, None
 
     def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
