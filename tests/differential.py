@@ -7,6 +7,10 @@ factory of fresh Unix paths. What it returns (or the exception it raises: type, 
 message) is its outcome; the probe compares the two outcomes. Snippets return stable
 values only (no port numbers, no descriptors).
 
+The simulation runs with 1 ms of latency and without re-chunking (``chunk=None``):
+some snippets compare what one ``recv`` returns, which loopback gives whole and a
+re-chunked link deliberately does not.
+
 ``DELIBERATE`` lists behaviours that differ on purpose, each with its reason.
 
 ``python tests/differential.py`` prints each
