@@ -541,3 +541,69 @@ def check_msg_dontwait_only_counts_on_a_blocking_socket(network: Any, unix_path:
         conn.settimeout(0.1)  # CPython waits out the timeout first
         with raises(TimeoutError):
             conn.recv(10, socket.MSG_DONTWAIT)
+
+
+@_check
+def check_an_ipv6_socket_takes_ipv4_unless_v6only(network: Any, unix_path: Paths) -> None:
+    with network.socket(socket.AF_INET6, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        server.bind(("::", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with network.socket(socket.AF_INET, socket.SOCK_STREAM) as v4:
+            with raises(OSError) as info:
+                v4.bind(("127.0.0.1", port))  # the dual-stack socket holds the port
+            assert info.value.errno == errno.EADDRINUSE
+        with network.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            client.settimeout(10)
+            client.connect(("127.0.0.1", port))
+            conn, address = server.accept()
+            with conn:
+                assert address[0] == "::ffff:127.0.0.1"
+                client.sendall(b"v4")
+                assert recv_exactly(conn, 2) == b"v4"
+    with network.socket(socket.AF_INET6, socket.SOCK_STREAM) as only:
+        only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        only.bind(("::", 0))
+        only.listen()
+        with network.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            client.settimeout(10)
+            assert client.connect_ex(("127.0.0.1", only.getsockname()[1])) == errno.ECONNREFUSED
+
+
+@_check
+def check_a_reset_after_the_peers_fin_is_broken_pipe(network: Any, unix_path: Paths) -> None:
+    with connected_pair(network) as (client, conn):
+        conn.close()
+        assert client.recv(10) == b""  # the FIN
+        client.sendall(b"into the void")  # the closed peer answers with a reset
+        network.sleep(0.1)
+        assert client.recv(10) == b""  # Linux: CLOSE_WAIT, reads stay EOF
+        with raises(BrokenPipeError):
+            client.send(b"again")
+
+
+@_check
+def check_recvmsg_reports_a_truncated_datagram(network: Any, unix_path: Paths) -> None:
+    with network.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+            network.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        assert sender.sendmsg([b"0123", b"456789"], [], 0, receiver.getsockname()) == 10
+        data, ancdata, flags, address = receiver.recvmsg(4)
+        assert (data, ancdata) == (b"0123", [])
+        assert flags & socket.MSG_TRUNC
+        assert address == ("127.0.0.1", sender.getsockname()[1])
+
+
+@_check
+def check_an_unknown_socket_option_is_enoprotoopt(network: Any, unix_path: Paths) -> None:
+    with network.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        with raises(OSError) as info:
+            sock.getsockopt(socket.SOL_SOCKET, 9999)
+        assert info.value.errno == errno.ENOPROTOOPT
+        with raises(OSError) as info:
+            sock.setsockopt(socket.SOL_SOCKET, 9999, 1)
+        assert info.value.errno == errno.ENOPROTOOPT
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 64

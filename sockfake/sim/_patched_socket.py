@@ -18,8 +18,11 @@ Python layer to guard: that one path is not covered.
 from __future__ import annotations
 
 import errno
+import io
+import os
 import socket as _socket_module
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, cast
@@ -92,6 +95,22 @@ def unguard_real_class() -> None:
         del _saved_real[name]
 
 
+_real_dup: Callable[[int], int] = _socket_module.dup
+
+
+def sim_dup(fd: int) -> int:
+    """``socket.dup()`` (which ``socket.fromfd`` calls): on a simulated descriptor, one
+    more handle on its socket, under the same number (simulated descriptors are not
+    duplicated); any other descriptor is the OS's."""
+    net = sim_network_of_caller()
+    if net is not None:
+        for sim in net.open_sockets():
+            if sim.fileno() == fd:
+                setattr(sim, "_sf_handles", getattr(sim, "_sf_handles", 1) + 1)  # noqa: B010
+                return fd
+    return _real_dup(fd)
+
+
 def _blank(cls: type[InterceptSocket]) -> InterceptSocket:
     obj: InterceptSocket = _CSocket.__new__(cls)  # descriptor -1: nothing real is opened
     obj._io_refs = 0
@@ -123,7 +142,7 @@ class InterceptSocket(RealSocket):
     """``socket.socket`` under interception (see the module docstring)."""
 
     # No __slots__: instances get a __dict__ for the delegate.
-    _sf_sim: SimSocket | None = None
+    _sf_sim: SimSocket | None = None  # None: a real socket
 
     def __init__(
         self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
@@ -182,7 +201,12 @@ class InterceptSocket(RealSocket):
             return value
         return sim.gettimeout()
 
-    fileno = _sim_method("fileno")
+    def fileno(self) -> int:
+        sim = self._sf_sim
+        if sim is None:
+            return int(super().fileno())
+        return sim.fileno()
+
     bind = _sim_method("bind")
     listen = _sim_method("listen")
     connect = _sim_method("connect")
@@ -203,6 +227,9 @@ class InterceptSocket(RealSocket):
     getpeername = _sim_method("getpeername")
     setsockopt = _sim_method("setsockopt")
     getsockopt = _sim_method("getsockopt")
+    sendmsg = _sim_method("sendmsg")
+    recvmsg = _sim_method("recvmsg")
+    recvmsg_into = _sim_method("recvmsg_into")
 
     def accept(self) -> tuple[Any, Any]:
         sim = self._sf_sim
@@ -216,7 +243,32 @@ class InterceptSocket(RealSocket):
         if sim is None:
             _AnyReal._real_close(self)
             return
-        sim.close()
+        if isinstance(sim, _Released):
+            return
+        # Another object from dup() may still hold the simulated socket: this one lets
+        # go of it (its calls then fail with EBADF), the last one closes it.
+        self._sf_sim = cast(SimSocket, _Released(sim))
+        handles = getattr(sim, "_sf_handles", 1) - 1
+        sim._sf_handles = handles  # type: ignore[attr-defined]
+        if handles <= 0:
+            sim.close()
+
+    def __del__(self) -> None:
+        # The real socket warns in its finalizer when collected unclosed; the C object
+        # here has no descriptor, so this one does, and releases the simulated socket.
+        sim = self._sf_sim
+        if sim is None or isinstance(sim, _Released) or getattr(self, "_closed", True):
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        self._closed = True
+        handles = getattr(sim, "_sf_handles", 1) - 1
+        sim._sf_handles = handles  # type: ignore[attr-defined]
+        if handles <= 0 and not sim._kernel.closed and not sim.ep.closed:
+            try:
+                sim.ep.closed = True
+                sim._real_close()  # no preemption point: a finalizer must not switch
+            except Exception:  # noqa: BLE001, S110 - finalizers cannot raise
+                pass
 
     def detach(self) -> int:
         """Give up the simulated socket without closing it; return its descriptor (which
@@ -224,50 +276,64 @@ class InterceptSocket(RealSocket):
         sim = self._sf_sim
         if sim is None:
             return int(super().detach())
-        self._sf_sim = None
+        if isinstance(sim, _Released):
+            return -1
+        self._sf_sim = cast(SimSocket, _Released(sim))  # its calls now fail with EBADF
         self._closed = True
         return sim.fileno()
 
     def dup(self) -> InterceptSocket:
-        if self._sf_sim is None:
+        """A second object on the same simulated socket, which stays open until both
+        are closed (as two descriptors of one OS socket). It reports the same
+        descriptor number: simulated descriptors are not duplicated."""
+        sim = self._sf_sim
+        if sim is None:
             return super().dup()
-        raise NotImplementedError("socket.dup() on a simulated socket is not simulated")
+        sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)  # EBADF if closed
+        sim._sf_handles = getattr(sim, "_sf_handles", 1) + 1  # type: ignore[attr-defined]
+        copy = wrap(sim)
+        copy.settimeout(sim.gettimeout())
+        return copy
 
     def get_inheritable(self) -> bool:
         if self._sf_sim is None:
             return bool(super().get_inheritable())
-        return False
+        self._sf_sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)
+        return bool(self.__dict__.get("_sf_inheritable", False))
 
     def set_inheritable(self, inheritable: bool) -> None:
         if self._sf_sim is None:
             super().set_inheritable(inheritable)
+            return
+        self._sf_sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)
+        self._sf_inheritable = bool(inheritable)
 
     def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if self._sf_sim is None:
             return int(_AnyReal._sendfile_use_sendfile(self, file, offset, count))
-        raise _AnySocketModule._GiveupOnSendfile(
-            "os.sendfile() needs a real descriptor"
-        )
+        # The stdlib's checks, in its order; then the simulation's send() for os.sendfile.
+        _AnyReal._check_sendfile_params(self, file, offset, count)
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise _AnySocketModule._GiveupOnSendfile(err) from None  # not a regular file
+        try:
+            size = os.fstat(fileno).st_size
+        except OSError as err:
+            raise _AnySocketModule._GiveupOnSendfile(err) from None
+        if not size:
+            return 0
+        if self._sf_sim.gettimeout() == 0:
+            raise ValueError("non-blocking sockets are not supported")
+        return self._sf_sim.sendfile(file, offset, count)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if self._sf_sim is None:
             return super().sendfile(file, offset, count)
-        return int(_AnyReal._sendfile_use_send(self, file, offset, count))
-
-    def recvmsg_into(self, *args: Any) -> Any:
-        if self._sf_sim is None:
-            return super().recvmsg_into(*args)
-        raise NotImplementedError("socket.recvmsg_into() on a simulated socket is not simulated")
-
-    def recvmsg(self, *args: Any) -> Any:
-        if self._sf_sim is None:
-            return super().recvmsg(*args)
-        raise NotImplementedError("socket.recvmsg() on a simulated socket is not simulated")
-
-    def sendmsg(self, *args: Any) -> Any:
-        if self._sf_sim is None:
-            return super().sendmsg(*args)
-        raise NotImplementedError("socket.sendmsg() on a simulated socket is not simulated")
+        try:
+            return self._sendfile_use_sendfile(file, offset, count)
+        except _AnySocketModule._GiveupOnSendfile:
+            return int(_AnyReal._sendfile_use_send(self, file, offset, count))
 
     def __repr__(self) -> str:
         sim = self._sf_sim
@@ -275,7 +341,7 @@ class InterceptSocket(RealSocket):
             return super().__repr__()
         closed = " [closed]" if getattr(self, "_closed", False) else ""
         text = (
-            f"<socket.socket [simulated]{closed} fd={sim.fileno()}, family={sim.family!s}, "
+            f"<socket.socket{closed} [simulated] fd={sim.fileno()}, family={sim.family!s}, "
             f"type={sim.type!s}, proto={sim.proto}"
         )
         if not closed:
@@ -293,6 +359,30 @@ class InterceptSocket(RealSocket):
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 
 
+class _Released:
+    """What a closed ``InterceptSocket`` holds when a ``dup()`` of it keeps the
+    simulated socket open: its calls fail as on a closed descriptor."""
+
+    def __init__(self, sim: SimSocket) -> None:
+        self.family, self.type, self.proto = sim.family, sim.type, sim.proto
+        self._kernel = sim._kernel
+
+    def fileno(self) -> int:
+        return -1
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        def closed(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+        return closed
+
+
 InterceptSocket.__name__ = "socket"
 InterceptSocket.__qualname__ = "socket"
 InterceptSocket.__module__ = "socket"
@@ -307,8 +397,16 @@ def sim_socketpair(net: Any, family: Any = None, type: int = -1, proto: int = 0)
         family = af_unix if af_unix is not None else _socket_module.AF_INET
     if type == -1:
         type = _socket_module.SOCK_STREAM
+    if type == _socket_module.SOCK_DGRAM and family == af_unix:
+        # Two datagram sockets on autobound (abstract) names, connected to each other.
+        first, second = net.socket(family, type, proto), net.socket(family, type, proto)
+        for sock in (first, second):
+            sock.bind("")
+        first.connect(second.getsockname())
+        second.connect(first.getsockname())
+        return wrap(first), wrap(second)
     if type != _socket_module.SOCK_STREAM:
-        raise NotImplementedError("socket.socketpair() of datagram sockets is not simulated")
+        raise NotImplementedError("socket.socketpair() of these sockets is not simulated")
     if family == af_unix:
         count = _pair_counts.get(net, 0) + 1
         _pair_counts[net] = count

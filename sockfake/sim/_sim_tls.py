@@ -185,9 +185,11 @@ class SimTLSSocket(_TLSBase):
 
     def accept(self) -> tuple[Any, Any]:
         conn, address = super().accept()
-        assert conn._sf_sim is not None
+        sim = conn._sf_sim
+        assert sim is not None
+        conn._sf_sim, conn._closed = None, True  # detached: the TLS socket owns it now
         tls = wrap_simulated(
-            conn._sf_sim,
+            sim,
             self.context,
             server_side=True,
             do_handshake_on_connect=self.do_handshake_on_connect,

@@ -21,6 +21,11 @@ from sockfake.sim.topology import Host, Topology
 __all__ = ["Addressing"]
 
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
+_V6ONLY = (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+_REUSEADDR = (socket.SOL_SOCKET, socket.SO_REUSEADDR)
+_REUSEPORT = (socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", -1))
+_MAPPED = "::ffff:"
+UNIX_PATH_MAX = 108  # sizeof(sun_path)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -47,6 +52,60 @@ def format_address(family: int, ip: str, port: int) -> Any:
     return (ip, port)
 
 
+def _unmapped(ip: str) -> str | None:
+    """The IPv4 address of an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``), else None."""
+    if ":" not in ip or not ip.startswith("::"):
+        return None
+    try:
+        mapped = _ip(ip.split("%")[0]).ipv4_mapped  # type: ignore[union-attr]
+    except ValueError:
+        return None
+    return None if mapped is None else str(mapped)
+
+
+def as_seen_by(family: int, address: Any) -> Any:
+    """An IP address as a socket of ``family`` reports it: IPv4 peers of a dual-stack
+    IPv6 socket are IPv4-mapped (``::ffff:127.0.0.1``), and the other way back."""
+    if not isinstance(address, tuple):
+        return address
+    if family == socket.AF_INET6 and len(address) == 2:
+        return (_MAPPED + address[0], address[1], 0, 0)
+    if family == socket.AF_INET and len(address) == 4:
+        ip = _unmapped(address[0])
+        if ip is not None:
+            return (ip, address[1])
+    return address
+
+
+def dual_stack(endpoint: Endpoint) -> bool:
+    """An IPv6 socket that also takes IPv4 (IPV6_V6ONLY off, Linux's default)."""
+    return endpoint.family == socket.AF_INET6 and not endpoint.options.get(_V6ONLY, 0)
+
+
+def _overlap(a: Endpoint, ip: str, b: Endpoint) -> bool:
+    """Would ``a`` bound at ``ip`` share addresses with ``b`` (already bound)?"""
+    other = b.local[0]
+    if a.family == b.family:
+        return other == ip or _is_unspecified(ip) or _is_unspecified(other)
+    six, six_ip, four_ip = (a, ip, other) if a.family == socket.AF_INET6 else (b, other, ip)
+    if not dual_stack(six):
+        return False
+    if _is_unspecified(six_ip):
+        return True
+    mapped = _unmapped(six_ip)
+    return mapped is not None and (mapped == four_ip or _is_unspecified(four_ip))
+
+
+def _may_share(a: Endpoint, b: Endpoint) -> bool:
+    """Linux's exceptions to EADDRINUSE: SO_REUSEPORT on both; SO_REUSEADDR on both
+    (for a stream, while the bound one does not listen)."""
+    if a.options.get(_REUSEPORT) and b.options.get(_REUSEPORT):
+        return True
+    if a.options.get(_REUSEADDR) and b.options.get(_REUSEADDR):
+        return a.type == socket.SOCK_DGRAM or b.backlog == 0
+    return False
+
+
 class Addressing:
     """Resolution and binding over one topology, plus its Unix path namespace."""
 
@@ -56,6 +115,7 @@ class Addressing:
         # Paths whose socket closed: as a socket file left behind, connecting to one
         # is refused (ECONNREFUSED), where a path never bound does not exist (ENOENT).
         self._stale_unix_paths: set[str] = set()
+        self._autobinds = 0
 
     # -- names -------------------------------------------------------------------------
 
@@ -94,24 +154,30 @@ class Addressing:
             return addresses[0]
         if (parsed.version == 4) != (family == socket.AF_INET):
             raise _family_not_supported()
-        return str(parsed)
+        mapped = _unmapped(name)
+        return str(parsed) if mapped is None else _MAPPED + mapped
 
     def _parse_ip_address(self, endpoint: Endpoint, address: Any, *, for_bind: bool
                           ) -> tuple[str, int]:
         family = endpoint.family
         family_name = "AF_INET6" if family == socket.AF_INET6 else "AF_INET"
         if not isinstance(address, tuple):
-            raise TypeError(f"{family_name} address must be tuple, not {type(address).__name__}")
-        expected = "2-4" if family == socket.AF_INET6 else "2"
+            raise TypeError(f"{'bind' if for_bind else 'connect'}(): {family_name} address must "
+                            f"be tuple, not {type(address).__name__}")
         if not (len(address) == 2 or family == socket.AF_INET6 and 2 <= len(address) <= 4):
-            raise TypeError(
-                f"{family_name} address must be a tuple of {expected} items, not {len(address)}"
-            )
+            if family == socket.AF_INET6:
+                raise TypeError(
+                    "AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])"
+                )
+            raise TypeError("AF_INET address must be a pair (host, port)")
         port = address[1]
         if isinstance(port, bool) or not isinstance(port, int):
             raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+        call = "bind" if for_bind else "connect"
         if not 0 <= port <= 65535:
-            raise OverflowError(f"{'bind' if for_bind else 'connect'}(): port must be 0-65535.")
+            raise OverflowError(f"{call}(): port must be 0-65535.")
+        if len(address) > 2 and not 0 <= address[2] <= 0xFFFFF:
+            raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
         return self._resolve_ip(address[0], family), port
 
     def resolve_remote(self, endpoint: Endpoint, address: Any) -> Any:
@@ -139,15 +205,20 @@ class Addressing:
         if port == 0:
             port = host.ephemeral_port(endpoint.type)
         for other in host.ports.get((endpoint.type, port), []):
-            if other.family != endpoint.family:
-                continue
-            if other.local[0] == ip or _is_unspecified(ip) or _is_unspecified(other.local[0]):
+            if _overlap(endpoint, ip, other) and not _may_share(endpoint, other):
                 raise os_error(errno.EADDRINUSE)
         host.ports.setdefault((endpoint.type, port), []).append(endpoint)
         return format_address(endpoint.family, ip, port)
 
     def _bind_unix(self, endpoint: Endpoint, address: Any) -> str:
         path = _unix_path(address)
+        size = len(path.encode("utf-8", "surrogateescape"))
+        if size >= UNIX_PATH_MAX + path.startswith("\0"):  # a path needs its NUL
+            raise OSError("AF_UNIX path too long")
+        if path == "":
+            # Linux autobinds to an abstract name of five hex digits.
+            self._autobinds += 1
+            path = f"\0{self._autobinds:05x}"
         if path in self._unix_paths:
             raise os_error(errno.EADDRINUSE)
         if path:
@@ -171,6 +242,9 @@ class Addressing:
         """The address a packet from ``host`` to ``target_ip`` leaves from (the route's)."""
         if _is_loopback(target_ip):
             return target_ip
+        mapped = _unmapped(target_ip)
+        if mapped is not None:
+            return _MAPPED + self.source_ip(host, socket.AF_INET, mapped)
         addresses = host.ipv4 if family == socket.AF_INET else host.ipv6
         loopback = "127.0.0.1" if family == socket.AF_INET else "::1"
         return addresses[0] if addresses else loopback
@@ -226,7 +300,7 @@ class Addressing:
         if endpoint.family == _AF_UNIX:
             target = self._unix_paths.get(remote)
             return src, (target.host if target is not None else src)
-        ip = remote[0]
+        ip = _unmapped(remote[0]) or remote[0]
         if _is_loopback(ip):
             return src, src
         return src, self.topology.ip_owner.get(ip)
@@ -238,16 +312,26 @@ class Addressing:
             target = self._unix_paths.get(remote)
             return target if target is not None and target.type == sock_type else None
         ip, port = remote[0], remote[1]
-        wildcard = None
+        mapped = _unmapped(ip) if family == socket.AF_INET6 else None
+        if mapped is not None:
+            family, ip = socket.AF_INET, mapped
+        wildcard = dual = None
         for candidate in dst.ports.get((sock_type, port), []):
-            if candidate.closed or candidate.family != family:
+            if candidate.closed:
                 continue
             bound_ip = candidate.local[0]
+            if candidate.family != family:
+                # An IPv4 packet reaches a dual-stack IPv6 socket on :: (or ::ffff:ip).
+                if family == socket.AF_INET and dual is None and dual_stack(candidate) and (
+                    _is_unspecified(bound_ip) or _unmapped(bound_ip) == ip
+                ):
+                    dual = candidate
+                continue
             if bound_ip == ip:
                 return candidate
             if wildcard is None and _is_unspecified(bound_ip):
                 wildcard = candidate
-        return wildcard
+        return wildcard or dual
 
 
 def _unix_path(address: Any) -> str:

@@ -578,6 +578,7 @@ def _install() -> None:
     _patched_socket.guard_real_class()
     _set(socket, "socket", InterceptSocket)
     _set(socket, "create_connection", _create_connection)
+    _set(socket, "dup", _patched_socket.sim_dup)
     if _real["create_server"] is not None:
         _set(socket, "create_server", _create_server)
     if _real["socketpair"] is not None:

@@ -33,7 +33,136 @@ _TYPE_MASK = ~(getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEX
 # Plain ints: ``flags & socket.MSG_PEEK`` goes through IntFlag's Python-level __rand__.
 _MSG_DONTWAIT = int(socket.MSG_DONTWAIT)
 _MSG_PEEK = int(socket.MSG_PEEK)
+_MSG_WAITALL = int(socket.MSG_WAITALL)
+_MSG_TRUNC = int(socket.MSG_TRUNC)
+_MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
+_INT_MAX = 2**31 - 1
+_UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
+_UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
+_ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
+    (_AF_UNIX, socket.SOCK_STREAM): (0, 1),
+    (_AF_UNIX, socket.SOCK_DGRAM): (0, 1),
+    **{(family, socket.SOCK_STREAM): (0, socket.IPPROTO_TCP)
+       for family in (socket.AF_INET, socket.AF_INET6)},
+    # UDP-Lite is carried as UDP (its partial checksums are not simulated).
+    **{(family, socket.SOCK_DGRAM): (0, socket.IPPROTO_UDP, _UDPLITE)
+       for family in (socket.AF_INET, socket.AF_INET6)},
+}
+_PROTOCOLS = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+
+
+def _option_names(*names: str) -> set[int]:
+    return {getattr(socket, name) for name in names if hasattr(socket, name)}
+
+
+# The options Linux knows at each level, with their defaults (0 unless listed).
+# Read-only options refuse setsockopt() (ENOPROTOOPT); unknown ones refuse both.
+_SOL_SOCKET_OPTIONS = _option_names(
+    "SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "SO_BROADCAST", "SO_OOBINLINE",
+    "SO_LINGER", "SO_RCVBUF", "SO_SNDBUF", "SO_RCVLOWAT", "SO_SNDLOWAT", "SO_RCVTIMEO",
+    "SO_SNDTIMEO", "SO_ERROR", "SO_TYPE", "SO_ACCEPTCONN", "SO_DOMAIN", "SO_PROTOCOL",
+    "SO_PRIORITY", "SO_DONTROUTE", "SO_PASSCRED", "SO_PEERCRED", "SO_BINDTODEVICE",
+    "SO_MARK", "SO_PASSSEC", "SO_INCOMING_CPU", "SO_TIMESTAMP", "SO_DEBUG",
+)
+_READ_ONLY = _option_names("SO_ERROR", "SO_TYPE", "SO_ACCEPTCONN", "SO_DOMAIN",
+                           "SO_PROTOCOL", "SO_PEERCRED")
+_TCP_OPTIONS = _option_names(
+    "TCP_NODELAY", "TCP_MAXSEG", "TCP_CORK", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
+    "TCP_SYNCNT", "TCP_LINGER2", "TCP_DEFER_ACCEPT", "TCP_WINDOW_CLAMP", "TCP_INFO",
+    "TCP_QUICKACK", "TCP_CONGESTION", "TCP_USER_TIMEOUT", "TCP_NOTSENT_LOWAT", "TCP_FASTOPEN",
+)
+_IP_OPTIONS = _option_names(
+    "IP_TOS", "IP_TTL", "IP_HDRINCL", "IP_OPTIONS", "IP_RECVOPTS", "IP_RETOPTS",
+    "IP_MULTICAST_IF", "IP_MULTICAST_TTL", "IP_MULTICAST_LOOP", "IP_ADD_MEMBERSHIP",
+    "IP_DROP_MEMBERSHIP", "IP_RECVTOS", "IP_RECVTTL", "IP_PKTINFO", "IP_TRANSPARENT",
+    "IP_BIND_ADDRESS_NO_PORT", "IP_FREEBIND",
+)
+_IPV6_OPTIONS = _option_names(
+    "IPV6_V6ONLY", "IPV6_UNICAST_HOPS", "IPV6_MULTICAST_HOPS", "IPV6_MULTICAST_LOOP",
+    "IPV6_MULTICAST_IF", "IPV6_JOIN_GROUP", "IPV6_LEAVE_GROUP", "IPV6_RECVTCLASS",
+    "IPV6_TCLASS", "IPV6_RECVPKTINFO", "IPV6_PKTINFO", "IPV6_RECVHOPLIMIT",
+    "IPV6_DONTFRAG", "IPV6_RECVERR",
+)
+_DEFAULTS: dict[tuple[int, int], int] = {
+    (socket.SOL_SOCKET, socket.SO_RCVLOWAT): 1,
+    (socket.SOL_SOCKET, socket.SO_SNDLOWAT): 1,
+    (socket.IPPROTO_IP, socket.IP_TTL): 64,
+    (socket.IPPROTO_IP, socket.IP_MULTICAST_TTL): 1,
+    (socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP): 1,
+    (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS): 64,
+    (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS): 1,
+    (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP): 1,
+    (socket.IPPROTO_TCP, socket.TCP_MAXSEG): 536,
+}
+for _name, _value in (("TCP_KEEPIDLE", 7200), ("TCP_KEEPINTVL", 75), ("TCP_KEEPCNT", 9),
+                      ("TCP_SYNCNT", 6), ("TCP_LINGER2", 60)):
+    if hasattr(socket, _name):
+        _DEFAULTS[(socket.IPPROTO_TCP, getattr(socket, _name))] = _value
+
+
+def _c_int(value: Any, *, parse_arg: bool = False) -> int:
+    """An int as CPython converts one to a C int (its errors and messages)."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"'{type(value).__name__}' object cannot be interpreted as an integer"
+        ) from None
+    if not -_INT_MAX - 1 <= number <= _INT_MAX:
+        if not parse_arg:
+            raise OverflowError("Python int too large to convert to C int")
+        side = "greater than maximum" if number > 0 else "less than minimum"
+        raise OverflowError(f"signed integer is {side}")
+    return number
+
+
+class _Datagram(bytes):
+    """A datagram's payload with what ``sendmsg`` ancillary data set for it (RFC 3542:
+    the IPv6 hop limit and traffic class a receiver may ask for)."""
+
+    hop_limit = 64
+    tclass = 0
+
+
+_IPV6_ANCILLARY = {getattr(socket, "IPV6_HOPLIMIT", -1): "hop_limit",
+                   getattr(socket, "IPV6_TCLASS", -1): "tclass"}
+_CMSG_HEADER = 16  # sizeof(struct cmsghdr) on 64-bit Linux
+
+
+def _put_cmsgs(items: list[tuple[int, int, bytes]], space: int) -> tuple[list[Any], int]:
+    """Ancillary items as Linux's put_cmsg() fits them into ``space`` bytes (and CPython
+    reads them back): a header that does not fit is dropped, data cut; MSG_CTRUNC."""
+    out: list[Any] = []
+    truncated = 0
+    for level, kind, data in items:
+        if space < _CMSG_HEADER:
+            truncated = int(socket.MSG_CTRUNC)
+            break
+        length = _CMSG_HEADER + len(data)
+        if space < length:
+            truncated = int(socket.MSG_CTRUNC)
+            length = space
+        out.append((level, kind, data[: length - _CMSG_HEADER]))
+        space -= min(space, _CMSG_HEADER + (len(data) + 7) // 8 * 8)
+    return out, truncated
+
+
+def _byte_view(data: Any) -> memoryview:
+    """``memoryview(data)`` with the socket module's message for a non-buffer."""
+    try:
+        return memoryview(data).cast("B")
+    except TypeError:
+        raise TypeError(
+            f"a bytes-like object is required, not '{type(data).__name__}'"
+        ) from None
+
+
+def unix_name(name: Any) -> Any:
+    """A Unix address as Linux reports it: an abstract name (leading NUL) is bytes."""
+    if isinstance(name, str) and name.startswith("\0"):
+        return name.encode("utf-8", "surrogateescape")
+    return name
 
 
 # Options Linux stores as a flag: any non-zero value reads back as 1.
@@ -65,6 +194,10 @@ def _timeout_value(value: Any) -> float | None:
             ) from None
     if seconds < 0:
         raise ValueError("Timeout value out of range")
+    if seconds * 1e9 >= 2**63:
+        if isinstance(value, float):
+            raise OverflowError("timestamp out of range for platform time_t")
+        raise OverflowError("timestamp too large to convert to C _PyTime_t")
     return float(seconds)
 
 
@@ -83,8 +216,12 @@ class SimSocket:
         if family not in _FAMILIES:
             raise os_error(errno.EAFNOSUPPORT)
         kind = type & _TYPE_MASK
+        if not 0 <= kind <= 10:
+            raise os_error(errno.EINVAL)  # Linux: beyond SOCK_PACKET
         if kind not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise os_error(errno.ESOCKTNOSUPPORT)
+        if proto not in _ALLOWED_PROTOCOLS.get((family, kind), (0,)):
+            raise os_error(errno.EPROTONOSUPPORT)  # SCTP, TCP on a datagram socket...
         self._transport = transport
         self._kernel = kernel
         self.family = socket.AddressFamily(family)
@@ -146,6 +283,10 @@ class SimSocket:
     def gettimeout(self) -> float | None:
         return self._timeout
 
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
     def setblocking(self, flag: bool) -> None:
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
@@ -174,8 +315,39 @@ class SimSocket:
 
     # -- options ------------------------------------------------------------------
 
+    def _option_error(self, level: int, option: int, setting: bool) -> int:
+        """The errno Linux gives for ``(level, option)`` on this socket, 0 if it has it."""
+        unix = self.family == _AF_UNIX
+        if level == socket.SOL_SOCKET:
+            if option not in _SOL_SOCKET_OPTIONS or setting and option in _READ_ONLY:
+                return errno.ENOPROTOOPT
+            if unix and setting and option == getattr(socket, "SO_REUSEPORT", None):
+                return errno.EOPNOTSUPP
+            return 0
+        if unix:
+            return errno.EOPNOTSUPP
+        if level == socket.IPPROTO_TCP:
+            if self.type != socket.SOCK_STREAM:
+                if setting or self.family == socket.AF_INET6:
+                    return errno.ENOPROTOOPT
+                return errno.EOPNOTSUPP
+            return 0 if option in _TCP_OPTIONS else errno.ENOPROTOOPT
+        if level == socket.IPPROTO_IP:
+            return 0 if option in _IP_OPTIONS else errno.ENOPROTOOPT
+        if level == socket.IPPROTO_IPV6:
+            if self.family != socket.AF_INET6:
+                return errno.ENOPROTOOPT if setting else errno.EOPNOTSUPP
+            return 0 if option in _IPV6_OPTIONS else errno.ENOPROTOOPT
+        return errno.ENOPROTOOPT if setting else errno.EOPNOTSUPP
+
     def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
         self._check_open()
+        level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
+        if optlen is None and not isinstance(value, int):
+            value = bytes(_byte_view(value))
+        code = self._option_error(level, option, setting=True)
+        if code:
+            raise os_error(code)
         key = (level, option)
         if key == (socket.SOL_SOCKET, socket.SO_LINGER) and (
             not isinstance(value, (bytes, bytearray)) or len(value) < 8
@@ -190,13 +362,20 @@ class SimSocket:
         if level == socket.SOL_SOCKET and option == socket.SO_ERROR:
             code, self.ep.pending_error = self.ep.pending_error, 0
             return code
+        code = self._option_error(level, option, setting=False)
+        if code:
+            raise os_error(code)
         if level == socket.SOL_SOCKET and option == socket.SO_TYPE:
             return int(self.type)
+        if level == socket.SOL_SOCKET and option == getattr(socket, "SO_DOMAIN", None):
+            return int(self.family)
+        if level == socket.SOL_SOCKET and option == getattr(socket, "SO_PROTOCOL", None):
+            return 0 if self.family == _AF_UNIX else self.proto or _PROTOCOLS[self.type]
         if level == socket.SOL_SOCKET and option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             return int(self.ep.options.get((level, option), DEFAULT_BUFFER))
         if level == socket.SOL_SOCKET and option == socket.SO_ACCEPTCONN:
             return int(self.ep.state is State.LISTENING)
-        value = self.ep.options.get((level, option), 0)
+        value = self.ep.options.get((level, option), _DEFAULTS.get((level, option), 0))
         if buflen is not None:
             if isinstance(value, int):
                 value = struct.pack("i", value)
@@ -210,16 +389,16 @@ class SimSocket:
     def getsockname(self) -> Any:
         self._check_open()
         if self.ep.local is not None:
-            return self.ep.local
+            return unix_name(self.ep.local)
         return self._transport.unbound_name(self.family)
 
     def getpeername(self) -> Any:
         self._check_open()
         if self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead:
             if self.type == socket.SOCK_DGRAM and self.ep.remote is not None:
-                return self.ep.remote
+                return unix_name(self.ep.remote)
             raise os_error(errno.ENOTCONN)
-        return self.ep.remote
+        return unix_name(self.ep.remote)
 
     def bind(self, address: Any) -> None:
         self._check_open()
@@ -231,6 +410,7 @@ class SimSocket:
 
     def listen(self, backlog: int = 128) -> None:
         self._check_open()
+        backlog = _c_int(backlog, parse_arg=True)
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
         if not allows(self.ep.state, Event.LISTEN):
@@ -284,7 +464,7 @@ class SimSocket:
                 return 0
             return errno.EISCONN
         if self.ep.state is State.LISTENING:
-            return errno.EINVAL
+            return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
@@ -314,12 +494,15 @@ class SimSocket:
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
             return code
         # A blocking connect() leaves the socket connected; CPython's timeout mode
-        # is a non-blocking connect() plus a wait, so Linux says 0 once more.
-        self._connect_reported = self._timeout is None
+        # is a non-blocking connect() plus a wait, so Linux says 0 once more (not for
+        # a Unix socket: its connect() never is in progress).
+        self._connect_reported = self._timeout is None or self.family == _AF_UNIX
         return 0
 
     def accept(self) -> tuple[SimSocket, Any]:
         self._check_open()
+        if self.type != socket.SOCK_STREAM:
+            raise os_error(errno.EOPNOTSUPP)
         if self.ep.state is not State.LISTENING:
             raise os_error(errno.EINVAL)
         deadline = self._deadline()
@@ -334,23 +517,27 @@ class SimSocket:
         conn._timeout = socket.getdefaulttimeout()
         self._transport.trace("accept", f"{self.ep.local} <- {conn.ep.remote}")
         self._kernel.preemption_point("accept")
-        return conn, conn.ep.remote
+        return conn, unix_name(conn.ep.remote)
 
     # -- streams: data ------------------------------------------------------------
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._check_open()
+        view = _byte_view(data)
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
-                raise os_error(errno.EDESTADDRREQ)
-            return self.sendto(data, self.ep.remote)
-        view = memoryview(data).cast("B")
+                raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
+            return self.sendto(data if type(data) is _Datagram else view, flags, self.ep.remote)
+        if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
+            raise os_error(errno.ENOTCONN)
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while True:
             self._raise_pending()
             if self.ep.shut_wr or self.ep.dead:
                 raise os_error(errno.EPIPE)
+            if self.family == _AF_UNIX and self.ep.peer is not None and self.ep.peer.closed:
+                raise os_error(errno.EPIPE)  # a Unix peer's close is known at once
             if self.ep.state is State.CONNECTING:
                 if nowait:
                     raise self._would_block()
@@ -373,7 +560,7 @@ class SimSocket:
         return count
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        view = memoryview(data).cast("B")
+        view = _byte_view(data)
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
         deadline = None if timeout is None else self._kernel.now + timeout
@@ -408,10 +595,19 @@ class SimSocket:
             raise ValueError("negative buffersize in recv")
         if self.type == socket.SOCK_DGRAM:
             return self._recv_datagram(bufsize, flags)[0]
+        if flags & _MSG_OOB:
+            raise os_error(errno.EINVAL)  # no urgent data is ever pending
+        if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
+            raise os_error(errno.EINVAL)
+        # MSG_WAITALL waits on a blocking socket only (CPython's timeout mode is a
+        # non-blocking descriptor, where Linux returns what is there).
+        if flags & _MSG_WAITALL and self._timeout is None and not flags & _MSG_PEEK and bufsize:
+            return self._recv_waitall(bufsize, flags & ~_MSG_WAITALL)
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while True:
-            self._raise_pending()
+            if self.ep.pending_error != errno.EPIPE:  # Linux: after the FIN, reads are EOF
+                self._raise_pending()
             if self.ep.rx:
                 break
             if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or bufsize == 0:
@@ -437,6 +633,33 @@ class SimSocket:
         self._kernel.preemption_point("recv")
         return data
 
+    def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
+        """MSG_WAITALL: wait for ``bufsize`` bytes, or EOF, an error or the timeout
+        after some arrived (then the bytes so far, as Linux)."""
+        timeout = self._timeout
+        deadline = self._deadline()
+        data = b""
+        try:
+            while len(data) < bufsize:
+                if deadline is not None and timeout:
+                    self._timeout = max(deadline - self._kernel.now, 1e-9)
+                try:
+                    chunk = self.recv(bufsize - len(data), flags)
+                except (TimeoutError, BlockingIOError):
+                    if data:
+                        break
+                    raise
+                except OSError:
+                    if data:
+                        break
+                    raise
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            self._timeout = timeout
+        return data
+
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
         if nbytes < 0:
@@ -444,14 +667,26 @@ class SimSocket:
         size = nbytes or len(view)
         if size > len(view):
             raise ValueError("buffer too small for requested bytes")
+        if self.type == socket.SOCK_DGRAM and flags & _MSG_TRUNC:
+            self._check_open()
+            payload, _ = self._recv_datagram(size, flags, whole=True)
+            view[: min(size, len(payload))] = payload[:size]
+            return len(payload)  # Linux: the datagram's real length
         data = self.recv(size, flags)
         view[: len(data)] = data
         return len(data)
 
     def shutdown(self, how: int) -> None:
+        how = _c_int(how)
         self._check_open()
         if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
             raise os_error(errno.EINVAL)
+        if self.family == _AF_UNIX and self.ep.state is not State.CONNECTED:
+            # Linux: shutdown() of an unconnected Unix socket only marks it.
+            self.ep.shut_rd = self.ep.shut_rd or how != socket.SHUT_WR
+            self.ep.shut_wr = self.ep.shut_wr or how != socket.SHUT_RD
+            self.ep.changed.notify_all()
+            return
         if self.ep.state is State.LISTENING:
             self.ep.shut_rd = True
             self.ep.changed.notify_all()
@@ -476,15 +711,20 @@ class SimSocket:
         else:
             flags = flags_or_address
         if self.type == socket.SOCK_STREAM:
+            if self.family == _AF_UNIX:
+                raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED
+                               else errno.EOPNOTSUPP)
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
             raise os_error(errno.EPIPE)
-        payload = bytes(memoryview(data).cast("B"))
+        payload = data if type(data) is _Datagram else bytes(_byte_view(data))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
         remote = self._transport.resolve_remote(self.ep, address)
         if self.family == _AF_UNIX:
-            self._transport.unix_peer(remote, socket.SOCK_DGRAM)
+            target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
+            if target.remote is not None and target.remote != self.ep.local:
+                raise os_error(errno.EPERM)  # connected to another socket
         elif self.ep.remote is not None:
             self._raise_pending()  # ICMP port unreachable from an earlier datagram
         if self.ep.local is None:
@@ -508,7 +748,8 @@ class SimSocket:
         view[: len(data)] = data
         return len(data), address
 
-    def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+    def _recv_datagram(self, bufsize: int, flags: int, whole: bool = False
+                       ) -> tuple[bytes, Any]:
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while not self.ep.datagrams:
@@ -527,8 +768,148 @@ class SimSocket:
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])
         self._kernel.preemption_point("recvfrom")
+        if self.family == _AF_UNIX:
+            address = unix_name(address)
+        if whole:
+            return payload, address
         # Truncated at the receiver's buffer size; the rest is discarded, as UDP does.
         return payload[:bufsize], address
+
+    # -- scatter/gather -------------------------------------------------------------
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
+                address: Any = None) -> int:
+        """``send``/``sendto`` of the buffers joined; ancillary data is not simulated."""
+        try:
+            parts = list(buffers)
+        except TypeError:
+            raise TypeError("sendmsg() argument 1 must be an iterable") from None
+        payload = b"".join(bytes(_byte_view(part)) for part in parts)
+        try:
+            items = list(ancdata)
+        except TypeError:
+            raise TypeError("sendmsg() argument 2 must be an iterable") from None
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 3:
+                raise TypeError("[sendmsg() ancillary data items]() argument must be "
+                                f"sequence of length 3, not {type(item).__name__}")
+            _c_int(item[0])
+            _c_int(item[1])
+            _byte_view(item[2])
+        flags = _c_int(flags)
+        if address is not None:
+            self._transport.resolve_remote(self.ep, address)  # CPython parses it first
+        if items:
+            payload = self._ipv6_ancillary(payload, items)
+        if address is not None:
+            return self.sendto(payload, flags, address)
+        return self.send(payload, flags)
+
+    def _ipv6_ancillary(self, payload: bytes, items: list[Any]) -> bytes:
+        """RFC 3542 items on an IPv6 datagram socket; other ancillary data (file
+        descriptors, credentials) is not simulated."""
+        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM or any(
+            level != socket.IPPROTO_IPV6 or kind not in _IPV6_ANCILLARY
+            for level, kind, _ in items
+        ):
+            raise NotImplementedError("sendmsg() with this ancillary data is not simulated")
+        datagram = _Datagram(payload)
+        for _, kind, data in items:
+            raw = bytes(_byte_view(data))
+            if len(raw) != 4:
+                raise os_error(errno.EINVAL)
+            value = struct.unpack("i", raw)[0]
+            if not -1 <= value <= 255:
+                raise os_error(errno.EINVAL)
+            if value != -1:
+                setattr(datagram, _IPV6_ANCILLARY[kind], value)
+        return datagram
+
+    def _received_ancillary(self, payload: bytes, space: int) -> tuple[list[Any], int]:
+        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM:
+            return [], 0
+        items = []
+        options = self.ep.options
+        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVHOPLIMIT", -1))):
+            hops = getattr(payload, "hop_limit", 64)
+            items.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", hops)))
+        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVTCLASS", -1))):
+            tclass = getattr(payload, "tclass", 0)
+            items.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", tclass)))
+        if not items:
+            return [], 0
+        return _put_cmsgs(items, space)
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0
+                ) -> tuple[bytes, list[Any], int, Any]:
+        """``(data, [], msg_flags, address)``; ``MSG_TRUNC`` in msg_flags when a datagram
+        was longer than ``bufsize``. A stream reports no address (None), as Linux."""
+        bufsize, ancbufsize = _c_int(bufsize), _c_int(ancbufsize)
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        if ancbufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        self._check_open()
+        if self.type == socket.SOCK_DGRAM:
+            payload, address = self._recv_datagram(bufsize, flags, whole=True)
+            ancillary, msg_flags = self._received_ancillary(payload, ancbufsize)
+            if len(payload) > bufsize:
+                msg_flags |= _MSG_TRUNC
+            return bytes(payload[:bufsize]), ancillary, msg_flags, address
+        return self.recv(bufsize, flags), [], 0, None
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
+                     ) -> tuple[int, list[Any], int, Any]:
+        try:
+            views = [memoryview(buffer).cast("B") for buffer in buffers]
+        except TypeError:
+            raise TypeError("recvmsg_into() argument 1 must be an iterable") from None
+        if any(view.readonly for view in views):
+            raise TypeError("recvmsg_into() argument 1 must be an iterable of "
+                            "single-segment read-write buffers")
+        data, ancdata, msg_flags, address = self.recvmsg(sum(map(len, views)), ancbufsize,
+                                                         flags)
+        offset = 0
+        for view in views:
+            part = data[offset : offset + len(view)]
+            view[: len(part)] = part
+            offset += len(part)
+        return len(data), ancdata, msg_flags, address
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """The stdlib's ``socket.sendfile`` by ``send()`` (no OS descriptor to give
+        ``os.sendfile``): the same checks, the file positioned after what was sent."""
+        if self.type != socket.SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if count is not None:
+            if not isinstance(count, int):
+                raise TypeError(f"count must be a positive integer (got {count!r})")
+            if count <= 0:
+                raise ValueError(f"count must be a positive integer (got {count!r})")
+        if offset:
+            file.seek(offset)
+        total = 0
+        try:
+            while count is None or total < count:
+                size = 8192 if count is None else min(8192, count - total)
+                data = memoryview(file.read(size))
+                if not data:
+                    break
+                while data:
+                    try:
+                        sent = self.send(data)
+                    except BlockingIOError:
+                        if self._timeout == 0.0:
+                            raise
+                        continue
+                    total += sent
+                    data = data[sent:]
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
 
     # -- files and closing --------------------------------------------------------
 

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from sockfake.sim.addressing import Addressing, format_address
+from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import is_instant, stream_chunks
@@ -165,10 +165,9 @@ class StreamTransport:
             server_side.local = listener.local
             server_side.remote = client.local or ""
         else:
-            server_side.local = format_address(
-                listener.family, client.remote[0], client.remote[1]
-            )
-            server_side.remote = client.local
+            # A dual-stack IPv6 listener sees an IPv4 client as IPv4-mapped.
+            server_side.local = as_seen_by(listener.family, client.remote)
+            server_side.remote = as_seen_by(listener.family, client.local)
         server_side.peer = client
         server_side.connection_id = client.connection_id
         client.peer = server_side
@@ -294,12 +293,15 @@ class StreamTransport:
     def reset_now(self, ep: Endpoint) -> None:
         if ep.dead or ep.fd < 0:
             return
+        close_wait = ep.rx_eof and not ep.shut_wr  # the peer's FIN came, ours not sent
         ep.dead = True
         ep.clear_rx()
         ep.rx_eof = True
         if ep.state is State.CONNECTING:
             ep.state = advance(ep.state, Event.FAIL)
             ep.pending_error = errno.ECONNREFUSED
+        elif close_wait and ep.family != _AF_UNIX:
+            ep.pending_error = errno.EPIPE  # Linux: a reset in CLOSE_WAIT is EPIPE
         else:
             ep.pending_error = errno.ECONNRESET
         self.kernel.record_net("reset", ep.describe(), src=ep.remote, dst=ep.local,
@@ -339,7 +341,7 @@ class StreamTransport:
                 pending.fd = -1
             ep.accept_queue.clear()
         elif ep.state is State.CONNECTED and ep.peer is not None and not ep.dead:
-            if ep.rx or ep.linger_zero():
+            if ep.rx or ep.linger_zero() and ep.family != _AF_UNIX:
                 self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}",
                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
                                    reason="unread data" if ep.rx else "SO_LINGER 0")

@@ -3,8 +3,9 @@
 Every ``sendto()`` on the network gets the next datagram index (from 0), which a
 fault plan (``sockfake.sim.faults.FaultPlan``) may use to decide that datagram's fate
 exactly; otherwise the link model decides from its own random stream. Datagrams are
-lost during a partition, held with ``hold()``, dropped at a full receive buffer, and
-truncated by a short ``recvfrom`` buffer (the socket's part).
+lost during a partition, held with ``hold()``, dropped at a full receive buffer (an
+empty one takes a datagram of any size, as Linux), and truncated by a short
+``recvfrom`` buffer (the socket's part).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from sockfake.sim.addressing import Addressing
+from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import corrupted, datagram_fate
@@ -119,11 +120,15 @@ class DatagramTransport:
             if sender.remote == remote and sender.family != _AF_UNIX:
                 self._port_unreachable(dst, sender, index)
             return
+        source = as_seen_by(target.family, source)  # IPv4-mapped for a dual-stack socket
         if target.remote is not None and target.remote != source:
             record_net("drop", f"{source} -> {remote} (not the connected peer)", src=source,
                        dst=remote, seq=index, reason="not the connected peer")
             return
-        if target.datagram_bytes + len(data) > target.buffer_size(socket.SO_RCVBUF):
+        # Linux admits a datagram while the queue is within the buffer size, so an
+        # empty queue takes one of any size.
+        if target.datagram_bytes and (target.datagram_bytes + len(data)
+                                      > target.buffer_size(socket.SO_RCVBUF)):
             record_net("drop", f"{source} -> {remote} (receive buffer full)", src=source,
                        dst=remote, seq=index, reason="receive buffer full")
             return
