@@ -195,10 +195,17 @@ def _timeout_value(value: Any) -> float | None:
     if seconds < 0:
         raise ValueError("Timeout value out of range")
     if seconds * 1e9 >= 2**63:
-        if isinstance(value, float):
-            raise OverflowError("timestamp out of range for platform time_t")
-        raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        # Out of CPython's range: let CPython say so, in its own words for this version
+        # (3.10 and 3.11+ word it differently). The real default is put back at once.
+        previous = socket.getdefaulttimeout()
+        try:
+            _real_setdefaulttimeout(value)
+        finally:
+            _real_setdefaulttimeout(previous)
     return float(seconds)
+
+
+_real_setdefaulttimeout = socket.setdefaulttimeout
 
 
 class SimSocket:
