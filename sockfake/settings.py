@@ -127,6 +127,20 @@ def _number(key: str, value: Any, *, positive: bool) -> float:
     return float(value)
 
 
+def _one_of(kwargs: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = kwargs[key]
+    if value not in choices:
+        raise SockfakeValueError(f"{key}={value!r} is not one of {', '.join(choices)}")
+    return str(value)
+
+
+def _count(kwargs: dict[str, Any], key: str, expected: str) -> int:
+    value = kwargs[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SockfakeValueError(f"{key}={value!r} must be {expected}")
+    return value
+
+
 def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
     """Validated settings from the marker's keywords (or :func:`open_testbed`'s).
 
@@ -139,11 +153,7 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         )
     options = NetworkSettings(network=default_network, seed=None)
     if "network" in kwargs:
-        if kwargs["network"] not in NETWORK_MODES:
-            raise SockfakeValueError(
-                f"network={kwargs['network']!r} is not one of {', '.join(NETWORK_MODES)}"
-            )
-        options.network = kwargs["network"]
+        options.network = _one_of(kwargs, "network", NETWORK_MODES)
     if "seed" in kwargs:
         seed = kwargs["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -158,28 +168,13 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
     from sockfake.sim.scheduling import POLICIES, SWITCH_POINTS
 
     if "scheduling" in kwargs:
-        if kwargs["scheduling"] not in POLICIES:
-            raise SockfakeValueError(
-                f"scheduling={kwargs['scheduling']!r} is not one of {', '.join(POLICIES)}"
-            )
-        options.scheduling = kwargs["scheduling"]
+        options.scheduling = _one_of(kwargs, "scheduling", POLICIES)
     if "switch_points" in kwargs:
-        if kwargs["switch_points"] not in SWITCH_POINTS:
-            raise SockfakeValueError(
-                f"switch_points={kwargs['switch_points']!r} is not one of "
-                f"{', '.join(SWITCH_POINTS)}"
-            )
-        options.switch_points = kwargs["switch_points"]
+        options.switch_points = _one_of(kwargs, "switch_points", SWITCH_POINTS)
     if "pct_depth" in kwargs:
-        depth = kwargs["pct_depth"]
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise SockfakeValueError(f"pct_depth={depth!r} must be an int of at least 1")
-        options.pct_depth = depth
+        options.pct_depth = _count(kwargs, "pct_depth", "an int of at least 1")
     if "explore" in kwargs and kwargs["explore"] is not None:
-        count = kwargs["explore"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise SockfakeValueError(f"explore={count!r} must be a number of schedules, >= 1")
-        options.explore = count
+        options.explore = _count(kwargs, "explore", "a number of schedules, >= 1")
         if "scheduling" not in kwargs:
             options.scheduling = "pct"  # exploring under FIFO would run one schedule N times
     if "handler_errors" in kwargs:
