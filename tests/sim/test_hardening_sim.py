@@ -34,6 +34,14 @@ def stop(server: Any, thread: threading.Thread, timeout: float | None = None) ->
     thread.join()
 
 
+def slow_client(net: SimNetwork, address: Any) -> Any:
+    """A connection that sends one byte of a line and nothing more."""
+    client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.connect(address)
+    client.sendall(b"G")
+    return client
+
+
 def round_trip(net: SimNetwork, address: Any, timeout: float = 5.0) -> bytes:
     with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
@@ -75,12 +83,7 @@ def test_pool_slow_requests_leave_the_pool_in_virtual_time(net: SimNetwork) -> N
 
     server = Pool(("127.0.0.1", 0), Upper, network=net)
     thread = start(server)
-    slow = []
-    for _ in range(6):
-        client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
-        client.connect(server.server_address)
-        client.sendall(b"G")
-        slow.append(client)
+    slow = [slow_client(net, server.server_address) for _ in range(6)]
     net.sleep(0.5)
     started = net.time()
     assert round_trip(net, server.server_address) == b"PING\n"
@@ -100,10 +103,7 @@ def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(net: SimNetwo
     thread = start(server)
     slow = []
     for _ in range(2):
-        client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
-        client.connect(server.server_address)
-        client.sendall(b"G")
-        slow.append(client)
+        slow.append(slow_client(net, server.server_address))
         net.sleep(0.5)
     started = net.time()
     assert round_trip(net, server.server_address) == b"PING\n"
