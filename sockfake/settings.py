@@ -48,6 +48,7 @@ OPTION_KEYS = (
     "explore",
     "switch_points",
     "pct_depth",
+    "pin_cpu",
     *LINK_KEYS,
 )
 # A virtual-time limit for simulated tests, so a clock that runs away (a loop that
@@ -88,6 +89,7 @@ class NetworkSettings:
     explore: int | None = None  # run under this many schedules (one pytest item each)
     switch_points: str = "calls"
     pct_depth: int = 3
+    pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.cpu_pin)
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -184,6 +186,10 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         if not isinstance(kwargs["intercept"], bool):
             raise SockfakeTypeError(f"intercept={kwargs['intercept']!r} must be True or False")
         options.intercept = kwargs["intercept"]
+    if "pin_cpu" in kwargs:
+        if not isinstance(kwargs["pin_cpu"], bool):
+            raise SockfakeTypeError(f"pin_cpu={kwargs['pin_cpu']!r} must be True or False")
+        options.pin_cpu = kwargs["pin_cpu"]
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     if conditions:
         from sockfake.sim.links import LinkConditions

@@ -536,6 +536,7 @@ def make_network(
         stall_timeout=options.stall_timeout,
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
+        pin_cpu=options.pin_cpu,
         **options.conditions,
     )
 

@@ -33,10 +33,13 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 
 
+# The predicates below are asked of every packet: cached, a call is one dict lookup.
+@functools.lru_cache(maxsize=4096)
 def _is_unspecified(ip: str) -> bool:
     return _ip(ip).is_unspecified
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_loopback(ip: str) -> bool:
     return _ip(ip).is_loopback
 
@@ -52,6 +55,7 @@ def format_address(family: int, ip: str, port: int) -> Any:
     return (ip, port)
 
 
+@functools.lru_cache(maxsize=4096)
 def _unmapped(ip: str) -> str | None:
     """The IPv4 address of an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``), else None."""
     if ":" not in ip or not ip.startswith("::"):
@@ -61,6 +65,14 @@ def _unmapped(ip: str) -> str | None:
     except ValueError:
         return None
     return None if mapped is None else str(mapped)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(name: str) -> tuple[int, str]:
+    """The version and canonical text of an IP literal; ``ValueError`` if it is not one."""
+    parsed = _ip(name.split("%")[0])
+    mapped = _unmapped(name)
+    return parsed.version, (str(parsed) if mapped is None else _MAPPED + mapped)
 
 
 def as_seen_by(family: int, address: Any) -> Any:
@@ -143,7 +155,7 @@ class Addressing:
         if name == "localhost":
             return "127.0.0.1" if family == socket.AF_INET else "::1"
         try:
-            parsed = _ip(name.split("%")[0])
+            version, text = _ip_literal(name)
         except ValueError:
             target = self.topology.hosts.get(name)
             if target is None:
@@ -152,10 +164,9 @@ class Addressing:
             if not addresses:
                 raise _family_not_supported() from None
             return addresses[0]
-        if (parsed.version == 4) != (family == socket.AF_INET):
+        if (version == 4) != (family == socket.AF_INET):
             raise _family_not_supported()
-        mapped = _unmapped(name)
-        return str(parsed) if mapped is None else _MAPPED + mapped
+        return text
 
     def _parse_ip_address(self, endpoint: Endpoint, address: Any, *, for_bind: bool
                           ) -> tuple[str, int]:

@@ -44,6 +44,7 @@ from sockfake.errors import (
 )
 from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
+from sockfake.sim.cpu_pin import CpuPin
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
 from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
 
@@ -182,6 +183,7 @@ class Kernel:
         pct_steps: int = 2000,
         replay: Sequence[str] | None = None,
         switch_points: str = "calls",
+        pin_cpu: bool = True,
     ) -> None:
         if switch_points not in SWITCH_POINTS:
             raise SockfakeValueError(
@@ -237,6 +239,11 @@ class Kernel:
         self._by_ident[threading.get_ident()] = root
         self.policy.adopt(root)
         _kernel_stack().append(self)
+        # One thread runs at a time: on one CPU a handoff is a context switch, not a
+        # cross-core wakeup (see cpu_pin.py). Threads started later inherit the pin.
+        self.cpu_pin = CpuPin()
+        if pin_cpu:
+            self.cpu_pin.pin()
 
     def next_name(self, kind: str) -> str:
         """``lock-3``: a stable name for a simulated object, numbered per network."""
@@ -713,6 +720,7 @@ class Kernel:
         self._ready.clear()
         if caller is None or caller is self.root:
             self.root.go.close()
+        self.cpu_pin.restore()
 
     # -- for the main thread's watchdog --------------------------------------------------
 

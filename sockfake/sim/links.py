@@ -11,6 +11,7 @@ every model is testable on its own (``tests/sim/test_links.py``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -118,6 +119,15 @@ class LinkConditions:
             raise SockfakeValueError(
                 f"LinkConditions.chunk must be a positive int or None, not {self.chunk!r}"
             )
+
+
+    @functools.cached_property
+    def datagrams_untouched(self) -> bool:
+        """Datagrams cross the link as sent, at once, and their fate draws no random
+        number: a transport may deliver them without asking ``datagram_fate()``."""
+        return (self.latency == 0 and self.jitter == 0 and self.bandwidth is None
+                and self.loss == 0 and self.burst_loss is None and self.duplicate == 0
+                and self.reorder == 0 and self.corrupt == 0)
 
     def replace(self, **changes: object) -> LinkConditions:
         """A copy with some fields changed (unknown names are a clear error)."""

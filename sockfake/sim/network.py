@@ -129,6 +129,10 @@ class SimNetwork:
     The thread that creates the network is its main simulated thread; threads it
     starts join the simulation. Use ``net.time()``/``net.sleep()`` for time in
     handler code: they are virtual; ``time.sleep`` is real and is reported as a stall.
+
+    While it is open, the creating thread and the threads it starts run on one CPU
+    (only one of them runs at a time; see ``sockfake.sim.cpu_pin``): ``pin_cpu=False``
+    leaves the affinity alone. It changes no simulated behaviour, only the speed.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class SimNetwork:
         pct_steps: int = 2000,
         replay: list[str] | None = None,
         switch_points: str = "calls",
+        pin_cpu: bool = True,
         **link_conditions: Any,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -155,6 +160,8 @@ class SimNetwork:
         if trace_limit is not None:
             _checks.integer("trace_limit", trace_limit, minimum=1)
         _checks.integer("trace_payload_limit", trace_payload_limit, minimum=0)
+        if not isinstance(pin_cpu, bool):
+            raise SockfakeTypeError(f"pin_cpu must be True or False, not {pin_cpu!r}")
         _check_conditions(conditions)
         base = conditions if conditions is not None else LinkConditions()
         defaults = base.replace(**link_conditions) if link_conditions else base
@@ -170,6 +177,7 @@ class SimNetwork:
             pct_steps=pct_steps,
             replay=replay,
             switch_points=switch_points,
+            pin_cpu=pin_cpu,
         )
         self.seed = seed
         # Deterministic faults chosen by index (see ``sockfake.sim.faults.FaultPlan``):

@@ -87,6 +87,9 @@ class TraceEvent(NamedTuple):
         return data
 
 
+_new_tuple = tuple.__new__
+
+
 class Trace:
     """Every event of a run, in order, and a stable digest of them all."""
 
@@ -121,9 +124,10 @@ class Trace:
         events = self._events
         if details.__class__ is not str:
             self._lazy.append(len(events))
+        # tuple.__new__ directly: the namedtuple's own __new__ is one more Python call.
         events.append(
-            TraceEvent(when, actor, kind, details, src, dst, conn, seq, length,  # type: ignore[arg-type]
-                       payload, reason)
+            _new_tuple(TraceEvent, (when, actor, kind, details, src, dst, conn, seq, length,
+                                    payload, reason))
         )
         if self._limit is not None and len(events) > self._limit * 2:
             drop = len(events) - self._limit

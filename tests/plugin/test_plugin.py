@@ -1,5 +1,6 @@
 """The pytest plugin, tested through pytester: each test states one behaviour."""
 
+import os
 import re
 import shlex
 import subprocess
@@ -851,3 +852,35 @@ def test_explore_runs_a_test_under_n_schedules_and_summarises(pytester):
     everywhere.assert_outcomes(passed=2)
     bad = run(pytester, "--sockfake-explore=0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs sched_setaffinity and at least two CPUs to choose from",
+)
+def test_the_pin_cpu_marker_key_keeps_or_frees_the_simulations_cpu(pytester):
+    make_tests(
+        pytester,
+        """
+        import os
+
+        ALL = len(os.sched_getaffinity(0))
+
+        def test_pinned_by_default(sockfake_network):
+            assert len(os.sched_getaffinity(0)) == 1 < ALL
+
+        @pytest.mark.sockfake(pin_cpu=False)
+        def test_not_pinned(sockfake_network):
+            assert len(os.sched_getaffinity(0)) == ALL
+
+        def test_restored_after_the_network_closes():
+            assert len(os.sched_getaffinity(0)) == ALL
+
+        @pytest.mark.sockfake(pin_cpu=1)
+        def test_bad_value(sockfake_network):
+            pass
+        """,
+    )
+    result = run(pytester, "-p", "no:randomly", subprocess=True)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*pin_cpu=1 must be True or False*"])

@@ -1,0 +1,142 @@
+"""A simulation keeps its threads on one CPU while it is open, and changes nothing else."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+
+import sockfake as socketserver
+from sockfake.errors import SockfakeTypeError
+from sockfake.sim import SimNetwork
+from sockfake.sim.faults import FaultPlan
+
+pinnable = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs sched_setaffinity and at least two CPUs to choose from",
+)
+
+
+class ReportAffinity(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.recv(16)
+        cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+        self.request.sendall(cpus.encode())
+
+
+def handler_cpus(net: SimNetwork) -> set[int]:
+    """The CPUs a ThreadingTCPServer's handler thread may run on."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), ReportAffinity, network=net)
+    serving = net.thread(target=server.serve_forever, args=(0.5,))
+    serving.start()
+    try:
+        with net.create_connection(server.server_address) as conn:
+            conn.sendall(b"?")
+            reply = conn.recv(1024).decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join()
+    return {int(cpu) for cpu in reply.split(",")}
+
+
+@pinnable
+def test_the_creating_thread_and_the_threads_it_starts_share_one_cpu_until_close() -> None:
+    before = os.sched_getaffinity(0)
+    net = SimNetwork(seed=1)
+    try:
+        root = os.sched_getaffinity(0)
+        assert len(root) == 1 and root <= before
+        assert net.kernel.cpu_pin.cpu in root
+        assert handler_cpus(net) == root
+    finally:
+        net.close()
+    assert os.sched_getaffinity(0) == before
+
+
+@pinnable
+def test_pin_cpu_false_leaves_every_thread_its_affinity() -> None:
+    before = os.sched_getaffinity(0)
+    net = SimNetwork(seed=1, pin_cpu=False)
+    try:
+        assert os.sched_getaffinity(0) == before
+        assert handler_cpus(net) == before
+    finally:
+        net.close()
+
+
+@pinnable
+def test_closing_from_another_thread_restores_the_creating_threads_affinity() -> None:
+    # As at interpreter exit: the network was made in a thread that is not the one
+    # closing it (the thread below is real: no network exists when it starts).
+    before = os.sched_getaffinity(0)
+    made = threading.Event()
+    done = threading.Event()
+    networks: list[SimNetwork] = []
+
+    def creator() -> None:
+        networks.append(SimNetwork(seed=1))
+        made.set()
+        done.wait(30)
+
+    thread = threading.Thread(target=creator)
+    thread.start()
+    try:
+        assert made.wait(30)
+        native_id = thread.native_id
+        assert native_id is not None
+        assert len(os.sched_getaffinity(native_id)) == 1
+        networks[0].close()
+        assert os.sched_getaffinity(native_id) == before
+    finally:
+        done.set()
+        thread.join(30)
+
+
+def test_pin_cpu_must_be_a_bool() -> None:
+    with pytest.raises(SockfakeTypeError, match="pin_cpu must be True or False, not 'yes'"):
+        SimNetwork(seed=1, pin_cpu="yes")  # type: ignore[arg-type]
+
+
+def echo_digest(pin_cpu: bool, plan: FaultPlan | None = None) -> str:
+    """A threaded TCP echo and a UDP exchange: the digest of the run."""
+    net = SimNetwork(seed=3, pin_cpu=pin_cpu)
+    try:
+        if plan is not None:
+            plan.apply(net)
+
+        class Echo(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                while data := self.request.recv(64):
+                    self.request.sendall(data)
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        serving = net.thread(target=server.serve_forever, args=(0.1,))
+        serving.start()
+        with net.create_connection(server.server_address) as conn:
+            for number in range(20):
+                conn.sendall(b"%d" % number)
+                conn.recv(64)
+        with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+            b.bind(("127.0.0.1", 0))
+            for number in range(20):
+                a.sendto(b"%d" % number, b.getsockname())
+                assert b.recv(64) == b"%d" % number
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        return net.digest()
+    finally:
+        net.close()
+
+
+def test_pinning_changes_no_simulated_behaviour() -> None:
+    assert echo_digest(pin_cpu=True) == echo_digest(pin_cpu=False)
+
+
+def test_the_fast_path_for_perfect_datagram_links_gives_the_trace_of_the_full_model() -> None:
+    # A plan, even a silent one, sends every datagram through datagram_fate().
+    assert echo_digest(pin_cpu=True) == echo_digest(pin_cpu=True, plan=FaultPlan())
