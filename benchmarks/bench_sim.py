@@ -7,7 +7,10 @@ Sections (all by default), each printing its figures side by side:
 - ``per-message``: an echo round trip on the simulated network against the real
   loopback, TCP (``ThreadingTCPServer``, one persistent connection) and UDP
   (``UDPServer``), and the floor for a design on real threads: a one-byte ping-pong
-  over two pipes between two threads. Rounds alternate the order of the five
+  over two pipes between two threads, free to use both cores (the issue's floor) and
+  with both on one CPU (as the simulation runs its threads: the lowest handoff cost
+  there is). The simulation pins its threads by default (``pin_cpu=True``); the real
+  loopback runs as the stdlib does, unpinned. Rounds alternate the order of the six
   measurements; the median of the rounds is printed with the spread (min-max).
 - ``sequential``: 20,000 sequential connections (connect, one echo, close) on one
   network; the cost per connection of the first and the last thousand (target: the
@@ -160,6 +163,19 @@ def pipe_ping_pong(count: int) -> float:
     return elapsed / count
 
 
+def pipe_ping_pong_one_cpu(count: int) -> float:
+    """The pipe floor with both threads on one CPU, as the simulation runs its threads
+    (``sockfake.sim.cpu_pin``): a handoff is a context switch, no cross-core wakeup."""
+    if not hasattr(os, "sched_setaffinity"):
+        return float("nan")
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        return pipe_ping_pong(count)  # the echo thread inherits the mask
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
 def _on_sim(measure: Callable[[Network, int], float]) -> Callable[[int], float]:
     def run(count: int) -> float:
         net = SimNetwork(seed=1)
@@ -172,13 +188,14 @@ def _on_sim(measure: Callable[[Network, int], float]) -> Callable[[int], float]:
 
 
 def per_message(count: int, rounds: int) -> dict[str, list[float]]:
-    """Alternated rounds (the order rotates each round) of the five measurements."""
+    """Alternated rounds (the order rotates each round) of the six measurements."""
     runs: dict[str, Callable[[int], float]] = {
         "sim TCP": _on_sim(tcp_round_trips),
         "real TCP": lambda n: tcp_round_trips(REAL_NETWORK, n),
         "sim UDP": _on_sim(udp_round_trips),
         "real UDP": lambda n: udp_round_trips(REAL_NETWORK, n),
         "pipe floor": pipe_ping_pong,
+        "pipe floor, one CPU": pipe_ping_pong_one_cpu,
     }
     names = list(runs)
     results: dict[str, list[float]] = {name: [] for name in names}
@@ -200,13 +217,14 @@ def print_per_message(results: dict[str, list[float]], count: int, rounds: int) 
 
     print(f"per-message round trip: median of {rounds} alternated rounds of {count} "
           "(spread min-max)")
-    floor = fig("pipe floor")
+    print(f"  pipe floor {fig('pipe floor')}   pipe floor, both threads on one CPU "
+          f"{fig('pipe floor, one CPU')}")
     for proto in ("TCP", "UDP"):
         sim, real = med(f"sim {proto}"), med(f"real {proto}")
-        print(f"  {proto}  sim {fig(f'sim {proto}')}   real loopback {fig(f'real {proto}')}   "
-              f"pipe floor {floor}")
+        print(f"  {proto}  sim {fig(f'sim {proto}')}   real loopback {fig(f'real {proto}')}")
         print(f"       sim/real {sim / real:.2f} (goal <= 1.0)   sim/floor "
-              f"{sim / med('pipe floor'):.2f} (goal <= 3.0)")
+              f"{sim / med('pipe floor'):.2f} (goal <= 3.0)   sim/floor on one CPU "
+              f"{sim / med('pipe floor, one CPU'):.2f}")
 
 
 # -- sequential connections --------------------------------------------------------------
@@ -331,12 +349,18 @@ def run_descriptors(extra: int) -> str:
 # -- compression -------------------------------------------------------------------------
 
 
-def compression(exchanges: int) -> tuple[float, float, int]:
-    """Virtual seconds, wall seconds and sends for a retrying UDP client under 30 % loss."""
+def compression(exchanges: int, poll_interval: float | None = 0.5
+                ) -> tuple[float, float, int]:
+    """Virtual seconds, wall seconds and sends for a retrying UDP client under 30 % loss.
+
+    ``poll_interval`` is the server's: at the default 0.5 s its thread wakes twice a
+    virtual second to run ``service_actions()`` (as the stdlib's does); ``None`` wakes
+    it for requests only, as trio's and simloop's servers."""
     net = SimNetwork(seed=2, loss=0.3, latency=0.01)
     try:
         server = sockfake.UDPServer(("127.0.0.1", 0), UpperUDP, network=net)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(poll_interval,),
+                                  daemon=True)
         thread.start()
         sends = 0
         started = time.perf_counter()

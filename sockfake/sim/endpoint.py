@@ -182,7 +182,9 @@ class Transport(Protocol):
 
     def release_fd(self, fd: int) -> None: ...
 
-    def trace(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
+    def trace(self, kind: str, details: str | Lazy = "", *, src: Any = None, dst: Any = None,
+              conn: int | None = None, seq: int | None = None, length: int | None = None,
+              payload: bytes | None = None, reason: str | None = None) -> None:
         """Record an event of the calling thread (fields: see ``TraceEvent``)."""
         ...
 

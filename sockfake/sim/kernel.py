@@ -286,16 +286,25 @@ class Kernel:
         thread = self._by_ident.get(threading.get_ident())
         return thread.name if thread is not None else threading.current_thread().name
 
-    def record(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
+    # The fields are spelled out, not **fields: on the hot path a keyword dict built
+    # here and unpacked again in Trace.add costs more than the event itself.
+    def record(self, kind: str, details: str | Lazy = "", *, src: Any = None, dst: Any = None,
+               conn: int | None = None, seq: int | None = None, length: int | None = None,
+               payload: bytes | None = None, reason: str | None = None) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
         if kind not in _IDLE_KINDS:
             self._progress = True
-        self.trace.add(self.now, self.current.name, kind, details, **fields)
+        self.trace.add(self.now, self.current.name, kind, details, src, dst, conn, seq, length,
+                       payload, reason)
 
-    def record_net(self, kind: str, details: str | Lazy = "", **fields: Any) -> None:
+    def record_net(self, kind: str, details: str | Lazy = "", *, src: Any = None,
+                   dst: Any = None, conn: int | None = None, seq: int | None = None,
+                   length: int | None = None, payload: bytes | None = None,
+                   reason: str | None = None) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
         self._progress = True
-        self.trace.add(self.now, "net", kind, details, **fields)
+        self.trace.add(self.now, "net", kind, details, src, dst, conn, seq, length, payload,
+                       reason)
 
     @property
     def schedule(self) -> list[str]:

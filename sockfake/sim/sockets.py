@@ -19,7 +19,7 @@ from sockfake.sim._oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
 from sockfake.sim.kernel import Kernel, WaitQueue
 from sockfake.sim.socket_state import Event, State, advance, allows
-from sockfake.sim.tcp import length_text
+from sockfake.sim.tcp import LENGTH_TEXT
 from sockfake.sim.trace import Lazy
 
 if TYPE_CHECKING:
@@ -633,7 +633,7 @@ class SimSocket:
         if not flags & _MSG_PEEK:
             self.ep.take_rx(len(data))
             self._transport.consumed(self.ep, len(data))
-        self._transport.trace("recv", Lazy(length_text, self.ep.local, self.ep.fd, len(data)),
+        self._transport.trace("recv", Lazy((LENGTH_TEXT, self.ep.local, self.ep.fd, len(data))),
                               src=self.ep.remote,
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)

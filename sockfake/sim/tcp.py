@@ -22,7 +22,7 @@ from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import is_instant, stream_chunks
 from sockfake.sim.socket_state import Event, State, advance
 from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Lazy
+from sockfake.sim.trace import Lazy, lazy_text
 
 __all__ = ["StreamTransport"]
 
@@ -52,6 +52,10 @@ def sent_text(local: Any, fd: int, peer_local: Any, peer_fd: int, length: int,
 
 def length_text(local: Any, fd: int, length: int) -> str:
     return f"{name(local, fd)} {length}B"
+
+
+SENT_TEXT = lazy_text(sent_text)
+LENGTH_TEXT = lazy_text(length_text)
 
 
 class StreamTransport:
@@ -203,7 +207,7 @@ class StreamTransport:
         topology = self.topology
         link = topology.link(src, dst)
         conditions = topology.conditions(link)
-        details = Lazy(sent_text, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25])
+        details = Lazy((SENT_TEXT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
         if (conditions.chunk is None and not ep.inflight and not link.cut and src.up
@@ -242,8 +246,8 @@ class StreamTransport:
             return
         receiver.append_rx(segment, apart)
         if segment:
-            self.kernel.record_net("deliver", Lazy(length_text, receiver.local, receiver.fd,
-                                                   len(segment)),
+            self.kernel.record_net("deliver", Lazy((LENGTH_TEXT, receiver.local, receiver.fd,
+                                                    len(segment))),
                                    src=receiver.remote, dst=receiver.local,
                                    conn=receiver.connection_id, length=len(segment),
                                    payload=segment)

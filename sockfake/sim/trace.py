@@ -18,32 +18,42 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Lazy", "Trace", "TraceEvent"]
+__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Lazy", "Trace", "TraceEvent", "lazy_text"]
 
 # Payload bytes kept per event: enough to read a protocol exchange in Wireshark,
 # bounded so a bulk transfer does not keep every byte it moved.
 DEFAULT_PAYLOAD_LIMIT = 4096
 
 
-class Lazy:
-    """An event's ``details`` text, formatted only when someone reads it.
+# An event's ``details`` text, formatted only when someone reads it: a plain tuple
+# ``(key, *args)`` whose text is ``formatter(*args)``, the key naming a formatter
+# registered with ``lazy_text()``. The arguments must be the values as they are when
+# the event happens (immutable: an address, a length, the payload bytes), never an
+# object that changes later, so the text and the digest are exactly those an eager
+# ``details`` string would have given. ``Lazy((key, a, b))`` makes one: ``tuple()`` of
+# a tuple is the tuple itself, a single C call (events are made on every send and
+# receive). A key, not the function: a tuple of strings, numbers and bytes is one the
+# garbage collector stops tracking, and a run's trace would otherwise be walked by
+# every full collection.
+if TYPE_CHECKING:
+    Lazy = tuple[Any, ...]
+else:
+    Lazy = tuple
 
-    ``Lazy(function, *args)``: the text is ``function(*args)``. The arguments must be
-    the values as they are when the event happens (immutable: an address, a length,
-    the payload bytes), never an object that changes later, so the text and the
-    digest are exactly those an eager ``details`` string would have given.
-    """
+_FORMATTERS: dict[str, Callable[..., str]] = {}
 
-    __slots__ = ("function", "args")
 
-    def __init__(self, function: Callable[..., str], *args: Any) -> None:
-        self.function = function
-        self.args = args
+def lazy_text(formatter: Callable[..., str]) -> str:
+    """Register ``formatter`` for lazy details; returns the key a ``Lazy`` starts with."""
+    key = f"{formatter.__module__}.{formatter.__qualname__}"
+    _FORMATTERS[key] = formatter
+    return key
 
-    def __str__(self) -> str:
-        return self.function(*self.args)
+
+def _text(details: Lazy) -> str:
+    return _FORMATTERS[details[0]](*details[1:])
 
 
 class TraceEvent(NamedTuple):
@@ -91,12 +101,18 @@ _new_tuple = tuple.__new__
 
 
 class Trace:
-    """Every event of a run, in order, and a stable digest of them all."""
+    """Every event of a run, in order, and a stable digest of them all.
+
+    Events are kept as plain tuples and become ``TraceEvent``s (details formatted)
+    when read: a tuple of strings, numbers and bytes is one the garbage collector
+    stops tracking, while a ``NamedTuple`` instance stays tracked, and every full
+    collection would walk the whole trace of a long run.
+    """
 
     def __init__(self, limit: int | None = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT
                  ) -> None:
-        self._events: list[TraceEvent] = []
-        self._lazy: list[int] = []  # indexes of events whose details are still ``Lazy``
+        self._events: list[Any] = []  # raw tuples after _read, TraceEvents before it
+        self._read = 0  # events[:_read] are TraceEvents
         self.payload_limit = payload_limit
         self._hash = hashlib.sha256()
         self._hashed = 0  # events[:_hashed] are in _hash
@@ -109,7 +125,6 @@ class Trace:
         actor: str,
         kind: str,
         details: str | Lazy = "",
-        *,
         src: Any = None,
         dst: Any = None,
         conn: int | None = None,
@@ -122,32 +137,26 @@ class Trace:
             payload = payload[: self.payload_limit]
         self._count += 1
         events = self._events
-        if details.__class__ is not str:
-            self._lazy.append(len(events))
-        # tuple.__new__ directly: the namedtuple's own __new__ is one more Python call.
-        events.append(
-            _new_tuple(TraceEvent, (when, actor, kind, details, src, dst, conn, seq, length,
-                                    payload, reason))
-        )
+        events.append((when, actor, kind, details, src, dst, conn, seq, length, payload, reason))
         if self._limit is not None and len(events) > self._limit * 2:
             drop = len(events) - self._limit
             self._hash_up_to(drop)
             del events[:drop]
             self._hashed -= drop
+            self._read -= drop
 
     @property
     def events(self) -> list[TraceEvent]:
         """The events kept (all, unless ``trace_limit`` trims the oldest), in order."""
-        if self._lazy:
-            self._format_lazy()
-        return self._events
-
-    def _format_lazy(self) -> None:
         events = self._events
-        for index in self._lazy:
-            event = events[index]
-            events[index] = event._replace(details=str(event.details))
-        self._lazy.clear()
+        for index in range(self._read, len(events)):
+            raw = events[index]
+            details = raw[3]
+            if details.__class__ is not str:
+                raw = (*raw[:3], _text(details), *raw[4:])
+            events[index] = _new_tuple(TraceEvent, raw)
+        self._read = len(events)
+        return events
 
     def _hash_up_to(self, end: int) -> None:
         update = self._hash.update

@@ -21,7 +21,7 @@ from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import corrupted, datagram_fate
 from sockfake.sim.tcp import name, preview
 from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Lazy
+from sockfake.sim.trace import Lazy, lazy_text
 
 __all__ = ["DatagramTransport"]
 
@@ -34,6 +34,10 @@ def _sent_text(local: Any, fd: int, remote: Any, length: int, head: bytes) -> st
 
 def _delivered_text(source: Any, remote: Any, length: int) -> str:
     return f"{source} -> {remote} {length}B"
+
+
+_SENT_TEXT = lazy_text(_sent_text)
+_DELIVERED_TEXT = lazy_text(_delivered_text)
 
 
 class DatagramTransport:
@@ -58,7 +62,7 @@ class DatagramTransport:
         self.datagrams += 1
         source = self.addressing.source_address(ep, remote)
         kernel = self.kernel
-        details = Lazy(_sent_text, ep.local, ep.fd, remote, len(payload), payload[:25])
+        details = Lazy((_SENT_TEXT, ep.local, ep.fd, remote, len(payload), payload[:25]))
         kernel.record("sendto", details,
                       src=source, dst=remote, seq=index,
                       length=len(payload), payload=payload)
@@ -138,7 +142,7 @@ class DatagramTransport:
             return
         target.datagrams.append((data, source))
         target.datagram_bytes += len(data)
-        record_net("deliver", Lazy(_delivered_text, source, remote, len(data)), src=source,
+        record_net("deliver", Lazy((_DELIVERED_TEXT, source, remote, len(data))), src=source,
                    dst=remote, seq=index, length=len(data))
         target.changed.notify_all()
 

@@ -151,3 +151,36 @@ def test_lazy_trace_details_read_as_the_eager_text() -> None:
         assert recvs[0].details == f"{local} {recvs[0].length}B"
     finally:
         net.close()
+
+
+def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None:
+    # A full collection walks every tracked object; a trace of tracked events made each
+    # one cost more the longer the run (a NamedTuple, or a tuple holding a function,
+    # stays tracked). Thousands of messages must leave the tracked count flat.
+    import gc
+
+    net = SimNetwork(seed=1)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        serving = threading.Thread(target=server.serve_forever, args=(0.5,))
+        serving.start()
+        with net.create_connection(server.server_address) as conn:
+            conn.sendall(b"warm-up")
+            conn.recv(64)
+            gc.collect()
+            before = len(gc.get_objects())
+            events = len(net.trace)
+            for _ in range(2000):
+                conn.sendall(b"x" * 32)
+                conn.recv(64)
+            gc.collect()
+            grown = len(gc.get_objects()) - before
+            added = len(net.trace) - events
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        assert added >= 8000  # send, deliver, recv and a switch per message, each way
+        assert grown < 500, f"{grown} more tracked objects after {added} events"
+        assert net.trace.events[-1].kind  # and they still read as TraceEvents
+    finally:
+        net.close()
