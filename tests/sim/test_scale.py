@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from helpers import running
+
 import sockfake
 from sockfake.sim import SimNetwork
 
@@ -162,9 +164,7 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
     net = SimNetwork(seed=1)
     try:
         server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        serving = threading.Thread(target=server.serve_forever, args=(0.5,))
-        serving.start()
-        with net.create_connection(server.server_address) as conn:
+        with running(server), net.create_connection(server.server_address) as conn:
             conn.sendall(b"warm-up")
             conn.recv(64)
             gc.collect()
@@ -176,9 +176,6 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
             gc.collect()
             grown = len(gc.get_objects()) - before
             added = len(net.trace) - events
-        server.shutdown()
-        server.server_close()
-        serving.join()
         assert added >= 8000  # send, deliver, recv and a switch per message, each way
         assert grown < 500, f"{grown} more tracked objects after {added} events"
         assert net.trace.events[-1].kind  # and they still read as TraceEvents
