@@ -113,9 +113,6 @@ class _Timer:
         self.cancelled = False
         self.wakes = wakes  # the thread whose wait times out here (None: a network event)
 
-    def __lt__(self, other: _Timer) -> bool:
-        return (self.when, self.seq) < (other.when, other.seq)
-
 
 class SimThread:
     """The kernel's record of one real thread taking part in the simulation."""
@@ -207,7 +204,9 @@ class Kernel:
         self.closed = False
         self.closing = False
         self.failure: SimulationError | None = None
-        self._timers: list[_Timer] = []  # a heap, cancelled timers included
+        # A heap of (when, seq, timer), cancelled timers included: (when, seq) is unique,
+        # so the heap compares floats and ints in C and never the timers themselves.
+        self._timers: list[tuple[float, int, _Timer]] = []
         self._compact_at = _COMPACT_MIN
         self._seq = 0
         self._ready: deque[SimThread] = deque()
@@ -319,12 +318,12 @@ class Kernel:
         self._seq += 1
         timer = _Timer(max(when, self.now), self._seq, callback, wakes)
         timers = self._timers
-        heapq.heappush(timers, timer)
+        heapq.heappush(timers, (timer.when, timer.seq, timer))
         if len(timers) > self._compact_at:
             # Cancelled timers (a wait woken before its deadline) stay in the heap
             # until due; drop them whenever the heap has doubled (amortised O(1)).
             # Pops follow (when, seq), a total order: the layout changes nothing.
-            timers[:] = [t for t in timers if not t.cancelled]
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]
             heapq.heapify(timers)
             self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
         return timer
@@ -332,14 +331,14 @@ class Kernel:
     def _next_timer(self) -> _Timer | None:
         """The earliest live timer (cancelled ones at the top are dropped), if any."""
         timers = self._timers
-        while timers and timers[0].cancelled:
+        while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
-        return timers[0] if timers else None
+        return timers[0][2] if timers else None
 
     def _run_due_timers(self) -> None:
         timers = self._timers
-        while timers and timers[0].when <= self.now:
-            timer = heapq.heappop(timers)
+        while timers and timers[0][0] <= self.now:
+            timer = heapq.heappop(timers)[2]
             if not timer.cancelled:
                 timer.callback()
 
@@ -499,7 +498,7 @@ class Kernel:
             return False
         return all(
             timer.wakes is not None and not timer.wakes.sleeping
-            for timer in self._timers if not timer.cancelled
+            for _, _, timer in self._timers if not timer.cancelled
         )
 
     def _fail(self, error: SimulationError) -> SimThread | None:
@@ -666,7 +665,7 @@ class Kernel:
             if self._ready:
                 self.yield_turn("settle")
                 continue
-            live = [timer.when for timer in self._timers if not timer.cancelled]
+            live = [when for when, _, timer in self._timers if not timer.cancelled]
             if not live or min(live) > deadline:
                 return
             self.wait((), min(live), "settle")
@@ -744,7 +743,7 @@ class Kernel:
 
     def has_pending_work(self) -> bool:
         """Could anything happen if the running thread gave up the turn?"""
-        return bool(self._ready) or any(not t.cancelled for t in self._timers)
+        return bool(self._ready) or any(not timer.cancelled for _, _, timer in self._timers)
 
     def root_still_in_caller(self) -> bool:
         """Is the code that last called into the simulation still on the main thread's stack?"""

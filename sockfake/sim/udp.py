@@ -76,13 +76,15 @@ class DatagramTransport:
                               dst=remote, seq=index, reason="partition")
             return
 
+        if not link.holding and self._fault_plan() is None and \
+                self.topology.conditions(link).datagrams_untouched:
+            # The fast path: datagram_fate() would say "arrives now, unchanged".
+            self._deliver(dst, ep, source, remote, payload, index)
+            return
+
         def send() -> None:
             conditions = self.topology.conditions(link)
             plan = self._fault_plan()
-            if plan is None and conditions.datagrams_untouched:
-                # The fast path: datagram_fate() would say "arrives now, unchanged".
-                self._deliver(dst, ep, source, remote, payload, index)
-                return
             fate = None if plan is None else plan.datagram_fate(index, kernel.now, conditions)
             if fate is None:
                 fate, link.state = datagram_fate(
