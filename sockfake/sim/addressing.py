@@ -245,9 +245,12 @@ class Addressing:
                 del self._unix_paths[local]
                 self._stale_unix_paths.add(local)
         elif endpoint.local is not None:
-            entries = endpoint.host.ports.get((endpoint.type, endpoint.local[1]), [])
+            key = (endpoint.type, endpoint.local[1])
+            entries = endpoint.host.ports.get(key, [])
             if endpoint in entries:
                 entries.remove(endpoint)
+                if not entries:
+                    del endpoint.host.ports[key]  # a long run uses thousands of ports
 
     def source_ip(self, host: Host, family: int, target_ip: str) -> str:
         """The address a packet from ``host`` to ``target_ip`` leaves from (the route's)."""

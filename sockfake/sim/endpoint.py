@@ -47,7 +47,7 @@ class Endpoint:
         "host", "family", "type", "fd", "state", "local", "remote", "options", "closed",
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
-        "syn_attempts", "inflight", "datagrams", "datagram_bytes", "owner",
+        "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -78,6 +78,7 @@ class Endpoint:
         self.accept_queue: deque[Endpoint] = deque()
         self.backlog = 0
         self.syn_attempts = 0
+        self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
         # Datagrams.
         self.datagrams: deque[tuple[bytes, Any]] = deque()

@@ -102,6 +102,10 @@ class WaitQueue:
             thread.kernel._make_ready(thread, "notify")
 
 
+def _no_callback() -> None:
+    pass
+
+
 class _Timer:
     __slots__ = ("when", "seq", "callback", "cancelled", "wakes")
 
@@ -112,6 +116,13 @@ class _Timer:
         self.callback = callback
         self.cancelled = False
         self.wakes = wakes  # the thread whose wait times out here (None: a network event)
+
+    def cancel(self) -> None:
+        """It will not run. It stays in the heap until due or compacted away, so it lets
+        go of its callback now: that may hold a socket a long run has long closed."""
+        self.cancelled = True
+        self.callback = _no_callback
+        self.wakes = None
 
 
 class SimThread:
@@ -139,7 +150,7 @@ class SimThread:
             queue.waiters.pop(self, None)
         self.wait_queues = ()
         if self.timer is not None:
-            self.timer.cancelled = True
+            self.timer.cancel()
             self.timer = None
 
     def __repr__(self) -> str:

@@ -133,11 +133,20 @@ class StreamTransport:
                                    src=ep.local, dst=ep.remote, conn=ep.connection_id)
             self._send_syn(ep, dst)
 
-        self.kernel.call_at(self.kernel.now + delay, retry)
+        ep.syn_retry = self.kernel.call_at(self.kernel.now + delay, retry)
+
+    @staticmethod
+    def _stop_syn_retry(ep: Endpoint) -> None:
+        """The attempt is over (established, failed, closed): as a TCP stack stops its
+        SYN retransmission timer, so it neither moves the clock nor keeps ``ep`` alive."""
+        if ep.syn_retry is not None:
+            ep.syn_retry.cancel()
+            ep.syn_retry = None
 
     def _fail_connect(self, ep: Endpoint, code: int) -> None:
         if ep.state is not State.CONNECTING:
             return
+        self._stop_syn_retry(ep)
         ep.state = advance(ep.state, Event.FAIL)
         ep.pending_error = code
         name = errno.errorcode.get(code, str(code))
@@ -186,6 +195,7 @@ class StreamTransport:
                     self.reset_now(server_side)
                 return
             client.state = advance(client.state, Event.ESTABLISHED)
+            self._stop_syn_retry(client)
             self.kernel.record_net("established", f"{client.local} -> {client.remote}",
                                    src=client.local, dst=client.remote,
                                    conn=client.connection_id)
@@ -303,6 +313,7 @@ class StreamTransport:
         ep.rx_eof = True
         if ep.state is State.CONNECTING:
             ep.state = advance(ep.state, Event.FAIL)
+            self._stop_syn_retry(ep)
             ep.pending_error = errno.ECONNREFUSED
         elif close_wait and ep.family != _AF_UNIX:
             ep.pending_error = errno.EPIPE  # Linux: a reset in CLOSE_WAIT is EPIPE
@@ -333,6 +344,7 @@ class StreamTransport:
 
     def close(self, ep: Endpoint) -> None:
         """The descriptor of a stream endpoint closes: FIN, RST, or the queue reset."""
+        self._stop_syn_retry(ep)
         if ep.state is State.LISTENING:
             for pending in ep.accept_queue:
                 if pending.peer is not None:

@@ -181,3 +181,30 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
         assert net.trace.events[-1].kind  # and they still read as TraceEvents
     finally:
         net.close()
+
+
+def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
+    # Connections that open and close at one instant: neither the SYN retransmission
+    # timer (cancelled once the connection is up) nor the ephemeral port table may
+    # keep them, or a long run's memory and collections grow with every connection.
+    import gc
+
+    from sockfake.sim.endpoint import Endpoint
+
+    net = SimNetwork(seed=1)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        with running(server):
+            for _ in range(300):
+                with net.create_connection(server.server_address) as conn:
+                    conn.sendall(b"x")
+                    assert conn.recv(10) == b"x"
+            net.sleep(0)  # the last handler thread finishes
+            gc.collect()
+            alive = sum(1 for obj in gc.get_objects() if type(obj) is Endpoint)
+            ports = len(net.default_host.ports)
+            assert net.time() == 0.0
+        assert alive <= 6, f"{alive} endpoints alive after 300 closed connections"
+        assert ports <= 3, f"{ports} port entries after 300 closed connections"
+    finally:
+        net.close()
