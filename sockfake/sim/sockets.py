@@ -246,6 +246,9 @@ class SimSocket:
         # Linux and CPython: a connect() that finished while the caller was not
         # waiting in it (non-blocking, or CPython's timeout mode) reports 0 once more.
         self._connect_reported = True
+        # sendto()'s last address and what it resolved to: a client or server sends to
+        # the same address object again and again (an address tuple cannot change).
+        self._last_destination: tuple[Any, Any] | None = None
 
     @property
     def changed(self) -> WaitQueue:
@@ -530,7 +533,8 @@ class SimSocket:
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._check_open()
-        view = _byte_view(data)
+        # bytes, the common case, is used as it is: no view to make, nothing to copy.
+        view = data if data.__class__ is bytes else _byte_view(data)
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
                 raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
@@ -540,7 +544,8 @@ class SimSocket:
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while True:
-            self._raise_pending()
+            if self.ep.pending_error:
+                self._raise_pending()
             if self.ep.shut_wr or self.ep.dead:
                 raise os_error(errno.EPIPE)
             if self.family == _AF_UNIX and self.ep.peer is not None and self.ep.peer.closed:
@@ -562,12 +567,13 @@ class SimSocket:
         count = min(len(view), space)
         if count:
             self.ep.outstanding += count
-            self._transport.send_stream(self.ep, bytes(view[:count]))
+            whole = count == len(view) and view.__class__ is bytes
+            self._transport.send_stream(self.ep, view if whole else bytes(view[:count]))
         self._kernel.preemption_point("send")
         return count
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        view = _byte_view(data)
+        view = data if data.__class__ is bytes else _byte_view(data)
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
         deadline = None if timeout is None else self._kernel.now + timeout
@@ -613,7 +619,8 @@ class SimSocket:
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while True:
-            if self.ep.pending_error != errno.EPIPE:  # Linux: after the FIN, reads are EOF
+            pending = self.ep.pending_error
+            if pending and pending != errno.EPIPE:  # Linux: after the FIN, reads are EOF
                 self._raise_pending()
             if self.ep.rx:
                 break
@@ -724,10 +731,17 @@ class SimSocket:
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
             raise os_error(errno.EPIPE)
-        payload = data if type(data) is _Datagram else bytes(_byte_view(data))
+        kind = data.__class__
+        payload = data if kind is bytes or kind is _Datagram else bytes(_byte_view(data))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
-        remote = self._transport.resolve_remote(self.ep, address)
+        last = self._last_destination
+        if last is not None and last[0] is address:
+            remote = last[1]
+        else:
+            remote = self._transport.resolve_remote(self.ep, address)
+            if address.__class__ is tuple:
+                self._last_destination = (address, remote)
         if self.family == _AF_UNIX:
             target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
             if target.remote is not None and target.remote != self.ep.local:
@@ -760,7 +774,8 @@ class SimSocket:
         nowait = self._no_wait(flags)
         deadline = None if nowait else self._deadline()
         while not self.ep.datagrams:
-            self._raise_pending()
+            if self.ep.pending_error:
+                self._raise_pending()
             if self.ep.shut_rd:
                 return b"", None
             if nowait:
