@@ -567,8 +567,8 @@ class SimSocket:
         count = min(len(view), space)
         if count:
             self.ep.outstanding += count
-            whole = count == len(view) and view.__class__ is bytes
-            self._transport.send_stream(self.ep, view if whole else bytes(view[:count]))
+            chunk = view if count == len(view) and isinstance(view, bytes) else bytes(view[:count])
+            self._transport.send_stream(self.ep, chunk)
         self._kernel.preemption_point("send")
         return count
 
