@@ -46,7 +46,7 @@ from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.cpu_pin import CpuPin
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace, lazy_text
 
 __all__ = [
     "Kernel",
@@ -100,6 +100,13 @@ class WaitQueue:
         self.waiters.clear()
         for thread in waiters:
             thread.kernel._make_ready(thread, "notify")
+
+
+def _jump_text(before: float, after: float) -> str:
+    return f"{before:.6f} -> {after:.6f}"
+
+
+_JUMP_TEXT = lazy_text(_jump_text)
 
 
 def _no_callback() -> None:
@@ -441,7 +448,7 @@ class Kernel:
                     f"virtual time limit of {self.time_limit:g} s reached while "
                     f"{thread.name!r} busy-polls ({what})\n" + self.dump()
                 )
-            self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
+            self.trace.add(next_time, "clock", "jump", Lazy((_JUMP_TEXT, self.now, next_time)))
             self.now = next_time
             self._run_due_timers()
         if self._ready:
@@ -490,7 +497,7 @@ class Kernel:
                     f"poll ({_IDLE_JUMPS_LIMIT} timeouts in a row with nothing else "
                     "happening)\n" + self.dump()
                 ))
-            self.trace.add(next_time, "clock", "jump", f"{self.now:.6f} -> {next_time:.6f}")
+            self.trace.add(next_time, "clock", "jump", Lazy((_JUMP_TEXT, self.now, next_time)))
             self.now = next_time
 
     def _only_polling(self) -> bool:

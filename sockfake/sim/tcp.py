@@ -54,8 +54,23 @@ def length_text(local: Any, fd: int, length: int) -> str:
     return f"{name(local, fd)} {length}B"
 
 
+def pair_text(first: Any, second: Any) -> str:
+    return f"{first} -> {second}"
+
+
+def _queued_text(client: Any, listener: Any) -> str:
+    return f"{client} -> {listener} queued"
+
+
+def _ends_text(local: Any, fd: int, peer_local: Any, peer_fd: int) -> str:
+    return f"{name(local, fd)} -> {name(peer_local, peer_fd)}"
+
+
 SENT_TEXT = lazy_text(sent_text)
 LENGTH_TEXT = lazy_text(length_text)
+PAIR_TEXT = lazy_text(pair_text)
+_QUEUED_TEXT = lazy_text(_queued_text)
+_ENDS_TEXT = lazy_text(_ends_text)
 
 
 class StreamTransport:
@@ -90,7 +105,7 @@ class StreamTransport:
         self.connections += 1
         ep.connection_id = self.connections
         ep.syn_attempts = 0
-        self.kernel.record("connect", f"{ep.local} -> {ep.remote}",
+        self.kernel.record("connect", Lazy((PAIR_TEXT, ep.local, ep.remote)),
                            src=ep.local, dst=ep.remote, conn=ep.connection_id)
         if dst is None:
             self._fail_connect(ep, errno.ENETUNREACH)
@@ -186,7 +201,7 @@ class StreamTransport:
         client.peer = server_side
         listener.accept_queue.append(server_side)
         listener.changed.notify_all()
-        self.kernel.record_net("syn", f"{client.local} -> {listener.local} queued",
+        self.kernel.record_net("syn", Lazy((_QUEUED_TEXT, client.local, listener.local)),
                                src=client.local, dst=client.remote, conn=client.connection_id)
 
         def established() -> None:
@@ -196,7 +211,7 @@ class StreamTransport:
                 return
             client.state = advance(client.state, Event.ESTABLISHED)
             self._stop_syn_retry(client)
-            self.kernel.record_net("established", f"{client.local} -> {client.remote}",
+            self.kernel.record_net("established", Lazy((PAIR_TEXT, client.local, client.remote)),
                                    src=client.local, dst=client.remote,
                                    conn=client.connection_id)
             client.changed.notify_all()
@@ -273,7 +288,7 @@ class StreamTransport:
         peer = ep.peer
         if peer is None:
             return
-        self.kernel.record("fin", f"{ep.describe()} -> {peer.describe()}",
+        self.kernel.record("fin", Lazy((_ENDS_TEXT, ep.local, ep.fd, peer.local, peer.fd)),
                            src=ep.local, dst=ep.remote, conn=ep.connection_id)
         ep.inflight += 1
         immediate = ep.inflight == 1

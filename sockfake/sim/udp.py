@@ -36,8 +36,13 @@ def _delivered_text(source: Any, remote: Any, length: int) -> str:
     return f"{source} -> {remote} {length}B"
 
 
+def _dropped_text(source: Any, remote: Any, length: int, reason: str) -> str:
+    return f"{source} -> {remote} {length}B ({reason})"
+
+
 _SENT_TEXT = lazy_text(_sent_text)
 _DELIVERED_TEXT = lazy_text(_delivered_text)
+_DROPPED_TEXT = lazy_text(_dropped_text)
 
 
 class DatagramTransport:
@@ -91,8 +96,8 @@ class DatagramTransport:
                     conditions, link.state, len(payload), kernel.now, kernel.rng("datagram")
                 )
             if fate.dropped is not None:
-                kernel.record_net("drop", f"{source} -> {remote} {len(payload)}B "
-                                  f"({fate.dropped})", src=source, dst=remote, seq=index,
+                kernel.record_net("drop", Lazy((_DROPPED_TEXT, source, remote, len(payload),
+                                                fate.dropped)), src=source, dst=remote, seq=index,
                                   reason=fate.dropped)
                 return
             data = corrupted(payload, fate)
