@@ -33,6 +33,7 @@ from typing import Any
 
 import sockfake.sim.line_switches as line_switches
 import sockfake.sim.reports as reports
+import sockfake.sim.trace_texts as texts
 from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
@@ -46,7 +47,7 @@ from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.cpu_pin import CpuPin
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace, lazy_text
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
 
 __all__ = [
     "Kernel",
@@ -100,13 +101,6 @@ class WaitQueue:
         self.waiters.clear()
         for thread in waiters:
             thread.kernel._make_ready(thread, "notify")
-
-
-def _jump_text(before: float, after: float) -> str:
-    return f"{before:.6f} -> {after:.6f}"
-
-
-_JUMP_TEXT = lazy_text(_jump_text)
 
 
 def _no_callback() -> None:
@@ -448,7 +442,7 @@ class Kernel:
                     f"virtual time limit of {self.time_limit:g} s reached while "
                     f"{thread.name!r} busy-polls ({what})\n" + self.dump()
                 )
-            self.trace.add(next_time, "clock", "jump", Lazy((_JUMP_TEXT, self.now, next_time)))
+            self.trace.add(next_time, "clock", "jump", Lazy((texts.JUMP, self.now, next_time)))
             self.now = next_time
             self._run_due_timers()
         if self._ready:
@@ -497,7 +491,7 @@ class Kernel:
                     f"poll ({_IDLE_JUMPS_LIMIT} timeouts in a row with nothing else "
                     "happening)\n" + self.dump()
                 ))
-            self.trace.add(next_time, "clock", "jump", Lazy((_JUMP_TEXT, self.now, next_time)))
+            self.trace.add(next_time, "clock", "jump", Lazy((texts.JUMP, self.now, next_time)))
             self.now = next_time
 
     def _only_polling(self) -> bool:

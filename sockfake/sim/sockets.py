@@ -15,12 +15,12 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+import sockfake.sim.trace_texts as texts
 from sockfake.sim._oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
 from sockfake.sim.kernel import Kernel, WaitQueue
 from sockfake.sim.socket_state import Event, State, advance, allows
-from sockfake.sim.tcp import LENGTH_TEXT, name
-from sockfake.sim.trace import Lazy, lazy_text
+from sockfake.sim.trace import Lazy
 
 if TYPE_CHECKING:
     from sockfake.sim.topology import Host
@@ -146,24 +146,6 @@ def _put_cmsgs(items: list[tuple[int, int, bytes]], space: int) -> tuple[list[An
         out.append((level, kind, data[: length - _CMSG_HEADER]))
         space -= min(space, _CMSG_HEADER + (len(data) + 7) // 8 * 8)
     return out, truncated
-
-
-# Trace texts formatted lazily (see ``sockfake.sim.trace.Lazy``).
-def _timeout_text(what: str, local: Any, fd: int) -> str:
-    return f"{what} {name(local, fd)}"
-
-
-def _accepted_text(local: Any, remote: Any) -> str:
-    return f"{local} <- {remote}"
-
-
-def _received_from_text(local: Any, fd: int, source: Any, length: int) -> str:
-    return f"{name(local, fd)} <- {source} {length}B"
-
-
-_TIMEOUT_TEXT = lazy_text(_timeout_text)
-_ACCEPTED_TEXT = lazy_text(_accepted_text)
-_RECEIVED_FROM_TEXT = lazy_text(_received_from_text)
 
 
 def _byte_view(data: Any) -> memoryview:
@@ -338,7 +320,7 @@ class SimSocket:
         if self._timeout == 0.0:
             raise self._would_block()
         if not self._kernel.wait((self.ep.changed,), deadline, lambda: f"{what} on {self!r}"):
-            self._transport.trace("timeout", Lazy((_TIMEOUT_TEXT, what, self.ep.local,
+            self._transport.trace("timeout", Lazy((texts.TIMEOUT, what, self.ep.local,
                                                    self.ep.fd)))
             raise TimeoutError("timed out")
 
@@ -544,7 +526,7 @@ class SimSocket:
         # Blocking by default: Linux does not inherit O_NONBLOCK; CPython applies the
         # default timeout. The descriptor was taken when the SYN arrived.
         conn._timeout = socket.getdefaulttimeout()
-        self._transport.trace("accept", Lazy((_ACCEPTED_TEXT, self.ep.local, conn.ep.remote)))
+        self._transport.trace("accept", Lazy((texts.ACCEPTED, self.ep.local, conn.ep.remote)))
         self._kernel.preemption_point("accept")
         return conn, unix_name(conn.ep.remote)
 
@@ -659,7 +641,7 @@ class SimSocket:
         if not flags & _MSG_PEEK:
             self.ep.take_rx(len(data))
             self._transport.consumed(self.ep, len(data))
-        self._transport.trace("recv", Lazy((LENGTH_TEXT, self.ep.local, self.ep.fd, len(data))),
+        self._transport.trace("recv", Lazy((texts.LENGTH, self.ep.local, self.ep.fd, len(data))),
                               src=self.ep.remote,
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)
@@ -805,7 +787,7 @@ class SimSocket:
         else:
             payload, address = self.ep.datagrams.popleft()
             self.ep.datagram_bytes -= len(payload)
-        self._transport.trace("recvfrom", Lazy((_RECEIVED_FROM_TEXT, self.ep.local, self.ep.fd,
+        self._transport.trace("recvfrom", Lazy((texts.RECEIVED_FROM, self.ep.local, self.ep.fd,
                                                 address, len(payload))),
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])

@@ -16,61 +16,20 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import sockfake.sim.trace_texts as texts
 from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import is_instant, stream_chunks
 from sockfake.sim.socket_state import Event, State, advance
 from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Lazy, lazy_text
+from sockfake.sim.trace import Lazy
 
 __all__ = ["StreamTransport"]
 
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-
-
-def preview(data: bytes, limit: int = 24) -> str:
-    """The start of a payload, for the trace."""
-    text = repr(data[:limit])
-    return text + ("..." if len(data) > limit else "")
-
-
-# Trace texts formatted lazily (``Lazy``), from the values at the time of the event:
-# ``name(local, fd)`` is ``Endpoint.describe()`` then.
-def name(local: Any, fd: int) -> str:
-    return str(local if local is not None else f"fd{fd}")
-
-
-# ``head`` is ``data[:25]``: enough for ``preview`` (and its "..."), so a lazy text
-# keeps no more of a bulk write alive than the event's own payload does.
-def sent_text(local: Any, fd: int, peer_local: Any, peer_fd: int, length: int,
-              head: bytes) -> str:
-    return f"{name(local, fd)} -> {name(peer_local, peer_fd)} {length}B {preview(head)}"
-
-
-def length_text(local: Any, fd: int, length: int) -> str:
-    return f"{name(local, fd)} {length}B"
-
-
-def pair_text(first: Any, second: Any) -> str:
-    return f"{first} -> {second}"
-
-
-def _queued_text(client: Any, listener: Any) -> str:
-    return f"{client} -> {listener} queued"
-
-
-def _ends_text(local: Any, fd: int, peer_local: Any, peer_fd: int) -> str:
-    return f"{name(local, fd)} -> {name(peer_local, peer_fd)}"
-
-
-SENT_TEXT = lazy_text(sent_text)
-LENGTH_TEXT = lazy_text(length_text)
-PAIR_TEXT = lazy_text(pair_text)
-_QUEUED_TEXT = lazy_text(_queued_text)
-_ENDS_TEXT = lazy_text(_ends_text)
 
 
 class StreamTransport:
@@ -105,7 +64,7 @@ class StreamTransport:
         self.connections += 1
         ep.connection_id = self.connections
         ep.syn_attempts = 0
-        self.kernel.record("connect", Lazy((PAIR_TEXT, ep.local, ep.remote)),
+        self.kernel.record("connect", Lazy((texts.PAIR, ep.local, ep.remote)),
                            src=ep.local, dst=ep.remote, conn=ep.connection_id)
         if dst is None:
             self._fail_connect(ep, errno.ENETUNREACH)
@@ -201,7 +160,7 @@ class StreamTransport:
         client.peer = server_side
         listener.accept_queue.append(server_side)
         listener.changed.notify_all()
-        self.kernel.record_net("syn", Lazy((_QUEUED_TEXT, client.local, listener.local)),
+        self.kernel.record_net("syn", Lazy((texts.QUEUED, client.local, listener.local)),
                                src=client.local, dst=client.remote, conn=client.connection_id)
 
         def established() -> None:
@@ -211,7 +170,7 @@ class StreamTransport:
                 return
             client.state = advance(client.state, Event.ESTABLISHED)
             self._stop_syn_retry(client)
-            self.kernel.record_net("established", Lazy((PAIR_TEXT, client.local, client.remote)),
+            self.kernel.record_net("established", Lazy((texts.PAIR, client.local, client.remote)),
                                    src=client.local, dst=client.remote,
                                    conn=client.connection_id)
             client.changed.notify_all()
@@ -232,7 +191,7 @@ class StreamTransport:
         topology = self.topology
         link = topology.link(src, dst)
         conditions = topology.conditions(link)
-        details = Lazy((SENT_TEXT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
+        details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
         if (conditions.chunk is None and not ep.inflight and not link.cut and src.up
@@ -271,7 +230,7 @@ class StreamTransport:
             return
         receiver.append_rx(segment, apart)
         if segment:
-            self.kernel.record_net("deliver", Lazy((LENGTH_TEXT, receiver.local, receiver.fd,
+            self.kernel.record_net("deliver", Lazy((texts.LENGTH, receiver.local, receiver.fd,
                                                     len(segment))),
                                    src=receiver.remote, dst=receiver.local,
                                    conn=receiver.connection_id, length=len(segment),
@@ -288,7 +247,7 @@ class StreamTransport:
         peer = ep.peer
         if peer is None:
             return
-        self.kernel.record("fin", Lazy((_ENDS_TEXT, ep.local, ep.fd, peer.local, peer.fd)),
+        self.kernel.record("fin", Lazy((texts.ENDS, ep.local, ep.fd, peer.local, peer.fd)),
                            src=ep.local, dst=ep.remote, conn=ep.connection_id)
         ep.inflight += 1
         immediate = ep.inflight == 1

@@ -29,14 +29,14 @@ DEFAULT_PAYLOAD_LIMIT = 4096
 
 # An event's ``details`` text, formatted only when someone reads it: a plain tuple
 # ``(key, *args)`` whose text is ``formatter(*args)``, the key naming a formatter
-# registered with ``lazy_text()``. The arguments must be the values as they are when
-# the event happens (immutable: an address, a length, the payload bytes), never an
-# object that changes later, so the text and the digest are exactly those an eager
-# ``details`` string would have given. ``Lazy((key, a, b))`` makes one: ``tuple()`` of
-# a tuple is the tuple itself, a single C call (events are made on every send and
-# receive). A key, not the function: a tuple of strings, numbers and bytes is one the
-# garbage collector stops tracking, and a run's trace would otherwise be walked by
-# every full collection.
+# registered with ``lazy_text()`` (the simulation's are in ``sim/trace_texts.py``).
+# The arguments must be the values as they are when the event happens (immutable: an
+# address, a length, the payload bytes), never an object that changes later, so the
+# text and the digest are exactly those an eager ``details`` string would have given.
+# ``Lazy((key, a, b))`` makes one: ``tuple()`` of a tuple is the tuple itself, a single
+# C call (events are made on every send and receive). A key, not the function: a tuple
+# of strings, numbers and bytes is one the garbage collector stops tracking, and a
+# run's trace would otherwise be walked by every full collection.
 if TYPE_CHECKING:
     Lazy = tuple[Any, ...]
 else:

@@ -15,34 +15,17 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import sockfake.sim.trace_texts as texts
 from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import corrupted, datagram_fate
-from sockfake.sim.tcp import name, preview
 from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Lazy, lazy_text
+from sockfake.sim.trace import Lazy
 
 __all__ = ["DatagramTransport"]
 
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
-
-
-def _sent_text(local: Any, fd: int, remote: Any, length: int, head: bytes) -> str:
-    return f"{name(local, fd)} -> {remote} {length}B {preview(head)}"  # head: payload[:25]
-
-
-def _delivered_text(source: Any, remote: Any, length: int) -> str:
-    return f"{source} -> {remote} {length}B"
-
-
-def _dropped_text(source: Any, remote: Any, length: int, reason: str) -> str:
-    return f"{source} -> {remote} {length}B ({reason})"
-
-
-_SENT_TEXT = lazy_text(_sent_text)
-_DELIVERED_TEXT = lazy_text(_delivered_text)
-_DROPPED_TEXT = lazy_text(_dropped_text)
 
 
 class DatagramTransport:
@@ -67,7 +50,7 @@ class DatagramTransport:
         self.datagrams += 1
         source = self.addressing.source_address(ep, remote)
         kernel = self.kernel
-        details = Lazy((_SENT_TEXT, ep.local, ep.fd, remote, len(payload), payload[:25]))
+        details = Lazy((texts.DATAGRAM_SENT, ep.local, ep.fd, remote, len(payload), payload[:25]))
         kernel.record("sendto", details,
                       src=source, dst=remote, seq=index,
                       length=len(payload), payload=payload)
@@ -96,8 +79,9 @@ class DatagramTransport:
                     conditions, link.state, len(payload), kernel.now, kernel.rng("datagram")
                 )
             if fate.dropped is not None:
-                kernel.record_net("drop", Lazy((_DROPPED_TEXT, source, remote, len(payload),
-                                                fate.dropped)), src=source, dst=remote, seq=index,
+                details = Lazy((texts.DATAGRAM_DROPPED, source, remote, len(payload),
+                                fate.dropped))
+                kernel.record_net("drop", details, src=source, dst=remote, seq=index,
                                   reason=fate.dropped)
                 return
             data = corrupted(payload, fate)
@@ -149,8 +133,8 @@ class DatagramTransport:
             return
         target.datagrams.append((data, source))
         target.datagram_bytes += len(data)
-        record_net("deliver", Lazy((_DELIVERED_TEXT, source, remote, len(data))), src=source,
-                   dst=remote, seq=index, length=len(data))
+        record_net("deliver", Lazy((texts.DATAGRAM_DELIVERED, source, remote, len(data))),
+                   src=source, dst=remote, seq=index, length=len(data))
         target.changed.notify_all()
 
     def _port_unreachable(self, dst: Host, sender: Endpoint, index: int) -> None:

@@ -129,7 +129,7 @@ def test_a_closed_network_is_not_kept_alive() -> None:
 
 
 def test_lazy_trace_details_read_as_the_eager_text() -> None:
-    from sockfake.sim.tcp import preview
+    from sockfake.sim.trace_texts import preview
 
     net = SimNetwork(seed=1)
     try:
