@@ -11,6 +11,7 @@ empty one takes a datagram of any size, as Linux), and truncated by a short
 from __future__ import annotations
 
 import errno
+import functools
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
 from sockfake.sim.links import corrupted, datagram_fate
-from sockfake.sim.topology import Host, Topology
+from sockfake.sim.topology import Host, Link, Topology
 from sockfake.sim.trace import Lazy
 
 __all__ = ["DatagramTransport"]
@@ -64,48 +65,45 @@ class DatagramTransport:
                               dst=remote, seq=index, reason="partition")
             return
 
-        if not link.holding and self._fault_plan() is None and \
-                self.topology.conditions(link).datagrams_untouched:
+        if link.holding:
+            # Decided when the link lets it go: by the conditions and plan of then.
+            link.held.append(lambda: self._launch(ep, payload, remote, dst, link, source, index))
+            return
+        self._launch(ep, payload, remote, dst, link, source, index)
+
+    def _launch(self, ep: Endpoint, payload: bytes, remote: Any, dst: Host, link: Link,
+                source: Any, index: int) -> None:
+        """The datagram leaves: its fate (plan or link model), then its arrivals."""
+        kernel = self.kernel
+        conditions = self.topology.conditions(link)
+        plan = self._fault_plan()
+        if plan is None and conditions.datagrams_untouched:
             # The fast path: datagram_fate() would say "arrives now, unchanged".
             self._deliver(dst, ep, source, remote, payload, index)
             return
-
-        def send() -> None:
-            conditions = self.topology.conditions(link)
-            plan = self._fault_plan()
-            fate = None if plan is None else plan.datagram_fate(index, kernel.now, conditions)
-            if fate is None:
-                fate, link.state = datagram_fate(
-                    conditions, link.state, len(payload), kernel.now, kernel.rng("datagram")
-                )
-            if fate.dropped is not None:
-                details = Lazy((texts.DATAGRAM_DROPPED, source, remote, len(payload),
-                                fate.dropped))
-                kernel.record_net("drop", details, src=source, dst=remote, seq=index,
-                                  reason=fate.dropped)
-                return
-            data = corrupted(payload, fate)
-            if fate.flip_bit is not None:
-                kernel.record_net("corrupt", f"{source} -> {remote} bit {fate.flip_bit}",
-                                  src=source, dst=remote, seq=index,
-                                  reason=f"bit {fate.flip_bit}")
-            for copy, arrival in enumerate(fate.arrivals):
-                if copy:
-                    kernel.record_net("duplicate", f"{source} -> {remote}", src=source,
-                                      dst=remote, seq=index)
-
-                def deliver(data: bytes = data) -> None:
-                    self._deliver(dst, ep, source, remote, data, index)
-
-                if arrival <= kernel.now:
-                    deliver()
-                else:
-                    kernel.call_at(arrival, deliver)
-
-        if link.holding:
-            link.held.append(send)
+        fate = None if plan is None else plan.datagram_fate(index, kernel.now, conditions)
+        if fate is None:
+            fate, link.state = datagram_fate(
+                conditions, link.state, len(payload), kernel.now, kernel.rng("datagram")
+            )
+        if fate.dropped is not None:
+            details = Lazy((texts.DATAGRAM_DROPPED, source, remote, len(payload), fate.dropped))
+            kernel.record_net("drop", details, src=source, dst=remote, seq=index,
+                              reason=fate.dropped)
             return
-        send()
+        data = corrupted(payload, fate)
+        if fate.flip_bit is not None:
+            kernel.record_net("corrupt", f"{source} -> {remote} bit {fate.flip_bit}",
+                              src=source, dst=remote, seq=index, reason=f"bit {fate.flip_bit}")
+        for copy, arrival in enumerate(fate.arrivals):
+            if copy:
+                kernel.record_net("duplicate", f"{source} -> {remote}", src=source,
+                                  dst=remote, seq=index)
+            if arrival <= kernel.now:
+                self._deliver(dst, ep, source, remote, data, index)
+            else:
+                kernel.call_at(arrival, functools.partial(self._deliver, dst, ep, source,
+                                                          remote, data, index))
 
     def _deliver(self, dst: Host, sender: Endpoint, source: Any, remote: Any, data: bytes,
                  index: int) -> None:
