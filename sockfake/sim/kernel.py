@@ -20,6 +20,7 @@ thread's watchdog (``_watchdog``), the turn (``_turn``), the thread hooks
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import random
@@ -386,7 +387,7 @@ class Kernel:
         thread.blocked_on = on
         if deadline is not None:
             thread.timer = self.call_at(
-                deadline, lambda: self._make_ready(thread, "timeout"), wakes=thread
+                deadline, functools.partial(self._make_ready, thread, "timeout"), wakes=thread
             )
         thread.state = "blocked"
         self._switch_from(thread)
