@@ -20,10 +20,14 @@ Sections (all by default), each printing its figures side by side:
 - ``descriptors``: a simulation in a process holding more than 1,100 open
   descriptors (the turn's timed wait once used ``select()``, limited to 1,024).
 - ``compression``: a UDP client with a 1 s retry timer under 30 % loss completing
-  1,000 exchanges: virtual seconds per wall second. Optional comparisons on the same
-  scenario (a seeded 30 % loss, 10 ms latency, 1 s timeout) run when installed:
-  trio's autojump clock (``pip install trio``) and simloop (``pip install simloop``,
-  Python >= 3.12); they are skipped with a note otherwise.
+  1,000 exchanges against a ``UDPServer``: virtual seconds per wall second, with the
+  server's ``serve_forever(0.5)`` (the stdlib's default: its thread also wakes twice a
+  virtual second) and ``serve_forever(None)`` (it wakes for requests only, as the
+  peers' servers do). Optional comparisons on the same scenario (a seeded 30 % loss,
+  10 ms latency, 1 s timeout) run when installed: trio's autojump clock
+  (``pip install trio``) and simloop (``pip install simloop``, Python >= 3.12, so run
+  this section under 3.12 or later to see it); they are skipped with a note otherwise.
+  All contenders alternate round by round; medians of 7 rounds with the spread.
 - ``determinism``: the trace digests of two runs of one seed (equal).
 
 The load average is printed first and last: on a shared machine read the figures
