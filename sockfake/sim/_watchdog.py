@@ -1,16 +1,21 @@
-"""The main thread's watchdog: the one stall the scheduler itself cannot see.
+"""The watchdog: a real thread that notices a turn held without calling in.
 
-The network's main thread normally watches the others: while it waits for its turn
-it notices a simulated thread that holds the turn without ever calling back into
-the simulation (the kernel's ``_await_turn``). When the main thread is itself the one
-holding the turn while blocked on something real (a ``queue.Queue.get`` for a result
-a simulated thread would produce, ``time.sleep``), every simulated thread starves and
-the run would hang. This watchdog notices and interrupts the main thread with
-``SIGUSR2``, whose handler raises ``SimStallError`` there (real lock waits, sleeps
-and reads are interruptible on POSIX). Where no signal can be used (the network's
-main thread is not the process's main thread, or someone else handles the signal),
-it prints the report instead.
+Two stalls the scheduler itself cannot see, because the thread holding the turn is
+blocked outside the simulation (``time.sleep``, ``queue.Queue.get``, a real lock):
 
+- Another simulated thread holds it while the main thread waits for its turn: the
+  watchdog fails the run (``Kernel.stall_from_outside``) and hands the main thread the
+  turn, where its ``wait()`` raises ``SimStallError``. (Without a watchdog thread the
+  main thread watches itself, with a timed wait; see ``Kernel._await_turn``.)
+- The main thread itself holds it, blocked on something real (a result a simulated
+  thread would produce), and every simulated thread starves: the watchdog interrupts
+  the main thread with ``SIGUSR2``, whose handler raises ``SimStallError`` there (real
+  lock waits, sleeps and reads are interruptible on POSIX). Where no signal can be used
+  (the network's main thread is not the process's main thread, or someone else handles
+  the signal), it prints the report instead.
+
+Only real time with no call into the simulation and no switch counts (the kernel's
+``calls``), so a thread busy in the simulation's own work is never taken for stalled.
 The signal is used only while some network needs it and only if nobody else
 handles it; the previous disposition is restored when the last network closes.
 """
@@ -53,6 +58,11 @@ class RootWatchdog:
             return
         self._thread = thread
 
+    @property
+    def watching(self) -> bool:
+        """Is the watchdog's thread running (so the main thread need not watch)?"""
+        return self._thread is not None and not self._stop.is_set()
+
     def stop(self) -> None:
         """Stop watching (the thread wakes at once) and give the signal back if unused."""
         self._stop.set()
@@ -73,7 +83,15 @@ class RootWatchdog:
             root = kernel.root
             if kernel.closed or kernel.failure is not None or self.stall is not None:
                 continue
-            if kernel.current is not root or root.state != "running":
+            holder = kernel.current
+            if holder is not root:
+                # Another thread holds the turn while the main thread waits for it.
+                idle = kernel.real_seconds_since_last_call()
+                if (idle > kernel.stall_timeout and holder.state == "running"
+                        and kernel.root_awaiting_turn):
+                    kernel.stall_from_outside(holder, idle)
+                continue
+            if root.state != "running":
                 continue
             idle = kernel.real_seconds_since_last_call()
             if idle <= kernel.stall_timeout:

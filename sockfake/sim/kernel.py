@@ -238,6 +238,7 @@ class Kernel:
         self._seen_calls = -1
         self._seen_at = _real_time.monotonic()
         self._watchdog: RootWatchdog | None = None
+        self.root_awaiting_turn = False  # the main thread waits for the turn, unwatched
         # Where the main thread last called in: the watchdog reports a stall only
         # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
@@ -556,11 +557,23 @@ class Kernel:
         if thread is not self.root:
             thread.go.acquire()
             return
-        # The root thread watches for a thread that holds the turn and never calls in:
-        # it is blocked outside the simulation (time.sleep, queue.Queue.get, a lock).
-        # Only time with no call and no switch counts: a thread busy in the
-        # simulation's own work (starting thousands of threads in one turn) calls in
-        # all along and is never taken for stalled.
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.watching:
+            # The watchdog's thread watches the holder while the main thread waits
+            # (stall_from_outside); a plain wait saves a poll() and a clock read on
+            # every handoff back to the main thread.
+            self.root_awaiting_turn = True
+            try:
+                thread.go.acquire()
+            finally:
+                self.root_awaiting_turn = False
+            return
+        # No watchdog thread (none started yet, or none could be): the root thread
+        # watches for a thread that holds the turn and never calls in: it is blocked
+        # outside the simulation (time.sleep, queue.Queue.get, a lock). Only time with
+        # no call and no switch counts: a thread busy in the simulation's own work
+        # (starting thousands of threads in one turn) calls in all along and is never
+        # taken for stalled.
         seen = self.calls
         since = _real_time.monotonic()
         while not thread.go.acquire(timeout=0.05):
@@ -578,6 +591,20 @@ class Kernel:
                 thread.wake_reason = "failed"
                 thread.stop_waiting()
                 return
+
+    def stall_from_outside(self, holder: SimThread, held: float) -> None:
+        """The watchdog's thread found ``holder`` keeping the turn for ``held`` real
+        seconds without calling in while the main thread waits for it: fail the run
+        and hand the main thread the turn, where ``wait()`` raises the failure."""
+        root = self.root
+        if self.failure is not None or self.current is not holder or not self.root_awaiting_turn:
+            return
+        self.failure = SimStallError(self.stall_message(holder, held))
+        self.current = root
+        root.state = "running"
+        root.wake_reason = "failed"
+        root.stop_waiting()
+        root.go.release()
 
     # -- threads ----------------------------------------------------------------------
 

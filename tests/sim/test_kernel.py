@@ -421,6 +421,32 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(blocker: Any)
     assert not thread.is_alive()
 
 
+def test_without_a_watchdog_thread_the_waiting_main_thread_notices_the_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The watchdog's thread watches the holder while the main thread waits; when no
+    # thread could be started for it, the main thread's own timed wait does.
+    import sockfake.sim.kernel as kernel_module
+
+    def no_thread(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
+    net = SimNetwork(seed=1, stall_timeout=0.3)
+    try:
+        thread, name, release = _blocked_on_a_plain_lock(net)
+        thread.start()
+        watchdog = net.kernel._watchdog
+        assert watchdog is not None and not watchdog.watching
+        with pytest.raises(SimStallError, match=f"simulated thread {name!r} has held the turn"):
+            thread.join()
+    finally:
+        net.close()
+        release()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 # -- deadlock reports -------------------------------------------------------------------
 
 
