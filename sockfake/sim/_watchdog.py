@@ -47,24 +47,25 @@ class RootWatchdog:
         self.kernel = kernel
         self.stall: SimStallError | None = None
         self._stop = threading.Event()
+        # The watchdog's thread runs, so the main thread need not watch (read on
+        # every handoff back to the main thread: a plain attribute).
+        self.watching = False
         self._thread: threading.Thread | None = None
         self._uses_signal = _acquire_signal(self)
         thread = threading.Thread(target=self._watch, name="sockfake-watchdog", daemon=True)
         try:
             start_thread(thread)
         except RuntimeError:
-            # No thread to spare: the main thread goes unwatched.
+            # No thread to spare: the main thread watches the others itself (a timed
+            # wait for its turn); a stall of its own goes unnoticed.
             self._release_signal()
             return
         self._thread = thread
-
-    @property
-    def watching(self) -> bool:
-        """Is the watchdog's thread running (so the main thread need not watch)?"""
-        return self._thread is not None and not self._stop.is_set()
+        self.watching = True
 
     def stop(self) -> None:
         """Stop watching (the thread wakes at once) and give the signal back if unused."""
+        self.watching = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1.0)
