@@ -52,8 +52,11 @@ def lazy_text(formatter: Callable[..., str]) -> str:
     return key
 
 
-def _text(details: Lazy) -> str:
-    return _FORMATTERS[details[0]](*details[1:])
+def _text(details: object) -> str:
+    """The text of an event's details: a ``Lazy`` formatted, anything else as ``str()``."""
+    if isinstance(details, tuple) and details and details[0] in _FORMATTERS:
+        return _FORMATTERS[details[0]](*details[1:])
+    return str(details)
 
 
 class TraceEvent(NamedTuple):
