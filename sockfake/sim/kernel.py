@@ -14,7 +14,8 @@ server.serve_forever).start()`` just works.
 Why this module passes 600 lines: the turn, the ready queue, the timers and the clock
 change together on every switch, so the scheduler's state machine stays in one place.
 What can live apart does: policies (``scheduling``), reports (``reports``), the main
-thread's watchdog (``_watchdog``), the turn (``_turn``), the thread hooks
+thread's watchdog (``_watchdog``), the turn (``_turn``), the CPU pin (``cpu_pin``), the
+trace's texts (``trace_texts``), the thread hooks
 (``thread_hooks``) and line switch points (``line_switches``).
 """
 
@@ -238,7 +239,8 @@ class Kernel:
         self._seen_calls = -1
         self._seen_at = _real_time.monotonic()
         self._watchdog: RootWatchdog | None = None
-        self.root_awaiting_turn = False  # the main thread waits for the turn, unwatched
+        # The main thread waits for its turn while the watchdog watches the holder.
+        self.root_awaiting_turn = False
         # Where the main thread last called in: the watchdog reports a stall only
         # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
