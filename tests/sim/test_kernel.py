@@ -404,42 +404,30 @@ def _blocked_on_a_real_queue(net: SimNetwork) -> tuple[Any, str, Any]:
     return getter, "getter", lambda: real_queue.put(1)
 
 
+@pytest.mark.parametrize("watcher", ["watchdog thread", "main thread"])
 @pytest.mark.parametrize("blocker", [_blocked_on_a_plain_lock, _blocked_on_a_real_queue])
-def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(blocker: Any) -> None:
+def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
+    blocker: Any, watcher: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The watchdog's thread watches the holder while the main thread waits; when no
+    # thread could be started for it, the main thread's own timed wait does.
+    if watcher == "main thread":
+        import sockfake.sim.kernel as kernel_module
+
+        def no_thread(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
     net = SimNetwork(seed=1, stall_timeout=0.3)
     try:
         thread, name, release = blocker(net)
         thread.start()
+        watchdog = net.kernel._watchdog
+        assert watchdog is not None and watchdog.watching == (watcher == "watchdog thread")
         with pytest.raises(SimStallError) as info:
             thread.join()
         assert f"simulated thread {name!r} has held the turn" in str(info.value)
         assert "its stack:" in str(info.value)
-    finally:
-        net.close()
-        release()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
-
-
-def test_without_a_watchdog_thread_the_waiting_main_thread_notices_the_stall(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The watchdog's thread watches the holder while the main thread waits; when no
-    # thread could be started for it, the main thread's own timed wait does.
-    import sockfake.sim.kernel as kernel_module
-
-    def no_thread(thread: threading.Thread) -> None:
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
-    net = SimNetwork(seed=1, stall_timeout=0.3)
-    try:
-        thread, name, release = _blocked_on_a_plain_lock(net)
-        thread.start()
-        watchdog = net.kernel._watchdog
-        assert watchdog is not None and not watchdog.watching
-        with pytest.raises(SimStallError, match=f"simulated thread {name!r} has held the turn"):
-            thread.join()
     finally:
         net.close()
         release()

@@ -6,6 +6,7 @@ the behaviours that make scale possible.
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from helpers import running
 
 import sockfake
 from sockfake.sim import SimNetwork
+from sockfake.sim.endpoint import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,7 +117,6 @@ def test_more_than_1100_open_descriptors() -> None:
 
 
 def test_a_closed_network_is_not_kept_alive() -> None:
-    import gc
     import weakref
 
     net = SimNetwork(seed=1)
@@ -159,10 +160,7 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
     # A full collection walks every tracked object; a trace of tracked events made each
     # one cost more the longer the run (a NamedTuple, or a tuple holding a function,
     # stays tracked). Thousands of messages must leave the tracked count flat.
-    import gc
-
-    net = SimNetwork(seed=1)
-    try:
+    with SimNetwork(seed=1) as net:
         server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
         with running(server), net.create_connection(server.server_address) as conn:
             conn.sendall(b"warm-up")
@@ -179,20 +177,13 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
         assert added >= 8000  # send, deliver, recv and a switch per message, each way
         assert grown < 500, f"{grown} more tracked objects after {added} events"
         assert net.trace.events[-1].kind  # and they still read as TraceEvents
-    finally:
-        net.close()
 
 
 def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
     # Connections that open and close at one instant: neither the SYN retransmission
     # timer (cancelled once the connection is up) nor the ephemeral port table may
     # keep them, or a long run's memory and collections grow with every connection.
-    import gc
-
-    from sockfake.sim.endpoint import Endpoint
-
-    net = SimNetwork(seed=1)
-    try:
+    with SimNetwork(seed=1) as net:
         server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
         with running(server):
             for _ in range(300):
@@ -206,5 +197,3 @@ def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
             assert net.time() == 0.0
         assert alive <= 6, f"{alive} endpoints alive after 300 closed connections"
         assert ports <= 3, f"{ports} port entries after 300 closed connections"
-    finally:
-        net.close()
