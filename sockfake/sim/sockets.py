@@ -587,11 +587,15 @@ class SimSocket:
                     raise TimeoutError("timed out")
                 self._timeout = left
             try:
-                sent += self.send(view[sent:], flags)
+                sent += self.send(view[sent:] if sent else view, flags)
             finally:
                 self._timeout = timeout
             if sent >= total:
                 return
+            if view.__class__ is bytes:
+                # A partial send: from here on slice a view, not copies of what is left
+                # (a bulk write in buffer-sized pieces would copy its rest every time).
+                view = memoryview(view)
 
     def _no_wait(self, flags: int) -> bool:
         """MSG_DONTWAIT: CPython first waits out a socket timeout, so it only counts
