@@ -587,26 +587,27 @@ class Kernel:
                 continue
             held = now - since
             if held > self.stall_timeout and holder is not thread and holder.state == "running":
-                self.failure = SimStallError(self.stall_message(holder, held))
-                self.current = thread
-                thread.state = "running"
-                thread.wake_reason = "failed"
-                thread.stop_waiting()
+                self._fail_stalled(holder, held)
                 return
 
     def stall_from_outside(self, holder: SimThread, held: float) -> None:
         """The watchdog's thread found ``holder`` keeping the turn for ``held`` real
         seconds without calling in while the main thread waits for it: fail the run
         and hand the main thread the turn, where ``wait()`` raises the failure."""
-        root = self.root
         if self.failure is not None or self.current is not holder or not self.root_awaiting_turn:
             return
+        self._fail_stalled(holder, held)
+        self.root.go.release()
+
+    def _fail_stalled(self, holder: SimThread, held: float) -> None:
+        """``holder`` stalled: the run fails, and the turn is the main thread's, woken
+        as failed (its ``wait()`` raises the failure)."""
+        root = self.root
         self.failure = SimStallError(self.stall_message(holder, held))
         self.current = root
         root.state = "running"
         root.wake_reason = "failed"
         root.stop_waiting()
-        root.go.release()
 
     # -- threads ----------------------------------------------------------------------
 
