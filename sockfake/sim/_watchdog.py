@@ -88,8 +88,7 @@ class RootWatchdog:
             if holder is not root:
                 # Another thread holds the turn while the main thread waits for it.
                 idle = kernel.real_seconds_since_last_call()
-                if (idle > kernel.stall_timeout and holder.state == "running"
-                        and kernel.root_awaiting_turn):
+                if idle > kernel.stall_timeout:
                     kernel.stall_from_outside(holder, idle)
                 continue
             if root.state != "running":

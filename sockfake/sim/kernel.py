@@ -594,7 +594,8 @@ class Kernel:
         """The watchdog's thread found ``holder`` keeping the turn for ``held`` real
         seconds without calling in while the main thread waits for it: fail the run
         and hand the main thread the turn, where ``wait()`` raises the failure."""
-        if self.failure is not None or self.current is not holder or not self.root_awaiting_turn:
+        if (self.failure is not None or self.current is not holder
+                or holder.state != "running" or not self.root_awaiting_turn):
             return
         self._fail_stalled(holder, held)
         self.root.go.release()
