@@ -143,6 +143,13 @@ def _count(kwargs: dict[str, Any], key: str, expected: str) -> int:
     return value
 
 
+def _flag(kwargs: dict[str, Any], key: str) -> bool:
+    value = kwargs[key]
+    if not isinstance(value, bool):
+        raise SockfakeTypeError(f"{key}={value!r} must be True or False")
+    return value
+
+
 def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
     """Validated settings from the marker's keywords (or :func:`open_testbed`'s).
 
@@ -183,13 +190,9 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         ignored_errors(kwargs["handler_errors"])  # validates
         options.handler_errors = kwargs["handler_errors"]
     if "intercept" in kwargs:
-        if not isinstance(kwargs["intercept"], bool):
-            raise SockfakeTypeError(f"intercept={kwargs['intercept']!r} must be True or False")
-        options.intercept = kwargs["intercept"]
+        options.intercept = _flag(kwargs, "intercept")
     if "pin_cpu" in kwargs:
-        if not isinstance(kwargs["pin_cpu"], bool):
-            raise SockfakeTypeError(f"pin_cpu={kwargs['pin_cpu']!r} must be True or False")
-        options.pin_cpu = kwargs["pin_cpu"]
+        options.pin_cpu = _flag(kwargs, "pin_cpu")
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     if conditions:
         from sockfake.sim.links import LinkConditions

@@ -120,7 +120,6 @@ class LinkConditions:
                 f"LinkConditions.chunk must be a positive int or None, not {self.chunk!r}"
             )
 
-
     @functools.cached_property
     def datagrams_untouched(self) -> bool:
         """Datagrams cross the link as sent, at once, and their fate draws no random
