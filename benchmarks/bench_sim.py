@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import random
 import resource
@@ -48,9 +47,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,6 +78,25 @@ class EchoUDP(sockfake.BaseRequestHandler):
 class UpperUDP(sockfake.DatagramRequestHandler):
     def handle(self) -> None:
         self.wfile.write(self.rfile.read().upper())
+
+
+Result = TypeVar("Result")
+
+
+def alternated(runs: Mapping[str, Callable[[int], Result | None]], count: int, rounds: int
+               ) -> dict[str, list[Result]]:
+    """Each contender once a round, the order rotating round by round, so a change in
+    the machine's state lands on all of them; one returning None (a peer that is not
+    installed) has no results."""
+    names = list(runs)
+    results: dict[str, list[Result]] = {name: [] for name in names}
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            result = runs[name](count)
+            if result is not None:
+                results[name].append(result)
+    return results
 
 
 def load_average() -> str:
@@ -201,13 +219,7 @@ def per_message(count: int, rounds: int) -> dict[str, list[float]]:
         "pipe floor": pipe_ping_pong,
         "pipe floor, one CPU": pipe_ping_pong_one_cpu,
     }
-    names = list(runs)
-    results: dict[str, list[float]] = {name: [] for name in names}
-    for number in range(rounds):
-        shift = number % len(names)
-        for name in names[shift:] + names[:shift]:
-            results[name].append(runs[name](count))
-    return results
+    return alternated(runs, count, rounds)
 
 
 def print_per_message(results: dict[str, list[float]], count: int, rounds: int) -> None:
@@ -531,15 +543,7 @@ def compression_rounds(exchanges: int, rounds: int
         "trio autojump": trio_compression,
         "simloop": simloop_compression,
     }
-    names = list(runs)
-    results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
-    for number in range(rounds):
-        shift = number % len(names)
-        for name in names[shift:] + names[:shift]:
-            result = runs[name](exchanges)
-            if result is not None:
-                results[name].append(result)
-    return results
+    return alternated(runs, exchanges, rounds)
 
 
 _NOTES = {
