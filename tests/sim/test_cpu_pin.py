@@ -7,6 +7,7 @@ import socket
 import threading
 
 import pytest
+from helpers import running
 
 import sockfake as socketserver
 from sockfake.errors import SockfakeTypeError
@@ -29,16 +30,9 @@ class ReportAffinity(socketserver.BaseRequestHandler):
 def handler_cpus(net: SimNetwork) -> set[int]:
     """The CPUs a ThreadingTCPServer's handler thread may run on."""
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), ReportAffinity, network=net)
-    serving = net.thread(target=server.serve_forever, args=(0.5,))
-    serving.start()
-    try:
-        with net.create_connection(server.server_address) as conn:
-            conn.sendall(b"?")
-            reply = conn.recv(1024).decode()
-    finally:
-        server.shutdown()
-        server.server_close()
-        serving.join()
+    with running(server), net.create_connection(server.server_address) as conn:
+        conn.sendall(b"?")
+        reply = conn.recv(1024).decode()
     return {int(cpu) for cpu in reply.split(",")}
 
 
@@ -113,21 +107,17 @@ def echo_digest(pin_cpu: bool, plan: FaultPlan | None = None) -> str:
                     self.request.sendall(data)
 
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        serving = net.thread(target=server.serve_forever, args=(0.1,))
-        serving.start()
-        with net.create_connection(server.server_address) as conn:
-            for number in range(20):
-                conn.sendall(b"%d" % number)
-                conn.recv(64)
-        with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
-                net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-            b.bind(("127.0.0.1", 0))
-            for number in range(20):
-                a.sendto(b"%d" % number, b.getsockname())
-                assert b.recv(64) == b"%d" % number
-        server.shutdown()
-        server.server_close()
-        serving.join()
+        with running(server, poll_interval=0.1):
+            with net.create_connection(server.server_address) as conn:
+                for number in range(20):
+                    conn.sendall(b"%d" % number)
+                    conn.recv(64)
+            with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                b.bind(("127.0.0.1", 0))
+                for number in range(20):
+                    a.sendto(b"%d" % number, b.getsockname())
+                    assert b.recv(64) == b"%d" % number
         return net.digest()
     finally:
         net.close()
