@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import WAIT, connect, needs_unix, serving, wait_until
+from helpers import WAIT, connect, in_thread, needs_unix, serving, wait_until
 
 import sockfake
 from sockfake import real
@@ -348,7 +348,7 @@ def test_stale_probe_does_not_hang_on_a_live_server_with_a_full_backlog(unix_dir
                 filler.close()
                 break
             fillers.append(filler)
-        _, outcome = _in_thread(lambda: _stale_cls(sockfake.UnixStreamServer)(path, Upper))
+        _, outcome = in_thread(lambda: _stale_cls(sockfake.UnixStreamServer)(path, Upper))
         assert outcome["done"].wait(2.0), "the constructor hung on the full backlog"
         assert isinstance(outcome.get("error"), OSError)
         assert outcome["error"].errno == errno.EADDRINUSE
@@ -357,22 +357,6 @@ def test_stale_probe_does_not_hang_on_a_live_server_with_a_full_backlog(unix_dir
         for filler in fillers:
             filler.close()
         live.close()
-
-
-def _in_thread(target: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {"done": threading.Event()}
-
-    def run() -> None:
-        try:
-            outcome["result"] = target()
-        except BaseException as exc:  # noqa: BLE001 - checked by the test
-            outcome["error"] = exc
-        finally:
-            outcome["done"].set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 @needs_unix
