@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BUFFER", "Endpoint", "Selectable", "Transport"]
 
 DEFAULT_BUFFER = 65536
+_SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
+_RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 
 
@@ -48,6 +50,7 @@ class Endpoint:
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
+        "link_out", "datagram_route",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -80,9 +83,12 @@ class Endpoint:
         self.syn_attempts = 0
         self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
+        self.link_out: Any = None  # the Link to the peer's host, found on the first send
         # Datagrams.
         self.datagrams: deque[tuple[bytes, Any]] = deque()
         self.datagram_bytes = 0
+        # The last datagram's route: (remote, local, receiving host, source, link).
+        self.datagram_route: tuple[Any, ...] | None = None
 
     def describe(self) -> str:
         """Short name for the trace: the local address, or the descriptor."""
@@ -110,9 +116,10 @@ class Endpoint:
 
     def capacity(self) -> int:
         """Bytes that may be outstanding: our send buffer plus the peer's receive buffer."""
+        # buffer_size() written out: this runs on every send.
         peer = self.peer
-        receive = peer.buffer_size(socket.SO_RCVBUF) if peer is not None else 0
-        return self.buffer_size(socket.SO_SNDBUF) + receive
+        receive = int(peer.options.get(_RCVBUF, DEFAULT_BUFFER)) if peer is not None else 0
+        return int(self.options.get(_SNDBUF, DEFAULT_BUFFER)) + receive
 
     # -- the receive buffer -------------------------------------------------------------
 
@@ -132,6 +139,20 @@ class Endpoint:
         if self.rx_segments:
             return min(bufsize, int(self.rx_segments[0][0]))
         return bufsize
+
+    def read_rx(self, bufsize: int, peek: bool) -> bytes:
+        """What one recv(bufsize) returns, taken from the buffer unless ``peek``."""
+        rx = self.rx
+        if not peek and len(self.rx_segments) == 1 and bufsize >= len(rx):
+            # The common case: one segment, read whole.
+            data = bytes(rx)
+            rx.clear()
+            self.rx_segments.clear()
+            return data
+        data = bytes(rx[: self.readable_now(bufsize)])
+        if not peek:
+            self.take_rx(len(data))
+        return data
 
     def take_rx(self, count: int) -> None:
         """The application read ``count`` bytes from the front."""

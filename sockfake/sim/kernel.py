@@ -208,7 +208,8 @@ class Kernel:
         # FIFO needs no record: its schedule follows from the code alone.
         self._recorder = Recorder(policy) if scheduling != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy
-        self._preempts = self._recorder is not None
+        # May preemption_point() switch at all? Hot paths read it before calling in.
+        self.preempts = self._recorder is not None
         self.switch_points = switch_points
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
         self._progress = False
@@ -245,6 +246,8 @@ class Kernel:
         # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
         self.trace = Trace(trace_limit, trace_payload_limit)
+        self._trace_append = self.trace.append
+        self._payload_limit = trace_payload_limit
         root = SimThread(self, "main", threading.current_thread())
         root.state = "running"
         self.root = root
@@ -302,15 +305,18 @@ class Kernel:
         return thread.name if thread is not None else threading.current_thread().name
 
     # The fields are spelled out, not **fields: on the hot path a keyword dict built
-    # here and unpacked again in Trace.add costs more than the event itself.
+    # here and unpacked again costs more than the event itself. The tuple goes straight
+    # to the trace's append (a C call), not through Trace.add: one frame less per event.
     def record(self, kind: str, details: str | Lazy = "", *, src: Any = None, dst: Any = None,
                conn: int | None = None, seq: int | None = None, length: int | None = None,
                payload: bytes | None = None, reason: str | None = None) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
         if kind not in _IDLE_KINDS:
             self._progress = True
-        self.trace.add(self.now, self.current.name, kind, details, src, dst, conn, seq, length,
-                       payload, reason)
+        if payload is not None and len(payload) > self._payload_limit:
+            payload = payload[: self._payload_limit]
+        self._trace_append((self.now, self.current.name, kind, details, src, dst, conn, seq,
+                            length, payload, reason))
 
     def record_net(self, kind: str, details: str | Lazy = "", *, src: Any = None,
                    dst: Any = None, conn: int | None = None, seq: int | None = None,
@@ -318,8 +324,10 @@ class Kernel:
                    reason: str | None = None) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
         self._progress = True
-        self.trace.add(self.now, "net", kind, details, src, dst, conn, seq, length, payload,
-                       reason)
+        if payload is not None and len(payload) > self._payload_limit:
+            payload = payload[: self._payload_limit]
+        self._trace_append((self.now, "net", kind, details, src, dst, conn, seq, length,
+                            payload, reason))
 
     @property
     def schedule(self) -> list[str]:
@@ -454,8 +462,9 @@ class Kernel:
 
     def preemption_point(self, what: str) -> None:
         """A switch point: when exploring (random, pct, replay) the policy may hand the
-        turn to another ready thread here. Every simulated operation is one."""
-        if self._preempts and self._ready and self.policy.preempt(self.current, self._ready):
+        turn to another ready thread here. Every simulated operation is one; the
+        per-message ones call it only ``if kernel.preempts`` (a call saved under FIFO)."""
+        if self.preempts and self._ready and self.policy.preempt(self.current, self._ready):
             self.yield_turn(what)
 
     def _make_ready(self, thread: SimThread, reason: str) -> None:
@@ -470,7 +479,7 @@ class Kernel:
         while True:
             self._run_due_timers()
             if self._ready:
-                if self._preempts and len(self._ready) > 1:
+                if self.preempts and len(self._ready) > 1:
                     index = self.policy.pick(self._ready)
                     chosen = self._ready[index]
                     del self._ready[index]
@@ -550,7 +559,8 @@ class Kernel:
         if self.current is not nxt:
             # Why this thread runs now: notify, timeout, start, yield, failed, killed.
             reason = nxt.wake_reason
-            self.trace.add(self.now, nxt.name, "switch", reason, reason=reason)
+            self._trace_append((self.now, nxt.name, "switch", reason, None, None, None, None,
+                                None, None, reason))
         self.current = nxt
         self.calls += 1
         nxt.go.release()

@@ -128,6 +128,12 @@ class LinkConditions:
                 and self.loss == 0 and self.burst_loss is None and self.duplicate == 0
                 and self.reorder == 0 and self.corrupt == 0)
 
+    @functools.cached_property
+    def streams_immediate(self) -> bool:
+        """A stream's bytes cross the link whole (no re-chunking) and at once: a
+        transport may deliver a segment within the send, as ``carry()`` would."""
+        return self.chunk is None and is_instant(self)
+
     def replace(self, **changes: object) -> LinkConditions:
         """A copy with some fields changed (unknown names are a clear error)."""
         known = {f.name for f in dataclasses.fields(self)}

@@ -542,8 +542,8 @@ class SimSocket:
             return self.sendto(data if type(data) is _Datagram else view, flags, self.ep.remote)
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.ENOTCONN)
-        nowait = self._no_wait(flags)
-        deadline = None if nowait else self._deadline()
+        nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
+        deadline = None if nowait or self._timeout is None else self._deadline()
         while True:
             if self.ep.pending_error:
                 self._raise_pending()
@@ -570,7 +570,8 @@ class SimSocket:
             self.ep.outstanding += count
             chunk = view if count == len(view) and isinstance(view, bytes) else bytes(view[:count])
             self._transport.send_stream(self.ep, chunk)
-        self._kernel.preemption_point("send")
+        if self._kernel.preempts:
+            self._kernel.preemption_point("send")
         return count
 
     def sendall(self, data: Any, flags: int = 0) -> None:
@@ -621,8 +622,8 @@ class SimSocket:
         # non-blocking descriptor, where Linux returns what is there).
         if flags & _MSG_WAITALL and self._timeout is None and not flags & _MSG_PEEK and bufsize:
             return self._recv_waitall(bufsize, flags & ~_MSG_WAITALL)
-        nowait = self._no_wait(flags)
-        deadline = None if nowait else self._deadline()
+        nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
+        deadline = None if nowait or self._timeout is None else self._deadline()
         while True:
             pending = self.ep.pending_error
             if pending and pending != errno.EPIPE:  # Linux: after the FIN, reads are EOF
@@ -641,15 +642,16 @@ class SimSocket:
             if nowait:
                 raise self._would_block()
             self._block(deadline, "recv")
-        data = bytes(self.ep.rx[: self.ep.readable_now(bufsize)])
-        if not flags & _MSG_PEEK:
-            self.ep.take_rx(len(data))
+        peek = flags & _MSG_PEEK
+        data = self.ep.read_rx(bufsize, peek != 0)
+        if not peek:
             self._transport.consumed(self.ep, len(data))
         self._transport.trace("recv", Lazy((texts.LENGTH, self.ep.local, self.ep.fd, len(data))),
                               src=self.ep.remote,
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)
-        self._kernel.preemption_point("recv")
+        if self._kernel.preempts:
+            self._kernel.preemption_point("recv")
         return data
 
     def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
@@ -757,7 +759,8 @@ class SimSocket:
             self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
             self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.send_datagram(self.ep, payload, remote)
-        self._kernel.preemption_point("sendto")
+        if self._kernel.preempts:
+            self._kernel.preemption_point("sendto")
         return len(payload)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
@@ -776,8 +779,8 @@ class SimSocket:
 
     def _recv_datagram(self, bufsize: int, flags: int, whole: bool = False
                        ) -> tuple[bytes, Any]:
-        nowait = self._no_wait(flags)
-        deadline = None if nowait else self._deadline()
+        nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
+        deadline = None if nowait or self._timeout is None else self._deadline()
         while not self.ep.datagrams:
             if self.ep.pending_error:
                 self._raise_pending()
@@ -795,7 +798,8 @@ class SimSocket:
                                                 address, len(payload))),
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])
-        self._kernel.preemption_point("recvfrom")
+        if self._kernel.preempts:
+            self._kernel.preemption_point("recvfrom")
         if self.family == _AF_UNIX:
             address = unix_name(address)
         if whole:

@@ -20,7 +20,7 @@ import sockfake.sim.trace_texts as texts
 from sockfake.sim.addressing import Addressing, as_seen_by
 from sockfake.sim.endpoint import Endpoint
 from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import is_instant, stream_chunks
+from sockfake.sim.links import stream_chunks
 from sockfake.sim.socket_state import Event, State, advance
 from sockfake.sim.topology import Host, Topology
 from sockfake.sim.trace import Lazy
@@ -189,13 +189,15 @@ class StreamTransport:
         assert peer is not None
         src, dst = ep.host, peer.host
         topology = self.topology
-        link = topology.link(src, dst)
-        conditions = topology.conditions(link)
+        link = ep.link_out
+        if link is None:
+            link = ep.link_out = topology.link(src, dst)  # a Link is never replaced
+        conditions = link.conditions or topology.default_conditions  # conditions(link)
         details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
-        if (conditions.chunk is None and not ep.inflight and not link.cut and src.up
-                and dst.up and is_instant(conditions)):
+        if (conditions.streams_immediate and not ep.inflight and not link.cut and src.up
+                and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
             # ahead of it, an instant link: it arrives within this call.
             self._deliver_segment(ep, peer, data, False)

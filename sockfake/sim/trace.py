@@ -119,8 +119,14 @@ class Trace:
         self.payload_limit = payload_limit
         self._hash = hashlib.sha256()
         self._hashed = 0  # events[:_hashed] are in _hash
-        self._count = 0
+        self._dropped = 0  # events trimmed away by the limit (they are in _hash)
         self._limit = limit
+        # append(raw): the simulation's hot paths hand over an event tuple in the order
+        # of TraceEvent's fields, payload already cut to payload_limit. With no limit it
+        # is the list's own append, one C call per event; with one, it also trims.
+        self.append: Callable[[tuple[Any, ...]], None] = (
+            self._events.append if limit is None else self._append_trimmed
+        )
 
     def add(
         self,
@@ -138,13 +144,17 @@ class Trace:
     ) -> None:
         if payload is not None and len(payload) > self.payload_limit:
             payload = payload[: self.payload_limit]
-        self._count += 1
+        self.append((when, actor, kind, details, src, dst, conn, seq, length, payload, reason))
+
+    def _append_trimmed(self, raw: tuple[Any, ...]) -> None:
         events = self._events
-        events.append((when, actor, kind, details, src, dst, conn, seq, length, payload, reason))
-        if self._limit is not None and len(events) > self._limit * 2:
+        events.append(raw)
+        assert self._limit is not None
+        if len(events) > self._limit * 2:
             drop = len(events) - self._limit
             self._hash_up_to(drop)
             del events[:drop]
+            self._dropped += drop
             self._hashed -= drop
             self._read -= drop
 
@@ -168,7 +178,7 @@ class Trace:
         self._hashed = max(self._hashed, end)
 
     def __len__(self) -> int:
-        return self._count
+        return self._dropped + len(self._events)
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)

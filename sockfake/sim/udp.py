@@ -46,10 +46,23 @@ class DatagramTransport:
         self.datagrams = 0  # sent so far: the next datagram's index
 
     def send(self, ep: Endpoint, payload: bytes, remote: Any) -> None:
-        src, dst = self.addressing.route(ep, remote)
         index = self.datagrams
         self.datagrams += 1
-        source = self.addressing.source_address(ep, remote)
+        # A socket sends to one address again and again: its route, source address and
+        # link are those of the last datagram while the destination and the local
+        # address are the same objects (hosts and links are never removed, addresses
+        # never move; a Unix path can be bound again elsewhere, so not for those). The
+        # same source object also lets the receiver's reply hit its sendto() memo.
+        route = ep.datagram_route
+        if route is not None and route[0] is remote and route[1] is ep.local:
+            _, _, dst, source, link = route
+            src = ep.host
+        else:
+            src, dst = self.addressing.route(ep, remote)
+            source = self.addressing.source_address(ep, remote)
+            link = None if dst is None else self.topology.link(src, dst)
+            if ep.family != _AF_UNIX:
+                ep.datagram_route = (remote, ep.local, dst, source, link)
         kernel = self.kernel
         details = Lazy((texts.DATAGRAM_SENT, ep.local, ep.fd, remote, len(payload), payload[:25]))
         kernel.record("sendto", details,
@@ -59,7 +72,7 @@ class DatagramTransport:
             kernel.record_net("drop", f"no route to {remote}", src=source, dst=remote,
                               seq=index, reason="no route")
             return
-        link = self.topology.link(src, dst)
+        assert link is not None
         if link.partitioned or not src.up or not dst.up:
             kernel.record_net("drop", f"{ep.describe()} -> {remote} (partition)", src=source,
                               dst=remote, seq=index, reason="partition")
