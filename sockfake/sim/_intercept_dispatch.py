@@ -12,6 +12,7 @@ from __future__ import annotations
 import _thread
 import queue
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ _active: dict[Kernel, SimNetwork] = {}
 # The originals, taken when this module is first imported (before any patch).
 REAL: dict[str, Any] = {
     "sleep": time.sleep,
+    "pthread_kill": getattr(signal, "pthread_kill", None),
     "monotonic": time.monotonic,
     "monotonic_ns": time.monotonic_ns,
     "time": time.time,

@@ -106,7 +106,7 @@ def sim_dup(fd: int) -> int:
     if net is not None:
         for sim in net.open_sockets():
             if sim.fileno() == fd:
-                setattr(sim, "_sf_handles", getattr(sim, "_sf_handles", 1) + 1)  # noqa: B010
+                sim._sf_handles += 1
                 return fd
     return _real_dup(fd)
 
@@ -248,8 +248,8 @@ class InterceptSocket(RealSocket):
         # Another object from dup() may still hold the simulated socket: this one lets
         # go of it (its calls then fail with EBADF), the last one closes it.
         self._sf_sim = cast(SimSocket, _Released(sim))
-        handles = getattr(sim, "_sf_handles", 1) - 1
-        sim._sf_handles = handles  # type: ignore[attr-defined]
+        handles = sim._sf_handles - 1
+        sim._sf_handles = handles
         if handles <= 0:
             sim.close()
 
@@ -261,8 +261,8 @@ class InterceptSocket(RealSocket):
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
         self._closed = True
-        handles = getattr(sim, "_sf_handles", 1) - 1
-        sim._sf_handles = handles  # type: ignore[attr-defined]
+        handles = sim._sf_handles - 1
+        sim._sf_handles = handles
         if handles <= 0 and not sim._kernel.closed and not sim.ep.closed:
             try:
                 sim.ep.closed = True
@@ -290,7 +290,7 @@ class InterceptSocket(RealSocket):
         if sim is None:
             return super().dup()
         sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)  # EBADF if closed
-        sim._sf_handles = getattr(sim, "_sf_handles", 1) + 1  # type: ignore[attr-defined]
+        sim._sf_handles += 1
         copy = wrap(sim)
         copy.settimeout(sim.gettimeout())
         return copy

@@ -16,6 +16,11 @@ While an interception is active, the stdlib's own entry points dispatch per call
   simulated thread wait in virtual time (``sockfake.sim._sim_threading``).
   ``queue.Queue``, ``LifoQueue``, ``PriorityQueue``, ``concurrent.futures.Future`` and
   ``ThreadPoolExecutor`` build on those names looked up at call time, so they follow.
+* ``signal.pthread_kill`` from a simulated thread to one of the network's threads,
+  for a signal with a Python handler, runs the handler on the main thread at its next
+  turn in virtual time (``Kernel.deliver_signal``); a blocking call it interrupts goes
+  on, as PEP 475 says. A real signal would run it whenever the main thread next got the
+  GIL: real time, not the simulation's.
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
@@ -95,6 +100,7 @@ import os
 import queue
 import select
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -184,6 +190,20 @@ def _sleep(seconds: float) -> None:
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
     net.kernel.sleep(float(seconds))
+
+
+def _pthread_kill(thread_id: int, signalnum: int) -> None:
+    """A signal from a simulated thread to one of its network's threads, with a Python
+    handler, runs that handler on the main thread at its next turn (see
+    ``Kernel.deliver_signal``); anything else is the real call."""
+    net = caller_network()
+    if net is not None and not _internal(1):
+        kernel = net.kernel
+        handler = signal.getsignal(signalnum)  # CPython's own ValueError for a bad number
+        if (callable(handler) and kernel.is_simulated_ident(thread_id)
+                and kernel.deliver_signal(signalnum)):
+            return
+    _real["pthread_kill"](thread_id, signalnum)
 
 
 def _clock(name: str, offset: float) -> Callable[[], float]:
@@ -557,6 +577,9 @@ def _install() -> None:
     # queue.Queue.get/put(timeout=) compute their deadline with this captured name.
     if getattr(queue, "time", None) is _real["monotonic"]:
         _set(queue, "time", _monotonic)
+
+    if _real["pthread_kill"] is not None:
+        _set(signal, "pthread_kill", _pthread_kill)
 
     _set(select, "select", _select)
     if _real["poll"] is not None:

@@ -26,6 +26,7 @@ import hashlib
 import heapq
 import random
 import re
+import signal as _signal
 import sys
 import threading
 import time as _real_time
@@ -70,6 +71,7 @@ _os_thread_start = threading.Thread.start
 _local = threading.local()
 _get_ident = threading.get_ident
 _getframe = sys._getframe
+_main_thread = threading.main_thread
 
 
 def _kernel_stack() -> list[Kernel]:
@@ -246,6 +248,8 @@ class Kernel:
         # while that code is still running (not for a network left behind).
         self._root_call_frame: Any = None
         self.trace = Trace(trace_limit, trace_payload_limit)
+        self._pending_signals: list[int] = []  # signals for the main thread (deliver_signal)
+        self._signal_target: SimThread | None = None
         self._trace_append = self.trace.append
         self._payload_limit = trace_payload_limit
         root = SimThread(self, "main", threading.current_thread())
@@ -287,7 +291,15 @@ class Kernel:
         self.calls += 1
         thread = self._by_ident.get(_get_ident())
         if thread is self.root:
-            self._root_call_frame = _getframe(1)
+            # This frame (root_still_in_caller() skips sockfake's own frames): compiled
+            # by mypyc, a function has no frame, and 0 is then the nearest caller's.
+            # The old frame is let go after the store, not during it: mypyc releases an
+            # attribute's old value before it stores the new one, and the old frame may
+            # hold the last reference to a socket whose finalizer calls back in here.
+            previous = self._root_call_frame
+            self._root_call_frame = _getframe(0)
+            if previous is not None:  # read after the store: it keeps the old frame alive
+                previous = None
         elif thread is None:
             raise SockfakeRuntimeError(
                 f"thread {threading.current_thread().name!r} is not part of this simulated "
@@ -299,6 +311,10 @@ class Kernel:
     def is_simulated_caller(self) -> bool:
         """Is the calling thread one of this simulation's threads?"""
         return _get_ident() in self._by_ident
+
+    def is_simulated_ident(self, ident: int) -> bool:
+        """Is ``ident`` (a ``threading.get_ident()``) one of this simulation's threads?"""
+        return ident in self._by_ident
 
     def current_name(self) -> str:
         thread = self._by_ident.get(threading.get_ident())
@@ -409,6 +425,11 @@ class Kernel:
         if reason == "failed":
             assert self.failure is not None
             raise self.failure
+        if self._pending_signals and thread is self._signal_target:
+            self._run_signal_handlers()
+        if reason == "signal":
+            # PEP 475: a call a signal interrupts goes on waiting if the handler returns.
+            return self.wait(queues, deadline, what, on)
         return reason == "notify"
 
     def yield_turn(self, what: str = "yield") -> None:
@@ -423,6 +444,8 @@ class Kernel:
         thread.waiting_on = what
         self._ready.append(thread)
         self._switch_from(thread)
+        if self._pending_signals and thread is self._signal_target:
+            self._run_signal_handlers()
 
     def idle_poll(self, what: str) -> None:
         """A non-blocking call found nothing (select(0), EAGAIN): a thread may be spinning.
@@ -459,6 +482,32 @@ class Kernel:
             self._run_due_timers()
         if self._ready:
             self.yield_turn(what)
+
+    # -- signals ----------------------------------------------------------------------
+
+    def deliver_signal(self, signum: int) -> bool:
+        """A simulated thread signals the process (``net.intercept()``'s
+        ``signal.pthread_kill``). Python runs a handler on the main thread only, so the
+        handler runs there, on its next turn, in virtual time: deterministically, where
+        a real signal would run it whenever the main thread next got the GIL. A wait
+        it interrupts goes on afterwards. False when the main thread is not a simulated
+        thread, or is the caller: the caller sends the real signal."""
+        main = self._by_ident.get(_main_thread().ident or -1)
+        if main is None or main is self.current:
+            return False
+        self._signal_target = main
+        self._pending_signals.append(signum)
+        self.record("signal", f"signal {signum} for {main.name}", reason=str(signum))
+        self._make_ready(main, "signal")  # a no-op unless it is blocked
+        return True
+
+    def _run_signal_handlers(self) -> None:
+        """The handlers of the signals sent to the main thread, in order (on it)."""
+        pending, self._pending_signals = self._pending_signals, []
+        for signum in pending:
+            handler = _signal.getsignal(signum)
+            if callable(handler):  # it may have been reset since
+                handler(signum, sys._getframe(0))
 
     def preemption_point(self, what: str) -> None:
         """A switch point: when exploring (random, pct, replay) the policy may hand the

@@ -16,6 +16,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 import sockfake.sim.trace_texts as texts
+from sockfake.sim._datagram import Datagram as _Datagram
 from sockfake.sim._oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
 from sockfake.sim.kernel import Kernel, WaitQueue
@@ -117,14 +118,6 @@ def _c_int(value: Any, *, parse_arg: bool = False) -> int:
     return number
 
 
-class _Datagram(bytes):
-    """A datagram's payload with what ``sendmsg`` ancillary data set for it (RFC 3542:
-    the IPv6 hop limit and traffic class a receiver may ask for)."""
-
-    hop_limit = 64
-    tclass = 0
-
-
 _IPV6_ANCILLARY = {getattr(socket, "IPV6_HOPLIMIT", -1): "hop_limit",
                    getattr(socket, "IPV6_TCLASS", -1): "tclass"}
 _CMSG_HEADER = 16  # sizeof(struct cmsghdr) on 64-bit Linux
@@ -181,6 +174,7 @@ def _timeout_value(value: Any) -> float | None:
     """Check a timeout as ``socket.settimeout`` does (same errors, same messages)."""
     if value is None:
         return None
+    seconds: float | int  # an int stays exact: 2**70 is out of range, not rounded
     if isinstance(value, float):
         if math.isnan(value):
             raise ValueError("Invalid value NaN (not a number)")
@@ -249,6 +243,8 @@ class SimSocket:
         # sendto()'s last address and what it resolved to: a client or server sends to
         # the same address object again and again (an address tuple cannot change).
         self._last_destination: tuple[Any, Any] | None = None
+        # Python socket objects on this one (socket.dup()): net.intercept() counts them.
+        self._sf_handles = 1
 
     @property
     def changed(self) -> WaitQueue:
@@ -284,7 +280,7 @@ class SimSocket:
 
     # -- timeouts -----------------------------------------------------------------
 
-    def settimeout(self, value: float | None) -> None:
+    def settimeout(self, value: object) -> None:  # float | None, checked as CPython does
         timeout = _timeout_value(value)
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
@@ -297,7 +293,7 @@ class SimSocket:
     def timeout(self) -> float | None:
         return self._timeout
 
-    def setblocking(self, flag: bool) -> None:
+    def setblocking(self, flag: object) -> None:  # any truth value, as CPython takes
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
         self._timeout = None if flag else 0.0
@@ -419,7 +415,7 @@ class SimSocket:
         self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
 
-    def listen(self, backlog: int = 128) -> None:
+    def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
         backlog = _c_int(backlog, parse_arg=True)
         if self.type != socket.SOCK_STREAM:

@@ -30,7 +30,7 @@ __all__ = ["SimEvent", "SimLock", "SimQueue", "SimWaker", "SimSelector"]
 def _creation_site() -> str:
     """Where user code created a primitive: the first frame outside sockfake and the
     stdlib's threading modules."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(0)  # not 2: compiled by mypyc, sockfake's functions have no frame
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if not module.startswith(_INTERNAL_MODULES):
@@ -62,7 +62,8 @@ class SimEvent:
     def is_set(self) -> bool:
         return self._flag
 
-    isSet = is_set
+    def isSet(self) -> bool:  # threading's old alias, a def (mypyc compiles no alias)
+        return self._flag
 
     def set(self) -> None:
         if not self._flag and self._changed.waiters:
@@ -106,7 +107,9 @@ class SimLock:
         """The simulated thread holding the lock, if any."""
         return self._owner
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    # ``object``, not ``bool``: any truth value, as threading and queue take (acquire(0));
+    # a build compiled by mypyc would refuse an int for a ``bool``.
+    def acquire(self, blocking: object = True, timeout: float = -1) -> bool:
         self._kernel.preemption_point("lock acquire")
         if self._owner is None:
             self._owner = self._kernel.thread_for_caller()
@@ -172,7 +175,7 @@ class SimQueue:
     def full(self) -> bool:
         return 0 < self.maxsize <= len(self._items)
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: Any, block: object = True, timeout: float | None = None) -> None:
         deadline = None if timeout is None else self._kernel.now + timeout
         while self.full():
             if not block or not self._kernel.wait(
@@ -189,7 +192,7 @@ class SimQueue:
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: object = True, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else self._kernel.now + timeout
         while not self._items:
             if not block or not self._kernel.wait(

@@ -172,8 +172,8 @@ class Topology:
 
     # -- hosts ------------------------------------------------------------------------
 
-    def add_host(self, network: SimNetwork, name: str, ipv4: str | list[str] | None,
-                 ipv6: str | list[str] | None) -> Host:
+    # Checked here: ``object``, so a compiled build (mypyc) raises these clear errors too.
+    def add_host(self, network: SimNetwork, name: object, ipv4: object, ipv6: object) -> Host:
         if not isinstance(name, str) or not name:
             raise SockfakeTypeError(f"host name must be a non-empty str, not {name!r}")
         if name in self.hosts:
@@ -192,7 +192,7 @@ class Topology:
             self.ip_owner[address] = host
         return host
 
-    def host(self, name: str | Host, network: SimNetwork) -> Host:
+    def host(self, name: object, network: SimNetwork) -> Host:
         """A host by name (or the host itself, checked to be on this network)."""
         if isinstance(name, Host):
             if name.network is not network:

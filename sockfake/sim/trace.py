@@ -29,18 +29,19 @@ DEFAULT_PAYLOAD_LIMIT = 4096
 
 # An event's ``details`` text, formatted only when someone reads it: a plain tuple
 # ``(key, *args)`` whose text is ``formatter(*args)``, the key naming a formatter
-# registered with ``lazy_text()`` (the simulation's are in ``sim/trace_texts.py``).
-# The arguments must be the values as they are when the event happens (immutable: an
-# address, a length, the payload bytes), never an object that changes later, so the
-# text and the digest are exactly those an eager ``details`` string would have given.
-# ``Lazy((key, a, b))`` makes one: ``tuple()`` of a tuple is the tuple itself, a single
-# C call (events are made on every send and receive). A key, not the function: a tuple
-# of strings, numbers and bytes is one the garbage collector stops tracking, and a
-# run's trace would otherwise be walked by every full collection.
+# registered with ``lazy_text()``. The arguments must be the values as they are when
+# the event happens (immutable: an address, a length, the payload bytes), never an
+# object that changes later, so the text and the digest are exactly those an eager
+# ``details`` string would have given. ``Lazy((key, a, b))`` makes one: ``tuple()`` of
+# a tuple is the tuple itself, a single C call (events are made on every send and
+# receive). A key, not the function: a tuple of strings, numbers and bytes is one the
+# garbage collector stops tracking, and a run's trace would otherwise be walked by
+# every full collection. At run time ``Lazy`` is ``tuple`` itself (a ``GenericAlias``
+# call costs twenty times more); set through ``globals()``, as mypyc (the optional
+# compiled build) compiles no ``else`` branch of ``if TYPE_CHECKING``.
 if TYPE_CHECKING:
     Lazy = tuple[Any, ...]
-else:
-    Lazy = tuple
+globals()["Lazy"] = tuple
 
 _FORMATTERS: dict[str, Callable[..., str]] = {}
 
@@ -133,7 +134,7 @@ class Trace:
         when: float,
         actor: str,
         kind: str,
-        details: str | Lazy = "",
+        details: object = "",  # a str or a Lazy; anything else reads as str(details)
         src: Any = None,
         dst: Any = None,
         conn: int | None = None,
@@ -207,18 +208,18 @@ class Trace:
 
     def write_jsonl(self, path: str | Path) -> Path:
         """One JSON object per event, in order."""
-        import sockfake.sim.trace_export as trace_export
+        from sockfake.sim.trace_export import write_jsonl
 
-        return trace_export.write_jsonl(self.events, path)
+        return write_jsonl(self.events, path)
 
     def write_pcap(self, path: str | Path) -> Path:
         """A pcapng file Wireshark and tcpdump open: the packets the trace saw."""
-        import sockfake.sim.trace_export as trace_export
+        from sockfake.sim.trace_export import write_pcapng
 
-        return trace_export.write_pcapng(self.events, path)
+        return write_pcapng(self.events, path)
 
     def write_html(self, path: str | Path, title: str = "sockfake trace") -> Path:
         """A self-contained HTML page with an SVG sequence diagram of the traffic."""
-        import sockfake.sim.trace_export as trace_export
+        from sockfake.sim.trace_export import write_html
 
-        return trace_export.write_html(self.events, path, title)
+        return write_html(self.events, path, title)

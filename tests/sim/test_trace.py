@@ -24,6 +24,6 @@ def test_a_lazy_text_reads_as_its_formatter_gives_it_and_hashes_the_same() -> No
 
 def test_details_that_are_no_registered_text_read_as_str() -> None:
     trace = Trace()
-    trace.add(0.0, "main", "note", 5)  # type: ignore[arg-type]
+    trace.add(0.0, "main", "note", 5)
     trace.add(0.0, "main", "note", Lazy(("not a key", 1)))
     assert [event.details for event in trace.events] == ["5", "('not a key', 1)"]
