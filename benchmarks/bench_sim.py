@@ -31,7 +31,10 @@ Sections (all by default), each printing its figures side by side:
 - ``determinism``: the trace digests of two runs of one seed (equal).
 
 The load average is printed first and last: on a shared machine read the figures
-against it.
+against it. The first line also names the simulation's build: pure Python, or the
+optional compiled one, which this checkout becomes with
+``SOCKFAKE_COMPILE=1 python setup.py build_ext --inplace`` (needs mypy and a C
+compiler; ``git clean -fX sockfake`` makes it pure again).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sockfake  # noqa: E402
 from sockfake.network import REAL_NETWORK, Network  # noqa: E402
-from sockfake.sim import SimNetwork  # noqa: E402
+from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
 
 SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism")
 
@@ -628,8 +631,9 @@ def main() -> None:
     clients = args.clients or (1000 if args.quick else 10_000)
     connections = args.connections or (3000 if args.quick else 20_000)
 
+    build = "compiled (mypyc)" if COMPILED else "pure Python"
     print(f"sockfake simulated network benchmark (Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, {load_average()})")
+          f"{os.cpu_count()} cores, simulation {build}, {load_average()})")
     if "per-message" in only:
         print_per_message(per_message(count, rounds), count, rounds)
     if "sequential" in only:

@@ -279,8 +279,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     settings = config.stash[_settings_key]
     return (
         f"sockfake: network={settings.network}, base seed={settings.base_seed} "
-        f"({settings.seed_origin}), trace={settings.trace}"
+        f"({settings.seed_origin}), trace={settings.trace}, simulation "
+        f"{'compiled (mypyc)' if _sim_build_compiled() else 'pure Python'}"
     )
+
+
+def _sim_build_compiled() -> bool:
+    """Is the simulation the optional compiled build? Imported only when asked."""
+    import sockfake.sim
+
+    return sockfake.sim.COMPILED
 
 
 @pytest.hookimpl(optionalhook=True)

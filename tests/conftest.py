@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -9,12 +10,24 @@ from typing import Any
 
 import pytest
 
+import sockfake.sim
 from sockfake.network import REAL_NETWORK
 from sockfake.sim import SimNetwork
 
 # pytester drives the plugin tests (tests/plugin); pytest_plugins must live in a
 # top-level conftest.
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI's compiled job sets this: its run must test the compiled build, not a pure
+    # package that happened to come first on the path.
+    wanted = os.environ.get("SOCKFAKE_EXPECT_COMPILED")
+    if wanted is not None and (wanted == "1") != sockfake.sim.COMPILED:
+        raise pytest.UsageError(
+            f"SOCKFAKE_EXPECT_COMPILED={wanted} but the simulation imported from "
+            f"{sockfake.sim.__file__} is {'compiled' if sockfake.sim.COMPILED else 'pure'}"
+        )
 
 
 @pytest.fixture(params=["real", "sim"])

@@ -67,7 +67,7 @@ def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "sockfake: network=sim, base seed=7 (from --sockfake-seed), trace=fail",
+            "sockfake: network=sim, base seed=7 (from --sockfake-seed), trace=fail, simulation *",
             "*- sockfake -*",
             f"simulated network, seed {derive_seed(7, 'test_it.py::test_wrong')} "
             "(derived from base seed 7 and the test id)",
@@ -279,7 +279,7 @@ def test_precedence_is_ini_then_env_then_option(pytester, monkeypatch):
             print("KIND", sockfake_network_kind)
         """,
     )
-    header = "sockfake: network={}, base seed={} ({}), trace=fail"
+    header = "sockfake: network={}, base seed={} ({}), trace=fail, simulation *"
     result = run(pytester, "-s")
     result.stdout.fnmatch_lines([header.format("real", 1, "from ini sockfake_seed"), "*KIND real*"])
     monkeypatch.setenv("SOCKFAKE_SEED", "2")
@@ -288,6 +288,14 @@ def test_precedence_is_ini_then_env_then_option(pytester, monkeypatch):
     result.stdout.fnmatch_lines([header.format("sim", 2, "from SOCKFAKE_SEED"), "*KIND sim*"])
     result = run(pytester, "-s", "--sockfake-seed=3", "--sockfake-network=real")
     result.stdout.fnmatch_lines([header.format("real", 3, "from --sockfake-seed"), "*KIND real*"])
+
+
+def test_the_header_names_the_simulation_build(pytester):
+    import sockfake.sim
+
+    make_tests(pytester, "def test_nothing(): pass\n")
+    build = "compiled (mypyc)" if sockfake.sim.COMPILED else "pure Python"
+    run(pytester).stdout.fnmatch_lines([f"sockfake: *, simulation {build}"])
 
 
 def test_seed_last_reuses_the_previous_sessions_seed(pytester):

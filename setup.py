@@ -1,0 +1,46 @@
+"""Optional compiled build: the simulation's hot modules through mypyc.
+
+``pip install .`` (or ``-e .``) is the pure-Python package, exactly as pyproject.toml
+describes it; every piece of metadata lives there. Only with ``SOCKFAKE_COMPILE=1`` does
+this file compile the modules below, which then needs mypy (it ships mypyc) and a C
+compiler in the build environment::
+
+    pip install 'mypy==2.4.1' setuptools
+    SOCKFAKE_COMPILE=1 pip install --no-build-isolation .
+    # or, in a checkout: SOCKFAKE_COMPILE=1 python setup.py build_ext --inplace
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+# The hot path: the kernel and the simulated network. Never the interception modules
+# (they patch the interpreter's own socket, threading and select), nothing outside sim.
+# Not links.py: its frozen dataclasses (LinkConditions, GilbertElliott) would become
+# native classes whose attributes refuse a wrong type before __post_init__ gives the
+# clear SockfakeTypeError, and whose instances have no __dict__ for cached_property.
+COMPILED = [
+    "sockfake/sim/kernel.py",
+    "sockfake/sim/trace.py",
+    "sockfake/sim/_turn.py",
+    "sockfake/sim/sockets.py",
+    "sockfake/sim/tcp.py",
+    "sockfake/sim/udp.py",
+    "sockfake/sim/endpoint.py",
+    "sockfake/sim/addressing.py",
+    "sockfake/sim/topology.py",
+    "sockfake/sim/sync.py",
+    "sockfake/sim/socket_state.py",
+    "sockfake/sim/scheduling.py",
+]
+
+ext_modules = []
+if os.environ.get("SOCKFAKE_COMPILE") == "1":
+    from mypyc.build import mypycify
+
+    # One shared library for the group, inside the package (not a hash-named top-level module).
+    ext_modules = mypycify(COMPILED, opt_level="3", group_name="sockfake.sim._compiled")
+
+setup(ext_modules=ext_modules)
