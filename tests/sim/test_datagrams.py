@@ -226,3 +226,27 @@ def test_a_wildcard_bound_socket_answers_from_its_hosts_address(net: SimNetwork)
     assert client.recvfrom(10) == (b"pong", ("10.0.0.2", server.getsockname()[1]))
     server.close()
     client.close()
+
+
+def test_a_socket_sending_again_after_connect_leaves_from_its_new_address(
+    net: SimNetwork,
+) -> None:
+    # sendto() remembers the last datagram's route: connect() pins the wildcard-bound
+    # socket's source address, and the next datagram to the same address object must
+    # leave from there, not from the route remembered before.
+    far = net.add_host("far")
+    local = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    local.bind(("127.0.0.1", 0))
+    remote = far.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    remote.bind(("0.0.0.0", 0))
+    client = net.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("0.0.0.0", 0))
+    to_local = local.getsockname()
+    client.sendto(b"one", to_local)
+    assert local.recvfrom(10) == (b"one", ("127.0.0.1", client.getsockname()[1]))
+    client.connect(("far", remote.getsockname()[1]))
+    assert client.getsockname()[0] == "10.0.0.1"
+    client.sendto(b"two", to_local)
+    assert local.recvfrom(10) == (b"two", ("10.0.0.1", client.getsockname()[1]))
+    for sock in (local, remote, client):
+        sock.close()

@@ -27,3 +27,15 @@ def test_details_that_are_no_registered_text_read_as_str() -> None:
     trace.add(0.0, "main", "note", 5)
     trace.add(0.0, "main", "note", Lazy(("not a key", 1)))
     assert [event.details for event in trace.events] == ["5", "('not a key', 1)"]
+
+
+def test_a_limited_trace_keeps_the_newest_events_and_the_digest_of_them_all() -> None:
+    limited, whole = Trace(limit=3), Trace()
+    for number in range(10):
+        for trace in (limited, whole):
+            trace.add(float(number), "main", "note", f"event {number}")
+    assert len(limited) == len(whole) == 10
+    kept = [event.details for event in limited.events]
+    assert 3 <= len(kept) <= 6
+    assert kept == [f"event {number}" for number in range(10 - len(kept), 10)]
+    assert limited.digest() == whole.digest()  # trimmed events were hashed first
