@@ -142,6 +142,10 @@ class SimThread:
         self.waiting_on: str | Callable[[], str] = ""
         self.wait_queues: tuple[WaitQueue, ...] = ()
         self.timer: _Timer | None = None
+        # The current wait's deadline and its place in the timer order, until the
+        # kernel makes it a timer (``Kernel._timers_for_deadlines``); None: no deadline.
+        self.deadline: float | None = None
+        self.deadline_seq = 0
         self.wake_reason = ""
         self.killed = False
         self.exited = WaitQueue()
@@ -154,6 +158,7 @@ class SimThread:
         for queue in self.wait_queues:
             queue.waiters.pop(self, None)
         self.wait_queues = ()
+        self.deadline = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -176,6 +181,7 @@ _IDLE_POLLS_BEFORE_TIME_PASSES = 64
 
 # The timer heap is first compacted at this size, then whenever it has doubled.
 _COMPACT_MIN = 1024
+_INFINITY = float("inf")
 
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
@@ -226,6 +232,15 @@ class Kernel:
         self._timers: list[tuple[float, int, _Timer]] = []
         self._compact_at = _COMPACT_MIN
         self._seq = 0
+        # Threads whose wait has a deadline not yet in the heap. Most waits end before
+        # their deadline (a reply arrives), and the clock only moves when nothing is
+        # ready, so a deadline becomes a timer only then: a timed wait then costs no
+        # timer, no partial and no heap entry, objects that would otherwise outlive the
+        # wait in the heap and be walked by the garbage collector. Its seq is taken when
+        # the wait starts, so the timers' order is the one eager timers would have had.
+        self._deadlines: list[SimThread] = []
+        self._deadlines_compact_at = _COMPACT_MIN
+        self._earliest_deadline = _INFINITY
         self._ready: deque[SimThread] = deque()
         # Live threads only (a dict: start order, O(1) removal): a finished thread
         # leaves, so a long run's per-connection cost stays flat.
@@ -368,14 +383,40 @@ class Kernel:
             self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
         return timer
 
+    def _timers_for_deadlines(self) -> None:
+        """Every pending wait deadline becomes a timer (before the clock may move)."""
+        for thread in self._deadlines:
+            deadline = thread.deadline
+            if deadline is not None and thread.timer is None:  # a thread may be listed twice
+                timer = _Timer(deadline, thread.deadline_seq,
+                               functools.partial(self._make_ready, thread, "timeout"),
+                               wakes=thread)
+                heapq.heappush(self._timers, (deadline, timer.seq, timer))
+                thread.timer = timer
+        self._deadlines.clear()
+        self._earliest_deadline = _INFINITY
+
+    def _compact_deadlines(self) -> None:
+        """Drop the entries of waits that ended (amortised O(1), as the heap's compaction)."""
+        live = dict.fromkeys(
+            thread for thread in self._deadlines
+            if thread.deadline is not None and thread.timer is None
+        )
+        self._deadlines = list(live)
+        self._deadlines_compact_at = max(_COMPACT_MIN, 2 * len(self._deadlines))
+
     def _next_timer(self) -> _Timer | None:
         """The earliest live timer (cancelled ones at the top are dropped), if any."""
+        if self._deadlines:
+            self._timers_for_deadlines()
         timers = self._timers
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
         return timers[0][2] if timers else None
 
     def _run_due_timers(self) -> None:
+        if self._earliest_deadline <= self.now:
+            self._timers_for_deadlines()
         timers = self._timers
         while timers and timers[0][0] <= self.now:
             timer = heapq.heappop(timers)[2]
@@ -413,9 +454,15 @@ class Kernel:
         thread.waiting_on = what
         thread.blocked_on = on
         if deadline is not None:
-            thread.timer = self.call_at(
-                deadline, functools.partial(self._make_ready, thread, "timeout"), wakes=thread
-            )
+            self._seq += 1
+            thread.deadline = deadline
+            thread.deadline_seq = self._seq
+            deadlines = self._deadlines
+            deadlines.append(thread)
+            if deadline < self._earliest_deadline:
+                self._earliest_deadline = deadline
+            if len(deadlines) > self._deadlines_compact_at:
+                self._compact_deadlines()
         thread.state = "blocked"
         self._switch_from(thread)
         thread.blocked_on = None
@@ -768,6 +815,7 @@ class Kernel:
             if self._ready:
                 self.yield_turn("settle")
                 continue
+            self._timers_for_deadlines()
             live = [when for when, _, timer in self._timers if not timer.cancelled]
             if not live or min(live) > deadline:
                 return
@@ -828,6 +876,7 @@ class Kernel:
         if self._watchdog is not None:
             self._watchdog.stop()
         self._timers.clear()
+        self._deadlines.clear()
         self._ready.clear()
         if caller is None or caller is self.root:
             self.root.go.close()
@@ -846,7 +895,10 @@ class Kernel:
 
     def has_pending_work(self) -> bool:
         """Could anything happen if the running thread gave up the turn?"""
-        return bool(self._ready) or any(not timer.cancelled for _, _, timer in self._timers)
+        # Read only (the watchdog's thread asks): a pending deadline counts as a timer.
+        return (bool(self._ready)
+                or any(thread.deadline is not None for thread in list(self._deadlines))
+                or any(not timer.cancelled for _, _, timer in self._timers))
 
     def root_still_in_caller(self) -> bool:
         """Is the code that last called into the simulation still on the main thread's stack?"""

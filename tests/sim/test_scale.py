@@ -7,6 +7,7 @@ the behaviours that make scale possible.
 from __future__ import annotations
 
 import gc
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from helpers import running
 
 import sockfake
@@ -27,6 +29,12 @@ class Echo(sockfake.BaseRequestHandler):
     def handle(self) -> None:
         while data := self.request.recv(4096):
             self.request.sendall(data)
+
+
+class EchoUDP(sockfake.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
 
 
 def test_finished_threads_leave_the_kernel_and_names_stay_unique() -> None:
@@ -200,3 +208,30 @@ def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
             assert net.time() == 0.0
         assert alive <= 6, f"{alive} endpoints alive after 300 closed connections"
         assert ports <= 3, f"{ports} port entries after 300 closed connections"
+
+
+def test_timed_waits_ended_by_a_reply_leave_no_timers_behind() -> None:
+    # A reply that comes before the timeout is the common case (a client's recv with
+    # a timeout, a server's select(0.5)): such a wait's deadline never becomes a timer,
+    # so a long run neither grows the timer heap nor hands the collector objects to
+    # walk. The deadlines still decide when the clock moves (the last assertion).
+    with SimNetwork(seed=1) as net:
+        server = sockfake.UDPServer(("127.0.0.1", 0), EchoUDP, network=net)
+        with running(server), net.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5.0)
+            client.sendto(b"warm-up", server.server_address)
+            client.recvfrom(64)
+            gc.collect()
+            before = len(gc.get_objects())
+            for _ in range(2000):
+                client.sendto(b"x", server.server_address)
+                assert client.recvfrom(64)[0] == b"x"
+            gc.collect()
+            grown = len(gc.get_objects()) - before
+            heap = len(net.kernel._timers)
+            assert net.time() == 0.0
+            with pytest.raises(TimeoutError):
+                client.recvfrom(64)  # nothing was sent: the 5 s deadline passes
+            assert net.time() == 5.0
+    assert heap < 50, f"{heap} timers in the heap after 2000 answered timed waits"
+    assert grown < 500, f"{grown} more tracked objects after 2000 timed round trips"
