@@ -50,7 +50,7 @@ from sockfake.sim._turn import Turn
 from sockfake.sim._watchdog import RootWatchdog
 from sockfake.sim.cpu_pin import CpuPin
 from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Lazy, Trace
+from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
 
 __all__ = [
     "Kernel",
@@ -346,8 +346,12 @@ class Kernel:
             self._progress = True
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
-        self._trace_append((self.now, self.current.name, kind, details, src, dst, conn, seq,
-                            length, payload, reason))
+        if details.__class__ is tuple:  # a Lazy: flat in the event (see trace.LAZY)
+            self._trace_append((self.now, self.current.name, kind, LAZY, src, dst, conn, seq,
+                                length, payload, reason) + details)
+        else:
+            self._trace_append((self.now, self.current.name, kind, details, src, dst, conn,
+                                seq, length, payload, reason))
 
     def record_net(self, kind: str, details: str | Lazy = "", *, src: Any = None,
                    dst: Any = None, conn: int | None = None, seq: int | None = None,
@@ -357,8 +361,12 @@ class Kernel:
         self._progress = True
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
-        self._trace_append((self.now, "net", kind, details, src, dst, conn, seq, length,
-                            payload, reason))
+        if details.__class__ is tuple:  # a Lazy: flat in the event (see trace.LAZY)
+            self._trace_append((self.now, "net", kind, LAZY, src, dst, conn, seq, length,
+                                payload, reason) + details)
+        else:
+            self._trace_append((self.now, "net", kind, details, src, dst, conn, seq, length,
+                                payload, reason))
 
     @property
     def schedule(self) -> list[str]:

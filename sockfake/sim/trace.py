@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Lazy", "Trace", "TraceEvent", "lazy_text"]
+__all__ = ["DEFAULT_PAYLOAD_LIMIT", "LAZY", "Lazy", "Trace", "TraceEvent", "lazy_text"]
 
 # Payload bytes kept per event: enough to read a protocol exchange in Wireshark,
 # bounded so a bulk transfer does not keep every byte it moved.
@@ -58,6 +58,17 @@ def _text(details: object) -> str:
     if isinstance(details, tuple) and details and details[0] in _FORMATTERS:
         return _FORMATTERS[details[0]](*details[1:])
     return str(details)
+
+
+# A raw event is TraceEvent's eleven fields; one with a Lazy has LAZY in place of the
+# details and the Lazy's key and arguments after the eleven (``raw + lazy``, made by
+# ``Trace.add`` and the kernel's hot paths). Not the Lazy tuple inside the event: the
+# collector untracks a tuple only if what it holds is untracked at that moment, and it
+# looks at a collection's survivors in no particular order, so an event met before its
+# own Lazy stays tracked, reaches the oldest generation and makes full collections
+# come sooner. Flat, an event holds only atoms and long-lived addresses.
+LAZY = None
+_FIELDS = 11
 
 
 class TraceEvent(NamedTuple):
@@ -122,9 +133,9 @@ class Trace:
         self._hashed = 0  # events[:_hashed] are in _hash
         self._dropped = 0  # events trimmed away by the limit (they are in _hash)
         self._limit = limit
-        # append(raw): the simulation's hot paths hand over an event tuple in the order
-        # of TraceEvent's fields, payload already cut to payload_limit. With no limit it
-        # is the list's own append, one C call per event; with one, it also trims.
+        # append(raw): the simulation's hot paths hand over a raw event (see LAZY),
+        # payload already cut to payload_limit. With no limit it is the list's own
+        # append, one C call per event; with one, it also trims.
         self.append: Callable[[tuple[Any, ...]], None] = (
             self._events.append if limit is None else self._append_trimmed
         )
@@ -145,7 +156,12 @@ class Trace:
     ) -> None:
         if payload is not None and len(payload) > self.payload_limit:
             payload = payload[: self.payload_limit]
-        self.append((when, actor, kind, details, src, dst, conn, seq, length, payload, reason))
+        if details.__class__ is tuple and details:
+            self.append((when, actor, kind, LAZY, src, dst, conn, seq, length, payload, reason)
+                        + details)
+        else:
+            self.append((when, actor, kind, details, src, dst, conn, seq, length, payload,
+                         reason))
 
     def _append_trimmed(self, raw: tuple[Any, ...]) -> None:
         events = self._events
@@ -165,9 +181,10 @@ class Trace:
         events = self._events
         for index in range(self._read, len(events)):
             raw = events[index]
-            details = raw[3]
-            if details.__class__ is not str:
-                raw = (*raw[:3], _text(details), *raw[4:])
+            if len(raw) > _FIELDS:
+                raw = (*raw[:3], _text(raw[_FIELDS:]), *raw[4:_FIELDS])
+            elif raw[3].__class__ is not str:
+                raw = (*raw[:3], _text(raw[3]), *raw[4:])
             events[index] = _new_tuple(TraceEvent, raw)
         self._read = len(events)
         return events

@@ -190,6 +190,27 @@ def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None
         assert net.trace.events[-1].kind  # and they still read as TraceEvents
 
 
+def test_trace_events_leave_the_collectors_care_in_its_young_generations() -> None:
+    # An event that stays tracked through the young collections reaches the oldest
+    # generation, and enough of them bring the next full collection forward (one walks
+    # every tracked object). Events hold their lazy details flat, so the first young
+    # collection that sees one lets it go.
+    with SimNetwork(seed=1) as net:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        with running(server), net.create_connection(server.server_address) as conn:
+            conn.sendall(b"warm-up")
+            conn.recv(64)
+            gc.collect()
+            old = {id(obj) for obj in gc.get_objects(generation=2)}
+            for _ in range(2000):
+                conn.sendall(b"x" * 32)
+                conn.recv(64)
+            gc.collect(1)  # the young generations only: survivors move to the oldest
+            promoted = [obj for obj in gc.get_objects(generation=2)
+                        if id(obj) not in old and type(obj) is tuple]
+    assert len(promoted) < 100, f"{len(promoted)} tuples still tracked after 2000 messages"
+
+
 def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
     # Connections that open and close at one instant: neither the SYN retransmission
     # timer (cancelled once the connection is up) nor the ephemeral port table may
