@@ -6,6 +6,7 @@ the behaviours that make scale possible.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import subprocess
@@ -13,7 +14,9 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import running
@@ -167,24 +170,34 @@ def test_lazy_trace_details_read_as_the_eager_text() -> None:
         net.close()
 
 
+@contextlib.contextmanager
+def _echo_connection(net: SimNetwork) -> Iterator[Any]:
+    """A connection to a ``ThreadingTCPServer`` echo on ``net``, past its first message."""
+    server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+    with running(server), net.create_connection(server.server_address) as conn:
+        conn.sendall(b"warm-up")
+        conn.recv(64)
+        yield conn
+
+
+def _echo(conn: Any, count: int) -> None:
+    for _ in range(count):
+        conn.sendall(b"x" * 32)
+        conn.recv(64)
+
+
 def test_a_long_runs_trace_gives_the_garbage_collector_nothing_to_walk() -> None:
     # A full collection walks every tracked object; a trace of tracked events made each
     # one cost more the longer the run (a NamedTuple, or a tuple holding a function,
     # stays tracked). Thousands of messages must leave the tracked count flat.
-    with SimNetwork(seed=1) as net:
-        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        with running(server), net.create_connection(server.server_address) as conn:
-            conn.sendall(b"warm-up")
-            conn.recv(64)
-            gc.collect()
-            before = len(gc.get_objects())
-            events = len(net.trace)
-            for _ in range(2000):
-                conn.sendall(b"x" * 32)
-                conn.recv(64)
-            gc.collect()
-            grown = len(gc.get_objects()) - before
-            added = len(net.trace) - events
+    with SimNetwork(seed=1) as net, _echo_connection(net) as conn:
+        gc.collect()
+        before = len(gc.get_objects())
+        events = len(net.trace)
+        _echo(conn, 2000)
+        gc.collect()
+        grown = len(gc.get_objects()) - before
+        added = len(net.trace) - events
         assert added >= 8000  # send, deliver, recv and a switch per message, each way
         assert grown < 500, f"{grown} more tracked objects after {added} events"
         assert net.trace.events[-1].kind  # and they still read as TraceEvents
@@ -195,19 +208,13 @@ def test_trace_events_leave_the_collectors_care_in_its_young_generations() -> No
     # generation, and enough of them bring the next full collection forward (one walks
     # every tracked object). Events hold their lazy details flat, so the first young
     # collection that sees one lets it go.
-    with SimNetwork(seed=1) as net:
-        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        with running(server), net.create_connection(server.server_address) as conn:
-            conn.sendall(b"warm-up")
-            conn.recv(64)
-            gc.collect()
-            old = {id(obj) for obj in gc.get_objects(generation=2)}
-            for _ in range(2000):
-                conn.sendall(b"x" * 32)
-                conn.recv(64)
-            gc.collect(1)  # the young generations only: survivors move to the oldest
-            promoted = [obj for obj in gc.get_objects(generation=2)
-                        if id(obj) not in old and type(obj) is tuple]
+    with SimNetwork(seed=1) as net, _echo_connection(net) as conn:
+        gc.collect()
+        old = {id(obj) for obj in gc.get_objects(generation=2)}
+        _echo(conn, 2000)
+        gc.collect(1)  # the young generations only: survivors move to the oldest
+        promoted = [obj for obj in gc.get_objects(generation=2)
+                    if id(obj) not in old and type(obj) is tuple]
     assert len(promoted) < 100, f"{len(promoted)} tuples still tracked after 2000 messages"
 
 
