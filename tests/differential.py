@@ -1504,6 +1504,28 @@ def _(S: Any, path: Paths) -> Any:
         return recv_all(s, 0), len(data) > 0, anc, address
 
 
+@per_kind(["tcp4", "udp4"], "bad_sizes_flags_and_buffers")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    # Each is refused before the call could wait (none of the sockets has data).
+    a, b = pair(S, kind, path)
+    with a, b:
+        out = []
+        for call in (lambda: b.recv(1.5), lambda: b.recv("4"), lambda: b.recv(None),
+                     lambda: b.recv(4, "0"), lambda: b.recv(4, 1.0),
+                     lambda: b.recvfrom(2.0), lambda: b.recv_into(bytearray(4), 1.5),
+                     lambda: b.recv_into(b"read-only"), lambda: b.recv_into(bytearray(4), 0, "x"),
+                     lambda: a.send(b"x", "0"), lambda: a.sendall(b"x", 1.0),
+                     lambda: b.recvfrom_into(bytearray(4), "2"),
+                     lambda: b.recvfrom_into(b"read-only"),
+                     lambda: a.sendto(b"x", "0", b.getsockname())):
+            try:
+                call()
+                out.append("ok")
+            except TypeError as exc:
+                out.append(f"TypeError: {exc}")
+        return out
+
+
 @probe("sendmsg_bad_buffers")
 def _(S: Any, path: Paths) -> Any:
     c, s = pair(S, "tcp4", path)

@@ -102,6 +102,21 @@ for _name, _value in (("TCP_KEEPIDLE", 7200), ("TCP_KEEPINTVL", 75), ("TCP_KEEPC
         _DEFAULTS[(socket.IPPROTO_TCP, getattr(socket, _name))] = _value
 
 
+# Sizes and flags are typed ``object`` and converted here when they are no int: the
+# errors are CPython's own (``recv(1.5)`` is a TypeError, not a wait), in the compiled
+# build too (mypyc would refuse a non-int with its own words before the method runs).
+def _int_arg(value: object) -> int:
+    return value if type(value) is int else _c_int(value)
+
+
+def _writable_view(buffer: Any, call: str) -> memoryview:
+    view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError(f"{call}() argument 1 must be read-write bytes-like object, "
+                        f"not {type(buffer).__name__}")
+    return view.cast("B")
+
+
 def _c_int(value: Any, *, parse_arg: bool = False) -> int:
     """An int as CPython converts one to a C int (its errors and messages)."""
     try:
@@ -528,7 +543,9 @@ class SimSocket:
 
     # -- streams: data ------------------------------------------------------------
 
-    def send(self, data: Any, flags: int = 0) -> int:
+    def send(self, data: Any, flags: object = 0) -> int:
+        if type(flags) is not int:  # _int_arg(), without a call on every send
+            flags = _c_int(flags)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
         view = data if data.__class__ is bytes else _byte_view(data)
@@ -570,7 +587,9 @@ class SimSocket:
             self._kernel.preemption_point("send")
         return count
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
+    def sendall(self, data: Any, flags: object = 0) -> None:
+        if type(flags) is not int:
+            flags = _c_int(flags)
         view = data if data.__class__ is bytes else _byte_view(data)
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
@@ -604,7 +623,11 @@ class SimSocket:
             code, self.ep.pending_error = self.ep.pending_error, 0
             raise_errno(code)
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+    def recv(self, bufsize: object, flags: object = 0) -> bytes:
+        if type(bufsize) is not int:  # _int_arg(), without a call on every recv
+            bufsize = _c_int(bufsize)
+        if type(flags) is not int:
+            flags = _c_int(flags)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
@@ -677,8 +700,9 @@ class SimSocket:
             self._timeout = timeout
         return data
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer).cast("B")
+    def recv_into(self, buffer: Any, nbytes: object = 0, flags: object = 0) -> int:
+        view = _writable_view(buffer, "recv_into")
+        nbytes, flags = _int_arg(nbytes), _int_arg(flags)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         size = nbytes or len(view)
@@ -726,7 +750,7 @@ class SimSocket:
         if address is None:
             address = flags_or_address
         else:
-            flags = flags_or_address
+            flags = _int_arg(flags_or_address)
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
                 raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED
@@ -759,7 +783,8 @@ class SimSocket:
             self._kernel.preemption_point("sendto")
         return len(payload)
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+    def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
+        bufsize, flags = _int_arg(bufsize), _int_arg(flags)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
@@ -767,9 +792,10 @@ class SimSocket:
             return self.recv(bufsize, flags), None
         return self._recv_datagram(bufsize, flags)
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        view = memoryview(buffer).cast("B")
-        data, address = self.recvfrom(nbytes or len(view), flags)
+    def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
+                      ) -> tuple[int, Any]:
+        view = _writable_view(buffer, "recvfrom_into")
+        data, address = self.recvfrom(_int_arg(nbytes) or len(view), flags)
         view[: len(data)] = data
         return len(data), address
 
