@@ -1517,7 +1517,12 @@ def _(S: Any, path: Paths, kind: str) -> Any:
                      lambda: a.send(b"x", "0"), lambda: a.sendall(b"x", 1.0),
                      lambda: b.recvfrom_into(bytearray(4), "2"),
                      lambda: b.recvfrom_into(b"read-only"),
-                     lambda: a.sendto(b"x", "0", b.getsockname())):
+                     lambda: a.sendto(b"x", "0", b.getsockname()),
+                     lambda: a.setsockopt("1", S.SO_REUSEADDR, 1),
+                     lambda: a.getsockopt(S.SOL_SOCKET, 2.0),
+                     lambda: a.getsockopt(S.SOL_SOCKET, S.SO_RCVBUF, "4"),
+                     lambda: a.shutdown("1"), lambda: b.recvmsg(1.5),
+                     lambda: b.recvmsg(4, 0, "x"), lambda: a.sendmsg([b"x"], [], "0")):
             try:
                 call()
                 out.append("ok")

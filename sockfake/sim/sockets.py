@@ -362,7 +362,8 @@ class SimSocket:
             return 0 if option in _IPV6_OPTIONS else errno.ENOPROTOOPT
         return errno.ENOPROTOOPT if setting else errno.EOPNOTSUPP
 
-    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+    def setsockopt(self, level: object, option: object, value: Any,
+                   optlen: object = None) -> None:
         self._check_open()
         level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
         if optlen is None and not isinstance(value, int):
@@ -379,8 +380,11 @@ class SimSocket:
             value = int(bool(value))
         self.ep.options[key] = value
 
-    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+    def getsockopt(self, level: object, option: object, buflen: object = None) -> Any:
         self._check_open()
+        level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
+        if buflen is not None:
+            buflen = _c_int(buflen, parse_arg=True)
         if level == socket.SOL_SOCKET and option == socket.SO_ERROR:
             code, self.ep.pending_error = self.ep.pending_error, 0
             return code
@@ -717,7 +721,7 @@ class SimSocket:
         view[: len(data)] = data
         return len(data)
 
-    def shutdown(self, how: int) -> None:
+    def shutdown(self, how: object) -> None:
         how = _c_int(how)
         self._check_open()
         if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
@@ -831,7 +835,7 @@ class SimSocket:
 
     # -- scatter/gather -------------------------------------------------------------
 
-    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: object = 0,
                 address: Any = None) -> int:
         """``send``/``sendto`` of the buffers joined; ancillary data is not simulated."""
         try:
@@ -894,11 +898,11 @@ class SimSocket:
             return [], 0
         return _put_cmsgs(items, space)
 
-    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0
+    def recvmsg(self, bufsize: object, ancbufsize: object = 0, flags: object = 0
                 ) -> tuple[bytes, list[Any], int, Any]:
         """``(data, [], msg_flags, address)``; ``MSG_TRUNC`` in msg_flags when a datagram
         was longer than ``bufsize``. A stream reports no address (None), as Linux."""
-        bufsize, ancbufsize = _c_int(bufsize), _c_int(ancbufsize)
+        bufsize, ancbufsize, flags = _c_int(bufsize), _c_int(ancbufsize), _int_arg(flags)
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         if ancbufsize < 0:
@@ -912,7 +916,7 @@ class SimSocket:
             return bytes(payload[:bufsize]), ancillary, msg_flags, address
         return self.recv(bufsize, flags), [], 0, None
 
-    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
+    def recvmsg_into(self, buffers: Any, ancbufsize: object = 0, flags: object = 0
                      ) -> tuple[int, list[Any], int, Any]:
         try:
             views = [memoryview(buffer).cast("B") for buffer in buffers]
