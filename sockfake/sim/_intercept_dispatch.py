@@ -10,6 +10,7 @@ patch, and the rule for primitives that must stay real (stdlib internals, import
 from __future__ import annotations
 
 import _thread
+import os
 import queue
 import select
 import signal
@@ -34,6 +35,8 @@ _active: dict[Kernel, SimNetwork] = {}
 REAL: dict[str, Any] = {
     "sleep": time.sleep,
     "pthread_kill": getattr(signal, "pthread_kill", None),
+    "kill": os.kill,
+    "raise_signal": signal.raise_signal,
     "monotonic": time.monotonic,
     "monotonic_ns": time.monotonic_ns,
     "time": time.time,

@@ -17,10 +17,11 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``queue.Queue``, ``LifoQueue``, ``PriorityQueue``, ``concurrent.futures.Future`` and
   ``ThreadPoolExecutor`` build on those names looked up at call time, so they follow.
 * ``signal.pthread_kill`` from a simulated thread to one of the network's threads,
-  for a signal with a Python handler, runs the handler on the main thread at its next
-  turn in virtual time (``Kernel.deliver_signal``); a blocking call it interrupts goes
-  on, as PEP 475 says. A real signal would run it whenever the main thread next got the
-  GIL: real time, not the simulation's.
+  ``os.kill`` of its own process and ``signal.raise_signal``, for a signal with a
+  Python handler, run the handler on the main thread at its next turn in virtual time
+  (``Kernel.deliver_signal``); a blocking call it interrupts goes on, as PEP 475
+  says. A real signal would run it whenever the main thread next got the GIL: real
+  time, not the simulation's.
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
@@ -192,18 +193,36 @@ def _sleep(seconds: float) -> None:
     net.kernel.sleep(float(seconds))
 
 
-def _pthread_kill(thread_id: int, signalnum: int) -> None:
-    """A signal from a simulated thread to one of its network's threads, with a Python
-    handler, runs that handler on the main thread at its next turn (see
-    ``Kernel.deliver_signal``); anything else is the real call."""
+def _deliver_simulated(signalnum: object, to_simulated_thread: bool) -> bool:
+    """Deliver a signal a simulated thread sends to its own process in virtual time (see
+    ``Kernel.deliver_signal``), if it has a Python handler and goes to one of the
+    network's threads; False: the caller makes the real call."""
     net = caller_network()
-    if net is not None and not _internal(1):
-        kernel = net.kernel
-        handler = signal.getsignal(signalnum)  # CPython's own ValueError for a bad number
-        if (callable(handler) and kernel.is_simulated_ident(thread_id)
-                and kernel.deliver_signal(signalnum)):
-            return
-    _real["pthread_kill"](thread_id, signalnum)
+    if net is None or _internal(2) or not to_simulated_thread:
+        return False
+    if type(signalnum) is not int and not isinstance(signalnum, signal.Signals):
+        return False  # the real call raises CPython's TypeError
+    if not 0 < signalnum < signal.NSIG:
+        return False  # 0 probes whether the target exists; out of range is an error
+    handler = signal.getsignal(int(signalnum))
+    return callable(handler) and net.kernel.deliver_signal(int(signalnum))
+
+
+def _pthread_kill(thread_id: int, signalnum: int) -> None:
+    net = caller_network()
+    to_simulated = net is not None and net.kernel.is_simulated_ident(thread_id)
+    if not _deliver_simulated(signalnum, to_simulated):
+        _real["pthread_kill"](thread_id, signalnum)
+
+
+def _kill(pid: int, signalnum: int) -> None:
+    if not _deliver_simulated(signalnum, pid == os.getpid()):
+        _real["kill"](pid, signalnum)
+
+
+def _raise_signal(signalnum: int) -> None:
+    if not _deliver_simulated(signalnum, True):
+        _real["raise_signal"](signalnum)
 
 
 def _clock(name: str, offset: float) -> Callable[[], float]:
@@ -580,6 +599,8 @@ def _install() -> None:
 
     if _real["pthread_kill"] is not None:
         _set(signal, "pthread_kill", _pthread_kill)
+    _set(os, "kill", _kill)
+    _set(signal, "raise_signal", _raise_signal)
 
     _set(select, "select", _select)
     if _real["poll"] is not None:

@@ -346,7 +346,7 @@ class Kernel:
             self._progress = True
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
-        if details.__class__ is tuple:  # a Lazy: flat in the event (see trace.LAZY)
+        if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
             self._trace_append((self.now, self.current.name, kind, LAZY, src, dst, conn, seq,
                                 length, payload, reason) + details)
         else:
@@ -361,7 +361,7 @@ class Kernel:
         self._progress = True
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
-        if details.__class__ is tuple:  # a Lazy: flat in the event (see trace.LAZY)
+        if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
             self._trace_append((self.now, "net", kind, LAZY, src, dst, conn, seq, length,
                                 payload, reason) + details)
         else:
@@ -448,44 +448,50 @@ class Kernel:
         can go on: the dump follows these to name a wait-for cycle.
         """
         thread = self.thread_for_caller()
-        if thread.killed:
-            raise SimThreadKilled()
-        if self.failure is not None and not self.closing:
-            raise self.failure
-        if deadline is not None and deadline <= self.now:
-            return False
-        thread.idle_polls = 0
         queues = tuple(queues)
-        for queue in queues:
-            queue.waiters[thread] = None
-        thread.wait_queues = queues
-        thread.waiting_on = what
-        thread.blocked_on = on
-        if deadline is not None:
-            self._seq += 1
-            thread.deadline = deadline
-            thread.deadline_seq = self._seq
-            deadlines = self._deadlines
-            deadlines.append(thread)
-            if deadline < self._earliest_deadline:
-                self._earliest_deadline = deadline
-            if len(deadlines) > self._deadlines_compact_at:
-                self._compact_deadlines()
-        thread.state = "blocked"
-        self._switch_from(thread)
-        thread.blocked_on = None
-        reason = thread.wake_reason
-        if reason == "killed":
-            raise SimThreadKilled()
-        if reason == "failed":
-            assert self.failure is not None
-            raise self.failure
-        if self._pending_signals and thread is self._signal_target:
-            self._run_signal_handlers()
-        if reason == "signal":
-            # PEP 475: a call a signal interrupts goes on waiting if the handler returns.
-            return self.wait(queues, deadline, what, on)
-        return reason == "notify"
+        while True:  # once, unless a signal interrupts a wait on time alone
+            if thread.killed:
+                raise SimThreadKilled()
+            if self.failure is not None and not self.closing:
+                raise self.failure
+            if deadline is not None and deadline <= self.now:
+                return False
+            thread.idle_polls = 0
+            for queue in queues:
+                queue.waiters[thread] = None
+            thread.wait_queues = queues
+            thread.waiting_on = what
+            thread.blocked_on = on
+            if deadline is not None:
+                self._seq += 1
+                thread.deadline = deadline
+                thread.deadline_seq = self._seq
+                deadlines = self._deadlines
+                deadlines.append(thread)
+                if deadline < self._earliest_deadline:
+                    self._earliest_deadline = deadline
+                if len(deadlines) > self._deadlines_compact_at:
+                    self._compact_deadlines()
+            thread.state = "blocked"
+            self._switch_from(thread)
+            thread.blocked_on = None
+            reason = thread.wake_reason
+            if reason == "killed":
+                raise SimThreadKilled()
+            if reason == "failed":
+                assert self.failure is not None
+                raise self.failure
+            if self._pending_signals and thread is self._signal_target:
+                self._run_signal_handlers()
+            if reason != "signal":
+                return reason == "notify"
+            # A signal's handler ran and returned. A wait on queues ends as a spurious
+            # wake-up: every caller looks at its condition again and waits on with the
+            # same deadline (the handler may itself have made the condition true, and
+            # the signal took the thread off its queues). A wait on time alone goes on
+            # (PEP 475: sleep() and select() on nothing are retried).
+            if queues:
+                return True
 
     def yield_turn(self, what: str = "yield") -> None:
         """Let other ready threads run first (a scheduling point that does not block)."""
@@ -550,6 +556,7 @@ class Kernel:
         main = self._by_ident.get(_main_thread().ident or -1)
         if main is None or main is self.current:
             return False
+        signum = int(signum)  # a plain number: an enum's text differs between versions
         self._signal_target = main
         self._pending_signals.append(signum)
         self.record("signal", f"signal {signum} for {main.name}", reason=str(signum))
@@ -557,9 +564,11 @@ class Kernel:
         return True
 
     def _run_signal_handlers(self) -> None:
-        """The handlers of the signals sent to the main thread, in order (on it)."""
-        pending, self._pending_signals = self._pending_signals, []
-        for signum in pending:
+        """The handlers of the signals sent to the main thread, in order (on it). One at
+        a time: if a handler raises, the signals after it stay pending, as in CPython."""
+        pending = self._pending_signals
+        while pending:
+            signum = pending.pop(0)
             handler = _signal.getsignal(signum)
             if callable(handler):  # it may have been reset since
                 handler(signum, sys._getframe(0))

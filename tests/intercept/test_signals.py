@@ -8,6 +8,7 @@ interrupted wait carries on to its real end (PEP 475).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -115,3 +116,103 @@ def test_a_handler_that_raises_ends_the_wait_with_its_error() -> None:
     finally:
         net.close()
         signal.signal(signal.SIGUSR1, previous)
+
+
+def _in_simulation(body: Any) -> Any:
+    net = SimNetwork(seed=1)
+    try:
+        with net.intercept():
+            return body()
+    finally:
+        net.close()
+
+
+def test_a_set_right_after_the_signal_still_wakes_the_main_thread(
+    usr1_handler: list[tuple[str, float]]
+) -> None:
+    # The signal takes the main thread off its wait; the set() that follows in the same
+    # turn must not be lost (it was: a wrong deadlock, or the wait ran to its timeout).
+    def body() -> tuple[bool, float]:
+        done = threading.Event()
+        main = threading.get_ident()
+
+        def sender() -> None:
+            time.sleep(1.0)
+            signal.pthread_kill(main, signal.SIGUSR1)
+            done.set()
+
+        started = time.monotonic()
+        thread = threading.Thread(target=sender)
+        thread.start()
+        finished = done.wait(timeout=5.0)
+        waited = time.monotonic() - started
+        thread.join()
+        return finished, waited
+
+    finished, waited = _in_simulation(body)
+    assert finished
+    assert waited == pytest.approx(1.0)
+    assert len(usr1_handler) == 1
+
+
+def test_os_kill_of_the_own_process_and_many_signals_in_one_sleep(
+    usr1_handler: list[tuple[str, float]]
+) -> None:
+    def body() -> float:
+        main_sleeps = threading.Thread(target=lambda: None)  # a simulated thread exists
+        main_sleeps.start()
+        main_sleeps.join()
+
+        def sender() -> None:
+            for _ in range(1500):  # one wait interrupted 1,500 times: no frame per signal
+                os.kill(os.getpid(), signal.SIGUSR1)
+                time.sleep(0.001)
+
+        started = time.monotonic()
+        thread = threading.Thread(target=sender)
+        thread.start()
+        time.sleep(10.0)
+        thread.join()
+        return time.monotonic() - started
+
+    assert _in_simulation(body) == pytest.approx(10.0)
+    assert len(usr1_handler) == 1500
+    assert {name for name, _ in usr1_handler} == {threading.main_thread().name}
+
+
+def test_signal_zero_probes_and_a_raising_handler_leaves_the_rest_pending() -> None:
+    ran: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def first(signum: int, frame: Any) -> None:
+        ran.append("USR1")
+        raise Stop
+
+    def second(signum: int, frame: Any) -> None:
+        ran.append("USR2")
+
+    def body() -> None:
+        main = threading.get_ident()
+
+        def sender() -> None:
+            signal.pthread_kill(main, 0)  # is it alive? (no handler, nothing delivered)
+            signal.pthread_kill(main, signal.SIGUSR1)
+            signal.pthread_kill(main, signal.SIGUSR2)
+
+        thread = threading.Thread(target=sender)
+        with pytest.raises(Stop):  # at the main thread's next turn: start() yields to it
+            thread.start()
+            thread.join()
+        assert ran == ["USR1"]
+        time.sleep(0.1)  # USR2 stayed pending: its handler runs at the next chance
+        thread.join()
+
+    previous = (signal.signal(signal.SIGUSR1, first), signal.signal(signal.SIGUSR2, second))
+    try:
+        _in_simulation(body)
+    finally:
+        signal.signal(signal.SIGUSR1, previous[0])
+        signal.signal(signal.SIGUSR2, previous[1])
+    assert ran == ["USR1", "USR2"]
