@@ -1531,6 +1531,56 @@ def _(S: Any, path: Paths, kind: str) -> Any:
         return out
 
 
+@probe("sockopt_values_as_cpython_parses_them")
+def _(S: Any, path: Paths) -> Any:
+    import struct
+
+    class Index:  # a numpy-like integer: __index__ only
+        def __index__(self) -> int:
+            return 1
+
+    c, s = pair(S, "tcp4", path)
+    with c, s:
+        out: list[tuple[Any, ...]] = []
+        for args in ((S.SOL_SOCKET, S.SO_REUSEADDR, Index()),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, 2**40),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, None, 4),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, None, 0),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, b"\x01\0\0\0"),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, b"\x01"),
+                     (S.SOL_SOCKET, S.SO_REUSEADDR, 1, 4),
+                     (S.IPPROTO_TCP, S.TCP_NODELAY, struct.pack("i", 1))):
+            try:
+                c.setsockopt(*args)
+                out.append(("ok", c.getsockopt(args[0], args[1])))
+            except TypeError as exc:
+                out.append(("TypeError", str(exc)))
+            except OSError as exc:
+                out.append(("OSError", exc.errno))
+        # A buffer size set as bytes is read as the int in it, and the socket still sends.
+        c.setsockopt(S.SOL_SOCKET, S.SO_SNDBUF, struct.pack("i", 65536))
+        out.append(("send", c.send(b"x"), recv_all(s, 1)))
+        for buflen in (0, 4, 1025, -1):
+            try:
+                out.append(("buflen", buflen, c.getsockopt(S.SOL_SOCKET, S.SO_TYPE, buflen)))
+            except OSError as exc:
+                out.append(("buflen", buflen, str(exc)))
+        return out
+
+
+@per_kind(["tcp4", "udp4"], "recvfrom_into_refuses_before_it_takes_the_data")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    a, b = pair(S, kind, path)
+    with a, b:
+        a.send(b"data")
+        try:
+            b.recvfrom_into(bytearray(2), 4)
+            outcome = "ok"
+        except ValueError as exc:
+            outcome = str(exc)
+        return outcome, b.recv(10)  # the data is still there
+
+
 @probe("sendmsg_bad_buffers")
 def _(S: Any, path: Paths) -> Any:
     c, s = pair(S, "tcp4", path)

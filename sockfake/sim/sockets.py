@@ -39,6 +39,7 @@ _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
 _INT_MAX = 2**31 - 1
+_INT_MIN = -_INT_MAX - 1
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
 _UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
 _ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -102,32 +103,69 @@ for _name, _value in (("TCP_KEEPIDLE", 7200), ("TCP_KEEPINTVL", 75), ("TCP_KEEPC
         _DEFAULTS[(socket.IPPROTO_TCP, getattr(socket, _name))] = _value
 
 
-# Sizes and flags are typed ``object`` and converted here when they are no int: the
-# errors are CPython's own (``recv(1.5)`` is a TypeError, not a wait), in the compiled
-# build too (mypyc would refuse a non-int with its own words before the method runs).
-def _int_arg(value: object) -> int:
-    return value if type(value) is int else _c_int(value)
+# Sizes and flags are typed ``object`` and converted here unless they are ints in
+# range: the errors are CPython's own (``recv(1.5)`` is a TypeError, not a wait), in the
+# compiled build too (mypyc would refuse a non-int with its own words before the method
+# runs). Flags are a C int, sizes a Py_ssize_t, as CPython parses them.
+def _flags(value: object) -> int:
+    if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        return value
+    return _c_int(value, parse_arg=True)
 
 
 def _writable_view(buffer: Any, call: str) -> memoryview:
-    view = memoryview(buffer)
-    if view.readonly:
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        view = None
+    if view is None or view.readonly:
         raise TypeError(f"{call}() argument 1 must be read-write bytes-like object, "
                         f"not {type(buffer).__name__}")
     return view.cast("B")
 
 
-def _c_int(value: Any, *, parse_arg: bool = False) -> int:
-    """An int as CPython converts one to a C int (its errors and messages)."""
+_SSIZE_MAX = 2**63 - 1
+_SSIZE_MIN = -_SSIZE_MAX - 1
+
+
+def _ssize(value: object) -> int:
+    """A size as CPython converts one to a Py_ssize_t (recv's bufsize, nbytes)."""
+    number = value if type(value) is int else _c_int(value, c_type=False)
+    if not -_SSIZE_MAX - 1 <= number <= _SSIZE_MAX:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return number
+
+
+def _fits_index(value: object) -> bool:
+    try:
+        operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def _fits_c_int(value: object) -> bool:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return -_INT_MAX - 1 <= number <= _INT_MAX
+
+
+def _c_int(value: Any, *, parse_arg: bool = False, c_type: bool = True) -> int:
+    """An int as CPython converts one to a C int (its errors and messages); with
+    ``c_type=False`` only the conversion, no range."""
     try:
         number = operator.index(value)
     except TypeError:
         raise TypeError(
             f"'{type(value).__name__}' object cannot be interpreted as an integer"
         ) from None
-    if not -_INT_MAX - 1 <= number <= _INT_MAX:
+    if c_type and not -_INT_MAX - 1 <= number <= _INT_MAX:
         if not parse_arg:
             raise OverflowError("Python int too large to convert to C int")
+        if not -_SSIZE_MAX - 1 <= number <= _SSIZE_MAX:
+            raise OverflowError("Python int too large to convert to C long")
         side = "greater than maximum" if number > 0 else "less than minimum"
         raise OverflowError(f"signed integer is {side}")
     return number
@@ -174,6 +212,14 @@ def unix_name(name: Any) -> Any:
 
 
 # Options Linux stores as a flag: any non-zero value reads back as 1.
+# Options whose value the simulation reads as a number: one set as bytes is read as
+# Linux reads it, an int from the first four.
+_INT_VALUED = {
+    (socket.SOL_SOCKET, socket.SO_SNDBUF),
+    (socket.SOL_SOCKET, socket.SO_RCVBUF),
+    (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
+    *(((socket.SOL_SOCKET, socket.SO_REUSEPORT),) if hasattr(socket, "SO_REUSEPORT") else ()),
+}
 _FLAG_OPTIONS = {
     (socket.SOL_SOCKET, socket.SO_REUSEADDR),
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
@@ -183,6 +229,7 @@ _FLAG_OPTIONS = {
 }
 if hasattr(socket, "SO_REUSEPORT"):
     _FLAG_OPTIONS.add((socket.SOL_SOCKET, socket.SO_REUSEPORT))
+_INT_VALUED |= _FLAG_OPTIONS
 
 
 def _timeout_value(value: Any) -> float | None:
@@ -366,12 +413,27 @@ class SimSocket:
                    optlen: object = None) -> None:
         self._check_open()
         level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
-        if optlen is None and not isinstance(value, int):
+        # CPython's order: a C int, then (None, optlen), then a bytes-like value.
+        if optlen is not None:
+            if value is not None or not _fits_index(optlen):
+                raise TypeError("setsockopt() takes exactly 3 arguments (4 given)")
+            # CPython takes optlen as an unsigned int, masked; Linux reads it signed.
+            optlen = ((_c_int(optlen, c_type=False) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+        elif _fits_c_int(value):
+            value = operator.index(value)
+        else:
             value = bytes(_byte_view(value))
         code = self._option_error(level, option, setting=True)
         if code:
             raise os_error(code)
+        if optlen is not None:  # a NULL value: too short to hold an int, or unreadable
+            raise os_error(errno.EINVAL if optlen < 4 else errno.EFAULT)
         key = (level, option)
+        if key in _INT_VALUED and isinstance(value, bytes):
+            # Linux reads an int from the buffer (and refuses a shorter one).
+            if len(value) < 4:
+                raise os_error(errno.EINVAL)
+            value = struct.unpack("i", value[:4])[0]
         if key == (socket.SOL_SOCKET, socket.SO_LINGER) and (
             not isinstance(value, (bytes, bytearray)) or len(value) < 8
         ):
@@ -383,8 +445,20 @@ class SimSocket:
     def getsockopt(self, level: object, option: object, buflen: object = None) -> Any:
         self._check_open()
         level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
-        if buflen is not None:
-            buflen = _c_int(buflen, parse_arg=True)
+        size = 0 if buflen is None else _c_int(buflen, parse_arg=True)
+        if not 0 <= size <= 1024:  # CPython's bound; 0 asks for an int, as no buflen
+            raise OSError("getsockopt buflen out of range")
+        value = self._option_value(level, option)
+        if size:
+            if isinstance(value, int):
+                value = struct.pack("i", value)
+            return bytes(value)[:size].ljust(size, b"\0")
+        if isinstance(value, (bytes, bytearray)):
+            return struct.unpack("i", bytes(value)[:4])[0] if len(value) >= 4 else 0
+        return int(value)
+
+    def _option_value(self, level: int, option: int) -> Any:
+        """What getsockopt() reads: an int, or the bytes a value was set as."""
         if level == socket.SOL_SOCKET and option == socket.SO_ERROR:
             code, self.ep.pending_error = self.ep.pending_error, 0
             return code
@@ -401,14 +475,7 @@ class SimSocket:
             return int(self.ep.options.get((level, option), DEFAULT_BUFFER))
         if level == socket.SOL_SOCKET and option == socket.SO_ACCEPTCONN:
             return int(self.ep.state is State.LISTENING)
-        value = self.ep.options.get((level, option), _DEFAULTS.get((level, option), 0))
-        if buflen is not None:
-            if isinstance(value, int):
-                value = struct.pack("i", value)
-            return bytes(value)[:buflen].ljust(buflen, b"\0")
-        if isinstance(value, (bytes, bytearray)):
-            return struct.unpack("i", bytes(value)[:4])[0] if len(value) >= 4 else 0
-        return int(value)
+        return self.ep.options.get((level, option), _DEFAULTS.get((level, option), 0))
 
     # -- addresses ----------------------------------------------------------------
 
@@ -548,8 +615,8 @@ class SimSocket:
     # -- streams: data ------------------------------------------------------------
 
     def send(self, data: Any, flags: object = 0) -> int:
-        if type(flags) is not int:  # _int_arg(), without a call on every send
-            flags = _c_int(flags)
+        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:  # _flags(), inline
+            flags = _c_int(flags, parse_arg=True)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
         view = data if data.__class__ is bytes else _byte_view(data)
@@ -592,8 +659,8 @@ class SimSocket:
         return count
 
     def sendall(self, data: Any, flags: object = 0) -> None:
-        if type(flags) is not int:
-            flags = _c_int(flags)
+        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
+            flags = _c_int(flags, parse_arg=True)
         view = data if data.__class__ is bytes else _byte_view(data)
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
@@ -628,10 +695,10 @@ class SimSocket:
             raise_errno(code)
 
     def recv(self, bufsize: object, flags: object = 0) -> bytes:
-        if type(bufsize) is not int:  # _int_arg(), without a call on every recv
-            bufsize = _c_int(bufsize)
-        if type(flags) is not int:
-            flags = _c_int(flags)
+        if type(bufsize) is not int or not _SSIZE_MIN <= bufsize <= _SSIZE_MAX:  # inline
+            bufsize = _ssize(bufsize)
+        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
+            flags = _c_int(flags, parse_arg=True)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
@@ -706,7 +773,7 @@ class SimSocket:
 
     def recv_into(self, buffer: Any, nbytes: object = 0, flags: object = 0) -> int:
         view = _writable_view(buffer, "recv_into")
-        nbytes, flags = _int_arg(nbytes), _int_arg(flags)
+        nbytes, flags = _ssize(nbytes), _flags(flags)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         size = nbytes or len(view)
@@ -754,7 +821,7 @@ class SimSocket:
         if address is None:
             address = flags_or_address
         else:
-            flags = _int_arg(flags_or_address)
+            flags = _flags(flags_or_address)
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
                 raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED
@@ -788,7 +855,7 @@ class SimSocket:
         return len(payload)
 
     def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
-        bufsize, flags = _int_arg(bufsize), _int_arg(flags)
+        bufsize, flags = _ssize(bufsize), _flags(flags)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
@@ -799,7 +866,12 @@ class SimSocket:
     def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
                       ) -> tuple[int, Any]:
         view = _writable_view(buffer, "recvfrom_into")
-        data, address = self.recvfrom(_int_arg(nbytes) or len(view), flags)
+        nbytes = _ssize(nbytes)
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):  # before receiving: nothing is taken and lost
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, address = self.recvfrom(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data), address
 
@@ -854,7 +926,7 @@ class SimSocket:
             _c_int(item[0])
             _c_int(item[1])
             _byte_view(item[2])
-        flags = _c_int(flags)
+        flags = _flags(flags)
         if address is not None:
             self._transport.resolve_remote(self.ep, address)  # CPython parses it first
         if items:
@@ -902,11 +974,11 @@ class SimSocket:
                 ) -> tuple[bytes, list[Any], int, Any]:
         """``(data, [], msg_flags, address)``; ``MSG_TRUNC`` in msg_flags when a datagram
         was longer than ``bufsize``. A stream reports no address (None), as Linux."""
-        bufsize, ancbufsize, flags = _c_int(bufsize), _c_int(ancbufsize), _int_arg(flags)
+        bufsize, ancbufsize, flags = _ssize(bufsize), _ssize(ancbufsize), _flags(flags)
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
-        if ancbufsize < 0:
-            raise ValueError("negative buffer size in recvmsg()")
+        if not 0 <= ancbufsize <= _INT_MAX:
+            raise ValueError("invalid ancillary data buffer length")
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
             payload, address = self._recv_datagram(bufsize, flags, whole=True)
