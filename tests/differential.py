@@ -339,6 +339,28 @@ def _(S: Any, path: Paths, kind: str) -> Any:
         return err(lambda: s.shutdown(S.SHUT_RDWR))
 
 
+@per_kind(["udp4", "udp6"], "shutdown_connected_datagram_socket")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    def after_shutdown(how: int) -> tuple[Any, ...]:
+        a, b = dgram_pair(S, kind, path)
+        with a, b:
+            a.settimeout(1.0)
+            a.shutdown(how)
+            sent = err(lambda: a.send(b"x"))
+            b.send(b"y")
+            queued = a.recv(10)  # what arrived is still read after SHUT_RD
+            a.setblocking(False)
+            return how, sent, queued, err(lambda: a.recv(10))  # and no EOF: EAGAIN
+
+    out: list[tuple[Any, ...]] = [after_shutdown(how)
+                                  for how in (S.SHUT_RD, S.SHUT_WR, S.SHUT_RDWR)]
+    a, b = dgram_pair(S, kind, path)
+    with a, b:
+        out.append(("MSG_OOB", err(lambda: a.send(b"x", S.MSG_OOB)),
+                    err(lambda: a.sendto(b"x", S.MSG_OOB, b.getsockname()))))
+    return out
+
+
 @per_kind(list(KINDS), "recv_nonblocking_fresh")
 def _(S: Any, path: Paths, kind: str) -> Any:
     with new(S, kind) as s:

@@ -803,6 +803,14 @@ class SimSocket:
             self.ep.shut_rd = True
             self.ep.changed.notify_all()
             return
+        if self.type == socket.SOCK_DGRAM and self.family != _AF_UNIX:
+            # Linux: a connected UDP socket may shut down; reading goes on as before
+            # (datagrams still arrive), writing ends with EPIPE.
+            if self.ep.remote is None:
+                raise os_error(errno.ENOTCONN)
+            self.ep.shut_wr = self.ep.shut_wr or how != socket.SHUT_RD
+            self.ep.changed.notify_all()
+            return
         if self.ep.state is not State.CONNECTED:
             raise os_error(errno.ENOTCONN)
         if how in (socket.SHUT_RD, socket.SHUT_RDWR):
@@ -829,6 +837,11 @@ class SimSocket:
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
             raise os_error(errno.EPIPE)
+        if self.family != _AF_UNIX:
+            if flags & _MSG_OOB and self.family == socket.AF_INET:
+                raise os_error(errno.EOPNOTSUPP)  # Linux's IPv4 UDP refuses it; IPv6 not
+            if self.ep.shut_wr:
+                raise os_error(errno.EPIPE)
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(_byte_view(data))
         if len(payload) > MAX_DATAGRAM:
