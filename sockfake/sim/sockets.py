@@ -868,7 +868,10 @@ class SimSocket:
         return len(payload)
 
     def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
-        bufsize, flags = _ssize(bufsize), _flags(flags)
+        if type(bufsize) is not int or not _SSIZE_MIN <= bufsize <= _SSIZE_MAX:  # inline
+            bufsize = _ssize(bufsize)
+        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
+            flags = _c_int(flags, parse_arg=True)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
