@@ -40,6 +40,8 @@ _MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
 _INT_MAX = 2**31 - 1
 _INT_MIN = -_INT_MAX - 1
+_SSIZE_MAX = 2**63 - 1
+_SSIZE_MIN = -_SSIZE_MAX - 1
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
 _UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
 _ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -124,32 +126,20 @@ def _writable_view(buffer: Any, call: str) -> memoryview:
     return view.cast("B")
 
 
-_SSIZE_MAX = 2**63 - 1
-_SSIZE_MIN = -_SSIZE_MAX - 1
-
-
 def _ssize(value: object) -> int:
     """A size as CPython converts one to a Py_ssize_t (recv's bufsize, nbytes)."""
     number = value if type(value) is int else _c_int(value, c_type=False)
-    if not -_SSIZE_MAX - 1 <= number <= _SSIZE_MAX:
+    if not _SSIZE_MIN <= number <= _SSIZE_MAX:
         raise OverflowError("Python int too large to convert to C ssize_t")
     return number
 
 
-def _fits_index(value: object) -> bool:
+def _index_or_none(value: object) -> int | None:
+    """``operator.index(value)``, or None where that is a TypeError."""
     try:
-        operator.index(value)  # type: ignore[arg-type]
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        return False
-    return True
-
-
-def _fits_c_int(value: object) -> bool:
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return -_INT_MAX - 1 <= number <= _INT_MAX
+        return None
 
 
 def _c_int(value: Any, *, parse_arg: bool = False, c_type: bool = True) -> int:
@@ -161,10 +151,10 @@ def _c_int(value: Any, *, parse_arg: bool = False, c_type: bool = True) -> int:
         raise TypeError(
             f"'{type(value).__name__}' object cannot be interpreted as an integer"
         ) from None
-    if c_type and not -_INT_MAX - 1 <= number <= _INT_MAX:
+    if c_type and not _INT_MIN <= number <= _INT_MAX:
         if not parse_arg:
             raise OverflowError("Python int too large to convert to C int")
-        if not -_SSIZE_MAX - 1 <= number <= _SSIZE_MAX:
+        if not _SSIZE_MIN <= number <= _SSIZE_MAX:
             raise OverflowError("Python int too large to convert to C long")
         side = "greater than maximum" if number > 0 else "less than minimum"
         raise OverflowError(f"signed integer is {side}")
@@ -212,14 +202,6 @@ def unix_name(name: Any) -> Any:
 
 
 # Options Linux stores as a flag: any non-zero value reads back as 1.
-# Options whose value the simulation reads as a number: one set as bytes is read as
-# Linux reads it, an int from the first four.
-_INT_VALUED = {
-    (socket.SOL_SOCKET, socket.SO_SNDBUF),
-    (socket.SOL_SOCKET, socket.SO_RCVBUF),
-    (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
-    *(((socket.SOL_SOCKET, socket.SO_REUSEPORT),) if hasattr(socket, "SO_REUSEPORT") else ()),
-}
 _FLAG_OPTIONS = {
     (socket.SOL_SOCKET, socket.SO_REUSEADDR),
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
@@ -229,7 +211,14 @@ _FLAG_OPTIONS = {
 }
 if hasattr(socket, "SO_REUSEPORT"):
     _FLAG_OPTIONS.add((socket.SOL_SOCKET, socket.SO_REUSEPORT))
-_INT_VALUED |= _FLAG_OPTIONS
+# Options whose value the simulation reads as a number: one set as bytes is read as
+# Linux reads it, an int from the first four.
+_INT_VALUED = {
+    (socket.SOL_SOCKET, socket.SO_SNDBUF),
+    (socket.SOL_SOCKET, socket.SO_RCVBUF),
+    (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
+    *_FLAG_OPTIONS,
+}
 
 
 def _timeout_value(value: Any) -> float | None:
@@ -415,14 +404,17 @@ class SimSocket:
         level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
         # CPython's order: a C int, then (None, optlen), then a bytes-like value.
         if optlen is not None:
-            if value is not None or not _fits_index(optlen):
+            length = _index_or_none(optlen)
+            if value is not None or length is None:
                 raise TypeError("setsockopt() takes exactly 3 arguments (4 given)")
             # CPython takes optlen as an unsigned int, masked; Linux reads it signed.
-            optlen = ((_c_int(optlen, c_type=False) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
-        elif _fits_c_int(value):
-            value = operator.index(value)
+            optlen = ((length & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
         else:
-            value = bytes(_byte_view(value))
+            number = _index_or_none(value)
+            if number is not None and _INT_MIN <= number <= _INT_MAX:
+                value = number
+            else:
+                value = bytes(_byte_view(value))
         code = self._option_error(level, option, setting=True)
         if code:
             raise os_error(code)
