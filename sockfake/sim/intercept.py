@@ -193,14 +193,17 @@ def _sleep(seconds: float) -> None:
     net.kernel.sleep(float(seconds))
 
 
-def _deliver_simulated(signalnum: object, to_simulated_thread: bool) -> bool:
-    """Deliver a signal a simulated thread sends to its own process in virtual time (see
-    ``Kernel.deliver_signal``), if it has a Python handler and goes to one of the
-    network's threads; False: the caller makes the real call."""
+def _deliver_simulated(signalnum: object, thread_id: int | None = None) -> bool:
+    """Deliver a signal a simulated thread sends to its own process (``thread_id``
+    None) or to one of its network's threads in virtual time (see
+    ``Kernel.deliver_signal``), if it has a Python handler; False: the caller makes the
+    real call."""
     net = caller_network()
-    if net is None or _internal(2) or not to_simulated_thread:
+    if net is None or _internal(2):
         return False
-    if type(signalnum) is not int and not isinstance(signalnum, signal.Signals):
+    if thread_id is not None and not net.kernel.is_simulated_ident(thread_id):
+        return False
+    if not isinstance(signalnum, int):  # signal.Signals is one
         return False  # the real call raises CPython's TypeError
     if not 0 < signalnum < signal.NSIG:
         return False  # 0 probes whether the target exists; out of range is an error
@@ -209,19 +212,17 @@ def _deliver_simulated(signalnum: object, to_simulated_thread: bool) -> bool:
 
 
 def _pthread_kill(thread_id: int, signalnum: int) -> None:
-    net = caller_network()
-    to_simulated = net is not None and net.kernel.is_simulated_ident(thread_id)
-    if not _deliver_simulated(signalnum, to_simulated):
+    if not _deliver_simulated(signalnum, thread_id):
         _real["pthread_kill"](thread_id, signalnum)
 
 
 def _kill(pid: int, signalnum: int) -> None:
-    if not _deliver_simulated(signalnum, pid == os.getpid()):
+    if pid != os.getpid() or not _deliver_simulated(signalnum):
         _real["kill"](pid, signalnum)
 
 
 def _raise_signal(signalnum: int) -> None:
-    if not _deliver_simulated(signalnum, True):
+    if not _deliver_simulated(signalnum):
         _real["raise_signal"](signalnum)
 
 
