@@ -163,6 +163,10 @@ class SimThread:
             self.timer.cancel()
             self.timer = None
 
+    def deadline_unscheduled(self) -> bool:
+        """Does the current wait have a deadline that is not yet a timer in the heap?"""
+        return self.deadline is not None and self.timer is None
+
     def __repr__(self) -> str:
         return f"<SimThread {self.name} {self.state}>"
 
@@ -394,22 +398,19 @@ class Kernel:
     def _timers_for_deadlines(self) -> None:
         """Every pending wait deadline becomes a timer (before the clock may move)."""
         for thread in self._deadlines:
-            deadline = thread.deadline
-            if deadline is not None and thread.timer is None:  # a thread may be listed twice
-                timer = _Timer(deadline, thread.deadline_seq,
+            if thread.deadline_unscheduled():  # a thread may be listed twice
+                assert thread.deadline is not None
+                timer = _Timer(thread.deadline, thread.deadline_seq,
                                functools.partial(self._make_ready, thread, "timeout"),
                                wakes=thread)
-                heapq.heappush(self._timers, (deadline, timer.seq, timer))
+                heapq.heappush(self._timers, (timer.when, timer.seq, timer))
                 thread.timer = timer
         self._deadlines.clear()
         self._earliest_deadline = _INFINITY
 
     def _compact_deadlines(self) -> None:
         """Drop the entries of waits that ended (amortised O(1), as the heap's compaction)."""
-        live = dict.fromkeys(
-            thread for thread in self._deadlines
-            if thread.deadline is not None and thread.timer is None
-        )
+        live = dict.fromkeys(thread for thread in self._deadlines if thread.deadline_unscheduled())
         self._deadlines = list(live)
         self._deadlines_compact_at = max(_COMPACT_MIN, 2 * len(self._deadlines))
 
