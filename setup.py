@@ -22,18 +22,19 @@ from setuptools import setup
 # native classes whose attributes refuse a wrong type before __post_init__ gives the
 # clear SockfakeTypeError, and whose instances have no __dict__ for cached_property.
 COMPILED = [
-    "sockfake/sim/kernel.py",
-    "sockfake/sim/trace.py",
-    "sockfake/sim/_turn.py",
-    "sockfake/sim/sockets.py",
-    "sockfake/sim/tcp.py",
-    "sockfake/sim/udp.py",
-    "sockfake/sim/endpoint.py",
-    "sockfake/sim/addressing.py",
-    "sockfake/sim/topology.py",
-    "sockfake/sim/sync.py",
-    "sockfake/sim/socket_state.py",
-    "sockfake/sim/scheduling.py",
+    "sockfake/sim/kernel/core.py",
+    "sockfake/sim/trace/recorder.py",
+    "sockfake/sim/kernel/turn.py",
+    "sockfake/sim/net/sockets.py",
+    "sockfake/sim/net/tcp.py",
+    "sockfake/sim/net/udp.py",
+    "sockfake/sim/net/endpoint.py",
+    "sockfake/sim/net/addressing.py",
+    "sockfake/sim/net/topology.py",
+    "sockfake/sim/kernel/sync.py",
+    "sockfake/sim/net/selectors.py",
+    "sockfake/sim/net/socket_state.py",
+    "sockfake/sim/kernel/scheduling.py",
 ]
 
 ext_modules = []

@@ -190,7 +190,7 @@ def pipe_ping_pong(count: int) -> float:
 
 def pipe_ping_pong_one_cpu(count: int) -> float:
     """The pipe floor with both threads on one CPU, as the simulation runs its threads
-    (``sockfake.sim.cpu_pin``): a handoff is a context switch, no cross-core wakeup."""
+    (``sockfake.sim.kernel.cpu_pin``): a handoff is a context switch, no cross-core wakeup."""
     if not hasattr(os, "sched_setaffinity"):
         return float("nan")
     saved = os.sched_getaffinity(0)

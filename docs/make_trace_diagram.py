@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sockfake  # noqa: E402
 from sockfake.sim import SimNetwork  # noqa: E402
-from sockfake.sim.faults import FaultPlan  # noqa: E402
+from sockfake.sim.net.faults import FaultPlan  # noqa: E402
 
 
 class Upper(sockfake.StreamRequestHandler):

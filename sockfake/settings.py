@@ -89,7 +89,7 @@ class NetworkSettings:
     explore: int | None = None  # run under this many schedules (one pytest item each)
     switch_points: str = "calls"
     pct_depth: int = 3
-    pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.cpu_pin)
+    pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -174,7 +174,7 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
     if "stall_timeout" in kwargs:
         options.stall_timeout = _number("stall_timeout", kwargs["stall_timeout"], positive=True)
-    from sockfake.sim.scheduling import POLICIES, SWITCH_POINTS
+    from sockfake.sim.kernel.scheduling import POLICIES, SWITCH_POINTS
 
     if "scheduling" in kwargs:
         options.scheduling = _one_of(kwargs, "scheduling", POLICIES)
@@ -195,7 +195,7 @@ def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> Netwo
         options.pin_cpu = _flag(kwargs, "pin_cpu")
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     if conditions:
-        from sockfake.sim.links import LinkConditions
+        from sockfake.sim.net.links import LinkConditions
 
         try:
             LinkConditions(**conditions)

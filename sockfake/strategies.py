@@ -1,7 +1,7 @@
 """Hypothesis strategies for sockfake: link conditions, fault plans, slow clients.
 
 Every strategy here shrinks toward "no fault": a perfect link, the empty
-:class:`~sockfake.sim.faults.FaultPlan`, a well-behaved client. So when a property
+:class:`~sockfake.sim.net.faults.FaultPlan`, a well-behaved client. So when a property
 fails, Hypothesis reports the smallest fault that still breaks it, and the value
 prints as a short expression you can paste into ``@example(...)``::
 
@@ -33,8 +33,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from sockfake.sim.faults import FaultPlan
-from sockfake.sim.links import GilbertElliott, LinkConditions
+from sockfake.sim.net.faults import FaultPlan
+from sockfake.sim.net.links import GilbertElliott, LinkConditions
 
 __all__ = [
     "FaultPlan",

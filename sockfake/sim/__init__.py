@@ -1,17 +1,19 @@
 """The simulated network: deterministic, on virtual time, with faults on purpose.
 
-- ``kernel``: virtual clock, timers, the scheduler of simulated threads, the trace.
-- ``links``: pure link and fault models (latency, bandwidth, loss, duplication...).
-- ``sockets``: the simulated ``socket.socket``.
-- ``sync``: events, locks, queues, wakers and selectors on virtual time.
-- ``network``: ``SimNetwork`` and its hosts; routing, partitions, host failures.
-- ``scenarios``: slow and hostile clients as one-line objects.
+Layers, top to bottom (held by the import contract in ``.importlinter``):
+
+- ``scenarios``, ``determinism``: slow and hostile clients; two runs compared.
+- ``intercept/``: the stdlib's entry points, dispatched per thread.
+- ``network``: ``SimNetwork``, the façade users hold: hosts, faults, the trace.
+- ``net/``: topology, addressing, transports, sockets, selectors, link models.
+- ``kernel/``: threads, the turn, the clock, timers, scheduling, locks and queues.
+- ``trace/``: the events of a run, their texts and exports.
 
 ``COMPILED`` says whether this is the optional compiled build (``setup.py``: the hot
 modules through mypyc, about 1.5x faster per message) or pure Python (the default).
 """
 
-import sockfake.sim.kernel as _kernel
+import sockfake.sim.kernel.core as _kernel
 from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
@@ -19,16 +21,19 @@ from sockfake.errors import (
     SimTimeLimitError,
     SimulationError,
 )
-from sockfake.sim.links import GilbertElliott, LinkConditions
-from sockfake.sim.network import Host, SimNetwork
-from sockfake.sim.sockets import SimSocket
-from sockfake.sim.trace import Trace
+from sockfake.sim.net.faults import FaultPlan
+from sockfake.sim.net.links import GilbertElliott, LinkConditions
+from sockfake.sim.net.sockets import SimSocket
+from sockfake.sim.net.topology import Host
+from sockfake.sim.network import SimNetwork
+from sockfake.sim.trace.recorder import Trace, TraceEvent
 
 # A compiled module is an extension: its file is a shared library, not a .py.
 COMPILED: bool = not str(getattr(_kernel, "__file__", "")).endswith((".py", ".pyc"))
 
 __all__ = [
     "COMPILED",
+    "FaultPlan",
     "GilbertElliott",
     "Host",
     "LinkConditions",
@@ -40,4 +45,5 @@ __all__ = [
     "SimTimeLimitError",
     "SimulationError",
     "Trace",
+    "TraceEvent",
 ]

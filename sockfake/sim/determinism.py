@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake.sim.trace import TraceEvent
+from sockfake.sim.trace.recorder import TraceEvent
 
 __all__ = ["Divergence", "check_determinism", "first_divergence"]
 

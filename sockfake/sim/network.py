@@ -18,25 +18,24 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-import sockfake.sim._checks as _checks
-import sockfake.sim.thread_hooks as thread_hooks
+import sockfake.sim.kernel.thread_hooks as thread_hooks
+import sockfake.sim.net.checks as _checks
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
-from sockfake.sim.addressing import Addressing
-from sockfake.sim.endpoint import Endpoint, Selectable
-from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import LinkConditions
-from sockfake.sim.sockets import SimSocket
-from sockfake.sim.sync import SimEvent, SimLock, SimQueue, SimSelector, SimWaker
-from sockfake.sim.tcp import StreamTransport
-from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, Trace
-from sockfake.sim.udp import DatagramTransport
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.sync import SimEvent, SimLock, SimQueue
+from sockfake.sim.net.addressing import Addressing
+from sockfake.sim.net.descriptors import Descriptors
+from sockfake.sim.net.endpoint import Endpoint
+from sockfake.sim.net.links import LinkConditions
+from sockfake.sim.net.selectors import SimSelector, SimWaker
+from sockfake.sim.net.sockets import SimSocket
+from sockfake.sim.net.tcp import StreamTransport
+from sockfake.sim.net.topology import Host, Topology
+from sockfake.sim.net.udp import DatagramTransport
+from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, Trace
 
 __all__ = ["SimNetwork", "Host"]
 
-# Simulated descriptors start above any real one (Linux caps them at nr_open, 2**20), so
-# a simulated descriptor handed to a real select()/poll() can never name a real file.
-_FIRST_FD = 1 << 20
 # A virtual day: a run whose clock only advances through idle polling (a server's
 # serve_forever(poll_interval) while the test waits forever) fails in about a second
 # of real time instead of spinning. Pass time_limit=None for longer simulations.
@@ -63,30 +62,10 @@ except (AttributeError, RuntimeError):  # pragma: no cover
     pass
 
 
-class _Descriptors:
-    """Simulated descriptor numbers: every socket and waker has one, never reused."""
-
-    def __init__(self) -> None:
-        self.objects: dict[int, Selectable] = {}
-        self._next = _FIRST_FD
-
-    def register(self, obj: Selectable) -> int:
-        fd = self._next
-        self._next += 1
-        self.objects[fd] = obj
-        return fd
-
-    def release(self, fd: int) -> None:
-        self.objects.pop(fd, None)
-
-    def sockets(self) -> list[SimSocket]:
-        return [obj for obj in self.objects.values() if isinstance(obj, SimSocket)]
-
-
 class _SocketTransport:
-    """The ``Transport`` seam of ``sockfake.sim.endpoint``: what sockets ask of the network."""
+    """The ``Transport`` seam of ``sockfake.sim.net.endpoint``: what sockets ask of the network."""
 
-    def __init__(self, kernel: Kernel, descriptors: _Descriptors, addressing: Addressing,
+    def __init__(self, kernel: Kernel, descriptors: Descriptors, addressing: Addressing,
                  streams: StreamTransport, datagrams: DatagramTransport) -> None:
         self._kernel = kernel
         self._descriptors = descriptors
@@ -131,7 +110,7 @@ class SimNetwork:
     handler code: they are virtual; ``time.sleep`` is real and is reported as a stall.
 
     While it is open, the creating thread and the threads it starts run on one CPU
-    (only one of them runs at a time; see ``sockfake.sim.cpu_pin``): ``pin_cpu=False``
+    (only one of them runs at a time; see ``sockfake.sim.kernel.cpu_pin``): ``pin_cpu=False``
     leaves the affinity alone. It changes no simulated behaviour, only the speed.
     """
 
@@ -180,7 +159,7 @@ class SimNetwork:
             pin_cpu=pin_cpu,
         )
         self.seed = seed
-        # Deterministic faults chosen by index (see ``sockfake.sim.faults.FaultPlan``):
+        # Deterministic faults chosen by index (see ``sockfake.sim.net.faults.FaultPlan``):
         # a plan's ``datagram_fate(index, now, conditions)`` may replace the link
         # model's random fate of a datagram (None: the link model decides, from its
         # own random stream as without a plan); connections are refused or reset by
@@ -188,7 +167,7 @@ class SimNetwork:
         self.fault_plan: Any = None
         self._topology = Topology(self.kernel, defaults)
         self._addressing = Addressing(self._topology)
-        self._descriptors = _Descriptors()
+        self._descriptors = Descriptors()
         self._streams = StreamTransport(
             self.kernel, self._topology, self._addressing, self._new_endpoint,
             self._descriptors.release, lambda: self.fault_plan,
@@ -434,8 +413,11 @@ class SimNetwork:
         return self.kernel.dump()
 
     def intercept(self) -> Any:
-        """The stdlib's entry points give this network to its threads (sockfake.sim.intercept)."""
-        from sockfake.sim.intercept import intercept
+        """The stdlib's entry points give this network to its threads (``sockfake.sim.intercept``).
+
+        The one import upwards in the simulation's layers, made on first use: interception
+        sits above this façade and drives it, and users enter it from here."""
+        from sockfake.sim.intercept.install import intercept
 
         return intercept(self)
 

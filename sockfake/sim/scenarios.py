@@ -17,10 +17,10 @@ import struct
 import threading
 from typing import Any, TypeVar
 
-import sockfake.sim._checks as _checks
+import sockfake.sim.net.checks as _checks
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
+from sockfake.sim.net.sockets import SimSocket
 from sockfake.sim.network import Host, SimNetwork
-from sockfake.sim.sockets import SimSocket
 
 __all__ = [
     "Scenario",

@@ -70,7 +70,7 @@ def test_a_real_socket_made_before_intercept_is_refused_in_a_simulated_thread(
 
 
 def test_a_real_socket_class_captured_at_import_is_refused() -> None:
-    from sockfake.sim.intercept import _real  # type: ignore[attr-defined]
+    from sockfake.sim.intercept.install import _real  # type: ignore[attr-defined]
 
     captured = _real["socket"]  # as `from socket import socket` would have it
     with SimNetwork(seed=1) as net, net.intercept():
@@ -101,7 +101,7 @@ def test_select_and_poll_refuse_real_descriptors_in_a_simulated_thread() -> None
 
 
 def test_a_real_select_on_a_simulated_descriptor_fails_at_once(inet: SimNetwork) -> None:
-    from sockfake.sim.intercept import _real  # type: ignore[attr-defined]
+    from sockfake.sim.intercept.install import _real  # type: ignore[attr-defined]
 
     with socket.socket() as sock:
         assert sock.fileno() >= 2**20  # above every real descriptor
@@ -120,7 +120,7 @@ def test_processes_are_refused(inet: SimNetwork) -> None:
 
 def test_processes_outside_the_simulation_still_work(inet: SimNetwork) -> None:
     results: list[int] = []
-    from sockfake.sim.thread_hooks import _original_start
+    from sockfake.sim.kernel.thread_hooks import _original_start
 
     thread = threading.Thread(target=lambda: results.append(subprocess.call(["true"])))
     _original_start(thread)  # a thread that is not part of the simulation
@@ -138,7 +138,7 @@ def test_tls_on_a_simulated_datagram_socket_is_refused_by_name(inet: SimNetwork)
 def test_a_real_select_or_poll_outside_the_simulation_refuses_a_simulated_socket(
     inet: SimNetwork,
 ) -> None:
-    from sockfake.sim.thread_hooks import _original_start
+    from sockfake.sim.kernel.thread_hooks import _original_start
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import pytest
 
 from sockfake.network import SockfakeRuntimeError
 from sockfake.sim import SimNetwork
-from sockfake.sim.thread_hooks import _original_start
+from sockfake.sim.kernel.thread_hooks import _original_start
 
 PATCHED = [
     (socket, "socket"), (socket, "create_connection"), (socket, "create_server"),
@@ -91,7 +91,9 @@ def test_intercept_does_not_nest_but_enters_again(net: SimNetwork) -> None:
             assert isinstance(sock, socket.socket)
     with net.intercept():
         pass
-    assert socket.socket is __import__("sockfake.sim.intercept").sim.intercept._real["socket"]
+    from sockfake.sim.intercept.dispatch import REAL
+
+    assert socket.socket is REAL["socket"]
 
 
 def test_intercept_is_entered_from_a_thread_of_the_network(net: SimNetwork) -> None:
@@ -332,7 +334,7 @@ def test_queues_futures_and_pools(inet: SimNetwork) -> None:
 
 
 def test_primitives_made_outside_or_by_the_stdlib_stay_real(inet: SimNetwork) -> None:
-    assert type(threading.Lock()).__module__ == "sockfake.sim._sim_threading"
+    assert type(threading.Lock()).__module__ == "sockfake.sim.intercept.threads"
     real = _in_real_thread(threading.Lock)
     assert type(real) is type(threading._allocate_lock())  # type: ignore[attr-defined]
     thread = threading.Thread(target=lambda: None)
@@ -341,7 +343,7 @@ def test_primitives_made_outside_or_by_the_stdlib_stay_real(inet: SimNetwork) ->
     import logging
 
     handler = logging.StreamHandler()
-    assert type(handler.lock).__module__ != "sockfake.sim._sim_threading"
+    assert type(handler.lock).__module__ != "sockfake.sim.intercept.threads"
 
 
 def test_a_simulated_event_waited_on_outside_fails_clearly(inet: SimNetwork) -> None:
@@ -378,7 +380,7 @@ def test_helper_threads_are_invisible(inet: SimNetwork) -> None:
 def test_names_captured_at_import_time_keep_the_real_function(net: SimNetwork) -> None:
     """Documented limit: a name bound before intercept() is the real function; one bound
     while an interception is active is the dispatcher, simulated in simulated threads."""
-    import sockfake.sim.intercept as module
+    import sockfake.sim.intercept.install as module
 
     before: dict[str, Any] = {}
     exec("from time import monotonic", before)  # as a module imported earlier would
@@ -434,7 +436,7 @@ def test_sendfile_falls_back_to_send(inet: SimNetwork, tmp_path: Any) -> None:
 
 def test_every_guarded_real_method_is_overridden_for_simulated_sockets() -> None:
     """A simulated socket never reaches the real class's guarded (refusing) methods."""
-    from sockfake.sim import _patched_socket
+    from sockfake.sim.intercept import sockets as _patched_socket
 
     overridden = vars(_patched_socket.InterceptSocket)
     missing = [n for n in _patched_socket._GUARDED if n not in overridden]

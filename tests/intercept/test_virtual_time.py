@@ -76,7 +76,7 @@ def test_same_seed_same_digest() -> None:
 
 
 def test_time_functions_are_virtual_only_in_simulated_threads(inet: SimNetwork) -> None:
-    from sockfake.sim.intercept import EPOCH, MONOTONIC_BASE
+    from sockfake.sim.intercept.install import EPOCH, MONOTONIC_BASE
 
     assert time.monotonic() == MONOTONIC_BASE
     time.sleep(1.5)
@@ -91,8 +91,8 @@ def test_time_functions_are_virtual_only_in_simulated_threads(inet: SimNetwork) 
         seen["time"] = time.time()
 
     # Started with the real Thread.start: a thread outside the simulation.
-    from sockfake.sim.intercept import _real  # type: ignore[attr-defined]
-    from sockfake.sim.thread_hooks import _original_start
+    from sockfake.sim.intercept.install import _real  # type: ignore[attr-defined]
+    from sockfake.sim.kernel.thread_hooks import _original_start
 
     thread = threading.Thread(target=outside)
     _original_start(thread)

@@ -12,7 +12,7 @@ from helpers import running
 import sockfake as socketserver
 from sockfake.errors import SockfakeTypeError
 from sockfake.sim import SimNetwork
-from sockfake.sim.faults import FaultPlan
+from sockfake.sim.net.faults import FaultPlan
 
 pinnable = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,

@@ -9,7 +9,7 @@ from helpers import EchoHandler, recv_exactly, serving
 
 import sockfake as socketserver
 from sockfake.sim.determinism import check_determinism, first_divergence
-from sockfake.sim.trace import TraceEvent
+from sockfake.sim.trace.recorder import TraceEvent
 
 
 def _echo(net: Any, payload: bytes) -> None:

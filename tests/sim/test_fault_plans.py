@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, find, settings
 import sockfake
 from sockfake.errors import SockfakeValueError
 from sockfake.sim import SimNetwork
-from sockfake.sim.faults import FaultPlan
+from sockfake.sim.net.faults import FaultPlan
 from sockfake.strategies import fault_plans
 
 

@@ -20,8 +20,8 @@ from sockfake.sim import (
     SimNetwork,
     SimStallError,
     SimTimeLimitError,
-    thread_hooks,
 )
+from sockfake.sim.kernel import thread_hooks
 
 # -- scheduling ---------------------------------------------------------------------------
 
@@ -412,7 +412,7 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
     # The watchdog's thread watches the holder while the main thread waits; when no
     # thread could be started for it, the main thread's own timed wait does.
     if watcher == "main thread":
-        import sockfake.sim.kernel as kernel_module
+        import sockfake.sim.kernel.core as kernel_module
 
         def no_thread(thread: threading.Thread) -> None:
             raise RuntimeError("can't start new thread")

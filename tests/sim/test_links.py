@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sockfake.sim.links import (
+from sockfake.sim.net.links import (
     DatagramFate,
     GilbertElliott,
     LinkConditions,

@@ -38,7 +38,7 @@ def _run(bug: Callable[[Any], bool], seed: int, **options: Any) -> tuple[bool, l
 
 def _first_failing_seed(bug: Callable[[Any], bool], options: dict[str, Any]) -> int | None:
     # One warm-up run: on 3.12+ the first run of freshly loaded handler code sees fewer
-    # bytecode switch points than later ones (see sockfake/sim/line_switches.py).
+    # bytecode switch points than later ones (see sockfake/sim/kernel/line_switches.py).
     _run(bug, SCHEDULES, **options)
     for seed in range(SCHEDULES):
         if _run(bug, seed, **options)[0]:

@@ -23,7 +23,7 @@ from helpers import running
 
 import sockfake
 from sockfake.sim import SimNetwork
-from sockfake.sim.endpoint import Endpoint
+from sockfake.sim.net.endpoint import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +130,7 @@ def test_more_than_1100_open_descriptors() -> None:
 def test_a_closed_network_is_not_kept_alive() -> None:
     import gc
 
-    from sockfake.sim.kernel import Kernel
+    from sockfake.sim.kernel.core import Kernel
 
     net = SimNetwork(seed=1)
     with net.socket() as sock:
@@ -144,7 +144,7 @@ def test_a_closed_network_is_not_kept_alive() -> None:
 
 
 def test_lazy_trace_details_read_as_the_eager_text() -> None:
-    from sockfake.sim.trace_texts import preview
+    from sockfake.sim.trace.texts import preview
 
     net = SimNetwork(seed=1)
     try:

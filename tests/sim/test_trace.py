@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sockfake.sim.trace import Lazy, Trace, TraceEvent, lazy_text
+from sockfake.sim.trace.recorder import Lazy, Trace, TraceEvent, lazy_text
 
 
 def _greeting(name: str, count: int) -> str:

@@ -15,7 +15,7 @@ from helpers import DatagramEchoHandler, EchoHandler, recv_exactly, serving
 
 import sockfake as socketserver
 from sockfake.sim import SimNetwork
-from sockfake.sim.faults import FaultPlan
+from sockfake.sim.net.faults import FaultPlan
 
 dpkt = pytest.importorskip("dpkt")
 
@@ -167,7 +167,7 @@ def test_the_html_diagram_has_a_lifeline_per_endpoint_and_an_arrow_per_packet(
     with SimNetwork(seed=3, latency=0.01) as net:
         _run_traffic(net)
         path = net.trace.write_html(tmp_path / "run.html", title="two echoes")
-        from sockfake.sim.trace_export import packets
+        from sockfake.sim.trace.export import packets
 
         found = packets(net.trace)
     page = path.read_text()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sockfake.sim.trace import TraceEvent
+from sockfake.sim.trace.recorder import TraceEvent
 
 __all__ = ["Packet", "packets", "write_html", "write_jsonl", "write_pcapng"]
 

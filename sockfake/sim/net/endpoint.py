@@ -1,7 +1,7 @@
 """The seam between simulated sockets and the transport under them.
 
 An ``Endpoint`` is what the transport knows of one socket: its addresses, state,
-buffers and the errors waiting for it. The socket (``sockfake.sim.sockets``) owns
+buffers and the errors waiting for it. The socket (``sockfake.sim.net.sockets``) owns
 one and turns the user's calls into changes of it and calls on the ``Transport``;
 the transport (``tcp``, ``udp``, ``addressing``) moves data between endpoints and
 changes their state as packets arrive, then notifies ``changed`` so that threads
@@ -18,28 +18,20 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sockfake.sim.kernel import WaitQueue
-from sockfake.sim.socket_state import State
+from sockfake.sim.kernel.core import WaitQueue
+from sockfake.sim.net.selectors import Selectable
+from sockfake.sim.net.socket_state import State
 
 if TYPE_CHECKING:
-    from sockfake.sim.topology import Host
-    from sockfake.sim.trace import Lazy
+    from sockfake.sim.net.topology import Host
+    from sockfake.sim.trace.recorder import Lazy
 
-__all__ = ["DEFAULT_BUFFER", "Endpoint", "Selectable", "Transport"]
+__all__ = ["DEFAULT_BUFFER", "Endpoint", "Transport"]
 
 DEFAULT_BUFFER = 65536
 _SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
 _RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
-
-
-class Selectable(Protocol):
-    """What a simulated selector watches: a readiness mask and a queue to wait on."""
-
-    @property
-    def changed(self) -> WaitQueue: ...
-
-    def ready_mask(self) -> int: ...
 
 
 class Endpoint:

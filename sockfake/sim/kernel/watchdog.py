@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sockfake.errors import SimStallError
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel import Kernel
+    from sockfake.sim.kernel.core import Kernel
 
 __all__ = ["RootWatchdog"]
 

@@ -14,9 +14,9 @@ import ipaddress
 import socket
 from typing import Any
 
-from sockfake.sim._oserror import os_error
-from sockfake.sim.endpoint import Endpoint
-from sockfake.sim.topology import Host, Topology
+from sockfake.sim.net.endpoint import Endpoint
+from sockfake.sim.net.oserror import os_error
+from sockfake.sim.net.topology import Host, Topology
 
 __all__ = ["Addressing"]
 

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from sockfake.network import SockfakeRuntimeError
-from sockfake.sim.sockets import SimSocket
+from sockfake.sim.intercept.dispatch import caller_network
+from sockfake.sim.net.sockets import SimSocket
 
 __all__ = ["InterceptSocket", "RealSocket", "guard_real_class", "unguard_real_class", "wrap"]
 
@@ -36,9 +37,6 @@ RealSocket = _socket_module.socket
 _CSocket: Any = RealSocket.__mro__[1]  # _socket.socket
 _AnyReal: Any = RealSocket
 _AnySocketModule: Any = _socket_module
-
-# Set by sockfake.sim.intercept: the SimNetwork of the calling thread, or None.
-sim_network_of_caller: Callable[[], Any] = lambda: None  # noqa: E731
 
 _GUARDED = (
     "__init__", "accept", "bind", "connect", "connect_ex", "listen", "recv", "recv_into",
@@ -62,7 +60,7 @@ def _guarded(name: str, original: Any) -> Any:
     label = "socket.socket()" if name == "__init__" else f"socket.socket.{name}()"
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if sim_network_of_caller() is not None:
+        if caller_network() is not None:
             raise refuse_real(label)
         return original(self, *args, **kwargs)
 
@@ -102,7 +100,7 @@ def sim_dup(fd: int) -> int:
     """``socket.dup()`` (which ``socket.fromfd`` calls): on a simulated descriptor, one
     more handle on its socket, under the same number (simulated descriptors are not
     duplicated); any other descriptor is the OS's."""
-    net = sim_network_of_caller()
+    net = caller_network()
     if net is not None:
         for sim in net.open_sockets():
             if sim.fileno() == fd:
@@ -147,7 +145,7 @@ class InterceptSocket(RealSocket):
     def __init__(
         self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
     ) -> None:
-        net = sim_network_of_caller()
+        net = caller_network()
         if net is None:
             RealSocket.__init__(self, family, type, proto, fileno)
             return

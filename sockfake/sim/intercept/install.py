@@ -3,7 +3,7 @@
 While an interception is active, the stdlib's own entry points dispatch per call:
 
 * ``socket``: ``socket.socket`` (a real subclass of the real class, see
-  ``sockfake.sim._patched_socket``), ``create_connection``, ``create_server``,
+  ``sockfake.sim.intercept.sockets``), ``create_connection``, ``create_server``,
   ``socketpair``, ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``,
   ``getfqdn``, ``gethostname`` resolve and connect on the simulated network
   (127.0.0.1, ``localhost``, ::1, and the names given to ``net.add_host``).
@@ -13,7 +13,7 @@ While an interception is active, the stdlib's own entry points dispatch per call
   are virtual: ``time.time()`` is a fixed epoch (``EPOCH``) plus the virtual clock.
 * ``threading.Lock``, ``RLock``, ``Condition``, ``Event``, ``Semaphore``,
   ``BoundedSemaphore``, ``Barrier``, ``Timer`` and ``queue.SimpleQueue`` made by a
-  simulated thread wait in virtual time (``sockfake.sim._sim_threading``).
+  simulated thread wait in virtual time (``sockfake.sim.intercept.threads``).
   ``queue.Queue``, ``LifoQueue``, ``PriorityQueue``, ``concurrent.futures.Future`` and
   ``ThreadPoolExecutor`` build on those names looked up at call time, so they follow.
 * ``signal.pthread_kill`` from a simulated thread to one of the network's threads,
@@ -26,7 +26,7 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
 * ``ssl.SSLContext.wrap_socket`` on a simulated stream socket runs real TLS (OpenSSL
-  over ``MemoryBIO``, see ``sockfake.sim._sim_tls``); on a datagram socket (DTLS) it
+  over ``MemoryBIO``, see ``sockfake.sim.intercept.tls``); on a datagram socket (DTLS) it
   is refused with ``NotImplementedError``. TLS draws on OpenSSL's own randomness, so a
   run with TLS repeats its schedule but not its ciphertext (nor its digest).
 * Servers built without ``network=`` (``xmlrpc.server.SimpleXMLRPCServer`` on
@@ -113,8 +113,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import sockfake.network as _sockfake_network
 from sockfake.network import REAL_NETWORK, SockfakeRuntimeError, use_network
-from sockfake.sim import _patched_socket
-from sockfake.sim._intercept_dispatch import (
+from sockfake.sim.intercept import sockets as _patched_socket
+from sockfake.sim.intercept.dispatch import (
     REAL as _real,
     _active,
     _internal,
@@ -122,8 +122,7 @@ from sockfake.sim._intercept_dispatch import (
     caller_network,
     is_intercepted,
 )
-from sockfake.sim._patched_socket import InterceptSocket
-from sockfake.sim._resolver import (
+from sockfake.sim.intercept.resolver import (
     _create_connection,
     _create_server,
     _getaddrinfo,
@@ -134,7 +133,7 @@ from sockfake.sim._resolver import (
     _gethostname,
     _socketpair,
 )
-from sockfake.sim._sim_select import (
+from sockfake.sim.intercept.selecting import (
     _SELECTOR_NAMES,
     SIM_FD_BASE,
     _EpollDispatch,
@@ -142,7 +141,8 @@ from sockfake.sim._sim_select import (
     _select,
     _selector_class,
 )
-from sockfake.sim._sim_threading import (
+from sockfake.sim.intercept.sockets import InterceptSocket
+from sockfake.sim.intercept.threads import (
     SimBoundedSemaphore,
     SimCondition,
     SimRLock,
@@ -151,10 +151,10 @@ from sockfake.sim._sim_threading import (
     SimThreadingLock,
     sim_barrier_class,
 )
-from sockfake.sim._sim_tls import wrap_simulated
-from sockfake.sim.kernel import Kernel, current_kernel
-from sockfake.sim.sockets import SimSocket
-from sockfake.sim.sync import SimEvent
+from sockfake.sim.intercept.tls import wrap_simulated
+from sockfake.sim.kernel.core import Kernel, current_kernel
+from sockfake.sim.kernel.sync import SimEvent
+from sockfake.sim.net.sockets import SimSocket
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
@@ -173,8 +173,6 @@ MONOTONIC_BASE = 1_000.0
 _MISSING = object()
 _install_lock = _thread.allocate_lock()
 _saved: list[tuple[Any, str, Any]] = []
-
-_patched_socket.sim_network_of_caller = caller_network
 
 # -- time ------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Errors are the real ``OSError`` subclasses with the real errno. Blocking, timeout and
 non-blocking modes behave as on Linux, with timeouts in virtual time. A socket turns
 calls into changes of its ``Endpoint`` and calls on the ``Transport`` (the seam in
-``sockfake.sim.endpoint``); delivery, loss and partitions are the transport's.
+``sockfake.sim.net.endpoint``); delivery, loss and partitions are the transport's.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-import sockfake.sim.trace_texts as texts
-from sockfake.sim._datagram import Datagram as _Datagram
-from sockfake.sim._oserror import blocking_error, os_error, raise_errno
-from sockfake.sim.endpoint import DEFAULT_BUFFER, Endpoint, Transport
-from sockfake.sim.kernel import Kernel, WaitQueue
-from sockfake.sim.socket_state import Event, State, advance, allows
-from sockfake.sim.trace import Lazy
+import sockfake.sim.trace.texts as texts
+from sockfake.sim.kernel.core import Kernel, WaitQueue
+from sockfake.sim.net.datagram import Datagram as _Datagram
+from sockfake.sim.net.endpoint import DEFAULT_BUFFER, Endpoint, Transport
+from sockfake.sim.net.oserror import blocking_error, os_error, raise_errno
+from sockfake.sim.net.socket_state import Event, State, advance, allows
+from sockfake.sim.trace.recorder import Lazy
 
 if TYPE_CHECKING:
-    from sockfake.sim.topology import Host
+    from sockfake.sim.net.topology import Host
 
 __all__ = ["SimSocket"]
 

@@ -16,14 +16,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import sockfake.sim.trace_texts as texts
-from sockfake.sim.addressing import Addressing, as_seen_by
-from sockfake.sim.endpoint import Endpoint
-from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import stream_chunks
-from sockfake.sim.socket_state import Event, State, advance
-from sockfake.sim.topology import Host, Topology
-from sockfake.sim.trace import Lazy
+import sockfake.sim.trace.texts as texts
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.net.addressing import Addressing, as_seen_by
+from sockfake.sim.net.endpoint import Endpoint
+from sockfake.sim.net.links import stream_chunks
+from sockfake.sim.net.socket_state import Event, State, advance
+from sockfake.sim.net.topology import Host, Topology
+from sockfake.sim.trace.recorder import Lazy
 
 __all__ = ["StreamTransport"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
-from sockfake.sim.links import DatagramFate, LinkConditions
+from sockfake.sim.net.links import DatagramFate, LinkConditions
 
 __all__ = ["FaultPlan"]
 

@@ -1,7 +1,7 @@
 """The datagram transport: each datagram's fate, its delivery, and ICMP port unreachable.
 
 Every ``sendto()`` on the network gets the next datagram index (from 0), which a
-fault plan (``sockfake.sim.faults.FaultPlan``) may use to decide that datagram's fate
+fault plan (``sockfake.sim.net.faults.FaultPlan``) may use to decide that datagram's fate
 exactly; otherwise the link model decides from its own random stream. Datagrams are
 lost during a partition, held with ``hold()``, dropped at a full receive buffer (an
 empty one takes a datagram of any size, as Linux), and truncated by a short
@@ -16,13 +16,13 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import sockfake.sim.trace_texts as texts
-from sockfake.sim.addressing import Addressing, as_seen_by
-from sockfake.sim.endpoint import Endpoint
-from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import corrupted, datagram_fate
-from sockfake.sim.topology import Host, Link, Topology
-from sockfake.sim.trace import Lazy
+import sockfake.sim.trace.texts as texts
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.net.addressing import Addressing, as_seen_by
+from sockfake.sim.net.endpoint import Endpoint
+from sockfake.sim.net.links import corrupted, datagram_fate
+from sockfake.sim.net.topology import Host, Link, Topology
+from sockfake.sim.trace.recorder import Lazy
 
 __all__ = ["DatagramTransport"]
 

@@ -1,7 +1,7 @@
 """The trace's texts: every ``details`` string the hot path records, formatted when read.
 
 An event on the hot path (a send, a receive, a delivery, a clock jump) records a
-``Lazy`` (``sockfake.sim.trace``): the key of one formatter below and the values it
+``Lazy`` (``sockfake.sim.trace.recorder``): the key of one formatter below and the values it
 needs, as they were when the event happened. The text is made only if someone reads
 the trace (a failure report, an export, the digest), and it is exactly the text an
 eager f-string would have given then, so digests do not depend on when it is made.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sockfake.sim.trace import lazy_text
+from sockfake.sim.trace.recorder import lazy_text
 
 __all__ = [
     "ACCEPTED", "DATAGRAM_DELIVERED", "DATAGRAM_DROPPED", "DATAGRAM_SENT", "ENDS", "JUMP",

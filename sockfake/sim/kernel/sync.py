@@ -1,4 +1,4 @@
-"""Blocking primitives on the simulation: events, locks, queues, wakers, selectors.
+"""Blocking primitives on the simulation: events, locks and queues.
 
 Each wait is a scheduling point of the kernel, so a server's ``shutdown()`` waiting on
 its event, or a pool worker waiting on its queue, lets other simulated threads run and
@@ -15,16 +15,13 @@ from __future__ import annotations
 import collections
 import os
 import queue as _queue
-import selectors
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from sockfake.errors import SockfakeValueError
-from sockfake.sim.endpoint import Selectable
-from sockfake.sim.kernel import Kernel, SimThread, WaitQueue
+from sockfake.sim.kernel.core import Kernel, SimThread, WaitQueue
 
-__all__ = ["SimEvent", "SimLock", "SimQueue", "SimWaker", "SimSelector"]
+__all__ = ["SimEvent", "SimLock", "SimQueue"]
 
 
 def _creation_site() -> str:
@@ -209,136 +206,3 @@ class SimQueue:
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
-
-
-class SimWaker:
-    """The simulated self-pipe: readable in a selector from ``set()`` until ``clear()``."""
-
-    def __init__(
-        self,
-        kernel: Kernel,
-        register_fd: Callable[[SimWaker], int],
-        release_fd: Callable[[int], None],
-    ) -> None:
-        self._kernel = kernel
-        self._release_fd = release_fd
-        self._flag = False
-        self.changed = WaitQueue()
-        self._fd = register_fd(self)
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def set(self) -> None:
-        self._flag = True
-        self.changed.notify_all()
-
-    def clear(self) -> None:
-        self._flag = False
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            self._release_fd(self._fd)
-            self._fd = -1
-
-    def ready_mask(self) -> int:
-        return selectors.EVENT_READ if self._flag else 0
-
-
-class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
-    def __init__(self, keys: dict[int, selectors.SelectorKey]) -> None:
-        self._keys = keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._keys[_fileobj_to_fd(fileobj)]
-
-    def __iter__(self) -> Any:
-        return iter(self._keys)
-
-
-def _fileobj_to_fd(fileobj: Any) -> int:
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
-    if fd < 0:
-        raise ValueError(f"Invalid file descriptor: {fd}")
-    return fd
-
-
-class SimSelector(selectors.BaseSelector):
-    """A selector over simulated sockets and wakers; ``select`` waits in virtual time."""
-
-    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None]) -> None:
-        self._kernel = kernel
-        self._lookup = lookup  # fd -> simulated socket or waker
-        self._keys: dict[int, selectors.SelectorKey] = {}
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
-            raise SockfakeValueError(f"Invalid events: {events!r}")
-        fd = _fileobj_to_fd(fileobj)
-        if fd in self._keys:
-            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        if self._lookup(fd) is None:
-            raise SockfakeValueError(
-                f"{fileobj!r} (FD {fd}) is not a simulated socket of this network: "
-                "a simulated selector only watches simulated objects"
-            )
-        key = selectors.SelectorKey(fileobj, fd, events, data)
-        self._keys[fd] = key
-        return key
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        fd = _fileobj_to_fd(fileobj)
-        try:
-            return self._keys.pop(fd)
-        except KeyError:
-            raise KeyError(f"{fileobj!r} is not registered") from None
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        kernel = self._kernel
-        deadline = None if timeout is None else kernel.now + max(0.0, timeout)
-        while True:
-            ready = []
-            queues = []
-            for fd, key in self._keys.items():
-                target = self._lookup(fd)
-                if target is None:
-                    continue
-                mask = target.ready_mask() & key.events
-                if mask:
-                    ready.append((key, mask))
-                queues.append(target.changed)
-            if ready:
-                kernel.preemption_point("select")
-                return ready
-            if deadline is not None and deadline <= kernel.now:
-                if timeout is not None and timeout <= 0:
-                    kernel.idle_poll("select(0)")
-                else:
-                    kernel.preemption_point("select")
-                return []
-            if not kernel.wait(queues, deadline, self._describe):
-                # Timed out; one last look (something may have arrived at the deadline).
-                if deadline is not None and kernel.now >= deadline:
-                    deadline = kernel.now
-
-    def _describe(self) -> str:
-        names = []
-        for fd in self._keys:
-            target = self._lookup(fd)
-            names.append(repr(target) if target is not None else f"fd {fd}")
-        return "select on " + ", ".join(names)
-
-    def close(self) -> None:
-        self._keys.clear()
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return _SelectorMapping(self._keys)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel import SimThread
+    from sockfake.sim.kernel.core import SimThread
 
 __all__ = ["POLICIES", "SWITCH_POINTS", "Policy", "make_policy"]
 

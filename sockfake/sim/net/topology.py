@@ -3,7 +3,7 @@
 A ``Host`` is a machine: names, addresses, its ports, up or down. A ``Link`` is one
 direction between two hosts: its conditions, the link model's state, and the faults
 on it (partitioned, held). ``Topology.carry`` moves one packet along a link: it asks
-the link model (``sockfake.sim.links``, pure) when the packet arrives and schedules
+the link model (``sockfake.sim.net.links``, pure) when the packet arrives and schedules
 the delivery on the kernel's clock, or holds the packet while the link is cut.
 """
 
@@ -13,23 +13,51 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
-from sockfake.sim._oserror import os_error
-from sockfake.sim.kernel import Kernel
-from sockfake.sim.links import LinkConditions, LinkState, is_instant, stream_arrival
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.net.links import LinkConditions, LinkState, is_instant, stream_arrival
+from sockfake.sim.net.oserror import os_error
 
 if TYPE_CHECKING:
-    from sockfake.sim.endpoint import Endpoint
-    from sockfake.sim.network import SimNetwork
-    from sockfake.sim.sockets import SimSocket
-    from sockfake.sim.sync import SimEvent, SimLock, SimQueue, SimSelector, SimWaker
+    from sockfake.sim.kernel.sync import SimEvent, SimLock, SimQueue
+    from sockfake.sim.net.endpoint import Endpoint
+    from sockfake.sim.net.selectors import SimSelector, SimWaker
+    from sockfake.sim.net.sockets import SimSocket
 
-__all__ = ["Host", "Link", "Topology"]
+__all__ = ["Host", "HostNetwork", "Link", "Topology"]
 
 EPHEMERAL_FIRST = 32768
 EPHEMERAL_LAST = 60999
+
+
+class HostNetwork(Protocol):
+    """What a ``Host`` forwards to the network it is on (``SimNetwork`` is one).
+
+    The seam that keeps this layer below the façade: a host is a ``Network`` view, but
+    everything except its own sockets (one clock, one scheduler, one process table) is
+    the network's, reached through this protocol instead of an import of ``SimNetwork``.
+    """
+
+    def socket_on(self, host: Host, family: int, type: int, proto: int = 0) -> SimSocket: ...
+    def selector(self) -> SimSelector: ...
+    def waker(self) -> SimWaker: ...
+    def time(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+    def thread(self, target: Callable[..., object], args: tuple[Any, ...] = (),
+               name: str | None = None, daemon: bool | None = None) -> Any: ...
+    def event(self) -> SimEvent: ...
+    def lock(self) -> SimLock: ...
+    def queue(self, maxsize: int = 0) -> SimQueue: ...
+    def fork(self) -> int: ...
+    def check_fork(self) -> None: ...
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]: ...
+    def exit_child(self, status: int) -> NoReturn: ...
+    def unix_file_identity(self, path: Any) -> object | None: ...
+    def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None: ...
+    def remove_unix_socket(self, path: Any, identity: object) -> None: ...
+    def chmod_unix_socket(self, path: Any, mode: int) -> None: ...
 
 
 class Host:
@@ -41,7 +69,7 @@ class Host:
     scheduler).
     """
 
-    def __init__(self, network: SimNetwork, name: str, ipv4: list[str], ipv6: list[str]) -> None:
+    def __init__(self, network: HostNetwork, name: str, ipv4: list[str], ipv6: list[str]) -> None:
         self.network = network
         self.name = name
         self.ipv4 = ipv4
@@ -173,7 +201,7 @@ class Topology:
     # -- hosts ------------------------------------------------------------------------
 
     # Checked here: ``object``, so a compiled build (mypyc) raises these clear errors too.
-    def add_host(self, network: SimNetwork, name: object, ipv4: object, ipv6: object) -> Host:
+    def add_host(self, network: HostNetwork, name: object, ipv4: object, ipv6: object) -> Host:
         if not isinstance(name, str) or not name:
             raise SockfakeTypeError(f"host name must be a non-empty str, not {name!r}")
         if name in self.hosts:
@@ -192,7 +220,7 @@ class Topology:
             self.ip_owner[address] = host
         return host
 
-    def host(self, name: object, network: SimNetwork) -> Host:
+    def host(self, name: object, network: HostNetwork) -> Host:
         """A host by name (or the host itself, checked to be on this network)."""
         if isinstance(name, Host):
             if name.network is not network:

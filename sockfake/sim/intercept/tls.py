@@ -24,8 +24,8 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from sockfake.sim._patched_socket import InterceptSocket
-from sockfake.sim.sockets import SimSocket
+from sockfake.sim.intercept.sockets import InterceptSocket
+from sockfake.sim.net.sockets import SimSocket
 
 __all__ = ["SimTLSSocket", "wrap_simulated"]
 

@@ -34,9 +34,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import sockfake.sim.line_switches as line_switches
-import sockfake.sim.reports as reports
-import sockfake.sim.trace_texts as texts
+import sockfake.sim.kernel.line_switches as line_switches
+import sockfake.sim.kernel.reports as reports
+import sockfake.sim.trace.texts as texts
 from sockfake.errors import (
     SimDeadlockError,
     SimStallError,
@@ -46,11 +46,11 @@ from sockfake.errors import (
     SockfakeRuntimeError,
     SockfakeValueError,
 )
-from sockfake.sim._turn import Turn
-from sockfake.sim._watchdog import RootWatchdog
-from sockfake.sim.cpu_pin import CpuPin
-from sockfake.sim.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.trace import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
+from sockfake.sim.kernel.cpu_pin import CpuPin
+from sockfake.sim.kernel.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
+from sockfake.sim.kernel.turn import Turn
+from sockfake.sim.kernel.watchdog import RootWatchdog
+from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
 
 __all__ = [
     "Kernel",
@@ -935,7 +935,7 @@ class Kernel:
             frame = frame.f_back
         return False
 
-    # -- reports (sockfake.sim.reports) ------------------------------------------------
+    # -- reports (sockfake.sim.kernel.reports) ------------------------------------------------
 
     @property
     def threads(self) -> list[SimThread]:

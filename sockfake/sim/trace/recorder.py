@@ -5,7 +5,7 @@ for the network, ``clock``, ``kernel``), kind, a human summary (``details``), an
 structured fields a tool needs: source and destination address, connection id,
 sequence (a datagram's index on the network), length, payload bytes (the first
 ``payload_limit`` of them) and the reason for a fate (a drop's cause, a switch's).
-The text view, the digest and the exports (``sockfake.sim.trace_export``: JSONL, pcapng,
+The text view, the digest and the exports (``sockfake.sim.trace.export``: JSONL, pcapng,
 an HTML sequence diagram) all derive from these records.
 
 The digest is a sha256 over a canonical text form of every event, computed lazily
@@ -221,22 +221,22 @@ class Trace:
     def __str__(self) -> str:
         return self.format()
 
-    # -- exports (see sockfake.sim.trace_export) ----------------------------------------
+    # -- exports (see sockfake.sim.trace.export) ----------------------------------------
 
     def write_jsonl(self, path: str | Path) -> Path:
         """One JSON object per event, in order."""
-        from sockfake.sim.trace_export import write_jsonl
+        from sockfake.sim.trace.export import write_jsonl
 
         return write_jsonl(self.events, path)
 
     def write_pcap(self, path: str | Path) -> Path:
         """A pcapng file Wireshark and tcpdump open: the packets the trace saw."""
-        from sockfake.sim.trace_export import write_pcapng
+        from sockfake.sim.trace.export import write_pcapng
 
         return write_pcapng(self.events, path)
 
     def write_html(self, path: str | Path, title: str = "sockfake trace") -> Path:
         """A self-contained HTML page with an SVG sequence diagram of the traffic."""
-        from sockfake.sim.trace_export import write_html
+        from sockfake.sim.trace.export import write_html
 
         return write_html(self.events, path, title)

@@ -14,7 +14,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel import Kernel, SimThread
+    from sockfake.sim.kernel.core import Kernel, SimThread
 
 __all__ = ["dump", "stall_message", "wait_for_cycle"]
 
@@ -45,7 +45,7 @@ def dump(kernel: Kernel) -> str:
 
 def wait_for_cycle(threads: list[SimThread]) -> list[str]:
     """Threads that wait on each other (through locks they hold, or joins)."""
-    from sockfake.sim.kernel import SimThread  # the kernel imports this module
+    from sockfake.sim.kernel.core import SimThread  # the kernel imports this module
 
     def next_of(thread: SimThread) -> tuple[str, SimThread] | None:
         on = thread.blocked_on

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from sockfake.sim.kernel import SimThread, current_kernel
+from sockfake.sim.kernel.core import SimThread, current_kernel
 
 __all__ = ["install"]
 

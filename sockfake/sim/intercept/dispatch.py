@@ -21,14 +21,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sockfake.sim.kernel import Kernel, current_kernel
+from sockfake.sim.kernel.core import Kernel, current_kernel
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
 
 __all__ = ["REAL", "caller_network", "is_intercepted"]
 
-# Intercepted networks by kernel (sockfake.sim.intercept adds and removes them).
+# Intercepted networks by kernel (sockfake.sim.intercept.install adds and removes them).
 _active: dict[Kernel, SimNetwork] = {}
 
 # The originals, taken when this module is first imported (before any patch).

@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 import sysconfig
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel import Kernel
+    from sockfake.sim.kernel.core import Kernel
 
 __all__ = ["tracer"]
 
@@ -33,7 +34,7 @@ Tracer = Callable[[FrameType, str, Any], Any]
 
 _SKIP = tuple(
     {
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # sockfake
+        str(Path(__file__).resolve().parents[2]) + os.sep,  # sockfake (this is sim/kernel/)
         sysconfig.get_paths()["stdlib"] + os.sep,
         sysconfig.get_paths()["platstdlib"] + os.sep,
     }

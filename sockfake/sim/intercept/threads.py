@@ -1,6 +1,6 @@
 """``threading`` and ``queue`` primitives whose waits are scheduling points of a kernel.
 
-``sockfake.sim.intercept`` hands these out in place of ``threading.Lock()``,
+``sockfake.sim.intercept.install`` hands these out in place of ``threading.Lock()``,
 ``RLock()``, ``Condition()``, ``Semaphore()``, ``BoundedSemaphore()``, ``Barrier()``,
 ``Timer`` and ``queue.SimpleQueue()`` when a simulated thread creates one. Every wait
 goes through ``Kernel.wait`` on virtual time, so a contended lock, a condition, a
@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from sockfake.network import SockfakeRuntimeError
-from sockfake.sim.kernel import Kernel, WaitQueue, current_kernel
+from sockfake.sim.kernel.core import Kernel, WaitQueue, current_kernel
 
 __all__ = [
     "SimThreadingLock",

@@ -14,8 +14,8 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from sockfake.sim._intercept_dispatch import REAL as _real, caller_network
-from sockfake.sim._patched_socket import sim_socketpair
+from sockfake.sim.intercept.dispatch import REAL as _real, caller_network
+from sockfake.sim.intercept.sockets import sim_socketpair
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork

@@ -12,9 +12,9 @@ import selectors
 import threading
 from typing import TYPE_CHECKING, Any
 
-import sockfake.sim.network as _sim_network_module
 from sockfake.network import SockfakeRuntimeError
-from sockfake.sim._intercept_dispatch import REAL as _real, _active, _internal, caller_network
+from sockfake.sim.intercept.dispatch import REAL as _real, _active, _internal, caller_network
+from sockfake.sim.net.descriptors import FIRST_FD
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
@@ -98,7 +98,7 @@ def _sim_select(
 
 # Simulated descriptors start here (sockfake.sim.network allocates them), above any
 # real one: a real select/poll that is handed one is refused by name.
-SIM_FD_BASE: int = getattr(_sim_network_module, "_FIRST_FD", 1 << 20)
+SIM_FD_BASE: int = FIRST_FD
 
 
 def _refuse_sim_fds(what: str, objects: Any) -> None:
