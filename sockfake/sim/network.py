@@ -2,11 +2,12 @@
 
 This is the façade users hold: hosts and link conditions, partitions and host
 failures, the ``Network`` protocol servers take (on the default host), the trace, and
-``close()``. The work is elsewhere, one concept a module: ``kernel`` (scheduler and
-clock), ``topology`` (hosts, links, carrying a packet), ``addressing`` (names, binds,
-routes), ``tcp`` and ``udp`` (the transports), ``sockets`` (the socket surface),
-``sync`` (blocking primitives). ``_SocketTransport`` below is the ``Transport`` seam
-sockets talk to.
+``close()``. The work is in the layers below, one concept a module: ``kernel/``
+(scheduler, clock, locks and queues), ``net/topology`` (hosts, links, carrying a
+packet), ``net/addressing`` (names, binds, routes), ``net/tcp`` and ``net/udp`` (the
+transports), ``net/sockets`` (the socket surface), ``net/selectors``. Interception
+(``sockfake.sim.intercept``) sits above this module and drives it. ``_SocketTransport``
+below is the ``Transport`` seam sockets talk to.
 """
 
 from __future__ import annotations
