@@ -4,7 +4,8 @@ The property: a UDP counter must count a retried request once. The handler here 
 the bug (it counts every datagram), so Hypothesis finds a plan that breaks it and
 shrinks it. Printed side by side, alternating round by round: Hypothesis' defaults
 (with ``report_multiple_bugs`` and the ``explain`` phase, which traces every line)
-against the settings the README recommends for fault-plan searches.
+against the settings the documentation recommends for fault-plan searches
+(docs/how-to/hypothesis.md).
 
     python benchmarks/bench_shrink.py [--rounds 3]
 """

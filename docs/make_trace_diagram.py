@@ -1,4 +1,4 @@
-"""Make docs/trace-diagram.png, the README's picture of a trace's sequence diagram.
+"""Make docs/trace-diagram.png, the traces guide's picture of a sequence diagram.
 
     python docs/make_trace_diagram.py        # needs a headless Chromium on PATH
 

@@ -94,7 +94,7 @@ class ThreadPoolMixIn:
     blocked reading or writing unwinds. ``request_timeout`` bounds any one read or
     write. A deadline alone does not protect a pool from many slow connections (they
     queue ahead of good clients, each holding a worker until its deadline); moving
-    them off the pool does. See README "Hardening".
+    them off the pool does. See the documentation's "Production hardening" guide.
     """
 
     max_workers = min(32, (os.cpu_count() or 1) + 4)

@@ -2,8 +2,8 @@
 
 Same class names, hook order, defaults and error paths as CPython 3.13's
 ``socketserver``; the differences are fixes, each opt-in or invisible to code written
-for the stdlib (see README "Differences from the stdlib"). Everything that blocks goes
-through ``self.network`` (see ``sockfake.network``).
+for the stdlib (see "Differences from the stdlib" in the documentation). Everything
+that blocks goes through ``self.network`` (see ``sockfake.network``).
 
 The servers are here; the mix-ins that run requests concurrently are in
 ``sockfake.mixins`` (threading, forking) and ``sockfake.pool`` (the bounded pool), and

@@ -50,8 +50,8 @@ if AF_UNIX is not None:
 STREAMS = [k for k in KINDS if KINDS[k][1] == socket.SOCK_STREAM]
 DGRAMS = [k for k in KINDS if KINDS[k][1] == socket.SOCK_DGRAM]
 
-# Behaviours that differ on purpose: name -> the reason (README, "Deliberate
-# differences from Linux").
+# Behaviours that differ on purpose: name -> the reason (docs/concepts/simulation.md,
+# "Deliberate differences from Linux").
 _TIME_WAIT = (
     "TIME_WAIT is not modelled: a port is free as soon as its sockets close, so servers "
     "and tests rebind at once (Linux keeps the closing side's port for 60 s)"

@@ -1,4 +1,4 @@
-"""The testing core works without pytest: the README's "Without pytest" example, run as a script."""
+"""The testing core works without pytest: docs/how-to/without-pytest.md's example, as a script."""
 
 from __future__ import annotations
 
