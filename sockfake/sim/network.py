@@ -107,12 +107,16 @@ class SimNetwork:
     (``loss=0.3, latency=0.05``...) set the default for every link, loopback included.
 
     The thread that creates the network is its main simulated thread; threads it
-    starts join the simulation. Use ``net.time()``/``net.sleep()`` for time in
-    handler code: they are virtual; ``time.sleep`` is real and is reported as a stall.
+    starts join the simulation. ``net.time()``/``net.sleep()`` are virtual time; under
+    ``net.intercept()`` (the pytest plugin's default) so are ``time.time()``,
+    ``time.monotonic()``, ``time.perf_counter()`` and ``time.sleep()``. Without
+    interception the ``time`` module is real, and a real ``time.sleep`` in a simulated
+    thread is reported as a stall.
 
     While it is open, the creating thread and the threads it starts run on one CPU
-    (only one of them runs at a time; see ``sockfake.sim.kernel.cpu_pin``): ``pin_cpu=False``
-    leaves the affinity alone. It changes no simulated behaviour, only the speed.
+    (only one of them runs at a time, so a handoff is a same-core switch):
+    ``pin_cpu=False`` leaves the affinity alone. It changes no simulated behaviour, only
+    the speed.
     """
 
     def __init__(
