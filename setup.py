@@ -23,6 +23,8 @@ from setuptools import setup
 # clear SockfakeTypeError, and whose instances have no __dict__ for cached_property.
 COMPILED = [
     "sockfake/sim/kernel/core.py",
+    "sockfake/sim/kernel/timers.py",
+    "sockfake/sim/kernel/threads.py",
     "sockfake/sim/trace/recorder.py",
     "sockfake/sim/kernel/turn.py",
     "sockfake/sim/net/sockets.py",
