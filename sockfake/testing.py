@@ -582,17 +582,16 @@ def open_testbed(
     On exit, a handler error or a leaked simulated thread or socket raises
     :class:`TestbedError` (unless the block already raised).
     """
-    kwargs = dict(conditions)
-    for key, value in (
-        ("network", network),
-        ("seed", seed),
-        ("scheduling", scheduling),
-        ("handler_errors", handler_errors),
-        ("stall_timeout", stall_timeout),
-        ("intercept", intercept),
-    ):
-        kwargs[key] = value
-    kwargs["time_limit"] = time_limit
+    kwargs = {
+        **conditions,
+        "network": network,
+        "seed": seed,
+        "scheduling": scheduling,
+        "handler_errors": handler_errors,
+        "stall_timeout": stall_timeout,
+        "intercept": intercept,
+        "time_limit": time_limit,
+    }
     options = parse_options(kwargs, "sim")
     if options.network == "both":
         raise SockfakeValueError("open_testbed(network='both'): pick 'sim' or 'real'")

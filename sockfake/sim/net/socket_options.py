@@ -99,7 +99,7 @@ def option_error(ep: Endpoint, level: int, option: int, setting: bool) -> int:
     """The errno Linux gives for ``(level, option)`` on this socket, 0 if it has it."""
     unix = ep.family == _AF_UNIX
     if level == socket.SOL_SOCKET:
-        if option not in _SOL_SOCKET_OPTIONS or setting and option in _READ_ONLY:
+        if option not in _SOL_SOCKET_OPTIONS or (setting and option in _READ_ONLY):
             return errno.ENOPROTOOPT
         if unix and setting and option == getattr(socket, "SO_REUSEPORT", None):
             return errno.EOPNOTSUPP

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import pytest
@@ -16,14 +15,14 @@ from sockfake.sim.kernel.threads import THREAD_MOVES, THREAD_STATES, SimThread, 
 
 
 def test_the_table_names_every_state_once() -> None:
-    assert THREAD_STATES == get_args(ThreadState)
+    assert get_args(ThreadState) == THREAD_STATES
     assert set(THREAD_MOVES) == set(THREAD_STATES)
     assert all(targets <= set(THREAD_STATES) for targets in THREAD_MOVES.values())
     assert not THREAD_MOVES["finished"]
 
 
 @pytest.fixture
-def moves(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[tuple[str, str]]]:
+def moves(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     """Every (from, to) state change of every SimThread while the test runs."""
     if sockfake.sim.COMPILED:
         pytest.skip("a compiled SimThread's attributes cannot be watched")
@@ -39,7 +38,7 @@ def moves(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[tuple[str, str]]]:
         thread.__dict__["_watched_state"] = state
 
     monkeypatch.setattr(SimThread, "state", property(get, put), raising=False)
-    yield seen
+    return seen
 
 
 class Echo(sockfake.BaseRequestHandler):
