@@ -6,6 +6,13 @@ test started on it; closing it stops every server and reports what went wrong
 a context manager, for unittest, scripts, loops and ``@given`` examples alike; the
 pytest plugin (``sockfake.pytest_plugin``) builds one per test from the marker and
 options, with the same validation (:func:`parse_options`), and adds reporting.
+
+Why this module passes 600 lines: the testbed, its server handles and
+:func:`open_testbed` are the one object a test holds, and closing it (stop every
+server within its bound, then the handler-error and leak checks) reads every part of
+it. What can live apart does: settings and their validation (``settings``),
+exploration (``exploration``), the conformance checks (``conformance``), the plugin
+and its reports (``pytest_plugin``, ``plugin_reports``).
 """
 
 from __future__ import annotations
