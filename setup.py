@@ -23,9 +23,14 @@ from setuptools import setup
 # clear SockfakeTypeError, and whose instances have no __dict__ for cached_property.
 COMPILED = [
     "sockfake/sim/kernel/core.py",
+    "sockfake/sim/kernel/timers.py",
+    "sockfake/sim/kernel/threads.py",
     "sockfake/sim/trace/recorder.py",
     "sockfake/sim/kernel/turn.py",
     "sockfake/sim/net/sockets.py",
+    "sockfake/sim/net/socket_args.py",
+    "sockfake/sim/net/socket_options.py",
+    "sockfake/sim/net/ancillary.py",
     "sockfake/sim/net/tcp.py",
     "sockfake/sim/net/udp.py",
     "sockfake/sim/net/endpoint.py",

@@ -416,10 +416,10 @@ def table(rows: list[Row]) -> str:
         "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
     ]
-    for row in body:
-        lines.append(
-            "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        )
+    lines.extend(
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in body
+    )
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ import socketserver as _stdlib
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sockfake.handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
 from sockfake.servers import (
@@ -232,7 +232,12 @@ def _load_handler(spec: str, parser: argparse.ArgumentParser, datagram: bool) ->
     return obj
 
 
-def _server_class(args: argparse.Namespace, family: str) -> type:
+# What `serve` listens on: the flag that chose it (--udp, --unix, --unix-dgram; tcp by
+# default), and the word its messages use.
+_Family = Literal["tcp", "udp", "unix", "unix-dgram"]
+
+
+def _server_class(args: argparse.Namespace, family: _Family) -> type:
     """The server class for the transport and concurrency mode asked for."""
     datagram = family in ("udp", "unix-dgram")
     if args.sync:
@@ -270,7 +275,7 @@ def _handle_error(server: Any, request: Any, client_address: Any) -> None:
     BaseServer.handle_error(server, request, client_address)
 
 
-def _describe(family: str, address: Any) -> str:
+def _describe(family: _Family, address: Any) -> str:
     if family.startswith("unix"):
         path = os.fsdecode(address) if isinstance(address, bytes) else str(address)
         return f"{family} {path}"
@@ -287,7 +292,7 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             parser.error("Unix sockets are not available on this platform")
         if args.host is not None or args.port is not None:
             parser.error("--host and --port do not apply to a Unix socket")
-        family = "unix" if args.unix else "unix-dgram"
+        family: _Family = "unix" if args.unix else "unix-dgram"
         address: Any = unix_path
     else:
         family = "udp" if args.udp else "tcp"

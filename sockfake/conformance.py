@@ -10,6 +10,10 @@ own suite runs it on both networks (``tests/conformance``).
 
 Checks only use 127.0.0.1, ::1 and paths in a fresh temporary directory; every wait
 is bounded (10 s socket timeouts, virtual on the simulation).
+
+Why this module passes 600 lines: it is a list of 36 checks, a dozen lines each and
+independent of one another, that the author of a ``Network`` reads as one
+specification; split, the list would only be scattered.
 """
 
 from __future__ import annotations

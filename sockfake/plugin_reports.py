@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sockfake.errors import SimulationError
+from sockfake.settings import NetworkMode
 from sockfake.testing import Testbed
 
 __all__ = [
@@ -37,7 +38,7 @@ TRACE_LINES = 30
 class Settings:
     """The session's sockfake settings, resolved once (options > env > ini)."""
 
-    network: str
+    network: NetworkMode
     base_seed: int
     seed_origin: str
     trace: str

@@ -24,6 +24,11 @@ Every simulated test's seed is derived from the session's base seed and the test
 node id (sha256, so it does not depend on test order, ``-k``, xdist placement or
 ``PYTHONHASHSEED``). A failing test's report carries the seed, the virtual time, the
 last trace events, the trace digest, and the command that reproduces it.
+
+Why this module passes 600 lines: it is the plugin's whole face, every hook, option
+and fixture pytest registers from the ``pytest11`` entry point, in one reading; what
+is not a hook or a fixture lives apart: failure reports (``plugin_reports``), settings
+and testbeds (``settings``, ``testing``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -46,6 +51,7 @@ from sockfake.plugin_reports import (
     raised_by_the_simulation,
     report_text,
 )
+from sockfake.settings import NetworkKind
 from sockfake.testing import (
     NETWORK_MODES,
     NetworkSettings,
@@ -176,13 +182,17 @@ def _setting(config: pytest.Config, name: str) -> tuple[str | None, str]:
     return None, "default"
 
 
-def _choice(config: pytest.Config, name: str, choices: tuple[str, ...], default: str) -> str:
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def _choice(config: pytest.Config, name: str, choices: tuple[_Choice, ...],
+            default: _Choice) -> _Choice:
     value, origin = _setting(config, name)
     if value is None:
         return default
     if value not in choices:
         raise pytest.UsageError(f"sockfake: {origin}={value!r} is not one of {', '.join(choices)}")
-    return value
+    return choices[choices.index(value)]
 
 
 def _base_seed(config: pytest.Config) -> tuple[int, str]:
@@ -477,7 +487,7 @@ def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
 
 
 @pytest.fixture
-def sockfake_network_kind(request: pytest.FixtureRequest) -> str:
+def sockfake_network_kind(request: pytest.FixtureRequest) -> NetworkKind:
     """``"sim"`` or ``"real"``: the network this test runs on.
 
     Chosen by ``--sockfake-network`` (and its ini key and env var) or the test's
@@ -485,7 +495,7 @@ def sockfake_network_kind(request: pytest.FixtureRequest) -> str:
     """
     param = getattr(request, "param", None)
     if param is not None:
-        return str(param)
+        return cast("NetworkKind", str(param))  # parametrized with "sim" and "real"
     network = _options_for(request.node).network
     return "sim" if network == "both" else network
 
@@ -499,7 +509,8 @@ def sockfake_schedule(request: pytest.FixtureRequest) -> int | None:
 
 @pytest.fixture
 def sockfake_network(
-    request: pytest.FixtureRequest, sockfake_network_kind: str, sockfake_schedule: int | None
+    request: pytest.FixtureRequest, sockfake_network_kind: NetworkKind,
+    sockfake_schedule: int | None,
 ) -> Iterator[Any]:
     """The test's network: a fresh ``SimNetwork`` (default) or the real one.
 

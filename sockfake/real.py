@@ -220,7 +220,7 @@ def _named_in(path: Any, bound: set[str]) -> bool:
     absolute = os.path.abspath(text)
     name = os.path.basename(absolute)
     for entry in bound:
-        if entry == text or entry == absolute:
+        if entry in (text, absolute):
             return True
         if os.path.isabs(entry):
             if os.path.normpath(entry) == absolute:

@@ -9,9 +9,12 @@ the key. Nothing here imports pytest or the simulation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
+
+if TYPE_CHECKING:
+    from sockfake.sim.kernel.scheduling import SchedulingPolicy, SwitchPoints
 
 __all__ = [
     "DEFAULT_TIME_LIMIT",
@@ -19,13 +22,20 @@ __all__ = [
     "NETWORK_MODES",
     "OPTION_KEYS",
     "PEER_GONE",
+    "HandlerErrorPolicy",
     "HandlerErrors",
+    "NetworkKind",
+    "NetworkMode",
     "NetworkSettings",
     "ignored_errors",
     "parse_options",
 ]
 
-NETWORK_MODES = ("sim", "real", "both")
+# The network a test runs on; the marker's network= may also say both (the test is
+# parametrized, one item per network).
+NetworkKind = Literal["sim", "real"]
+NetworkMode = Literal["sim", "real", "both"]
+NETWORK_MODES: tuple[NetworkMode, ...] = get_args(NetworkMode)
 LINK_KEYS = (
     "latency",
     "jitter",
@@ -58,14 +68,15 @@ DEFAULT_TIME_LIMIT = 86400.0
 
 
 # handler_errors: a policy name, or the exception classes to ignore.
-HandlerErrors = str | type[BaseException] | tuple[type[BaseException], ...]
+HandlerErrorPolicy = Literal["fail", "strict", "ignore"]
+HandlerErrors = HandlerErrorPolicy | type[BaseException] | tuple[type[BaseException], ...]
 # The peer went away: routine for a server, which logs it and goes on.
 PEER_GONE: tuple[type[BaseException], ...] = (
     ConnectionResetError,
     BrokenPipeError,
     ConnectionAbortedError,
 )
-_POLICIES: dict[str, tuple[type[BaseException], ...]] = {
+_POLICIES: dict[HandlerErrorPolicy, tuple[type[BaseException], ...]] = {
     "fail": PEER_GONE,
     "strict": (),
     "ignore": (BaseException,),
@@ -76,18 +87,18 @@ _POLICIES: dict[str, tuple[type[BaseException], ...]] = {
 class NetworkSettings:
     """A test's network settings, validated (see :func:`parse_options`)."""
 
-    network: str  # sim, real or both (both: the test is parametrized)
+    network: NetworkMode  # both: the test is parametrized
     seed: int | None  # from the marker; None: derived from the base seed
     conditions: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = DEFAULT_TIME_LIMIT
-    scheduling: str = "fifo"
+    scheduling: SchedulingPolicy = "fifo"
     stall_timeout: float = 10.0
     handler_errors: HandlerErrors = "fail"
     # Simulated tests: the stdlib's socket, time, threading... are the simulation in
     # its threads (SimNetwork.intercept()); real clients and sleeps just work.
     intercept: bool = True
     explore: int | None = None  # run under this many schedules (one pytest item each)
-    switch_points: str = "calls"
+    switch_points: SwitchPoints = "calls"
     pct_depth: int = 3
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
 
@@ -129,11 +140,14 @@ def _number(key: str, value: Any, *, positive: bool) -> float:
     return float(value)
 
 
-def _one_of(kwargs: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def _one_of(kwargs: dict[str, Any], key: str, choices: tuple[_Choice, ...]) -> _Choice:
     value = kwargs[key]
     if value not in choices:
         raise SockfakeValueError(f"{key}={value!r} is not one of {', '.join(choices)}")
-    return str(value)
+    return choices[choices.index(value)]
 
 
 def _count(kwargs: dict[str, Any], key: str, expected: str) -> int:
@@ -150,7 +164,9 @@ def _flag(kwargs: dict[str, Any], key: str) -> bool:
     return value
 
 
-def parse_options(kwargs: dict[str, Any], default_network: str = "sim") -> NetworkSettings:
+def parse_options(
+    kwargs: dict[str, Any], default_network: NetworkMode = "sim"
+) -> NetworkSettings:
     """Validated settings from the marker's keywords (or :func:`open_testbed`'s).
 
     A bad value raises ``SockfakeValueError`` (a ``ValueError``) naming the key.

@@ -6,6 +6,13 @@ test started on it; closing it stops every server and reports what went wrong
 a context manager, for unittest, scripts, loops and ``@given`` examples alike; the
 pytest plugin (``sockfake.pytest_plugin``) builds one per test from the marker and
 options, with the same validation (:func:`parse_options`), and adds reporting.
+
+Why this module passes 600 lines: the testbed, its server handles and
+:func:`open_testbed` are the one object a test holds, and closing it (stop every
+server within its bound, then the handler-error and leak checks) reads every part of
+it. What can live apart does: settings and their validation (``settings``),
+exploration (``exploration``), the conformance checks (``conformance``), the plugin
+and its reports (``pytest_plugin``, ``plugin_reports``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import tempfile
 import traceback
 import unittest
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sockfake.conformance import check_network
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
@@ -34,6 +41,8 @@ from sockfake.settings import (
     OPTION_KEYS,
     PEER_GONE,
     HandlerErrors,
+    NetworkKind,
+    NetworkMode,
     NetworkSettings,
     ignored_errors,
     parse_options,
@@ -41,6 +50,7 @@ from sockfake.settings import (
 
 if TYPE_CHECKING:
     from sockfake.sim import SimNetwork
+    from sockfake.sim.kernel.scheduling import SchedulingPolicy
 
 __all__ = [
     "LINK_KEYS",
@@ -49,7 +59,9 @@ __all__ = [
     "check_network",
     "ignored_errors",
     "NETWORK_MODES",
+    "Concurrency",
     "NetworkSettings",
+    "ServerKind",
     "OPTION_KEYS",
     "ServerHandle",
     "Testbed",
@@ -66,7 +78,7 @@ __all__ = [
 
 # Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
 # real seconds on the real network.
-STOP_TIMEOUT = {"sim": 60.0, "real": 5.0}
+STOP_TIMEOUT: dict[NetworkKind, float] = {"sim": 60.0, "real": 5.0}
 # Virtual seconds the simulation may run on after the servers stopped, before the leak
 # check: in-flight packets land and the threads they wake finish.
 SETTLE_TIMEOUT = 10.0
@@ -84,7 +96,13 @@ def derive_seed(base_seed: int, node_id: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def _server_class(kind: str, concurrency: str) -> type[Any]:
+# The servers a testbed starts (tcp_server(), udp_server()...), and how each handles
+# its requests: one at a time, a thread each, or a bounded pool of threads.
+ServerKind = Literal["tcp", "udp", "unix_stream", "unix_datagram"]
+Concurrency = Literal["sync", "threading", "pool"]
+
+
+def _server_class(kind: ServerKind, concurrency: Concurrency) -> type[Any]:
     import sockfake
 
     names = {
@@ -101,7 +119,7 @@ def _server_class(kind: str, concurrency: str) -> type[Any]:
             "ThreadPoolUnixDatagramServer",
         ),
     }[kind]
-    index = {"sync": 0, "threading": 1, "pool": 2}.get(concurrency)
+    index = {"sync": 0, "threading": 1, "pool": 2}.get(concurrency)  # any value may come
     if index is None:
         raise SockfakeValueError(
             f"concurrency={concurrency!r} is not one of 'threading', 'pool', 'sync'"
@@ -118,7 +136,8 @@ class ServerHandle:
     closes these sockets and stops the server at teardown; :meth:`stop` does it early.
     """
 
-    def __init__(self, testbed: Testbed, kind: str, server: Any, name: str, thread: Any) -> None:
+    def __init__(self, testbed: Testbed, kind: ServerKind, server: Any, name: str,
+                 thread: Any) -> None:
         self.testbed = testbed
         self.kind = kind
         self.server = server
@@ -297,7 +316,7 @@ def _check_attributes(fixture: str, base: type[Any], attributes: dict[str, Any])
             )
 
 
-def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
+def _starter(kind: ServerKind, doc: str) -> Callable[..., ServerHandle]:
     """One of Testbed's server starters (tcp_server, udp_server...), all alike."""
 
     def start(
@@ -305,7 +324,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
         handler: Any,
         *,
         address: Any = None,
-        concurrency: str = "threading",
+        concurrency: Concurrency = "threading",
         server_class: type[Any] | None = None,
         serve: bool = True,
         poll_interval: float | None = None,
@@ -343,7 +362,7 @@ class Testbed:
     def __init__(
         self,
         network: Any,
-        kind: str,
+        kind: NetworkKind,
         *,
         seed: int | None = None,
         handler_errors: HandlerErrors = "fail",
@@ -371,11 +390,11 @@ class Testbed:
 
     def _start(
         self,
-        kind: str,
+        kind: ServerKind,
         fixture: str,
         handler: Any,
         address: Any,
-        concurrency: str,
+        concurrency: Concurrency,
         server_class: type[Any] | None,
         serve: bool,
         poll_interval: float | None,
@@ -519,7 +538,7 @@ def _waiting_on(thread: Any) -> str:
 
 
 def make_network(
-    kind: str,
+    kind: NetworkKind,
     seed: int,
     options: NetworkSettings,
 ) -> Any:
@@ -543,12 +562,12 @@ def make_network(
 
 @contextlib.contextmanager
 def open_testbed(
-    network: str = "sim",
+    network: NetworkMode = "sim",
     *,
     seed: int = 0,
     handler_errors: HandlerErrors = "fail",
     time_limit: float | None = DEFAULT_TIME_LIMIT,
-    scheduling: str = "fifo",
+    scheduling: SchedulingPolicy = "fifo",
     stall_timeout: float = 10.0,
     intercept: bool = False,
     **conditions: Any,
@@ -570,17 +589,16 @@ def open_testbed(
     On exit, a handler error or a leaked simulated thread or socket raises
     :class:`TestbedError` (unless the block already raised).
     """
-    kwargs = dict(conditions)
-    for key, value in (
-        ("network", network),
-        ("seed", seed),
-        ("scheduling", scheduling),
-        ("handler_errors", handler_errors),
-        ("stall_timeout", stall_timeout),
-        ("intercept", intercept),
-    ):
-        kwargs[key] = value
-    kwargs["time_limit"] = time_limit
+    kwargs = {
+        **conditions,
+        "network": network,
+        "seed": seed,
+        "scheduling": scheduling,
+        "handler_errors": handler_errors,
+        "stall_timeout": stall_timeout,
+        "intercept": intercept,
+        "time_limit": time_limit,
+    }
     options = parse_options(kwargs, "sim")
     if options.network == "both":
         raise SockfakeValueError("open_testbed(network='both'): pick 'sim' or 'real'")

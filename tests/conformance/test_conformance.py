@@ -44,5 +44,5 @@ def test_check_network_names_every_check_that_fails() -> None:
 
 
 def test_check_network_refuses_an_unknown_check_by_name() -> None:
-    with pytest.raises(ValueError, match="unknown check.*no_such_check"):
+    with pytest.raises(ValueError, match=r"unknown check.*no_such_check"):
         check_network(SimNetwork, names=["no_such_check"])

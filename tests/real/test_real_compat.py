@@ -86,7 +86,7 @@ def test_stdlib_call_signatures_are_accepted(name: str) -> None:
     ours, theirs = getattr(socketserver, name), getattr(stdlib, name)
     for attr in dir(theirs):
         std_method = getattr(theirs, attr)
-        if attr.startswith("__") and attr != "__init__" or not inspect.isfunction(std_method):
+        if (attr.startswith("__") and attr != "__init__") or not inspect.isfunction(std_method):
             continue
         std_params = list(inspect.signature(std_method).parameters.values())
         our_params = list(inspect.signature(getattr(ours, attr)).parameters.values())

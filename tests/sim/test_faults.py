@@ -306,7 +306,7 @@ def test_bad_link_conditions_are_value_errors_naming_the_field(
 
 
 def test_bad_gilbert_elliott_parameters(net: SimNetwork) -> None:
-    with pytest.raises(ValueError, match="GilbertElliott.p"):
+    with pytest.raises(ValueError, match=r"GilbertElliott\.p"):
         GilbertElliott(p=1.2)
     with pytest.raises(TypeError, match="burst_loss"):
         net.set_conditions(burst_loss=0.3)

@@ -101,7 +101,7 @@ def test_sync_server_is_deaf_while_a_slow_client_is_served(net: SimNetwork) -> N
 
 @pytest.mark.skipif(not hasattr(socketserver, "ForkingTCPServer"), reason="no fork")
 def test_forking_server_refuses_at_construction_with_a_clear_error(net: SimNetwork) -> None:
-    with pytest.raises(NotImplementedError, match="ForkingMixIn.*ThreadingMixIn"):
+    with pytest.raises(NotImplementedError, match=r"ForkingMixIn.*ThreadingMixIn"):
         socketserver.ForkingTCPServer(("127.0.0.1", 0), StreamEcho, network=net)
     with pytest.raises(NotImplementedError, match="ForkingMixIn"):
         socketserver.ForkingUDPServer(("127.0.0.1", 0), StreamEcho, network=net.default_host)

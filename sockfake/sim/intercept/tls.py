@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sockfake.sim.intercept.sockets import InterceptSocket
 from sockfake.sim.net.sockets import SimSocket
 
-__all__ = ["SimTLSSocket", "wrap_simulated"]
+__all__ = ["SimTLSSocket", "wrap_simulated", "wrap_socket_guard"]
 
 _RECORD = 16 * 1024 + 512  # one TLS record, with room for its header and MAC
 
@@ -373,3 +373,46 @@ def wrap_simulated(
                 tls.close()  # as the real wrap_socket: a failed handshake closes it
                 raise
     return tls
+
+
+# -- the guard on SSLContext.wrap_socket (installed by net.intercept()) ---------------
+
+
+def _is_simulated_socket(sock: Any) -> bool:
+    return isinstance(sock, SimSocket) or (
+        isinstance(sock, InterceptSocket) and sock._sf_sim is not None
+    )
+
+
+def wrap_socket_guard(original: Any) -> Any:
+    def wrap_socket(
+        self: Any,
+        sock: Any,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: Any = None,
+        session: Any = None,
+    ) -> Any:
+        if not _is_simulated_socket(sock):
+            return original(
+                self, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                server_hostname, session,
+            )
+        sim = sock if isinstance(sock, SimSocket) else sock._sf_sim
+        if isinstance(sock, InterceptSocket):
+            # As the real wrap_socket detaches the socket it wraps.
+            sock._sf_sim = None
+            sock._closed = True
+        return wrap_simulated(
+            sim,
+            self,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session,
+        )
+
+    wrap_socket.__doc__ = original.__doc__
+    return wrap_socket

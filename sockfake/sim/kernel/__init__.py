@@ -3,8 +3,11 @@
 Every simulated thread is a real thread that runs only while it holds the turn, so a
 run is one deterministic sequence. Modules:
 
-- ``core``: ``Kernel`` (threads, the turn, the ready queue, timers, the virtual clock,
-  deadlock and stall detection), ``SimThread``, ``WaitQueue``, ``current_kernel``.
+- ``core``: ``Kernel`` (who holds the turn, the ready queue, the virtual clock,
+  deadlock and stall detection, signals for the main thread), ``current_kernel``.
+- ``timers``: ``Timers``, the timer heap and the deadlines of timed waits.
+- ``threads``: ``SimThread``, the kernel's record of a thread, its states and their
+  moves (``THREAD_MOVES``); ``WaitQueue``.
 - ``turn``: the baton one thread holds. ``cpu_pin``: a network's threads on one CPU.
 - ``scheduling``: policies (fifo, random, pct, replay) and recorded schedules.
 - ``line_switches``: opt-in switch points at each line or opcode of handler code.

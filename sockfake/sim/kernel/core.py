@@ -11,19 +11,19 @@ Threads started (``threading.Thread.start``) by a simulated thread are adopted b
 kernel before they run, so the documentation's ``threading.Thread(target=
 server.serve_forever).start()`` just works.
 
-Why this module passes 600 lines: the turn, the ready queue, the timers and the clock
-change together on every switch, so the scheduler's state machine stays in one place.
-What can live apart does: policies (``scheduling``), reports (``reports``), the main
-thread's watchdog (``_watchdog``), the turn (``_turn``), the CPU pin (``cpu_pin``), the
-trace's texts (``trace_texts``), the thread hooks
-(``thread_hooks``) and line switch points (``line_switches``).
+Why this module passes 600 lines: who holds the turn, the ready queue, the clock and
+the failure a run ends with change together on every switch, and the deadlock and
+stall checks read them all, so the scheduler's state machine stays in one class.
+What can live apart does: the timers (``timers``), the thread record and its states
+(``threads``), policies (``scheduling``), reports (``reports``), the main thread's
+watchdog (``watchdog``), the turn (``turn``), the CPU pin (``cpu_pin``), the trace's
+texts (``sockfake.sim.trace.texts``), the thread hooks (``thread_hooks``) and line
+switch points (``line_switches``).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import heapq
 import random
 import re
 import signal as _signal
@@ -48,7 +48,8 @@ from sockfake.errors import (
 )
 from sockfake.sim.kernel.cpu_pin import CpuPin
 from sockfake.sim.kernel.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
-from sockfake.sim.kernel.turn import Turn
+from sockfake.sim.kernel.threads import SimThread, WaitQueue
+from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
 from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
 
@@ -89,88 +90,6 @@ def current_kernel() -> Kernel | None:
     return stack[-1] if stack else None
 
 
-class WaitQueue:
-    """Threads waiting for one thing to change (a socket's state, an event, a thread's end)."""
-
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        # A dict keeps insertion order (deterministic) and O(1) removal.
-        self.waiters: dict[SimThread, None] = {}
-
-    def notify_all(self) -> None:
-        if not self.waiters:
-            return
-        waiters = list(self.waiters)
-        self.waiters.clear()
-        for thread in waiters:
-            thread.kernel._make_ready(thread, "notify")
-
-
-def _no_callback() -> None:
-    pass
-
-
-class _Timer:
-    __slots__ = ("when", "seq", "callback", "cancelled", "wakes")
-
-    def __init__(self, when: float, seq: int, callback: Callable[[], None],
-                 wakes: SimThread | None = None) -> None:
-        self.when = when
-        self.seq = seq
-        self.callback = callback
-        self.cancelled = False
-        self.wakes = wakes  # the thread whose wait times out here (None: a network event)
-
-    def cancel(self) -> None:
-        """It will not run. It stays in the heap until due or compacted away, so it lets
-        go of its callback now: that may hold a socket a long run has long closed."""
-        self.cancelled = True
-        self.callback = _no_callback
-        self.wakes = None
-
-
-class SimThread:
-    """The kernel's record of one real thread taking part in the simulation."""
-
-    def __init__(self, kernel: Kernel, name: str, thread: threading.Thread | None) -> None:
-        self.kernel = kernel
-        self.name = name
-        self.thread = thread
-        self.go = Turn()
-        self.state = "new"  # new, ready, running, blocked, finished
-        self.waiting_on: str | Callable[[], str] = ""
-        self.wait_queues: tuple[WaitQueue, ...] = ()
-        self.timer: _Timer | None = None
-        # The current wait's deadline and its place in the timer order, until the
-        # kernel makes it a timer (``Kernel._timers_for_deadlines``); None: no deadline.
-        self.deadline: float | None = None
-        self.deadline_seq = 0
-        self.wake_reason = ""
-        self.killed = False
-        self.exited = WaitQueue()
-        self.blocked_on: object | None = None  # the lock or thread that must act first
-        self.sleeping = False  # in sleep(): waiting for time itself, not for an event
-        self.idle_polls = 0
-
-    def stop_waiting(self) -> None:
-        """Leave every wait queue and cancel the wake-up timer (the thread is woken)."""
-        for queue in self.wait_queues:
-            queue.waiters.pop(self, None)
-        self.wait_queues = ()
-        self.deadline = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def deadline_unscheduled(self) -> bool:
-        """Does the current wait have a deadline that is not yet a timer in the heap?"""
-        return self.deadline is not None and self.timer is None
-
-    def __repr__(self) -> str:
-        return f"<SimThread {self.name} {self.state}>"
-
-
 # A bound on settle()'s rounds, so threads waking each other forever at one instant
 # cannot keep it from returning.
 _SETTLE_STEPS = 100_000
@@ -182,10 +101,6 @@ _IDLE_JUMPS_LIMIT = 1000
 
 # Empty non-blocking polls a thread may make before virtual time moves on for it.
 _IDLE_POLLS_BEFORE_TIME_PASSES = 64
-
-# The timer heap is first compacted at this size, then whenever it has doubled.
-_COMPACT_MIN = 1024
-_INFINITY = float("inf")
 
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
@@ -231,20 +146,9 @@ class Kernel:
         self.closed = False
         self.closing = False
         self.failure: SimulationError | None = None
-        # A heap of (when, seq, timer), cancelled timers included: (when, seq) is unique,
-        # so the heap compares floats and ints in C and never the timers themselves.
-        self._timers: list[tuple[float, int, _Timer]] = []
-        self._compact_at = _COMPACT_MIN
-        self._seq = 0
-        # Threads whose wait has a deadline not yet in the heap. Most waits end before
-        # their deadline (a reply arrives), and the clock only moves when nothing is
-        # ready, so a deadline becomes a timer only then: a timed wait then costs no
-        # timer, no partial and no heap entry, objects that would otherwise outlive the
-        # wait in the heap and be walked by the garbage collector. Its seq is taken when
-        # the wait starts, so the timers' order is the one eager timers would have had.
-        self._deadlines: list[SimThread] = []
-        self._deadlines_compact_at = _COMPACT_MIN
-        self._earliest_deadline = _INFINITY
+        # Timers and the deadlines of timed waits; a deadline becomes a timer only when
+        # the clock must move (most waits end with a reply first): see timers.py.
+        self._timers = Timers(self._make_ready)
         self._ready: deque[SimThread] = deque()
         # Live threads only (a dict: start order, O(1) removal): a finished thread
         # leaves, so a long run's per-connection cost stays flat.
@@ -378,59 +282,12 @@ class Kernel:
         with ``replay=``); empty under FIFO, which needs none."""
         return list(self._recorder.decisions) if self._recorder is not None else []
 
-    # -- timers -----------------------------------------------------------------------
+    # -- timers (sockfake.sim.kernel.timers) ---------------------------------------------
 
     def call_at(self, when: float, callback: Callable[[], None],
-                wakes: SimThread | None = None) -> _Timer:
-        self._seq += 1
-        timer = _Timer(max(when, self.now), self._seq, callback, wakes)
-        timers = self._timers
-        heapq.heappush(timers, (timer.when, timer.seq, timer))
-        if len(timers) > self._compact_at:
-            # Cancelled timers (a wait woken before its deadline) stay in the heap
-            # until due; drop them whenever the heap has doubled (amortised O(1)).
-            # Pops follow (when, seq), a total order: the layout changes nothing.
-            timers[:] = [entry for entry in timers if not entry[2].cancelled]
-            heapq.heapify(timers)
-            self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
-        return timer
-
-    def _timers_for_deadlines(self) -> None:
-        """Every pending wait deadline becomes a timer (before the clock may move)."""
-        for thread in self._deadlines:
-            if thread.deadline_unscheduled():  # a thread may be listed twice
-                assert thread.deadline is not None
-                timer = _Timer(thread.deadline, thread.deadline_seq,
-                               functools.partial(self._make_ready, thread, "timeout"),
-                               wakes=thread)
-                heapq.heappush(self._timers, (timer.when, timer.seq, timer))
-                thread.timer = timer
-        self._deadlines.clear()
-        self._earliest_deadline = _INFINITY
-
-    def _compact_deadlines(self) -> None:
-        """Drop the entries of waits that ended (amortised O(1), as the heap's compaction)."""
-        live = dict.fromkeys(thread for thread in self._deadlines if thread.deadline_unscheduled())
-        self._deadlines = list(live)
-        self._deadlines_compact_at = max(_COMPACT_MIN, 2 * len(self._deadlines))
-
-    def _next_timer(self) -> _Timer | None:
-        """The earliest live timer (cancelled ones at the top are dropped), if any."""
-        if self._deadlines:
-            self._timers_for_deadlines()
-        timers = self._timers
-        while timers and timers[0][2].cancelled:
-            heapq.heappop(timers)
-        return timers[0][2] if timers else None
-
-    def _run_due_timers(self) -> None:
-        if self._earliest_deadline <= self.now:
-            self._timers_for_deadlines()
-        timers = self._timers
-        while timers and timers[0][0] <= self.now:
-            timer = heapq.heappop(timers)[2]
-            if not timer.cancelled:
-                timer.callback()
+                wakes: SimThread | None = None) -> Timer:
+        """Run ``callback`` at virtual time ``when`` (now, if that has passed)."""
+        return self._timers.call_at(max(when, self.now), callback, wakes)
 
     # -- blocking and switching -------------------------------------------------------
 
@@ -464,15 +321,7 @@ class Kernel:
             thread.waiting_on = what
             thread.blocked_on = on
             if deadline is not None:
-                self._seq += 1
-                thread.deadline = deadline
-                thread.deadline_seq = self._seq
-                deadlines = self._deadlines
-                deadlines.append(thread)
-                if deadline < self._earliest_deadline:
-                    self._earliest_deadline = deadline
-                if len(deadlines) > self._deadlines_compact_at:
-                    self._compact_deadlines()
+                self._timers.add_deadline(thread, deadline)
             thread.state = "blocked"
             self._switch_from(thread)
             thread.blocked_on = None
@@ -525,9 +374,9 @@ class Kernel:
         if thread.idle_polls < _IDLE_POLLS_BEFORE_TIME_PASSES:
             return
         thread.idle_polls = 0
-        self._run_due_timers()
+        self._timers.run_due(self.now)
         if not self._ready:
-            first = self._next_timer()
+            first = self._timers.next_timer()
             if first is None:
                 raise SimDeadlockError(
                     f"deadlock: {thread.name!r} busy-polls ({what}) but no other thread can "
@@ -541,7 +390,7 @@ class Kernel:
                 )
             self.trace.add(next_time, "clock", "jump", Lazy((texts.JUMP, self.now, next_time)))
             self.now = next_time
-            self._run_due_timers()
+            self._timers.run_due(self.now)
         if self._ready:
             self.yield_turn(what)
 
@@ -591,7 +440,7 @@ class Kernel:
 
     def _pick_next(self) -> SimThread | None:
         while True:
-            self._run_due_timers()
+            self._timers.run_due(self.now)
             if self._ready:
                 if self.preempts and len(self._ready) > 1:
                     index = self.policy.pick(self._ready)
@@ -601,7 +450,7 @@ class Kernel:
                 return self._ready.popleft()
             if self.closing:
                 return None
-            first = self._next_timer()
+            first = self._timers.next_timer()
             if first is None:
                 return self._fail(SimDeadlockError(self._deadlock_message()))
             next_time = first.when
@@ -637,7 +486,7 @@ class Kernel:
             return False
         return all(
             timer.wakes is not None and not timer.wakes.sleeping
-            for _, _, timer in self._timers if not timer.cancelled
+            for timer in self._timers.live()
         )
 
     def _fail(self, error: SimulationError) -> SimThread | None:
@@ -817,8 +666,8 @@ class Kernel:
         deadline = None if timeout is None else self.now + timeout
         while thread.state != "finished":
             if not self.wait((thread.exited,), deadline, f"join {thread.name}", on=thread):
-                return thread.state == "finished"
-        return True
+                break  # timed out (it may have finished at that very instant)
+        return thread.state == "finished"
 
     def settle(self, timeout: float) -> None:
         """Let every other thread run until nothing more happens by ``now + timeout``.
@@ -833,8 +682,8 @@ class Kernel:
             if self._ready:
                 self.yield_turn("settle")
                 continue
-            self._timers_for_deadlines()
-            live = [when for when, _, timer in self._timers if not timer.cancelled]
+            self._timers.schedule_deadlines()
+            live = [timer.when for timer in self._timers.live()]
             if not live or min(live) > deadline:
                 return
             self.wait((), min(live), "settle")
@@ -894,7 +743,6 @@ class Kernel:
         if self._watchdog is not None:
             self._watchdog.stop()
         self._timers.clear()
-        self._deadlines.clear()
         self._ready.clear()
         if caller is None or caller is self.root:
             self.root.go.close()
@@ -914,9 +762,7 @@ class Kernel:
     def has_pending_work(self) -> bool:
         """Could anything happen if the running thread gave up the turn?"""
         # Read only (the watchdog's thread asks): a pending deadline counts as a timer.
-        return (bool(self._ready)
-                or any(thread.deadline is not None for thread in list(self._deadlines))
-                or any(not timer.cancelled for _, _, timer in self._timers))
+        return bool(self._ready) or self._timers.pending()
 
     def root_still_in_caller(self) -> bool:
         """Is the code that last called into the simulation still on the main thread's stack?"""

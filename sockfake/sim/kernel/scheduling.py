@@ -25,17 +25,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 if TYPE_CHECKING:
     from sockfake.sim.kernel.core import SimThread
 
-__all__ = ["POLICIES", "SWITCH_POINTS", "Policy", "make_policy"]
+__all__ = [
+    "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwitchPoints", "make_policy",
+]  # fmt: skip
 
-POLICIES = ("fifo", "random", "pct")
-SWITCH_POINTS = ("calls", "lines", "opcodes")
+# The scheduling policies by name (``scheduling=``), and where a thread may be switched
+# (``switch_points=``: at calls into the simulation, or also at each line or opcode).
+SchedulingPolicy = Literal["fifo", "random", "pct"]
+SwitchPoints = Literal["calls", "lines", "opcodes"]
+POLICIES: tuple[SchedulingPolicy, ...] = get_args(SchedulingPolicy)
+SWITCH_POINTS: tuple[SwitchPoints, ...] = get_args(SwitchPoints)
 
 
 class Policy(Protocol):

@@ -114,7 +114,7 @@ class RootWatchdog:
 
 
 def _on_stall_signal(signum: int, frame: Any) -> None:
-    for watchdog in list(_users):
+    for watchdog in list(_users):  # noqa: PERF101 - a snapshot: the handler interrupts any code
         error = watchdog.stall
         kernel = watchdog.kernel
         if error is not None and kernel.failure is None and not kernel.closed:

@@ -7,8 +7,11 @@
 - ``addressing``: names, binds, ephemeral ports, routes, the Unix path namespace.
 - ``endpoint``: ``Endpoint`` and the ``Transport`` seam between sockets and transports.
 - ``tcp``, ``udp``: the transports. ``socket_state``: the socket state table.
-- ``sockets``: ``SimSocket``, the ``socket.socket`` surface. ``selectors``: readiness,
-  ``SimWaker``, ``SimSelector``. ``descriptors``: simulated descriptor numbers.
+- ``sockets``: ``SimSocket``, the ``socket.socket`` surface; ``socket_args``: CPython's
+  argument conversion; ``socket_options``: the option tables, ``setsockopt`` and
+  ``getsockopt``; ``ancillary``: ``sendmsg``/``recvmsg`` ancillary data.
+- ``selectors``: readiness, ``SimWaker``, ``SimSelector``. ``descriptors``: simulated
+  descriptor numbers.
 - ``checks``, ``oserror``, ``datagram``: argument checks, errno errors, the payload type.
 
 Public here (also importable from ``sockfake.sim``): ``LinkConditions``,

@@ -175,7 +175,7 @@ class Addressing:
         if not isinstance(address, tuple):
             raise TypeError(f"{'bind' if for_bind else 'connect'}(): {family_name} address must "
                             f"be tuple, not {type(address).__name__}")
-        if not (len(address) == 2 or family == socket.AF_INET6 and 2 <= len(address) <= 4):
+        if not (len(address) == 2 or (family == socket.AF_INET6 and 2 <= len(address) <= 4)):
             if family == socket.AF_INET6:
                 raise TypeError(
                     "AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])"

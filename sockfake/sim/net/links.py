@@ -43,7 +43,7 @@ def _check_non_negative(owner: str, name: str, value: object, *, allow_none: boo
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SockfakeTypeError(f"{owner}.{name} must be a number, not {value!r}")
-    if not value >= 0 or math.isinf(value) and name != "bandwidth":
+    if not value >= 0 or (math.isinf(value) and name != "bandwidth"):
         raise SockfakeValueError(f"{owner}.{name} must be non-negative, not {value!r}")
 
 

@@ -4,22 +4,40 @@ Errors are the real ``OSError`` subclasses with the real errno. Blocking, timeou
 non-blocking modes behave as on Linux, with timeouts in virtual time. A socket turns
 calls into changes of its ``Endpoint`` and calls on the ``Transport`` (the seam in
 ``sockfake.sim.net.endpoint``); delivery, loss and partitions are the transport's.
+
+Why this module passes 600 lines: ``SimSocket`` is one class, the whole
+``socket.socket`` surface (some fifty methods whose blocking, timeout and errno rules
+read and change the same socket state); one class over several modules would take
+mixins, which mypyc's compiled build accepts only as traits. What is not the surface
+lives apart: CPython's argument conversion (``socket_args``), the option tables and
+``setsockopt``/``getsockopt`` parsing (``socket_options``), ancillary data
+(``ancillary``), the state table (``socket_state``).
 """
 
 from __future__ import annotations
 
 import errno
-import math
-import operator
 import socket
-import struct
 from typing import TYPE_CHECKING, Any
 
 import sockfake.sim.trace.texts as texts
 from sockfake.sim.kernel.core import Kernel, WaitQueue
+from sockfake.sim.net import ancillary, socket_options
 from sockfake.sim.net.datagram import Datagram as _Datagram
-from sockfake.sim.net.endpoint import DEFAULT_BUFFER, Endpoint, Transport
+from sockfake.sim.net.endpoint import Endpoint, Transport
 from sockfake.sim.net.oserror import blocking_error, os_error, raise_errno
+from sockfake.sim.net.socket_args import (
+    INT_MAX,
+    INT_MIN,
+    SSIZE_MAX,
+    SSIZE_MIN,
+    byte_view,
+    c_flags,
+    c_int,
+    ssize,
+    timeout_value,
+    writable_view,
+)
 from sockfake.sim.net.socket_state import Event, State, advance, allows
 from sockfake.sim.trace.recorder import Lazy
 
@@ -38,10 +56,6 @@ _MSG_WAITALL = int(socket.MSG_WAITALL)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
-_INT_MAX = 2**31 - 1
-_INT_MIN = -_INT_MAX - 1
-_SSIZE_MAX = 2**63 - 1
-_SSIZE_MIN = -_SSIZE_MAX - 1
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
 _UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
 _ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -53,145 +67,6 @@ _ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
     **{(family, socket.SOCK_DGRAM): (0, socket.IPPROTO_UDP, _UDPLITE)
        for family in (socket.AF_INET, socket.AF_INET6)},
 }
-_PROTOCOLS = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
-
-
-def _option_names(*names: str) -> set[int]:
-    return {getattr(socket, name) for name in names if hasattr(socket, name)}
-
-
-# The options Linux knows at each level, with their defaults (0 unless listed).
-# Read-only options refuse setsockopt() (ENOPROTOOPT); unknown ones refuse both.
-_SOL_SOCKET_OPTIONS = _option_names(
-    "SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "SO_BROADCAST", "SO_OOBINLINE",
-    "SO_LINGER", "SO_RCVBUF", "SO_SNDBUF", "SO_RCVLOWAT", "SO_SNDLOWAT", "SO_RCVTIMEO",
-    "SO_SNDTIMEO", "SO_ERROR", "SO_TYPE", "SO_ACCEPTCONN", "SO_DOMAIN", "SO_PROTOCOL",
-    "SO_PRIORITY", "SO_DONTROUTE", "SO_PASSCRED", "SO_PEERCRED", "SO_BINDTODEVICE",
-    "SO_MARK", "SO_PASSSEC", "SO_INCOMING_CPU", "SO_TIMESTAMP", "SO_DEBUG",
-)
-_READ_ONLY = _option_names("SO_ERROR", "SO_TYPE", "SO_ACCEPTCONN", "SO_DOMAIN",
-                           "SO_PROTOCOL", "SO_PEERCRED")
-_TCP_OPTIONS = _option_names(
-    "TCP_NODELAY", "TCP_MAXSEG", "TCP_CORK", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
-    "TCP_SYNCNT", "TCP_LINGER2", "TCP_DEFER_ACCEPT", "TCP_WINDOW_CLAMP", "TCP_INFO",
-    "TCP_QUICKACK", "TCP_CONGESTION", "TCP_USER_TIMEOUT", "TCP_NOTSENT_LOWAT", "TCP_FASTOPEN",
-)
-_IP_OPTIONS = _option_names(
-    "IP_TOS", "IP_TTL", "IP_HDRINCL", "IP_OPTIONS", "IP_RECVOPTS", "IP_RETOPTS",
-    "IP_MULTICAST_IF", "IP_MULTICAST_TTL", "IP_MULTICAST_LOOP", "IP_ADD_MEMBERSHIP",
-    "IP_DROP_MEMBERSHIP", "IP_RECVTOS", "IP_RECVTTL", "IP_PKTINFO", "IP_TRANSPARENT",
-    "IP_BIND_ADDRESS_NO_PORT", "IP_FREEBIND",
-)
-_IPV6_OPTIONS = _option_names(
-    "IPV6_V6ONLY", "IPV6_UNICAST_HOPS", "IPV6_MULTICAST_HOPS", "IPV6_MULTICAST_LOOP",
-    "IPV6_MULTICAST_IF", "IPV6_JOIN_GROUP", "IPV6_LEAVE_GROUP", "IPV6_RECVTCLASS",
-    "IPV6_TCLASS", "IPV6_RECVPKTINFO", "IPV6_PKTINFO", "IPV6_RECVHOPLIMIT",
-    "IPV6_DONTFRAG", "IPV6_RECVERR",
-)
-_DEFAULTS: dict[tuple[int, int], int] = {
-    (socket.SOL_SOCKET, socket.SO_RCVLOWAT): 1,
-    (socket.SOL_SOCKET, socket.SO_SNDLOWAT): 1,
-    (socket.IPPROTO_IP, socket.IP_TTL): 64,
-    (socket.IPPROTO_IP, socket.IP_MULTICAST_TTL): 1,
-    (socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP): 1,
-    (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS): 64,
-    (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS): 1,
-    (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP): 1,
-    (socket.IPPROTO_TCP, socket.TCP_MAXSEG): 536,
-}
-for _name, _value in (("TCP_KEEPIDLE", 7200), ("TCP_KEEPINTVL", 75), ("TCP_KEEPCNT", 9),
-                      ("TCP_SYNCNT", 6), ("TCP_LINGER2", 60)):
-    if hasattr(socket, _name):
-        _DEFAULTS[(socket.IPPROTO_TCP, getattr(socket, _name))] = _value
-
-
-# Sizes and flags are typed ``object`` and converted here unless they are ints in
-# range: the errors are CPython's own (``recv(1.5)`` is a TypeError, not a wait), in the
-# compiled build too (mypyc would refuse a non-int with its own words before the method
-# runs). Flags are a C int, sizes a Py_ssize_t, as CPython parses them.
-def _flags(value: object) -> int:
-    if type(value) is int and _INT_MIN <= value <= _INT_MAX:
-        return value
-    return _c_int(value, parse_arg=True)
-
-
-def _writable_view(buffer: Any, call: str) -> memoryview:
-    try:
-        view = memoryview(buffer)
-    except TypeError:
-        view = None
-    if view is None or view.readonly:
-        raise TypeError(f"{call}() argument 1 must be read-write bytes-like object, "
-                        f"not {type(buffer).__name__}")
-    return view.cast("B")
-
-
-def _ssize(value: object) -> int:
-    """A size as CPython converts one to a Py_ssize_t (recv's bufsize, nbytes)."""
-    number = value if type(value) is int else _c_int(value, c_type=False)
-    if not _SSIZE_MIN <= number <= _SSIZE_MAX:
-        raise OverflowError("Python int too large to convert to C ssize_t")
-    return number
-
-
-def _index_or_none(value: object) -> int | None:
-    """``operator.index(value)``, or None where that is a TypeError."""
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
-def _c_int(value: Any, *, parse_arg: bool = False, c_type: bool = True) -> int:
-    """An int as CPython converts one to a C int (its errors and messages); with
-    ``c_type=False`` only the conversion, no range."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"'{type(value).__name__}' object cannot be interpreted as an integer"
-        ) from None
-    if c_type and not _INT_MIN <= number <= _INT_MAX:
-        if not parse_arg:
-            raise OverflowError("Python int too large to convert to C int")
-        if not _SSIZE_MIN <= number <= _SSIZE_MAX:
-            raise OverflowError("Python int too large to convert to C long")
-        side = "greater than maximum" if number > 0 else "less than minimum"
-        raise OverflowError(f"signed integer is {side}")
-    return number
-
-
-_IPV6_ANCILLARY = {getattr(socket, "IPV6_HOPLIMIT", -1): "hop_limit",
-                   getattr(socket, "IPV6_TCLASS", -1): "tclass"}
-_CMSG_HEADER = 16  # sizeof(struct cmsghdr) on 64-bit Linux
-
-
-def _put_cmsgs(items: list[tuple[int, int, bytes]], space: int) -> tuple[list[Any], int]:
-    """Ancillary items as Linux's put_cmsg() fits them into ``space`` bytes (and CPython
-    reads them back): a header that does not fit is dropped, data cut; MSG_CTRUNC."""
-    out: list[Any] = []
-    truncated = 0
-    for level, kind, data in items:
-        if space < _CMSG_HEADER:
-            truncated = int(socket.MSG_CTRUNC)
-            break
-        length = _CMSG_HEADER + len(data)
-        if space < length:
-            truncated = int(socket.MSG_CTRUNC)
-            length = space
-        out.append((level, kind, data[: length - _CMSG_HEADER]))
-        space -= min(space, _CMSG_HEADER + (len(data) + 7) // 8 * 8)
-    return out, truncated
-
-
-def _byte_view(data: Any) -> memoryview:
-    """``memoryview(data)`` with the socket module's message for a non-buffer."""
-    try:
-        return memoryview(data).cast("B")
-    except TypeError:
-        raise TypeError(
-            f"a bytes-like object is required, not '{type(data).__name__}'"
-        ) from None
 
 
 def unix_name(name: Any) -> Any:
@@ -199,58 +74,6 @@ def unix_name(name: Any) -> Any:
     if isinstance(name, str) and name.startswith("\0"):
         return name.encode("utf-8", "surrogateescape")
     return name
-
-
-# Options Linux stores as a flag: any non-zero value reads back as 1.
-_FLAG_OPTIONS = {
-    (socket.SOL_SOCKET, socket.SO_REUSEADDR),
-    (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-    (socket.SOL_SOCKET, socket.SO_BROADCAST),
-    (socket.SOL_SOCKET, socket.SO_OOBINLINE),
-    (socket.IPPROTO_TCP, socket.TCP_NODELAY),
-}
-if hasattr(socket, "SO_REUSEPORT"):
-    _FLAG_OPTIONS.add((socket.SOL_SOCKET, socket.SO_REUSEPORT))
-# Options whose value the simulation reads as a number: one set as bytes is read as
-# Linux reads it, an int from the first four.
-_INT_VALUED = {
-    (socket.SOL_SOCKET, socket.SO_SNDBUF),
-    (socket.SOL_SOCKET, socket.SO_RCVBUF),
-    (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
-    *_FLAG_OPTIONS,
-}
-
-
-def _timeout_value(value: Any) -> float | None:
-    """Check a timeout as ``socket.settimeout`` does (same errors, same messages)."""
-    if value is None:
-        return None
-    seconds: float | int  # an int stays exact: 2**70 is out of range, not rounded
-    if isinstance(value, float):
-        if math.isnan(value):
-            raise ValueError("Invalid value NaN (not a number)")
-        seconds = value
-    else:
-        try:
-            seconds = operator.index(value)
-        except TypeError:
-            raise TypeError(
-                f"'{type(value).__name__}' object cannot be interpreted as an integer"
-            ) from None
-    if seconds < 0:
-        raise ValueError("Timeout value out of range")
-    if seconds * 1e9 >= 2**63:
-        # Out of CPython's range: let CPython say so, in its own words for this version
-        # (3.10 and 3.11+ word it differently). The real default is put back at once.
-        previous = socket.getdefaulttimeout()
-        try:
-            _real_setdefaulttimeout(value)
-        finally:
-            _real_setdefaulttimeout(previous)
-    return float(seconds)
-
-
-_real_setdefaulttimeout = socket.setdefaulttimeout
 
 
 class SimSocket:
@@ -332,7 +155,7 @@ class SimSocket:
     # -- timeouts -----------------------------------------------------------------
 
     def settimeout(self, value: object) -> None:  # float | None, checked as CPython does
-        timeout = _timeout_value(value)
+        timeout = timeout_value(value)
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
         self._timeout = timeout
@@ -373,101 +196,15 @@ class SimSocket:
 
     # -- options ------------------------------------------------------------------
 
-    def _option_error(self, level: int, option: int, setting: bool) -> int:
-        """The errno Linux gives for ``(level, option)`` on this socket, 0 if it has it."""
-        unix = self.family == _AF_UNIX
-        if level == socket.SOL_SOCKET:
-            if option not in _SOL_SOCKET_OPTIONS or setting and option in _READ_ONLY:
-                return errno.ENOPROTOOPT
-            if unix and setting and option == getattr(socket, "SO_REUSEPORT", None):
-                return errno.EOPNOTSUPP
-            return 0
-        if unix:
-            return errno.EOPNOTSUPP
-        if level == socket.IPPROTO_TCP:
-            if self.type != socket.SOCK_STREAM:
-                if setting or self.family == socket.AF_INET6:
-                    return errno.ENOPROTOOPT
-                return errno.EOPNOTSUPP
-            return 0 if option in _TCP_OPTIONS else errno.ENOPROTOOPT
-        if level == socket.IPPROTO_IP:
-            return 0 if option in _IP_OPTIONS else errno.ENOPROTOOPT
-        if level == socket.IPPROTO_IPV6:
-            if self.family != socket.AF_INET6:
-                return errno.ENOPROTOOPT if setting else errno.EOPNOTSUPP
-            return 0 if option in _IPV6_OPTIONS else errno.ENOPROTOOPT
-        return errno.ENOPROTOOPT if setting else errno.EOPNOTSUPP
-
     def setsockopt(self, level: object, option: object, value: Any,
                    optlen: object = None) -> None:
         self._check_open()
-        level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
-        # CPython's order: a C int, then (None, optlen), then a bytes-like value.
-        if optlen is not None:
-            length = _index_or_none(optlen)
-            if value is not None or length is None:
-                raise TypeError("setsockopt() takes exactly 3 arguments (4 given)")
-            # CPython takes optlen as an unsigned int, masked; Linux reads it signed.
-            optlen = ((length & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
-        else:
-            number = _index_or_none(value)
-            if number is not None and _INT_MIN <= number <= _INT_MAX:
-                value = number
-            else:
-                value = bytes(_byte_view(value))
-        code = self._option_error(level, option, setting=True)
-        if code:
-            raise os_error(code)
-        if optlen is not None:  # a NULL value: too short to hold an int, or unreadable
-            raise os_error(errno.EINVAL if optlen < 4 else errno.EFAULT)
-        key = (level, option)
-        if key in _INT_VALUED and isinstance(value, bytes):
-            # Linux reads an int from the buffer (and refuses a shorter one).
-            if len(value) < 4:
-                raise os_error(errno.EINVAL)
-            value = struct.unpack("i", value[:4])[0]
-        if key == (socket.SOL_SOCKET, socket.SO_LINGER) and (
-            not isinstance(value, (bytes, bytearray)) or len(value) < 8
-        ):
-            raise os_error(errno.EINVAL)  # a struct linger is 8 bytes
-        if key in _FLAG_OPTIONS and isinstance(value, int):
-            value = int(bool(value))
+        key, value = socket_options.setting(self.ep, level, option, value, optlen)
         self.ep.options[key] = value
 
     def getsockopt(self, level: object, option: object, buflen: object = None) -> Any:
         self._check_open()
-        level, option = _c_int(level, parse_arg=True), _c_int(option, parse_arg=True)
-        size = 0 if buflen is None else _c_int(buflen, parse_arg=True)
-        if not 0 <= size <= 1024:  # CPython's bound; 0 asks for an int, as no buflen
-            raise OSError("getsockopt buflen out of range")
-        value = self._option_value(level, option)
-        if size:
-            if isinstance(value, int):
-                value = struct.pack("i", value)
-            return bytes(value)[:size].ljust(size, b"\0")
-        if isinstance(value, (bytes, bytearray)):
-            return struct.unpack("i", bytes(value)[:4])[0] if len(value) >= 4 else 0
-        return int(value)
-
-    def _option_value(self, level: int, option: int) -> Any:
-        """What getsockopt() reads: an int, or the bytes a value was set as."""
-        if level == socket.SOL_SOCKET and option == socket.SO_ERROR:
-            code, self.ep.pending_error = self.ep.pending_error, 0
-            return code
-        code = self._option_error(level, option, setting=False)
-        if code:
-            raise os_error(code)
-        if level == socket.SOL_SOCKET and option == socket.SO_TYPE:
-            return int(self.type)
-        if level == socket.SOL_SOCKET and option == getattr(socket, "SO_DOMAIN", None):
-            return int(self.family)
-        if level == socket.SOL_SOCKET and option == getattr(socket, "SO_PROTOCOL", None):
-            return 0 if self.family == _AF_UNIX else self.proto or _PROTOCOLS[self.type]
-        if level == socket.SOL_SOCKET and option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            return int(self.ep.options.get((level, option), DEFAULT_BUFFER))
-        if level == socket.SOL_SOCKET and option == socket.SO_ACCEPTCONN:
-            return int(self.ep.state is State.LISTENING)
-        return self.ep.options.get((level, option), _DEFAULTS.get((level, option), 0))
+        return socket_options.read_option(self.ep, self.proto, level, option, buflen)
 
     # -- addresses ----------------------------------------------------------------
 
@@ -495,7 +232,7 @@ class SimSocket:
 
     def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
-        backlog = _c_int(backlog, parse_arg=True)
+        backlog = c_int(backlog, parse_arg=True)
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
         if not allows(self.ep.state, Event.LISTEN):
@@ -607,11 +344,11 @@ class SimSocket:
     # -- streams: data ------------------------------------------------------------
 
     def send(self, data: Any, flags: object = 0) -> int:
-        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:  # _flags(), inline
-            flags = _c_int(flags, parse_arg=True)
+        if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:  # c_flags(), inline
+            flags = c_int(flags, parse_arg=True)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
-        view = data if data.__class__ is bytes else _byte_view(data)
+        view = data if data.__class__ is bytes else byte_view(data)
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
                 raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
@@ -651,9 +388,9 @@ class SimSocket:
         return count
 
     def sendall(self, data: Any, flags: object = 0) -> None:
-        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
-            flags = _c_int(flags, parse_arg=True)
-        view = data if data.__class__ is bytes else _byte_view(data)
+        if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
+            flags = c_int(flags, parse_arg=True)
+        view = data if data.__class__ is bytes else byte_view(data)
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
         deadline = None if timeout is None else self._kernel.now + timeout
@@ -687,10 +424,10 @@ class SimSocket:
             raise_errno(code)
 
     def recv(self, bufsize: object, flags: object = 0) -> bytes:
-        if type(bufsize) is not int or not _SSIZE_MIN <= bufsize <= _SSIZE_MAX:  # inline
-            bufsize = _ssize(bufsize)
-        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
-            flags = _c_int(flags, parse_arg=True)
+        if type(bufsize) is not int or not SSIZE_MIN <= bufsize <= SSIZE_MAX:  # inline
+            bufsize = ssize(bufsize)
+        if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
+            flags = c_int(flags, parse_arg=True)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
@@ -764,8 +501,8 @@ class SimSocket:
         return data
 
     def recv_into(self, buffer: Any, nbytes: object = 0, flags: object = 0) -> int:
-        view = _writable_view(buffer, "recv_into")
-        nbytes, flags = _ssize(nbytes), _flags(flags)
+        view = writable_view(buffer, "recv_into")
+        nbytes, flags = ssize(nbytes), c_flags(flags)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         size = nbytes or len(view)
@@ -781,7 +518,7 @@ class SimSocket:
         return len(data)
 
     def shutdown(self, how: object) -> None:
-        how = _c_int(how)
+        how = c_int(how)
         self._check_open()
         if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
             raise os_error(errno.EINVAL)
@@ -821,7 +558,7 @@ class SimSocket:
         if address is None:
             address = flags_or_address
         else:
-            flags = _flags(flags_or_address)
+            flags = c_flags(flags_or_address)
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
                 raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED
@@ -835,7 +572,7 @@ class SimSocket:
             if self.ep.shut_wr:
                 raise os_error(errno.EPIPE)
         kind = data.__class__
-        payload = data if kind is bytes or kind is _Datagram else bytes(_byte_view(data))
+        payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
             raise os_error(errno.EMSGSIZE)
         last = self._last_destination
@@ -860,10 +597,10 @@ class SimSocket:
         return len(payload)
 
     def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
-        if type(bufsize) is not int or not _SSIZE_MIN <= bufsize <= _SSIZE_MAX:  # inline
-            bufsize = _ssize(bufsize)
-        if type(flags) is not int or not _INT_MIN <= flags <= _INT_MAX:
-            flags = _c_int(flags, parse_arg=True)
+        if type(bufsize) is not int or not SSIZE_MIN <= bufsize <= SSIZE_MAX:  # inline
+            bufsize = ssize(bufsize)
+        if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
+            flags = c_int(flags, parse_arg=True)
         self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
@@ -873,8 +610,8 @@ class SimSocket:
 
     def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
                       ) -> tuple[int, Any]:
-        view = _writable_view(buffer, "recvfrom_into")
-        nbytes = _ssize(nbytes)
+        view = writable_view(buffer, "recvfrom_into")
+        nbytes = ssize(nbytes)
         if nbytes < 0:
             raise ValueError("negative buffersize in recvfrom_into")
         if nbytes > len(view):  # before receiving: nothing is taken and lost
@@ -922,78 +659,33 @@ class SimSocket:
             parts = list(buffers)
         except TypeError:
             raise TypeError("sendmsg() argument 1 must be an iterable") from None
-        payload = b"".join(bytes(_byte_view(part)) for part in parts)
-        try:
-            items = list(ancdata)
-        except TypeError:
-            raise TypeError("sendmsg() argument 2 must be an iterable") from None
-        for item in items:
-            if not isinstance(item, tuple) or len(item) != 3:
-                raise TypeError("[sendmsg() ancillary data items]() argument must be "
-                                f"sequence of length 3, not {type(item).__name__}")
-            _c_int(item[0])
-            _c_int(item[1])
-            _byte_view(item[2])
-        flags = _flags(flags)
+        payload = b"".join(bytes(byte_view(part)) for part in parts)
+        items = ancillary.checked_items(ancdata)
+        flags = c_flags(flags)
         if address is not None:
             self._transport.resolve_remote(self.ep, address)  # CPython parses it first
         if items:
-            payload = self._ipv6_ancillary(payload, items)
+            payload = ancillary.attach(self.ep, payload, items)
         if address is not None:
             return self.sendto(payload, flags, address)
         return self.send(payload, flags)
-
-    def _ipv6_ancillary(self, payload: bytes, items: list[Any]) -> bytes:
-        """RFC 3542 items on an IPv6 datagram socket; other ancillary data (file
-        descriptors, credentials) is not simulated."""
-        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM or any(
-            level != socket.IPPROTO_IPV6 or kind not in _IPV6_ANCILLARY
-            for level, kind, _ in items
-        ):
-            raise NotImplementedError("sendmsg() with this ancillary data is not simulated")
-        datagram = _Datagram(payload)
-        for _, kind, data in items:
-            raw = bytes(_byte_view(data))
-            if len(raw) != 4:
-                raise os_error(errno.EINVAL)
-            value = struct.unpack("i", raw)[0]
-            if not -1 <= value <= 255:
-                raise os_error(errno.EINVAL)
-            if value != -1:
-                setattr(datagram, _IPV6_ANCILLARY[kind], value)
-        return datagram
-
-    def _received_ancillary(self, payload: bytes, space: int) -> tuple[list[Any], int]:
-        if self.family != socket.AF_INET6 or self.type != socket.SOCK_DGRAM:
-            return [], 0
-        items = []
-        options = self.ep.options
-        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVHOPLIMIT", -1))):
-            hops = getattr(payload, "hop_limit", 64)
-            items.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", hops)))
-        if options.get((socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVTCLASS", -1))):
-            tclass = getattr(payload, "tclass", 0)
-            items.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", tclass)))
-        if not items:
-            return [], 0
-        return _put_cmsgs(items, space)
 
     def recvmsg(self, bufsize: object, ancbufsize: object = 0, flags: object = 0
                 ) -> tuple[bytes, list[Any], int, Any]:
         """``(data, [], msg_flags, address)``; ``MSG_TRUNC`` in msg_flags when a datagram
         was longer than ``bufsize``. A stream reports no address (None), as Linux."""
-        bufsize, ancbufsize, flags = _ssize(bufsize), _ssize(ancbufsize), _flags(flags)
+        bufsize, ancbufsize, flags = ssize(bufsize), ssize(ancbufsize), c_flags(flags)
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
-        if not 0 <= ancbufsize <= _INT_MAX:
+        if not 0 <= ancbufsize <= INT_MAX:
             raise ValueError("invalid ancillary data buffer length")
         self._check_open()
         if self.type == socket.SOCK_DGRAM:
             payload, address = self._recv_datagram(bufsize, flags, whole=True)
-            ancillary, msg_flags = self._received_ancillary(payload, ancbufsize)
+            ancdata, msg_flags = ancillary.received(self.ep, payload, ancbufsize)
             if len(payload) > bufsize:
                 msg_flags |= _MSG_TRUNC
-            return bytes(payload[:bufsize]), ancillary, msg_flags, address
+            return bytes(payload[:bufsize]), ancdata, msg_flags, address
         return self.recv(bufsize, flags), [], 0, None
 
     def recvmsg_into(self, buffers: Any, ancbufsize: object = 0, flags: object = 0

@@ -228,7 +228,7 @@ class StreamTransport:
                                    reason="data for a closed socket")
             self._send_reset(receiver, sender)
             return
-        if receiver.dead or receiver.shut_rd and receiver.closed:
+        if receiver.dead or (receiver.shut_rd and receiver.closed):
             return
         receiver.append_rx(segment, apart)
         if segment:
@@ -333,7 +333,7 @@ class StreamTransport:
                 pending.fd = -1
             ep.accept_queue.clear()
         elif ep.state is State.CONNECTED and ep.peer is not None and not ep.dead:
-            if ep.rx or ep.linger_zero() and ep.family != _AF_UNIX:
+            if ep.rx or (ep.linger_zero() and ep.family != _AF_UNIX):
                 self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}",
                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
                                    reason="unread data" if ep.rx else "SO_LINGER 0")
