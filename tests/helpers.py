@@ -62,6 +62,26 @@ def serving(server: Any, poll_interval: float = 0.5) -> Iterator[threading.Threa
     assert not thread.is_alive(), "serve_forever did not stop"
 
 
+def serve_in_thread(server: Any, poll_interval: float = 0.5) -> threading.Thread:
+    """Start ``server.serve_forever`` in a (non-daemon) thread; ``stop_serving`` ends it.
+
+    On the simulated network the thread joins the simulation and the join is virtual.
+    """
+    thread = threading.Thread(target=server.serve_forever, args=(poll_interval,))
+    thread.start()
+    return thread
+
+
+def stop_serving(server: Any, thread: threading.Thread, timeout: float | None = None) -> None:
+    """Shut down, close (with ``timeout`` if given) and join a ``serve_in_thread`` server."""
+    server.shutdown()
+    if timeout is None:
+        server.server_close()
+    else:
+        server.server_close(timeout=timeout)
+    thread.join()
+
+
 def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
     """Wait (real time, bounded) until ``condition()`` holds: synchronise on what the
     server shows, not on a guess of how long it takes."""
@@ -141,6 +161,34 @@ class LineEchoHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         for line in self.rfile:
             self.wfile.write(line)
+
+
+class UpperOnceHandler(socketserver.BaseRequestHandler):
+    """Upper-case one ``recv()`` (up to 100 bytes) and send it back."""
+
+    def handle(self) -> None:
+        self.request.sendall(self.request.recv(100).upper())
+
+
+class UpperLineHandler(socketserver.StreamRequestHandler):
+    """Upper-case one line and send it back."""
+
+    def handle(self) -> None:
+        self.wfile.write(self.rfile.readline().upper())
+
+
+def round_trip(address: Any, data: bytes = b"ping", family: int = socket.AF_INET) -> bytes:
+    """Send ``data`` on a new real connection; the reply, read until the server closes."""
+    with connect(address, family) as client:
+        client.sendall(data)
+        return recv_all(client)
+
+
+def line_round_trip(address: Any, payload: bytes = b"ping\n", timeout: float = WAIT) -> bytes:
+    """Send one line on a new real TCP connection; the first line of the reply."""
+    with socket.create_connection(address, timeout=timeout) as client:
+        client.sendall(payload)
+        return client.makefile("rb").readline()
 
 
 class DatagramEchoHandler(socketserver.BaseRequestHandler):
