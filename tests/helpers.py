@@ -255,3 +255,29 @@ class HTTPServer(socketserver.ThreadingTCPServer):
 def accepts(net: Any) -> int:
     """How many connections the simulated network's listeners accepted so far."""
     return sum(1 for event in net.trace if event.kind == "accept")
+
+
+def echo_digest(*, prepare: Callable[[Any], object] | None = None, **network: Any) -> str:
+    """The trace digest of a fixed run on ``SimNetwork(seed=3, **network)``: a threaded
+    TCP echo (20 round trips) and 20 UDP datagrams, ``prepare(net)`` called first."""
+    from sockfake.sim import SimNetwork
+
+    net = SimNetwork(seed=3, **network)
+    try:
+        if prepare is not None:
+            prepare(net)
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoHandler, network=net)
+        with running(server, poll_interval=0.1):
+            with net.create_connection(server.server_address) as conn:
+                for number in range(20):
+                    conn.sendall(b"%d" % number)
+                    conn.recv(64)
+            with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                b.bind(("127.0.0.1", 0))
+                for number in range(20):
+                    a.sendto(b"%d" % number, b.getsockname())
+                    assert b.recv(64) == b"%d" % number
+        return net.digest()
+    finally:
+        net.close()
