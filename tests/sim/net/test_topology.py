@@ -66,7 +66,11 @@ BAD_HOSTS: list[tuple[object, object, object, type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "ipv4", "ipv6", "kind", "message"), BAD_HOSTS)
+@pytest.mark.parametrize(
+    ("name", "ipv4", "ipv6", "kind", "message"),
+    BAD_HOSTS,
+    ids=[message.replace("::", ": :") for *_, message in BAD_HOSTS],  # no node-id separator
+)
 def test_a_bad_host_is_a_clear_error_and_adds_nothing(
     topology: Topology, net: SimNetwork, name: object, ipv4: object, ipv6: object,
     kind: type[Exception], message: str,
