@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,6 +51,16 @@ def network(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
+def net() -> Iterator[SimNetwork]:
+    """A perfect simulated network with a fixed seed; closed (threads unwound) afterwards."""
+    network = SimNetwork(seed=1)
+    try:
+        yield network
+    finally:
+        network.close()
+
+
+@pytest.fixture
 def unix_path() -> Iterator[Callable[[str], str]]:
     """Make short AF_UNIX paths (about 100 bytes at most) in a fresh temporary directory."""
     directory = tempfile.mkdtemp(prefix="sfc-", dir="/tmp")
@@ -56,3 +68,48 @@ def unix_path() -> Iterator[Callable[[str], str]]:
         yield lambda name: f"{directory}/{name}"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def unix_dir() -> Iterator[str]:
+    """A short temporary directory (AF_UNIX paths are limited to about 100 bytes)."""
+    path = tempfile.mkdtemp(prefix="sf-", dir="/tmp")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _forked_children() -> list[int]:
+    """Live processes whose parent is this process (children a test forked)."""
+    me = str(os.getpid())
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            children.append(int(entry))
+    return children
+
+
+@pytest.fixture(autouse=True)
+def no_forked_child_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Kill any child a forking test left behind.
+
+    A child forked from a multi-threaded process can deadlock on a lock another thread
+    held at fork time; it would then keep pytest's output pipe open forever. Nothing
+    here checks behaviour: it only keeps a failed forking test from hanging the run.
+    """
+    yield
+    if "fork" not in request.node.name.lower() or not os.path.isdir("/proc"):
+        return
+    for pid in _forked_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)

@@ -62,6 +62,26 @@ def serving(server: Any, poll_interval: float = 0.5) -> Iterator[threading.Threa
     assert not thread.is_alive(), "serve_forever did not stop"
 
 
+def serve_in_thread(server: Any, poll_interval: float = 0.5) -> threading.Thread:
+    """Start ``server.serve_forever`` in a (non-daemon) thread; ``stop_serving`` ends it.
+
+    On the simulated network the thread joins the simulation and the join is virtual.
+    """
+    thread = threading.Thread(target=server.serve_forever, args=(poll_interval,))
+    thread.start()
+    return thread
+
+
+def stop_serving(server: Any, thread: threading.Thread, timeout: float | None = None) -> None:
+    """Shut down, close (with ``timeout`` if given) and join a ``serve_in_thread`` server."""
+    server.shutdown()
+    if timeout is None:
+        server.server_close()
+    else:
+        server.server_close(timeout=timeout)
+    thread.join()
+
+
 def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
     """Wait (real time, bounded) until ``condition()`` holds: synchronise on what the
     server shows, not on a guess of how long it takes."""
@@ -143,6 +163,34 @@ class LineEchoHandler(socketserver.StreamRequestHandler):
             self.wfile.write(line)
 
 
+class UpperOnceHandler(socketserver.BaseRequestHandler):
+    """Upper-case one ``recv()`` (up to 100 bytes) and send it back."""
+
+    def handle(self) -> None:
+        self.request.sendall(self.request.recv(100).upper())
+
+
+class UpperLineHandler(socketserver.StreamRequestHandler):
+    """Upper-case one line and send it back."""
+
+    def handle(self) -> None:
+        self.wfile.write(self.rfile.readline().upper())
+
+
+def round_trip(address: Any, data: bytes = b"ping", family: int = socket.AF_INET) -> bytes:
+    """Send ``data`` on a new real connection; the reply, read until the server closes."""
+    with connect(address, family) as client:
+        client.sendall(data)
+        return recv_all(client)
+
+
+def line_round_trip(address: Any, payload: bytes = b"ping\n", timeout: float = WAIT) -> bytes:
+    """Send one line on a new real TCP connection; the first line of the reply."""
+    with socket.create_connection(address, timeout=timeout) as client:
+        client.sendall(payload)
+        return client.makefile("rb").readline()
+
+
 class DatagramEchoHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         data, sock = self.request
@@ -207,3 +255,29 @@ class HTTPServer(socketserver.ThreadingTCPServer):
 def accepts(net: Any) -> int:
     """How many connections the simulated network's listeners accepted so far."""
     return sum(1 for event in net.trace if event.kind == "accept")
+
+
+def echo_digest(*, prepare: Callable[[Any], object] | None = None, **network: Any) -> str:
+    """The trace digest of a fixed run on ``SimNetwork(seed=3, **network)``: a threaded
+    TCP echo (20 round trips) and 20 UDP datagrams, ``prepare(net)`` called first."""
+    from sockfake.sim import SimNetwork
+
+    net = SimNetwork(seed=3, **network)
+    try:
+        if prepare is not None:
+            prepare(net)
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoHandler, network=net)
+        with running(server, poll_interval=0.1):
+            with net.create_connection(server.server_address) as conn:
+                for number in range(20):
+                    conn.sendall(b"%d" % number)
+                    conn.recv(64)
+            with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                b.bind(("127.0.0.1", 0))
+                for number in range(20):
+                    a.sendto(b"%d" % number, b.getsockname())
+                    assert b.recv(64) == b"%d" % number
+        return net.digest()
+    finally:
+        net.close()

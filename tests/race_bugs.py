@@ -3,7 +3,7 @@
 Each ``bug(network)`` runs a server whose handlers share state the wrong way and returns
 True when the run showed the bug (a lost update, a double computation, a deadlock...),
 False when this schedule happened to be harmless. The same scenarios run on the real
-network (``REAL_NETWORK``) and on a simulated one: ``tests/sim/test_races.py`` shows the
+network (``REAL_NETWORK``) and on a simulated one: ``tests/sim/kernel/test_races.py`` shows the
 exploration mode that finds each, ``benchmarks/bench_races.py`` measures hit rates.
 """
 

@@ -17,7 +17,12 @@ from sockfake.sim import SimNetwork
 
 
 class SlowHandler(BaseHTTPRequestHandler):
-    """Everything the issue says used to stall or pass in zero virtual time."""
+    """A handler using everything that must wait in virtual time, not real time.
+
+    ``time.sleep``, a thread's ``Event``, a ``Timer`` feeding a ``queue.Queue``, a
+    ``ThreadPoolExecutor`` and a ``Lock``: each once stalled the simulation or took
+    zero virtual time.
+    """
 
     protocol_version = "HTTP/1.1"
 

@@ -47,7 +47,8 @@ import test.support  # noqa: E402
 
 from sockfake.sim import SimNetwork  # noqa: E402
 
-SKIP = {"test_all"}  # checks the stdlib module's own file (see tests/real/test_real_cpython_suite)
+# test_all checks the stdlib module's own file (see tests/peer/test_cpython_socketserver_suite).
+SKIP = {"test_all"}
 REAL_SECONDS_PER_TEST = 60
 VIRTUAL_SECONDS_PER_TEST = 3600.0
 REFUSAL_MARKS = ("processes are not simulated", "ForkingMixIn on a SimNetwork")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sockfake.demo import run_demo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(seed: str, hash_seed: str) -> subprocess.CompletedProcess[str]:

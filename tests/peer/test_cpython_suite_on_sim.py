@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-RUNNER = Path(__file__).resolve().parents[1] / "peer" / "run_cpython_socketserver_on_sim.py"
+RUNNER = Path(__file__).resolve().parent / "run_cpython_socketserver_on_sim.py"
 
 
 def _has_upstream_suite() -> bool:

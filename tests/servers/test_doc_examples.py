@@ -1,4 +1,4 @@
-"""The four examples of the ``socketserver`` documentation, run on sockfake (issue 2, item 6).
+"""The four examples of the ``socketserver`` documentation, run on sockfake.
 
 The handler and client code is the documentation's (CPython 3.13), with only the module
 imported as ``import sockfake as socketserver``, an ephemeral port instead of 9999, the

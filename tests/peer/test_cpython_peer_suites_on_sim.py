@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-RUNNER = Path(__file__).resolve().parents[1] / "peer" / "run_cpython_socketserver_on_sim.py"
+RUNNER = Path(__file__).resolve().parent / "run_cpython_socketserver_on_sim.py"
 SUITES = [
     "test.test_httpservers", "test.test_xmlrpc", "test.test_urllib2_localnet",
     "test.test_wsgiref", "test.test_imaplib", "test.test_poplib", "test.test_smtplib",

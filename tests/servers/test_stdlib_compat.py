@@ -1,4 +1,4 @@
-"""``import sockfake as socketserver`` behaves like the stdlib module (issue 2, item 2).
+"""``import sockfake as socketserver`` behaves like the stdlib module.
 
 Where behaviour is compared, the same scenario runs on the stdlib ``socketserver`` and on
 sockfake, and the recorded results must be equal.

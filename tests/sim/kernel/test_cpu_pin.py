@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 import pytest
-from helpers import running
+from helpers import echo_digest, running
 
 import sockfake as socketserver
 from sockfake.errors import SockfakeTypeError
 from sockfake.sim import SimNetwork
-from sockfake.sim.net.faults import FaultPlan
 
 pinnable = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -94,39 +92,5 @@ def test_pin_cpu_must_be_a_bool() -> None:
         SimNetwork(seed=1, pin_cpu="yes")  # type: ignore[arg-type]
 
 
-def echo_digest(pin_cpu: bool, plan: FaultPlan | None = None) -> str:
-    """A threaded TCP echo and a UDP exchange: the digest of the run."""
-    net = SimNetwork(seed=3, pin_cpu=pin_cpu)
-    try:
-        if plan is not None:
-            plan.apply(net)
-
-        class Echo(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                while data := self.request.recv(64):
-                    self.request.sendall(data)
-
-        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
-        with running(server, poll_interval=0.1):
-            with net.create_connection(server.server_address) as conn:
-                for number in range(20):
-                    conn.sendall(b"%d" % number)
-                    conn.recv(64)
-            with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
-                    net.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                b.bind(("127.0.0.1", 0))
-                for number in range(20):
-                    a.sendto(b"%d" % number, b.getsockname())
-                    assert b.recv(64) == b"%d" % number
-        return net.digest()
-    finally:
-        net.close()
-
-
 def test_pinning_changes_no_simulated_behaviour() -> None:
     assert echo_digest(pin_cpu=True) == echo_digest(pin_cpu=False)
-
-
-def test_the_fast_path_for_perfect_datagram_links_gives_the_trace_of_the_full_model() -> None:
-    # A plan, even a silent one, sends every datagram through datagram_fate().
-    assert echo_digest(pin_cpu=True) == echo_digest(pin_cpu=True, plan=FaultPlan())

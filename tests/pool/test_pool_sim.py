@@ -1,14 +1,16 @@
-"""Issue 13, "Production hardening", on the simulated network: the same fixes, in virtual time."""
+"""The pool's defences on the simulated network: the same as on real sockets, in virtual time.
+
+A trickling client is cut at the request deadline, slow requests spill off the pool
+at once, and shutdown and ``server_close(timeout=)`` take the virtual time they
+promise, not the time a loaded machine happens to give them.
+"""
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
-import threading
 from typing import Any
 
-import pytest
+from helpers import serve_in_thread, stop_serving
 
 import sockfake
 from sockfake.sim import SimNetwork
@@ -19,27 +21,13 @@ class Upper(sockfake.StreamRequestHandler):
         self.wfile.write(self.rfile.readline().upper())
 
 
-def start(server: Any) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, args=(0.5,))
-    thread.start()
-    return thread
-
-
-def stop(server: Any, thread: threading.Thread, timeout: float | None = None) -> None:
-    server.shutdown()
-    if timeout is None:
-        server.server_close()
-    else:
-        server.server_close(timeout=timeout)
-    thread.join()
-
-
 def slow_client(net: SimNetwork, address: Any) -> Any:
     """A connection that sends one byte of a line and nothing more."""
     client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
     client.connect(address)
     client.sendall(b"G")
     return client
+
 
 
 def round_trip(net: SimNetwork, address: Any, timeout: float = 5.0) -> bytes:
@@ -51,13 +39,14 @@ def round_trip(net: SimNetwork, address: Any, timeout: float = 5.0) -> bytes:
             return bytes(reader.readline())
 
 
+
 def test_pool_request_deadline_cuts_a_trickling_client_in_virtual_time(net: SimNetwork) -> None:
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 1
         request_deadline = 2.0
 
     server = Pool(("127.0.0.1", 0), Upper, network=net)
-    thread = start(server)
+    thread = serve_in_thread(server)
     with net.socket(socket.AF_INET, socket.SOCK_STREAM) as slowloris:
         slowloris.connect(server.server_address)
         started = net.time()
@@ -73,7 +62,8 @@ def test_pool_request_deadline_cuts_a_trickling_client_in_virtual_time(net: SimN
                 break
         assert 2.0 <= net.time() - started < 3.0
     assert round_trip(net, server.server_address) == b"PING\n"
-    stop(server, thread)
+    stop_serving(server, thread)
+
 
 
 def test_pool_slow_requests_leave_the_pool_in_virtual_time(net: SimNetwork) -> None:
@@ -82,7 +72,7 @@ def test_pool_slow_requests_leave_the_pool_in_virtual_time(net: SimNetwork) -> N
         max_slow_requests = 10
 
     server = Pool(("127.0.0.1", 0), Upper, network=net)
-    thread = start(server)
+    thread = serve_in_thread(server)
     slow = [slow_client(net, server.server_address) for _ in range(6)]
     net.sleep(0.5)
     started = net.time()
@@ -90,7 +80,8 @@ def test_pool_slow_requests_leave_the_pool_in_virtual_time(net: SimNetwork) -> N
     assert net.time() - started < 0.2
     for client in slow:
         client.close()
-    stop(server, thread)
+    stop_serving(server, thread)
+
 
 
 def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(net: SimNetwork) -> None:
@@ -100,7 +91,7 @@ def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(net: SimNetwo
         request_deadline = 30.0
 
     server = Pool(("127.0.0.1", 0), Upper, network=net)
-    thread = start(server)
+    thread = serve_in_thread(server)
     slow = []
     for _ in range(2):
         slow.append(slow_client(net, server.server_address))
@@ -110,7 +101,8 @@ def test_pool_spills_a_second_slow_request_at_once_in_virtual_time(net: SimNetwo
     assert net.time() - started < 0.2  # not at the first one's deadline, 30 s on
     for client in slow:
         client.close()
-    stop(server, thread)
+    stop_serving(server, thread)
+
 
 
 def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(net: SimNetwork) -> None:
@@ -126,7 +118,7 @@ def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(net: SimNetwork) 
         queue_poll_interval = 30.0
 
     server = Pool(("127.0.0.1", 0), Blocking, network=net)
-    thread = start(server)
+    thread = serve_in_thread(server)
     clients = []
     for _ in range(3):
         client = net.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -143,6 +135,7 @@ def test_pool_shutdown_with_a_full_queue_takes_no_virtual_time(net: SimNetwork) 
         client.close()
 
 
+
 def test_pool_server_close_timeout_is_bounded_in_virtual_time(net: SimNetwork) -> None:
     entered = net.event()
     never = net.event()
@@ -153,7 +146,7 @@ def test_pool_server_close_timeout_is_bounded_in_virtual_time(net: SimNetwork) -
             never.wait(1000)  # not on its connection
 
     server = sockfake.ThreadPoolTCPServer(("127.0.0.1", 0), Stuck, network=net)
-    thread = start(server)
+    thread = serve_in_thread(server)
     with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
         client.connect(server.server_address)
         assert entered.wait(5)
@@ -163,72 +156,3 @@ def test_pool_server_close_timeout_is_bounded_in_virtual_time(net: SimNetwork) -
         assert net.time() - started <= 2.0 + 1e-6
     thread.join()
     never.set()
-
-
-def test_server_close_timeout_aborts_daemon_threads_in_virtual_time(net: SimNetwork) -> None:
-    finished = net.event()
-
-    class Reader(sockfake.BaseRequestHandler):
-        def handle(self) -> None:
-            try:
-                self.request.recv(100)
-            finally:
-                finished.set()
-
-    class Server(sockfake.ThreadingTCPServer):
-        daemon_threads = True
-
-    server = Server(("127.0.0.1", 0), Reader, network=net)
-    thread = start(server)
-    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
-        client.connect(server.server_address)
-        net.sleep(0.1)
-        server.shutdown()
-        server.server_close(timeout=0.5)
-        assert finished.is_set()
-    thread.join()
-
-
-def test_handle_request_backs_off_under_emfile_in_virtual_time(net: SimNetwork) -> None:
-    calls = [0]
-
-    class Server(sockfake.TCPServer):
-        accept_backoff_max = 0.1
-        timeout = 1.0
-
-        def get_request(self) -> tuple[Any, Any]:
-            calls[0] += 1
-            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
-
-    server = Server(("127.0.0.1", 0), Upper, network=net)
-    with net.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
-        client.connect(server.server_address)
-        started = net.time()
-        while net.time() - started < 1.0:
-            server.handle_request()
-    server.server_close()
-    assert calls[0] < 20, calls[0]
-
-
-def test_socket_mode_is_a_no_op_on_the_simulated_network(net: SimNetwork) -> None:
-    class Server(sockfake.UnixStreamServer):
-        socket_mode = 0o600
-
-    server = Server("/srv/mode.sock", Upper, network=net)
-    thread = start(server)
-    with net.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.connect("/srv/mode.sock")
-        client.sendall(b"hi\n")
-        with client.makefile("rb") as reader:
-            assert reader.readline() == b"HI\n"
-    stop(server, thread)
-
-
-def test_bad_settings_fail_at_construction_on_the_simulated_network_too(
-    net: SimNetwork,
-) -> None:
-    class Pool(sockfake.ThreadPoolTCPServer):
-        max_workers = 0
-
-    with pytest.raises(sockfake.SockfakeValueError, match="max_workers"):
-        Pool(("127.0.0.1", 0), Upper, network=net)
