@@ -398,7 +398,7 @@ def test_unix_paths_are_limited_as_sun_path_is(world: World) -> None:
     assert world.bound("/" + "p" * 106, UNIX).local == "/" + "p" * 106  # 107 bytes and NUL
     assert world.bound("\0" + "a" * 107, UNIX).local == "\0" + "a" * 107  # abstract: 108
     for path in ("/" + "p" * 107, "\0" + "a" * 108, "/" + "é" * 54):
-        with pytest.raises(OSError, match="^AF_UNIX path too long$"):
+        with pytest.raises(OSError, match=r"^AF_UNIX path too long$"):
             world.addressing.bind(world.endpoint(UNIX), path)
 
 

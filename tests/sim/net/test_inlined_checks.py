@@ -5,13 +5,13 @@ The hot socket calls do not call the general converter for an int in range: they
 rest. Each such copy must accept, refuse and convert exactly as the converter does.
 The copies, in ``sockfake/sim/net/sockets.py``:
 
-- ``SimSocket.send``: ``flags`` (``_flags()`` written out) and the payload (bytes
-  used as they are, anything else through ``_byte_view()``);
+- ``SimSocket.send``: ``flags`` (``socket_args.c_flags()`` written out) and the payload (bytes
+  used as they are, anything else through ``socket_args.byte_view()``);
 - ``SimSocket.sendall``: ``flags`` and the payload, the same two;
-- ``SimSocket.recv``: ``bufsize`` (``_ssize()`` written out) and ``flags``;
+- ``SimSocket.recv``: ``bufsize`` (``socket_args.ssize()`` written out) and ``flags``;
 - ``SimSocket.recvfrom``: ``bufsize`` and ``flags``, the same two;
 - ``SimSocket.sendto``: the payload (bytes used as they are, anything else
-  ``bytes(_byte_view())``);
+  ``bytes(socket_args.byte_view())``);
 - ``SimSocket._check_open``: ``_check_thread()`` written out (the caller must be a
   thread of the simulation, and it must be open).
 
@@ -35,7 +35,7 @@ from hypothesis import given, settings, strategies as st
 
 from sockfake import SockfakeError
 from sockfake.sim import SimNetwork
-from sockfake.sim.net.sockets import _byte_view, _flags, _ssize
+from sockfake.sim.net.socket_args import byte_view as _byte_view, c_flags as _flags, ssize as _ssize
 
 # Index(True): CPython warns that __index__ returned a bool, and so does the converter.
 pytestmark = pytest.mark.filterwarnings("ignore:__index__ returned non-int:DeprecationWarning")

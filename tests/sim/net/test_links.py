@@ -249,7 +249,7 @@ def test_gilbert_elliott_checks_each_probability() -> None:
         fields: dict[str, object] = {"p": 0.1, name: -0.5}
         with pytest.raises(ValueError, match=f"GilbertElliott.{name} must be a probability"):
             GilbertElliott(**fields)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="GilbertElliott.p must be a number, not True"):
+    with pytest.raises(TypeError, match=r"GilbertElliott\.p must be a number, not True"):
         GilbertElliott(p=True)
 
 
@@ -257,7 +257,7 @@ def test_replace_changes_fields_and_refuses_unknown_ones() -> None:
     base = LinkConditions(latency=0.1)
     assert base.replace(loss=0.2) == LinkConditions(latency=0.1, loss=0.2)
     assert base == LinkConditions(latency=0.1)  # a copy: the original stays
-    with pytest.raises(TypeError, match="^unknown link condition[(]s[)] delay, lossy; known: "):
+    with pytest.raises(TypeError, match=r"^unknown link condition[(]s[)] delay, lossy; known: "):
         base.replace(lossy=1, delay=2)
     with pytest.raises(ValueError, match="loss"):
         base.replace(loss=2.0)

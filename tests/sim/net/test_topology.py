@@ -86,10 +86,10 @@ def test_a_name_or_an_address_belongs_to_one_host_only(
     topology: Topology, net: SimNetwork
 ) -> None:
     first = topology.add_host(net, "a", "10.1.1.1", None)
-    with pytest.raises(SockfakeError, match="^host 'a' already exists$") as raised:
+    with pytest.raises(SockfakeError, match=r"^host 'a' already exists$") as raised:
         topology.add_host(net, "a", "10.1.1.2", None)
     assert isinstance(raised.value, ValueError)
-    with pytest.raises(ValueError, match="^address 10.1.1.1 already belongs to host 'a'$"):
+    with pytest.raises(ValueError, match=r"^address 10\.1\.1\.1 already belongs to host 'a'$"):
         topology.add_host(net, "b", ["10.1.1.3", "10.1.1.1"], None)
     assert list(topology.hosts) == ["a"]
     assert topology.ip_owner["10.1.1.1"] is first and "10.1.1.3" not in topology.ip_owner
@@ -101,9 +101,9 @@ def test_a_host_is_found_by_name_or_as_itself_on_its_own_network_only(
     a = topology.add_host(net, "a", None, None)
     topology.add_host(net, "b", None, None)
     assert topology.host("a", net) is a and topology.host(a, net) is a
-    with pytest.raises(ValueError, match="^unknown host 'c'; hosts: a, b$"):
+    with pytest.raises(ValueError, match=r"^unknown host 'c'; hosts: a, b$"):
         topology.host("c", net)
-    with pytest.raises(TypeError, match="^a host is a Host or a host name, not 3$"):
+    with pytest.raises(TypeError, match=r"^a host is a Host or a host name, not 3$"):
         topology.host(3, net)
     with SimNetwork(seed=2) as other:
         with pytest.raises(ValueError, match="belongs to another network"):
