@@ -5,7 +5,7 @@ each model takes the link's state and returns its fate together with the next
 state, which the caller stores (``sockfake.sim.net.topology``) and applies (schedules
 the arrival on the kernel's clock, flips the bit). The only impurity is the random
 stream passed in, drawn from in a fixed order, so "same seed, same fate" holds and
-every model is testable on its own (``tests/sim/test_links.py``).
+every model is testable on its own (``tests/sim/net/test_links.py``).
 """
 
 from __future__ import annotations
