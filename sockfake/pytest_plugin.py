@@ -564,7 +564,7 @@ class _ServerFactory:
         self._bed = bed
         self.__doc__ = self._start.__doc__
 
-    def __call__(self, handler: Any, **kwargs: Any) -> ServerHandle:
+    def __call__(self, handler: Any = None, **kwargs: Any) -> ServerHandle:
         handle: ServerHandle = self._start(handler, _fixture=self._fixture, **kwargs)
         return handle
 

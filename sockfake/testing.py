@@ -189,9 +189,8 @@ class ServerHandle:
         self.stopped = True
         problems = []
         bound = STOP_TIMEOUT[self.testbed.kind]
-        if self.thread is not None:
-            if not self.server.shutdown(timeout=bound):
-                problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
+        if self.thread is not None and not self._shutdown(bound):
+            problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
         close = self.server.server_close
         kwargs = {"timeout": bound} if "timeout" in inspect.signature(close).parameters else {}
         try:
@@ -204,6 +203,19 @@ class ServerHandle:
                 self.thread.join(bound)
         return problems
 
+    def _shutdown(self, bound: float) -> bool:
+        """``shutdown()``, bounded: did ``serve_forever()`` stop?"""
+        shutdown = self.server.shutdown
+        if "timeout" in inspect.signature(shutdown).parameters:
+            return bool(shutdown(timeout=bound))
+        # The stdlib's shutdown() (a server not built on sockfake) waits without a bound:
+        # on the simulation a loop that never stops is a deadlock, which the kernel
+        # reports; on the real network it is waited for in a helper thread.
+        if self.testbed.kind == "sim":
+            shutdown()
+            return True
+        return _finishes_within(shutdown, bound, f"sockfake-{self.name}-shutdown")
+
     def _close_within(self, close: Callable[..., Any], kwargs: Any, bound: float) -> list[str]:
         """``server_close()`` on the real network, given up on after ``bound`` seconds.
 
@@ -214,27 +226,15 @@ class ServerHandle:
         """
         import threading
 
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                close(**kwargs)
-            except BaseException as exc:
-                errors.append(exc)
-
         server = self.server
         # This server's handler threads (and pool workers): their target is bound to it.
         handlers = [
             t for t in threading.enumerate()
             if getattr(getattr(t, "_target", None), "__self__", None) is server
         ]
-        closer = threading.Thread(target=run, name=f"sockfake-{self.name}-close", daemon=True)
-        closer.start()
-        closer.join(bound)
-        if errors:
-            raise errors[0]
+        closed = _finishes_within(lambda: close(**kwargs), bound, f"sockfake-{self.name}-close")
         stuck = sorted(t.name for t in handlers if t.is_alive())
-        if not closer.is_alive() and not stuck:
+        if closed and not stuck:
             return []
         # server_close(timeout=) gives up on a handler its abort cannot wake; without
         # a timeout parameter the close itself is what does not return.
@@ -245,18 +245,43 @@ class ServerHandle:
         ]
 
 
+def _finishes_within(call: Callable[[], object], bound: float, name: str) -> bool:
+    """Run ``call`` in a helper thread (real network): did it return within ``bound``
+    seconds? Its exception, if it raised in time, is raised here."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name=name, daemon=True)
+    helper.start()
+    helper.join(bound)
+    if errors:
+        raise errors[0]
+    return not helper.is_alive()
+
+
 _rebuilt: dict[str, Any] = {}
 
 
 def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
-    """``cls`` as a sockfake server class, so it takes ``network=``.
+    """``cls`` as a server class a testbed can start.
 
     A sockfake class is returned as it is. A class of the stdlib's own users of
     socketserver (``http.server.ThreadingHTTPServer``, ``xmlrpc.server.
     SimpleXMLRPCServer``, ``wsgiref.simple_server.WSGIServer``...) is the same class
-    rebuilt on sockfake (``replace_socketserver``; rebuilt once per process). Any other
-    class built on the stdlib's socketserver cannot be rebuilt, and says what to do.
+    rebuilt on sockfake (``replace_socketserver``; rebuilt once per process), so it
+    takes ``network=``. Any other class built on the stdlib's socketserver (werkzeug's
+    ``ThreadedWSGIServer``, dnslib's ``UDPServer``...) is returned as it is: it makes
+    its socket with ``socket.socket()``, which is the simulation under interception.
     """
+    import socketserver
+
     import sockfake
     from sockfake._standin import STDLIB_DEPENDANTS, replace_socketserver
 
@@ -272,11 +297,42 @@ def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
                 _rebuilt.update(modules)
         rebuilt: type[Any] = getattr(_rebuilt[module], cls.__qualname__)
         return rebuilt
+    if issubclass(cls, socketserver.BaseServer):
+        return cls
     raise SockfakeTypeError(
-        f"{where}: {cls.__qualname__} is built on the stdlib's socketserver, so it cannot "
-        "run on a sockfake network; derive it from sockfake's classes instead "
-        "(import sockfake as socketserver)"
+        f"{where}: {cls.__qualname__} is not a server class (derived from sockfake's or "
+        "the stdlib's socketserver.BaseServer); for a server whose constructor is not "
+        "(address, handler), pass server_factory= instead"
     )
+
+
+def _is_sockfake_class(cls: Any) -> bool:
+    import sockfake
+
+    return isinstance(cls, type) and issubclass(cls, sockfake.BaseServer)
+
+
+def _is_sockfake_server(server: Any) -> bool:
+    return _is_sockfake_class(type(server))
+
+
+def _needs_interception(fixture: str, what: str, made_by: Any) -> str:
+    name = getattr(made_by, "__qualname__", None) or repr(made_by)
+    return (
+        f"{fixture}({what}={name}): this server makes its socket with socket.socket(), "
+        "which is the simulated network only under interception, and this test runs "
+        "without it (intercept=False): leave interception on (the default), or build "
+        "the server on sockfake's classes with network="
+    )
+
+
+def _is_simulated_socket(sock: Any) -> bool:
+    from sockfake.sim.net.descriptors import FIRST_FD
+
+    try:
+        return int(sock.fileno()) >= FIRST_FD
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def _check_attributes(fixture: str, base: type[Any], attributes: dict[str, Any]) -> None:
@@ -302,11 +358,12 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
 
     def start(
         self: Testbed,
-        handler: Any,
+        handler: Any = None,
         *,
         address: Any = None,
         concurrency: str = "threading",
         server_class: type[Any] | None = None,
+        server_factory: Callable[..., Any] | None = None,
         serve: bool = True,
         poll_interval: float | None = None,
         _fixture: str = f"{kind}_server",
@@ -319,6 +376,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
             address,
             concurrency,
             server_class,
+            server_factory,
             serve,
             poll_interval,
             server_attributes,
@@ -377,6 +435,7 @@ class Testbed:
         address: Any,
         concurrency: str,
         server_class: type[Any] | None,
+        server_factory: Callable[..., Any] | None,
         serve: bool,
         poll_interval: float | None,
         attributes: dict[str, Any],
@@ -385,31 +444,25 @@ class Testbed:
             raise SockfakeRuntimeError(f"{fixture}: the testbed is closed")
         if kind.startswith("unix") and not hasattr(socket, "AF_UNIX"):
             raise unittest.SkipTest("Unix sockets are not available here")
-        if server_class is not None:
-            base = on_sockfake(server_class, f"{fixture}(server_class=)")
-        else:
-            base = _server_class(kind, concurrency)
-        _check_attributes(fixture, base, attributes)
-        cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
         if address is None:
             address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
-        if "network" in inspect.signature(cls).parameters:
-            server = cls(address, handler, network=self.network)
+        if server_factory is not None:
+            server = self._from_factory(kind, fixture, handler, address, server_class,
+                                        server_factory, attributes)
         else:
-            # A stdlib class whose __init__ does not pass network= on
-            # (SimpleXMLRPCServer): the ambient default network reaches it.
-            from sockfake.network import use_network
-
-            with use_network(self.network):
-                server = cls(address, handler)
+            server = self._from_class(fixture, handler, address, concurrency, server_class,
+                                      attributes, kind)
         number = self._names[fixture] = self._names.get(fixture, 0) + 1
         name = fixture if number == 1 else f"{fixture}-{number}"
         self._watch_errors(server, name)
         thread = None
         if serve:
+            # A server not built on sockfake only notices shutdown() when its poll
+            # times out: it keeps its own serve_forever() default (0.5 s).
+            ours = _is_sockfake_server(server)
             thread = self.network.thread(
                 target=server.serve_forever,
-                args=(poll_interval,),
+                args=(poll_interval,) if ours or poll_interval is not None else (),
                 name=f"sockfake-{name}-serve",
                 daemon=True,
             )
@@ -417,6 +470,97 @@ class Testbed:
         handle = ServerHandle(self, kind, server, name, thread)
         self.servers.append(handle)
         return handle
+
+    def _from_class(
+        self,
+        fixture: str,
+        handler: Any,
+        address: Any,
+        concurrency: str,
+        server_class: type[Any] | None,
+        attributes: dict[str, Any],
+        kind: str,
+    ) -> Any:
+        if handler is None:
+            raise SockfakeTypeError(
+                f"{fixture}() needs a request handler class (or server_factory=, a "
+                "callable that builds the whole server)"
+            )
+        if server_class is not None:
+            base = on_sockfake(server_class, f"{fixture}(server_class=)")
+        else:
+            base = _server_class(kind, concurrency)
+        _check_attributes(fixture, base, attributes)
+        cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
+        if "network" in inspect.signature(cls).parameters:
+            return cls(address, handler, network=self.network)
+        # A class whose __init__ does not pass network= on (SimpleXMLRPCServer, and
+        # every class built on the stdlib's socketserver): the ambient default network
+        # reaches a sockfake one, interception the stdlib's.
+        self._check_stdlib_server(fixture, "server_class", base)
+        return self._build(fixture, "server_class", base, lambda: cls(address, handler))
+
+    def _from_factory(
+        self,
+        kind: str,
+        fixture: str,
+        handler: Any,
+        address: Any,
+        server_class: type[Any] | None,
+        factory: Callable[..., Any],
+        attributes: dict[str, Any],
+    ) -> Any:
+        where = f"{fixture}(server_factory=)"
+        if not callable(factory):
+            raise SockfakeTypeError(f"{where}: expected a callable, not {factory!r}")
+        for given, what in ((handler, "a handler class"), (server_class, "server_class=")):
+            if given is not None:
+                raise SockfakeTypeError(
+                    f"{where}: the factory builds the whole server; {what} ({given!r}) "
+                    "cannot be given too"
+                )
+        if attributes:
+            names = ", ".join(sorted(attributes))
+            raise SockfakeTypeError(
+                f"{where}: server attributes ({names}) cannot be set on a server the "
+                "factory builds; set them in the factory"
+            )
+        args = (address,) if kind.startswith("unix") else (address[0], address[1])
+        server = self._build(fixture, "server_factory", factory, lambda: factory(*args))
+        missing = [
+            name for name in ("serve_forever", "shutdown", "server_close", "server_address")
+            if not hasattr(server, name)
+        ]
+        if missing:
+            raise SockfakeTypeError(
+                f"{where}: {factory!r} returned {server!r}, not a server (it has no "
+                f"{', '.join(missing)})"
+            )
+        return server
+
+    def _check_stdlib_server(self, fixture: str, what: str, cls: Any) -> None:
+        """A server built on the stdlib's socketserver runs on the simulation only
+        under interception; say so before it binds a real socket."""
+        if self.kind != "sim" or _is_sockfake_class(cls):
+            return
+        from sockfake.sim.intercept import is_intercepted
+
+        if not is_intercepted():
+            raise SockfakeRuntimeError(_needs_interception(fixture, what, cls))
+
+    def _build(self, fixture: str, what: str, made_by: Any, build: Callable[[], Any]) -> Any:
+        """Build a server that takes no ``network=``, on the testbed's network."""
+        from sockfake.network import use_network
+
+        with use_network(self.network):
+            server = build()
+        if self.kind == "sim":
+            sock = getattr(server, "socket", None)
+            if sock is not None and not _is_simulated_socket(sock):
+                with contextlib.suppress(Exception):
+                    server.server_close()
+                raise SockfakeRuntimeError(_needs_interception(fixture, what, made_by))
+        return server
 
     def _watch_errors(self, server: Any, name: str) -> None:
         original = server.handle_error

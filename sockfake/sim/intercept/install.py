@@ -140,6 +140,7 @@ from sockfake.sim.intercept.selecting import (
     _poll,
     _select,
     _selector_class,
+    bound_at_import_patches,
 )
 from sockfake.sim.intercept.sockets import InterceptSocket
 from sockfake.sim.intercept.threads import (
@@ -606,6 +607,10 @@ def _install() -> None:
         _set(select, "poll", _poll)
     if _real["epoll"] is not None:
         _set(select, "epoll", _EpollDispatch)
+    # Classes bound at import (the stdlib's socketserver._ServerSelector) build their
+    # poller through these, so they wait in virtual time from a simulated thread.
+    for cls, attribute, value in bound_at_import_patches():
+        _set(cls, attribute, value)
     patched_selectors: dict[Any, Any] = {}
     for name in _SELECTOR_NAMES:
         real_cls = getattr(selectors, name, None)
