@@ -579,8 +579,11 @@ class _ServerFactory:
 _TCP_DOC = """Factory: ``tcp_server(Handler, **server_attributes)`` starts a TCP server.
 
     Serves in the background on the test's network (``concurrency='threading'``
-    by default, or ``'pool'`` or ``'sync'``; ``server_class=`` for your own class;
-    ``serve=False`` to call ``handle_request()`` yourself; ``poll_interval`` defaults
+    by default, or ``'pool'`` or ``'sync'``; ``server_class=`` for your own class,
+    sockfake's or built on the stdlib's socketserver; ``server_factory=`` instead of a
+    handler, a callable ``(host, port) -> server`` for other constructors;
+    ``host="db"`` to place it on a simulated host; ``serve=False`` to call
+    ``handle_request()`` yourself; ``poll_interval`` defaults
     to None, so an idle simulated server waits without ticking the clock and a
     deadlock is reported as one). Keyword attributes
     become class attributes of the server (``daemon_threads=True``...), so they

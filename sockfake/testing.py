@@ -126,6 +126,7 @@ class ServerHandle:
         self.thread = thread
         self.network = testbed.network
         self.address: Any = server.server_address
+        self.host: str | None = None  # the simulated host it runs on (None: the default)
         self.stopped = False
 
     def __repr__(self) -> str:
@@ -306,6 +307,25 @@ def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
     )
 
 
+def _on_host(host: Any, fixture: str, build: Callable[[], Any]) -> Any:
+    """``build()`` in a simulated thread on ``host``: under interception the sockets it
+    makes with ``socket.socket()`` are that host's."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = build()
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = host.thread(target=run, name=f"sockfake-{fixture}-build")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
 def _is_sockfake_class(cls: Any) -> bool:
     import sockfake
 
@@ -364,6 +384,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
         concurrency: str = "threading",
         server_class: type[Any] | None = None,
         server_factory: Callable[..., Any] | None = None,
+        host: Any = None,
         serve: bool = True,
         poll_interval: float | None = None,
         _fixture: str = f"{kind}_server",
@@ -377,6 +398,7 @@ def _starter(kind: str, doc: str) -> Callable[..., ServerHandle]:
             concurrency,
             server_class,
             server_factory,
+            host,
             serve,
             poll_interval,
             server_attributes,
@@ -436,6 +458,7 @@ class Testbed:
         concurrency: str,
         server_class: type[Any] | None,
         server_factory: Callable[..., Any] | None,
+        host: Any,
         serve: bool,
         poll_interval: float | None,
         attributes: dict[str, Any],
@@ -444,14 +467,18 @@ class Testbed:
             raise SockfakeRuntimeError(f"{fixture}: the testbed is closed")
         if kind.startswith("unix") and not hasattr(socket, "AF_UNIX"):
             raise unittest.SkipTest("Unix sockets are not available here")
+        network = self._host(fixture, host)
         if address is None:
-            address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
+            if kind.startswith("unix"):
+                address = self._unix_path("server")
+            else:
+                address = (network.ipv4[0] if host is not None else "127.0.0.1", 0)
         if server_factory is not None:
-            server = self._from_factory(kind, fixture, handler, address, server_class,
+            server = self._from_factory(kind, fixture, network, handler, address, server_class,
                                         server_factory, attributes)
         else:
-            server = self._from_class(fixture, handler, address, concurrency, server_class,
-                                      attributes, kind)
+            server = self._from_class(fixture, network, handler, address, concurrency,
+                                      server_class, attributes, kind)
         number = self._names[fixture] = self._names.get(fixture, 0) + 1
         name = fixture if number == 1 else f"{fixture}-{number}"
         self._watch_errors(server, name)
@@ -460,7 +487,7 @@ class Testbed:
             # A server not built on sockfake only notices shutdown() when its poll
             # times out: it keeps its own serve_forever() default (0.5 s).
             ours = _is_sockfake_server(server)
-            thread = self.network.thread(
+            thread = network.thread(
                 target=server.serve_forever,
                 args=(poll_interval,) if ours or poll_interval is not None else (),
                 name=f"sockfake-{name}-serve",
@@ -468,12 +495,36 @@ class Testbed:
             )
             thread.start()
         handle = ServerHandle(self, kind, server, name, thread)
+        handle.host = None if host is None else network.name
         self.servers.append(handle)
         return handle
+
+    def _host(self, fixture: str, host: Any) -> Any:
+        """The network view a server is placed on: the testbed's network, or a host of
+        it (``host="db"``: added if the network has no host of that name)."""
+        if host is None:
+            return self.network
+        if self.kind != "sim":
+            raise unittest.SkipTest(
+                f"{fixture}(host={host!r}): hosts are the simulated network's; the real "
+                "network is this machine only"
+            )
+        from sockfake.sim.network import Host
+
+        if isinstance(host, Host):
+            return self.network.host(host)  # checked to be this network's
+        if not isinstance(host, str) or not host:
+            raise SockfakeTypeError(
+                f"{fixture}(host=): expected a host name (or a Host), not {host!r}"
+            )
+        if host in {h.name for h in self.network.hosts}:
+            return self.network.host(host)
+        return self.network.add_host(host)
 
     def _from_class(
         self,
         fixture: str,
+        network: Any,
         handler: Any,
         address: Any,
         concurrency: str,
@@ -493,17 +544,18 @@ class Testbed:
         _check_attributes(fixture, base, attributes)
         cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
         if "network" in inspect.signature(cls).parameters:
-            return cls(address, handler, network=self.network)
+            return cls(address, handler, network=network)
         # A class whose __init__ does not pass network= on (SimpleXMLRPCServer, and
         # every class built on the stdlib's socketserver): the ambient default network
         # reaches a sockfake one, interception the stdlib's.
         self._check_stdlib_server(fixture, "server_class", base)
-        return self._build(fixture, "server_class", base, lambda: cls(address, handler))
+        return self._build(fixture, network, "server_class", base, lambda: cls(address, handler))
 
     def _from_factory(
         self,
         kind: str,
         fixture: str,
+        network: Any,
         handler: Any,
         address: Any,
         server_class: type[Any] | None,
@@ -526,7 +578,7 @@ class Testbed:
                 "factory builds; set them in the factory"
             )
         args = (address,) if kind.startswith("unix") else (address[0], address[1])
-        server = self._build(fixture, "server_factory", factory, lambda: factory(*args))
+        server = self._build(fixture, network, "server_factory", factory, lambda: factory(*args))
         missing = [
             name for name in ("serve_forever", "shutdown", "server_close", "server_address")
             if not hasattr(server, name)
@@ -548,12 +600,15 @@ class Testbed:
         if not is_intercepted():
             raise SockfakeRuntimeError(_needs_interception(fixture, what, cls))
 
-    def _build(self, fixture: str, what: str, made_by: Any, build: Callable[[], Any]) -> Any:
-        """Build a server that takes no ``network=``, on the testbed's network."""
+    def _build(
+        self, fixture: str, network: Any, what: str, made_by: Any, build: Callable[[], Any]
+    ) -> Any:
+        """Build a server that takes no ``network=``, on ``network`` (the testbed's, or
+        one of its hosts: then in a thread on that host, whose sockets are the host's)."""
         from sockfake.network import use_network
 
-        with use_network(self.network):
-            server = build()
+        with use_network(network):
+            server = build() if network is self.network else _on_host(network, fixture, build)
         if self.kind == "sim":
             sock = getattr(server, "socket", None)
             if sock is not None and not _is_simulated_socket(sock):

@@ -152,6 +152,9 @@ class SimThread:
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event
         self.idle_polls = 0
+        # The host (a sim.net Host) its intercepted sockets are made on; None: the
+        # network's default host. Threads it starts inherit it.
+        self.host: object | None = None
 
     def stop_waiting(self) -> None:
         """Leave every wait queue and cancel the wake-up timer (the thread is woken)."""
@@ -737,8 +740,11 @@ class Kernel:
     # -- threads ----------------------------------------------------------------------
 
     def adopt(self, thread: threading.Thread) -> SimThread:
-        """Make a not-yet-started thread part of the simulation; it runs when scheduled."""
-        self.thread_for_caller()
+        """Make a not-yet-started thread part of the simulation; it runs when scheduled.
+
+        It runs on the host its creator runs on, unless ``Host.thread()`` made it for
+        another (``_sockfake_host``)."""
+        parent = self.thread_for_caller()
         self._thread_numbers += 1
         match = _AUTO_THREAD_NAME.fullmatch(thread.name)
         if match is not None:
@@ -749,6 +755,8 @@ class Kernel:
             name = f"{name}#{self._thread_numbers}"
         self._thread_names.add(name)
         sim_thread = SimThread(self, name, thread)
+        placed: object | None = getattr(thread, "_sockfake_host", None)
+        sim_thread.host = placed if placed is not None else parent.host
         self._threads[sim_thread] = None
         self.record("thread-start", name)
         run = thread.run
