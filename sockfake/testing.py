@@ -749,15 +749,16 @@ def open_testbed(
     time_limit: float | None = DEFAULT_TIME_LIMIT,
     scheduling: str = "fifo",
     stall_timeout: float = 10.0,
-    intercept: bool = False,
+    intercept: bool = True,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
 
-    ``intercept=True`` enters ``SimNetwork.intercept()`` for the block, so the stdlib's
-    clients, sleeps and threading primitives run on the simulation (the pytest
-    fixtures do it by default; here it is opt-in, as the block may be part of code
-    that expects the real clock).
+    On the simulated network the block runs under ``SimNetwork.intercept()``, as the
+    pytest fixtures do: the stdlib's clients (``requests``, ``urllib``...), sleeps,
+    clocks and threading primitives in its threads are the simulation.
+    ``intercept=False`` opts out, for a block that must keep the real clock (then use
+    ``bed.network.time()``/``.sleep()`` and the network's sockets).
 
     For ``@given`` tests and loops, where function-scoped fixtures are not reset
     between examples::
@@ -805,7 +806,8 @@ def open_testbed(
 
 @contextlib.contextmanager
 def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
-    """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit.
+    """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit;
+    intercepted, as :func:`open_testbed` (``intercept=False`` opts out).
 
     Servers started on it are yours to stop; use :func:`open_testbed` for servers that
     stop themselves and for handler-error and leak checks.
