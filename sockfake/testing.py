@@ -440,6 +440,20 @@ class Testbed:
         self._paths = 0
         self._names: dict[str, int] = {}
         self.closed = False
+        if kind == "sim":
+            network.kernel.on_thread_error = self._thread_died
+
+    def _thread_died(self, thread: str, error: BaseException) -> bool:
+        """A simulated thread died of ``error``: a failure, as a handler error is (with
+        the same ``handler_errors`` policy). True: reported here, so not again by
+        ``threading.excepthook`` (a pytest warning)."""
+        self.network.record("thread-error", f"{thread}: {type(error).__name__}: {error}",
+                            reason=type(error).__name__)
+        if isinstance(error, self._ignored):
+            return False
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.errors.append(f"simulated thread {thread!r} died of an exception\n{text}")
+        return True
 
     def _unix_path(self, what: str) -> str:
         self._paths += 1
@@ -677,9 +691,9 @@ class Testbed:
             problems[:0] = self.errors
             if self.errors:
                 problems.append(
-                    "(handler errors fail the test; ignore some with "
-                    "@pytest.mark.sockfake(handler_errors=(TimeoutError,)), "
-                    "or all with handler_errors='ignore')"
+                    "(handler errors and exceptions that end a simulated thread fail the "
+                    "test; ignore some with @pytest.mark.sockfake(handler_errors="
+                    "(TimeoutError,)), or all with handler_errors='ignore')"
                 )
             if self.kind == "sim" and not failed and not self.network.closed:
                 if check_leaks:
@@ -796,8 +810,13 @@ def open_testbed(
             stack.enter_context(net.intercept())
         try:
             yield bed
-        except BaseException:
-            bed.close(check_leaks=False)
+        except BaseException as exc:
+            problems = bed.close(check_leaks=False)
+            add_note = getattr(exc, "add_note", None)  # Python 3.11+
+            if problems and add_note is not None:
+                # The block's error may be only a symptom (a client's timeout after a
+                # server thread died): keep the testbed's findings with it.
+                add_note("sockfake: the testbed also found:\n" + "\n".join(problems))
             raise
         problems = bed.close()
     if problems:

@@ -271,6 +271,10 @@ class Kernel:
         self._root_call_frame: Any = None
         self.trace = Trace(trace_limit, trace_payload_limit)
         self._pending_signals: list[int] = []  # signals for the main thread (deliver_signal)
+        # Told when a simulated thread dies of an exception (its name, the exception):
+        # True takes it (a testbed reports it as a failure), False leaves it to
+        # threading.excepthook, as without a listener.
+        self.on_thread_error: Callable[[str, BaseException], bool] | None = None
         self._signal_target: SimThread | None = None
         self._trace_append = self.trace.append
         self._payload_limit = trace_payload_limit
@@ -770,6 +774,14 @@ class Kernel:
                     run()
             except SimThreadKilled:
                 pass
+            except SystemExit:
+                raise  # a thread's way to end itself: threading.excepthook ignores it
+            except BaseException as exc:
+                # Not while the simulation has failed or is closing: that is reported.
+                listener = self.on_thread_error
+                if (listener is None or self.failure is not None or self.closing
+                        or not listener(sim_thread.name, exc)):
+                    raise
             finally:
                 self._thread_exit(sim_thread)
                 sim_thread.go.close()  # the turn has moved on; nobody hands it back
