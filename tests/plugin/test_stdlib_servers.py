@@ -10,6 +10,7 @@ the test.
 from __future__ import annotations
 
 import socketserver
+import time
 from typing import Any
 
 import pytest
@@ -172,3 +173,20 @@ def test_a_stdlib_server_stops_on_the_real_network() -> None:
         assert ask(srv, b"real\n") == b"REAL\n"
         assert srv.stop() == []
         assert not srv.thread.is_alive()
+
+
+def test_on_the_real_network_a_finishing_daemon_handler_is_waited_for() -> None:
+    # The stdlib's server_close() does not join daemon handler threads (werkzeug's and
+    # dnslib's servers use them): one still finishing after its client hung up is
+    # waited for, within the bound, not reported as stuck.
+    class Finishing(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"ok\n")
+            self.rfile.read()  # until the client hangs up
+            time.sleep(1.0)  # then some work of its own, longer than the 0.5 s poll
+
+    with open_testbed("real") as bed:
+        srv = bed.tcp_server(Finishing, server_class=MyThreadingServer)  # daemon_threads
+        with srv.connect(timeout=10) as conn:
+            assert conn.makefile("rb").readline() == b"ok\n"
+        assert srv.stop() == []

@@ -3,6 +3,12 @@
 In a simulated thread they wait in virtual time on simulated sockets (through the
 network's ``SimSelector``) and refuse real descriptors by name; in any other thread
 they are the real ones, refusing simulated descriptors (from ``SIM_FD_BASE`` up).
+
+The ``selectors`` classes bound what they poll with at import (``PollSelector.
+_selector_cls`` is ``select.poll``), and a class bound at import elsewhere
+(``socketserver._ServerSelector``) is the real class: ``bound_at_import_patches``
+makes those bindings dispatch too, and makes a selector made outside the simulation
+refuse a simulated socket at ``register()``.
 """
 
 from __future__ import annotations
