@@ -190,3 +190,16 @@ def test_on_the_real_network_a_finishing_daemon_handler_is_waited_for() -> None:
         with srv.connect(timeout=10) as conn:
             assert conn.makefile("rb").readline() == b"ok\n"
         assert srv.stop() == []
+
+
+@pytest.mark.sockfake(network="both")
+def test_a_unix_server_factory_is_given_the_path(unix_stream_server: Any) -> None:
+    given: list[Any] = []
+
+    def build(path: str) -> Any:
+        given.append(path)
+        return socketserver.ThreadingUnixStreamServer(path, Upper)
+
+    srv = unix_stream_server(server_factory=build)
+    assert given == [srv.address]
+    assert ask(srv, b"unix\n") == b"UNIX\n"
