@@ -3,7 +3,9 @@
 ``sockfake.testing`` is the testing core the pytest plugin is built on, and it does not
 import pytest. ``open_testbed()`` is a context manager: entered in ``setUp``, it gives
 each test a fresh network; at cleanup it stops the servers and fails the test on a
-handler error or a leaked simulated thread or socket. Run it with
+handler error or a leaked simulated thread or socket. The block runs under
+interception (``intercept=False`` opts out), so the stdlib's clients reach the
+simulated servers. Run it with
 ``python -m unittest examples/test_unittest.py`` (pytest runs it too).
 """
 
@@ -59,9 +61,9 @@ class UpperTest(unittest.TestCase):
 
 class HttpTest(unittest.TestCase):
     def setUp(self):
-        # intercept=True (the pytest plugin's default, opt-in here): urllib, requests,
+        # Intercepted (open_testbed's default, as the pytest plugin's): urllib, requests,
         # time.sleep and threading in this test's threads run on the simulation.
-        self.bed = use_testbed(self, seed=1, latency=0.05, intercept=True)
+        self.bed = use_testbed(self, seed=1, latency=0.05)
 
     def test_urllib_against_the_stdlib_http_server(self):
         srv = self.bed.tcp_server(Hello, server_class=http.server.ThreadingHTTPServer)

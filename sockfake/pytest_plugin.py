@@ -429,6 +429,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     bed = item.stash.get(_bed_key, None)
     if bed is None:
         return
+    if report.when == "teardown":
+        # pytest keeps its items to the end of the session: a testbed kept in one
+        # would keep the test's whole simulated network alive (and every socket).
+        del item.stash[_bed_key]
     settings = item.config.stash[_settings_key]
     if not report.failed and not (settings.trace == "always" and report.when == "call"):
         return
@@ -550,7 +554,7 @@ def sockfake_network(
     finally:
         call_failed = item.stash.get(_call_failed_key, False)
         problems = bed.close(check_leaks=not call_failed)
-        if kind == "sim":
+        if kind == "sim" and settings.check_determinism:
             item.stash[_events_key] = list(net.trace)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
@@ -575,7 +579,7 @@ class _ServerFactory:
         self._bed = bed
         self.__doc__ = self._start.__doc__
 
-    def __call__(self, handler: Any, **kwargs: Any) -> ServerHandle:
+    def __call__(self, handler: Any = None, **kwargs: Any) -> ServerHandle:
         handle: ServerHandle = self._start(handler, _fixture=self._fixture, **kwargs)
         return handle
 
@@ -586,8 +590,11 @@ class _ServerFactory:
 _TCP_DOC = """Factory: ``tcp_server(Handler, **server_attributes)`` starts a TCP server.
 
     Serves in the background on the test's network (``concurrency='threading'``
-    by default, or ``'pool'`` or ``'sync'``; ``server_class=`` for your own class;
-    ``serve=False`` to call ``handle_request()`` yourself; ``poll_interval`` defaults
+    by default, or ``'pool'`` or ``'sync'``; ``server_class=`` for your own class,
+    sockfake's or built on the stdlib's socketserver; ``server_factory=`` instead of a
+    handler, a callable ``(host, port) -> server`` for other constructors;
+    ``host="db"`` to place it on a simulated host; ``serve=False`` to call
+    ``handle_request()`` yourself; ``poll_interval`` defaults
     to None, so an idle simulated server waits without ticking the clock and a
     deadlock is reported as one). Keyword attributes
     become class attributes of the server (``daemon_threads=True``...), so they

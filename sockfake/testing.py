@@ -26,6 +26,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import traceback
 import unittest
 from collections.abc import Callable, Iterator
@@ -145,6 +146,7 @@ class ServerHandle:
         self.thread = thread
         self.network = testbed.network
         self.address: Any = server.server_address
+        self.host: str | None = None  # the simulated host it runs on (None: the default)
         self.stopped = False
 
     def __repr__(self) -> str:
@@ -208,9 +210,8 @@ class ServerHandle:
         self.stopped = True
         problems = []
         bound = STOP_TIMEOUT[self.testbed.kind]
-        if self.thread is not None:
-            if not self.server.shutdown(timeout=bound):
-                problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
+        if self.thread is not None and not self._shutdown(bound):
+            problems.append(f"{self.name}: serve_forever() did not stop within {bound:g} s")
         close = self.server.server_close
         kwargs = {"timeout": bound} if "timeout" in inspect.signature(close).parameters else {}
         try:
@@ -223,6 +224,19 @@ class ServerHandle:
                 self.thread.join(bound)
         return problems
 
+    def _shutdown(self, bound: float) -> bool:
+        """``shutdown()``, bounded: did ``serve_forever()`` stop?"""
+        shutdown = self.server.shutdown
+        if "timeout" in inspect.signature(shutdown).parameters:
+            return bool(shutdown(timeout=bound))
+        # The stdlib's shutdown() (a server not built on sockfake) waits without a bound:
+        # on the simulation a loop that never stops is a deadlock, which the kernel
+        # reports; on the real network it is waited for in a helper thread.
+        if self.testbed.kind == "sim":
+            shutdown()
+            return True
+        return _finishes_within(shutdown, bound, f"sockfake-{self.name}-shutdown")
+
     def _close_within(self, close: Callable[..., Any], kwargs: Any, bound: float) -> list[str]:
         """``server_close()`` on the real network, given up on after ``bound`` seconds.
 
@@ -233,27 +247,22 @@ class ServerHandle:
         """
         import threading
 
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                close(**kwargs)
-            except BaseException as exc:
-                errors.append(exc)
-
         server = self.server
         # This server's handler threads (and pool workers): their target is bound to it.
         handlers = [
             t for t in threading.enumerate()
             if getattr(getattr(t, "_target", None), "__self__", None) is server
         ]
-        closer = threading.Thread(target=run, name=f"sockfake-{self.name}-close", daemon=True)
-        closer.start()
-        closer.join(bound)
-        if errors:
-            raise errors[0]
+        started = time.monotonic()
+        closed = _finishes_within(lambda: close(**kwargs), bound, f"sockfake-{self.name}-close")
+        if closed:
+            # A server not built on sockfake does not wait for its daemon handler
+            # threads (werkzeug's, dnslib's): one that just saw its client hang up is
+            # still finishing. Give them what is left of the bound.
+            for thread in handlers:
+                thread.join(max(0.0, bound - (time.monotonic() - started)))
         stuck = sorted(t.name for t in handlers if t.is_alive())
-        if not closer.is_alive() and not stuck:
+        if closed and not stuck:
             return []
         # server_close(timeout=) gives up on a handler its abort cannot wake; without
         # a timeout parameter the close itself is what does not return.
@@ -264,18 +273,43 @@ class ServerHandle:
         ]
 
 
+def _finishes_within(call: Callable[[], object], bound: float, name: str) -> bool:
+    """Run ``call`` in a helper thread (real network): did it return within ``bound``
+    seconds? Its exception, if it raised in time, is raised here."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name=name, daemon=True)
+    helper.start()
+    helper.join(bound)
+    if errors:
+        raise errors[0]
+    return not helper.is_alive()
+
+
 _rebuilt: dict[str, Any] = {}
 
 
 def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
-    """``cls`` as a sockfake server class, so it takes ``network=``.
+    """``cls`` as a server class a testbed can start.
 
     A sockfake class is returned as it is. A class of the stdlib's own users of
     socketserver (``http.server.ThreadingHTTPServer``, ``xmlrpc.server.
     SimpleXMLRPCServer``, ``wsgiref.simple_server.WSGIServer``...) is the same class
-    rebuilt on sockfake (``replace_socketserver``; rebuilt once per process). Any other
-    class built on the stdlib's socketserver cannot be rebuilt, and says what to do.
+    rebuilt on sockfake (``replace_socketserver``; rebuilt once per process), so it
+    takes ``network=``. Any other class built on the stdlib's socketserver (werkzeug's
+    ``ThreadedWSGIServer``, dnslib's ``UDPServer``...) is returned as it is: it makes
+    its socket with ``socket.socket()``, which is the simulation under interception.
     """
+    import socketserver
+
     import sockfake
     from sockfake._standin import STDLIB_DEPENDANTS, replace_socketserver
 
@@ -291,11 +325,61 @@ def on_sockfake(cls: type[Any], where: str = "server_class") -> type[Any]:
                 _rebuilt.update(modules)
         rebuilt: type[Any] = getattr(_rebuilt[module], cls.__qualname__)
         return rebuilt
+    if issubclass(cls, socketserver.BaseServer):
+        return cls
     raise SockfakeTypeError(
-        f"{where}: {cls.__qualname__} is built on the stdlib's socketserver, so it cannot "
-        "run on a sockfake network; derive it from sockfake's classes instead "
-        "(import sockfake as socketserver)"
+        f"{where}: {cls.__qualname__} is not a server class (derived from sockfake's or "
+        "the stdlib's socketserver.BaseServer); for a server whose constructor is not "
+        "(address, handler), pass server_factory= instead"
     )
+
+
+def _on_host(host: Any, fixture: str, build: Callable[[], Any]) -> Any:
+    """``build()`` in a simulated thread on ``host``: under interception the sockets it
+    makes with ``socket.socket()`` are that host's."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = build()
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = host.thread(target=run, name=f"sockfake-{fixture}-build")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def _is_sockfake_class(cls: Any) -> bool:
+    import sockfake
+
+    return isinstance(cls, type) and issubclass(cls, sockfake.BaseServer)
+
+
+def _is_sockfake_server(server: Any) -> bool:
+    return _is_sockfake_class(type(server))
+
+
+def _needs_interception(fixture: str, what: str, made_by: Any) -> str:
+    name = getattr(made_by, "__qualname__", None) or repr(made_by)
+    return (
+        f"{fixture}({what}={name}): this server makes its socket with socket.socket(), "
+        "which is the simulated network only under interception, and this test runs "
+        "without it (intercept=False): leave interception on (the default), or build "
+        "the server on sockfake's classes with network="
+    )
+
+
+def _is_simulated_socket(sock: Any) -> bool:
+    from sockfake.sim.net.descriptors import FIRST_FD
+
+    try:
+        return int(sock.fileno()) >= FIRST_FD
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def _check_attributes(fixture: str, base: type[Any], attributes: dict[str, Any]) -> None:
@@ -321,11 +405,13 @@ def _starter(kind: ServerKind, doc: str) -> Callable[..., ServerHandle]:
 
     def start(
         self: Testbed,
-        handler: Any,
+        handler: Any = None,
         *,
         address: Any = None,
         concurrency: Concurrency = "threading",
         server_class: type[Any] | None = None,
+        server_factory: Callable[..., Any] | None = None,
+        host: Any = None,
         serve: bool = True,
         poll_interval: float | None = None,
         _fixture: str = f"{kind}_server",
@@ -338,6 +424,8 @@ def _starter(kind: ServerKind, doc: str) -> Callable[..., ServerHandle]:
             address,
             concurrency,
             server_class,
+            server_factory,
+            host,
             serve,
             poll_interval,
             server_attributes,
@@ -379,6 +467,20 @@ class Testbed:
         self._paths = 0
         self._names: dict[str, int] = {}
         self.closed = False
+        if kind == "sim":
+            network.kernel.on_thread_error = self._thread_died
+
+    def _thread_died(self, thread: str, error: BaseException) -> bool:
+        """A simulated thread died of ``error``: a failure, as a handler error is (with
+        the same ``handler_errors`` policy). True: reported here, so not again by
+        ``threading.excepthook`` (a pytest warning)."""
+        self.network.record("thread-error", f"{thread}: {type(error).__name__}: {error}",
+                            reason=type(error).__name__)
+        if isinstance(error, self._ignored):
+            return False
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.errors.append(f"simulated thread {thread!r} died of an exception\n{text}")
+        return True
 
     def _unix_path(self, what: str) -> str:
         self._paths += 1
@@ -396,6 +498,8 @@ class Testbed:
         address: Any,
         concurrency: Concurrency,
         server_class: type[Any] | None,
+        server_factory: Callable[..., Any] | None,
+        host: Any,
         serve: bool,
         poll_interval: float | None,
         attributes: dict[str, Any],
@@ -404,38 +508,155 @@ class Testbed:
             raise SockfakeRuntimeError(f"{fixture}: the testbed is closed")
         if kind.startswith("unix") and not hasattr(socket, "AF_UNIX"):
             raise unittest.SkipTest("Unix sockets are not available here")
+        network = self._host(fixture, host)
+        if address is None:
+            if kind.startswith("unix"):
+                address = self._unix_path("server")
+            else:
+                address = (network.ipv4[0] if host is not None else "127.0.0.1", 0)
+        if server_factory is not None:
+            server = self._from_factory(kind, fixture, network, handler, address, server_class,
+                                        server_factory, attributes)
+        else:
+            server = self._from_class(fixture, network, handler, address, concurrency,
+                                      server_class, attributes, kind)
+        number = self._names[fixture] = self._names.get(fixture, 0) + 1
+        name = fixture if number == 1 else f"{fixture}-{number}"
+        self._watch_errors(server, name)
+        thread = None
+        if serve:
+            # A server not built on sockfake only notices shutdown() when its poll
+            # times out: it keeps its own serve_forever() default (0.5 s).
+            ours = _is_sockfake_server(server)
+            thread = network.thread(
+                target=server.serve_forever,
+                args=(poll_interval,) if ours or poll_interval is not None else (),
+                name=f"sockfake-{name}-serve",
+                daemon=True,
+            )
+            thread.start()
+        handle = ServerHandle(self, kind, server, name, thread)
+        handle.host = None if host is None else network.name
+        self.servers.append(handle)
+        return handle
+
+    def _host(self, fixture: str, host: Any) -> Any:
+        """The network view a server is placed on: the testbed's network, or a host of
+        it (``host="db"``: added if the network has no host of that name)."""
+        if host is None:
+            return self.network
+        if self.kind != "sim":
+            raise unittest.SkipTest(
+                f"{fixture}(host={host!r}): hosts are the simulated network's; the real "
+                "network is this machine only"
+            )
+        from sockfake.sim.network import Host
+
+        if isinstance(host, Host):
+            return self.network.host(host)  # checked to be this network's
+        if not isinstance(host, str) or not host:
+            raise SockfakeTypeError(
+                f"{fixture}(host=): expected a host name (or a Host), not {host!r}"
+            )
+        if host in {h.name for h in self.network.hosts}:
+            return self.network.host(host)
+        return self.network.add_host(host)
+
+    def _from_class(
+        self,
+        fixture: str,
+        network: Any,
+        handler: Any,
+        address: Any,
+        concurrency: Concurrency,
+        server_class: type[Any] | None,
+        attributes: dict[str, Any],
+        kind: ServerKind,
+    ) -> Any:
+        if handler is None:
+            raise SockfakeTypeError(
+                f"{fixture}() needs a request handler class (or server_factory=, a "
+                "callable that builds the whole server)"
+            )
         if server_class is not None:
             base = on_sockfake(server_class, f"{fixture}(server_class=)")
         else:
             base = _server_class(kind, concurrency)
         _check_attributes(fixture, base, attributes)
         cls = type(base.__name__, (base,), dict(attributes)) if attributes else base
-        if address is None:
-            address = self._unix_path("server") if kind.startswith("unix") else ("127.0.0.1", 0)
         if "network" in inspect.signature(cls).parameters:
-            server = cls(address, handler, network=self.network)
-        else:
-            # A stdlib class whose __init__ does not pass network= on
-            # (SimpleXMLRPCServer): the ambient default network reaches it.
-            from sockfake.network import use_network
+            return cls(address, handler, network=network)
+        # A class whose __init__ does not pass network= on (SimpleXMLRPCServer, and
+        # every class built on the stdlib's socketserver): the ambient default network
+        # reaches a sockfake one, interception the stdlib's.
+        self._check_stdlib_server(fixture, "server_class", base)
+        return self._build(fixture, network, "server_class", base, lambda: cls(address, handler))
 
-            with use_network(self.network):
-                server = cls(address, handler)
-        number = self._names[fixture] = self._names.get(fixture, 0) + 1
-        name = fixture if number == 1 else f"{fixture}-{number}"
-        self._watch_errors(server, name)
-        thread = None
-        if serve:
-            thread = self.network.thread(
-                target=server.serve_forever,
-                args=(poll_interval,),
-                name=f"sockfake-{name}-serve",
-                daemon=True,
+    def _from_factory(
+        self,
+        kind: str,
+        fixture: str,
+        network: Any,
+        handler: Any,
+        address: Any,
+        server_class: type[Any] | None,
+        factory: Callable[..., Any],
+        attributes: dict[str, Any],
+    ) -> Any:
+        where = f"{fixture}(server_factory=)"
+        if not callable(factory):
+            raise SockfakeTypeError(f"{where}: expected a callable, not {factory!r}")
+        for given, what in ((handler, "a handler class"), (server_class, "server_class=")):
+            if given is not None:
+                raise SockfakeTypeError(
+                    f"{where}: the factory builds the whole server; {what} ({given!r}) "
+                    "cannot be given too"
+                )
+        if attributes:
+            names = ", ".join(sorted(attributes))
+            raise SockfakeTypeError(
+                f"{where}: server attributes ({names}) cannot be set on a server the "
+                "factory builds; set them in the factory"
             )
-            thread.start()
-        handle = ServerHandle(self, kind, server, name, thread)
-        self.servers.append(handle)
-        return handle
+        args = (address,) if kind.startswith("unix") else (address[0], address[1])
+        server = self._build(fixture, network, "server_factory", factory, lambda: factory(*args))
+        missing = [
+            name for name in ("serve_forever", "shutdown", "server_close", "server_address")
+            if not hasattr(server, name)
+        ]
+        if missing:
+            raise SockfakeTypeError(
+                f"{where}: {factory!r} returned {server!r}, not a server (it has no "
+                f"{', '.join(missing)})"
+            )
+        return server
+
+    def _check_stdlib_server(self, fixture: str, what: str, cls: Any) -> None:
+        """A server built on the stdlib's socketserver runs on the simulation only
+        under interception; say so before it binds a real socket."""
+        if self.kind != "sim" or _is_sockfake_class(cls):
+            return
+        from sockfake.sim.intercept import is_intercepted
+
+        if not is_intercepted():
+            raise SockfakeRuntimeError(_needs_interception(fixture, what, cls))
+
+    def _build(
+        self, fixture: str, network: Any, what: str, made_by: Any, build: Callable[[], Any]
+    ) -> Any:
+        """Build a server that takes no ``network=``, on ``network`` (the testbed's, or
+        one of its hosts: then in a thread on that host, whose sockets are the host's)."""
+        from sockfake.network import use_network
+
+        with use_network(network):
+            server = build() if network is self.network else _on_host(network, fixture, build)
+        if self.kind == "sim":
+            sock = getattr(server, "socket", None)
+            if sock is not None and not _is_simulated_socket(sock):
+                with contextlib.suppress(Exception):
+                    server.server_close()
+                raise SockfakeRuntimeError(_needs_interception(fixture, what, made_by))
+        return server
 
     def _watch_errors(self, server: Any, name: str) -> None:
         original = server.handle_error
@@ -497,9 +718,9 @@ class Testbed:
             problems[:0] = self.errors
             if self.errors:
                 problems.append(
-                    "(handler errors fail the test; ignore some with "
-                    "@pytest.mark.sockfake(handler_errors=(TimeoutError,)), "
-                    "or all with handler_errors='ignore')"
+                    "(handler errors and exceptions that end a simulated thread fail the "
+                    "test; ignore some with @pytest.mark.sockfake(handler_errors="
+                    "(TimeoutError,)), or all with handler_errors='ignore')"
                 )
             if self.kind == "sim" and not failed and not self.network.closed:
                 if check_leaks:
@@ -569,15 +790,16 @@ def open_testbed(
     time_limit: float | None = DEFAULT_TIME_LIMIT,
     scheduling: SchedulingPolicy = "fifo",
     stall_timeout: float = 10.0,
-    intercept: bool = False,
+    intercept: bool = True,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
 
-    ``intercept=True`` enters ``SimNetwork.intercept()`` for the block, so the stdlib's
-    clients, sleeps and threading primitives run on the simulation (the pytest
-    fixtures do it by default; here it is opt-in, as the block may be part of code
-    that expects the real clock).
+    On the simulated network the block runs under ``SimNetwork.intercept()``, as the
+    pytest fixtures do: the stdlib's clients (``requests``, ``urllib``...), sleeps,
+    clocks and threading primitives in its threads are the simulation.
+    ``intercept=False`` opts out, for a block that must keep the real clock (then use
+    ``bed.network.time()``/``.sleep()`` and the network's sockets).
 
     For ``@given`` tests and loops, where function-scoped fixtures are not reset
     between examples::
@@ -614,8 +836,13 @@ def open_testbed(
             stack.enter_context(net.intercept())
         try:
             yield bed
-        except BaseException:
-            bed.close(check_leaks=False)
+        except BaseException as exc:
+            problems = bed.close(check_leaks=False)
+            add_note = getattr(exc, "add_note", None)  # Python 3.11+
+            if problems and add_note is not None:
+                # The block's error may be only a symptom (a client's timeout after a
+                # server thread died): keep the testbed's findings with it.
+                add_note("sockfake: the testbed also found:\n" + "\n".join(problems))
             raise
         problems = bed.close()
     if problems:
@@ -624,7 +851,8 @@ def open_testbed(
 
 @contextlib.contextmanager
 def sim_network(seed: int = 0, **options: Any) -> Iterator[SimNetwork]:
-    """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit.
+    """A fresh ``SimNetwork`` (keyword link conditions as the marker's), closed on exit;
+    intercepted, as :func:`open_testbed` (``intercept=False`` opts out).
 
     Servers started on it are yours to stop; use :func:`open_testbed` for servers that
     stop themselves and for handler-error and leak checks.

@@ -22,11 +22,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sockfake.sim.kernel.core import Kernel, current_kernel
+from sockfake.sim.net.topology import Host
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
 
-__all__ = ["REAL", "caller_network", "is_intercepted"]
+__all__ = ["REAL", "caller_host", "caller_network", "is_intercepted"]
 
 # Intercepted networks by kernel (sockfake.sim.intercept.install adds and removes them).
 _active: dict[Kernel, SimNetwork] = {}
@@ -88,6 +89,13 @@ def caller_network() -> SimNetwork | None:
     if not kernel.is_simulated_caller():
         return None
     return net
+
+
+def caller_host(net: SimNetwork) -> Host:
+    """The host the calling (simulated) thread runs on: the one ``Host.thread()`` made
+    it for, or its creator's; the network's default host for the rest."""
+    host = net.kernel.thread_for_caller().host
+    return host if isinstance(host, Host) else net.default_host
 
 
 def is_intercepted() -> bool:

@@ -53,9 +53,12 @@ refuses to be created or used from a simulated thread with a
 ``select``/``poll``/selectors in a simulated thread is refused the same way. Simulated
 descriptors start at 2**20, above any real one: the patched ``select``/``poll`` in a
 thread outside the simulation refuse one by name, and the real ``select.select``
-(captured before) fails at once (``ValueError: filedescriptor out of range``). A real
-``poll`` object captured before the interception cannot be guarded: it reports a
-simulated descriptor as ``POLLNVAL``.
+(captured before) fails at once (``ValueError: filedescriptor out of range``). A
+``selectors`` class bound at import (``socketserver._ServerSelector``) makes its
+poller through the dispatching ``poll``/``epoll``; a selector made before the
+interception refuses a simulated socket at ``register()``. A bare ``select.poll()``
+object made before the interception cannot be guarded: it reports a simulated
+descriptor as ``POLLNVAL``.
 
 What cannot be patched, and why: a name bound at import time is a reference to the
 original object, and rebinding the module attribute does not change it. Code that
@@ -138,6 +141,7 @@ from sockfake.sim.intercept.selecting import (
     _poll,
     _select,
     _selector_class,
+    bound_at_import_patches,
 )
 from sockfake.sim.intercept.sockets import InterceptSocket
 from sockfake.sim.intercept.threads import (
@@ -196,6 +200,10 @@ def _install() -> None:
         _set(select, "poll", _poll)
     if _real["epoll"] is not None:
         _set(select, "epoll", _EpollDispatch)
+    # Classes bound at import (the stdlib's socketserver._ServerSelector) build their
+    # poller through these, so they wait in virtual time from a simulated thread.
+    for cls, attribute, value in bound_at_import_patches():
+        _set(cls, attribute, value)
     patched_selectors: dict[Any, Any] = {}
     for name in _SELECTOR_NAMES:
         real_cls = getattr(selectors, name, None)

@@ -14,7 +14,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from sockfake.sim.intercept.dispatch import REAL as _real, caller_network
+from sockfake.sim.intercept.dispatch import REAL as _real, caller_host, caller_network
 from sockfake.sim.intercept.sockets import sim_socketpair
 
 if TYPE_CHECKING:
@@ -157,8 +157,7 @@ def _gethostname() -> str:
     net = caller_network()
     if net is None:
         return str(_real["gethostname"]())
-    default = getattr(net, "default_host", None)
-    return str(default.name if default is not None else net.hosts[0].name)
+    return caller_host(net).name
 
 
 def _getfqdn(name: str = "") -> str:

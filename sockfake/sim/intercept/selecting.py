@@ -3,6 +3,12 @@
 In a simulated thread they wait in virtual time on simulated sockets (through the
 network's ``SimSelector``) and refuse real descriptors by name; in any other thread
 they are the real ones, refusing simulated descriptors (from ``SIM_FD_BASE`` up).
+
+The ``selectors`` classes bound what they poll with at import (``PollSelector.
+_selector_cls`` is ``select.poll``), and a class bound at import elsewhere
+(``socketserver._ServerSelector``) is the real class: ``bound_at_import_patches``
+makes those bindings dispatch too, and makes a selector made outside the simulation
+refuse a simulated socket at ``register()``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from sockfake.sim.net.descriptors import FIRST_FD
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
 
-__all__ = ["SIM_FD_BASE", "SimPoll", "SimEpoll"]
+__all__ = ["SIM_FD_BASE", "SimPoll", "SimEpoll", "bound_at_import_patches"]
 
 
 def _fd_of(obj: Any) -> int:
@@ -318,3 +324,57 @@ def _selector_class(real_cls: type[selectors.BaseSelector]) -> type[selectors.Ba
     return patched
 
 
+
+
+def _guard_real_poller(original: Any) -> Any:
+    """``_PollLikeSelector.register`` that refuses, in a simulated thread, to hand a
+    simulated descriptor to a real ``poll``/``epoll`` (a selector made before the
+    interception or in a real thread): the real ``poll`` would report it as
+    ``POLLNVAL``, ready at once, and the caller would block where readiness was
+    promised (``accept()`` in ``serve_forever``), far from the cause."""
+
+    def register(self: Any, fileobj: Any, events: int, data: Any = None) -> Any:
+        key = original(self, fileobj, events, data)
+        poller = getattr(self, "_selector", None)
+        if (
+            key.fd >= SIM_FD_BASE
+            and not isinstance(poller, SimPoll)
+            and caller_network() is not None
+            and not _internal(1)
+        ):
+            self.unregister(fileobj)
+            name = type(self).__qualname__
+            raise SockfakeRuntimeError(
+                f"selectors.{name}.register({fileobj!r}) in simulated thread "
+                f"{threading.current_thread().name!r}: this {name} was made outside the "
+                "simulation (before net.intercept(), or in a thread that is not simulated), "
+                f"so it holds a real {type(poller).__name__}, which would report simulated "
+                f"descriptor {key.fd} as always ready (POLLNVAL). Make the selector in a "
+                "simulated thread while the interception is active."
+            )
+        return key
+
+    register.__doc__ = original.__doc__
+    return register
+
+
+def bound_at_import_patches() -> list[tuple[Any, str, Any]]:
+    """``(object, attribute, value)``: what the stdlib's selector classes bound at
+    import, so a class captured before the interception (``socketserver.
+    _ServerSelector`` is ``selectors.PollSelector``, werkzeug's and dnslib's servers
+    use it) builds its poller per call: ``PollSelector._selector_cls`` is
+    ``select.poll``, ``EpollSelector._selector_cls`` ``select.epoll``,
+    ``SelectSelector._select`` ``select.select``."""
+    patches: list[tuple[Any, str, Any]] = []
+    for name, attribute, real, dispatch in (
+        ("PollSelector", "_selector_cls", _real["poll"], staticmethod(_poll)),
+        ("EpollSelector", "_selector_cls", _real["epoll"], _EpollDispatch),
+        ("SelectSelector", "_select", _real["select"], staticmethod(_select)),
+    ):
+        cls = getattr(selectors, name, None)
+        if cls is not None and real is not None and cls.__dict__.get(attribute) is real:
+            patches.append((cls, attribute, dispatch))
+    poll_like = getattr(selectors, "_PollLikeSelector", None)
+    if poll_like is not None and "register" in poll_like.__dict__:
+        patches.append((poll_like, "register", _guard_real_poller(poll_like.register)))
+    return patches

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from sockfake.network import SockfakeRuntimeError
-from sockfake.sim.intercept.dispatch import caller_network
+from sockfake.sim.intercept.dispatch import caller_host, caller_network
 from sockfake.sim.net.sockets import SimSocket
 
 __all__ = ["InterceptSocket", "RealSocket", "guard_real_class", "unguard_real_class", "wrap"]
@@ -166,7 +166,7 @@ class InterceptSocket(RealSocket):
         family = _socket_module.AF_INET if family == -1 else family
         type = _socket_module.SOCK_STREAM if type == -1 else type
         proto = 0 if proto == -1 else proto
-        self._sf_sim = net.socket(family, type, proto)
+        self._sf_sim = net.socket_on(caller_host(net), family, type, proto)
 
     # -- identity -------------------------------------------------------------------
 

@@ -172,6 +172,10 @@ class Kernel:
         self._root_call_frame: Any = None
         self.trace = Trace(trace_limit, trace_payload_limit)
         self._pending_signals: list[int] = []  # signals for the main thread (deliver_signal)
+        # Told when a simulated thread dies of an exception (its name, the exception):
+        # True takes it (a testbed reports it as a failure), False leaves it to
+        # threading.excepthook, as without a listener.
+        self.on_thread_error: Callable[[str, BaseException], bool] | None = None
         self._signal_target: SimThread | None = None
         self._trace_append = self.trace.append
         self._payload_limit = trace_payload_limit
@@ -586,8 +590,11 @@ class Kernel:
     # -- threads ----------------------------------------------------------------------
 
     def adopt(self, thread: threading.Thread) -> SimThread:
-        """Make a not-yet-started thread part of the simulation; it runs when scheduled."""
-        self.thread_for_caller()
+        """Make a not-yet-started thread part of the simulation; it runs when scheduled.
+
+        It runs on the host its creator runs on, unless ``Host.thread()`` made it for
+        another (``_sockfake_host``)."""
+        parent = self.thread_for_caller()
         self._thread_numbers += 1
         match = _AUTO_THREAD_NAME.fullmatch(thread.name)
         if match is not None:
@@ -598,6 +605,8 @@ class Kernel:
             name = f"{name}#{self._thread_numbers}"
         self._thread_names.add(name)
         sim_thread = SimThread(self, name, thread)
+        placed: object | None = getattr(thread, "_sockfake_host", None)
+        sim_thread.host = placed if placed is not None else parent.host
         self._threads[sim_thread] = None
         self.record("thread-start", name)
         run = thread.run
@@ -611,6 +620,14 @@ class Kernel:
                     run()
             except SimThreadKilled:
                 pass
+            except SystemExit:
+                raise  # a thread's way to end itself: threading.excepthook ignores it
+            except BaseException as exc:
+                # Not while the simulation has failed or is closing: that is reported.
+                listener = self.on_thread_error
+                if (listener is None or self.failure is not None or self.closing
+                        or not listener(sim_thread.name, exc)):
+                    raise
             finally:
                 self._thread_exit(sim_thread)
                 sim_thread.go.close()  # the turn has moved on; nobody hands it back

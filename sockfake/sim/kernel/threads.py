@@ -80,6 +80,9 @@ class SimThread:
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event
         self.idle_polls = 0
+        # The host (a sim.net Host) its intercepted sockets are made on; None: the
+        # network's default host. Threads it starts inherit it.
+        self.host: object | None = None
 
     def stop_waiting(self) -> None:
         """Leave every wait queue and cancel the wake-up timer (the thread is woken)."""

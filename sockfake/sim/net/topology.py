@@ -134,7 +134,11 @@ class Host:
 
     def thread(self, target: Callable[..., object], args: tuple[Any, ...] = (),
                name: str | None = None, daemon: bool | None = None) -> Any:
-        return self.network.thread(target, args, name, daemon)
+        """A thread that runs on this host: under interception the sockets it (and
+        every thread it starts) makes with ``socket.socket()`` are this host's."""
+        thread = self.network.thread(target, args, name, daemon)
+        thread._sockfake_host = self  # read by the kernel when the thread starts
+        return thread
 
     def event(self) -> SimEvent:
         return self.network.event()
