@@ -32,6 +32,7 @@ COMPILED = [
     "sockfake/sim/net/addressing.py",
     "sockfake/sim/net/topology.py",
     "sockfake/sim/kernel/sync.py",
+    "sockfake/sim/kernel/queues.py",
     "sockfake/sim/net/selectors.py",
     "sockfake/sim/net/socket_state.py",
     "sockfake/sim/kernel/scheduling.py",

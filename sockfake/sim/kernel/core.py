@@ -335,6 +335,10 @@ class Kernel:
         """Is ``ident`` (a ``threading.get_ident()``) one of this simulation's threads?"""
         return ident in self._by_ident
 
+    def simulated_thread(self, ident: int) -> SimThread | None:
+        """The simulated thread whose ``threading.get_ident()`` is ``ident``, if any."""
+        return self._by_ident.get(ident)
+
     def current_name(self) -> str:
         thread = self._by_ident.get(threading.get_ident())
         return thread.name if thread is not None else threading.current_thread().name
