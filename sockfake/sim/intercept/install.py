@@ -143,17 +143,17 @@ from sockfake.sim.intercept.selecting import (
 )
 from sockfake.sim.intercept.sockets import InterceptSocket
 from sockfake.sim.intercept.threads import (
-    SimBoundedSemaphore,
-    SimCondition,
-    SimRLock,
-    SimSemaphore,
-    SimSimpleQueue,
-    SimThreadingLock,
+    new_bounded_semaphore,
+    new_condition,
+    new_event,
+    new_lock,
+    new_rlock,
+    new_semaphore,
+    new_simple_queue,
     sim_barrier_class,
 )
 from sockfake.sim.intercept.tls import wrap_simulated
 from sockfake.sim.kernel.core import Kernel, current_kernel
-from sockfake.sim.kernel.sync import SimEvent
 from sockfake.sim.net.sockets import SimSocket
 
 if TYPE_CHECKING:
@@ -266,14 +266,14 @@ def _lock() -> Any:
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
         return _real["Lock"]()
-    return SimThreadingLock(kernel)
+    return new_lock(kernel)
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
         return _real["RLock"](*args, **kwargs)
-    return SimRLock(kernel)
+    return new_rlock(kernel)
 
 
 def _dispatch_class(real_cls: type, make_sim: Callable[..., Any]) -> type:
@@ -315,7 +315,7 @@ def _timer_class() -> type:
             super().__init__(*args, **kwargs)
             net = caller_network()
             if net is not None:
-                self.finished = SimEvent(net.kernel)
+                self.finished = new_event(net.kernel)
 
     Timer.__module__ = "threading"
     return Timer
@@ -328,7 +328,7 @@ class _SimpleQueueDispatch:
         kernel = _sim_kernel_for_new(1)
         if kernel is None:
             return _real["SimpleQueue"]()
-        return SimSimpleQueue(kernel)
+        return new_simple_queue(kernel)
 
     __class_getitem__ = classmethod(lambda cls, item: cls)
 
@@ -635,11 +635,11 @@ def _install() -> None:
 
     _set(threading, "Lock", _lock)
     _set(threading, "RLock", _rlock)
-    _set(threading, "Condition", _dispatch_class(_real["Condition"], SimCondition))
-    _set(threading, "Event", _dispatch_class(_real["Event"], SimEvent))
-    _set(threading, "Semaphore", _dispatch_class(_real["Semaphore"], SimSemaphore))
+    _set(threading, "Condition", _dispatch_class(_real["Condition"], new_condition))
+    _set(threading, "Event", _dispatch_class(_real["Event"], new_event))
+    _set(threading, "Semaphore", _dispatch_class(_real["Semaphore"], new_semaphore))
     _set(threading, "BoundedSemaphore",
-         _dispatch_class(_real["BoundedSemaphore"], SimBoundedSemaphore))
+         _dispatch_class(_real["BoundedSemaphore"], new_bounded_semaphore))
     _set(threading, "Barrier", _dispatch_class(_real["Barrier"], _make_barrier))
     _set(threading, "Timer", _timer_class())
     _set(threading.Thread, "start", _start_yields(threading.Thread.start))
