@@ -281,3 +281,15 @@ def test_contended_net_lock_hands_over_under_every_policy() -> None:
                 for thread in threads:
                     thread.join()
                 assert counter[0] == 60
+
+
+def test_the_creation_site_is_the_users_line_with_or_without_frame_module_names(
+    inet: SimNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sockfake.sim.kernel.sync as sync
+
+    made_here: list[Any] = [threading.Lock(), queue.Queue().not_empty, inet.lock()]  # a line
+    monkeypatch.setattr(sync, "_frame_module", None)  # as on 3.10 and 3.11: a walk
+    made_here += [threading.Lock(), queue.Queue().not_empty, inet.lock()]
+    sites = {primitive.created_at for primitive in made_here}
+    assert len(sites) == 2 and all(site.startswith("test_primitives.py:") for site in sites)

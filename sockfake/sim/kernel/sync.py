@@ -66,13 +66,39 @@ _INTERNAL_MODULES = (
 )
 
 
+# Is a module sockfake's or the stdlib threading modules'? Asked for every frame of every
+# primitive made (queue.Queue() makes four, each some seven frames deep), so answered once
+# per module name.
+_internal_module: dict[str, bool] = {}
+# 3.12+: a frame's module without making the frame an object (what makes a walk of
+# ``f_back`` cost microseconds: each frame it passes becomes one).
+_frame_module: Any = getattr(sys, "_getframemodulename", None)
+
+
+def _internal(module: str) -> bool:
+    internal = _internal_module.get(module)
+    if internal is None:
+        internal = _internal_module[module] = module.startswith(_INTERNAL_MODULES)
+    return internal
+
+
 def _creation_site() -> tuple[str, int]:
     """Where user code created a primitive: the first frame outside sockfake and the
     stdlib's threading modules (file and line; formatted only when read)."""
-    frame = sys._getframe(0)  # not 2: compiled by mypyc, sockfake's functions have no frame
+    # Depth 0, not 2: compiled by mypyc, sockfake's functions have no frame.
+    if _frame_module is not None:
+        depth = 0
+        while True:
+            module = _frame_module(depth)
+            if not isinstance(module, str):
+                break  # the stack's end, or a frame without a function: walk it below
+            if not _internal(module):
+                frame = sys._getframe(depth)
+                return frame.f_code.co_filename, frame.f_lineno
+            depth += 1
+    frame = sys._getframe(0)
     while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith(_INTERNAL_MODULES):
+        if not _internal(frame.f_globals.get("__name__", "")):
             return frame.f_code.co_filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return "?", 0
@@ -219,8 +245,10 @@ class SimLock(_Mutex):
     # a build compiled by mypyc would refuse an int for a ``bool``.
     def acquire(self, blocking: object = True, timeout: object = -1) -> bool:
         limit = None if timeout == -1 else _lock_timeout(blocking, timeout)
-        if self.observed:
-            self._switch_point("lock acquire")
+        if self.observed:  # _switch_point(), written out: the hottest path of all
+            kernel = self._kernel
+            kernel.preemption_point("lock acquire")
+            kernel.thread_for_caller()
         if not self._owner:
             self._owner = _get_ident()
             return True
@@ -232,7 +260,14 @@ class SimLock(_Mutex):
         if not self._owner:
             raise RuntimeError("release unlocked lock")
         self._owner = 0
-        self._notify_waiters(self._released, "lock-release", "lock release")
+        # _notify_waiters(), written out: the hottest path of all.
+        released = self._released
+        if released.waiters:
+            if self.observed:
+                self._kernel.record("lock-release", self.name)
+            released.notify_all()
+        if self.observed:
+            self._kernel.preemption_point("lock release")
 
     # ``_thread.lock``'s old names: defs, not aliases (mypyc compiles no alias of a method).
     def acquire_lock(self, blocking: object = True, timeout: object = -1) -> bool:
@@ -278,7 +313,8 @@ class SimRLock(_Mutex):
         self._count -= 1
         if not self._count:
             self._owner = 0
-            self._notify_waiters(self._released, "lock-release", "lock release")
+            if self._released.waiters or self.observed:
+                self._notify_waiters(self._released, "lock-release", "lock release")
 
     def _recursion_count(self) -> int:
         return self._count if self._owner == _get_ident() else 0
