@@ -15,7 +15,8 @@ condition, a future's ``result()`` or a pool worker's ``get()`` lets the other s
 threads run and the clock advance instead of blocking the real thread that holds the
 turn. A wait from a thread outside the simulation (or once the network is closed)
 raises ``SockfakeRuntimeError`` instead of hanging; taking a free lock, setting an event
-or putting into a queue works from any thread.
+or putting into a queue works from any thread (unobserved: an observed acquire is a
+simulated thread's, see below).
 
 Every primitive has a name numbered per network and per kind (``lock-3`` from
 ``net.lock()``, ``threading.Lock-2`` from interception: separate counters, so code that
@@ -23,9 +24,11 @@ makes locks of its own shifts no number of the test's), remembers where it was c
 and a lock (or a semaphore used as one) knows its owner: a deadlock dump says what a
 thread waits on, created where, held by whom, and names the wait-for cycle.
 
-**The one setting: ``observed``.** When ``observed`` is true, every operation is a switch
-point (``Kernel.preemption_point``: an exploring scheduler may run another thread there)
-and contention goes to the trace (``lock-wait``, ``lock-acquire``, ``lock-release``,
+**The one setting: ``observed``.** When ``observed`` is true, every acquire, release,
+notify, set, put and get (not a re-entrant acquire, not a query) is a switch point
+(``Kernel.preemption_point``: an exploring scheduler may run another thread there; an
+acquire also refuses a thread outside the simulation, as ``net.lock()`` always has), and
+contention goes to the trace (``lock-wait``, ``lock-acquire``, ``lock-release``,
 ``condition-wait``, ``condition-notify``, ``semaphore-*``, ``event-set``, ``queue-put``,
 ``queue-get``). When false, a primitive yields only when it must block, and records
 nothing: the cheapest on the hot path of real code. What ``net.lock()``, ``net.event()``
