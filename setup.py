@@ -33,6 +33,7 @@ COMPILED = [
     "sockfake/sim/net/topology.py",
     "sockfake/sim/kernel/sync.py",
     "sockfake/sim/kernel/queues.py",
+    "sockfake/sim/kernel/semaphores.py",
     "sockfake/sim/net/selectors.py",
     "sockfake/sim/net/socket_state.py",
     "sockfake/sim/kernel/scheduling.py",

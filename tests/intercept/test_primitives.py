@@ -17,7 +17,8 @@ import sockfake.sim.intercept.threads as intercepted
 from sockfake import SockfakeRuntimeError
 from sockfake.sim import SimDeadlockError, SimNetwork
 from sockfake.sim.kernel.queues import SimQueue, SimSimpleQueue
-from sockfake.sim.kernel.sync import SimCondition, SimEvent, SimLock, SimRLock, SimSemaphore
+from sockfake.sim.kernel.semaphores import SimSemaphore
+from sockfake.sim.kernel.sync import SimCondition, SimEvent, SimLock, SimRLock
 from sockfake.sim.kernel.thread_hooks import _original_start
 
 

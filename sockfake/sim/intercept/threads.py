@@ -3,7 +3,7 @@
 ``sockfake.sim.intercept.install`` calls these makers in place of ``threading.Lock()``,
 ``RLock()``, ``Condition()``, ``Semaphore()``, ``BoundedSemaphore()``, ``Event()``,
 ``Barrier()`` and ``queue.SimpleQueue()`` when a simulated thread creates one. They bind
-a primitive of the one family (``sockfake.sim.kernel.sync``, ``sockfake.sim.kernel.queues``:
+a primitive of the one family (``sockfake.sim.kernel.sync`` and its siblings:
 waits on virtual time, a name, a creation site, an owner in deadlock reports) to the
 caller's kernel, named by its stdlib name (``threading.Lock-3``: counters apart from
 ``net.lock()``'s ``lock-N``). Only ``Barrier`` needs more than a maker: the stdlib's own
@@ -22,14 +22,8 @@ from typing import Any
 
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.queues import SimSimpleQueue
-from sockfake.sim.kernel.sync import (
-    SimBoundedSemaphore,
-    SimCondition,
-    SimEvent,
-    SimLock,
-    SimRLock,
-    SimSemaphore,
-)
+from sockfake.sim.kernel.semaphores import SimBoundedSemaphore, SimSemaphore
+from sockfake.sim.kernel.sync import SimCondition, SimEvent, SimLock, SimRLock
 
 __all__ = [
     "OBSERVED",
