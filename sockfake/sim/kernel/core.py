@@ -152,6 +152,7 @@ class SimThread:
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event
         self.idle_polls = 0
+        self.ident = 0  # its threading.get_ident() once it runs (a lock's owner)
 
     def stop_waiting(self) -> None:
         """Leave every wait queue and cancel the wake-up timer (the thread is woken)."""
@@ -277,7 +278,8 @@ class Kernel:
         self.current = root
         self._threads[root] = None
         self._thread_names.add("main")
-        self._by_ident[threading.get_ident()] = root
+        root.ident = threading.get_ident()
+        self._by_ident[root.ident] = root
         self.policy.adopt(root)
         _kernel_stack().append(self)
         # One thread runs at a time: on one CPU a handoff is a context switch, not a
@@ -759,7 +761,8 @@ class Kernel:
 
         def run_in_simulation() -> None:
             sim_thread.go.acquire()
-            self._by_ident[threading.get_ident()] = sim_thread
+            sim_thread.ident = threading.get_ident()
+            self._by_ident[sim_thread.ident] = sim_thread
             _kernel_stack().append(self)
             try:
                 if not sim_thread.killed:

@@ -245,9 +245,11 @@ class SimLock(_Mutex):
         if self.observed:  # _switch_point(), written out: the hottest path of all
             kernel = self._kernel
             kernel.preemption_point("lock acquire")
-            kernel.thread_for_caller()
+            me = kernel.thread_for_caller().ident
+        else:
+            me = _get_ident()
         if not self._owner:
-            self._owner = _get_ident()
+            self._owner = me
             return True
         if not blocking:
             return False
