@@ -37,6 +37,8 @@ COMPILED = [
     "sockfake/sim/net/addressing.py",
     "sockfake/sim/net/topology.py",
     "sockfake/sim/kernel/sync.py",
+    "sockfake/sim/kernel/queues.py",
+    "sockfake/sim/kernel/semaphores.py",
     "sockfake/sim/net/selectors.py",
     "sockfake/sim/net/socket_state.py",
     "sockfake/sim/kernel/scheduling.py",

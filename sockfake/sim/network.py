@@ -23,7 +23,8 @@ import sockfake.sim.kernel.thread_hooks as thread_hooks
 import sockfake.sim.net.checks as _checks
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
 from sockfake.sim.kernel.core import Kernel
-from sockfake.sim.kernel.sync import SimEvent, SimLock, SimQueue
+from sockfake.sim.kernel.queues import SimQueue
+from sockfake.sim.kernel.sync import SimEvent, SimLock
 from sockfake.sim.net.addressing import Addressing
 from sockfake.sim.net.descriptors import Descriptors
 from sockfake.sim.net.endpoint import Endpoint

@@ -334,7 +334,7 @@ def test_queues_futures_and_pools(inet: SimNetwork) -> None:
 
 
 def test_primitives_made_outside_or_by_the_stdlib_stay_real(inet: SimNetwork) -> None:
-    assert type(threading.Lock()).__module__ == "sockfake.sim.intercept.threads"
+    assert type(threading.Lock()).__module__ == "sockfake.sim.kernel.sync"
     real = _in_real_thread(threading.Lock)
     assert type(real) is type(threading._allocate_lock())  # type: ignore[attr-defined]
     thread = threading.Thread(target=lambda: None)
@@ -343,7 +343,7 @@ def test_primitives_made_outside_or_by_the_stdlib_stay_real(inet: SimNetwork) ->
     import logging
 
     handler = logging.StreamHandler()
-    assert type(handler.lock).__module__ != "sockfake.sim.intercept.threads"
+    assert type(handler.lock).__module__ != "sockfake.sim.kernel.sync"
 
 
 def test_a_simulated_event_waited_on_outside_fails_clearly(inet: SimNetwork) -> None:
@@ -475,7 +475,7 @@ def test_primitives_made_by_an_import_in_a_simulated_thread_stay_real(
     real_lock_type = type(_in_real_thread(threading.Lock))
     assert type(probe.LOCK) is real_lock_type
     assert type(probe.REGISTRY.queue.mutex) is real_lock_type
-    assert type(probe.make()).__name__ == "SimThreadingLock"  # called later: simulated
+    assert type(probe.make()).__name__ == "SimLock"  # called later: simulated
 
 
 def test_thread_pools_used_by_several_simulated_threads_at_once() -> None:

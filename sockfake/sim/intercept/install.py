@@ -145,13 +145,13 @@ from sockfake.sim.intercept.selecting import (
 )
 from sockfake.sim.intercept.sockets import InterceptSocket
 from sockfake.sim.intercept.threads import (
-    SimBoundedSemaphore,
-    SimCondition,
-    SimSemaphore,
+    new_bounded_semaphore,
+    new_condition,
+    new_event,
+    new_semaphore,
 )
 from sockfake.sim.intercept.tls import wrap_socket_guard
 from sockfake.sim.kernel.core import current_kernel
-from sockfake.sim.kernel.sync import SimEvent
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
@@ -236,11 +236,11 @@ def _install() -> None:
     dispatch_class = threading_names.dispatch_class
     _set(threading, "Lock", threading_names.lock)
     _set(threading, "RLock", threading_names.rlock)
-    _set(threading, "Condition", dispatch_class(_real["Condition"], SimCondition))
-    _set(threading, "Event", dispatch_class(_real["Event"], SimEvent))
-    _set(threading, "Semaphore", dispatch_class(_real["Semaphore"], SimSemaphore))
+    _set(threading, "Condition", dispatch_class(_real["Condition"], new_condition))
+    _set(threading, "Event", dispatch_class(_real["Event"], new_event))
+    _set(threading, "Semaphore", dispatch_class(_real["Semaphore"], new_semaphore))
     _set(threading, "BoundedSemaphore",
-         dispatch_class(_real["BoundedSemaphore"], SimBoundedSemaphore))
+         dispatch_class(_real["BoundedSemaphore"], new_bounded_semaphore))
     _set(threading, "Barrier", dispatch_class(_real["Barrier"], threading_names.make_barrier))
     _set(threading, "Timer", threading_names.timer_class())
     _set(threading.Thread, "start", threading_names.start_yields(threading.Thread.start))

@@ -19,13 +19,13 @@ from typing import Any
 
 from sockfake.sim.intercept.dispatch import REAL as _real, _sim_kernel_for_new, caller_network
 from sockfake.sim.intercept.threads import (
-    SimRLock,
-    SimSimpleQueue,
-    SimThreadingLock,
+    new_event,
+    new_lock,
+    new_rlock,
+    new_simple_queue,
     sim_barrier_class,
 )
 from sockfake.sim.kernel.core import Kernel
-from sockfake.sim.kernel.sync import SimEvent
 
 __all__ = [
     "SimpleQueueDispatch",
@@ -46,7 +46,7 @@ def lock() -> Any:
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
         return _real["Lock"]()
-    return SimThreadingLock(kernel)
+    return new_lock(kernel)
 
 
 def rlock(*args: Any, **kwargs: Any) -> Any:
@@ -54,7 +54,7 @@ def rlock(*args: Any, **kwargs: Any) -> Any:
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
         return _real["RLock"](*args, **kwargs)
-    return SimRLock(kernel)
+    return new_rlock(kernel)
 
 
 def dispatch_class(real_cls: type, make_sim: Callable[..., Any]) -> type:
@@ -96,7 +96,7 @@ def timer_class() -> type:
             super().__init__(*args, **kwargs)
             net = caller_network()
             if net is not None:
-                self.finished = SimEvent(net.kernel)
+                self.finished = new_event(net.kernel)
 
     Timer.__module__ = "threading"
     return Timer
@@ -109,7 +109,7 @@ class SimpleQueueDispatch:
         kernel = _sim_kernel_for_new(1)
         if kernel is None:
             return _real["SimpleQueue"]()
-        return SimSimpleQueue(kernel)
+        return new_simple_queue(kernel)
 
     __class_getitem__ = classmethod(lambda cls, item: cls)
 

@@ -11,7 +11,9 @@ run is one deterministic sequence. Modules:
 - ``turn``: the baton one thread holds. ``cpu_pin``: a network's threads on one CPU.
 - ``scheduling``: policies (fifo, random, pct, replay) and recorded schedules.
 - ``line_switches``: opt-in switch points at each line or opcode of handler code.
-- ``sync``: events, locks and queues on virtual time.
+- ``sync``, ``semaphores``, ``queues``: the one family of locks, conditions, events,
+  semaphores and queues on virtual time (``net.lock()`` ... and, under interception,
+  ``threading``'s).
 - ``thread_hooks``: ``Thread.start/join/is_alive`` on simulated threads.
 - ``watchdog``: the main thread's stall watchdog. ``reports``: deadlock and stall dumps.
 

@@ -185,7 +185,8 @@ class Kernel:
         self.current = root
         self._threads[root] = None
         self._thread_names.add("main")
-        self._by_ident[threading.get_ident()] = root
+        root.ident = threading.get_ident()
+        self._by_ident[root.ident] = root
         self.policy.adopt(root)
         _kernel_stack().append(self)
         # One thread runs at a time: on one CPU a handoff is a context switch, not a
@@ -242,6 +243,10 @@ class Kernel:
     def is_simulated_ident(self, ident: int) -> bool:
         """Is ``ident`` (a ``threading.get_ident()``) one of this simulation's threads?"""
         return ident in self._by_ident
+
+    def simulated_thread(self, ident: int) -> SimThread | None:
+        """The simulated thread whose ``threading.get_ident()`` is ``ident``, if any."""
+        return self._by_ident.get(ident)
 
     def current_name(self) -> str:
         thread = self._by_ident.get(threading.get_ident())
@@ -613,7 +618,8 @@ class Kernel:
 
         def run_in_simulation() -> None:
             sim_thread.go.acquire()
-            self._by_ident[threading.get_ident()] = sim_thread
+            sim_thread.ident = threading.get_ident()
+            self._by_ident[sim_thread.ident] = sim_thread
             _kernel_stack().append(self)
             try:
                 if not sim_thread.killed:

@@ -80,6 +80,7 @@ class SimThread:
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event
         self.idle_polls = 0
+        self.ident = 0  # its threading.get_ident() once it runs (a lock's owner)
         # The host (a sim.net Host) its intercepted sockets are made on; None: the
         # network's default host. Threads it starts inherit it.
         self.host: object | None = None

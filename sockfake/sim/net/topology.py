@@ -21,7 +21,8 @@ from sockfake.sim.net.links import LinkConditions, LinkState, is_instant, stream
 from sockfake.sim.net.oserror import os_error
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel.sync import SimEvent, SimLock, SimQueue
+    from sockfake.sim.kernel.queues import SimQueue
+    from sockfake.sim.kernel.sync import SimEvent, SimLock
     from sockfake.sim.net.endpoint import Endpoint
     from sockfake.sim.net.selectors import SimSelector, SimWaker
     from sockfake.sim.net.sockets import SimSocket

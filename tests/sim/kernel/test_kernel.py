@@ -435,34 +435,7 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
     assert not thread.is_alive()
 
 
-# -- deadlock reports -------------------------------------------------------------------
-
-
-def test_a_deadlock_report_names_the_locks_their_holders_and_the_cycle() -> None:
-    with SimNetwork(seed=1) as net:
-        first, second = net.lock(), net.lock()
-
-        def take(one: Any, other: Any) -> None:
-            with one:
-                net.sleep(1)  # both hold their first lock now
-                with other:
-                    pass
-
-        threads = [
-            threading.Thread(target=take, args=(first, second), name="left"),
-            threading.Thread(target=take, args=(second, first), name="right"),
-        ]
-        for thread in threads:
-            thread.start()
-        with pytest.raises(SimDeadlockError) as info:
-            for thread in threads:
-                thread.join()
-    report = str(info.value)
-    assert "left: blocked, waiting on lock lock-2 (created at test_kernel.py:" in report
-    assert "held by right" in report and "held by left" in report
-    assert "wait-for cycle: left (waits on lock-2 held by right) -> right (waits on " \
-           "lock-1 held by left) -> left" in report
-    assert "in take" in report  # each thread's own frame at the blocking call
+# -- deadlock reports (the lock cycle on every kind of lock: tests/intercept/test_primitives.py)
 
 
 def test_a_server_polling_while_the_test_waits_for_good_is_a_deadlock_in_real_time() -> None:
