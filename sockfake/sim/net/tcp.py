@@ -92,7 +92,10 @@ class StreamTransport:
         self._schedule_syn_retry(ep, dst, attempt)
 
     def _schedule_syn_retry(self, ep: Endpoint, dst: Host, attempt: int) -> None:
-        if attempt >= len(SYN_RETRY_DELAYS):
+        if ep.state is not State.CONNECTING or attempt >= len(SYN_RETRY_DELAYS):
+            # On an instant link the SYN's answer comes within _send_syn(): the attempt
+            # is already over (established or refused), and a retry timer left behind
+            # would be the next event the clock jumps to.
             return
         delay = SYN_RETRY_DELAYS[attempt]
 
