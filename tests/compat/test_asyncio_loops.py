@@ -147,7 +147,7 @@ def test_a_datagram_echo_with_retries_under_loss() -> None:
                 sends += 1
                 try:
                     answer = await asyncio.wait_for(client.answers.get(), 0.1)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     continue
                 if answer == request:
                     got.append(answer)
@@ -238,7 +238,7 @@ def test_wait_for_times_out_at_its_own_timeout_over_a_sleeping_executor(
         loop = asyncio.get_running_loop()
         start = loop.time()
         slow = loop.run_in_executor(None, time.sleep, 5)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(slow), 2)
         timed_out = loop.time() - start
         await slow
