@@ -46,7 +46,7 @@ def _clock(name: str, offset: float) -> Callable[[], float]:
         net = caller_network()
         if net is None or _internal(1):
             return float(original())
-        return offset + net.kernel.now
+        return offset + net.kernel.read_clock()
 
     clock.__name__ = clock.__qualname__ = name
     clock.__doc__ = original.__doc__
@@ -60,7 +60,7 @@ def _clock_ns(name: str, offset: float) -> Callable[[], int]:
         net = caller_network()
         if net is None or _internal(1):
             return int(original())
-        return round((offset + net.kernel.now) * 1e9)
+        return round((offset + net.kernel.read_clock()) * 1e9)
 
     clock_ns.__name__ = clock_ns.__qualname__ = name
     clock_ns.__doc__ = original.__doc__

@@ -32,7 +32,7 @@ import threading
 import time as _real_time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sockfake.sim.kernel.line_switches as line_switches
 import sockfake.sim.kernel.reports as reports
@@ -99,8 +99,23 @@ _IDLE_KINDS = frozenset({"timeout", "switch"})
 # Clock jumps in a row with only polling between them before it is a deadlock.
 _IDLE_JUMPS_LIMIT = 1000
 
-# Empty non-blocking polls a thread may make before virtual time moves on for it.
-_IDLE_POLLS_BEFORE_TIME_PASSES = 64
+# A busy loop or a spin? (idle_poll, read_clock.) A thread's operations that bring
+# nothing, counted in a row while nothing else happens in the simulation (no event, no
+# poll that finds work, no wait): past one of these bounds the thread is taken to wait
+# for time to pass, and the clock moves to the next event (or, with none, it is a spin
+# that can never end). Empty non-blocking polls (select(0), EAGAIN) with no clock read
+# between them: a polling loop is plain.
+_SPIN_POLLS = 64
+# Clock reads with no poll between them (``while time.monotonic() < deadline: pass``);
+# high, so a long computation that reads the clock (or logs) is not taken for one.
+_SPIN_READS = 100_000
+# Polls, clock reads and sleep(0)s together. An event loop with work reads the clock
+# between its select(0)s (asyncio's ``_run_once``), so neither count above grows for
+# it; only an endless one reaches this bound.
+_SPIN_OPS = 500_000
+# Once the clock has moved for a spinning thread and nothing has happened since: its
+# operations before the clock moves again.
+_SPIN_AGAIN = 64
 
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
@@ -139,7 +154,11 @@ class Kernel:
         self.preempts = self._recorder is not None
         self.switch_points = switch_points
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
-        self._progress = False
+        # Progress, counted: every event that is not idle (see _IDLE_KINDS) and every
+        # poll that finds work adds one. A thread's empty polls and clock reads count
+        # as a spin only while this stands still (idle_poll, read_clock).
+        self._epoch = 0
+        self._jump_epoch = -1  # the progress count at the last clock jump (_only_polling)
         self.time_limit = time_limit
         self.stall_timeout = stall_timeout
         self.now = 0.0
@@ -260,7 +279,7 @@ class Kernel:
                payload: bytes | None = None, reason: str | None = None) -> None:
         """An event of the running thread (fields: see ``TraceEvent``)."""
         if kind not in _IDLE_KINDS:
-            self._progress = True
+            self._epoch += 1
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
         if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
@@ -275,7 +294,7 @@ class Kernel:
                    length: int | None = None, payload: bytes | None = None,
                    reason: str | None = None) -> None:
         """An event of the network itself (a delivery, a drop, a reset)."""
-        self._progress = True
+        self._epoch += 1
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
         if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
@@ -323,7 +342,7 @@ class Kernel:
                 raise self.failure
             if deadline is not None and deadline <= self.now:
                 return False
-            thread.idle_polls = 0
+            thread.idle_epoch = -1  # it waits: whatever it polled before was no spin
             for queue in queues:
                 queue.waiters[thread] = None
             thread.wait_queues = queues
@@ -367,41 +386,139 @@ class Kernel:
         if self._pending_signals and thread is self._signal_target:
             self._run_signal_handlers()
 
+    def made_progress(self) -> None:
+        """Something happened that no trace event shows (a poll found work): a thread
+        polling around it is a busy loop, not a spin."""
+        self._epoch += 1
+
     def idle_poll(self, what: str) -> None:
         """A non-blocking call found nothing (select(0), EAGAIN): a thread may be spinning.
 
-        Real time passes while a thread busy-polls; virtual time must too, or the loop
-        never ends. Other ready threads run first; after a few empty polls with nothing
-        else to run, the clock moves to the next scheduled event. With nothing
-        scheduled either, the poll can never succeed: that is a deadlock.
+        Other ready threads run first. A busy loop (an event loop with work, reading
+        the clock between its polls; polls separated by events) costs no virtual time.
+        A thread that only polls, with nothing happening anywhere, waits for time to
+        pass as a real one would: after ``_SPIN_POLLS`` such polls the clock moves to
+        the next event. With nothing scheduled either, the poll can never succeed: a
+        spin, reported with the thread's frame.
         """
         thread = self.thread_for_caller()
+        if thread.idle_epoch != self._epoch:
+            self._restart_idle(thread)
+        thread.idle_reads = 0
         thread.idle_polls += 1
+        thread.idle_ops += 1
         if self._ready:
             self.yield_turn(what)
             return
-        if thread.idle_polls < _IDLE_POLLS_BEFORE_TIME_PASSES:
-            return
+        if thread.spinning:
+            if thread.idle_ops >= _SPIN_AGAIN:
+                self._spin(thread, what)
+        elif thread.idle_polls >= _SPIN_POLLS or thread.idle_ops >= _SPIN_OPS:
+            self._spin(thread, what)
+
+    def read_clock(self) -> float:
+        """The virtual clock as a simulated thread's code reads it (``time.monotonic()``
+        under interception). Reads in a row with nothing else happening are counted: a
+        loop on a frozen clock (``while time.monotonic() < deadline: pass``) waits for
+        time to pass, so past ``_SPIN_READS`` the clock moves on for it (or, with
+        nothing scheduled, it is a spin, reported with its frame)."""
+        thread = self._by_ident.get(_get_ident())
+        if thread is None or thread is not self.current or self.closing:
+            return self.now
+        self.calls += 1
+        if thread.idle_epoch != self._epoch:
+            self._restart_idle(thread)
         thread.idle_polls = 0
+        thread.idle_reads += 1
+        thread.idle_ops += 1
+        if thread.spinning:
+            if thread.idle_ops >= _SPIN_AGAIN:
+                self._spin(thread, "the clock")
+        elif thread.idle_reads >= _SPIN_READS or thread.idle_ops >= _SPIN_OPS:
+            self._spin(thread, "the clock")
+        return self.now
+
+    def _yield_idle(self) -> None:
+        """``sleep(0)``: others run first; with none ready, an operation that brought
+        nothing (only ``_SPIN_OPS`` of them in a row make a spin: a computation may
+        yield often)."""
+        thread = self.thread_for_caller()
+        if self._ready or thread.killed:
+            self.yield_turn("sleep(0)")
+            return
+        if thread.idle_epoch != self._epoch:
+            self._restart_idle(thread)
+        thread.idle_ops += 1
+        if thread.idle_ops >= (_SPIN_AGAIN if thread.spinning else _SPIN_OPS):
+            self._spin(thread, "sleep(0)")
+
+    def _restart_idle(self, thread: SimThread) -> None:
+        """Something happened since ``thread`` last polled: its counts start again."""
+        thread.idle_epoch = self._epoch
+        thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
+        thread.spinning = False
+        thread.spin_jumps = 0
+
+    def _spin(self, thread: SimThread, what: str) -> None:
+        """``thread`` polls (or reads the clock) and nothing happens: it waits for time
+        to pass. Ready threads run first; else the clock moves to the next event. With
+        no event, or when the clock has moved ``_IDLE_JUMPS_LIMIT`` times for its polls
+        alone and nothing came of it, the loop cannot end: the run fails, naming it."""
+        if self.closing:
+            return
+        if self.failure is not None:
+            self._stop_spinner(thread, self.failure)
         self._timers.run_due(self.now)
-        if not self._ready:
-            first = self._timers.next_timer()
-            if first is None:
-                raise SimDeadlockError(
-                    f"deadlock: {thread.name!r} busy-polls ({what}) but no other thread can "
-                    "run and nothing is scheduled\n" + self.dump()
-                )
-            next_time = first.when
-            if self.time_limit is not None and next_time > self.time_limit:
-                raise SimTimeLimitError(
-                    f"virtual time limit of {self.time_limit:g} s reached while "
-                    f"{thread.name!r} busy-polls ({what})\n" + self.dump()
-                )
-            self.trace.add(next_time, "clock", "jump", Lazy((texts.JUMP, self.now, next_time)))
-            self.now = next_time
-            self._timers.run_due(self.now)
         if self._ready:
             self.yield_turn(what)
+            return
+        if thread.idle_polls == thread.idle_ops:
+            doing = f"busy-polls ({what})"
+        elif thread.idle_reads == thread.idle_ops:
+            doing = "reads the clock"
+        else:
+            doing = "busy-polls and reads the clock"
+        first = self._timers.next_timer()
+        if first is None:
+            self._stop_spinner(thread, SimDeadlockError(reports.spin_message(
+                self, thread, doing, "no other thread can run and nothing is scheduled")))
+        next_time = first.when
+        if self.time_limit is not None and next_time > self.time_limit:
+            self._stop_spinner(thread, SimTimeLimitError(
+                f"virtual time limit of {self.time_limit:g} s reached while "
+                f"{thread.name!r} {doing}\n" + self.dump()
+            ))
+        if thread.spinning and thread.idle_polls == thread.idle_ops:
+            # Polls alone, and the clock moved for them before: does time help them?
+            thread.spin_jumps += 1
+            if thread.spin_jumps >= _IDLE_JUMPS_LIMIT:
+                self._stop_spinner(thread, SimDeadlockError(reports.spin_message(
+                    self, thread, doing, f"the clock has moved {_IDLE_JUMPS_LIMIT} times "
+                    "for it and nothing came of it")))
+        self.trace.add(next_time, "clock", "jump", Lazy((texts.JUMP, self.now, next_time)))
+        self.now = next_time
+        thread.spinning = True
+        thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
+        self._timers.run_due(self.now)
+        if self._ready:
+            self.yield_turn(what)
+
+    def _stop_spinner(self, thread: SimThread, error: SimulationError) -> NoReturn:
+        """The run ends with ``error``: raised in the main thread. Another thread
+        that spins stays parked (close() unwinds it), so it cannot spin on."""
+        # Its counts start again: the clean-up the error runs through (an event loop's
+        # shutdown) may poll a few times, and must not raise a second report over it.
+        thread.idle_epoch = -1
+        if thread is self.root or self.closing:
+            raise error
+        if self.failure is None:
+            self._fail(error)
+        thread.state = "blocked"
+        thread.waiting_on = "nothing: stopped, the run failed (see above)"
+        self._switch_from(thread)
+        if thread.killed:
+            raise SimThreadKilled()
+        raise error
 
     # -- signals ----------------------------------------------------------------------
 
@@ -483,8 +600,8 @@ class Kernel:
         """Has the clock only moved for threads that wake, find nothing, and wait again,
         while the main thread waits without a deadline? Then nothing can ever happen
         (a server in serve_forever(0.5) while the test waits on what never comes)."""
-        if self._progress:
-            self._progress = False
+        if self._epoch != self._jump_epoch:
+            self._jump_epoch = self._epoch
             self._idle_jumps = 0
             return False
         self._idle_jumps += 1
@@ -715,7 +832,7 @@ class Kernel:
         if seconds < 0:
             raise SockfakeValueError(f"sleep length must be non-negative, not {seconds!r}")
         if seconds == 0:
-            self.yield_turn("sleep(0)")
+            self._yield_idle()
             return
         deadline = self.now + seconds
         thread = self.thread_for_caller()

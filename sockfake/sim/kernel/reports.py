@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sockfake.sim.kernel.core import Kernel, SimThread
 
-__all__ = ["dump", "stall_message", "wait_for_cycle"]
+__all__ = ["dump", "spin_message", "stall_message", "wait_for_cycle"]
 
 
 def dump(kernel: Kernel) -> str:
@@ -106,12 +106,58 @@ def stall_message(kernel: Kernel, holder: SimThread, held: float) -> str:
     )
 
 
-def _user_frames(frame: Any, keep: int = 3) -> list[str]:
+def spin_message(kernel: Kernel, thread: SimThread, doing: str, why: str) -> str:
+    """``thread`` (the caller) ``doing`` (``busy-polls (select(0))``, ``reads the
+    clock``) in a loop, and nothing can come of it (``why``): where it spins (its own
+    code's frames; for an event loop, its tasks) and what to do instead."""
+    if "clock" in doing:
+        advice = (
+            "Virtual time moves only when every simulated thread waits, so a loop on "
+            "the clock (while time.monotonic() < deadline) never sees it move: wait "
+            "instead (time.sleep(), a timeout, an event)."
+        )
+    else:
+        advice = (
+            "Nothing the poll waits for can happen: wait instead (a blocking call or a "
+            "timeout), or check what should have made it ready."
+        )
+    lines = [f"spin: {thread.name!r} {doing} in a loop and nothing else happens; {why}, "
+             f"so the loop can never end. {advice}"]
+    where = _user_frames(sys._getframe(0), keep=6, skip=("asyncio.",))
+    lines.extend(f"  spinning {line}" if n == 0 else f"      {line}"
+                 for n, line in enumerate(where))
+    lines.extend(_asyncio_tasks())
+    return "\n".join(lines) + "\n" + dump(kernel)
+
+
+def _asyncio_tasks(keep: int = 8) -> list[str]:
+    """The calling thread's running asyncio loop's tasks and where each is (a task
+    that spins is among them: its coroutine is not on the thread's stack)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return []
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return []
+    tasks = sorted(asyncio.all_tasks(loop), key=lambda task: task.get_name())
+    lines = [f"  its event loop's tasks ({len(tasks)}):"] if tasks else []
+    for task in tasks[:keep]:
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        name = getattr(coro, "__qualname__", repr(coro))
+        place = (f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None
+                 else "")
+        lines.append(f"      {task.get_name()}: {name}(){place}")
+    return lines
+
+
+def _user_frames(frame: Any, keep: int = 3, skip: tuple[str, ...] = ()) -> list[str]:
     """The innermost ``keep`` frames of user code (not sockfake's, not threading's)."""
     found: list[str] = []
+    skipped = ("sockfake.", "threading", "queue", "selectors", "socket", *skip)
     while frame is not None and len(found) < keep:
         module = frame.f_globals.get("__name__", "")
-        if not module.startswith(("sockfake.", "threading", "queue", "selectors", "socket")):
+        if not module.startswith(skipped):
             code = frame.f_code
             found.append(f"at {code.co_filename}:{frame.f_lineno} in {code.co_name}")
         frame = frame.f_back

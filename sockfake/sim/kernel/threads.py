@@ -79,7 +79,16 @@ class SimThread:
         self.exited = WaitQueue()
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event
+        # A busy loop or a spin? (Kernel.idle_poll, Kernel.read_clock.) Counted since
+        # the kernel's progress count was last ``idle_epoch``: empty non-blocking polls
+        # in a row with no clock read between, clock reads in a row with no poll
+        # between, both together; ``spinning`` once the clock has moved for it.
         self.idle_polls = 0
+        self.idle_reads = 0
+        self.idle_ops = 0
+        self.idle_epoch = -1
+        self.spinning = False
+        self.spin_jumps = 0  # clock moves in a row for its polls that brought nothing
         self.ident = 0  # its threading.get_ident() once it runs (a lock's owner)
         # The host (a sim.net Host) its intercepted sockets are made on; None: the
         # network's default host. Threads it starts inherit it.

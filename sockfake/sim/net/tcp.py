@@ -3,7 +3,9 @@
 Streams are reliable and ordered. A connect sends a SYN along the link; Linux's
 retransmission schedule (1, 2, 4 ... 64 s, then ``ETIMEDOUT``) applies when it is
 lost (a partition, a host down) or dropped at a full accept queue (``backlog + 1``
-connections, as Linux). Data is cut into segments (``LinkConditions.chunk``) and
+connections, as Linux). A Unix stream (``socketpair()`` included) is host-local IPC:
+it crosses no link (``Topology.carry``'s ``local``), so it is instant and no fault
+on the network reaches it. Data is cut into segments (``LinkConditions.chunk``) and
 carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arriving
 at a closed socket resets the connection. Every state change goes through the table
 in ``socket_state``.
@@ -79,20 +81,23 @@ class StreamTransport:
 
     def _send_syn(self, ep: Endpoint, dst: Host) -> None:
         src = ep.host
-        link = self.topology.link(src, dst)
         attempt = ep.syn_attempts
-        if link.cut or not dst.up or not src.up:
+        local = ep.family == _AF_UNIX
+        if not local and (self.topology.link(src, dst).cut or not dst.up or not src.up):
             self.kernel.record_net("drop", f"SYN {ep.local} -> {ep.remote} (unreachable)",
                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
                                    reason="unreachable")
         else:
             self.topology.carry(src, dst, ep.connection_id, 0,
                                 lambda: self._syn_arrive(ep, dst, attempt), "stream",
-                                reliable=False, immediate_ok=True)
+                                reliable=False, immediate_ok=True, local=local)
         self._schedule_syn_retry(ep, dst, attempt)
 
     def _schedule_syn_retry(self, ep: Endpoint, dst: Host, attempt: int) -> None:
-        if attempt >= len(SYN_RETRY_DELAYS):
+        if ep.state is not State.CONNECTING or attempt >= len(SYN_RETRY_DELAYS):
+            # On an instant link the SYN's answer comes within _send_syn(): the attempt
+            # is already over (established or refused), and a retry timer left behind
+            # would be the next event the clock jumps to.
             return
         delay = SYN_RETRY_DELAYS[attempt]
 
@@ -138,7 +143,8 @@ class StreamTransport:
         if listener is None or listener.state is not State.LISTENING or listener.shut_rd:
             self.topology.carry(dst, client.host, client.connection_id, 0,
                                 lambda: self._fail_connect(client, errno.ECONNREFUSED),
-                                "stream", reliable=False, immediate_ok=True)
+                                "stream", reliable=False, immediate_ok=True,
+                                local=client.family == _AF_UNIX)
             return
         if len(listener.accept_queue) >= listener.backlog:
             # Linux drops the SYN when the accept queue is full; the client retries.
@@ -180,7 +186,7 @@ class StreamTransport:
                 self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
 
         self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
-                            reliable=False, immediate_ok=True)
+                            reliable=False, immediate_ok=True, local=client.family == _AF_UNIX)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -196,10 +202,11 @@ class StreamTransport:
         details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
-        if (conditions.streams_immediate and not ep.inflight and not link.cut and src.up
-                and dst.up):
+        if ep.family == _AF_UNIX or (conditions.streams_immediate and not ep.inflight
+                                     and not link.cut and src.up and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
-            # ahead of it, an instant link: it arrives within this call.
+            # ahead of it, an instant link: it arrives within this call. Host-local
+            # IPC always takes it: it crosses no link (nothing is ever in flight).
             self._deliver_segment(ep, peer, data, False)
             return
         offset = 0
@@ -261,7 +268,7 @@ class StreamTransport:
                 peer.changed.notify_all()
 
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0, deliver, "stream",
-                            reliable=True, immediate_ok=immediate)
+                            reliable=True, immediate_ok=immediate, local=ep.family == _AF_UNIX)
 
     # -- resets --------------------------------------------------------------------------
 
@@ -278,7 +285,7 @@ class StreamTransport:
     def _send_reset(self, ep: Endpoint, peer: Endpoint) -> None:
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0,
                             lambda: self.reset_now(peer), "stream",
-                            reliable=False, immediate_ok=True)
+                            reliable=False, immediate_ok=True, local=ep.family == _AF_UNIX)
 
     def reset_now(self, ep: Endpoint) -> None:
         if ep.dead or ep.fd < 0:
@@ -300,9 +307,10 @@ class StreamTransport:
         ep.changed.notify_all()
 
     def host_down(self, host: Host, endpoints: list[Endpoint]) -> None:
-        """``host`` went down: every stream connection to or from it resets at both ends."""
+        """``host`` went down: every stream connection to or from it resets at both ends
+        (not a Unix stream: host-local IPC is no network connection)."""
         for ep in endpoints:
-            if ep.type != socket.SOCK_STREAM:
+            if ep.type != socket.SOCK_STREAM or ep.family == _AF_UNIX:
                 continue
             if ep.host is not host and (ep.peer is None or ep.peer.host is not host):
                 continue

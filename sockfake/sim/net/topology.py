@@ -274,6 +274,7 @@ class Topology:
         *,
         reliable: bool,
         immediate_ok: bool,
+        local: bool = False,
     ) -> None:
         """Move one stream segment (or control packet) from src to dst, in order.
 
@@ -281,7 +282,17 @@ class Topology:
         the heal (TCP would retransmit) and an unreliable one is lost. ``immediate_ok``
         lets a packet on an instant link be delivered within the sender's call
         (nothing of the same connection is in flight ahead of it).
+
+        ``local``: host-local IPC (a Unix socket, ``socketpair()``), which crosses no
+        link: delivered at once, never delayed, held, cut or lost, whatever the links'
+        conditions and faults and whether the hosts are up.
         """
+        if local:
+            if immediate_ok:
+                deliver()
+            else:
+                self.kernel.call_at(self.kernel.now, deliver)
+            return
         link = self.link(src, dst)
         if link.cut or not src.up or not dst.up:
             if reliable:

@@ -5,7 +5,8 @@ fault plan (``sockfake.sim.net.faults.FaultPlan``) may use to decide that datagr
 exactly; otherwise the link model decides from its own random stream. Datagrams are
 lost during a partition, held with ``hold()``, dropped at a full receive buffer (an
 empty one takes a datagram of any size, as Linux), and truncated by a short
-``recvfrom`` buffer (the socket's part).
+``recvfrom`` buffer (the socket's part). A Unix datagram is host-local IPC: it crosses
+no link, so it arrives at once and no condition, fault plan or fault reaches it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class DatagramTransport:
                               seq=index, reason="no route")
             return
         assert link is not None
+        if ep.family == _AF_UNIX:
+            self._deliver(dst, ep, source, remote, payload, index, local=True)
+            return
         if link.partitioned or not src.up or not dst.up:
             kernel.record_net("drop", f"{ep.describe()} -> {remote} (partition)", src=source,
                               dst=remote, seq=index, reason="partition")
@@ -119,8 +123,8 @@ class DatagramTransport:
                                                           remote, data, index))
 
     def _deliver(self, dst: Host, sender: Endpoint, source: Any, remote: Any, data: bytes,
-                 index: int) -> None:
-        if not dst.up:
+                 index: int, local: bool = False) -> None:
+        if not dst.up and not local:
             return
         record_net = self.kernel.record_net
         target = self.addressing.find_endpoint(dst, socket.SOCK_DGRAM, sender.family, remote)

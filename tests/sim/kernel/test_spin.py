@@ -1,0 +1,210 @@
+"""The kernel tells a busy loop from a spin.
+
+A thread making progress (polls that find work, polls with events between them, an
+event loop reading the clock between its select(0)s) never moves the clock. A thread
+that only polls or only reads the clock waits for time to pass: the clock moves to the
+next event. A spin that can never end fails the run, naming where it spins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import sockfake as socketserver
+from sockfake.sim import SimDeadlockError, SimNetwork
+
+
+@pytest.fixture
+def inet() -> Iterator[SimNetwork]:
+    network = SimNetwork(seed=9, time_limit=3600)
+    try:
+        with network.intercept():
+            yield network
+    finally:
+        network.close()
+
+
+def _sleeper(net: SimNetwork, seconds: float) -> threading.Thread:
+    """A thread asleep for ``seconds``: an event the clock could jump to."""
+    thread = threading.Thread(target=net.sleep, args=(seconds,), name="sleeper")
+    thread.start()
+    return thread
+
+
+def _ticking_server() -> tuple[socketserver.TCPServer, threading.Thread]:
+    """A server in serve_forever(0.5): a timer every half second, and nothing else."""
+    server = socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+    serving = threading.Thread(target=server.serve_forever, args=(0.5,))
+    serving.start()
+    return server, serving
+
+
+# -- busy loops: the clock stays where it is ------------------------------------------
+
+
+def test_empty_polls_between_sends_are_a_busy_loop_not_a_spin(net: SimNetwork) -> None:
+    a, b = net.socket(socket.AF_INET, socket.SOCK_DGRAM), net.socket(socket.AF_INET,
+                                                                      socket.SOCK_DGRAM)
+    b.bind(("127.0.0.1", 0))
+    b.setblocking(False)
+    sleeper = _sleeper(net, 1.0)
+    with net.selector() as selector:
+        selector.register(b, selectors.EVENT_READ)
+        for number in range(1000):
+            assert selector.select(0) == []  # empty: it has not been sent yet
+            a.sendto(b"%d" % number, b.getsockname())
+            assert selector.select(0) != []
+            assert b.recv(10) == b"%d" % number
+    # 1,000 empty select(0)s, each after an event: the clock never jumped to the
+    # sleeper's 1 s (it used to after 64 of them).
+    assert net.time() == 0.0
+    sleeper.join()
+    assert net.time() == 1.0
+    a.close()
+    b.close()
+
+
+def test_an_event_loop_reading_the_clock_between_polls_moves_no_time(
+    inet: SimNetwork,
+) -> None:
+    sleeper = _sleeper(inet, 1.0)
+    a, b = socket.socketpair()
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ)
+        for _ in range(5000):  # asyncio's _run_once with callbacks ready, by hand
+            assert selector.select(0) == []
+            time.monotonic()
+    assert inet.time() == 0.0
+    sleeper.join()
+    a.close()
+    b.close()
+
+
+def test_asyncio_sleep_zero_a_thousand_times_with_an_event_pending(inet: SimNetwork) -> None:
+    sleeper = _sleeper(inet, 5.0)
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        for _ in range(1000):
+            await asyncio.sleep(0)
+        return loop.time()
+
+    start = inet.time()
+    asyncio.run(main())
+    assert inet.time() == start  # not the sleeper's 5 s
+    sleeper.join()
+
+
+# -- waiting for time: the clock moves to the next event ----------------------------
+
+
+def test_a_loop_on_the_clock_sees_time_pass_when_events_are_scheduled(
+    inet: SimNetwork,
+) -> None:
+    server, serving = _ticking_server()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+    assert inet.time() == pytest.approx(30.0)
+    server.shutdown()
+    serving.join()
+    server.server_close()
+
+
+def test_the_clock_moves_at_the_same_places_for_the_same_seed() -> None:
+    def run() -> str:
+        with SimNetwork(seed=4) as net, net.intercept():
+            sleepers = [_sleeper(net, seconds) for seconds in (0.25, 1.0, 2.5)]
+            deadline = time.monotonic() + 2.5  # the last sleeper wakes then
+            while time.monotonic() < deadline:
+                pass
+            assert net.time() == 2.5
+            for sleeper in sleepers:
+                sleeper.join()
+            jumps = [event.time for event in net.trace if event.kind == "jump"]
+            assert jumps == [0.25, 1.0, 2.5]
+            return net.trace.digest()
+
+    assert run() == run()
+
+
+# -- spins that can never end: reported with their frames ------------------------------
+
+
+def test_a_loop_on_a_frozen_clock_is_reported_with_its_frame(inet: SimNetwork) -> None:
+    deadline = time.monotonic() + 5
+    with pytest.raises(SimDeadlockError) as info:
+        while time.monotonic() < deadline:
+            pass
+    message = str(info.value)
+    assert "spin: 'main' reads the clock" in message
+    assert "nothing is scheduled" in message
+    assert f"spinning at {__file__}" in message
+    assert "in test_a_loop_on_a_frozen_clock_is_reported_with_its_frame" in message
+
+
+def test_select_zero_forever_is_reported_with_its_frame(inet: SimNetwork) -> None:
+    a, b = socket.socketpair()
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ)
+        with pytest.raises(SimDeadlockError) as info:
+            while not selector.select(0):
+                pass
+    message = str(info.value)
+    assert "spin: 'main' busy-polls (select(0))" in message
+    assert "in test_select_zero_forever_is_reported_with_its_frame" in message
+    a.close()
+    b.close()
+
+
+def test_polls_the_clock_cannot_help_fail_after_the_clock_moved_for_them(
+    inet: SimNetwork,
+) -> None:
+    _ticking_server()
+    a, b = socket.socketpair()
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ)
+        with pytest.raises(SimDeadlockError, match="the clock has moved 1000 times"):
+            while not selector.select(0):
+                pass
+    assert inet.time() == pytest.approx(500.0)  # 1,000 of the server's 0.5 s ticks
+
+
+def test_a_spinning_thread_fails_the_run_in_the_main_thread(inet: SimNetwork) -> None:
+    def spin() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pass
+
+    spinner = threading.Thread(target=spin, name="spinner")
+    spinner.start()
+    with pytest.raises(SimDeadlockError) as info:
+        spinner.join()
+    message = str(info.value)
+    assert "spin: 'spinner' reads the clock" in message
+    assert "in spin" in message
+
+
+def test_an_asyncio_task_spinning_on_the_loop_clock_is_named(inet: SimNetwork) -> None:
+    async def spin_until(deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.create_task(spin_until(loop.time() + 5), name="spinner")
+
+    with pytest.raises(SimDeadlockError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert "spin: 'main'" in message
+    assert "spinner: test_an_asyncio_task_spinning_on_the_loop_clock_is_named." \
+           "<locals>.spin_until()" in message
