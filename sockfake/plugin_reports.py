@@ -85,12 +85,21 @@ def reproduce_command(item: pytest.Item, settings: Settings) -> str:
     command goes to the rootdir and pins it, so the node id (and the seed) is the same
     whatever directory it is run from and whether or not the project has a config file.
     """
+    return _command(settings, item.nodeid)
+
+
+def _command(settings: Settings, nodeid: str) -> str:
+    """The command that reruns ``nodeid`` with the options that shape its items: the
+    seed, the network, and ``--sockfake-explore`` (without it a ``[schedule-K]`` item
+    given by the option does not exist, and pytest says "not found")."""
     parts = [
         "cd", shlex.quote(str(settings.rootpath)), "&&", "python", "-m", "pytest",
-        "--rootdir=.", shlex.quote(item.nodeid), f"--sockfake-seed={settings.base_seed}",
+        "--rootdir=.", shlex.quote(nodeid), f"--sockfake-seed={settings.base_seed}",
     ]
     if settings.network != "sim":
         parts.append(f"--sockfake-network={settings.network}")
+    if settings.explore is not None:
+        parts.append(f"--sockfake-explore={settings.explore}")
     return " ".join(parts)
 
 
@@ -193,8 +202,7 @@ class ExplorationSummary:
                 params = f"{rest.rstrip(']')}-schedule-{failed[0]}" if rest else \
                     f"schedule-{failed[0]}"
                 line += (
-                    f"; first failing: schedule-{failed[0]}; reproduce: cd "
-                    f"{shlex.quote(str(settings.rootpath))} && python -m pytest --rootdir=. "
-                    f"{shlex.quote(f'{base}[{params}]')} --sockfake-seed={settings.base_seed}"
+                    f"; first failing: schedule-{failed[0]}; reproduce: "
+                    f"{_command(settings, f'{base}[{params}]')}"
                 )
             terminalreporter.write_line(line)
