@@ -40,6 +40,15 @@ def run(pytester, *args, subprocess=False):
     return runner("-p", "no:hypothesispytest", *args)
 
 
+def run_printed(command, cwd=None):
+    """A printed reproduce command, run in a shell as a user would (this interpreter)."""
+    shell = command.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest", 1)
+    return subprocess.run(
+        shell + " -p no:hypothesispytest", shell=True, cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
 def digest_of(text):
     found = re.search(r"trace digest ([0-9a-f]{64})", text)
     assert found is not None, text
@@ -112,11 +121,7 @@ def test_the_printed_command_reproduces_the_failure_with_the_same_digest(pyteste
     # Run it as a user would, from another directory: the same seed, the same run.
     elsewhere = pytester.path / "elsewhere"
     elsewhere.mkdir()
-    shell = command.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest", 1)
-    again = subprocess.run(
-        shell + " -p no:hypothesispytest", shell=True, cwd=elsewhere,
-        capture_output=True, text=True, timeout=120,
-    )
+    again = run_printed(command, cwd=elsewhere)
     assert "1 failed" in again.stdout, again.stdout + again.stderr
     assert digest_of(again.stdout) == digest_of(output)
     other = run(pytester, args[7], f"--sockfake-seed={int(args[8].split('=')[1]) + 1}")
@@ -886,3 +891,27 @@ def test_the_pin_cpu_marker_key_keeps_or_frees_the_simulations_cpu(pytester):
     result = run(pytester, "-p", "no:randomly", subprocess=True)
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*pin_cpu=1 must be True or False*"])
+
+
+def test_the_commands_of_an_exploration_from_the_option_rerun_its_failure(pytester):
+    """Its [schedule-K] items exist only with --sockfake-explore: both commands carry it."""
+    make_tests(
+        pytester,
+        """
+        def test_fails(tcp_server):
+            srv = tcp_server(Upper)
+            with srv.connect() as conn:
+                conn.sendall(b"x\\n")
+                assert conn.makefile("rb").readline() == b"no\\n"
+        """,
+    )
+    result = run(pytester, "--sockfake-explore=3")
+    result.assert_outcomes(failed=3)
+    output = result.stdout.str()
+    commands = re.findall(r"reproduce: (cd .*?)$", output, re.M)
+    summary = [c for c in commands if "schedule-0]" in c]
+    assert commands and summary, output
+    for command in (commands[0], summary[-1]):
+        assert "--sockfake-explore=3" in shlex.split(command), command
+        again = run_printed(command)
+        assert "1 failed" in again.stdout, again.stdout + again.stderr
