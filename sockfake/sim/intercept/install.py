@@ -189,6 +189,7 @@ def _install() -> None:
         _set(signal, "pthread_kill", signals.pthread_kill)
     _set(os, "kill", signals.kill)
     _set(signal, "raise_signal", signals.raise_signal)
+    _set(signal, "set_wakeup_fd", signals.set_wakeup_fd)
 
     # select and selectors (selecting.py)
     _set(select, "select", _select)
@@ -318,6 +319,7 @@ class Interception:
         if not self._active:
             return
         self._active = False
+        signals.leave(self.network.kernel)
         with _install_lock:
             _active.pop(self.network.kernel, None)
             if not _active:
