@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,16 +14,6 @@ import pytest
 from sockfake.sim import SimNetwork
 
 web = pytest.importorskip("aiohttp.web", reason="aiohttp is not installed (the test extra)")
-
-
-@pytest.fixture
-def inet() -> Iterator[SimNetwork]:
-    net = SimNetwork(seed=1, time_limit=3600)
-    try:
-        with net.intercept():
-            yield net
-    finally:
-        net.close()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")

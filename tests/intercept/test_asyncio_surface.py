@@ -180,3 +180,124 @@ def test_set_wakeup_fd_from_another_simulated_thread_is_refused_as_cpython_does(
     b.close()
     assert len(errors) == 1
     assert "main thread" in str(errors[0])
+
+
+# -- descriptor calls on a simulated socket -----------------------------------------------
+
+fcntl = pytest.importorskip("fcntl", reason="POSIX fcntl") if os.name == "posix" else None
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX descriptor calls")
+
+
+@posix_only
+def test_fcntl_fd_flags_are_close_on_exec_until_made_inheritable(inet: SimNetwork) -> None:
+    assert fcntl is not None
+    sock = socket.socket()
+    try:
+        fd = sock.fileno()
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) == fcntl.FD_CLOEXEC  # as CPython makes them
+        assert fcntl.fcntl(fd, fcntl.F_SETFD, 0) == 0
+        assert sock.get_inheritable()
+        assert os.get_inheritable(fd)
+        sock.set_inheritable(False)
+        assert fcntl.fcntl(sock, fcntl.F_GETFD) & fcntl.FD_CLOEXEC  # an object with fileno()
+        os.set_inheritable(fd, True)
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) == 0
+    finally:
+        sock.close()
+
+
+@posix_only
+def test_fcntl_status_flags_follow_the_blocking_mode_as_on_linux(inet: SimNetwork) -> None:
+    assert fcntl is not None
+    sock = socket.socket()
+    try:
+        fd = sock.fileno()
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) == os.O_RDWR
+        sock.settimeout(2.0)  # a timeout is O_NONBLOCK underneath
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) == os.O_RDWR | os.O_NONBLOCK
+        sock.settimeout(None)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        assert not sock.getblocking()
+        assert not os.get_blocking(fd)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        assert sock.getblocking()
+        os.set_blocking(fd, False)
+        assert sock.gettimeout() == 0.0
+    finally:
+        sock.close()
+
+
+@posix_only
+def test_os_read_write_and_fstat_treat_the_descriptor_as_a_socket(inet: SimNetwork) -> None:
+    import stat
+
+    a, b = socket.socketpair()
+    try:
+        assert os.write(a.fileno(), b"ping") == 4
+        assert os.read(b.fileno(), 100) == b"ping"
+        assert stat.S_ISSOCK(os.fstat(b.fileno()).st_mode)
+        assert not os.isatty(b.fileno())
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            os.read(b.fileno(), 100)
+        os.close(a.fileno())  # closes the simulated socket: its peer reads the end
+        b.setblocking(True)
+        assert os.read(b.fileno(), 100) == b""
+    finally:
+        a.close()
+        b.close()
+
+
+@posix_only
+@pytest.mark.parametrize("call", ["os.dup", "os.lseek", "fcntl.ioctl", "fcntl.fcntl(F_DUPFD)",
+                                  "os.fdopen"])
+def test_an_unsupported_descriptor_call_names_sockfake_and_the_call(inet: SimNetwork,
+                                                                    call: str) -> None:
+    assert fcntl is not None
+    sock = socket.socket()
+    fd = sock.fileno()
+    calls = {
+        "os.dup": lambda: os.dup(fd),
+        "os.lseek": lambda: os.lseek(fd, 0, os.SEEK_SET),
+        "fcntl.ioctl": lambda: fcntl.ioctl(fd, 0x541B, b"\0\0\0\0"),
+        "fcntl.fcntl(F_DUPFD)": lambda: fcntl.fcntl(fd, fcntl.F_DUPFD, 0),
+        "os.fdopen": lambda: os.fdopen(fd, "rb"),
+    }
+    try:
+        with pytest.raises(OSError, match=r"simulated descriptor \d+ \(sockfake\)") as raised:
+            calls[call]()
+        assert raised.value.errno == errno.EBADF  # as before: error handling is unchanged
+        assert call.partition("(")[0] in str(raised.value)
+        assert "instead" in str(raised.value) or "outside the simulation" in str(raised.value)
+    finally:
+        sock.close()
+
+
+@posix_only
+def test_a_closed_simulated_descriptor_says_so(inet: SimNetwork) -> None:
+    assert fcntl is not None
+    sock = socket.socket()
+    fd = sock.fileno()
+    sock.close()
+    with pytest.raises(OSError, match="no open simulated socket"):
+        fcntl.fcntl(fd, fcntl.F_GETFL)
+
+
+@posix_only
+def test_asyncio_pipes_over_a_simulated_socketpair(inet: SimNetwork) -> None:
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        reader = asyncio.StreamReader()
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), b)
+        write_transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, a)
+        write_transport.write(b"through the pipe")
+        data = await asyncio.wait_for(reader.readexactly(16), 5)
+        write_transport.close()
+        read_transport.close()
+        await asyncio.sleep(0)
+        return data
+
+    assert asyncio.run(main()) == b"through the pipe"

@@ -22,6 +22,12 @@ While an interception is active, the stdlib's own entry points dispatch per call
   (``Kernel.deliver_signal``); a blocking call it interrupts goes on, as PEP 475
   says. A real signal would run it whenever the main thread next got the GIL: real
   time, not the simulation's.
+* ``signal.set_wakeup_fd`` on the main thread takes a simulated socket (an event
+  loop's self-pipe), and a simulated signal writes its number there, so
+  ``loop.add_signal_handler`` works (``signals``).
+* ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
+  ``get_blocking`` ... on a simulated socket's descriptor; any other descriptor call on
+  one fails with a message naming the call (``fdcalls``).
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
@@ -77,7 +83,8 @@ simulated thread that wants it blocks for real: a stall, e.g. a
 like (a subclass defined by user code is a real primitive).
 
 The pieces, one module per stdlib area: ``dispatch`` (who is asking, the originals),
-``clock`` (``time``), ``signals``, ``processes`` (``os`` and ``subprocess``),
+``clock`` (``time``), ``signals``, ``fdcalls`` (``fcntl``, ``os`` on a descriptor),
+``processes`` (``os`` and ``subprocess``),
 ``sockets`` (the socket class and the guard on the real one), ``resolver``,
 ``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
@@ -111,6 +118,7 @@ import sockfake.network as _sockfake_network
 from sockfake.network import SockfakeRuntimeError, use_network
 from sockfake.sim.intercept import (
     clock,
+    fdcalls,
     futures,
     processes,
     signals,
@@ -255,6 +263,15 @@ def _install() -> None:
         if original is not None:
             _set(os, name, processes.refuse_in_simulation(name, original))
     _set(subprocess.Popen, "__init__", processes.popen_init)
+
+    # descriptor calls on a simulated socket (fdcalls.py)
+    for name in fdcalls.OS_CALLS:
+        original = getattr(os, name, None)
+        if original is not None:
+            _set(os, name, fdcalls.os_call(name, original))
+    for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
+        _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
+            name, getattr(fdcalls.FCNTL_MODULE, name)))
 
     # ssl (tls.py)
     ssl_module = sys.modules.get("ssl")
