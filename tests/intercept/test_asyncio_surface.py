@@ -182,6 +182,67 @@ def test_set_wakeup_fd_from_another_simulated_thread_is_refused_as_cpython_does(
     assert "main thread" in str(errors[0])
 
 
+# -- the caller's buffer after a send ----------------------------------------------------
+
+
+def test_a_200_kb_asyncio_write_through_a_small_send_buffer_completes(inet: SimNetwork
+                                                                     ) -> None:
+    # On 3.10 and 3.11 asyncio's transport sends from a bytearray and trims it after a
+    # partial send: a view the simulation kept made every trim raise BufferError.
+    async def main() -> int:
+        received = bytearray()
+        done = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while len(received) < 200_000:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                received.extend(chunk)
+            done.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 8888)
+        reader, writer = await asyncio.open_connection("127.0.0.1", 8888)
+        sock = writer.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        writer.write(b"x" * 100_000)  # a partial send, then the rest buffered ...
+        writer.write(b"y" * 100_000)  # ... in the transport's bytearray
+        await asyncio.wait_for(writer.drain(), 30)
+        await asyncio.wait_for(done.wait(), 30)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        assert received == b"x" * 100_000 + b"y" * 100_000
+        return len(received)
+
+    assert asyncio.run(main()) == 200_000
+
+
+def test_a_bytearray_can_be_resized_after_a_partial_send_or_a_would_block(inet: SimNetwork
+                                                                          ) -> None:
+    a, b = socket.socketpair()
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        data = bytearray(b"z" * 100_000)
+        sent = a.send(data)
+        assert 0 < sent < len(data)
+        del data[:sent]  # BufferError while the simulation kept the buffer exported
+        with pytest.raises(BlockingIOError):
+            a.send(data)
+        del data[:10]
+        into = bytearray(10)
+        assert b.recv_into(into) == 10
+        into.extend(b"more")
+        assert b.recvfrom_into(into)[0] == 14
+        into.extend(b"!")
+        assert bytes(into) == b"z" * 14 + b"!"
+    finally:
+        a.close()
+        b.close()
+
+
 # -- descriptor calls on a simulated socket -----------------------------------------------
 
 fcntl = pytest.importorskip("fcntl", reason="POSIX fcntl") if os.name == "posix" else None
