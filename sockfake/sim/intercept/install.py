@@ -7,6 +7,13 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``socketpair``, ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``,
   ``getfqdn``, ``gethostname`` resolve and connect on the simulated network
   (127.0.0.1, ``localhost``, ::1, and the names given to ``net.add_host``).
+* ``datetime.datetime.now``/``today``/``utcnow`` and ``datetime.date.today`` read the
+  virtual clock (``datetimes``: the module's two names are stand-ins, subclasses equal
+  to the real classes).
+* With ``seed_entropy=True`` (the default), ``os.urandom``, ``secrets``,
+  ``uuid.uuid4``, ``random.SystemRandom`` and unseeded ``random.Random()`` draw from the
+  network's seed, and the ``random`` module's generator is seeded from it for the
+  duration (``entropy``).
 * ``select.select``, ``select.poll``, ``select.epoll`` and every ``selectors`` class
   (``DefaultSelector`` included) wait in virtual time on simulated sockets.
 * ``time.sleep``, ``monotonic``, ``time``, ``perf_counter`` (and the ``_ns`` variants)
@@ -83,8 +90,8 @@ simulated thread that wants it blocks for real: a stall, e.g. a
 like (a subclass defined by user code is a real primitive).
 
 The pieces, one module per stdlib area: ``dispatch`` (who is asking, the originals),
-``clock`` (``time``), ``signals``, ``fdcalls`` (``fcntl``, ``os`` on a descriptor),
-``processes`` (``os`` and ``subprocess``),
+``clock`` (``time``), ``datetimes``, ``entropy``, ``signals``, ``fdcalls`` (``fcntl``,
+``os`` on a descriptor), ``processes`` (``os`` and ``subprocess``),
 ``sockets`` (the socket class and the guard on the real one), ``resolver``,
 ``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
@@ -101,8 +108,11 @@ same network cannot be intercepted twice at once (a clear error).
 from __future__ import annotations
 
 import _thread
+import copyreg
+import datetime
 import os
 import queue
+import random
 import select
 import selectors
 import signal
@@ -115,9 +125,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sockfake.network as _sockfake_network
-from sockfake.network import SockfakeRuntimeError, use_network
+from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, use_network
 from sockfake.sim.intercept import (
     clock,
+    datetimes,
+    entropy,
     fdcalls,
     futures,
     processes,
@@ -172,7 +184,12 @@ _default_network_cm: Any = None
 # -- install and restore ---------------------------------------------------------------
 
 
-def _set(obj: Any, name: str, value: Any) -> None:
+def _set(obj: Any, name: Any, value: Any) -> None:
+    """An attribute of a module or class, or an item of a dict (``name`` its key)."""
+    if isinstance(obj, dict):
+        _saved.append((obj, name, obj.get(name, _MISSING)))
+        obj[name] = value
+        return
     if isinstance(obj, type):
         old = obj.__dict__.get(name, _MISSING)
     else:
@@ -191,6 +208,16 @@ def _install() -> None:
     # queue.Queue.get/put(timeout=) compute their deadline with this captured name.
     if getattr(queue, "time", None) is _real["monotonic"]:
         _set(queue, "time", clock.CLOCKS["monotonic"])
+    # datetime (datetimes.py): now() and today() on the virtual clock
+    _set(datetime, "datetime", datetimes.SimDatetime)
+    _set(datetime, "date", datetimes.SimDate)
+    for real_class, reducer in datetimes.REDUCERS.items():
+        _set(copyreg.dispatch_table, real_class, reducer)
+
+    # entropy (entropy.py): the seed's, for networks intercepted with seed_entropy=True
+    _set(os, "urandom", entropy.urandom)
+    _set(random, "_urandom", entropy.urandom)  # SystemRandom's, and so secrets'
+    _set(random.Random, "seed", entropy.random_seed)
 
     # signals (signals.py)
     if _real["pthread_kill"] is not None:
@@ -296,7 +323,12 @@ def _uninstall() -> None:
         _default_network_cm = None
     while _saved:
         obj, name, old = _saved.pop()
-        if old is _MISSING:
+        if isinstance(obj, dict):
+            if old is _MISSING:
+                obj.pop(name, None)
+            else:
+                obj[name] = old
+        elif old is _MISSING:
             delattr(obj, name)
         else:
             setattr(obj, name, old)
@@ -306,8 +338,11 @@ def _uninstall() -> None:
 class Interception:
     """The context manager ``net.intercept()`` returns (see the module docstring)."""
 
-    def __init__(self, network: SimNetwork) -> None:
+    def __init__(self, network: SimNetwork, seed_entropy: bool = True) -> None:
+        if not isinstance(seed_entropy, bool):
+            raise SockfakeTypeError(f"seed_entropy must be True or False, not {seed_entropy!r}")
         self.network = network
+        self.seed_entropy = seed_entropy
         self._active = False
 
     def __enter__(self) -> SimNetwork:
@@ -329,6 +364,8 @@ class Interception:
             if not _active:
                 _install()
             _active[kernel] = net
+            if self.seed_entropy:
+                entropy.enter(kernel)
         self._active = True
         return net
 
@@ -338,6 +375,7 @@ class Interception:
         self._active = False
         signals.leave(self.network.kernel)
         with _install_lock:
+            entropy.leave(self.network.kernel)
             _active.pop(self.network.kernel, None)
             if not _active:
                 _uninstall()
@@ -347,10 +385,12 @@ class Interception:
         return f"<Interception of {self.network!r} {state}>"
 
 
-def intercept(network: SimNetwork) -> Interception:
+def intercept(network: SimNetwork, seed_entropy: bool = True) -> Interception:
     """While the returned context manager is active, ``network``'s threads get the
-    simulation from the stdlib's own entry points (see the module docstring)."""
-    return Interception(network)
+    simulation from the stdlib's own entry points (see the module docstring);
+    ``seed_entropy``: their random bytes come from the network's seed
+    (``sockfake.sim.intercept.entropy``)."""
+    return Interception(network, seed_entropy)
 
 
 def active_networks() -> Iterator[SimNetwork]:
