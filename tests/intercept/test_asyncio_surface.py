@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -362,3 +363,58 @@ def test_asyncio_pipes_over_a_simulated_socketpair(inet: SimNetwork) -> None:
         return data
 
     assert asyncio.run(main()) == b"through the pipe"
+
+
+# -- a real descriptor in a simulated loop ------------------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize("direction", ["read", "write"])
+def test_a_real_pipe_in_a_simulated_loop_fails_the_caller(inet: SimNetwork,
+                                                          direction: str) -> None:
+    from sockfake.errors import SockfakeRuntimeError
+
+    handled: list[dict[str, Any]] = []
+    read_end, write_end = os.pipe()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: handled.append(context))
+        if direction == "read":
+            with open(read_end, "rb", buffering=0) as pipe:
+                await loop.connect_read_pipe(asyncio.Protocol, pipe)
+        else:
+            with open(write_end, "wb", buffering=0) as pipe:
+                await loop.connect_write_pipe(asyncio.BaseProtocol, pipe)
+
+    try:
+        with pytest.raises(SockfakeRuntimeError,
+                           match=rf"connect_{direction}_pipe\(\) with real descriptor .*"
+                                 "socketpair"):
+            asyncio.run(main())
+    finally:
+        for fd in (read_end, write_end):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # closed by its file object
+    assert handled == []  # not a line in the loop's exception handler
+
+
+@posix_only
+@pytest.mark.parametrize("call", ["add_reader", "add_writer"])
+def test_add_reader_on_a_real_descriptor_says_what_to_do(inet: SimNetwork, call: str) -> None:
+    from sockfake.errors import SockfakeValueError
+
+    read_end, write_end = os.pipe()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        getattr(loop, call)(read_end if call == "add_reader" else write_end, lambda: None)
+
+    try:
+        with pytest.raises(SockfakeValueError, match=rf"loop\.{call}\(\) with real descriptor"):
+            asyncio.run(main())
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -35,6 +35,8 @@ While an interception is active, the stdlib's own entry points dispatch per call
 * ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
   ``get_blocking`` ... on a simulated socket's descriptor; any other descriptor call on
   one fails with a message naming the call (``fdcalls``).
+* ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
+  loop on a simulated selector refuse a real descriptor in the caller (``loops``).
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
@@ -91,7 +93,8 @@ like (a subclass defined by user code is a real primitive).
 
 The pieces, one module per stdlib area: ``dispatch`` (who is asking, the originals),
 ``clock`` (``time``), ``datetimes``, ``entropy``, ``signals``, ``fdcalls`` (``fcntl``,
-``os`` on a descriptor), ``processes`` (``os`` and ``subprocess``),
+``os`` on a descriptor), ``loops`` (``asyncio``), ``processes`` (``os`` and
+``subprocess``),
 ``sockets`` (the socket class and the guard on the real one), ``resolver``,
 ``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
@@ -132,6 +135,7 @@ from sockfake.sim.intercept import (
     entropy,
     fdcalls,
     futures,
+    loops,
     processes,
     signals,
     sockets as _patched_socket,
@@ -299,6 +303,18 @@ def _install() -> None:
     for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
         _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
             name, getattr(fdcalls.FCNTL_MODULE, name)))
+
+    # asyncio (loops.py): a real descriptor in a simulated loop fails its caller
+    from asyncio import selector_events
+
+    for name in ("add_reader", "add_writer"):
+        loop_class = selector_events.BaseSelectorEventLoop
+        _set(loop_class, name, loops.guard_add(name, getattr(loop_class, name)))
+    unix_events = sys.modules.get("asyncio.unix_events")
+    if unix_events is not None:  # POSIX
+        for name in ("_make_read_pipe_transport", "_make_write_pipe_transport"):
+            loop_class = unix_events._UnixSelectorEventLoop
+            _set(loop_class, name, loops.guard_pipe_transport(name, getattr(loop_class, name)))
 
     # ssl (tls.py)
     ssl_module = sys.modules.get("ssl")
