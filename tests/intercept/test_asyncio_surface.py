@@ -303,6 +303,12 @@ def test_os_read_write_and_fstat_treat_the_descriptor_as_a_socket(inet: SimNetwo
         b.setblocking(False)
         with pytest.raises(BlockingIOError):
             os.read(b.fileno(), 100)
+        b.settimeout(5.0)  # O_NONBLOCK underneath: at once, not after the timeout
+        started = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            os.read(b.fileno(), 100)
+        assert time.monotonic() == started
+        assert b.gettimeout() == 5.0
         os.close(a.fileno())  # closes the simulated socket: its peer reads the end
         b.setblocking(True)
         assert os.read(b.fileno(), 100) == b""

@@ -132,3 +132,11 @@ def test_a_socket_like_wrapper_around_a_simulated_socket_is_accepted(inet: SimNe
     listener.close()
     assert raw.fileno() == -1  # detached through the wrapper, as CPython does
     assert echoed == [b"hello"]
+
+
+def test_wrapping_a_closed_socket_is_ebadf_as_cpython(inet: SimNetwork) -> None:
+    sock = socket.socket()
+    sock.close()
+    with pytest.raises(OSError) as raised:
+        _client_context().wrap_socket(sock, server_hostname="localhost")
+    assert raised.value.errno == errno.EBADF

@@ -9,10 +9,11 @@ fail with a bare ``EBADF``. Under interception, in a thread of its network:
   timeout is non-blocking underneath), ``F_SETFL`` turns ``O_NONBLOCK`` on
   (``setblocking(False)``) or off (a non-blocking socket becomes blocking; one with a
   timeout keeps it).
-* ``os.read``/``os.write`` are ``recv``/``send`` (without waiting on a non-blocking
-  socket), ``os.fstat`` reports a socket (``S_IFSOCK``), ``os.get_blocking``/
-  ``set_blocking`` and ``os.get_inheritable``/``set_inheritable`` the flags above,
-  ``os.isatty`` False, ``os.close`` closes the simulated socket.
+* ``os.read``/``os.write`` are ``recv``/``send`` (``EAGAIN`` at once on a socket that
+  is non-blocking or has a timeout, as on ``O_NONBLOCK``), ``os.fstat`` reports a
+  socket (``S_IFSOCK``), ``os.get_blocking``/``set_blocking`` and
+  ``os.get_inheritable``/``set_inheritable`` the flags above, ``os.isatty`` False,
+  ``os.close`` closes the simulated socket.
 * Every other ``fcntl`` command, ``fcntl.ioctl``/``flock``/``lockf``, and ``os.dup``,
   ``os.dup2``, ``os.fdopen``, ``os.lseek``, ``os.sendfile`` ... on a simulated
   descriptor raise ``OSError(EBADF)`` (what the code saw before, so its error handling
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 import weakref
 from collections.abc import Callable
@@ -54,7 +54,6 @@ FCNTL_MODULE: Any = _fcntl  # None where there is no fcntl
 
 _FD_CLOEXEC = getattr(_fcntl, "FD_CLOEXEC", 1)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0o4000)
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 # Per network, per simulated descriptor: FD_CLOEXEC unless made inheritable.
 _cloexec_off: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
@@ -173,14 +172,25 @@ FCNTL_CALLS = ("fcntl", "ioctl", "flock", "lockf")
 # -- os ---------------------------------------------------------------------------------
 
 
+def _without_waiting(sock: SimSocket, call: Callable[[], Any]) -> Any:
+    """``call`` as on an O_NONBLOCK descriptor: EAGAIN at once (a socket with a timeout
+    is one underneath: ``os.read`` does not wait out the timeout)."""
+    timeout = sock.gettimeout()
+    if timeout is None:
+        return call()
+    sock.settimeout(0.0)
+    try:
+        return call()
+    finally:
+        sock.settimeout(timeout)
+
+
 def _read(sock: SimSocket, fd: int, length: int) -> bytes:
-    return sock.recv(length) if sock.gettimeout() is None else sock.recv(length, _DONTWAIT)
+    return bytes(_without_waiting(sock, lambda: sock.recv(length)))
 
 
 def _write(sock: SimSocket, fd: int, data: Any) -> int:
-    if sock.gettimeout() is None:
-        return sock.send(data)
-    return sock.send(data, _DONTWAIT)
+    return int(_without_waiting(sock, lambda: sock.send(data)))
 
 
 def _fstat(sock: SimSocket, fd: int) -> os.stat_result:

@@ -21,6 +21,7 @@ with TLS does too.
 
 from __future__ import annotations
 
+import errno
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -424,6 +425,8 @@ def wrap_socket_guard(original: Any) -> Any:
                 server_hostname, session,
             )
         sim = under if under is not None else sock if isinstance(sock, SimSocket) else sock._sf_sim
+        if not isinstance(sim, SimSocket):  # a closed (or detached) socket object
+            raise OSError(errno.EBADF, "Bad file descriptor")
         if not isinstance(sock, SimSocket):
             # As the real wrap_socket detaches the socket it wraps: the old object's calls
             # then fail with EBADF (socketserver's shutdown_request() expects an OSError).
