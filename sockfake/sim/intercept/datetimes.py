@@ -17,7 +17,8 @@ it was built before the interception or during it. A value pickles by the name
 ``datetime.datetime`` (or ``date``) as it stands when pickled, so the bytes are the
 usual ones and unpickle anywhere. What stays real: a name bound at import (``from
 datetime import datetime`` before ``intercept()``), as for ``time``; and ``type(value)
-is`` that name for a value made during the interception.
+is`` that name for a value made during the interception, as C code that wants the
+exact type (orjson) does not take such a value: the price freezegun pays too.
 """
 
 from __future__ import annotations
