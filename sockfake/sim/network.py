@@ -418,14 +418,19 @@ class SimNetwork:
         """Every simulated thread and what it waits on."""
         return self.kernel.dump()
 
-    def intercept(self) -> Any:
+    def intercept(self, *, seed_entropy: bool = True) -> Any:
         """The stdlib's entry points give this network to its threads (``sockfake.sim.intercept``).
+
+        ``seed_entropy``: in its threads, ``os.urandom``, ``secrets``, ``uuid.uuid4``,
+        ``random.SystemRandom`` and the ``random`` module's generator draw from this
+        network's seed, so a seed replays library code's random bytes too; False: the
+        OS's entropy (``sockfake.sim.intercept.entropy``).
 
         The one import upwards in the simulation's layers, made on first use: interception
         sits above this façade and drives it, and users enter it from here."""
         from sockfake.sim.intercept.install import intercept
 
-        return intercept(self)
+        return intercept(self, seed_entropy)
 
     def close(self) -> None:
         """Unwind all simulated threads and release everything; idempotent."""

@@ -3,7 +3,8 @@
 The packages are in the ``test`` extra (and the ``compat`` one); a test whose package
 is missing is skipped, naming it. ``client`` is each HTTP client in turn (``requests``,
 ``httpx``, ``urllib3``), with one interface, closed before the network's teardown
-checks for leaked sockets.
+checks for leaked sockets. ``inet`` is a perfect simulated network (seed 1), intercepted
+for the whole test, for code driven without the plugin's fixtures.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 from compat_clients import CLIENTS  # type: ignore[import-not-found]
+
+from sockfake.sim import SimNetwork
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +35,14 @@ def client(request: pytest.FixtureRequest, sockfake_network: Any) -> Iterator[An
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture
+def inet() -> Iterator[SimNetwork]:
+    """A perfect simulated network (seed 1), intercepted for the whole test, closed after."""
+    net = SimNetwork(seed=1, time_limit=3600)
+    try:
+        with net.intercept():
+            yield net
+    finally:
+        net.close()

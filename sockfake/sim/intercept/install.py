@@ -7,6 +7,13 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``socketpair``, ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``,
   ``getfqdn``, ``gethostname`` resolve and connect on the simulated network
   (127.0.0.1, ``localhost``, ::1, and the names given to ``net.add_host``).
+* ``datetime.datetime.now``/``today``/``utcnow`` and ``datetime.date.today`` read the
+  virtual clock (``datetimes``: the module's two names are stand-ins, subclasses equal
+  to the real classes).
+* With ``seed_entropy=True`` (the default), ``os.urandom``, ``secrets``,
+  ``uuid.uuid4``, ``random.SystemRandom`` and unseeded ``random.Random()`` draw from the
+  network's seed, and the ``random`` module's generator is seeded from it for the
+  duration (``entropy``).
 * ``select.select``, ``select.poll``, ``select.epoll`` and every ``selectors`` class
   (``DefaultSelector`` included) wait in virtual time on simulated sockets.
 * ``time.sleep``, ``monotonic``, ``time``, ``perf_counter`` (and the ``_ns`` variants)
@@ -22,6 +29,14 @@ While an interception is active, the stdlib's own entry points dispatch per call
   (``Kernel.deliver_signal``); a blocking call it interrupts goes on, as PEP 475
   says. A real signal would run it whenever the main thread next got the GIL: real
   time, not the simulation's.
+* ``signal.set_wakeup_fd`` on the main thread takes a simulated socket (an event
+  loop's self-pipe), and a simulated signal writes its number there, so
+  ``loop.add_signal_handler`` works (``signals``).
+* ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
+  ``get_blocking`` ... on a simulated socket's descriptor; any other descriptor call on
+  one fails with a message naming the call (``fdcalls``).
+* ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
+  loop on a simulated selector refuse a real descriptor in the caller (``loops``).
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
   ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
@@ -80,7 +95,9 @@ simulated thread that wants it blocks for real: a stall, e.g. a
 like (a subclass defined by user code is a real primitive).
 
 The pieces, one module per stdlib area: ``dispatch`` (who is asking, the originals),
-``clock`` (``time``), ``signals``, ``processes`` (``os`` and ``subprocess``),
+``clock`` (``time``), ``datetimes``, ``entropy``, ``signals``, ``fdcalls`` (``fcntl``,
+``os`` on a descriptor), ``loops`` (``asyncio``), ``processes`` (``os`` and
+``subprocess``),
 ``sockets`` (the socket class and the guard on the real one), ``resolver``,
 ``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
@@ -97,8 +114,11 @@ same network cannot be intercepted twice at once (a clear error).
 from __future__ import annotations
 
 import _thread
+import copyreg
+import datetime
 import os
 import queue
+import random
 import select
 import selectors
 import signal
@@ -111,10 +131,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sockfake.network as _sockfake_network
-from sockfake.network import SockfakeRuntimeError, use_network
+from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, use_network
 from sockfake.sim.intercept import (
     clock,
+    datetimes,
+    entropy,
+    fdcalls,
     futures,
+    loops,
     processes,
     signals,
     sockets as _patched_socket,
@@ -168,7 +192,12 @@ _default_network_cm: Any = None
 # -- install and restore ---------------------------------------------------------------
 
 
-def _set(obj: Any, name: str, value: Any) -> None:
+def _set(obj: Any, name: Any, value: Any) -> None:
+    """An attribute of a module or class, or an item of a dict (``name`` its key)."""
+    if isinstance(obj, dict):
+        _saved.append((obj, name, obj.get(name, _MISSING)))
+        obj[name] = value
+        return
     if isinstance(obj, type):
         old = obj.__dict__.get(name, _MISSING)
     else:
@@ -187,12 +216,23 @@ def _install() -> None:
     # queue.Queue.get/put(timeout=) compute their deadline with this captured name.
     if getattr(queue, "time", None) is _real["monotonic"]:
         _set(queue, "time", clock.CLOCKS["monotonic"])
+    # datetime (datetimes.py): now() and today() on the virtual clock
+    _set(datetime, "datetime", datetimes.SimDatetime)
+    _set(datetime, "date", datetimes.SimDate)
+    for real_class, reducer in datetimes.REDUCERS.items():
+        _set(copyreg.dispatch_table, real_class, reducer)
+
+    # entropy (entropy.py): the seed's, for networks intercepted with seed_entropy=True
+    _set(os, "urandom", entropy.urandom)
+    _set(random, "_urandom", entropy.urandom)  # SystemRandom's, and so secrets'
+    _set(random.Random, "seed", entropy.random_seed)
 
     # signals (signals.py)
     if _real["pthread_kill"] is not None:
         _set(signal, "pthread_kill", signals.pthread_kill)
     _set(os, "kill", signals.kill)
     _set(signal, "raise_signal", signals.raise_signal)
+    _set(signal, "set_wakeup_fd", signals.set_wakeup_fd)
 
     # select and selectors (selecting.py)
     _set(select, "select", _select)
@@ -263,6 +303,27 @@ def _install() -> None:
             _set(os, name, processes.refuse_in_simulation(name, original))
     _set(subprocess.Popen, "__init__", processes.popen_init)
 
+    # descriptor calls on a simulated socket (fdcalls.py)
+    for name in fdcalls.OS_CALLS:
+        original = getattr(os, name, None)
+        if original is not None:
+            _set(os, name, fdcalls.os_call(name, original))
+    for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
+        _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
+            name, getattr(fdcalls.FCNTL_MODULE, name)))
+
+    # asyncio (loops.py): a real descriptor in a simulated loop fails its caller
+    from asyncio import selector_events
+
+    for name in ("add_reader", "add_writer"):
+        loop_class = selector_events.BaseSelectorEventLoop
+        _set(loop_class, name, loops.guard_add(name, getattr(loop_class, name)))
+    unix_events = sys.modules.get("asyncio.unix_events")
+    if unix_events is not None:  # POSIX
+        for name in ("_make_read_pipe_transport", "_make_write_pipe_transport"):
+            loop_class = unix_events._UnixSelectorEventLoop
+            _set(loop_class, name, loops.guard_pipe_transport(name, getattr(loop_class, name)))
+
     # ssl (tls.py)
     ssl_module = sys.modules.get("ssl")
     if ssl_module is None:
@@ -286,7 +347,12 @@ def _uninstall() -> None:
         _default_network_cm = None
     while _saved:
         obj, name, old = _saved.pop()
-        if old is _MISSING:
+        if isinstance(obj, dict):
+            if old is _MISSING:
+                obj.pop(name, None)
+            else:
+                obj[name] = old
+        elif old is _MISSING:
             delattr(obj, name)
         else:
             setattr(obj, name, old)
@@ -296,8 +362,11 @@ def _uninstall() -> None:
 class Interception:
     """The context manager ``net.intercept()`` returns (see the module docstring)."""
 
-    def __init__(self, network: SimNetwork) -> None:
+    def __init__(self, network: SimNetwork, seed_entropy: bool = True) -> None:
+        if not isinstance(seed_entropy, bool):
+            raise SockfakeTypeError(f"seed_entropy must be True or False, not {seed_entropy!r}")
         self.network = network
+        self.seed_entropy = seed_entropy
         self._active = False
 
     def __enter__(self) -> SimNetwork:
@@ -319,6 +388,8 @@ class Interception:
             if not _active:
                 _install()
             _active[kernel] = net
+            if self.seed_entropy:
+                entropy.enter(kernel)
         self._active = True
         return net
 
@@ -326,7 +397,9 @@ class Interception:
         if not self._active:
             return
         self._active = False
+        signals.leave(self.network.kernel)
         with _install_lock:
+            entropy.leave(self.network.kernel)
             _active.pop(self.network.kernel, None)
             if not _active:
                 _uninstall()
@@ -336,10 +409,12 @@ class Interception:
         return f"<Interception of {self.network!r} {state}>"
 
 
-def intercept(network: SimNetwork) -> Interception:
+def intercept(network: SimNetwork, seed_entropy: bool = True) -> Interception:
     """While the returned context manager is active, ``network``'s threads get the
-    simulation from the stdlib's own entry points (see the module docstring)."""
-    return Interception(network)
+    simulation from the stdlib's own entry points (see the module docstring);
+    ``seed_entropy``: their random bytes come from the network's seed
+    (``sockfake.sim.intercept.entropy``)."""
+    return Interception(network, seed_entropy)
 
 
 def active_networks() -> Iterator[SimNetwork]:

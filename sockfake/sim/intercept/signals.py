@@ -5,16 +5,73 @@ itself and ``signal.raise_signal``, from a simulated thread and for a signal wit
 Python handler, run the handler on the main thread at its next turn
 (``Kernel.deliver_signal``); a blocking call it interrupts goes on, as PEP 475 says.
 Anything else is the real call.
+
+``signal.set_wakeup_fd`` from the main thread, when it is a simulated thread, takes a
+simulated socket's descriptor (an event loop's self-pipe: ``loop.add_signal_handler``
+calls it): the simulation records it, and a signal with a Python handler that a
+simulated thread sends the process writes its number to that socket, as CPython's C
+handler writes it to the wakeup descriptor. While a simulated descriptor is the
+wakeup descriptor, the real one is -1 (a real signal writes nothing anywhere); it is
+put back when the simulated one is replaced or cleared, and when the interception of
+that network ends.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sockfake.sim.intercept.dispatch import REAL as _real, _internal, caller_network
+from sockfake.sim.net.descriptors import FIRST_FD
 
-__all__ = ["kill", "pthread_kill", "raise_signal"]
+if TYPE_CHECKING:
+    from sockfake.sim.kernel.core import Kernel
+    from sockfake.sim.net.sockets import SimSocket
+    from sockfake.sim.network import SimNetwork
+
+__all__ = ["kill", "leave", "pthread_kill", "raise_signal", "set_wakeup_fd"]
+
+# Taken when this module is first imported, before any patch.
+_real_set_wakeup_fd = signal.set_wakeup_fd
+
+
+@dataclass
+class _Wakeup:
+    """A network's simulated wakeup descriptor, and the real one it stands in for."""
+
+    fd: int
+    sock: SimSocket
+    real_fd: int  # the real wakeup descriptor before; -1 while this one is set
+
+
+_wakeups: dict[Kernel, _Wakeup] = {}
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
+
+
+def _write_wakeup(net: SimNetwork, signalnum: int) -> None:
+    """What CPython's C handler does for a signal with a Python handler: write the
+    signal's number to the wakeup descriptor (a full or closed socket: nothing, as
+    the C handler ignores the error)."""
+    wakeup = _wakeups.get(net.kernel)
+    if wakeup is None or wakeup.sock.ep.closed:
+        return
+    try:
+        wakeup.sock.send(bytes((signalnum,)), _DONTWAIT)
+    except OSError:
+        pass
+
+
+def _signal_to_this_process(net: SimNetwork | None, signalnum: object) -> int | None:
+    """The signal's number if a simulated thread sends it to the process and it has a
+    Python handler (so CPython's C handler would write the wakeup descriptor)."""
+    if net is None or not isinstance(signalnum, int) or not 0 < signalnum < signal.NSIG:
+        return None
+    return int(signalnum) if callable(signal.getsignal(int(signalnum))) else None
 
 
 def _deliver_simulated(signalnum: object, thread_id: int | None = None) -> bool:
@@ -32,19 +89,94 @@ def _deliver_simulated(signalnum: object, thread_id: int | None = None) -> bool:
     if not 0 < signalnum < signal.NSIG:
         return False  # 0 probes whether the target exists; out of range is an error
     handler = signal.getsignal(int(signalnum))
-    return callable(handler) and net.kernel.deliver_signal(int(signalnum))
+    if callable(handler) and net.kernel.deliver_signal(int(signalnum)):
+        _write_wakeup(net, int(signalnum))
+        return True
+    return False
+
+
+def _real_signal(signalnum: object) -> None:
+    """Before the real call of a simulated thread's signal to its own process: the
+    wakeup byte the C handler would have written to the simulated descriptor."""
+    net = caller_network()
+    number = _signal_to_this_process(net, signalnum)
+    if net is not None and number is not None:
+        _write_wakeup(net, number)
 
 
 def pthread_kill(thread_id: int, signalnum: int) -> None:
     if not _deliver_simulated(signalnum, thread_id):
+        if isinstance(thread_id, int) and thread_id in _live_thread_idents():
+            _real_signal(signalnum)
         _real["pthread_kill"](thread_id, signalnum)
+
+
+def _live_thread_idents() -> set[int]:
+    active: dict[int, Any] = getattr(threading, "_active", {})
+    return set(active)
 
 
 def kill(pid: int, signalnum: int) -> None:
     if pid != os.getpid() or not _deliver_simulated(signalnum):
+        if isinstance(pid, int) and pid == os.getpid():
+            _real_signal(signalnum)
         _real["kill"](pid, signalnum)
 
 
 def raise_signal(signalnum: int) -> None:
     if not _deliver_simulated(signalnum):
+        _real_signal(signalnum)
         _real["raise_signal"](signalnum)
+
+
+# -- the wakeup descriptor ----------------------------------------------------------------
+
+
+def _sim_socket(net: SimNetwork, fd: int) -> SimSocket:
+    for sock in net.open_sockets():
+        if sock.fileno() == fd:
+            return sock
+    raise OSError(
+        errno.EBADF,
+        f"signal.set_wakeup_fd({fd}): simulated descriptor {fd} is not an open socket of "
+        f"{net!r} (sockfake)",
+    )
+
+
+def set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
+    """``signal.set_wakeup_fd``: on the main thread, when it is a simulated thread, a
+    simulated socket's descriptor is recorded for the simulation's signals (see the
+    module docstring); any other descriptor, and every other thread, the real call."""
+    net = caller_network()
+    if (net is None or _internal(1) or not isinstance(fd, int)
+            or threading.current_thread() is not threading.main_thread()):
+        return int(_real_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer))
+    kernel = net.kernel
+    current = _wakeups.get(kernel)
+    if fd >= FIRST_FD:
+        sock = _sim_socket(net, fd)
+        if sock.gettimeout() is None:  # a timeout is O_NONBLOCK underneath, as on the OS
+            raise ValueError(f"the fd {fd} must be in non-blocking mode")
+        if current is None:
+            real_fd = int(_real_set_wakeup_fd(-1))
+            _wakeups[kernel] = _Wakeup(fd, sock, real_fd)
+            return real_fd
+        _wakeups[kernel] = _Wakeup(fd, sock, current.real_fd)
+        return current.fd
+    if current is None:
+        return int(_real_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer))
+    del _wakeups[kernel]
+    restore = current.real_fd if fd == -1 else fd
+    _real_set_wakeup_fd(restore, warn_on_full_buffer=warn_on_full_buffer)
+    return current.fd
+
+
+def leave(kernel: Kernel) -> None:
+    """The interception of ``kernel``'s network ends: the real wakeup descriptor is
+    put back (from the main thread, the only one that may set it)."""
+    current = _wakeups.pop(kernel, None)
+    if current is not None and threading.current_thread() is threading.main_thread():
+        try:
+            _real_set_wakeup_fd(current.real_fd)
+        except (OSError, ValueError):
+            pass  # the real descriptor was closed meanwhile: leave none

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from sockfake.network import SockfakeRuntimeError
+from sockfake.sim.intercept import fdcalls
 from sockfake.sim.intercept.dispatch import caller_host, caller_network
 from sockfake.sim.net.sockets import SimSocket
 
@@ -297,6 +298,9 @@ class InterceptSocket(RealSocket):
         if self._sf_sim is None:
             return bool(super().get_inheritable())
         self._sf_sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)
+        net = caller_network()
+        if net is not None:  # the flag fcntl(F_GETFD) and os.get_inheritable() read
+            return fdcalls.is_inheritable(net, self._sf_sim.fileno())
         return bool(self.__dict__.get("_sf_inheritable", False))
 
     def set_inheritable(self, inheritable: bool) -> None:
@@ -304,6 +308,9 @@ class InterceptSocket(RealSocket):
             super().set_inheritable(inheritable)
             return
         self._sf_sim.getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_TYPE)
+        net = caller_network()
+        if net is not None:
+            fdcalls.set_inheritable(net, self._sf_sim.fileno(), bool(inheritable))
         self._sf_inheritable = bool(inheritable)
 
     def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:

@@ -21,10 +21,13 @@ with TLS does too.
 
 from __future__ import annotations
 
+import errno
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from sockfake.sim.intercept.dispatch import caller_network
 from sockfake.sim.intercept.sockets import InterceptSocket
+from sockfake.sim.net.descriptors import FIRST_FD
 from sockfake.sim.net.sockets import SimSocket
 
 __all__ = ["SimTLSSocket", "wrap_simulated", "wrap_socket_guard"]
@@ -384,6 +387,27 @@ def _is_simulated_socket(sock: Any) -> bool:
     )
 
 
+def _simulated_under(sock: Any) -> SimSocket | None:
+    """The simulated socket under a socket-like object (one that delegates
+    ``fileno()`` to a simulated socket, which CPython's ``wrap_socket`` accepts: it
+    asks only for ``fileno``, ``getsockopt``, ``gettimeout`` and ``detach``), or None."""
+    if isinstance(sock, InterceptSocket) or not callable(getattr(sock, "detach", None)):
+        return None
+    try:
+        fd = sock.fileno()
+    except Exception:  # noqa: BLE001 - not ours to judge: the real wrap_socket decides
+        return None
+    if not isinstance(fd, int) or fd < FIRST_FD:
+        return None
+    net = caller_network()
+    if net is None:
+        return None
+    for sim in net.open_sockets():
+        if sim.fileno() == fd:
+            return sim
+    return None
+
+
 def wrap_socket_guard(original: Any) -> Any:
     def wrap_socket(
         self: Any,
@@ -394,16 +418,19 @@ def wrap_socket_guard(original: Any) -> Any:
         server_hostname: Any = None,
         session: Any = None,
     ) -> Any:
-        if not _is_simulated_socket(sock):
+        under = None if _is_simulated_socket(sock) else _simulated_under(sock)
+        if under is None and not _is_simulated_socket(sock):
             return original(
                 self, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
                 server_hostname, session,
             )
-        sim = sock if isinstance(sock, SimSocket) else sock._sf_sim
-        if isinstance(sock, InterceptSocket):
-            # As the real wrap_socket detaches the socket it wraps.
-            sock._sf_sim = None
-            sock._closed = True
+        sim = under if under is not None else sock if isinstance(sock, SimSocket) else sock._sf_sim
+        if not isinstance(sim, SimSocket):  # a closed (or detached) socket object
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        if not isinstance(sock, SimSocket):
+            # As the real wrap_socket detaches the socket it wraps: the old object's calls
+            # then fail with EBADF (socketserver's shutdown_request() expects an OSError).
+            sock.detach()
         return wrap_simulated(
             sim,
             self,

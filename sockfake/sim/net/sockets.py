@@ -348,7 +348,19 @@ class SimSocket:
             flags = c_int(flags, parse_arg=True)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
-        view = data if data.__class__ is bytes else byte_view(data)
+        if data.__class__ is bytes:
+            return self._send_view(data, data, flags)
+        view = byte_view(data)
+        # Released on the way out, an error (EAGAIN) included: a frame the kernel keeps
+        # (the main thread's last call into it) must not keep the caller's buffer
+        # exported, or a bytearray trimmed after a partial send raises BufferError
+        # (asyncio's write buffer on 3.10 and 3.11).
+        try:
+            return self._send_view(data, view, flags)
+        finally:
+            view.release()
+
+    def _send_view(self, data: Any, view: Any, flags: int) -> int:
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
                 raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
@@ -390,7 +402,16 @@ class SimSocket:
     def sendall(self, data: Any, flags: object = 0) -> None:
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
             flags = c_int(flags, parse_arg=True)
-        view = data if data.__class__ is bytes else byte_view(data)
+        if data.__class__ is bytes:
+            self._sendall_view(data, flags)
+            return
+        view = byte_view(data)
+        try:  # the caller's buffer is let go on the way out, as send()'s
+            self._sendall_view(view, flags)
+        finally:
+            view.release()
+
+    def _sendall_view(self, view: Any, flags: int) -> None:
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
         deadline = None if timeout is None else self._kernel.now + timeout
@@ -402,10 +423,13 @@ class SimSocket:
                 if left <= 0:
                     raise TimeoutError("timed out")
                 self._timeout = left
+            part = view[sent:] if sent else view
             try:
-                sent += self.send(view[sent:] if sent else view, flags)
+                sent += self.send(part, flags)
             finally:
                 self._timeout = timeout
+                if part is not view:
+                    part.release()
             if sent >= total:
                 return
             if view.__class__ is bytes:
@@ -502,6 +526,12 @@ class SimSocket:
 
     def recv_into(self, buffer: Any, nbytes: object = 0, flags: object = 0) -> int:
         view = writable_view(buffer, "recv_into")
+        try:  # the caller's buffer is let go on the way out, as send()'s
+            return self._recv_into_view(view, nbytes, flags)
+        finally:
+            view.release()
+
+    def _recv_into_view(self, view: memoryview, nbytes: object, flags: object) -> int:
         nbytes, flags = ssize(nbytes), c_flags(flags)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
@@ -611,14 +641,17 @@ class SimSocket:
     def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
                       ) -> tuple[int, Any]:
         view = writable_view(buffer, "recvfrom_into")
-        nbytes = ssize(nbytes)
-        if nbytes < 0:
-            raise ValueError("negative buffersize in recvfrom_into")
-        if nbytes > len(view):  # before receiving: nothing is taken and lost
-            raise ValueError("nbytes is greater than the length of the buffer")
-        data, address = self.recvfrom(nbytes or len(view), flags)
-        view[: len(data)] = data
-        return len(data), address
+        try:  # the caller's buffer is let go on the way out, as send()'s
+            nbytes = ssize(nbytes)
+            if nbytes < 0:
+                raise ValueError("negative buffersize in recvfrom_into")
+            if nbytes > len(view):  # before receiving: nothing is taken and lost
+                raise ValueError("nbytes is greater than the length of the buffer")
+            data, address = self.recvfrom(nbytes or len(view), flags)
+            view[: len(data)] = data
+            return len(data), address
+        finally:
+            view.release()
 
     def _recv_datagram(self, bufsize: int, flags: int, whole: bool = False
                        ) -> tuple[bytes, Any]:
@@ -697,13 +730,17 @@ class SimSocket:
         if any(view.readonly for view in views):
             raise TypeError("recvmsg_into() argument 1 must be an iterable of "
                             "single-segment read-write buffers")
-        data, ancdata, msg_flags, address = self.recvmsg(sum(map(len, views)), ancbufsize,
-                                                         flags)
-        offset = 0
-        for view in views:
-            part = data[offset : offset + len(view)]
-            view[: len(part)] = part
-            offset += len(part)
+        try:  # the caller's buffers are let go on the way out, as send()'s
+            data, ancdata, msg_flags, address = self.recvmsg(sum(map(len, views)),
+                                                             ancbufsize, flags)
+            offset = 0
+            for view in views:
+                part = data[offset : offset + len(view)]
+                view[: len(part)] = part
+                offset += len(part)
+        finally:
+            for view in views:
+                view.release()
         return len(data), ancdata, msg_flags, address
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
