@@ -160,7 +160,7 @@ class ThreadPoolMixIn:
             self._pool_work(state)
         except BaseException:
             # Dying of an exception: leave the pool so the accept loop replaces us.
-            with contextlib.suppress(ValueError):
+            with state.lock, contextlib.suppress(ValueError):
                 state.workers.remove(threading.current_thread())
             state.lost = True
             raise
@@ -219,10 +219,9 @@ class ThreadPoolMixIn:
                     for thread in spilled:
                         with contextlib.suppress(ValueError):
                             state.workers.remove(thread)
-                if not state.closing:
-                    # Their places in the pool are free: fill them now (queued
-                    # requests would otherwise wait for the next connection).
-                    self._start_workers(state)
+                # Their places in the pool are free: fill them now (queued requests
+                # would otherwise wait for the next connection); never while closing.
+                self._start_workers(state)
                 state.room.set()
             if cut and logger is not None:
                 logger.info("pool: cut %d slow request(s)", len(cut))
@@ -279,7 +278,13 @@ class ThreadPoolMixIn:
         """
         workers = state.workers
         name = type(self).__name__
+        # Started and recorded under one lock, which server_close() takes to set
+        # ``closing`` and to list the threads it joins: it never sees a thread that
+        # is recorded but not started (join() would raise), nor misses one that is
+        # started. A thread that fails to start is never recorded.
         with state.lock:
+            if state.closing:
+                return
             while len(workers) < self.max_workers:
                 state.started += 1
                 worker = self.network.thread(
@@ -288,15 +293,20 @@ class ThreadPoolMixIn:
                     name=f"{name}-worker-{state.started}",
                 )
                 worker.daemon = self.daemon_threads
+                self._start_thread(worker)
                 workers.append(worker)
-                worker.start()
-        policed = self.request_deadline is not None or self.max_slow_requests > 0
-        if policed and state.watchdog is None:
-            state.watchdog = self.network.thread(
-                target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
-            )
-            state.watchdog.daemon = True
-            state.watchdog.start()
+            policed = self.request_deadline is not None or self.max_slow_requests > 0
+            if policed and state.watchdog is None:
+                watchdog = self.network.thread(
+                    target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
+                )
+                watchdog.daemon = True
+                self._start_thread(watchdog)
+                state.watchdog = watchdog
+
+    def _start_thread(self, thread: Any) -> None:
+        """Start a pool thread (called with the pool's lock held; tests widen it)."""
+        thread.start()
 
     def server_close(self, timeout: float | None = None) -> None:
         """Close the server; let queued requests finish; stop the workers.
@@ -324,8 +334,12 @@ class ThreadPoolMixIn:
                 super().server_close()  # type: ignore[misc]
 
     def _stop_pool(self, state: _PoolState, timeout: float | None) -> None:
-        work, workers = state.work, state.workers
-        state.closing = True
+        work = state.work
+        with state.lock:
+            # From here no thread starts (see _start_workers), and every recorded
+            # one has started.
+            state.closing = True
+            workers = list(state.workers)
         # One stop per worker; a full queue means busy workers, which exit on
         # their own once the queue is drained (they check state.closing).
         for _ in workers:
@@ -339,9 +353,9 @@ class ThreadPoolMixIn:
             return
         try:
             # A snapshot: the watchdog (still cutting at request_deadline while we
-            # drain) moves slow requests' threads out of ``workers``.
-            threads = list(workers)
-            threads += [t for t in state.inflight.threads() if t not in threads]
+            # drain) moves slow requests' threads out of ``workers``. Threads of
+            # requests in flight have started (they are running them).
+            threads = workers + [t for t in state.inflight.threads() if t not in workers]
             deadline = None if timeout is None else self.network.time() + timeout
             for worker in threads:
                 if deadline is None:
@@ -368,5 +382,7 @@ class ThreadPoolMixIn:
         finally:
             state.stopping.set()
             state.busy.set()
-            if state.watchdog is not None:
-                state.watchdog.join(1.0)
+            with state.lock:
+                watchdog = state.watchdog
+            if watchdog is not None:
+                watchdog.join(1.0)
