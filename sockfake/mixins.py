@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake._server_checks import _check_count, _check_seconds
+from sockfake._server_checks import MAX_INTERVAL, _check_count, _check_seconds
 from sockfake.network import Network, default_network
 
 __all__ = ["ForkingMixIn", "ThreadingMixIn"]
@@ -43,7 +43,7 @@ class ForkingMixIn:
     def _check_settings(self) -> None:
         super()._check_settings()  # type: ignore[misc]
         _check_count(self, "max_children")
-        _check_seconds(self, "child_poll_interval", optional=False)
+        _check_seconds(self, "child_poll_interval", optional=False, maximum=MAX_INTERVAL)
 
     def collect_children(self, *, blocking: bool = False) -> None:
         """Internal routine to wait for children that have exited."""

@@ -17,8 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockfake._server_checks import _check_count, _check_seconds
-from sockfake.errors import SockfakeTypeError, SockfakeValueError
+from sockfake._server_checks import MAX_INTERVAL, MAX_QUEUED, _check_count, _check_seconds
 from sockfake.mixins import (
     _handle_request,
     _InFlight,
@@ -71,6 +70,10 @@ class _PoolState:
     lock: Any
     workers: list[Any] = field(default_factory=list)
     started: int = 0  # workers started so far (names them)
+    # Under ``lock``: workers waiting for an item, and requests queued not yet taken
+    # (a request finds no idle worker when queued > idle: start one).
+    idle: int = 0
+    queued: int = 0
     lost: bool = False  # a worker died of an exception: start a replacement
     closing: bool = False  # server_close() is draining: workers exit once it is empty
     watchdog: Any = None
@@ -120,18 +123,11 @@ class ThreadPoolMixIn:
     def _check_settings(self) -> None:
         super()._check_settings()  # type: ignore[misc]
         _check_count(self, "max_workers")
-        _check_count(self, "max_queued_requests")
-        _check_seconds(self, "queue_poll_interval", optional=False)
+        _check_count(self, "max_queued_requests", maximum=MAX_QUEUED)
+        _check_seconds(self, "queue_poll_interval", optional=False, maximum=MAX_INTERVAL)
         _check_seconds(self, "request_deadline", optional=True)
-        value = self.max_slow_requests
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SockfakeTypeError(
-                f"max_slow_requests must be an int (0: off), not {type(value).__name__} "
-                f"{value!r}"
-            )
-        if value < 0:
-            raise SockfakeValueError(f"max_slow_requests must be 0 or more, not {value!r}")
-        _check_seconds(self, "slow_request_after", optional=False)
+        _check_count(self, "max_slow_requests", minimum=0)  # 0: off
+        _check_seconds(self, "slow_request_after", optional=False, maximum=MAX_INTERVAL)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handle one request on a worker thread; exceptions are handled here."""
@@ -142,7 +138,7 @@ class ThreadPoolMixIn:
         if state is None:
             # Checked at construction too; here for a setting changed since.
             _check_count(self, "max_workers")
-            _check_count(self, "max_queued_requests")
+            _check_count(self, "max_queued_requests", maximum=MAX_QUEUED)
             network = self.network
             state = _PoolState(
                 work=network.queue(self.max_queued_requests),
@@ -166,13 +162,21 @@ class ThreadPoolMixIn:
             raise
 
     def _pool_work(self, state: _PoolState) -> None:
-        work, inflight = state.work, state.inflight
+        work, inflight, lock = state.work, state.inflight, state.lock
         while True:
-            item = work.get()
+            with lock:
+                state.idle += 1
+            try:
+                item = work.get()
+            finally:
+                with lock:
+                    state.idle -= 1
             state.room.set()
             if isinstance(item, _PoolStop):
                 _pass_stop(work)
                 return
+            with lock:
+                state.queued -= 1
             request, client_address = item
             token = inflight.add(request, self.network.time(), threading.current_thread())
             if state.watchdog is not None:
@@ -221,10 +225,12 @@ class ThreadPoolMixIn:
                             state.workers.remove(thread)
                 # Their places in the pool are free: fill them now (queued requests
                 # would otherwise wait for the next connection); never while closing.
-                self._start_workers(state)
+                self._start_workers(state, len(spilled))
                 state.room.set()
             if cut and logger is not None:
-                logger.info("pool: cut %d slow request(s)", len(cut))
+                # A logger that fails must not end the watchdog (and the defences).
+                with contextlib.suppress(Exception):
+                    logger.info("pool: cut %d slow request(s)", len(cut))
             if next_event is None:
                 # Nothing to police (idle, or only requests already cut or off the
                 # pool with no deadline): sleep until a request starts or the pool stops.
@@ -241,15 +247,23 @@ class ThreadPoolMixIn:
         state = self._pool()
         item = (request, client_address)
         while True:
-            if len(state.workers) < self.max_workers or state.lost:
+            with state.lock:
+                state.room.clear()
+                try:
+                    state.work.put_nowait(item)
+                except queue.Full:
+                    queued = False
+                else:
+                    queued = True
+                    state.queued += 1
+                # Workers start as requests need them, up to max_workers: one more
+                # when the queue holds more requests than there are idle workers.
+                short = state.queued > state.idle or state.lost
                 state.lost = False
-                self._start_workers(state)
-            state.room.clear()
-            try:
-                state.work.put_nowait(item)
+            if short:
+                self._start_workers(state, 1)
+            if queued:
                 return
-            except queue.Full:
-                pass
             if getattr(self, "_BaseServer__shutdown_request", False):
                 self.shutdown_request(request)  # type: ignore[attr-defined]
                 return
@@ -266,15 +280,17 @@ class ThreadPoolMixIn:
             state.room.set()
         return bool(super().shutdown(timeout))  # type: ignore[misc]
 
-    def _start_workers(self, state: _PoolState) -> None:
-        """Start workers up to ``max_workers``, replacing any that died.
+    def _start_workers(self, state: _PoolState, count: int) -> None:
+        """Start up to ``count`` workers, never more than ``max_workers`` in all.
 
-        A handler raising a BaseException other than SystemExit/KeyboardInterrupt
-        (which workers survive) ends its worker, as it ends a ThreadingMixIn thread;
-        the worker leaves the pool and the accept loop starts a replacement before
-        queueing the next request. The serving thread starts workers, and the
-        watchdog replaces those whose slow request left the pool (never while the
-        pool closes), so a network unwinding its threads gets no new ones.
+        Workers start as requests need them (a pool of 1,000 workers serving one
+        client at a time runs one thread). A handler raising a BaseException other
+        than SystemExit/KeyboardInterrupt (which workers survive) ends its worker, as
+        it ends a ThreadingMixIn thread; the worker leaves the pool and the accept
+        loop starts a replacement when it queues the next request. The serving
+        thread starts workers, and the watchdog replaces those whose slow request
+        left the pool (never while the pool closes), so a network unwinding its
+        threads gets no new ones.
         """
         workers = state.workers
         name = type(self).__name__
@@ -285,7 +301,9 @@ class ThreadPoolMixIn:
         with state.lock:
             if state.closing:
                 return
-            while len(workers) < self.max_workers:
+            for _ in range(count):
+                if len(workers) >= self.max_workers:
+                    break
                 state.started += 1
                 worker = self.network.thread(
                     target=self._pool_worker,

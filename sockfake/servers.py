@@ -21,7 +21,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sockfake._server_checks import _check_count, _check_poll_timeout, _check_seconds
+from sockfake._server_checks import (
+    MAX_BACKLOG,
+    MAX_INTERVAL,
+    MAX_PACKET,
+    _check_count,
+    _check_logger,
+    _check_poll_timeout,
+    _check_seconds,
+)
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.mixins import ForkingMixIn, ThreadingMixIn
 from sockfake.network import Network, Waker, _ServerSelector, default_network
@@ -106,8 +114,9 @@ class BaseServer:
 
         Each class checks its own and calls ``super()``; an error names the setting.
         """
-        _check_seconds(self, "accept_backoff_max", optional=False)
+        _check_seconds(self, "accept_backoff_max", optional=False, maximum=MAX_INTERVAL)
         _check_poll_timeout(self, "timeout")
+        _check_logger(self, "error_logger")
 
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
@@ -389,7 +398,7 @@ class TCPServer(BaseServer):
     def _check_settings(self) -> None:
         super()._check_settings()
         _check_seconds(self, "request_timeout", optional=True)
-        _check_count(self, "request_queue_size", minimum=0)
+        _check_count(self, "request_queue_size", minimum=0, maximum=MAX_BACKLOG)
         mode = self.socket_mode
         if mode is not None:
             if isinstance(mode, bool) or not isinstance(mode, int):
@@ -489,7 +498,7 @@ class UDPServer(TCPServer):
 
     def _check_settings(self) -> None:
         super()._check_settings()
-        _check_count(self, "max_packet_size")
+        _check_count(self, "max_packet_size", maximum=MAX_PACKET)
 
     def get_request(self) -> tuple[Any, Any]:
         data, client_addr = self.socket.recvfrom(self.max_packet_size)
