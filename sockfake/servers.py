@@ -281,7 +281,8 @@ class BaseServer:
 
         The stdlib ignores the error, which spins at 100 % CPU while descriptors are
         exhausted. Here resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) pause
-        accepting, doubling from 10 ms up to ``accept_backoff_max``; other errors
+        accepting, doubling from 10 ms up to ``accept_backoff_max``, until a
+        connection closes (``serve_forever()`` retries at once then); other errors
         (a client that reset before accept, EAGAIN) are ignored as in the stdlib.
         """
         if error.errno in _RESOURCE_ERRNOS:
@@ -292,6 +293,18 @@ class BaseServer:
                 self.error_logger.warning(
                     "accept failed (%s); pausing %.3f s", error, self.__accept_backoff
                 )
+
+    def _descriptor_freed(self) -> None:
+        """A request was closed: if accepting is paused for want of descriptors, retry now.
+
+        Called by ``close_request``. The back-off (up to ``accept_backoff_max``) would
+        otherwise keep sleeping after the descriptor it waits for is free. Only while
+        backing off: on the hot path this is one attribute read.
+        """
+        if self.__accept_backoff:
+            waker = self.__waker
+            if waker is not None:
+                waker.set()
 
     def handle_timeout(self) -> None:
         """Called if no new request arrives within self.timeout."""
@@ -486,6 +499,7 @@ class TCPServer(BaseServer):
     def close_request(self, request: Any) -> None:
         """Called to clean up an individual request."""
         request.close()
+        self._descriptor_freed()
 
 
 class UDPServer(TCPServer):
