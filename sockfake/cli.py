@@ -45,7 +45,7 @@ DEFAULT_MAX_LINE = 64 * 1024
 # Seconds a stream connection may wait for any one read or write (0: no limit).
 DEFAULT_TIMEOUT = 60.0
 # With --pool: how many slow requests may leave the pool (see ThreadPoolMixIn).
-POOL_MAX_SLOW = 256
+POOL_MAX_SLOW = 512  # the pool's default, set explicitly
 # Upper bounds of the options (documented in docs/how-to/hardening.md): far above any
 # sensible value, below where a value breaks the server later.
 MAX_LINE = 16 * 1024 * 1024  # --max-line: a line is buffered whole, per connection

@@ -355,7 +355,9 @@ class _InFlight:
                         if oldest is not None:
                             cut(oldest)
                             coming += 1
-                    retry = now + min(spill_after, 0.01)
+                    # Soon: the cut one unwinds at once, and until then this
+                    # request holds a worker.
+                    retry = now + min(spill_after, 0.002)
                     next_event = retry if next_event is None else min(next_event, retry)
                     continue
                 entry.spilled = True

@@ -1,10 +1,11 @@
 """``ThreadPoolMixIn``: requests on a bounded pool of worker threads, with defences.
 
 Beyond a bounded pool: a full queue leaves connections in the kernel's backlog;
-``max_slow_requests`` moves requests slower than ``slow_request_after`` off the pool
-(a watchdog starts a replacement worker) so slow or stalled clients cannot hold every
-worker; ``request_deadline`` cuts a request past a total time; ``server_close(timeout=)``
-is bounded; ``shutdown()`` is instant even while the accept loop waits for queue room.
+``max_slow_requests`` (on by default) moves requests slower than
+``slow_request_after`` off the pool (a watchdog starts a replacement worker) so slow
+or stalled clients cannot hold every worker; ``request_deadline`` cuts a request past
+a total time; ``server_close(timeout=)`` is bounded; ``shutdown()`` is instant even
+while the accept loop waits for queue room.
 """
 
 from __future__ import annotations
@@ -89,10 +90,15 @@ class ThreadPoolMixIn:
 
     A bounded pool is what a few slow clients can starve: six connections that
     trickle their request (slowloris) or never read their response hold six workers.
-    With ``max_slow_requests = N``, a request still running after
-    ``slow_request_after`` seconds leaves the pool: a watchdog thread starts a new
-    worker in its place and the request finishes on its old thread (at most N such at
-    once; when N are out, the longest-running is cut). ``request_deadline`` bounds a
+    So by default (``max_slow_requests = 512``) a request still running after
+    ``slow_request_after`` (5 ms) leaves the pool: a watchdog thread starts a new
+    worker in its place and the request finishes on its old thread (at most
+    ``max_slow_requests`` such at once; when they are all out, the longest-running
+    is cut). ``max_workers`` then bounds the requests that run quickly, and the
+    threads in all are at most ``max_workers + max_slow_requests`` plus the
+    watchdog; ``max_slow_requests = 0`` makes ``max_workers`` a strict bound on
+    every request again (CPU, a database), and the pool a target for slow clients.
+    Workers start as requests need them. ``request_deadline`` bounds a
     request's total time: past it the watchdog shuts the connection down, so a handler
     blocked reading or writing unwinds. ``request_timeout`` bounds any one read or
     write. A deadline alone does not protect a pool from many slow connections (they
@@ -108,12 +114,14 @@ class ThreadPoolMixIn:
     # Opt-in: the most seconds a request may run, reading and writing included;
     # past it its connection is shut down (None: no limit).
     request_deadline: float | None = None
-    # Opt-in: up to this many slow requests leave the pool (0: none). A request still
-    # running after slow_request_after seconds gives its worker's place to a new
-    # worker and finishes on its own thread, so slow clients cannot hold every worker;
-    # when that many are out, the longest-running one is cut to make room.
-    max_slow_requests = 0
-    slow_request_after = 0.02
+    # On by default: up to this many slow requests leave the pool (0: none, every
+    # request counts against max_workers). A request still running after
+    # slow_request_after seconds gives its worker's place to a new worker and
+    # finishes on its own thread, so slow clients cannot hold every worker; when that
+    # many are out, the longest-running one is cut to make room. Threads in all: at
+    # most max_workers + max_slow_requests, plus one watchdog.
+    max_slow_requests = 512
+    slow_request_after = 0.005
     daemon_threads = True
     block_on_close = True
 
