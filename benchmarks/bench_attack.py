@@ -20,8 +20,9 @@ gap (the longest time without a completed request, the window's start included).
 The server's threads are sampled during the window (peak, over the count before the
 server started). Everything binds 127.0.0.1; every loop is bounded in count and time.
 
-    python benchmarks/bench_attack.py            # 3 rounds, about 4 minutes
+    python benchmarks/bench_attack.py            # 3 rounds, about 5 minutes
     python benchmarks/bench_attack.py --quick    # 1 round, smaller attacks, ~1 minute
+    python benchmarks/bench_attack.py --only slowloris --pool-slow 256 --rounds 1
 """
 
 from __future__ import annotations
@@ -81,12 +82,17 @@ class Contender:
     build: Callable[[], Any]
 
 
-def contenders() -> list[Contender]:
+def contenders(pool_slow: int | None = None) -> list[Contender]:
+    """The four servers; ``pool_slow`` overrides the default pool's max_slow_requests."""
     stdlib_cls = quiet(socketserver.ThreadingTCPServer)
     stdlib_cls.daemon_threads = True  # type: ignore[attr-defined]
     threading_cls = quiet(sockfake.ThreadingTCPServer)
     threading_cls.daemon_threads = True  # type: ignore[attr-defined]
     pool_cls = quiet(sockfake.ThreadPoolTCPServer)  # the defaults, nothing set
+    pool_name = "sockfake ThreadPoolTCPServer (defaults)"
+    if pool_slow is not None:
+        pool_cls.max_slow_requests = pool_slow  # type: ignore[attr-defined]
+        pool_name = f"sockfake ThreadPoolTCPServer (slow {pool_slow})"
     strict_cls = quiet(sockfake.ThreadPoolTCPServer)
     strict_cls.max_slow_requests = 0  # type: ignore[attr-defined]
     return [
@@ -96,10 +102,7 @@ def contenders() -> list[Contender]:
         Contender(
             "sockfake ThreadingTCPServer", lambda: threading_cls((HOST, 0), handler(sockfake))
         ),
-        Contender(
-            "sockfake ThreadPoolTCPServer (defaults)",
-            lambda: pool_cls((HOST, 0), handler(sockfake)),
-        ),
+        Contender(pool_name, lambda: pool_cls((HOST, 0), handler(sockfake))),
         Contender(
             "sockfake ThreadPoolTCPServer (slow 0)",
             lambda: strict_cls((HOST, 0), handler(sockfake)),
@@ -285,8 +288,14 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=ATTACKS, action="append", help="run this attack (repeatable)"
     )
+    parser.add_argument(
+        "--pool-slow", type=int, choices=range(0, 4097), metavar="N",
+        help="the default pool's max_slow_requests instead of its default",
+    )
+    parser.add_argument("--rounds", type=int, choices=range(1, 21), metavar="N")
     args = parser.parse_args()
     rounds, window = (1, 3.0) if args.quick else (3, 5.0)
+    rounds = args.rounds or rounds
     sizes = {
         "slowloris": 100 if args.quick else 300,
         "stalled": 30 if args.quick else 50,
@@ -294,7 +303,7 @@ def main() -> None:
     }
     attacks = [kind for kind in ATTACKS if not args.only or kind in args.only]
     ctx = multiprocessing.get_context("spawn")
-    players = contenders()
+    players = contenders(args.pool_slow)
     results: dict[tuple[str, str], list[Latencies]] = {}
     print(
         f"sockfake bench_attack: Python {platform.python_version()}, {platform.system()} "
