@@ -66,12 +66,15 @@ class _PoolState:
     # with no timeout, so an idle pool schedules nothing (no polling; on the
     # simulation, no clock deadline that would hide a deadlock).
     busy: EventLike
-    # Guards ``workers`` and ``started``: the serving thread and the watchdog both
-    # start workers.
+    # Guards ``workers``, ``started``, ``closing`` and ``watchdog``: the serving thread
+    # and the watchdog both start workers, under it; server_close() lists them under it.
     lock: Any
+    # Guards ``idle`` and ``queued``. Apart from ``lock``, which is held while a thread
+    # starts: a new worker's first step takes this one, and must not find it held.
+    counts: Any
     workers: list[Any] = field(default_factory=list)
     started: int = 0  # workers started so far (names them)
-    # Under ``lock``: workers waiting for an item, and requests queued not yet taken
+    # Under ``counts``: workers waiting for an item, and requests queued not yet taken
     # (a request finds no idle worker when queued > idle: start one).
     idle: int = 0
     queued: int = 0
@@ -155,6 +158,7 @@ class ThreadPoolMixIn:
                 stopping=network.event(),
                 busy=network.event(),
                 lock=network.lock(),
+                counts=network.lock(),
             )
             vars(self)["_pool_state"] = state
         return state
@@ -170,20 +174,20 @@ class ThreadPoolMixIn:
             raise
 
     def _pool_work(self, state: _PoolState) -> None:
-        work, inflight, lock = state.work, state.inflight, state.lock
+        work, inflight, counts = state.work, state.inflight, state.counts
         while True:
-            with lock:
+            with counts:
                 state.idle += 1
             try:
                 item = work.get()
             finally:
-                with lock:
+                with counts:
                     state.idle -= 1
             state.room.set()
             if isinstance(item, _PoolStop):
                 _pass_stop(work)
                 return
-            with lock:
+            with counts:
                 state.queued -= 1
             request, client_address = item
             token = inflight.add(request, self.network.time(), threading.current_thread())
@@ -255,7 +259,7 @@ class ThreadPoolMixIn:
         state = self._pool()
         item = (request, client_address)
         while True:
-            with state.lock:
+            with state.counts:
                 state.room.clear()
                 try:
                     state.work.put_nowait(item)
