@@ -107,15 +107,21 @@ def test_a_pool_starts_workers_as_requests_need_them_not_max_workers_up_front() 
             conn.sendall(b"ping\n")
             assert conn.makefile("rb").readline() == b"PING\n"
 
+    def workers() -> int:
+        # Under the pool's lock: the worker may reply before its starter records it.
+        state = vars(server)["_pool_state"]
+        with state.lock:
+            return len(state.workers)
+
     try:
         round_trip()
-        assert len(vars(server)["_pool_state"].workers) == 1  # not 4,096
+        assert workers() == 1  # not 4,096
         for _ in range(19):
             round_trip()
         # One client at a time: a worker starts only when a request finds none idle
         # (a worker still finishing the previous request may count as busy), so at
         # most one per request, never max_workers.
-        assert len(vars(server)["_pool_state"].workers) <= 20
+        assert workers() <= 20
     finally:
         server.shutdown()
         server.server_close()
