@@ -309,7 +309,7 @@ class ThreadPoolMixIn:
         # Started and recorded under one lock, which server_close() takes to set
         # ``closing`` and to list the threads it joins: it never sees a thread that
         # is recorded but not started (join() would raise), nor misses one that is
-        # started. A thread that fails to start is never recorded.
+        # started. A thread that fails to start leaves the record.
         with state.lock:
             if state.closing:
                 return
@@ -323,16 +323,24 @@ class ThreadPoolMixIn:
                     name=f"{name}-worker-{state.started}",
                 )
                 worker.daemon = self.daemon_threads
-                self._start_thread(worker)
-                workers.append(worker)
+                workers.append(worker)  # recorded before it can serve a request
+                try:
+                    self._start_thread(worker)
+                except BaseException:
+                    workers.remove(worker)
+                    raise
             policed = self.request_deadline is not None or self.max_slow_requests > 0
             if policed and state.watchdog is None:
                 watchdog = self.network.thread(
                     target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
                 )
                 watchdog.daemon = True
-                self._start_thread(watchdog)
                 state.watchdog = watchdog
+                try:
+                    self._start_thread(watchdog)
+                except BaseException:
+                    state.watchdog = None
+                    raise
 
     def _start_thread(self, thread: Any) -> None:
         """Start a pool thread (called with the pool's lock held; tests widen it)."""
