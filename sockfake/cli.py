@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from sockfake._server_checks import MAX_THREADS, MAX_TIMEOUT
 from sockfake.handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
 from sockfake.servers import (
     BaseServer,
@@ -44,7 +45,12 @@ DEFAULT_MAX_LINE = 64 * 1024
 # Seconds a stream connection may wait for any one read or write (0: no limit).
 DEFAULT_TIMEOUT = 60.0
 # With --pool: how many slow requests may leave the pool (see ThreadPoolMixIn).
-POOL_MAX_SLOW = 256
+POOL_MAX_SLOW = 512  # the pool's default, set explicitly
+# Upper bounds of the options (documented in docs/how-to/hardening.md): far above any
+# sensible value, below where a value breaks the server later.
+MAX_LINE = 16 * 1024 * 1024  # --max-line: a line is buffered whole, per connection
+MAX_DRAIN = 3600.0  # --drain: an hour
+MAX_SEED = 2**64 - 1  # demo --seed
 # What a client that goes away (or is cut at stop) makes a handler raise: not a bug of
 # the handler, so no traceback.
 _CLIENT_GONE = (ConnectionError, TimeoutError)
@@ -91,24 +97,47 @@ def _port(text: str) -> int:
     return port
 
 
-def _positive_int(text: str) -> int:
-    try:
-        number = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
+def _count(maximum: int) -> Callable[[str], int]:
+    """An argument type: an int from 1 to ``maximum``."""
+
+    def count(text: str) -> int:
+        try:
+            number = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 1 <= number <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from 1 to {maximum}, not {number}")
+        return number
+
+    return count
 
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if not 0 <= seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text}")
+def _seconds(maximum: float) -> Callable[[str], float]:
+    """An argument type: seconds from 0 to ``maximum``."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be a number of seconds from 0 to {maximum:g}, not {text}"
+            )
+        return value
+
     return seconds
+
+
+def _non_empty(what: str) -> Callable[[str], str]:
+    """An argument type: a string that is not empty (or blank)."""
+
+    def non_empty(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return text
+
+    return non_empty
 
 
 def _file_mode(text: str) -> int:
@@ -144,12 +173,23 @@ def _add_serve_command(subcommands: Any) -> None:
     transport = serve.add_mutually_exclusive_group()
     transport.add_argument("--tcp", action="store_true", help="serve TCP (the default)")
     transport.add_argument("--udp", action="store_true", help="serve UDP")
-    transport.add_argument("--unix", metavar="PATH", help="serve a Unix stream socket at PATH")
     transport.add_argument(
-        "--unix-dgram", metavar="PATH", help="serve a Unix datagram socket at PATH"
+        "--unix",
+        type=_non_empty("the socket path"),
+        metavar="PATH",
+        help="serve a Unix stream socket at PATH",
+    )
+    transport.add_argument(
+        "--unix-dgram",
+        type=_non_empty("the socket path"),
+        metavar="PATH",
+        help="serve a Unix datagram socket at PATH",
     )
     serve.add_argument(
-        "--host", default=None, help=f"address to bind (default {DEFAULT_HOST}; '::1' for IPv6)"
+        "--host",
+        type=_non_empty("the host (0.0.0.0 for every interface)"),
+        default=None,
+        help=f"address to bind (default {DEFAULT_HOST}; '::1' for IPv6)",
     )
     serve.add_argument(
         "--port", type=_port, default=None, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
@@ -159,26 +199,30 @@ def _add_serve_command(subcommands: Any) -> None:
         "--threaded", action="store_true", help="one thread per request (the default)"
     )
     mode.add_argument(
-        "--pool", type=_positive_int, metavar="N", help="handle requests on a pool of N threads"
+        "--pool",
+        type=_count(MAX_THREADS),
+        metavar="N",
+        help=f"handle requests on a pool of N threads (at most {MAX_THREADS})",
     )
     mode.add_argument(
         "--sync", action="store_true", help="handle one request at a time in the serving thread"
     )
     serve.add_argument(
         "--max-line",
-        type=_positive_int,
+        type=_count(MAX_LINE),
         default=DEFAULT_MAX_LINE,
         metavar="BYTES",
         help="the echo handler's longest line, newline included; a longer one closes the "
-        f"connection (default {DEFAULT_MAX_LINE})",
+        f"connection (default {DEFAULT_MAX_LINE}, at most {MAX_LINE})",
     )
     serve.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_seconds(MAX_TIMEOUT),
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="close a stream connection that waits longer than this for any one read or "
-        f"write, so idle clients do not hold threads (default {DEFAULT_TIMEOUT:g}; 0: never)",
+        f"write, so idle clients do not hold threads (default {DEFAULT_TIMEOUT:g}; 0: never; "
+        f"at most {MAX_TIMEOUT:g})",
     )
     serve.add_argument(
         "--mode",
@@ -190,11 +234,11 @@ def _add_serve_command(subcommands: Any) -> None:
     )
     serve.add_argument(
         "--drain",
-        type=_seconds,
+        type=_seconds(MAX_DRAIN),
         default=DEFAULT_DRAIN,
         metavar="SECONDS",
         help="on stop, let in-flight requests finish for this long, then abort them "
-        f"(default {DEFAULT_DRAIN})",
+        f"(default {DEFAULT_DRAIN}, at most {MAX_DRAIN:g})",
     )
     serve.set_defaults(run=_run_serve, command_parser=serve)
 
@@ -286,7 +330,7 @@ def _describe(family: _Family, address: Any) -> str:
 
 
 def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    unix_path = args.unix or args.unix_dgram
+    unix_path = args.unix if args.unix is not None else args.unix_dgram
     if unix_path is not None:
         if not _HAS_UNIX:
             parser.error("Unix sockets are not available on this platform")
@@ -323,23 +367,22 @@ def _serve_until_signalled(server: Any, *, drain: float, threaded: bool, banner:
 
     The signal handler only writes a byte to a pipe (no locks, so it cannot deadlock
     whatever the main thread was doing); the main thread waits on that pipe, then uses
-    the server's instant ``shutdown()`` and a draining ``server_close``. A second
-    signal while closing exits at once.
+    the server's instant ``shutdown()`` and a draining ``server_close``. Further
+    signals change nothing: the cleanup (a Unix socket file removed) always runs, and
+    it is bounded (the close returns within about twice ``drain``; threads still
+    running then are daemons). Once stopped by a signal, later ones stay ignored
+    until the process exits, so a signal arriving during the exit cannot turn the
+    status 0 into 130 (GNU ``timeout -s INT`` sends two close together).
     """
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signals_seen = [0]
 
     def on_signal(signum: int, frame: object) -> None:
-        # Counted here, not when the pipe wakes the main thread: the wake-up fd may
-        # wake it before this handler runs for the first signal.
         signals_seen[0] += 1
-        if signals_seen[0] > 1:
-            # Second Ctrl-C: a handler ignores the abort; do not wait for it.
-            sys.stderr.flush()
-            os._exit(128 + signum)
-        with contextlib.suppress(OSError):
-            os.write(write_fd, bytes([signum]))
+        if signals_seen[0] == 1:
+            with contextlib.suppress(OSError):
+                os.write(write_fd, bytes([signum]))
 
     def serve() -> None:
         try:
@@ -366,10 +409,15 @@ def _serve_until_signalled(server: Any, *, drain: float, threaded: bool, banner:
             server.server_close()
     finally:
         signal.set_wakeup_fd(previous_wakeup)
-        _install_handlers(previous)
+        # Stopped by a signal: keep ignoring them (see above); else put back the old.
+        _install_handlers(_ignore_signal if signals_seen[0] else previous)
         os.close(read_fd)
         os.close(write_fd)
     return 0 if why != b"\0" else 1
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """A SIGINT or SIGTERM after the stop began: the stop is already under way."""
 
 
 def _install_handlers(handlers: Callable[..., Any] | dict[int, Any]) -> dict[int, Any]:
@@ -420,9 +468,12 @@ def _add_demo_command(subcommands: Any) -> None:
 
 def _seed(text: str) -> int:
     try:
-        return int(text, 0)
+        seed = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 1, not {text}")
+    return seed
 
 
 def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake._server_checks import _check_count, _check_seconds
+from sockfake._server_checks import MAX_INTERVAL, _check_count, _check_seconds
 from sockfake.network import Network, default_network
 
 __all__ = ["ForkingMixIn", "ThreadingMixIn"]
@@ -43,7 +43,7 @@ class ForkingMixIn:
     def _check_settings(self) -> None:
         super()._check_settings()  # type: ignore[misc]
         _check_count(self, "max_children")
-        _check_seconds(self, "child_poll_interval", optional=False)
+        _check_seconds(self, "child_poll_interval", optional=False, maximum=MAX_INTERVAL)
 
     def collect_children(self, *, blocking: bool = False) -> None:
         """Internal routine to wait for children that have exited."""
@@ -130,7 +130,10 @@ class _Threads(list):  # type: ignore[type-arg]
 
     def __init__(self, network: Network | None = None) -> None:
         super().__init__()
-        self._lock = (network if network is not None else default_network()).lock()
+        self._network = network if network is not None else default_network()
+        self._lock = self._network.lock()
+        # Threads being started, with an event set once their start() has returned.
+        self._starting: dict[Any, Any] = {}
         self._finishing: list[Any] = []
         self._daemons: list[Any] = []
 
@@ -141,8 +144,37 @@ class _Threads(list):  # type: ignore[type-arg]
             else:
                 super().append(thread)
 
+    def start(self, thread: Any) -> None:
+        """Record ``thread``, then start it; ``join()`` waits for a start under way.
+
+        Recorded and started apart, a ``server_close()`` in between would join a thread
+        not yet started (``RuntimeError``): ``join()`` first waits for the start to
+        end. A thread that fails to start leaves the list. The start itself runs
+        outside the lock (the new thread may finish and ``discard()`` itself at once).
+        """
+        started = self._network.event()
+        with self._lock:
+            self._starting[thread] = started
+            if thread.daemon:
+                self._daemons.append(thread)
+            else:
+                super().append(thread)
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self._starting.pop(thread, None)
+                for threads in (self, self._daemons):
+                    with contextlib.suppress(ValueError):
+                        list.remove(threads, thread)
+            raise
+        finally:
+            # The entry leaves _starting when the thread leaves the list.
+            started.set()
+
     def discard(self, thread: Any) -> None:
         with self._lock:
+            self._starting.pop(thread, None)
             try:
                 super().remove(thread)
             except ValueError:
@@ -154,6 +186,10 @@ class _Threads(list):  # type: ignore[type-arg]
             self._finishing = finishing
 
     def pop_all(self, daemons: bool = False) -> list[Any]:
+        return [thread for thread, _started in self._pop_all(daemons)]
+
+    def _pop_all(self, daemons: bool) -> list[tuple[Any, Any]]:
+        """Every thread, with the event of a start under way (None: started)."""
         with self._lock:
             self[:], result = [], self[:]
             result.extend(self._finishing)
@@ -161,7 +197,7 @@ class _Threads(list):  # type: ignore[type-arg]
             if daemons:
                 result.extend(self._daemons)
                 self._daemons = []
-        return result
+            return [(thread, self._starting.pop(thread, None)) for thread in result]
 
     def join(
         self, timeout: float | None = None, clock: Any = None, daemons: bool = False
@@ -170,18 +206,22 @@ class _Threads(list):  # type: ignore[type-arg]
 
         With ``daemons``, daemon threads are joined too (the stdlib never joins them).
         """
-        threads = self.pop_all(daemons)
-        if timeout is None:
-            for thread in threads:
-                thread.join()
+        threads = self._pop_all(daemons)
+        deadline = None if timeout is None else clock() + timeout
+        for thread, started in threads:
+            left = None if deadline is None else max(0.0, deadline - clock())
+            if started is not None and not started.wait(left):
+                continue  # still starting when the time ran out: left alive
+            if thread.ident is None:
+                continue  # its start failed: nothing to join
+            thread.join(None if deadline is None else max(0.0, deadline - clock()))
+        if deadline is None:
             return []
-        deadline = clock() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - clock()))
-        return [thread for thread in threads if thread.is_alive()]
+        return [t for t, started in threads if t.is_alive() or (started and not started.is_set())]
 
     def reap(self) -> None:
         with self._lock:
+            self._starting = {t: e for t, e in self._starting.items() if not e.is_set()}
             self[:] = [thread for thread in self if thread.is_alive()]
             self._daemons = [thread for thread in self._daemons if thread.is_alive()]
 
@@ -191,6 +231,9 @@ class _NoThreads:
 
     def append(self, thread: Any) -> None:
         pass
+
+    def start(self, thread: Any) -> None:
+        thread.start()
 
     def discard(self, thread: Any) -> None:
         pass
@@ -312,7 +355,9 @@ class _InFlight:
                         if oldest is not None:
                             cut(oldest)
                             coming += 1
-                    retry = now + min(spill_after, 0.01)
+                    # Soon: the cut one unwinds at once, and until then this
+                    # request holds a worker.
+                    retry = now + min(spill_after, 0.002)
                     next_event = retry if next_event is None else min(next_event, retry)
                     continue
                 entry.spilled = True
@@ -371,8 +416,9 @@ def _join_or_warn(server: Any, threads: list[Any], timeout: float, what: str) ->
     deadline = server.network.time() + timeout
     stuck = []
     for thread in threads:
-        thread.join(max(0.0, deadline - server.network.time()))
-        if thread.is_alive():
+        if thread.ident is not None:  # else still starting (a paused start()): not joinable
+            thread.join(max(0.0, deadline - server.network.time()))
+        if thread.ident is None or thread.is_alive():
             stuck.append(thread.name)
     logger = getattr(server, "error_logger", None)
     if stuck and logger is not None:
@@ -415,8 +461,7 @@ class ThreadingMixIn:
         t.daemon = self.daemon_threads
         # Kept on the thread so a draining server_close(timeout=) can abort it.
         t._sockfake_request = request  # type: ignore[attr-defined]
-        self._threads.append(t)
-        t.start()
+        self._threads.start(t)
 
     def server_close(self, timeout: float | None = None) -> None:
         """Close the server; join handler threads.

@@ -137,9 +137,11 @@ def _write_trace_files(item: pytest.Item, net: Any, settings: Settings) -> list[
         if factory is None:
             return []
         directory = Path(factory.getbasetemp()) / "sockfake-traces"
-    directory.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")[-120:]
     try:
+        # In the try: a directory that cannot be made is a line in the report, not
+        # an INTERNALERROR that ends the session.
+        directory.mkdir(parents=True, exist_ok=True)
         written = [
             net.trace.write_pcap(directory / f"{stem}.pcapng"),
             net.trace.write_jsonl(directory / f"{stem}.jsonl"),

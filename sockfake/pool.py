@@ -1,10 +1,11 @@
 """``ThreadPoolMixIn``: requests on a bounded pool of worker threads, with defences.
 
 Beyond a bounded pool: a full queue leaves connections in the kernel's backlog;
-``max_slow_requests`` moves requests slower than ``slow_request_after`` off the pool
-(a watchdog starts a replacement worker) so slow or stalled clients cannot hold every
-worker; ``request_deadline`` cuts a request past a total time; ``server_close(timeout=)``
-is bounded; ``shutdown()`` is instant even while the accept loop waits for queue room.
+``max_slow_requests`` (on by default) moves requests slower than
+``slow_request_after`` off the pool (a watchdog starts a replacement worker) so slow
+or stalled clients cannot hold every worker; ``request_deadline`` cuts a request past
+a total time; ``server_close(timeout=)`` is bounded; ``shutdown()`` is instant even
+while the accept loop waits for queue room.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockfake._server_checks import _check_count, _check_seconds
-from sockfake.errors import SockfakeTypeError, SockfakeValueError
+from sockfake._server_checks import MAX_INTERVAL, MAX_QUEUED, _check_count, _check_seconds
 from sockfake.mixins import (
     _handle_request,
     _InFlight,
@@ -66,11 +66,18 @@ class _PoolState:
     # with no timeout, so an idle pool schedules nothing (no polling; on the
     # simulation, no clock deadline that would hide a deadlock).
     busy: EventLike
-    # Guards ``workers`` and ``started``: the serving thread and the watchdog both
-    # start workers.
+    # Guards ``workers``, ``started``, ``closing`` and ``watchdog``: the serving thread
+    # and the watchdog both start workers, under it; server_close() lists them under it.
     lock: Any
+    # Guards ``idle`` and ``queued``. Apart from ``lock``, which is held while a thread
+    # starts: a new worker's first step takes this one, and must not find it held.
+    counts: Any
     workers: list[Any] = field(default_factory=list)
     started: int = 0  # workers started so far (names them)
+    # Under ``counts``: workers waiting for an item, and requests queued not yet taken
+    # (a request finds no idle worker when queued > idle: start one).
+    idle: int = 0
+    queued: int = 0
     lost: bool = False  # a worker died of an exception: start a replacement
     closing: bool = False  # server_close() is draining: workers exit once it is empty
     watchdog: Any = None
@@ -86,10 +93,15 @@ class ThreadPoolMixIn:
 
     A bounded pool is what a few slow clients can starve: six connections that
     trickle their request (slowloris) or never read their response hold six workers.
-    With ``max_slow_requests = N``, a request still running after
-    ``slow_request_after`` seconds leaves the pool: a watchdog thread starts a new
-    worker in its place and the request finishes on its old thread (at most N such at
-    once; when N are out, the longest-running is cut). ``request_deadline`` bounds a
+    So by default (``max_slow_requests = 512``) a request still running after
+    ``slow_request_after`` (5 ms) leaves the pool: a watchdog thread starts a new
+    worker in its place and the request finishes on its old thread (at most
+    ``max_slow_requests`` such at once; when they are all out, the longest-running
+    is cut). ``max_workers`` then bounds the requests that run quickly, and the
+    threads in all are at most ``max_workers + max_slow_requests`` plus the
+    watchdog; ``max_slow_requests = 0`` makes ``max_workers`` a strict bound on
+    every request again (CPU, a database), and the pool a target for slow clients.
+    Workers start as requests need them. ``request_deadline`` bounds a
     request's total time: past it the watchdog shuts the connection down, so a handler
     blocked reading or writing unwinds. ``request_timeout`` bounds any one read or
     write. A deadline alone does not protect a pool from many slow connections (they
@@ -105,12 +117,14 @@ class ThreadPoolMixIn:
     # Opt-in: the most seconds a request may run, reading and writing included;
     # past it its connection is shut down (None: no limit).
     request_deadline: float | None = None
-    # Opt-in: up to this many slow requests leave the pool (0: none). A request still
-    # running after slow_request_after seconds gives its worker's place to a new
-    # worker and finishes on its own thread, so slow clients cannot hold every worker;
-    # when that many are out, the longest-running one is cut to make room.
-    max_slow_requests = 0
-    slow_request_after = 0.02
+    # On by default: up to this many slow requests leave the pool (0: none, every
+    # request counts against max_workers). A request still running after
+    # slow_request_after seconds gives its worker's place to a new worker and
+    # finishes on its own thread, so slow clients cannot hold every worker; when that
+    # many are out, the longest-running one is cut to make room. Threads in all: at
+    # most max_workers + max_slow_requests, plus one watchdog.
+    max_slow_requests = 512
+    slow_request_after = 0.005
     daemon_threads = True
     block_on_close = True
 
@@ -120,18 +134,11 @@ class ThreadPoolMixIn:
     def _check_settings(self) -> None:
         super()._check_settings()  # type: ignore[misc]
         _check_count(self, "max_workers")
-        _check_count(self, "max_queued_requests")
-        _check_seconds(self, "queue_poll_interval", optional=False)
+        _check_count(self, "max_queued_requests", maximum=MAX_QUEUED)
+        _check_seconds(self, "queue_poll_interval", optional=False, maximum=MAX_INTERVAL)
         _check_seconds(self, "request_deadline", optional=True)
-        value = self.max_slow_requests
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SockfakeTypeError(
-                f"max_slow_requests must be an int (0: off), not {type(value).__name__} "
-                f"{value!r}"
-            )
-        if value < 0:
-            raise SockfakeValueError(f"max_slow_requests must be 0 or more, not {value!r}")
-        _check_seconds(self, "slow_request_after", optional=False)
+        _check_count(self, "max_slow_requests", minimum=0)  # 0: off
+        _check_seconds(self, "slow_request_after", optional=False, maximum=MAX_INTERVAL)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handle one request on a worker thread; exceptions are handled here."""
@@ -142,7 +149,7 @@ class ThreadPoolMixIn:
         if state is None:
             # Checked at construction too; here for a setting changed since.
             _check_count(self, "max_workers")
-            _check_count(self, "max_queued_requests")
+            _check_count(self, "max_queued_requests", maximum=MAX_QUEUED)
             network = self.network
             state = _PoolState(
                 work=network.queue(self.max_queued_requests),
@@ -151,6 +158,7 @@ class ThreadPoolMixIn:
                 stopping=network.event(),
                 busy=network.event(),
                 lock=network.lock(),
+                counts=network.lock(),
             )
             vars(self)["_pool_state"] = state
         return state
@@ -160,19 +168,27 @@ class ThreadPoolMixIn:
             self._pool_work(state)
         except BaseException:
             # Dying of an exception: leave the pool so the accept loop replaces us.
-            with contextlib.suppress(ValueError):
+            with state.lock, contextlib.suppress(ValueError):
                 state.workers.remove(threading.current_thread())
             state.lost = True
             raise
 
     def _pool_work(self, state: _PoolState) -> None:
-        work, inflight = state.work, state.inflight
+        work, inflight, counts = state.work, state.inflight, state.counts
         while True:
-            item = work.get()
+            with counts:
+                state.idle += 1
+            try:
+                item = work.get()
+            finally:
+                with counts:
+                    state.idle -= 1
             state.room.set()
             if isinstance(item, _PoolStop):
                 _pass_stop(work)
                 return
+            with counts:
+                state.queued -= 1
             request, client_address = item
             token = inflight.add(request, self.network.time(), threading.current_thread())
             if state.watchdog is not None:
@@ -219,13 +235,14 @@ class ThreadPoolMixIn:
                     for thread in spilled:
                         with contextlib.suppress(ValueError):
                             state.workers.remove(thread)
-                if not state.closing:
-                    # Their places in the pool are free: fill them now (queued
-                    # requests would otherwise wait for the next connection).
-                    self._start_workers(state)
+                # Their places in the pool are free: fill them now (queued requests
+                # would otherwise wait for the next connection); never while closing.
+                self._start_workers(state, len(spilled))
                 state.room.set()
             if cut and logger is not None:
-                logger.info("pool: cut %d slow request(s)", len(cut))
+                # A logger that fails must not end the watchdog (and the defences).
+                with contextlib.suppress(Exception):
+                    logger.info("pool: cut %d slow request(s)", len(cut))
             if next_event is None:
                 # Nothing to police (idle, or only requests already cut or off the
                 # pool with no deadline): sleep until a request starts or the pool stops.
@@ -242,15 +259,23 @@ class ThreadPoolMixIn:
         state = self._pool()
         item = (request, client_address)
         while True:
-            if len(state.workers) < self.max_workers or state.lost:
+            with state.counts:
+                state.room.clear()
+                try:
+                    state.work.put_nowait(item)
+                except queue.Full:
+                    queued = False
+                else:
+                    queued = True
+                    state.queued += 1
+                # Workers start as requests need them, up to max_workers: one more
+                # when the queue holds more requests than there are idle workers.
+                short = state.queued > state.idle or state.lost
                 state.lost = False
-                self._start_workers(state)
-            state.room.clear()
-            try:
-                state.work.put_nowait(item)
+            if short:
+                self._start_workers(state, 1)
+            if queued:
                 return
-            except queue.Full:
-                pass
             if getattr(self, "_BaseServer__shutdown_request", False):
                 self.shutdown_request(request)  # type: ignore[attr-defined]
                 return
@@ -267,20 +292,30 @@ class ThreadPoolMixIn:
             state.room.set()
         return bool(super().shutdown(timeout))  # type: ignore[misc]
 
-    def _start_workers(self, state: _PoolState) -> None:
-        """Start workers up to ``max_workers``, replacing any that died.
+    def _start_workers(self, state: _PoolState, count: int) -> None:
+        """Start up to ``count`` workers, never more than ``max_workers`` in all.
 
-        A handler raising a BaseException other than SystemExit/KeyboardInterrupt
-        (which workers survive) ends its worker, as it ends a ThreadingMixIn thread;
-        the worker leaves the pool and the accept loop starts a replacement before
-        queueing the next request. The serving thread starts workers, and the
-        watchdog replaces those whose slow request left the pool (never while the
-        pool closes), so a network unwinding its threads gets no new ones.
+        Workers start as requests need them (a pool of 1,000 workers serving one
+        client at a time runs one thread). A handler raising a BaseException other
+        than SystemExit/KeyboardInterrupt (which workers survive) ends its worker, as
+        it ends a ThreadingMixIn thread; the worker leaves the pool and the accept
+        loop starts a replacement when it queues the next request. The serving
+        thread starts workers, and the watchdog replaces those whose slow request
+        left the pool (never while the pool closes), so a network unwinding its
+        threads gets no new ones.
         """
         workers = state.workers
         name = type(self).__name__
+        # Started and recorded under one lock, which server_close() takes to set
+        # ``closing`` and to list the threads it joins: it never sees a thread that
+        # is recorded but not started (join() would raise), nor misses one that is
+        # started. A thread that fails to start leaves the record.
         with state.lock:
-            while len(workers) < self.max_workers:
+            if state.closing:
+                return
+            for _ in range(count):
+                if len(workers) >= self.max_workers:
+                    break
                 state.started += 1
                 worker = self.network.thread(
                     target=self._pool_worker,
@@ -288,15 +323,28 @@ class ThreadPoolMixIn:
                     name=f"{name}-worker-{state.started}",
                 )
                 worker.daemon = self.daemon_threads
-                workers.append(worker)
-                worker.start()
-        policed = self.request_deadline is not None or self.max_slow_requests > 0
-        if policed and state.watchdog is None:
-            state.watchdog = self.network.thread(
-                target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
-            )
-            state.watchdog.daemon = True
-            state.watchdog.start()
+                workers.append(worker)  # recorded before it can serve a request
+                try:
+                    self._start_thread(worker)
+                except BaseException:
+                    workers.remove(worker)
+                    raise
+            policed = self.request_deadline is not None or self.max_slow_requests > 0
+            if policed and state.watchdog is None:
+                watchdog = self.network.thread(
+                    target=self._pool_watchdog, args=(state,), name=f"{name}-watchdog"
+                )
+                watchdog.daemon = True
+                state.watchdog = watchdog
+                try:
+                    self._start_thread(watchdog)
+                except BaseException:
+                    state.watchdog = None
+                    raise
+
+    def _start_thread(self, thread: Any) -> None:
+        """Start a pool thread (called with the pool's lock held; tests widen it)."""
+        thread.start()
 
     def server_close(self, timeout: float | None = None) -> None:
         """Close the server; let queued requests finish; stop the workers.
@@ -324,8 +372,12 @@ class ThreadPoolMixIn:
                 super().server_close()  # type: ignore[misc]
 
     def _stop_pool(self, state: _PoolState, timeout: float | None) -> None:
-        work, workers = state.work, state.workers
-        state.closing = True
+        work = state.work
+        with state.lock:
+            # From here no thread starts (see _start_workers), and every recorded
+            # one has started.
+            state.closing = True
+            workers = list(state.workers)
         # One stop per worker; a full queue means busy workers, which exit on
         # their own once the queue is drained (they check state.closing).
         for _ in workers:
@@ -339,9 +391,9 @@ class ThreadPoolMixIn:
             return
         try:
             # A snapshot: the watchdog (still cutting at request_deadline while we
-            # drain) moves slow requests' threads out of ``workers``.
-            threads = list(workers)
-            threads += [t for t in state.inflight.threads() if t not in threads]
+            # drain) moves slow requests' threads out of ``workers``. Threads of
+            # requests in flight have started (they are running them).
+            threads = workers + [t for t in state.inflight.threads() if t not in workers]
             deadline = None if timeout is None else self.network.time() + timeout
             for worker in threads:
                 if deadline is None:
@@ -368,5 +420,7 @@ class ThreadPoolMixIn:
         finally:
             state.stopping.set()
             state.busy.set()
-            if state.watchdog is not None:
-                state.watchdog.join(1.0)
+            with state.lock:
+                watchdog = state.watchdog
+            if watchdog is not None:
+                watchdog.join(1.0)

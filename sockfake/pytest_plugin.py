@@ -51,7 +51,7 @@ from sockfake.plugin_reports import (
     raised_by_the_simulation,
     report_text,
 )
-from sockfake.settings import NetworkKind
+from sockfake.settings import MAX_EXPLORE, MAX_SEED, NetworkKind
 from sockfake.testing import (
     NETWORK_MODES,
     NetworkSettings,
@@ -81,6 +81,7 @@ _TRACE_MODES = ("fail", "always", "off")
 _DEFAULT_TIMEOUT = 60.0
 _CACHE_KEY = "sockfake/base_seed"
 _SEED_LIMIT = 1 << 32
+_MAX_TIMEOUT = 86400.0  # ini sockfake_timeout: a day
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def _setting(config: pytest.Config, name: str) -> tuple[str | None, str]:
     """The raw value and where it came from: command line > env > ini."""
     value = config.getoption(f"sockfake_{name}", None)
     if value is not None:
-        return str(value).strip(), f"--sockfake-{name}"
+        return str(value).strip(), f"--sockfake-{name.replace('_', '-')}"
     env = os.environ.get(f"SOCKFAKE_{name.upper()}", "").strip()
     if env:
         return env, f"SOCKFAKE_{name.upper()}"
@@ -216,6 +217,8 @@ def _base_seed(config: pytest.Config) -> tuple[int, str]:
         ) from None
     if seed < 0:
         raise pytest.UsageError(f"sockfake: {origin}={value!r} must be non-negative")
+    if seed > MAX_SEED:
+        raise pytest.UsageError(f"sockfake: {origin}={value!r} must be at most 2**64 - 1")
     return seed, f"from {origin}"
 
 
@@ -255,16 +258,36 @@ def _explore_option(config: pytest.Config) -> int | None:
         count = int(value)
     except ValueError:
         count = 0
-    if count < 1:
-        raise pytest.UsageError(f"sockfake: {origin}={value!r} must be a number of schedules, >= 1")
+    if not 1 <= count <= MAX_EXPLORE:
+        raise pytest.UsageError(
+            f"sockfake: {origin}={value!r} must be a number of schedules, from 1 to "
+            f"{MAX_EXPLORE}"
+        )
     return count
 
 
 def _trace_dir(config: pytest.Config) -> Path | None:
-    value, _origin = _setting(config, "trace_dir")
+    """The trace directory, checked at start-up: a usage error now, not an
+    INTERNALERROR at the first failing test."""
+    value, origin = _setting(config, "trace_dir")
     if value is None:
         return None
-    return (Path(str(config.invocation_params.dir)) / value).resolve()
+    try:
+        path = (Path(str(config.invocation_params.dir)) / value).resolve()
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"sockfake: {origin}={value!r} is not a usable path: {exc}")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = "is not a directory" if existing == path else f"is under a file ({existing})"
+        raise pytest.UsageError(f"sockfake: {origin}={value!r} {problem}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(
+            f"sockfake: {origin}={value!r}: {existing} is not writable, so no trace could be "
+            "written there"
+        )
+    return path
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:
@@ -411,6 +434,11 @@ def _default_timeout(config: pytest.Config) -> float | None:
         value = float(raw)
     except (ValueError, TypeError):
         raise pytest.UsageError(f"sockfake: ini sockfake_timeout={raw!r} is not a number")
+    if not value <= _MAX_TIMEOUT:  # also nan and inf
+        raise pytest.UsageError(
+            f"sockfake: ini sockfake_timeout={raw!r} must be at most {_MAX_TIMEOUT:g} seconds "
+            "(0: none)"
+        )
     return value if value > 0 else None
 
 

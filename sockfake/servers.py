@@ -21,7 +21,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sockfake._server_checks import _check_count, _check_poll_timeout, _check_seconds
+from sockfake._server_checks import (
+    MAX_BACKLOG,
+    MAX_INTERVAL,
+    MAX_PACKET,
+    _check_count,
+    _check_logger,
+    _check_poll_timeout,
+    _check_seconds,
+)
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.mixins import ForkingMixIn, ThreadingMixIn
 from sockfake.network import Network, Waker, _ServerSelector, default_network
@@ -106,8 +114,9 @@ class BaseServer:
 
         Each class checks its own and calls ``super()``; an error names the setting.
         """
-        _check_seconds(self, "accept_backoff_max", optional=False)
+        _check_seconds(self, "accept_backoff_max", optional=False, maximum=MAX_INTERVAL)
         _check_poll_timeout(self, "timeout")
+        _check_logger(self, "error_logger")
 
     def server_activate(self) -> None:
         """Called by constructor to activate the server.  May be overridden."""
@@ -272,7 +281,8 @@ class BaseServer:
 
         The stdlib ignores the error, which spins at 100 % CPU while descriptors are
         exhausted. Here resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) pause
-        accepting, doubling from 10 ms up to ``accept_backoff_max``; other errors
+        accepting, doubling from 10 ms up to ``accept_backoff_max``, until a
+        connection closes (``serve_forever()`` retries at once then); other errors
         (a client that reset before accept, EAGAIN) are ignored as in the stdlib.
         """
         if error.errno in _RESOURCE_ERRNOS:
@@ -283,6 +293,18 @@ class BaseServer:
                 self.error_logger.warning(
                     "accept failed (%s); pausing %.3f s", error, self.__accept_backoff
                 )
+
+    def _descriptor_freed(self) -> None:
+        """A request was closed: if accepting is paused for want of descriptors, retry now.
+
+        Called by ``close_request``. The back-off (up to ``accept_backoff_max``) would
+        otherwise keep sleeping after the descriptor it waits for is free. Only while
+        backing off: on the hot path this is one attribute read.
+        """
+        if self.__accept_backoff:
+            waker = self.__waker
+            if waker is not None:
+                waker.set()
 
     def handle_timeout(self) -> None:
         """Called if no new request arrives within self.timeout."""
@@ -389,7 +411,7 @@ class TCPServer(BaseServer):
     def _check_settings(self) -> None:
         super()._check_settings()
         _check_seconds(self, "request_timeout", optional=True)
-        _check_count(self, "request_queue_size", minimum=0)
+        _check_count(self, "request_queue_size", minimum=0, maximum=MAX_BACKLOG)
         mode = self.socket_mode
         if mode is not None:
             if isinstance(mode, bool) or not isinstance(mode, int):
@@ -477,6 +499,7 @@ class TCPServer(BaseServer):
     def close_request(self, request: Any) -> None:
         """Called to clean up an individual request."""
         request.close()
+        self._descriptor_freed()
 
 
 class UDPServer(TCPServer):
@@ -489,7 +512,7 @@ class UDPServer(TCPServer):
 
     def _check_settings(self) -> None:
         super()._check_settings()
-        _check_count(self, "max_packet_size")
+        _check_count(self, "max_packet_size", maximum=MAX_PACKET)
 
     def get_request(self) -> tuple[Any, Any]:
         data, client_addr = self.socket.recvfrom(self.max_packet_size)

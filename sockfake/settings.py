@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIME_LIMIT",
+    "MAX_EXPLORE",
     "LINK_KEYS",
     "NETWORK_MODES",
     "OPTION_KEYS",
@@ -65,6 +66,17 @@ OPTION_KEYS = (
 # polls forever) fails in about a second of real time; the marker's time_limit=
 # changes it, time_limit=None removes it.
 DEFAULT_TIME_LIMIT = 86400.0
+# Upper bounds of the keys (documented in docs/how-to/hardening.md): far above
+# any sensible test, below where a value hangs or breaks the run later (explore=10**7
+# made collection hang; time_limit=inf failed inside the fixture).
+MAX_TIME_LIMIT = 1e9  # virtual seconds, about 31 years; None: no limit
+MAX_STALL_TIMEOUT = 3600.0  # real seconds
+MAX_EXPLORE = 10_000  # schedules, one pytest item each
+MAX_PCT_DEPTH = 1000
+MAX_SEED = 2**64 - 1
+MAX_DELAY = 86400.0  # latency, jitter: virtual seconds
+MAX_CHUNK = 1 << 30  # bytes
+_BOUNDS: dict[str, float] = {"time_limit": MAX_TIME_LIMIT, "stall_timeout": MAX_STALL_TIMEOUT}
 
 
 # handler_errors: a policy name, or the exception classes to ignore.
@@ -130,13 +142,15 @@ def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
 
 
 def _number(key: str, value: Any, *, positive: bool) -> float:
+    maximum = _BOUNDS[key]
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not (value > 0 if positive else value >= 0)
+        or not value <= maximum  # also refuses nan and inf
     ):
         kind = "a positive" if positive else "a non-negative"
-        raise SockfakeValueError(f"{key}={value!r} must be {kind} number")
+        raise SockfakeValueError(f"{key}={value!r} must be {kind} number up to {maximum:g}")
     return float(value)
 
 
@@ -150,10 +164,10 @@ def _one_of(kwargs: dict[str, Any], key: str, choices: tuple[_Choice, ...]) -> _
     return choices[choices.index(value)]
 
 
-def _count(kwargs: dict[str, Any], key: str, expected: str) -> int:
+def _count(kwargs: dict[str, Any], key: str, expected: str, maximum: int) -> int:
     value = kwargs[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SockfakeValueError(f"{key}={value!r} must be {expected}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise SockfakeValueError(f"{key}={value!r} must be {expected}, at most {maximum}")
     return value
 
 
@@ -181,8 +195,10 @@ def parse_options(
         options.network = _one_of(kwargs, "network", NETWORK_MODES)
     if "seed" in kwargs:
         seed = kwargs["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SockfakeValueError(f"seed={seed!r} must be a non-negative integer")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise SockfakeValueError(
+                f"seed={seed!r} must be a non-negative integer, at most 2**64 - 1"
+            )
         options.seed = seed
     if "time_limit" in kwargs:
         options.time_limit = None
@@ -197,9 +213,11 @@ def parse_options(
     if "switch_points" in kwargs:
         options.switch_points = _one_of(kwargs, "switch_points", SWITCH_POINTS)
     if "pct_depth" in kwargs:
-        options.pct_depth = _count(kwargs, "pct_depth", "an int of at least 1")
+        options.pct_depth = _count(kwargs, "pct_depth", "an int of at least 1", MAX_PCT_DEPTH)
     if "explore" in kwargs and kwargs["explore"] is not None:
-        options.explore = _count(kwargs, "explore", "a number of schedules, >= 1")
+        options.explore = _count(
+            kwargs, "explore", "a number of schedules, >= 1", MAX_EXPLORE
+        )
         if "scheduling" not in kwargs:
             options.scheduling = "pct"  # exploring under FIFO would run one schedule N times
     if "handler_errors" in kwargs:
@@ -210,6 +228,21 @@ def parse_options(
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
+    for key in ("latency", "jitter"):  # types and signs: LinkConditions checks them
+        value = conditions.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value > MAX_DELAY:
+                raise SockfakeValueError(f"{key}={value!r} must be at most {MAX_DELAY:g} s")
+    chunk = conditions.get("chunk")
+    if chunk is not None and not isinstance(chunk, bool) and isinstance(chunk, int):
+        if chunk > MAX_CHUNK:
+            raise SockfakeValueError(f"chunk={chunk!r} must be at most {MAX_CHUNK} bytes")
+    bandwidth = conditions.get("bandwidth")
+    if isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool):
+        if 0 < bandwidth < 1:
+            raise SockfakeValueError(
+                f"bandwidth={bandwidth!r} must be at least 1 byte per second (or None)"
+            )
     if conditions:
         from sockfake.sim.net.links import LinkConditions
 

@@ -335,7 +335,7 @@ def test_a_bad_option_is_a_usage_error_naming_it(pytester, monkeypatch, args, en
         ("los=0.1", "*@pytest.mark.sockfake: unknown key(s) los; known keys: network*"),
         ("loss=1.5", "*@pytest.mark.sockfake: loss must be a probability in [[]0, 1[]]*"),
         ("network='wifi'", "*network='wifi' is not one of sim, real, both"),
-        ("seed='x'", "*seed='x' must be a non-negative integer"),
+        ("seed='x'", "*seed='x' must be a non-negative integer*"),
     ],
 )
 def test_a_bad_marker_errors_its_own_test_only(pytester, marker, message):

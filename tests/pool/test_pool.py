@@ -38,6 +38,7 @@ def test_thread_pool_runs_process_request_thread_and_bounds_concurrency() -> Non
 
     class Pool(socketserver.ThreadPoolTCPServer):
         max_workers = 2
+        max_slow_requests = 0  # a strict bound: slow requests stay on the pool
 
         def process_request(self, request: Any, client_address: Any) -> None:
             super().process_request(request, client_address)

@@ -80,10 +80,12 @@ def cut_within(sock: socket.socket, seconds: float) -> bool:
 
 
 def test_pool_without_defence_is_starved_by_as_many_slow_clients_as_workers() -> None:
-    """The finding itself: two slow connections hold both workers of a pool of two."""
+    """The finding itself: two slow connections hold both workers of a pool of two
+    (with the defence turned off: it is on by default)."""
 
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 2
+        max_slow_requests = 0
 
     server = Pool((HOST, 0), Upper)
     with serving(server), closing_all(slow_clients(server.server_address, 2)):
