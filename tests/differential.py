@@ -608,16 +608,21 @@ def _(S: Any, path: Paths, kind: str) -> Any:
 
     c, s = pair(S, kind, path)
     with c, s:
+        # Only b"ab" is there when the first recv runs (written before it, not by the
+        # thread: under load the thread could write all six bytes first, and the
+        # blocking recv below would then wait forever).
+        c.sendall(b"ab")
+        data = s.recv(6, S.MSG_WAITALL)  # a timeout: the descriptor is non-blocking
+
         def writer() -> None:
-            for part in (b"ab", b"cd", b"ef"):
+            for part in (b"cd", b"ef"):
                 c.sendall(part)
                 time.sleep(0.02)
 
         t = threading.Thread(target=writer)
         t.start()
-        data = s.recv(6, S.MSG_WAITALL)  # a timeout: the descriptor is non-blocking
         s.settimeout(None)
-        data += b"|" + s.recv(4, S.MSG_WAITALL)
+        data += b"|" + s.recv(4, S.MSG_WAITALL)  # blocking: waits for both parts
         t.join()
         return data
 
