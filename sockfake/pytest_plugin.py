@@ -576,7 +576,7 @@ def sockfake_network(
     try:
         with contextlib.ExitStack() as stack:
             if kind == "sim" and options.intercept and settings.intercept:
-                stack.enter_context(net.intercept())
+                stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
             stack.enter_context(use_network(net))
             yield net
     finally:

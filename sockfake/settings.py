@@ -56,6 +56,7 @@ OPTION_KEYS = (
     "stall_timeout",
     "handler_errors",
     "intercept",
+    "seed_entropy",
     "explore",
     "switch_points",
     "pct_depth",
@@ -109,6 +110,9 @@ class NetworkSettings:
     # Simulated tests: the stdlib's socket, time, threading... are the simulation in
     # its threads (SimNetwork.intercept()); real clients and sleeps just work.
     intercept: bool = True
+    # Under interception, library entropy (os.urandom, secrets, uuid4, random) draws
+    # from the seed, so a seed replays third-party protocol bytes too.
+    seed_entropy: bool = True
     explore: int | None = None  # run under this many schedules (one pytest item each)
     switch_points: SwitchPoints = "calls"
     pct_depth: int = 3
@@ -225,6 +229,8 @@ def parse_options(
         options.handler_errors = kwargs["handler_errors"]
     if "intercept" in kwargs:
         options.intercept = _flag(kwargs, "intercept")
+    if "seed_entropy" in kwargs:
+        options.seed_entropy = _flag(kwargs, "seed_entropy")
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}

@@ -791,6 +791,7 @@ def open_testbed(
     scheduling: SchedulingPolicy = "fifo",
     stall_timeout: float = 10.0,
     intercept: bool = True,
+    seed_entropy: bool = True,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
@@ -799,7 +800,9 @@ def open_testbed(
     pytest fixtures do: the stdlib's clients (``requests``, ``urllib``...), sleeps,
     clocks and threading primitives in its threads are the simulation.
     ``intercept=False`` opts out, for a block that must keep the real clock (then use
-    ``bed.network.time()``/``.sleep()`` and the network's sockets).
+    ``bed.network.time()``/``.sleep()`` and the network's sockets). Under interception
+    library entropy (``os.urandom``, ``secrets``, ``uuid4``, ``random``) draws from the
+    seed; ``seed_entropy=False`` leaves it to the OS.
 
     For ``@given`` tests and loops, where function-scoped fixtures are not reset
     between examples::
@@ -819,6 +822,7 @@ def open_testbed(
         "handler_errors": handler_errors,
         "stall_timeout": stall_timeout,
         "intercept": intercept,
+        "seed_entropy": seed_entropy,
         "time_limit": time_limit,
     }
     options = parse_options(kwargs, "sim")
@@ -833,7 +837,7 @@ def open_testbed(
     )
     with contextlib.ExitStack() as stack:
         if options.intercept and options.network == "sim":
-            stack.enter_context(net.intercept())
+            stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
         try:
             yield bed
         except BaseException as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import time
 
 import pytest
@@ -60,3 +61,17 @@ def test_sim_network_intercepts_too() -> None:
         assert net.time() == 5
     with sim_network(seed=1, intercept=False):
         assert not is_intercepted()
+
+
+def test_open_testbed_seeds_library_entropy_unless_told_not_to() -> None:
+    def draws(**options: object) -> list[bytes]:
+        out = []
+        for _ in range(2):
+            with open_testbed(seed=7, **options):  # type: ignore[arg-type]
+                out.append(os.urandom(16))
+        return out
+
+    seeded = draws()
+    assert seeded[0] == seeded[1]
+    from_os = draws(seed_entropy=False)
+    assert from_os[0] != from_os[1]

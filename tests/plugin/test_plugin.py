@@ -915,3 +915,50 @@ def test_the_commands_of_an_exploration_from_the_option_rerun_its_failure(pytest
         assert "--sockfake-explore=3" in shlex.split(command), command
         again = run_printed(command)
         assert "1 failed" in again.stdout, again.stdout + again.stderr
+
+
+def test_library_entropy_follows_the_seed_unless_the_marker_says_seed_entropy_false(pytester):
+    """Under interception os.urandom/uuid4/random draw from the test's seed, so a seed
+    replays them; the marker's seed_entropy=False leaves them to the OS."""
+    make_tests(
+        pytester,
+        """
+        import os, random, uuid
+
+        def draw():
+            return f"{os.urandom(8).hex()} {uuid.uuid4()} {random.random()}"
+
+        @pytest.mark.sockfake(seed=5)
+        def test_seeded(tcp_server):
+            print("SEEDED", draw())
+
+        @pytest.mark.sockfake(seed=5, seed_entropy=False)
+        def test_os(tcp_server):
+            print("OS", draw())
+        """,
+    )
+    runs = []
+    for _ in range(2):
+        result = run(pytester, "-s")
+        result.assert_outcomes(passed=2)
+        out = result.stdout.str()
+        drawn = dict(re.findall(r"\b(SEEDED|OS) (\S+ \S+ \S+)", out))
+        assert set(drawn) == {"SEEDED", "OS"}, out
+        runs.append(drawn)
+    assert runs[0]["SEEDED"] == runs[1]["SEEDED"]
+    assert runs[0]["OS"] != runs[1]["OS"]
+    assert runs[0]["SEEDED"] != runs[0]["OS"]
+
+
+def test_seed_entropy_must_be_a_bool(pytester):
+    make_tests(
+        pytester,
+        """
+        @pytest.mark.sockfake(seed_entropy="yes")
+        def test_it(tcp_server):
+            pass
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    assert "seed_entropy" in result.stdout.str()
