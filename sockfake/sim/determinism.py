@@ -47,8 +47,27 @@ class Divergence:
             )
         return (
             "the same step carried other data: a value from outside the simulation "
-            "(time.time(), an unseeded random, id() or hash() of an object, iteration "
-            "over a set, os.urandom)"
+            "(time.time() without interception, random.seed() with no argument or "
+            "entropy with seed_entropy=False, OpenSSL's randomness, id() or hash() of "
+            "an object, iteration over a set)"
+        )
+
+    @property
+    def payload_difference(self) -> str | None:
+        """Where two payloads part: the first differing byte's offset and the bytes
+        around it in each run (two payloads that look alike at their start, such as
+        websockets' masked frames, differ further in); None if they do not differ."""
+        a = self.first.payload if self.first is not None else None
+        b = self.second.payload if self.second is not None else None
+        if a is None or b is None or a == b:
+            return None
+        pairs = enumerate(zip(a, b, strict=False))
+        offset = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
+        start = max(0, offset - 8)
+        return (
+            f"payloads differ first at byte {offset} (lengths {len(a)} and {len(b)}):\n"
+            f"  first run:  [{start}:] {a[start:offset + 24]!r}\n"
+            f"  second run: [{start}:] {b[start:offset + 24]!r}"
         )
 
     def describe(self) -> str:
@@ -60,11 +79,13 @@ class Divergence:
                 text += f"  payload {event.payload[:64]!r}"
             return text
 
+        difference = self.payload_difference
         return (
             f"the runs part at event {self.index}:\n"
             f"  first run:  {show(self.first)}\n"
             f"  second run: {show(self.second)}\n"
-            f"likely cause: {self.likely_cause}"
+            + (f"{difference}\n" if difference else "")
+            + f"likely cause: {self.likely_cause}"
         )
 
 

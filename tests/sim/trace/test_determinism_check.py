@@ -42,3 +42,23 @@ def test_a_run_that_does_more_is_named() -> None:
         [TraceEvent(0.0, "a", "switch", "notify")], [TraceEvent(0.0, "b", "switch", "notify")]
     )
     assert switched is not None and "another order" in switched.likely_cause
+
+
+def test_payloads_that_part_late_are_shown_where_they_part() -> None:
+    """Two payloads alike in their first 64 bytes (what the event line shows) are shown
+    at their first differing byte, with its offset."""
+    same = bytes(range(100))
+    a = [TraceEvent(0.0, "main", "send", payload=same + b"AAAA")]
+    b = [TraceEvent(0.0, "main", "send", payload=same + b"ABAA")]
+    divergence = first_divergence(a, b)
+    assert divergence is not None
+    assert divergence.payload_difference is not None
+    text = divergence.describe()
+    assert "payloads differ first at byte 101 (lengths 104 and 104)" in text
+    assert "[93:] " in text and "AAAA" in text and "ABAA" in text
+    c = [TraceEvent(0.0, "main", "send", payload=same)]
+    shorter = first_divergence(a, c)
+    assert shorter is not None
+    assert "first at byte 100 (lengths 104 and 100)" in shorter.describe()
+    other = first_divergence(a, [TraceEvent(1.0, "main", "send", payload=same + b"AAAA")])
+    assert other is not None and other.payload_difference is None
