@@ -1,13 +1,14 @@
 """``threading`` and ``queue`` primitives for ``net.intercept()``: the kernel's own.
 
-``sockfake.sim.intercept.install`` calls these makers in place of ``threading.Lock()``,
-``RLock()``, ``Condition()``, ``Semaphore()``, ``BoundedSemaphore()``, ``Event()``,
-``Barrier()`` and ``queue.SimpleQueue()`` when a simulated thread creates one. They bind
-a primitive of the one family (``sockfake.sim.kernel.sync`` and its siblings:
-waits on virtual time, a name, a creation site, an owner in deadlock reports) to the
-caller's kernel, named by its stdlib name (``threading.Lock-3``: counters apart from
-``net.lock()``'s ``lock-N``). Only ``Barrier`` needs more than a maker: the stdlib's own
-class, on a simulated condition.
+``sockfake.sim.intercept.threading_names`` and ``install`` call these makers in place
+of ``threading.Lock()``, ``RLock()``, ``Condition()``, ``Semaphore()``,
+``BoundedSemaphore()``, ``Event()``, ``Barrier()`` and ``queue.SimpleQueue()`` when a
+simulated thread creates one. They bind a primitive of the one family
+(``sockfake.sim.kernel.sync`` and its siblings: waits on virtual time, a name, a
+creation site, an owner in deadlock reports) to the caller's kernel, named by its
+stdlib name (``threading.Lock-3``: counters apart from ``net.lock()``'s ``lock-N``).
+Only ``Barrier`` needs more than a maker: the stdlib's own class, on a simulated
+condition.
 
 ``OBSERVED`` is whether what they make is observed (switch points, trace events; see
 ``sockfake.sim.kernel.sync``): off, as these primitives have always been, so real code's

@@ -55,8 +55,6 @@ from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
 
 __all__ = [
     "Kernel",
-    "SimThread",
-    "WaitQueue",
     "SimulationError",
     "SimDeadlockError",
     "SimStallError",

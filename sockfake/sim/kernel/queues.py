@@ -13,8 +13,9 @@ import queue as _queue
 from collections.abc import Callable
 from typing import Any
 
-from sockfake.sim.kernel.core import Kernel, WaitQueue
+from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.sync import Primitive
+from sockfake.sim.kernel.threads import WaitQueue
 
 __all__ = ["SimQueue", "SimSimpleQueue"]
 

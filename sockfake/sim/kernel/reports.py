@@ -13,8 +13,10 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from sockfake.sim.kernel.threads import SimThread
+
 if TYPE_CHECKING:
-    from sockfake.sim.kernel.core import Kernel, SimThread
+    from sockfake.sim.kernel.core import Kernel
 
 __all__ = ["dump", "spin_message", "stall_message", "wait_for_cycle"]
 
@@ -45,7 +47,6 @@ def dump(kernel: Kernel) -> str:
 
 def wait_for_cycle(threads: list[SimThread]) -> list[str]:
     """Threads that wait on each other (through locks they hold, or joins)."""
-    from sockfake.sim.kernel.core import SimThread  # the kernel imports this module
 
     def next_of(thread: SimThread) -> tuple[str, SimThread] | None:
         on = thread.blocked_on

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 if TYPE_CHECKING:
-    from sockfake.sim.kernel.core import SimThread
+    from sockfake.sim.kernel.threads import SimThread
 
 __all__ = [
     "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwitchPoints", "make_policy",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import _thread
 
-from sockfake.sim.kernel.core import Kernel, SimThread, WaitQueue
+from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.sync import Primitive
+from sockfake.sim.kernel.threads import SimThread, WaitQueue
 
 __all__ = ["SimSemaphore", "SimBoundedSemaphore"]
 

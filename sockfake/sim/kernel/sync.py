@@ -50,7 +50,8 @@ from collections import deque
 from typing import Any
 
 from sockfake.errors import SockfakeRuntimeError
-from sockfake.sim.kernel.core import Kernel, SimThread, WaitQueue
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.threads import SimThread, WaitQueue
 
 __all__ = ["Primitive", "SimLock", "SimRLock", "SimCondition", "SimEvent"]
 

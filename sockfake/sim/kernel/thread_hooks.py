@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 
-from sockfake.sim.kernel.core import SimThread, current_kernel
+from sockfake.sim.kernel.core import current_kernel
+from sockfake.sim.kernel.threads import SimThread
 
 __all__ = ["install"]
 

@@ -18,7 +18,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sockfake.sim.kernel.core import WaitQueue
+from sockfake.sim.kernel.threads import WaitQueue
 from sockfake.sim.net.selectors import Selectable
 from sockfake.sim.net.socket_state import State
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sockfake.errors import SockfakeValueError
-from sockfake.sim.kernel.core import Kernel, WaitQueue
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.threads import WaitQueue
 
 __all__ = ["Selectable", "SimSelector", "SimWaker"]
 

@@ -21,7 +21,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import sockfake.sim.trace.texts as texts
-from sockfake.sim.kernel.core import Kernel, WaitQueue
+from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.threads import WaitQueue
 from sockfake.sim.net import ancillary, socket_options
 from sockfake.sim.net.datagram import Datagram as _Datagram
 from sockfake.sim.net.endpoint import Endpoint, Transport
