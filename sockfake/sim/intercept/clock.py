@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sockfake.sim.intercept import stray_sockets
 from sockfake.sim.intercept.dispatch import REAL as _real, _internal, caller_network
 
 __all__ = ["CLOCKS", "EPOCH", "MONOTONIC_BASE", "sleep"]
@@ -40,6 +41,8 @@ def sleep(seconds: float) -> None:
         raise ValueError("Invalid value NaN (not a number)")
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
+    if stray_sockets.alarmed:
+        stray_sockets.check_run(net.kernel)
     net.kernel.sleep(float(seconds))
 
 
@@ -50,6 +53,8 @@ def _clock(name: str, offset: float) -> Callable[[], float]:
         net = caller_network()
         if net is None or _internal(1):
             return float(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return offset + net.kernel.read_clock()
 
     clock.__name__ = clock.__qualname__ = name
@@ -64,6 +69,8 @@ def _clock_ns(name: str, offset: float) -> Callable[[], int]:
         net = caller_network()
         if net is None or _internal(1):
             return int(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return round((offset + net.kernel.read_clock()) * 1e9)
 
     clock_ns.__name__ = clock_ns.__qualname__ = name

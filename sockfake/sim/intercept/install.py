@@ -420,7 +420,7 @@ class Interception:
             if self.seed_entropy:
                 entropy.enter(kernel)
         self._active = True
-        self._strays = stray_sockets.begin(repr(net))
+        self._strays = stray_sockets.begin(repr(net), kernel)
         return net
 
     def __exit__(self, *args: object) -> None:

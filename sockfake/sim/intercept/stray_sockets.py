@@ -60,22 +60,47 @@ _TCP_STATES = {
     "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
 }  # fmt: skip
 
-# Socket objects Python made while a simulation was intercepted (weakly: when one is
-# collected its descriptor is closed too).
+# Socket objects Python made while a simulation was intercepted: weakly (when one is
+# collected its descriptor is closed too), or, for the C type's own objects, which take
+# no weak reference, strongly until a look has read their descriptor.
 _python_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+_unreferenceable: list[Any] = []
+_unreferenceable_inodes: set[int] = set()
 _watches: list[Watch] = []
 _lock = _real["allocate_lock"]()
 _sleeper = _real["allocate_lock"]()
 _sleeper.acquire()  # never released: acquire(timeout=) on it is a real-time sleep
 _sampler_running = False
+# Some watch has seen a stray during its run: the clocks ask check_run() (one read of a
+# module global on each clock read while nothing is seen).
+alarmed = False
+
+
+def check_run(kernel: Any) -> None:
+    """Fail the run now if a stray was seen in it: raised once, in its main thread, at
+    its next clock read (C code that blocks a simulated thread, such as gRPC's
+    completion queue, would otherwise keep the test waiting)."""
+    if kernel.thread_for_caller() is not kernel.root:
+        return
+    with _lock:
+        for watch in _watches:
+            if watch.kernel is kernel and watch.strays and not watch.raised:
+                watch.raised = True
+                error = watch.error()
+                break
+        else:
+            return
+    if error is not None:
+        raise error
 
 
 def note_python_socket(sock: Any) -> None:
     """A socket object Python is making (the audit hook's ``socket.__new__``)."""
     try:
         _python_sockets.add(sock)
-    except TypeError:  # a C socket object without weak references: left untracked
-        pass
+    except TypeError:  # the C type (socket.SocketType): held until a look reads it
+        with _lock:
+            _unreferenceable.append(sock)
 
 
 def socket_inodes() -> dict[int, int]:
@@ -95,18 +120,27 @@ def socket_inodes() -> dict[int, int]:
     return found
 
 
+def _inode_of(sock: Any, by_fd: dict[int, int]) -> int | None:
+    try:
+        return by_fd.get(sock.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _python_owned(inodes: dict[int, int]) -> set[int]:
     by_fd = {fd: inode for inode, fd in inodes.items()}
-    owned: set[int] = set()
-    for sock in list(_python_sockets):
-        try:
-            fd = sock.fileno()
-        except (OSError, ValueError, AttributeError):
-            continue
-        inode = by_fd.get(fd)
-        if inode is not None:
-            owned.add(inode)
-    return owned
+    owned = {
+        inode for sock in list(_python_sockets) if (inode := _inode_of(sock, by_fd)) is not None
+    }
+    waiting = []
+    for sock in _unreferenceable:
+        inode = _inode_of(sock, by_fd)
+        if inode is None:
+            waiting.append(sock)  # no descriptor yet (or closed): looked at again
+        else:
+            _unreferenceable_inodes.add(inode)
+    _unreferenceable[:] = waiting
+    return owned | _unreferenceable_inodes
 
 
 @dataclass
@@ -176,7 +210,9 @@ class Watch:
     """One interception's look-out for strays (see the module docstring)."""
 
     label: str
+    kernel: Any = None  # the intercepted network's
     baseline: set[int] = field(default_factory=set)
+    raised: bool = False  # the error was raised in the run (check_run)
     # Seen once (inode: descriptor), waiting for a second look.
     pending: dict[int, int] = field(default_factory=dict)
     strays: dict[int, StraySocket] = field(default_factory=dict)
@@ -213,11 +249,14 @@ class Watch:
 
 
 def _look_all(only: Watch | None = None) -> None:
+    global alarmed
     inodes = socket_inodes()
-    owned = _python_owned(inodes)
-    with _lock:  # the sampler and an interception's end look at once
+    with _lock:  # the sampler and an interception's end may look at once
+        owned = _python_owned(inodes)
         for watch in _watches if only is None else [only]:
             watch.look(inodes, owned)
+            if watch.strays and not watch.raised:
+                alarmed = True
 
 
 def look_now() -> None:
@@ -238,12 +277,12 @@ def _sample() -> None:
         _sleeper.acquire(True, SAMPLE_INTERVAL)
 
 
-def begin(label: str) -> Watch | None:
+def begin(label: str, kernel: Any) -> Watch | None:
     """Start watching for strays (None where there is no ``/proc/self/fd``)."""
     global _sampler_running
     if not os.path.isdir(_FD_DIR):
         return None
-    watch = Watch(label, set(socket_inodes()))
+    watch = Watch(label, kernel, set(socket_inodes()))
     with _lock:
         _watches.append(watch)
         start = not _sampler_running
@@ -254,10 +293,16 @@ def begin(label: str) -> Watch | None:
 
 
 def end(watch: Watch) -> SockfakeRuntimeError | None:
-    """Stop watching; the error naming what was seen, if anything was."""
+    """Stop watching; the error naming what was seen, if anything was (and it was not
+    raised in the run already)."""
     _look_all(watch)
     _look_all(watch)
     with _lock:
         if watch in _watches:
             _watches.remove(watch)
-    return watch.error()
+        if not _watches:
+            global alarmed
+            alarmed = False
+            _unreferenceable.clear()
+            _unreferenceable_inodes.clear()
+    return None if watch.raised else watch.error()
