@@ -53,6 +53,13 @@ class RealListener:
             self.connections.append(conn)
         while select.select([self.udp], [], [], 0)[0]:
             self.received += len(self.udp.recv(65536))
+        for conn in self.connections:  # what was sent before the client closed
+            conn.setblocking(False)
+            while select.select([conn], [], [], 0)[0]:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                self.received += len(data)
 
     def serve(self) -> None:
         stop = self.stop

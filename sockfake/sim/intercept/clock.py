@@ -20,7 +20,7 @@ __all__ = ["CLOCKS", "EPOCH", "MONOTONIC_BASE", "sleep"]
 # time.time() in a simulated thread: this fixed epoch (2025-01-01T00:00:00Z) plus the
 # virtual clock, so a run's timestamps (HTTP Date headers, log records) are the same
 # every time. In the past, so that a deadline computed from it and handed to C code
-# that waits on the real clock (gRPC's core, libpq's connect_timeout) is already over:
+# that waits on the real clock (gRPC's core) is already over:
 # the call fails at once instead of waiting for years (the epoch was 2030 before).
 # Not older than urllib3's RECENT_DATE (2025-01-01), below which it warns that the
 # system clock is wrong.

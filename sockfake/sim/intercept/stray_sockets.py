@@ -11,13 +11,15 @@ interception is active, and that no Python socket object owns, was opened by C c
 ``Watch`` is one interception's: the process's sockets when it began (the baseline),
 and the strays seen since. They are looked for while it runs (a real thread, outside
 every simulation, samples the process's descriptors every ``SAMPLE_INTERVAL`` seconds
-of real time) and when it ends; a stray is reported once seen in two looks in a row
-(a socket Python is making is briefly a descriptor before its object owns it). Its
+of real time) and when it ends; a stray is reported once seen, unowned, in looks at
+least ``CONFIRM_AFTER`` seconds of real time apart (a socket Python is making, or
+accepting, is briefly a descriptor before its object owns it, and a loaded machine
+may deschedule the thread in between). Its
 description (protocol, local and peer address, TCP state) comes from
 ``/proc/net/{tcp,tcp6,udp,udp6,unix}``. ``Interception.__exit__`` raises
 ``SockfakeRuntimeError`` naming them, which fails the test.
 
-What this cannot see: a socket opened and closed between two looks (a short request
+What this cannot see: a socket that lives less than ``CONFIRM_AFTER`` (a short request
 by a C client; the simulated ports and the past epoch make most such calls fail at
 once instead), and it cannot tell C code in the simulated thread from C code in
 another thread of the process (a real gRPC server run beside a simulated test is
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 SAMPLE_INTERVAL = 0.05
+CONFIRM_AFTER = 0.2
 KNOWN_C_CLIENTS = (
     "ctypes calls into libc",
     "libcurl (pycurl)",
@@ -65,7 +68,9 @@ _TCP_STATES = {
 # no weak reference, strongly until a look has read their descriptor.
 _python_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
 _unreferenceable: list[Any] = []
-_unreferenceable_inodes: set[int] = set()
+# The inodes those objects had when a look read them: still Python's after the object
+# lets go of its descriptor (``detach()``, as multiprocessing's pipes do).
+_python_inodes: set[int] = set()
 _watches: list[Watch] = []
 _lock = _real["allocate_lock"]()
 _sleeper = _real["allocate_lock"]()
@@ -138,9 +143,10 @@ def _python_owned(inodes: dict[int, int]) -> set[int]:
         if inode is None:
             waiting.append(sock)  # no descriptor yet (or closed): looked at again
         else:
-            _unreferenceable_inodes.add(inode)
+            _python_inodes.add(inode)
     _unreferenceable[:] = waiting
-    return owned | _unreferenceable_inodes
+    _python_inodes.update(owned)
+    return _python_inodes
 
 
 @dataclass
@@ -213,8 +219,8 @@ class Watch:
     kernel: Any = None  # the intercepted network's
     baseline: set[int] = field(default_factory=set)
     raised: bool = False  # the error was raised in the run (check_run)
-    # Seen once (inode: descriptor), waiting for a second look.
-    pending: dict[int, int] = field(default_factory=dict)
+    # Seen unowned in every look since (inode: real time first seen), not yet confirmed.
+    pending: dict[int, float] = field(default_factory=dict)
     strays: dict[int, StraySocket] = field(default_factory=dict)
 
     def look(self, inodes: dict[int, int], owned: set[int]) -> None:
@@ -223,7 +229,9 @@ class Watch:
             for inode, fd in inodes.items()
             if inode not in self.baseline and inode not in owned
         }
-        confirmed = [inode for inode in new if inode in self.pending]
+        now = _real["monotonic"]()
+        self.pending = {inode: self.pending.get(inode, now) for inode in new}
+        confirmed = [inode for inode, first in self.pending.items() if now - first >= CONFIRM_AFTER]
         if confirmed:
             texts = describe(set(confirmed))
             for inode in confirmed:
@@ -231,7 +239,6 @@ class Watch:
                     self.strays[inode] = StraySocket(
                         new[inode], inode, texts.get(inode, "a socket")
                     )
-        self.pending = new
 
     def error(self) -> SockfakeRuntimeError | None:
         if not self.strays:
@@ -259,11 +266,21 @@ def _look_all(only: Watch | None = None) -> None:
                 alarmed = True
 
 
+def _confirming_looks(only: Watch | None = None) -> None:
+    """Look, and if anything is unowned, look again once it can be confirmed."""
+    _look_all(only)
+    with _lock:
+        watches = _watches if only is None else [only]
+        waiting = any(w.pending.keys() - w.strays.keys() for w in watches)
+    if waiting:
+        _sleeper.acquire(True, CONFIRM_AFTER)
+        _look_all(only)
+
+
 def look_now() -> None:
-    """Look twice at the process's sockets, for every active watch (the sampler's
-    look, on demand: a test that holds a C client's connection open calls this)."""
-    _look_all()
-    _look_all()
+    """The sampler's look, on demand, confirmed at once (a test that holds a C client's
+    connection open calls this; it may take ``CONFIRM_AFTER`` seconds)."""
+    _confirming_looks()
 
 
 def _sample() -> None:
@@ -295,8 +312,7 @@ def begin(label: str, kernel: Any) -> Watch | None:
 def end(watch: Watch) -> SockfakeRuntimeError | None:
     """Stop watching; the error naming what was seen, if anything was (and it was not
     raised in the run already)."""
-    _look_all(watch)
-    _look_all(watch)
+    _confirming_looks(watch)
     with _lock:
         if watch in _watches:
             _watches.remove(watch)
@@ -304,5 +320,5 @@ def end(watch: Watch) -> SockfakeRuntimeError | None:
             global alarmed
             alarmed = False
             _unreferenceable.clear()
-            _unreferenceable_inodes.clear()
+            _python_inodes.clear()
     return None if watch.raised else watch.error()
