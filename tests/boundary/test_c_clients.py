@@ -90,6 +90,21 @@ def test_a_grpc_call_with_a_simulated_deadline_fails_at_once(quiet_listener: Rea
     assert failed.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 
+def test_a_grpc_channel_reaching_a_real_server_fails_the_test(
+    real_listener: RealListener,
+) -> None:
+    grpc = pytest.importorskip("grpc")
+    real_listener.on_accept = _hold_and_look
+    with pytest.raises(SockfakeRuntimeError) as detected:
+        with SimNetwork(seed=1) as net, net.intercept():
+            channel = grpc.insecure_channel(f"127.0.0.1:{real_listener.port}")
+            call = channel.unary_unary("/boundary.Test/Call")
+            with pytest.raises(grpc.RpcError):
+                call(b"hello")  # no deadline: gRPC's core connects for real
+            channel.close()
+    _detected_peer(detected.value, real_listener)
+
+
 _GRPC_SERVER_IN_A_SIMULATION = """
 from concurrent import futures
 import grpc

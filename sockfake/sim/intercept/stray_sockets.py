@@ -173,7 +173,12 @@ def _ipv6(text: str) -> str:
 
 def _endpoint(text: str, family: str) -> str:
     address, _, port = text.partition(":")
-    host = _ipv4(address) if family == "4" else f"[{_ipv6(address)}]"
+    if family == "4":
+        host = _ipv4(address)
+    else:
+        host = _ipv6(address)
+        # An IPv4 peer of an IPv6 socket (gRPC's, for one) reads as IPv4.
+        host = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
     return f"{host}:{int(port, 16)}"
 
 
