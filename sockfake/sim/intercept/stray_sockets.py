@@ -38,10 +38,15 @@ from sockfake.network import SockfakeRuntimeError
 from sockfake.sim.intercept.dispatch import REAL as _real
 
 __all__ = [
+    "CONFIRM_AFTER",
     "KNOWN_C_CLIENTS",
     "SAMPLE_INTERVAL",
     "StraySocket",
     "Watch",
+    "begin",
+    "check_run",
+    "describe",
+    "end",
     "look_now",
     "note_python_socket",
     "socket_inodes",
