@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sockfake.sim.intercept import stray_sockets
 from sockfake.sim.intercept.dispatch import REAL as _real, _internal, caller_network
 
 __all__ = ["CLOCKS", "EPOCH", "MONOTONIC_BASE", "sleep"]
 
-# time.time() in a simulated thread: this fixed epoch (2030-01-01T00:00:00Z) plus the
+# time.time() in a simulated thread: this fixed epoch (2025-01-01T00:00:00Z) plus the
 # virtual clock, so a run's timestamps (HTTP Date headers, log records) are the same
-# every time. Recent enough that clients checking for a sane clock (urllib3) are happy.
-EPOCH = 1_893_456_000.0
+# every time. In the past, so that a deadline computed from it and handed to C code
+# that waits on the real clock (gRPC's core) is already over:
+# the call fails at once instead of waiting for years (the epoch was 2030 before).
+# Not older than urllib3's RECENT_DATE (2025-01-01), below which it warns that the
+# system clock is wrong.
+EPOCH = 1_735_689_600.0
 # time.monotonic() and perf_counter(): a fixed base plus the virtual clock.
 MONOTONIC_BASE = 1_000.0
 
@@ -36,6 +41,8 @@ def sleep(seconds: float) -> None:
         raise ValueError("Invalid value NaN (not a number)")
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
+    if stray_sockets.alarmed:
+        stray_sockets.check_run(net.kernel)
     net.kernel.sleep(float(seconds))
 
 
@@ -46,6 +53,8 @@ def _clock(name: str, offset: float) -> Callable[[], float]:
         net = caller_network()
         if net is None or _internal(1):
             return float(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return offset + net.kernel.read_clock()
 
     clock.__name__ = clock.__qualname__ = name
@@ -60,6 +69,8 @@ def _clock_ns(name: str, offset: float) -> Callable[[], int]:
         net = caller_network()
         if net is None or _internal(1):
             return int(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return round((offset + net.kernel.read_clock()) * 1e9)
 
     clock_ns.__name__ = clock_ns.__qualname__ = name
