@@ -116,8 +116,12 @@ class _Page:
                                                   if packet.fates[f] else "")
                          for f in fates if f in FATE_MARKS)
         label = packet.summary + (f" #{packet.datagram}" if packet.datagram is not None else "")
+        room = abs(x2 - x1) // 7 - len(label) - 1  # characters left above the arrow
+        shown = label
+        if packet.payload and room >= 8:
+            shown += " " + _payload_text(packet.payload, room - 3)[:room]
         arrow += (f'<text x="{(x1 + x2) // 2}" y="10" text-anchor="middle" '
-                  f'fill="{colour}">{html.escape(label)}</text>')
+                  f'fill="{colour}">{html.escape(shown)}</text>')
         flow = flow_name(packet)
         hosts = " ".join(sorted({_host(packet.src), _host(packet.dst)}))
         classes = " ".join(["row", "pkt"] + [f"fate-{f.replace(' ', '-')}" for f in fates])
@@ -126,8 +130,8 @@ class _Page:
             f'<div class="{classes}" data-i="{index}" data-conn="{_attr(flow)}" '
             f'data-hosts="{_attr(hosts)}" data-thread="{_attr(packet.actor)}">'
             f'<span class="t">{packet.time:.6f}</span>'
-            f'<svg width="{self.width}" height="26">{self._lines()}{arrow}</svg>'
             f'<span class="m" style="color:{colour}">{html.escape(marks)}</span>'
+            f'<svg width="{self.width}" height="26">{self._lines()}{arrow}</svg>'
             f'<span class="pl">{html.escape(inline)}</span></div>'
         )
         self.details.append({
@@ -142,18 +146,20 @@ class _Page:
         family = event.kind.split("-")[0]
         mark = _THREAD_MARKS.get(family, "•")
         if event.kind == "switch":
-            text = f"{mark} {event.actor} runs ({event.details or event.reason or 'turn'})"
+            text = f"{event.actor} runs ({event.details or event.reason or 'turn'})"
         else:
-            text = f"{mark} {event.actor}: {event.kind} {event.details}".rstrip()
+            text = f"{event.actor}: {event.kind} {event.details}".rstrip()
         self.rows.append(
             f'<div class="row thr kind-{_attr(event.kind)}" data-i="{index}" data-conn="" '
             f'data-hosts="" data-thread="{_attr(event.actor)}">'
             f'<span class="t">{event.time:.6f}</span>'
-            f'<svg width="{self.width}" height="18">{self._lines()}</svg>'
-            f'<span class="m">{html.escape(text)}</span><span class="pl"></span></div>'
+            f'<span class="m">{mark} {html.escape(event.kind)}</span>'
+            f'<svg width="{self.width}" height="18">{self._lines()}'
+            f'<text x="4" y="13" class="tt">{html.escape(text)}</text></svg>'
+            f'<span class="pl"></span></div>'
         )
         self.details.append({"time": event.time, "summary": event.kind,
-                             "thread": event.actor, "text": text})
+                             "thread": event.actor, "text": f"{mark} {text}"})
 
 
 def _script_json(value: Any) -> str:
@@ -215,10 +221,12 @@ body{{font-family:sans-serif;margin:16px}}
 .row:hover{{background:#eef}}
 .row .t{{width:90px;flex:none;text-align:right;padding-right:8px;color:#555}}
 .row svg{{flex:none;font-family:monospace;font-size:11px}}
-.row .m{{padding-left:8px}} .row .pl{{padding-left:8px;color:#333}}
-.thr .m{{color:#666;font-style:italic}}
+.row .m{{width:230px;flex:none;overflow:hidden;text-overflow:ellipsis}}
+.row .pl{{padding-left:8px;color:#333}}
+.thr .m,.tt{{fill:#666;color:#666;font-style:italic}}
+.tt{{paint-order:stroke;stroke:#fff;stroke-width:3px}}
 .life{{stroke:#bbb;stroke-dasharray:4 3}}
-#names{{position:relative;height:20px;margin-left:98px;font-weight:bold;font-size:12px}}
+#names{{position:relative;height:20px;margin-left:328px;font-weight:bold;font-size:12px}}
 .life-name{{position:absolute;text-align:center;overflow:hidden;text-overflow:ellipsis}}
 #d{{white-space:pre-wrap;background:#f4f4f4;padding:8px;border:1px solid #ccc;
 min-height:3em;font-family:monospace}}
