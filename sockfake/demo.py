@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 import sockfake
+from sockfake.failure_report import write_trace_files
 from sockfake.sim import SimNetwork
 from sockfake.sim.scenarios import TrickleWriter
 
@@ -100,7 +101,8 @@ def run_demo(seed: int, out: TextIO, trace_dir: Path | None = None) -> str:
         digest = net.digest()
         _summary(net, virtual, time.perf_counter() - started, seed, out)
         if trace_dir is not None:
-            _write_trace_files(net, trace_dir, out)
+            for line in write_trace_files(net, trace_dir, "demo", "sockfake demo"):
+                out.write(line + "\n")
     finally:
         net.close()
     out.write(f"trace digest: {digest}\n")
@@ -129,18 +131,6 @@ def _summary(net: SimNetwork, virtual: float, real: float, seed: int, out: TextI
         out.write(f"    {line}\n")
     out.write("  the same seed gives the same run and the same trace digest, in any process:\n"
               f"    python -m sockfake demo --seed {seed}\n")
-
-
-def _write_trace_files(net: SimNetwork, directory: Path, out: TextIO) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = [
-        net.trace.write_pcap(directory / "demo.pcapng"),
-        net.trace.write_html(directory / "demo.html", title="sockfake demo"),
-        net.trace.write_jsonl(directory / "demo.jsonl"),
-    ]
-    out.write("trace files (Wireshark or tcpdump, the sequence diagram, JSON lines):\n")
-    for path in written:
-        out.write(f"  {path}\n")
 
 
 def _tcp_with_slow_client(net: SimNetwork, out: TextIO) -> None:

@@ -67,6 +67,7 @@ def test_trace_dir_writes_the_capture_and_the_diagram(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     files = [tmp_path / "traces" / name for name in ("demo.pcapng", "demo.html", "demo.jsonl")]
+    assert "trace files (Wireshark, JSON lines, sequence diagram):" in lines
     for path in files:
         assert f"  {path}" in lines and path.stat().st_size > 0
     assert lines[-1] == plain.stdout.splitlines()[-1]  # writing changes nothing: same digest
