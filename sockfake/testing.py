@@ -11,8 +11,10 @@ Why this module passes 600 lines: the testbed, its server handles and
 :func:`open_testbed` are the one object a test holds, and closing it (stop every
 server within its bound, then the handler-error and leak checks) reads every part of
 it. What can live apart does: settings and their validation (``settings``),
-exploration (``exploration``), the conformance checks (``conformance``), the plugin
-and its reports (``pytest_plugin``, ``plugin_reports``).
+exploration (``exploration``), the conformance checks (``conformance``), the failure
+report (``failure_report``), the plugin and its reports (``pytest_plugin``,
+``plugin_reports``). ``TestbedMixin`` and ``enter_testbed`` bring the testbed and
+the failure report to unittest.
 """
 
 from __future__ import annotations
