@@ -292,7 +292,7 @@ def _every_fate(net: SimNetwork) -> None:
     receiver.settimeout(1.0)
     with receiver, a.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         net.hold("a", "b")
-        sender.sendto(b"held back", receiver.getsockname())
+        sender.sendto(b"held </script><!--", receiver.getsockname())
         net.release("a", "b")
         for number in range(10):
             sender.sendto(b"<b>&amp;</b> %d" % number, receiver.getsockname())
@@ -389,6 +389,8 @@ def test_the_diagram_shows_short_payloads_inline_escaped_once(tmp_path: Path) ->
     assert 'a<b> & "c"' in parsed.texts  # the title, as given
     inline = [row["text"] for row in _rows_with(parsed, "pkt")]
     assert any("'<b>&amp;</b> 3'" in text for text in inline)
+    # A payload cannot end the page's script early (the browser test sees it run).
+    assert any("'held </script><!--'" in text for text in inline)
     assert not any("&lt;" in text or "&amp;lt;" in text for text in parsed.texts)
 
 
