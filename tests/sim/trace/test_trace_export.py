@@ -21,7 +21,7 @@ import sockfake as socketserver
 from sockfake.sim import SimNetwork
 from sockfake.sim.net.faults import FaultPlan
 from sockfake.sim.trace.diagram import FATE_MARKS
-from sockfake.sim.trace.packets import packets
+from sockfake.sim.trace.packets import FATES, packets
 from sockfake.sim.trace.pcapng import DELIVERED_INTERFACE, FATES_INTERFACE, NOTES_ADDRESS
 
 dpkt = pytest.importorskip("dpkt")
@@ -370,6 +370,7 @@ def test_the_diagram_marks_every_fate_and_each_thread_hand_off(tmp_path: Path) -
         path = net.trace.write_html(tmp_path / "fates.html", title="fates")
         found = packets(net.trace)
     parsed = _parse(path.read_text())
+    assert set(FATE_MARKS) == set(FATES)  # every fate a packet can have has its mark
     for fate in ("dropped", "duplicated", "reordered", "corrupted", "held", "reset"):
         rows = _rows_with(parsed, f"fate-{fate}")
         assert len(rows) == sum(1 for p in found if fate in p.fates), fate
