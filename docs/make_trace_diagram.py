@@ -2,8 +2,9 @@
 
     python docs/make_trace_diagram.py        # needs a headless Chromium on PATH
 
-A TCP echo and a UDP client that retries past a dropped datagram, on a simulated
-network with 10 ms of latency; the trace's HTML diagram, screenshotted.
+A TCP echo and a UDP client that retries past a dropped datagram (and gets its retry
+twice), on a simulated network with 10 ms of latency; the trace's HTML diagram,
+screenshotted with the thread rows hidden (``#threads=off``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main() -> None:
         with net.create_connection(tcp.server_address) as conn:
             conn.sendall(b"hello\n")
             conn.makefile("rb").readline()
-        FaultPlan(drops=frozenset({0})).apply(net)
+        FaultPlan(drops=frozenset({0}), duplicates=frozenset({1})).apply(net)
         with net.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(0.5)
             for _ in range(3):
@@ -64,8 +65,10 @@ def main() -> None:
         page = net.trace.write_html(Path(scratch) / "trace.html",
                                     title="a TCP echo, then a UDP retry past a lost datagram")
         subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", f"--screenshot={out}", "--window-size=900,560",
-                        page.as_uri()], check=True, capture_output=True, timeout=60)
+                        "--hide-scrollbars", f"--user-data-dir={scratch}/profile",
+                        f"--screenshot={out}", "--window-size=1100,620",
+                        page.as_uri() + "#threads=off"],
+                       check=True, capture_output=True, timeout=60)
     print(out)
 
 

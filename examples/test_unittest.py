@@ -1,12 +1,13 @@
 """sockfake without pytest: unittest test cases on a simulated network.
 
 ``sockfake.testing`` is the testing core the pytest plugin is built on, and it does not
-import pytest. ``open_testbed()`` is a context manager: entered in ``setUp``, it gives
-each test a fresh network; at cleanup it stops the servers and fails the test on a
-handler error or a leaked simulated thread or socket. The block runs under
-interception (``intercept=False`` opts out), so the stdlib's clients reach the
-simulated servers. Run it with
-``python -m unittest examples/test_unittest.py`` (pytest runs it too).
+import pytest. ``TestbedMixin`` gives each test ``self.bed``, a fresh testbed
+(``open_testbed()`` with the class's ``testbed_options``); at cleanup it stops the
+servers and fails the test on a handler error or a leaked simulated thread or socket,
+and a failing test prints the seed, the last trace events, the trace files and the
+command that reruns it with the same seed. The test runs under interception
+(``intercept=False`` opts out), so the stdlib's clients reach the simulated servers.
+Run it with ``python -m unittest examples/test_unittest.py`` (pytest runs it too).
 """
 
 import http.server
@@ -14,18 +15,7 @@ import unittest
 import urllib.request
 
 import sockfake
-from sockfake.testing import open_testbed
-
-
-def use_testbed(case, **options):
-    """Enter ``open_testbed(**options)`` for one test; closed and checked at cleanup.
-
-    (On Python 3.11 and later, ``case.enterContext(open_testbed(**options))`` is the same.)
-    """
-    testbed = open_testbed(**options)
-    bed = testbed.__enter__()
-    case.addCleanup(testbed.__exit__, None, None, None)
-    return bed
+from sockfake.testing import TestbedMixin
 
 
 class Upper(sockfake.StreamRequestHandler):
@@ -43,9 +33,8 @@ class Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class UpperTest(unittest.TestCase):
-    def setUp(self):
-        self.bed = use_testbed(self, seed=3, latency=0.01)  # or use_testbed(self, network="real")
+class UpperTest(TestbedMixin, unittest.TestCase):
+    testbed_options = {"latency": 0.01}  # or {"network": "real"}; the seed: SOCKFAKE_SEED
 
     def test_echo(self):
         srv = self.bed.tcp_server(Upper)
@@ -59,11 +48,10 @@ class UpperTest(unittest.TestCase):
         self.assertGreaterEqual(net.time(), 3600)
 
 
-class HttpTest(unittest.TestCase):
-    def setUp(self):
-        # Intercepted (open_testbed's default, as the pytest plugin's): urllib, requests,
-        # time.sleep and threading in this test's threads run on the simulation.
-        self.bed = use_testbed(self, seed=1, latency=0.05)
+class HttpTest(TestbedMixin, unittest.TestCase):
+    # Intercepted (open_testbed's default, as the pytest plugin's): urllib, requests,
+    # time.sleep and threading in this test's threads run on the simulation.
+    testbed_options = {"seed": 1, "latency": 0.05}  # a seed of its own, fixed
 
     def test_urllib_against_the_stdlib_http_server(self):
         srv = self.bed.tcp_server(Hello, server_class=http.server.ThreadingHTTPServer)

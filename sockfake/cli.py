@@ -19,6 +19,7 @@ import socketserver as _stdlib
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from sockfake._server_checks import MAX_THREADS, MAX_TIMEOUT
@@ -458,11 +459,20 @@ def _add_demo_command(subcommands: Any) -> None:
         help="run the socketserver documentation's examples on the simulated network",
         description=(
             "Run the socketserver documentation's examples on a simulated network with "
-            "datagram loss and a slow client; print a readable trace, then its digest. "
-            "The same seed prints the same output."
+            "datagram loss and a slow client; print a readable trace, what the "
+            "simulation did (virtual against real time, the faults injected), then the "
+            "trace digest. The same seed prints the same output but for the real time."
         ),
     )
     demo.add_argument("--seed", type=_seed, default=1, help="the simulation's seed (default 1)")
+    demo.add_argument(
+        "--trace-dir",
+        type=_trace_dir,
+        default=None,
+        metavar="DIR",
+        help="also write the trace to DIR: demo.pcapng (Wireshark, tcpdump), demo.html "
+        "(the sequence diagram), demo.jsonl",
+    )
     demo.set_defaults(run=_run_demo, command_parser=demo)
 
 
@@ -476,10 +486,20 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _trace_dir(text: str) -> Path:
+    """An argument type: a directory the trace files can go to (made if missing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the directory must not be empty")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return path
+
+
 def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sockfake.demo import run_demo  # the simulation loads only for this command
 
-    run_demo(args.seed, sys.stdout)
+    run_demo(args.seed, sys.stdout, trace_dir=args.trace_dir)
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sockfake.errors import SimulationError
+from sockfake.failure_report import FailureReport
 from sockfake.settings import NetworkMode
 from sockfake.testing import Testbed
 
@@ -30,8 +31,6 @@ __all__ = [
     "report_text",
     "reproduce_command",
 ]
-
-TRACE_LINES = 30
 
 
 @dataclass
@@ -105,53 +104,31 @@ def _command(settings: Settings, nodeid: str) -> str:
 
 def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed: int | None
                 ) -> str:
-    lines = []
-    if bed.kind == "sim":
-        net = bed.network
-        origin = (
-            "from the marker"
-            if marker_seed is not None
-            else f"derived from base seed {settings.base_seed} and the test id"
-        )
-        lines.append(f"simulated network, seed {bed.seed} ({origin})")
-        trace = net.trace
-        lines.append(
-            f"virtual time {net.kernel.now:.6f} s, {len(trace)} trace events, "
-            f"trace digest {trace.digest()}"
-        )
-        if settings.trace != "off" and trace.events:
-            lines.append(f"last {min(TRACE_LINES, len(trace.events))} trace events:")
-            lines.append(trace.format(last=TRACE_LINES))
-            lines.extend(_write_trace_files(item, net, settings))
-    else:
-        lines.append("real network (no seed, no trace)")
-    lines.append(f"reproduce: {reproduce_command(item, settings)}")
-    return "\n".join(lines)
+    origin = (
+        "from the marker"
+        if marker_seed is not None
+        else f"derived from base seed {settings.base_seed} and the test id"
+    )
+    report = FailureReport(
+        bed.seed if bed.kind == "sim" else None,
+        origin,
+        reproduce=[reproduce_command(item, settings)],
+        trace_dir=_trace_dir(item, settings),
+        name=item.nodeid,
+        trace=settings.trace != "off",
+    )
+    return report.text(bed.network)
 
 
-def _write_trace_files(item: pytest.Item, net: Any, settings: Settings) -> list[str]:
-    """Write the trace as pcapng, JSONL and HTML; the lines that name the files."""
-    directory = settings.trace_dir
-    if directory is None:
-        factory = getattr(item.config, "_tmp_path_factory", None)
-        if factory is None:
-            return []
-        directory = Path(factory.getbasetemp()) / "sockfake-traces"
-    stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")[-120:]
-    try:
-        # In the try: a directory that cannot be made is a line in the report, not
-        # an INTERNALERROR that ends the session.
-        directory.mkdir(parents=True, exist_ok=True)
-        written = [
-            net.trace.write_pcap(directory / f"{stem}.pcapng"),
-            net.trace.write_jsonl(directory / f"{stem}.jsonl"),
-            net.trace.write_html(directory / f"{stem}.html", title=item.nodeid),
-        ]
-    except OSError as exc:
-        return [f"trace files: could not write to {directory}: {exc}"]
-    return ["trace files (Wireshark, JSON lines, sequence diagram):"] + [
-        f"  {path}" for path in written
-    ]
+def _trace_dir(item: pytest.Item, settings: Settings) -> Path | None:
+    """Where a failing test's trace files go: the option's directory, or under pytest's
+    basetemp."""
+    if settings.trace_dir is not None:
+        return settings.trace_dir
+    factory = getattr(item.config, "_tmp_path_factory", None)
+    if factory is None:
+        return None
+    return Path(factory.getbasetemp()) / "sockfake-traces"
 
 
 def determinism_text(first: list[Any], second: list[Any] | None) -> str:

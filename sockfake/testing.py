@@ -11,14 +11,17 @@ Why this module passes 600 lines: the testbed, its server handles and
 :func:`open_testbed` are the one object a test holds, and closing it (stop every
 server within its bound, then the handler-error and leak checks) reads every part of
 it. What can live apart does: settings and their validation (``settings``),
-exploration (``exploration``), the conformance checks (``conformance``), the plugin
-and its reports (``pytest_plugin``, ``plugin_reports``).
+exploration (``exploration``), the conformance checks (``conformance``), the failure
+report (``failure_report``), the plugin and its reports (``pytest_plugin``,
+``plugin_reports``). ``TestbedMixin`` and ``enter_testbed`` bring the testbed and
+the failure report to unittest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import inspect
 import os
@@ -28,13 +31,16 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 import unittest
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from sockfake.conformance import check_network
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeValueError
 from sockfake.exploration import Exploration, explore
+from sockfake.failure_report import FailureReport
 from sockfake.settings import (
     DEFAULT_TIME_LIMIT,
     LINK_KEYS,
@@ -67,7 +73,10 @@ __all__ = [
     "ServerHandle",
     "Testbed",
     "TestbedError",
-        "Exploration",
+    "TestbedMixin",
+    "Exploration",
+    "FailureReport",
+    "enter_testbed",
     "derive_seed",
     "explore",
     "make_network",
@@ -467,6 +476,9 @@ class Testbed:
         self._paths = 0
         self._names: dict[str, int] = {}
         self.closed = False
+        # What a failure prints (seed, last events, trace files, how to reproduce);
+        # open_testbed() and TestbedMixin fill it in.
+        self.report = FailureReport(seed)
         if kind == "sim":
             network.kernel.on_thread_error = self._thread_died
 
@@ -719,8 +731,9 @@ class Testbed:
             if self.errors:
                 problems.append(
                     "(handler errors and exceptions that end a simulated thread fail the "
-                    "test; ignore some with @pytest.mark.sockfake(handler_errors="
-                    "(TimeoutError,)), or all with handler_errors='ignore')"
+                    "test; to let some pass, give the testbed handler_errors=(TimeoutError,) "
+                    "(open_testbed(), TestbedMixin.testbed_options, or the pytest marker), "
+                    "or handler_errors='ignore' for all)"
                 )
             if self.kind == "sim" and not failed and not self.network.closed:
                 if check_leaks:
@@ -735,6 +748,11 @@ class Testbed:
             if self._tmpdir is not None:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         return problems
+
+    def failure_report(self) -> str:
+        """What a failure on this testbed prints: seed, virtual time and digest, last
+        trace events, trace files (where ``report.trace_dir`` says), how to reproduce."""
+        return self.report.text(self.network if self.kind == "sim" else None)
 
     def _leaks(self) -> list[str]:
         problems = []
@@ -835,6 +853,18 @@ def open_testbed(
         seed=seed if options.network == "sim" else None,
         handler_errors=options.handler_errors,
     )
+    given: dict[str, Any] = {"network": network} if network != "sim" else {}
+    given.update({"seed": seed, **conditions})
+    given.update({name: value for name, value, default in (
+        ("handler_errors", handler_errors, "fail"), ("time_limit", time_limit, DEFAULT_TIME_LIMIT),
+        ("scheduling", scheduling, "fifo"), ("stall_timeout", stall_timeout, 10.0),
+        ("intercept", intercept, True), ("seed_entropy", seed_entropy, True),
+    ) if value != default})
+    bed.report.seed_origin = "given to open_testbed()"
+    bed.report.reproduce = [f"open_testbed({_arguments(given)}) runs the same network"]
+    trace_dir = os.environ.get("SOCKFAKE_TRACE_DIR", "").strip()
+    bed.report.trace_dir = Path(trace_dir) if trace_dir else None
+    bed.report.name = f"testbed-seed-{seed}"
     with contextlib.ExitStack() as stack:
         if options.intercept and options.network == "sim":
             stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
@@ -842,15 +872,166 @@ def open_testbed(
             yield bed
         except BaseException as exc:
             problems = bed.close(check_leaks=False)
-            add_note = getattr(exc, "add_note", None)  # Python 3.11+
-            if problems and add_note is not None:
+            if isinstance(exc, Exception):  # not KeyboardInterrupt, SystemExit
                 # The block's error may be only a symptom (a client's timeout after a
                 # server thread died): keep the testbed's findings with it.
-                add_note("sockfake: the testbed also found:\n" + "\n".join(problems))
+                found = "the testbed also found:\n" + "\n".join(problems) + "\n" \
+                    if problems else ""
+                show_with(exc, found + bed.failure_report())
             raise
         problems = bed.close()
     if problems:
-        raise TestbedError("\n".join(problems))
+        raise TestbedError("\n".join(problems) + "\n\nsockfake: " + bed.failure_report())
+
+
+def _arguments(given: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in given.items())
+
+
+def show_with(error: BaseException, report: str) -> None:
+    """Show ``report`` with ``error``: a note on Python 3.11 and later (every runner
+    prints an exception's notes), on stderr before it on 3.10."""
+    text = "sockfake: " + report
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        if text not in getattr(error, "__notes__", ()):
+            add_note(text)
+    else:
+        sys.stderr.write(f"\n{text}\n")
+
+
+# -- unittest ----------------------------------------------------------------------------
+
+_base_seed: tuple[int, str] | None = None
+
+
+def unittest_base_seed() -> tuple[int, str]:
+    """This process's base seed for unittest tests, and where it came from:
+    ``SOCKFAKE_SEED`` (an integer, or ``random``, the default, as with pytest)."""
+    global _base_seed
+    if _base_seed is None:
+        value = os.environ.get("SOCKFAKE_SEED", "").strip()
+        if not value or value == "random":
+            import random
+
+            _base_seed = random.SystemRandom().randrange(2**32), "random"
+        else:
+            try:
+                seed = int(value, 0)
+            except ValueError:
+                seed = -1
+            if not 0 <= seed < 2**64:
+                raise SockfakeValueError(
+                    f"SOCKFAKE_SEED={value!r} is not a seed: give an integer from 0 to "
+                    "2**64 - 1, or 'random'"
+                )
+            _base_seed = seed, "from SOCKFAKE_SEED"
+    return _base_seed
+
+
+def _unittest_command(case: unittest.TestCase, base_seed: int) -> str:
+    """A shell command that reruns ``case`` with its seed, from any directory: it goes
+    to the directory its module imports from (so the runner that loaded it, and how,
+    does not matter)."""
+    import shlex
+
+    cls = type(case)
+    name = cls.__module__
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    root = Path.cwd()
+    if file is not None:
+        path = Path(file).resolve()
+        if name == "__main__":
+            name = path.stem
+        root = path.parent
+        for _ in name.split(".")[1:]:
+            root = root.parent
+    test = f"{name}.{cls.__qualname__}.{case._testMethodName}"
+    return (f"cd {shlex.quote(str(root))} && SOCKFAKE_SEED={base_seed} python -m unittest "
+            f"{shlex.quote(test)}")
+
+
+def enter_testbed(case: unittest.TestCase, **options: Any) -> Testbed:
+    """``open_testbed(**options)`` for one unittest test, closed and checked at cleanup.
+
+    Without ``seed=`` the test's seed derives from the base seed (``SOCKFAKE_SEED``,
+    random by default) and the test's class and method names. A failure report (seed,
+    last events, trace files, the command that reruns the test) goes with the
+    testbed's own errors at cleanup; :class:`TestbedMixin` adds it to the test's.
+    """
+    base, origin = unittest_base_seed()
+    key = f"{type(case).__qualname__}.{case._testMethodName}"
+    given = "seed" in options
+    seed = int(options.pop("seed")) if given else derive_seed(base, key)
+    context = open_testbed(seed=seed, **options)
+    bed = context.__enter__()
+    if given:
+        bed.report.seed_origin = "given in the test"
+    else:
+        bed.report.seed_origin = f"derived from base seed {base} ({origin}) and {key}"
+        bed.report.reproduce.insert(0, _unittest_command(case, base))
+    directory = os.environ.get("SOCKFAKE_TRACE_DIR", "").strip()
+    bed.report.trace_dir = Path(directory) if directory else \
+        Path(tempfile.gettempdir()) / "sockfake-traces"
+    bed.report.name = case.id()
+    case.addCleanup(context.__exit__, None, None, None)
+    return bed
+
+
+class TestbedMixin:
+    """Mix into a ``unittest.TestCase``: ``self.bed``, a fresh testbed per test, and on
+    failure the report pytest users get (seed, last trace events, trace files, the
+    command that reruns the test with its seed)::
+
+        class EchoTest(TestbedMixin, unittest.TestCase):
+            testbed_options = {"latency": 0.01, "loss": 0.1}
+
+            def test_echo(self):
+                srv = self.bed.udp_server(Echo)
+                ...
+
+    ``testbed_options`` are ``open_testbed()``'s keywords. The report is a note on
+    the test's exception (Python 3.11 and later; on 3.10 it is written to stderr),
+    so any runner that prints the traceback prints it.
+    """
+
+    __test__ = False  # pytest: a mixin, not a test class
+    testbed_options: ClassVar[dict[str, Any]] = {}
+    bed: Testbed
+
+    def __init__(self, methodName: str = "runTest") -> None:
+        super().__init__(methodName)  # type: ignore[call-arg]
+        test = getattr(self, methodName, None)
+        if callable(test):
+            reporting = self._reporting(test)
+            setattr(self, methodName, reporting)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in vars(cls):
+            cls.__test__ = True  # a test class made from the mixin is one
+
+    def _reporting(self, test: Callable[[], Any]) -> Callable[[], Any]:
+        """``test``, adding the report to its exception. A bound method, as the test
+        method it stands for: unittest's loader takes a plain function found on an
+        instance for a static method."""
+
+        @functools.wraps(test)
+        def run(case: TestbedMixin) -> Any:
+            try:
+                return test()
+            except Exception as exc:
+                bed = getattr(case, "bed", None)
+                if bed is not None and not isinstance(exc, unittest.SkipTest):
+                    show_with(exc, bed.failure_report())
+                raise
+
+        return types.MethodType(run, self)
+
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        self.bed = enter_testbed(self, **dict(self.testbed_options))  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

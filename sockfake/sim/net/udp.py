@@ -84,6 +84,8 @@ class DatagramTransport:
 
         if link.holding:
             # Decided when the link lets it go: by the conditions and plan of then.
+            kernel.record_net("held", f"{ep.describe()} -> {remote} (link held)", src=source,
+                              dst=remote, seq=index, reason="link held")
             link.held.append(lambda: self._launch(ep, payload, remote, dst, link, source, index))
             return
         self._launch(ep, payload, remote, dst, link, source, index)
