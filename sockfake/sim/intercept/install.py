@@ -75,19 +75,27 @@ interception refuses a simulated socket at ``register()``. A bare ``select.poll(
 object made before the interception cannot be guarded: it reports a simulated
 descriptor as ``POLLNVAL``.
 
-What cannot be patched, and why: a name bound at import time is a reference to the
-original object, and rebinding the module attribute does not change it. Code that
-did ``from select import select``, ``from time import monotonic``, ``from socket
-import create_connection`` or ``_sleep = time.sleep`` before ``intercept()`` keeps
-the real function and blocks for real (a stall, reported by the kernel's watchdog),
-unless it was imported while an interception was active: the objects installed here
-stay valid after exit and dispatch per call (so a module imported inside
-``intercept()`` keeps simulated behaviour in later interceptions). The stdlib's own
-``threading`` captured ``time.monotonic`` and ``queue`` captured it as ``queue.time``;
-the latter is rebound here because ``Queue.get(timeout=)`` computes its deadline with
-it. Other uncovered paths: a ``_socket.socket`` made directly (a C object with no
-Python layer to guard), a real lock or event made before the interception and waited
-on in a simulated thread, or a real lock held across a simulated call (another
+Names and objects bound before the interception (``made_before``): a module imported
+earlier holds what the stdlib handed out then. At install the globals of the loaded
+modules that are not the stdlib's, sockfake's or the test machinery's are scanned: a
+name bound to an original this table replaces (``from time import monotonic``, ``from
+socket import create_connection``, ``from threading import Lock``, ``_sleep =
+time.sleep``) is rebound to the replacement for the duration; a module-level
+``threading.Lock``/``RLock`` is stood in for by a ``GuardedLock``, and the conditions
+under a module-level ``Condition``, ``Event``, ``Semaphore``, ``Barrier`` or
+``queue.Queue`` are registered, so a simulated thread waits on them in virtual time; a
+simulated thread's ``submit()`` to a ``ThreadPoolExecutor`` made outside the
+simulation fails at once, by name. A name bound in a dict that is not a module's
+globals (``exec``, a class body, a closure) keeps the real function, unless it was
+bound while an interception was active: the objects installed here stay valid after
+exit and dispatch per call. The stdlib's own modules are not rebound: ``queue``
+captured ``time.monotonic`` as ``queue.time`` and ``threading`` as ``threading._time``;
+both are rebound here because ``Queue.get(timeout=)`` and
+``Semaphore.acquire(timeout=)`` compute their deadline with them.
+Other uncovered paths: a ``_socket.socket`` made directly (a C object with no
+Python layer to guard), a real lock or event made before the interception (or by a
+module imported during it) and reached other than through a module global, or a real
+lock held across a simulated call (another
 simulated thread that wants it blocks for real: a stall, e.g. a
 ``logging.handlers.SocketHandler`` whose real handler lock is held while it sends),
 ``time.localtime()`` and friends without an argument (C calls on the wall clock),
@@ -102,7 +110,8 @@ The pieces, one module per stdlib area: ``dispatch`` (who is asking, the origina
 ``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
 (``concurrent.futures``), ``tls`` (``ssl``: TLS over ``MemoryBIO``),
-``default_network`` (servers built without ``network=``). This module holds the one
+``default_network`` (servers built without ``network=``), ``made_before`` (names and
+objects bound before the interception). This module holds the one
 install table, what is patched and how it is put back, in one reading.
 
 Exit restores every attribute exactly (the identity of ``socket.socket``,
@@ -127,6 +136,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +149,7 @@ from sockfake.sim.intercept import (
     fdcalls,
     futures,
     loops,
+    made_before,
     processes,
     signals,
     sockets as _patched_socket,
@@ -216,6 +227,10 @@ def _install() -> None:
     # queue.Queue.get/put(timeout=) compute their deadline with this captured name.
     if getattr(queue, "time", None) is _real["monotonic"]:
         _set(queue, "time", clock.CLOCKS["monotonic"])
+    # So do Semaphore.acquire(timeout=) and Condition.wait_for with threading's, around
+    # a wait that runs in virtual time on a condition made before (made_before.py).
+    if getattr(threading, "_time", None) is _real["monotonic"]:
+        _set(threading, "_time", clock.CLOCKS["monotonic"])
     # datetime (datetimes.py): now() and today() on the virtual clock
     _set(datetime, "datetime", datetimes.SimDatetime)
     _set(datetime, "date", datetimes.SimDate)
@@ -295,6 +310,7 @@ def _install() -> None:
     pool = futures_thread.ThreadPoolExecutor
     if "_counter" in pool.__dict__:
         _set(pool, "_counter", futures.pool_counter(pool.__dict__["_counter"]))
+    _set(pool, "submit", made_before.submit_guard(pool.submit))
 
     # processes (processes.py)
     for name in processes.REFUSED_OS_CALLS:
@@ -339,6 +355,38 @@ def _install() -> None:
     _default_network_cm = use_network(DISPATCH_NETWORK)
     _default_network_cm.__enter__()
 
+    # names and objects bound before the interception (made_before.py): last, so that
+    # every replaced original is known
+    _install_made_before()
+
+
+def _replaced_originals() -> dict[int, Any]:
+    """id of each module-level function or class the table replaced -> its replacement
+    (not ``socket.socket``: real sockets must stay instances of a name bound to it; nor
+    ``datetime``'s classes: ``type(value) is datetime`` on a value made before)."""
+    replaced: dict[int, Any] = {}
+    for obj, name, old in _saved:
+        if not isinstance(obj, types.ModuleType) or old is _MISSING or old is _real["socket"]:
+            continue
+        if obj is datetime:  # the stand-ins are for the module's names only (datetimes.py)
+            continue
+        if isinstance(old, (types.FunctionType, types.BuiltinFunctionType, type)):
+            replaced[id(old)] = getattr(obj, name)
+    return replaced
+
+
+def _install_made_before() -> None:
+    for name, replacement in made_before.condition_patches():
+        _set(_real["Condition"], name, replacement)
+    replaced = _replaced_originals()
+    for found in made_before.scan(replaced):
+        if id(found.value) in replaced:
+            _set(found.namespace, found.name, replaced[id(found.value)])
+            continue
+        guard = made_before.register(found)
+        if guard is not None:
+            _set(found.namespace, found.name, guard)
+
 
 def _uninstall() -> None:
     global _default_network_cm
@@ -357,6 +405,7 @@ def _uninstall() -> None:
         else:
             setattr(obj, name, old)
     _patched_socket.unguard_real_class()
+    made_before.forget()
 
 
 class Interception:
