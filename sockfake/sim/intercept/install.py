@@ -334,6 +334,10 @@ def _install() -> None:
     for name in ("add_reader", "add_writer"):
         loop_class = selector_events.BaseSelectorEventLoop
         _set(loop_class, name, loops.guard_add(name, getattr(loop_class, name)))
+    from asyncio import base_events
+
+    _set(base_events.BaseEventLoop, "run_forever",
+         loops.guard_run_forever(base_events.BaseEventLoop.run_forever))
     unix_events = sys.modules.get("asyncio.unix_events")
     if unix_events is not None:  # POSIX
         for name in ("_make_read_pipe_transport", "_make_write_pipe_transport"):
