@@ -70,6 +70,7 @@ REAL: dict[str, Any] = {
     "_count": _thread._count,
     "SimpleQueue": queue.SimpleQueue,
     "Popen.__init__": subprocess.Popen.__init__,
+    "pipe": os.pipe,
 }
 
 # -- who is asking ---------------------------------------------------------------------

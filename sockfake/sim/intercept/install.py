@@ -33,8 +33,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   loop's self-pipe), and a simulated signal writes its number there, so
   ``loop.add_signal_handler`` works (``signals``).
 * ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
-  ``get_blocking`` ... on a simulated socket's descriptor; any other descriptor call on
-  one fails with a message naming the call (``fdcalls``).
+  ``get_blocking``/``dup``/``close`` ... on a simulated socket's descriptor, and
+  ``os.pipe()`` (a simulated socket pair); any other descriptor call on one fails with
+  a message naming the call (``fdcalls``).
 * ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
   loop on a simulated selector refuse a real descriptor in the caller (``loops``).
 * ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
@@ -324,6 +325,7 @@ def _install() -> None:
         original = getattr(os, name, None)
         if original is not None:
             _set(os, name, fdcalls.os_call(name, original))
+    _set(os, "pipe", fdcalls.pipe_call(os.pipe))
     for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
         _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
             name, getattr(fdcalls.FCNTL_MODULE, name)))
