@@ -9,6 +9,8 @@ DNS tests (``test_dnslib.py``).
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import Any
 
@@ -82,3 +84,30 @@ def test_a_stream_survives_a_partition_shorter_than_its_timeout(
 @pytest.mark.parametrize("client_name", sorted(CLIENTS))
 def test_the_same_seed_gives_the_same_digest(client_name: str) -> None:
     web.the_same_seed_gives_the_same_digest(start, client_name)
+
+
+def test_replace_socketserver_rebuilds_werkzeug_on_sockfake_alone(inet: Any) -> None:
+    """``replace_socketserver("werkzeug.serving")`` used to build a hybrid (sockfake's
+    ThreadingMixIn over the stdlib's HTTPServer, imported earlier) that failed at its
+    first request; the stdlib's dependants are now rebuilt with it."""
+    import http.server  # imported before, as in most processes: what made the hybrid
+    import urllib.request
+
+    import sockfake
+
+    assert http.server.HTTPServer.__mro__[1].__module__ == "socketserver"
+    with sockfake.replace_socketserver("werkzeug.serving") as mods:
+        server = mods["werkzeug.serving"].make_server("127.0.0.1", 0, make_app(), threaded=True)
+        assert isinstance(server, sockfake.ThreadingMixIn)
+        assert isinstance(server, sockfake.TCPServer)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/hello/rebuilt"
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                assert reply.read() == b"hello rebuilt"
+        finally:
+            server.shutdown()
+            thread.join()
+            server.server_close()
+    assert sys.modules["werkzeug.serving"] is serving  # put back
