@@ -11,9 +11,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   virtual clock (``datetimes``: the module's two names are stand-ins, subclasses equal
   to the real classes).
 * With ``seed_entropy=True`` (the default), ``os.urandom``, ``secrets``,
-  ``uuid.uuid4``, ``random.SystemRandom`` and unseeded ``random.Random()`` draw from the
-  network's seed, and the ``random`` module's generator is seeded from it for the
-  duration (``entropy``).
+  ``uuid.uuid4``, ``random.SystemRandom``, ``ssl.RAND_bytes`` and unseeded
+  ``random.Random()`` draw from the network's seed, and the ``random`` module's
+  generator is seeded from it for the duration (``entropy``).
 * ``select.select``, ``select.poll``, ``select.epoll`` and every ``selectors`` class
   (``DefaultSelector`` included) wait in virtual time on simulated sockets.
 * ``time.sleep``, ``monotonic``, ``time``, ``perf_counter`` (and the ``_ns`` variants)
@@ -356,6 +356,7 @@ def _install() -> None:
     if ssl_module is not None:
         context = ssl_module.SSLContext
         _set(context, "wrap_socket", wrap_socket_guard(context.wrap_socket))
+        _set(ssl_module, "RAND_bytes", entropy.rand_bytes(ssl_module.RAND_bytes))
 
     # servers built without network= (default_network.py)
     _default_network_cm = use_network(DISPATCH_NETWORK)
