@@ -25,6 +25,7 @@ import pytest
 from sockfake import SockfakeRuntimeError
 from sockfake.sim import SimDeadlockError, SimNetwork
 from sockfake.sim.intercept.clock import MONOTONIC_BASE
+from sockfake.sim.intercept.dispatch import REAL
 
 EARLY_SOURCE = """
 import queue
@@ -33,6 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from socket import create_connection
 from time import monotonic, sleep
+from time import perf_counter as real_clock
 from threading import Lock as LockClass
 
 _sleep = time.sleep
@@ -69,6 +71,7 @@ def test_names_bound_by_from_import_are_the_simulation_and_put_back(
 ) -> None:
     real = (early.monotonic, early.sleep, early._sleep, early.create_connection, early.LockClass)
     with net.intercept():
+        assert early.real_clock is REAL["perf_counter"]  # its name says real: kept
         start = early.monotonic()
         assert start == MONOTONIC_BASE
         early.sleep(2)
@@ -78,6 +81,11 @@ def test_names_bound_by_from_import_are_the_simulation_and_put_back(
         with pytest.raises(ConnectionRefusedError):  # on the simulated network: no server
             early.create_connection(("127.0.0.1", 9), timeout=1)
         assert type(early.LockClass()) is type(threading.Lock())  # the dispatcher's
+        with early.condition:  # a Condition on a module-level lock made now works too
+            pass
+        made_now = threading.Condition(early.lock)
+        with made_now:
+            assert not made_now.wait(timeout=1)
     assert (early.monotonic, early.sleep, early._sleep, early.create_connection,
             early.LockClass) == real
 

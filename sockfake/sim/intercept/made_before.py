@@ -11,7 +11,9 @@ only its hits are looked at again in later interceptions) and:
 * rebinds, for the duration, a name bound to a real function or class that the
   interception replaces (``from time import monotonic``, ``from socket import
   create_connection``, ``from threading import Lock``, ``_sleep = time.sleep``) to its
-  replacement, which dispatches per calling thread as the module attribute does;
+  replacement, which dispatches per calling thread as the module attribute does. A
+  name that says it is real is left alone (``from time import perf_counter as
+  real_clock``): that is how a test keeps the real clock on purpose;
 * puts a ``GuardedLock`` in place of a module-level ``threading.Lock`` or ``RLock``
   (the C lock cannot be patched): for any other thread it is the lock itself; a
   simulated thread that finds it held polls it in virtual time instead of blocking
@@ -99,9 +101,9 @@ def _skipped(module_name: str) -> bool:
     return module_name.partition(".")[0] in _SKIPPED_TOP_LEVEL
 
 
-def _interesting(value: object, replaced: dict[int, object]) -> bool:
+def _interesting(name: str, value: object, replaced: dict[int, object]) -> bool:
     if id(value) in replaced:
-        return True
+        return "real" not in name.lower()  # real_clock = time.perf_counter: on purpose
     return isinstance(value, _LOCK_TYPES + (_REAL_CONDITION, _EXECUTOR) + _CONDITION_OWNERS)
 
 
@@ -121,7 +123,8 @@ def scan(replaced: dict[int, object]) -> Iterator[Found]:
         if not isinstance(namespace, dict) or _skipped(module_name):
             _scanned[module_name] = ({}, [])
             continue
-        names = [name for name, value in list(namespace.items()) if _interesting(value, replaced)]
+        names = [name for name, value in list(namespace.items())
+                 if _interesting(name, value, replaced)]
         _scanned[module_name] = (namespace, names)
         if names:
             _with_hits[module_name] = (namespace, names)
@@ -131,7 +134,7 @@ def scan(replaced: dict[int, object]) -> Iterator[Found]:
             continue
         for name in names:
             value = globals_.get(name)
-            if _interesting(value, replaced):
+            if _interesting(name, value, replaced):
                 yield Found(globals_, name, value, f"{module_name}.{name}")
 
 
@@ -199,8 +202,12 @@ class GuardedLock:
     def locked(self) -> bool:
         return bool(self.lock.locked())
 
-    def _is_owned(self) -> bool:
-        return bool(self.lock._is_owned())
+    def __getattr__(self, name: str) -> Any:
+        # An RLock's _is_owned (a Condition made on this one asks): a plain Lock has
+        # none, and Condition falls back to its own test on the AttributeError.
+        if name == "_is_owned":
+            return getattr(self.lock, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _at_fork_reinit(self) -> None:
         self.lock._at_fork_reinit()
