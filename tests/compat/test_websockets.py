@@ -121,6 +121,7 @@ class _SyncServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join()
+        _close(self.server)  # before websockets 17 shutdown() leaves its os.pipe() open
 
 
 @pytest.mark.sockfake(network="both")
