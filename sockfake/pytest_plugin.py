@@ -573,15 +573,23 @@ def sockfake_network(
         net, kind, seed=seed if kind == "sim" else None, handler_errors=options.handler_errors
     )
     item.stash[_bed_key] = bed
+    problems: list[str] = []
     try:
         with contextlib.ExitStack() as stack:
             if kind == "sim" and options.intercept and settings.intercept:
                 stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
             stack.enter_context(use_network(net))
-            yield net
+            try:
+                yield net
+            finally:
+                # Servers stop while still intercepted (as in open_testbed()): a serving
+                # thread that calls select.select() per loop (waitress) must still get
+                # the simulation's, not the real one, when shutdown() wakes it.
+                call_failed = item.stash.get(_call_failed_key, False)
+                problems = bed.close(check_leaks=not call_failed)
     finally:
-        call_failed = item.stash.get(_call_failed_key, False)
-        problems = bed.close(check_leaks=not call_failed)
+        if not bed.closed:
+            problems = bed.close(check_leaks=False)
         if kind == "sim" and settings.check_determinism:
             item.stash[_events_key] = list(net.trace)
     if problems:

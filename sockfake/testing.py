@@ -764,8 +764,33 @@ class Testbed:
         sockets = self.network.open_sockets()
         if sockets:
             described = "; ".join(repr(s) for s in sockets)
-            problems.append(f"leaked simulated socket(s), never closed: {described}")
+            problems.append(f"leaked simulated socket(s), never closed: {described}"
+                            + _kept_loops(sockets))
         return problems
+
+
+def _kept_loops(sockets: list[Any]) -> str:
+    """What to do when leaked sockets are an open event loop's self-pipe: a loop kept past
+    the test (pytest-asyncio's ``loop_scope="module"``, a loop never closed)."""
+    import asyncio
+    import gc
+
+    leaked = {id(sock) for sock in sockets}
+    loops = [
+        obj for obj in gc.get_objects()
+        if isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_closed()
+        # the loop's self-pipe is an intercepted socket around a simulated one
+        and id(getattr(getattr(obj, "_ssock", None), "_sf_sim", None)) in leaked
+    ]
+    if not loops:
+        return ""
+    return (
+        f". They include the self-pipe of {len(loops)} event loop(s) still open "
+        f"({loops[0]!r}): a loop that outlives the test outlives its simulated network "
+        "(made in a fixture of a wider scope, pytest-asyncio's loop_scope=\"module\" or "
+        "\"session\", or never closed). Close the loop in the test (asyncio.run() does), "
+        'and keep pytest-asyncio\'s default loop_scope="function" for tests on the simulation'
+    )
 
 
 def _waiting_on(thread: Any) -> str:

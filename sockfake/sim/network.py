@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import sockfake.sim.kernel.thread_hooks as thread_hooks
 import sockfake.sim.net.checks as _checks
-from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
+from sockfake.errors import SockfakeTypeError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.queues import SimQueue
 from sockfake.sim.kernel.sync import SimEvent, SimLock
@@ -453,9 +453,7 @@ class SimNetwork:
         return f"SimNetwork(seed={self.seed}, time={self.kernel.now:.6f})"
 
     def _check_usable(self) -> None:
-        if self.kernel.closed:
-            raise SockfakeRuntimeError("the simulated network is closed")
-        self.kernel.thread_for_caller()
+        self.kernel.thread_for_caller()  # a clear error if closed, or from a foreign thread
 
     def open_sockets(self) -> list[SimSocket]:
         """Sockets not yet closed (for leak checks)."""

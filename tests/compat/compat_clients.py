@@ -15,6 +15,15 @@ def need(module: str) -> Any:
     )
 
 
+def close_pools(manager: Any) -> None:
+    """Close a urllib3 ``PoolManager``'s pools: its ``clear()`` only drops them (urllib3
+    2 closes their connections when a pool is collected, and a caught exception's
+    traceback may still hold one), and a kept-alive connection would outlive the test."""
+    for key in manager.pools.keys():  # noqa: SIM118 - iterating the container raises
+        manager.pools[key].close()
+    manager.clear()
+
+
 class RequestsClient:
     def __init__(self) -> None:
         requests = need("requests")
@@ -34,6 +43,8 @@ class RequestsClient:
             return [line.decode() for line in reply.iter_lines()]
 
     def close(self) -> None:
+        for adapter in self.session.adapters.values():
+            close_pools(adapter.poolmanager)
         self.session.close()
 
 
@@ -82,7 +93,7 @@ class Urllib3Client:
             reply.release_conn()
 
     def close(self) -> None:
-        self.pool.clear()
+        close_pools(self.pool)
 
 
 CLIENTS = {"requests": RequestsClient, "httpx": HttpxClient, "urllib3": Urllib3Client}

@@ -1,4 +1,6 @@
-"""aiohttp, unmodified, on the simulation: ``web.run_app``'s signal handling."""
+"""aiohttp, unmodified, on the simulation: ``web.run_app``'s signal handling, and
+``AppRunner`` + ``TCPSite`` serving a ``ClientSession`` on both networks, under latency,
+with the same digest for the same seed."""
 
 from __future__ import annotations
 
@@ -50,3 +52,74 @@ def test_run_app_serves_then_exits_on_a_signal(inet: SimNetwork, signum: int) ->
     assert len(signalled_at) == 1
     assert returned_at - signalled_at[0] < 5  # shut down on the signal, not a timeout
     assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+# -- AppRunner + TCPSite with ClientSession -----------------------------------------------
+
+client_module = pytest.importorskip("aiohttp", reason="aiohttp is not installed (the test extra)")
+
+
+def _app() -> Any:
+    async def hello(request: Any) -> Any:
+        return web.Response(text=f"hello {request.match_info['name']}")
+
+    async def echo(request: Any) -> Any:
+        body = await request.json()
+        return web.json_response({"received": body, "keys": sorted(body)})
+
+    app = web.Application()
+    app.router.add_get("/hello/{name}", hello)
+    app.router.add_post("/json", echo)
+    return app
+
+
+async def _serve_and_ask() -> list[Any]:
+    runner = web.AppRunner(_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with client_module.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/hello/world") as reply:
+                first = (reply.status, await reply.text())
+            async with session.post(f"http://127.0.0.1:{port}/json",
+                                    json={"b": [1, 2], "a": "x"}) as reply:
+                second = (reply.status, await reply.json())
+        return [first, second]
+    finally:
+        await runner.cleanup()
+
+
+EXPECTED = [(200, "hello world"),
+            (200, {"received": {"b": [1, 2], "a": "x"}, "keys": ["a", "b"]})]
+
+
+@pytest.mark.sockfake(network="both")
+def test_app_runner_and_tcp_site_serve_a_client_session(sockfake_network: Any) -> None:
+    import asyncio
+
+    assert asyncio.run(_serve_and_ask()) == EXPECTED
+
+
+@pytest.mark.sockfake(latency=0.05)
+def test_app_runner_under_latency(sockfake_network: Any) -> None:
+    import asyncio
+
+    assert asyncio.run(_serve_and_ask()) == EXPECTED
+    assert sockfake_network.time() >= 2 * 0.1  # two requests, a round trip each at least
+
+
+def test_the_same_seed_gives_the_same_digest() -> None:
+    import asyncio
+
+    from sockfake.testing import open_testbed
+
+    def digest(seed: int) -> str:
+        with open_testbed(seed=seed, latency=0.01, jitter=0.005) as bed:
+            assert asyncio.run(_serve_and_ask()) == EXPECTED
+        return str(bed.network.digest())
+
+    first = digest(3)
+    assert digest(3) == first
+    assert digest(4) != first

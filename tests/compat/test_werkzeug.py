@@ -9,19 +9,17 @@ DNS tests (``test_dnslib.py``).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
 
 import pytest
+import web_scenarios as web  # type: ignore[import-not-found]
 from compat_clients import CLIENTS, need  # type: ignore[import-not-found]
-
-from sockfake.testing import open_testbed
 
 flask = need("flask")
 serving = need("werkzeug.serving")
-
-CHUNKS = 20
 
 
 def make_app() -> Any:
@@ -36,7 +34,7 @@ def make_app() -> Any:
         pause = float(flask.request.args.get("pause", "0.01"))
 
         def chunks() -> Any:
-            for number in range(CHUNKS):
+            for number in range(web.CHUNKS):
                 time.sleep(pause)  # virtual on the simulation
                 yield f"chunk {number}\n"
 
@@ -57,76 +55,59 @@ def start(tcp_server: Any, **placement: Any) -> Any:
     )
 
 
-def exercise(srv: Any, client: Any) -> None:
-    """GET, POST JSON and a streamed response, each checked in full."""
-    assert client.get(srv.url + "hello/world", timeout=10) == (200, "hello world")
-    status, body = client.post_json(srv.url + "json", {"b": [1, 2], "a": "x"}, timeout=10)
-    assert (status, body) == (200, {"received": {"b": [1, 2], "a": "x"}, "keys": ["a", "b"]})
-    assert client.lines(srv.url + "stream", timeout=10) == [
-        f"chunk {number}" for number in range(CHUNKS)
-    ]
-
-
 @pytest.mark.sockfake(network="both")
 def test_get_post_json_and_a_stream(tcp_server: Any, client: Any) -> None:
     srv = start(tcp_server)
     assert isinstance(srv.server, serving.ThreadedWSGIServer)
-    exercise(srv, client)
+    web.exercise(srv, client)
 
 
 @pytest.mark.sockfake(latency=0.05, jitter=0.02, chunk=7)
 def test_under_latency_and_rechunking(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
-    srv = start(tcp_server)
-    exercise(srv, client)
-    # Three requests, each at least a round trip of 2 x 50 ms, the stream 20 x 10 ms.
-    assert sockfake_network.time() >= 3 * 0.1 + CHUNKS * 0.01 - 1e-9
+    web.under_latency(start, tcp_server, client, sockfake_network)
 
 
 def test_a_partition_refuses_then_heals(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
-    srv = start(tcp_server, host="web")
-    sockfake_network.partition("local", "web")
-    before = sockfake_network.time()
-    with pytest.raises(client.errors):
-        client.get(srv.url + "hello/cut", timeout=2)
-    assert sockfake_network.time() - before >= 2  # the client's own timeout, virtual
-    sockfake_network.heal()
-    assert client.get(srv.url + "hello/again", timeout=10) == (200, "hello again")
+    web.a_partition_refuses_then_heals(start, tcp_server, client, sockfake_network)
 
 
 def test_a_stream_survives_a_partition_shorter_than_its_timeout(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
-    srv = start(tcp_server, host="web")
-    cut = threading.Timer(0.35, sockfake_network.partition, ("local", "web"))
-    mend = threading.Timer(3.0, sockfake_network.heal)
-    cut.start()
-    mend.start()
-    try:
-        lines = client.lines(srv.url + "stream?pause=0.1", timeout=10)
-    finally:
-        cut.join()
-        mend.join()
-    assert lines == [f"chunk {number}" for number in range(CHUNKS)]
-    assert sockfake_network.time() >= 3.0  # the rest waited for the heal
-
-
-def run_once(seed: int, client_name: str) -> str:
-    with open_testbed(seed=seed, latency=0.01, jitter=0.005) as bed:
-        srv = start(bed.tcp_server)
-        client = CLIENTS[client_name]()
-        try:
-            exercise(srv, client)
-        finally:
-            client.close()
-    return str(bed.network.digest())
+    web.a_stream_survives_a_short_partition(start, tcp_server, client, sockfake_network)
 
 
 @pytest.mark.parametrize("client_name", sorted(CLIENTS))
 def test_the_same_seed_gives_the_same_digest(client_name: str) -> None:
-    first = run_once(5, client_name)
-    assert run_once(5, client_name) == first
-    assert run_once(6, client_name) != first  # the digest does see the jitter's seed
+    web.the_same_seed_gives_the_same_digest(start, client_name)
+
+
+def test_replace_socketserver_rebuilds_werkzeug_on_sockfake_alone(inet: Any) -> None:
+    """``replace_socketserver("werkzeug.serving")`` used to build a hybrid (sockfake's
+    ThreadingMixIn over the stdlib's HTTPServer, imported earlier) that failed at its
+    first request; the stdlib's dependants are now rebuilt with it."""
+    import http.server  # imported before, as in most processes: what made the hybrid
+    import urllib.request
+
+    import sockfake
+
+    assert http.server.HTTPServer.__mro__[1].__module__ == "socketserver"
+    with sockfake.replace_socketserver("werkzeug.serving") as mods:
+        server = mods["werkzeug.serving"].make_server("127.0.0.1", 0, make_app(), threaded=True)
+        assert isinstance(server, sockfake.ThreadingMixIn)
+        assert isinstance(server, sockfake.TCPServer)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/hello/rebuilt"
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                assert reply.read() == b"hello rebuilt"
+        finally:
+            server.shutdown()
+            thread.join()
+            server.server_close()
+    assert sys.modules["werkzeug.serving"] is serving  # put back

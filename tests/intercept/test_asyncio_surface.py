@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from sockfake.sim import SimNetwork
+from sockfake.sim.intercept.dispatch import REAL
+from sockfake.sim.net.descriptors import FIRST_FD
 
 posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
 
@@ -318,7 +320,7 @@ def test_os_read_write_and_fstat_treat_the_descriptor_as_a_socket(inet: SimNetwo
 
 
 @posix_only
-@pytest.mark.parametrize("call", ["os.dup", "os.lseek", "fcntl.ioctl", "fcntl.fcntl(F_DUPFD)",
+@pytest.mark.parametrize("call", ["os.dup2", "os.lseek", "fcntl.ioctl", "fcntl.fcntl(F_DUPFD)",
                                   "os.fdopen"])
 def test_an_unsupported_descriptor_call_names_sockfake_and_the_call(inet: SimNetwork,
                                                                     call: str) -> None:
@@ -326,7 +328,7 @@ def test_an_unsupported_descriptor_call_names_sockfake_and_the_call(inet: SimNet
     sock = socket.socket()
     fd = sock.fileno()
     calls = {
-        "os.dup": lambda: os.dup(fd),
+        "os.dup2": lambda: os.dup2(fd, 1000),
         "os.lseek": lambda: os.lseek(fd, 0, os.SEEK_SET),
         "fcntl.ioctl": lambda: fcntl.ioctl(fd, 0x541B, b"\0\0\0\0"),
         "fcntl.fcntl(F_DUPFD)": lambda: fcntl.fcntl(fd, fcntl.F_DUPFD, 0),
@@ -340,6 +342,33 @@ def test_an_unsupported_descriptor_call_names_sockfake_and_the_call(inet: SimNet
         assert "instead" in str(raised.value) or "outside the simulation" in str(raised.value)
     finally:
         sock.close()
+
+
+@posix_only
+def test_os_pipe_is_a_simulated_pair_that_dup_and_close_count(inet: SimNetwork) -> None:
+    """waitress's trigger: ``os.pipe()``, ``os.dup`` of its read end, ``select`` on it,
+    ``os.write``/``os.read``, and one ``os.close`` per descriptor handed out."""
+    import select
+
+    inet.hold("local", "local")  # host-local: never held
+    read_end, write_end = os.pipe()
+    assert min(read_end, write_end) >= FIRST_FD
+    copy = os.dup(read_end)
+    assert copy == read_end  # simulated descriptors are not duplicated: one more handle
+    os.set_blocking(copy, False)
+    assert select.select([copy], [], [], 5) == ([], [], [])
+    assert inet.time() == pytest.approx(5)
+    assert os.write(write_end, b"x") == 1
+    assert select.select([copy], [], [], 5) == ([copy], [], [])
+    assert os.read(copy, 10) == b"x"
+    os.close(read_end)
+    with pytest.raises(BlockingIOError):  # still open (the dup's handle), nothing to read
+        os.read(copy, 10)
+    os.close(copy)
+    with pytest.raises(OSError, match="no open simulated socket"):
+        os.read(copy, 10)
+    os.close(write_end)
+    assert inet.open_sockets() == []
 
 
 @posix_only
@@ -381,7 +410,7 @@ def test_a_real_pipe_in_a_simulated_loop_fails_the_caller(inet: SimNetwork,
     from sockfake.errors import SockfakeRuntimeError
 
     handled: list[dict[str, Any]] = []
-    read_end, write_end = os.pipe()
+    read_end, write_end = REAL["pipe"]()  # os.pipe() here would be a simulated pair
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -412,7 +441,7 @@ def test_a_real_pipe_in_a_simulated_loop_fails_the_caller(inet: SimNetwork,
 def test_add_reader_on_a_real_descriptor_says_what_to_do(inet: SimNetwork, call: str) -> None:
     from sockfake.errors import SockfakeValueError
 
-    read_end, write_end = os.pipe()
+    read_end, write_end = REAL["pipe"]()  # os.pipe() here would be a simulated pair
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ import os
 import pickle
 import random
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -102,13 +103,18 @@ def test_datetime_is_the_real_class_again_after_the_interception(net: SimNetwork
 # -- entropy -------------------------------------------------------------------------------
 
 
+# Made at import, before any interception, as dnspython's dns.entropy.system_random is.
+_EARLY_SYSTEM_RANDOM = random.SystemRandom()
+
+
 def _draws(seed: int, seed_entropy: bool = True) -> list[Any]:
     net = SimNetwork(seed=seed)
     try:
         with net.intercept(seed_entropy=seed_entropy):
             drawn: list[Any] = [os.urandom(8), secrets.token_bytes(8), uuid.uuid4(),
                                 random.random(), random.SystemRandom().getrandbits(32),
-                                random.Random().random()]
+                                random.Random().random(), ssl.RAND_bytes(8),
+                                _EARLY_SYSTEM_RANDOM.getrandbits(32)]
             other: list[Any] = []
             thread = threading.Thread(target=lambda: other.append(os.urandom(8)))
             thread.start()
@@ -131,6 +137,7 @@ def test_seed_entropy_false_keeps_the_os_entropy() -> None:
     first, second = _draws(5, seed_entropy=False), _draws(5, seed_entropy=False)
     assert first[0] != second[0]
     assert first[2] != second[2]
+    assert first[6] != second[6]  # ssl.RAND_bytes: OpenSSL's
 
 
 def test_the_global_generator_is_put_back_after_the_interception() -> None:

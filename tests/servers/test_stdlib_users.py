@@ -443,3 +443,31 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_hybrid_left_by_a_module_not_rebuilt_is_refused_by_name(tmp_path: Any) -> None:
+    """A rebuilt class deriving from the real socketserver through a module that was not
+    rebuilt would fail at its first request: refused, naming the module to add."""
+    (tmp_path / "hybrid_base.py").write_text(
+        "import socketserver\nclass Base(socketserver.TCPServer):\n    pass\n")
+    (tmp_path / "hybrid_top.py").write_text(
+        "import socketserver, hybrid_base\n"
+        "class Server(socketserver.ThreadingMixIn, hybrid_base.Base):\n    pass\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import hybrid_base  # type: ignore[import-not-found]  # noqa: F401 - real-based
+
+        with pytest.raises(sockfake.SockfakeRuntimeError) as caught, \
+                sockfake.replace_socketserver("hybrid_top"):
+            pass
+        message = str(caught.value)
+        assert "hybrid_top.Server still derives from the real socketserver.TCPServer" in message
+        assert "Add 'hybrid_base'" in message
+        assert sys.modules["socketserver"] is socketserver  # put back
+        with sockfake.replace_socketserver("hybrid_base", "hybrid_top") as rebuilt:
+            assert issubclass(rebuilt["hybrid_top"].Server, sockfake.TCPServer)
+            assert not issubclass(rebuilt["hybrid_top"].Server, socketserver.TCPServer)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("hybrid_base", "hybrid_top"):
+            sys.modules.pop(name, None)

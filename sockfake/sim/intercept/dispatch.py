@@ -72,6 +72,7 @@ REAL: dict[str, Any] = {
     "start_new_thread": _thread.start_new_thread,
     "SimpleQueue": queue.SimpleQueue,
     "Popen.__init__": subprocess.Popen.__init__,
+    "pipe": os.pipe,
 }
 
 # -- who is asking ---------------------------------------------------------------------

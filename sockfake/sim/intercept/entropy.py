@@ -14,9 +14,12 @@ same bytes. While ``net.intercept()`` is active (``seed_entropy=True``, the defa
   it meanwhile takes from the same seeded sequence.
 * ``random.Random()`` made without a seed in a simulated thread is seeded from the
   stream.
+* ``ssl.RAND_bytes``, called from a simulated thread, draws from the stream too.
 
-Not covered: OpenSSL's randomness (``ssl``, TLS keys), ``random.seed()`` without an
-argument (C reads the OS), and a generator made before the interception.
+Not covered: OpenSSL's own randomness inside TLS (keys, nonces: the determinism check
+names it as a likely cause), ``random.seed()`` without an argument (C reads the OS),
+and a generator made before the interception (``SystemRandom`` instances made then do
+follow the seed: they draw through ``random._urandom`` at each call).
 ``seed_entropy=False`` leaves all of this real.
 """
 
@@ -31,7 +34,7 @@ from sockfake.sim.intercept.dispatch import _internal, caller_network
 if TYPE_CHECKING:
     from sockfake.sim.kernel.core import Kernel
 
-__all__ = ["enter", "leave", "random_seed", "urandom"]
+__all__ = ["enter", "leave", "rand_bytes", "random_seed", "urandom"]
 
 _real_urandom = os.urandom
 _real_seed = random.Random.seed
@@ -55,6 +58,19 @@ def urandom(size: int, /) -> bytes:
     if stream is None or not isinstance(size, int) or size < 0:
         return _real_urandom(size)  # and CPython's own errors
     return stream.randbytes(size)
+
+
+def rand_bytes(original: Any) -> Any:
+    """``ssl.RAND_bytes``: from the stream in a simulated thread."""
+
+    def RAND_bytes(n: int, /) -> bytes:  # noqa: N802 - the ssl module's name
+        stream = _stream(1)
+        if stream is None or not isinstance(n, int) or n < 0:
+            return bytes(original(n))  # and OpenSSL's own errors
+        return stream.randbytes(n)
+
+    RAND_bytes.__doc__ = original.__doc__
+    return RAND_bytes
 
 
 def random_seed(self: random.Random, a: Any = None, version: int = 2) -> None:

@@ -13,8 +13,14 @@ fail with a bare ``EBADF``. Under interception, in a thread of its network:
   is non-blocking or has a timeout, as on ``O_NONBLOCK``), ``os.fstat`` reports a
   socket (``S_IFSOCK``), ``os.get_blocking``/``set_blocking`` and
   ``os.get_inheritable``/``set_inheritable`` the flags above, ``os.isatty`` False,
-  ``os.close`` closes the simulated socket.
-* Every other ``fcntl`` command, ``fcntl.ioctl``/``flock``/``lockf``, and ``os.dup``,
+  ``os.dup`` one more handle on the socket under the same number (as ``socket.dup``:
+  simulated descriptors are not duplicated), ``os.close`` lets go of one handle and
+  closes the simulated socket with the last.
+* ``os.pipe()`` in a simulated thread is a simulated socket pair's two descriptors
+  (read end, write end): host-local, instant, and waited on by the simulated
+  ``select``/``poll``/selectors, so a wake-up pipe (waitress's trigger) works. ``os.fstat``
+  shows a socket, not a FIFO, and both ends can read and write.
+* Every other ``fcntl`` command, ``fcntl.ioctl``/``flock``/``lockf``, and
   ``os.dup2``, ``os.fdopen``, ``os.lseek``, ``os.sendfile`` ... on a simulated
   descriptor raise ``OSError(EBADF)`` (what the code saw before, so its error handling
   is unchanged) whose message names sockfake, the call, and what to do instead.
@@ -28,12 +34,14 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sockfake.sim.intercept.dispatch import caller_network
+from sockfake.sim.intercept.dispatch import _internal, caller_network
+from sockfake.sim.intercept.sockets import sim_socketpair
 from sockfake.sim.net.descriptors import FIRST_FD
 
 if TYPE_CHECKING:
@@ -47,7 +55,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 __all__ = [
     "FCNTL_CALLS", "FCNTL_MODULE", "OS_CALLS", "fcntl_call", "is_inheritable", "os_call",
-    "set_inheritable",
+    "pipe_call", "set_inheritable",
 ]  # fmt: skip
 
 FCNTL_MODULE: Any = _fcntl  # None where there is no fcntl
@@ -210,17 +218,24 @@ def _isatty(sock: SimSocket, fd: int) -> bool:
     return False
 
 
+def _dup(sock: SimSocket, fd: int) -> int:
+    sock._sf_handles += 1
+    return fd
+
+
 def _close(sock: SimSocket, fd: int) -> None:
-    sock.close()
+    handles = sock._sf_handles - 1
+    sock._sf_handles = handles
+    if handles <= 0:
+        sock.close()
 
 
 _SIMULATED: dict[str, Callable[..., Any]] = {
     "read": _read, "write": _write, "fstat": _fstat, "get_blocking": _get_blocking,
-    "set_blocking": _set_blocking, "isatty": _isatty, "close": _close,
+    "set_blocking": _set_blocking, "isatty": _isatty, "dup": _dup, "close": _close,
 }  # fmt: skip
 
 _OS_HINTS = {
-    "dup": "use the socket object's dup() (or socket.dup(fd)) instead",
     "dup2": "use the socket object's dup() instead",
     "fdopen": "use the socket object's makefile() instead",
     "sendfile": "use the socket object's sendfile() instead",
@@ -229,7 +244,7 @@ _OS_HINTS = {
 }
 # The os functions that take a descriptor first, refused on a simulated one unless above.
 _OS_REFUSED = (
-    "dup", "dup2", "fdopen", "lseek", "fsync", "fdatasync", "ftruncate", "fchmod",
+    "dup2", "fdopen", "lseek", "fsync", "fdatasync", "ftruncate", "fchmod",
     "fchown", "fstatvfs", "fchdir", "readv", "writev", "pread", "pwrite", "ttyname",
     "fpathconf", "device_encoding", "posix_fadvise", "posix_fallocate", "lockf",
 )  # fmt: skip
@@ -277,3 +292,20 @@ def os_call(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     call.__name__ = call.__qualname__ = name
     call.__doc__ = original.__doc__
     return call
+
+
+def pipe_call(original: Callable[[], tuple[int, int]]) -> Callable[[], tuple[int, int]]:
+    """``os.pipe()``: in a simulated thread, a simulated socket pair's descriptors."""
+
+    def pipe() -> tuple[int, int]:
+        net = caller_network()
+        if net is None or _internal(1):  # the kernel's own turn pipes stay real
+            return original()
+        family = getattr(socket, "AF_UNIX", socket.AF_INET)
+        read_end, write_end = sim_socketpair(net, family, socket.SOCK_STREAM)
+        # The descriptors own the simulated sockets now (one handle each, for os.close).
+        return read_end.detach(), write_end.detach()
+
+    pipe.__name__ = pipe.__qualname__ = "pipe"
+    pipe.__doc__ = original.__doc__
+    return pipe

@@ -11,9 +11,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   virtual clock (``datetimes``: the module's two names are stand-ins, subclasses equal
   to the real classes).
 * With ``seed_entropy=True`` (the default), ``os.urandom``, ``secrets``,
-  ``uuid.uuid4``, ``random.SystemRandom`` and unseeded ``random.Random()`` draw from the
-  network's seed, and the ``random`` module's generator is seeded from it for the
-  duration (``entropy``).
+  ``uuid.uuid4``, ``random.SystemRandom``, ``ssl.RAND_bytes`` and unseeded
+  ``random.Random()`` draw from the network's seed, and the ``random`` module's
+  generator is seeded from it for the duration (``entropy``).
 * ``select.select``, ``select.poll``, ``select.epoll`` and every ``selectors`` class
   (``DefaultSelector`` included) wait in virtual time on simulated sockets.
 * ``time.sleep``, ``monotonic``, ``time``, ``perf_counter`` (and the ``_ns`` variants)
@@ -33,8 +33,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   loop's self-pipe), and a simulated signal writes its number there, so
   ``loop.add_signal_handler`` works (``signals``).
 * ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
-  ``get_blocking`` ... on a simulated socket's descriptor; any other descriptor call on
-  one fails with a message naming the call (``fdcalls``).
+  ``get_blocking``/``dup``/``close`` ... on a simulated socket's descriptor, and
+  ``os.pipe()`` (a simulated socket pair); any other descriptor call on one fails with
+  a message naming the call (``fdcalls``).
 * ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
   loop on a simulated selector refuse a real descriptor in the caller (``loops``).
 * Processes are refused in a simulated thread (``NotImplementedError``), at every
@@ -87,21 +88,28 @@ interception refuses a simulated socket at ``register()``. A bare ``select.poll(
 object made before the interception cannot be guarded: it reports a simulated
 descriptor as ``POLLNVAL``.
 
-What cannot be patched, and why: a name bound at import time is a reference to the
-original object, and rebinding the module attribute does not change it. Code that
-did ``from select import select``, ``from time import monotonic``, ``from socket
-import create_connection`` or ``_sleep = time.sleep`` before ``intercept()`` keeps
-the real function and blocks for real (a stall, reported by the kernel's watchdog),
-unless it was imported while an interception was active: the objects installed here
-stay valid after exit and dispatch per call (so a module imported inside
-``intercept()`` keeps simulated behaviour in later interceptions). The stdlib's own
-``threading`` captured ``time.monotonic`` and ``queue`` captured it as ``queue.time``;
-the latter is rebound here because ``Queue.get(timeout=)`` computes its deadline with
-it. Other uncovered paths: ``send``/``recv``/``accept`` through the C socket type's
-methods on a real socket made before the interception (no audit event), a real lock
-or event made before the interception and waited on in a simulated thread, or a real
-lock held across a simulated call (another simulated thread that wants it blocks for
-real: a stall, e.g. a
+Names and objects bound before the interception (``made_before``): a module imported
+earlier holds what the stdlib handed out then. At install the globals of the loaded
+modules that are not the stdlib's, sockfake's or the test machinery's are scanned: a
+name bound to an original this table replaces (``from time import monotonic``, ``from
+socket import create_connection``, ``from threading import Lock``, ``_sleep =
+time.sleep``) is rebound to the replacement for the duration; a module-level
+``threading.Lock``/``RLock`` is stood in for by a ``GuardedLock``, and the conditions
+under a module-level ``Condition``, ``Event``, ``Semaphore``, ``Barrier`` or
+``queue.Queue`` are registered, so a simulated thread waits on them in virtual time; a
+simulated thread's ``submit()`` to a ``ThreadPoolExecutor`` made outside the
+simulation fails at once, by name. A name bound in a dict that is not a module's
+globals (``exec``, a class body, a closure) keeps the real function, unless it was
+bound while an interception was active: the objects installed here stay valid after
+exit and dispatch per call. The stdlib's own modules are not rebound: ``queue``
+captured ``time.monotonic`` as ``queue.time`` and ``threading`` as ``threading._time``;
+both are rebound here because ``Queue.get(timeout=)`` and
+``Semaphore.acquire(timeout=)`` compute their deadline with them.
+Other uncovered paths: ``send``/``recv``/``accept`` through the C socket type's methods
+on a real socket made before the interception (no audit event), a real lock or event
+made before the interception (or by a module imported during it) and reached other than
+through a module global, or a real lock held across a simulated call (another simulated
+thread that wants it blocks for real: a stall, e.g. a
 ``logging.handlers.SocketHandler`` whose real handler lock is held while it sends),
 ``time.localtime()`` and friends without an argument (C calls on the wall clock),
 ``os.read``/``os.write`` on real descriptors, ``subclass(threading.Event)`` and the
@@ -116,7 +124,8 @@ The pieces, one module per stdlib area: ``dispatch`` (who is asking, the origina
 ``stray_sockets`` (C code's sockets), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
 (``concurrent.futures``), ``tls`` (``ssl``: TLS over ``MemoryBIO``),
-``default_network`` (servers built without ``network=``). This module holds the one
+``default_network`` (servers built without ``network=``), ``made_before`` (names and
+objects bound before the interception). This module holds the one
 install table, what is patched and how it is put back, in one reading.
 
 Exit restores every attribute exactly (the identity of ``socket.socket``,
@@ -141,6 +150,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +164,7 @@ from sockfake.sim.intercept import (
     fdcalls,
     futures,
     loops,
+    made_before,
     processes,
     raw_threads,
     signals,
@@ -236,6 +247,10 @@ def _install() -> None:
     # queue.Queue.get/put(timeout=) compute their deadline with this captured name.
     if getattr(queue, "time", None) is _real["monotonic"]:
         _set(queue, "time", clock.CLOCKS["monotonic"])
+    # So do Semaphore.acquire(timeout=) and Condition.wait_for with threading's, around
+    # a wait that runs in virtual time on a condition made before (made_before.py).
+    if getattr(threading, "_time", None) is _real["monotonic"]:
+        _set(threading, "_time", clock.CLOCKS["monotonic"])
     # datetime (datetimes.py): now() and today() on the virtual clock
     _set(datetime, "datetime", datetimes.SimDatetime)
     _set(datetime, "date", datetimes.SimDate)
@@ -315,6 +330,7 @@ def _install() -> None:
     pool = futures_thread.ThreadPoolExecutor
     if "_counter" in pool.__dict__:
         _set(pool, "_counter", futures.pool_counter(pool.__dict__["_counter"]))
+    _set(pool, "submit", made_before.submit_guard(pool.submit))
 
     # processes (processes.py)
     for name in processes.REFUSED_OS_CALLS:
@@ -336,6 +352,7 @@ def _install() -> None:
         original = getattr(os, name, None)
         if original is not None:
             _set(os, name, fdcalls.os_call(name, original))
+    _set(os, "pipe", fdcalls.pipe_call(os.pipe))
     for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
         _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
             name, getattr(fdcalls.FCNTL_MODULE, name)))
@@ -346,6 +363,10 @@ def _install() -> None:
     for name in ("add_reader", "add_writer"):
         loop_class = selector_events.BaseSelectorEventLoop
         _set(loop_class, name, loops.guard_add(name, getattr(loop_class, name)))
+    from asyncio import base_events
+
+    _set(base_events.BaseEventLoop, "run_forever",
+         loops.guard_run_forever(base_events.BaseEventLoop.run_forever))
     unix_events = sys.modules.get("asyncio.unix_events")
     if unix_events is not None:  # POSIX
         for name in ("_make_read_pipe_transport", "_make_write_pipe_transport"):
@@ -362,10 +383,43 @@ def _install() -> None:
     if ssl_module is not None:
         context = ssl_module.SSLContext
         _set(context, "wrap_socket", wrap_socket_guard(context.wrap_socket))
+        _set(ssl_module, "RAND_bytes", entropy.rand_bytes(ssl_module.RAND_bytes))
 
     # servers built without network= (default_network.py)
     _default_network_cm = use_network(DISPATCH_NETWORK)
     _default_network_cm.__enter__()
+
+    # names and objects bound before the interception (made_before.py): last, so that
+    # every replaced original is known
+    _install_made_before()
+
+
+def _replaced_originals() -> dict[int, Any]:
+    """id of each module-level function or class the table replaced -> its replacement
+    (not ``socket.socket``: real sockets must stay instances of a name bound to it; nor
+    ``datetime``'s classes: ``type(value) is datetime`` on a value made before)."""
+    replaced: dict[int, Any] = {}
+    for obj, name, old in _saved:
+        if not isinstance(obj, types.ModuleType) or old is _MISSING or old is _real["socket"]:
+            continue
+        if obj is datetime:  # the stand-ins are for the module's names only (datetimes.py)
+            continue
+        if isinstance(old, (types.FunctionType, types.BuiltinFunctionType, type)):
+            replaced[id(old)] = getattr(obj, name)
+    return replaced
+
+
+def _install_made_before() -> None:
+    for name, replacement in made_before.condition_patches():
+        _set(_real["Condition"], name, replacement)
+    replaced = _replaced_originals()
+    for found in made_before.scan(replaced):
+        if id(found.value) in replaced:
+            _set(found.namespace, found.name, replaced[id(found.value)])
+            continue
+        guard = made_before.register(found)
+        if guard is not None:
+            _set(found.namespace, found.name, guard)
 
 
 def _uninstall() -> None:
@@ -385,6 +439,7 @@ def _uninstall() -> None:
         else:
             setattr(obj, name, old)
     _patched_socket.unguard_real_class()
+    made_before.forget()
 
 
 class Interception:

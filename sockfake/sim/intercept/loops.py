@@ -10,6 +10,12 @@ to ``loop.add_reader``/``add_writer`` (a ``SockfakeValueError``, the ``ValueErro
 selector raised). A simulated socket's descriptor is accepted (``fdcalls`` makes its
 ``os.read``/``os.write``/``os.fstat`` work), and every loop whose selector is real is
 left alone.
+
+A loop a simulated thread runs must wait on its network: ``loop.run_forever()`` (and so
+``run_until_complete``) refuses, saying what to do, a loop made before the interception
+or outside the simulation (its real selector would wait in real time while the clock
+is virtual: a hang) and one made on a network that has closed or is another's (a loop
+kept across tests, as pytest-asyncio's ``loop_scope="module"`` keeps one).
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sockfake.network import SockfakeRuntimeError, SockfakeValueError
+from sockfake.sim.intercept.dispatch import caller_network
 from sockfake.sim.net.descriptors import FIRST_FD
 from sockfake.sim.net.selectors import SimSelector
 
-__all__ = ["guard_add", "guard_pipe_transport"]
+__all__ = ["guard_add", "guard_pipe_transport", "guard_run_forever"]
 
 
 def _real_descriptor(loop: Any, fileobj: Any) -> int | None:
@@ -80,3 +87,54 @@ def guard_add(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     add.__name__ = add.__qualname__ = name
     add.__doc__ = original.__doc__
     return add
+
+
+_KEPT_LOOP_ADVICE = (
+    "Make the loop in the test, inside the interception (asyncio.run(), or "
+    "asyncio.new_event_loop() and close it in the test); with pytest-asyncio, keep its "
+    'default loop_scope="function" for tests on the simulation (a module- or '
+    "session-scoped loop outlives each test's network)"
+)
+
+
+def loop_problem(loop: Any) -> str | None:
+    """Why a simulated thread cannot run ``loop``, or None."""
+    net = caller_network()
+    if net is None:
+        return None
+    selector = getattr(loop, "_selector", None)
+    if selector is None:  # not a selector loop: its own business
+        return None
+    if not isinstance(selector, SimSelector):
+        return (
+            f"simulated thread {threading.current_thread().name!r} runs event loop "
+            f"{loop!r}, made before net.intercept() or outside the simulation: it waits on "
+            "the OS's selector, in real time, while the simulation's clock is virtual (a "
+            f"hang). {_KEPT_LOOP_ADVICE}"
+        )
+    if selector._kernel.closed:
+        return (
+            f"event loop {loop!r} was made on a simulated network that has closed (an earlier "
+            f"test's): its sockets and selector went with it. {_KEPT_LOOP_ADVICE}"
+        )
+    if selector._kernel is not net.kernel:
+        return (
+            f"event loop {loop!r} was made on another simulated network than {net!r}, whose "
+            f"thread runs it. {_KEPT_LOOP_ADVICE}"
+        )
+    return None
+
+
+def guard_run_forever(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``loop.run_forever()`` (``run_until_complete`` calls it): a loop a simulated thread
+    cannot run is refused at once, saying what to do."""
+
+    def run_forever(self: Any) -> Any:
+        problem = loop_problem(self)
+        if problem is not None:
+            raise SockfakeRuntimeError(problem)
+        return original(self)
+
+    run_forever.__name__ = run_forever.__qualname__ = "run_forever"
+    run_forever.__doc__ = original.__doc__
+    return run_forever

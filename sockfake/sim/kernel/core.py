@@ -232,7 +232,11 @@ class Kernel:
     def thread_for_caller(self) -> SimThread:
         """The calling thread's record; a clear error if it is not part of this simulation."""
         if self.closed:
-            raise SockfakeRuntimeError("the simulated network is closed")
+            raise SockfakeRuntimeError(
+                "the simulated network is closed: something made on it (a socket, a selector, "
+                "an event loop, a server) is used after net.close(), such as an object "
+                "kept from an earlier test; make it in the test that uses it"
+            )
         self.calls += 1
         thread = self._by_ident.get(_get_ident())
         if thread is self.root:

@@ -42,12 +42,15 @@ class Endpoint:
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
-        "link_out", "datagram_route",
+        "link_out", "datagram_route", "host_local",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
         self.host = host
         self.family = family
+        # Host-local IPC (a Unix socket, either end of a socket pair) crosses no link:
+        # no latency, never held, partitioned or reset by host_down.
+        self.host_local = family == _AF_UNIX
         self.type = sock_type
         self.fd = fd  # -1 once the descriptor is released
         self.state = State.FRESH

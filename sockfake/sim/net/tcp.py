@@ -82,7 +82,7 @@ class StreamTransport:
     def _send_syn(self, ep: Endpoint, dst: Host) -> None:
         src = ep.host
         attempt = ep.syn_attempts
-        local = ep.family == _AF_UNIX
+        local = ep.host_local
         if not local and (self.topology.link(src, dst).cut or not dst.up or not src.up):
             self.kernel.record_net("drop", f"SYN {ep.local} -> {ep.remote} (unreachable)",
                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
@@ -144,7 +144,7 @@ class StreamTransport:
             self.topology.carry(dst, client.host, client.connection_id, 0,
                                 lambda: self._fail_connect(client, errno.ECONNREFUSED),
                                 "stream", reliable=False, immediate_ok=True,
-                                local=client.family == _AF_UNIX)
+                                local=client.host_local)
             return
         if len(listener.accept_queue) >= listener.backlog:
             # Linux drops the SYN when the accept queue is full; the client retries.
@@ -186,7 +186,7 @@ class StreamTransport:
                 self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
 
         self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
-                            reliable=False, immediate_ok=True, local=client.family == _AF_UNIX)
+                            reliable=False, immediate_ok=True, local=client.host_local)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class StreamTransport:
         details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
-        if ep.family == _AF_UNIX or (conditions.streams_immediate and not ep.inflight
+        if ep.host_local or (conditions.streams_immediate and not ep.inflight
                                      and not link.cut and src.up and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
             # ahead of it, an instant link: it arrives within this call. Host-local
@@ -268,7 +268,7 @@ class StreamTransport:
                 peer.changed.notify_all()
 
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0, deliver, "stream",
-                            reliable=True, immediate_ok=immediate, local=ep.family == _AF_UNIX)
+                            reliable=True, immediate_ok=immediate, local=ep.host_local)
 
     # -- resets --------------------------------------------------------------------------
 
@@ -285,7 +285,7 @@ class StreamTransport:
     def _send_reset(self, ep: Endpoint, peer: Endpoint) -> None:
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0,
                             lambda: self.reset_now(peer), "stream",
-                            reliable=False, immediate_ok=True, local=ep.family == _AF_UNIX)
+                            reliable=False, immediate_ok=True, local=ep.host_local)
 
     def reset_now(self, ep: Endpoint) -> None:
         if ep.dead or ep.fd < 0:
@@ -308,9 +308,9 @@ class StreamTransport:
 
     def host_down(self, host: Host, endpoints: list[Endpoint]) -> None:
         """``host`` went down: every stream connection to or from it resets at both ends
-        (not a Unix stream: host-local IPC is no network connection)."""
+        (not a Unix stream or a socket pair: host-local IPC is no network connection)."""
         for ep in endpoints:
-            if ep.type != socket.SOCK_STREAM or ep.family == _AF_UNIX:
+            if ep.type != socket.SOCK_STREAM or ep.host_local:
                 continue
             if ep.host is not host and (ep.peer is None or ep.peer.host is not host):
                 continue

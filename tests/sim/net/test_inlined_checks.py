@@ -280,6 +280,8 @@ def test_the_inlined_caller_check_is_check_thread(call: str) -> None:
             assert in_foreign_thread(lambda: SOCKET_CALLS[call](sock)) == general
             net.close()
             closed = attempt(sock._check_thread)
-            assert closed == Raised(general.kind, "the simulated network is closed")
+            assert isinstance(closed, Raised) and closed.kind is general.kind
+            assert closed.message.startswith("the simulated network is closed: ")
+            assert "used after net.close()" in closed.message
             assert attempt(lambda: SOCKET_CALLS[call](sock)) == closed
             sock.close()

@@ -112,6 +112,27 @@ def test_a_socketpair_takes_no_time_on_a_slow_loopback(slow: SimNetwork) -> None
     assert slow.time() == 0.0
 
 
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["AF_INET", "AF_INET6"])
+def test_an_inet_socketpair_is_host_local_too(slow: SimNetwork, family: int) -> None:
+    """``socketpair(AF_INET)`` (CPython's fallback where there is no AF_UNIX) is built
+    over loopback, yet crosses no link: no latency, never held, partitioned or reset."""
+    with slow.intercept():
+        a, b = socket.socketpair(family)
+    with a, b:
+        assert a.family == family
+        assert slow.time() == 0.0  # its handshake took no round trip either
+        _round_trip(a, b)
+        slow.hold("local", "local")
+        _round_trip(a, b)
+        slow.release("local", "local")
+        slow.partition("local", "local")
+        _round_trip(a, b)
+        slow.heal()
+        slow.host_down("local")
+        _round_trip(a, b)
+    assert slow.time() == 0.0
+
+
 # -- faults do not reach it ----------------------------------------------------------
 
 
