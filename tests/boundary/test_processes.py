@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import pytest
 from boundary_listener import RealListener
@@ -105,22 +106,28 @@ def test_a_process_is_refused_in_a_simulated_thread(way: str, quiet_listener: Re
     assert "processes are not simulated" in str(refused.value)
 
 
-# References taken before the interception (`from os import fork`) miss the patches; the
-# audit hook refuses them in the C function.
-_fork, _execv, _posix_spawn, _system = os.fork, os.execv, os.posix_spawn, os.system
-_popen_init = subprocess.Popen.__init__
+# References taken before the interception and kept outside a module's globals (which
+# the interception rebinds, intercept/made_before.py) miss the patches; the audit hook
+# refuses them in the C function.
+_REFS: dict[str, Any] = {
+    "fork": os.fork,
+    "execv": os.execv,
+    "posix_spawn": os.posix_spawn,
+    "system": os.system,
+    "Popen.__init__": subprocess.Popen.__init__,
+}
 
 CAPTURED: dict[str, tuple[str, Callable[[RealListener], object]]] = {
-    "fork": (r"os.fork\(\)", lambda _: _fork()),
-    "execv": (r"os.exec\*\(\)", lambda lst: _execv(sys.executable, _argv(lst))),
+    "fork": (r"os.fork\(\)", lambda _: _REFS["fork"]()),
+    "execv": (r"os.exec\*\(\)", lambda lst: _REFS["execv"](sys.executable, _argv(lst))),
     "posix_spawn": (
         r"os.posix_spawn\(\)",
-        lambda lst: _posix_spawn(sys.executable, _argv(lst), {}),
+        lambda lst: _REFS["posix_spawn"](sys.executable, _argv(lst), {}),
     ),
-    "system": (r"os.system\(\)", lambda lst: _system(" ".join(_argv(lst)))),
+    "system": (r"os.system\(\)", lambda lst: _REFS["system"](" ".join(_argv(lst)))),
     "Popen.__init__": (
         r"subprocess.Popen\(\)",
-        lambda lst: _popen_init(subprocess.Popen.__new__(subprocess.Popen), _argv(lst)),
+        lambda lst: _REFS["Popen.__init__"](subprocess.Popen.__new__(subprocess.Popen), _argv(lst)),
     ),
 }
 

@@ -40,8 +40,9 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+# A module reference, read at call time: sockets imports this module too.
+from sockfake.sim.intercept import sockets as _sockets
 from sockfake.sim.intercept.dispatch import _internal, caller_network
-from sockfake.sim.intercept.sockets import sim_socketpair
 from sockfake.sim.net.descriptors import FIRST_FD
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ def pipe_call(original: Callable[[], tuple[int, int]]) -> Callable[[], tuple[int
         if net is None or _internal(1):  # the kernel's own turn pipes stay real
             return original()
         family = getattr(socket, "AF_UNIX", socket.AF_INET)
-        read_end, write_end = sim_socketpair(net, family, socket.SOCK_STREAM)
+        read_end, write_end = _sockets.sim_socketpair(net, family, socket.SOCK_STREAM)
         # The descriptors own the simulated sockets now (one handle each, for os.close).
         return read_end.detach(), write_end.detach()
 
