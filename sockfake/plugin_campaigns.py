@@ -343,8 +343,8 @@ class CampaignRunner:
                 chosen = reports
             if reports[0].failed or any(report.skipped for report in reports):
                 break  # set-up failed or skipped: no seed will do better
-            if settings.budget is None and failed:
-                break  # a replay failed: that is this test's result
+            if failed and (settings.budget is None or item.config.getoption("maxfail") == 1):
+                break  # a replay failed (that is this test's result), or -x: stop at one
             if item.session.shouldstop or item.session.shouldfail:
                 break
         tally.seconds = _clock() - started
