@@ -15,6 +15,7 @@ item logs one set of reports: the first failing run's, or the last run's.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -364,7 +365,10 @@ class CampaignRunner:
         return True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # From any xdist worker too: the summary line travels in user_properties.
+        # From any xdist worker too: the summary line travels in the last report's
+        # user_properties.
+        if report.when != "teardown":
+            return
         for name, value in report.user_properties:
             if name == "sockfake_campaign" and isinstance(value, str):
                 self.lines.append(value)
@@ -381,7 +385,8 @@ class CampaignRunner:
     def _entries_for(self, item: pytest.Item) -> list[CorpusEntry]:
         if self.settings.replay is not None:
             return []
-        return [entry for entry in self.settings.corpus_entries if entry.test == item.nodeid]
+        test = _campaign_id(item)
+        return [entry for entry in self.settings.corpus_entries if entry.test == test]
 
     def _runs(self, item: pytest.Item, replays: list[CampaignRun], started: float
               ) -> Iterator[CampaignRun]:
@@ -390,7 +395,7 @@ class CampaignRunner:
         if settings.replay is not None:
             yield CampaignRun(
                 settings.replay, "replay", "from --sockfake-replay",
-                self._command(item, settings.replay),
+                self._command(item.nodeid, settings.replay),
             )
             return
         budget = settings.budget
@@ -403,7 +408,7 @@ class CampaignRunner:
             yield CampaignRun(
                 seed, "campaign",
                 f"campaign seed #{position} of base seed {self.base_seed}",
-                self._command(item, seed), position=position,
+                self._command(item.nodeid, seed), position=position,
             )
 
     def _corpus_run(self, item: pytest.Item, entry: CorpusEntry) -> CampaignRun:
@@ -412,7 +417,7 @@ class CampaignRunner:
             entry.seed, "corpus",
             f"replayed from the corpus {self.settings.corpus} ({where}, sockfake "
             f"{entry.sockfake or '?'}, Python {entry.python})",
-            self._command(item, entry.seed), entry=entry,
+            self._command(entry.test, entry.seed), entry=entry,
         )
 
     def _run_once(self, item: pytest.Item, run: CampaignRun, timer: _PerRunTimer
@@ -434,10 +439,10 @@ class CampaignRunner:
         finally:
             timer.stop()
 
-    def _command(self, item: pytest.Item, seed: int) -> str:
+    def _command(self, test: str, seed: int) -> str:
         parts = [
             "cd", shlex.quote(str(self.rootpath)), "&&", "python", "-m", "pytest",
-            "--rootdir=.", shlex.quote(item.nodeid), f"--sockfake-replay={seed}",
+            "--rootdir=.", shlex.quote(test), f"--sockfake-replay={seed}",
         ]
         if self.network != "sim":
             parts.append(f"--sockfake-network={self.network}")
@@ -474,7 +479,9 @@ class CampaignRunner:
         """The summary line (and the failing run's story) on the logged reports."""
         line = self._summary(item, tally)
         if line is not None and reports:
-            reports[-1].user_properties.append(("sockfake_campaign", line))
+            # A list of its own: the reports of an item share the item's list.
+            last = reports[-1]
+            last.user_properties = [*last.user_properties, ("sockfake_campaign", line)]
         if failed_run is None:
             return
         failed = next(report for report in reports if report.failed)
@@ -527,6 +534,23 @@ def _teardown_up_to(item: pytest.Item, nextitem: pytest.Item | None
     )
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
     return report
+
+
+_SCHEDULE_ID = re.compile(r"(?:^|-)schedule-(\d+)(?=-|$)")
+
+
+def _campaign_id(item: pytest.Item) -> str | None:
+    """The id a campaign knows this item by: its own, or for an explored item (one item
+    per schedule: ``test[schedule-0]``, ``test[sim-schedule-0]``) the id without the
+    schedule, for schedule 0 only (a corpus line replays once, not once per schedule)."""
+    base, bracket, params = item.nodeid.partition("[")
+    found = _SCHEDULE_ID.search(params[:-1]) if bracket else None
+    if found is None:
+        return item.nodeid
+    if found.group(1) != "0":
+        return None
+    rest = (params[: found.start()] + params[found.end():-1]).strip("-")
+    return f"{base}[{rest}]" if rest else base
 
 
 def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:

@@ -342,3 +342,24 @@ def test_four_shard_processes_merge_into_one_corpus(pytester):
     first_seed = json.loads(lines[0])["seed"]
     assert f"seed {first_seed} (replayed from the corpus" in replay.stdout
     assert shlex.quote("test_flaky.py::test_sometimes") in replay.stdout
+
+
+def test_a_corpus_line_replays_on_an_explored_test_once(pytester, monkeypatch):
+    make_suite(pytester, """
+        @pytest.mark.sockfake(explore=3, network="both")
+        def test_explored(request, sockfake_network):
+            record(request, sockfake_network if sockfake_network.__class__.__name__ ==
+                   "SimNetwork" else None)
+    """)
+    corpus = pytester.path / "corpus.jsonl"
+    # What a campaign writes: the test's id without a schedule (one item per test).
+    corpus.write_text(json.dumps({"test": "test_suite.py::test_explored[sim]", "seed": 77}))
+    result, runs = ran(pytester, monkeypatch, "--sockfake-seed=3",
+                       f"--sockfake-corpus={corpus}")
+    result.assert_outcomes(passed=6)
+    replayed = [run for run in runs if run[1] == "77"]
+    assert replayed == [("test_suite.py::test_explored[sim-schedule-0]", "77")]
+    assert runs.index(replayed[0]) == runs.index(
+        ("test_suite.py::test_explored[sim-schedule-0]",
+         str(derive_seed(3, "test_suite.py::test_explored[sim-schedule-0]")))
+    ) - 1  # first, then the item's own seed
