@@ -315,11 +315,21 @@ class CampaignRunner:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None
                                 ) -> bool | None:
+        settings = self.settings
+        if settings.budget is None and settings.replay is None and not settings.corpus_entries:
+            return None  # a plain run: nothing of ours to do, at no cost per item
         if not self.side.campaignable(item):
             return None
-        settings = self.settings
+        if settings.replay is not None:
+            # One run with this seed: pytest's own protocol runs it (and the
+            # determinism check, when asked for, reruns it).
+            item.stash[_RUN_KEY] = CampaignRun(
+                settings.replay, "replay", "from --sockfake-replay",
+                self._command(item.nodeid, settings.replay),
+            )
+            return None
         replays = [self._corpus_run(item, entry) for entry in self._entries_for(item)]
-        if not replays and settings.budget is None and settings.replay is None:
+        if not replays and settings.budget is None:
             return None
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         timer = _PerRunTimer(item)
@@ -350,7 +360,7 @@ class CampaignRunner:
                 break
         tally.seconds = _clock() - started
         _forget(item, _RUN_KEY)
-        if settings.budget is None and settings.replay is None and failed_run is None:
+        if settings.budget is None and failed_run is None:
             # The corpus replayed clean: now the test's own run, with its own seed.
             self.side.reset(item)
             chosen = self._protocol(item, nextitem, timer)
@@ -383,8 +393,6 @@ class CampaignRunner:
     # -- the runs --
 
     def _entries_for(self, item: pytest.Item) -> list[CorpusEntry]:
-        if self.settings.replay is not None:
-            return []
         test = _campaign_id(item)
         return [entry for entry in self.settings.corpus_entries if entry.test == test]
 
@@ -392,12 +400,6 @@ class CampaignRunner:
               ) -> Iterator[CampaignRun]:
         settings = self.settings
         yield from replays
-        if settings.replay is not None:
-            yield CampaignRun(
-                settings.replay, "replay", "from --sockfake-replay",
-                self._command(item.nodeid, settings.replay),
-            )
-            return
         budget = settings.budget
         if budget is None:
             return
@@ -494,7 +496,7 @@ class CampaignRunner:
                 "still there (or came back)"
             )
         story.append(f"reproduce: {failed_run.command}")
-        title = f"sockfake {failed_run.source}"  # campaign, corpus or replay
+        title = f"sockfake {failed_run.source}"  # campaign or corpus
         longrepr: Any = failed.longrepr
         if hasattr(longrepr, "addsection"):
             longrepr.addsection(title, "\n".join(story))

@@ -363,3 +363,24 @@ def test_a_corpus_line_replays_on_an_explored_test_once(pytester, monkeypatch):
         ("test_suite.py::test_explored[sim-schedule-0]",
          str(derive_seed(3, "test_suite.py::test_explored[sim-schedule-0]")))
     ) - 1  # first, then the item's own seed
+
+
+def test_replay_runs_one_seed_with_the_exploration_default(pytester):
+    pytester.makepyfile(test_one="""
+        def test_seed(sockfake_network):
+            # An exploring scheduler records its choices (FIFO has none to record).
+            assert type(sockfake_network.kernel.policy).__name__ == "Recorder"
+            assert sockfake_network.seed != 5, "seed 5 is the bad one"
+
+        def test_plain():
+            pass
+    """)
+    result = run(pytester, "-p", "no:randomly", "--sockfake-replay=5",
+                 "--sockfake-check-determinism")
+    result.assert_outcomes(failed=1, passed=1)
+    out = result.stdout.str()
+    assert "seed 5 is the bad one" in out
+    assert "seed 5 (from --sockfake-replay)" in out
+    assert "--rootdir=. test_one.py::test_seed --sockfake-replay=5" in out
+    assert "rerun with the same seed: the same" in out  # the determinism check ran
+    run(pytester, "-p", "no:randomly", "--sockfake-replay=6").assert_outcomes(passed=2)
