@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -179,6 +182,12 @@ def test_a_corpus_path_is_checked(tmp_path):
 
 
 def test_the_commit_is_best_effort(tmp_path, monkeypatch):
+    here = Path(__file__).parent
+    inside = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                            text=True, check=False) if shutil.which("git") else None
+    if inside is not None and inside.returncode == 0:  # a checkout: its commit
+        assert git_commit(here) == inside.stdout.strip()
+        assert re.fullmatch(r"[0-9a-f]{40,64}", str(git_commit(here)))
     assert git_commit(tmp_path) is None  # not a repository
     monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
     assert git_commit(Path(__file__).parent) is None
