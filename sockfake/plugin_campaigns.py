@@ -394,7 +394,13 @@ class CampaignRunner:
 
     def _entries_for(self, item: pytest.Item) -> list[CorpusEntry]:
         test = _campaign_id(item)
-        return [entry for entry in self.settings.corpus_entries if entry.test == test]
+        entries = [entry for entry in self.settings.corpus_entries if entry.test == test]
+        if self.settings.budget is not None:
+            # Every shard of a campaign runs the test: each replays its share of the
+            # lines, so the fleet replays each line once.
+            shard = self.settings.shard
+            entries = [entry for entry in entries if shard.owns_item(f"{test}\0{entry.seed}")]
+        return entries
 
     def _runs(self, item: pytest.Item, replays: list[CampaignRun], started: float
               ) -> Iterator[CampaignRun]:

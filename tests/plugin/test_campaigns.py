@@ -384,3 +384,28 @@ def test_replay_runs_one_seed_with_the_exploration_default(pytester):
     assert "--rootdir=. test_one.py::test_seed --sockfake-replay=5" in out
     assert "rerun with the same seed: the same" in out  # the determinism check ran
     run(pytester, "-p", "no:randomly", "--sockfake-replay=6").assert_outcomes(passed=2)
+
+
+def test_campaign_shards_replay_each_corpus_line_once(pytester, monkeypatch):
+    make_suite(pytester, """
+        def test_simulated(request, sockfake_network):
+            record(request, sockfake_network)
+    """)
+    corpus = pytester.path / "corpus.jsonl"
+    seeds = [str(1000 + n) for n in range(8)]
+    corpus.write_text("".join(
+        json.dumps({"test": "test_suite.py::test_simulated", "seed": int(seed)}) + "\n"
+        for seed in seeds
+    ))
+    replayed = []
+    for index in range(4):
+        result, runs = ran(pytester, monkeypatch, "--sockfake-campaign=4",
+                           f"--sockfake-shard={index}/4", f"--sockfake-corpus={corpus}")
+        result.assert_outcomes(passed=1)
+        assert len(runs) - 1 == len([seed for _, seed in runs if seed in seeds])  # + 1 own
+        replayed += [seed for _, seed in runs if seed in seeds]
+    assert sorted(replayed) == seeds
+    # A single machine's campaign replays all of them, before its own seeds.
+    result, runs = ran(pytester, monkeypatch, "--sockfake-campaign=4",
+                       f"--sockfake-corpus={corpus}")
+    assert [seed for _, seed in runs[:8]] == seeds and len(runs) == 12
