@@ -14,6 +14,9 @@ import textwrap
 
 import pytest
 
+# Imported here, so pytester's in-process runs (which drop the modules they import)
+# do not import the interception again in their first seed's run.
+import sockfake.sim.intercept.install  # noqa: F401
 from sockfake.testing import derive_seed
 
 
@@ -201,8 +204,8 @@ def test_a_duration_campaign_outlives_the_per_test_timeout(pytester):
         def test_quick(sockfake_network):
             sockfake_network.sleep(0.001)
     """)
-    # pytest-timeout's timer goes around each seed's run, not the whole campaign (the
-    # first run imports the simulation: 4 s leave room for that on a loaded machine).
+    # pytest-timeout's timer goes around each seed's run (a few ms each), not the whole
+    # campaign, which a timer around it would stop at 4 s.
     result = run(pytester, "-p", "no:randomly", "--timeout=4", "--sockfake-campaign=5s")
     result.assert_outcomes(passed=1)
     assert "test_long.py::test_quick: " in result.stdout.str()
@@ -231,6 +234,7 @@ def test_udp_no_retry(udp_server):
 """
 
 
+@pytest.mark.timeout(300)  # about 500 seeds of a UDP exchange, on a loaded machine
 def test_a_campaign_finds_a_rare_bug_and_the_next_run_replays_it_first(pytester, monkeypatch):
     pytester.makepyfile(test_rare=RARE_BUG)
     corpus = pytester.path / "corpus.jsonl"
@@ -303,6 +307,7 @@ def test_sometimes(sockfake_network):
 """
 
 
+@pytest.mark.timeout(300)  # six pytest processes, four at once
 def test_four_shard_processes_merge_into_one_corpus(pytester):
     pytester.makepyfile(test_flaky=FLAKY)
     shared = pytester.path / "shared.jsonl"
