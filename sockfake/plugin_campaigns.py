@@ -55,7 +55,6 @@ __all__ = [
     "record_schedule",
     "resolve_settings",
     "run_of",
-    "run_seed",
 ]
 
 # Corpus lines one test may add in one session: a test that fails on most seeds is
@@ -115,11 +114,6 @@ def run_of(node: Any) -> CampaignRun | None:
     """The seed run the node is in, if a campaign, corpus or replay chose its seed."""
     run: CampaignRun | None = node.stash.get(_RUN_KEY, None)
     return run
-
-
-def run_seed(node: Any) -> int | None:
-    run = run_of(node)
-    return None if run is None else run.seed
 
 
 def exploring_run(node: Any) -> bool:

@@ -50,7 +50,7 @@ from sockfake.plugin_campaigns import (
     one_item_per_test,
     record_schedule,
     resolve_settings,
-    run_seed,
+    run_of,
 )
 from sockfake.plugin_reports import (
     SETTINGS_KEY,
@@ -606,7 +606,8 @@ def sockfake_network(
     item = request.node
     settings = item.config.stash[_settings_key]
     options = _options_for(item)
-    seed = run_seed(item)  # a campaign's, the corpus's or --sockfake-replay's
+    run = run_of(item)  # a campaign's, the corpus's or --sockfake-replay's seed
+    seed = run.seed if run is not None else None
     if seed is None:
         seed = options.seed if options.seed is not None else derive_seed(
             settings.base_seed, item.nodeid
