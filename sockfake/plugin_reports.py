@@ -18,6 +18,7 @@ import pytest
 
 from sockfake.errors import SimulationError
 from sockfake.failure_report import FailureReport
+from sockfake.plugin_campaigns import run_of
 from sockfake.settings import NetworkMode
 from sockfake.testing import Testbed
 
@@ -83,8 +84,10 @@ def reproduce_command(item: pytest.Item, settings: Settings) -> str:
     A test's seed derives from its node id, which is relative to the rootdir: the
     command goes to the rootdir and pins it, so the node id (and the seed) is the same
     whatever directory it is run from and whether or not the project has a config file.
+    A campaign's, corpus's or replay's seed is rerun by ``--sockfake-replay``.
     """
-    return _command(settings, item.nodeid)
+    run = run_of(item)
+    return run.command if run is not None else _command(settings, item.nodeid)
 
 
 def _command(settings: Settings, nodeid: str) -> str:
@@ -104,8 +107,11 @@ def _command(settings: Settings, nodeid: str) -> str:
 
 def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed: int | None
                 ) -> str:
+    run = run_of(item)
     origin = (
-        "from the marker"
+        run.origin
+        if run is not None
+        else "from the marker"
         if marker_seed is not None
         else f"derived from base seed {settings.base_seed} and the test id"
     )

@@ -42,6 +42,16 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from sockfake.plugin_campaigns import (
+    CAMPAIGN_KEY,
+    CampaignRunner,
+    add_options,
+    exploring_run,
+    one_item_per_test,
+    record_schedule,
+    resolve_settings,
+    run_of,
+)
 from sockfake.plugin_reports import (
     SETTINGS_KEY,
     ExplorationSummary,
@@ -157,6 +167,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rerun each failing simulated test with the same seed; if the two traces "
         "differ, report the first divergent event and its likely cause.",
     )
+    add_options(group)  # campaigns: --sockfake-shard, -campaign, -corpus, -replay
     parser.addini("sockfake_network", "default network for sockfake fixtures: sim|real|both")
     parser.addini("sockfake_trace_dir", "where failing simulated tests' traces are written")
     parser.addini("sockfake_intercept", "intercept the stdlib in simulated tests: on|off")
@@ -247,6 +258,12 @@ def pytest_configure(config: pytest.Config) -> None:
         intercept=_choice(config, "intercept", ("on", "off"), "on") == "on",
         explore=_explore_option(config),
         check_determinism=bool(config.getoption("sockfake_check_determinism", False)),
+    )
+    campaign = config.stash[CAMPAIGN_KEY] = resolve_settings(config)
+    config.pluginmanager.register(
+        CampaignRunner(config, campaign, _CampaignSide(), base_seed=base_seed,
+                       rootpath=Path(str(config.rootpath)), network=network),
+        "sockfake-campaign",
     )
 
 
@@ -379,7 +396,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return  # reported, with the test's id, at the end of collection (or at set-up)
     if options.network == "both":
         metafunc.parametrize("sockfake_network_kind", ["sim", "real"], indirect=True)
-    if options.explore is not None:
+    if options.explore is not None and not one_item_per_test(metafunc.config):
         # One item per schedule: each has its own node id, so its own seed, and
         # pytest-xdist spreads them over cores and machines.
         metafunc.parametrize(
@@ -393,7 +410,37 @@ def _explore_kwargs(node: Any, settings: Settings) -> dict[str, Any]:
     kwargs = _marker_kwargs(node)
     if settings.explore is not None and "explore" not in kwargs:
         kwargs["explore"] = settings.explore
+    elif exploring_run(node) and "explore" not in kwargs:
+        kwargs["explore"] = 1  # a campaign's seed: the exploration default
     return kwargs
+
+
+class _CampaignSide:
+    """What the campaign runner (``plugin_campaigns``) asks of this plugin."""
+
+    def campaignable(self, item: pytest.Item) -> bool:
+        if not _uses_sockfake(item):
+            return False
+        try:
+            kwargs = _marker_kwargs(item)
+            options = parse_options(kwargs, item.config.stash[_settings_key].network)
+        except (ValueError, TypeError):
+            return False  # the bad marker errors the test at set-up, as ever
+        if "seed" in kwargs:
+            return False  # pinned by the marker: one seed is what the test asks for
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("sockfake_network_kind") if callspec is not None else None
+        return (kind or options.network) == "sim"
+
+    def marker(self, item: pytest.Item) -> dict[str, Any]:
+        return _marker_kwargs(item)
+
+    def scheduling(self, item: pytest.Item) -> str:
+        return str(_options_for(item).scheduling)
+
+    def reset(self, item: pytest.Item) -> None:
+        for key in (_options_key, _bed_key, _call_failed_key, _events_key):
+            _forget(item, key)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -559,9 +606,12 @@ def sockfake_network(
     item = request.node
     settings = item.config.stash[_settings_key]
     options = _options_for(item)
-    seed = (
-        options.seed if options.seed is not None else derive_seed(settings.base_seed, item.nodeid)
-    )
+    run = run_of(item)  # a campaign's, the corpus's or --sockfake-replay's seed
+    seed = run.seed if run is not None else None
+    if seed is None:
+        seed = options.seed if options.seed is not None else derive_seed(
+            settings.base_seed, item.nodeid
+        )
     kind = sockfake_network_kind
     if kind == "real" and options.conditions:
         # Loopback cannot lose, delay or re-chunk on demand: running the test there
@@ -592,6 +642,8 @@ def sockfake_network(
             problems = bed.close(check_leaks=False)
         if kind == "sim" and settings.check_determinism:
             item.stash[_events_key] = list(net.trace)
+        if kind == "sim":
+            record_schedule(item, net)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

@@ -1,0 +1,140 @@
+"""Seeds per second per core: a small simulated test under a campaign, as pytest items,
+and in a plain loop without pytest.
+
+The test starts a ``tcp_server`` and makes one round trip. Three contenders, each in
+its own single-process run (one core), alternated round by round:
+
+- ``campaign``: ``--sockfake-campaign=N``, the N seeds as runs inside one item;
+- ``items``: ``--sockfake-explore=N``, one pytest item per seed (the per-item way);
+- ``loop``: ``open_testbed(seed=s, scheduling="pct")`` N times in a script, no pytest.
+
+Each figure is seeds divided by the time from the session's start to its end (for
+pytest: collection and the runs; not the interpreter's start-up), median of the
+rounds with min-max. The machine may be loaded by other work: the load average is
+printed before and after, and every figure should be read next to it.
+
+    python benchmarks/bench_campaign.py [--seeds N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+TEST_FILE = """
+import sockfake
+
+
+class Upper(sockfake.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline().upper())
+
+
+def test_round_trip(tcp_server):
+    srv = tcp_server(Upper)
+    with srv.connect(timeout=5) as conn:
+        conn.sendall(b"ping\\n")
+        assert conn.makefile("rb").readline() == b"PING\\n"
+"""
+
+# The session's own span, on the real clock bound before any interception.
+TIMER = """
+import json, os
+from time import perf_counter as real_clock
+
+started = []
+
+
+def pytest_sessionstart(session):
+    started.append(real_clock())
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_OUT"], "w") as out:
+        json.dump({"seconds": real_clock() - started[0]}, out)
+"""
+
+LOOP = """
+import json, os, sys
+from time import perf_counter as real_clock
+
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from test_small import Upper
+
+from sockfake.testing import open_testbed
+
+seeds = int(sys.argv[1])
+started = real_clock()
+for seed in range(seeds):
+    with open_testbed(seed=seed, scheduling="pct") as bed:
+        srv = bed.tcp_server(Upper)
+        with srv.connect(timeout=5) as conn:
+            conn.sendall(b"ping\\n")
+            assert conn.makefile("rb").readline() == b"PING\\n"
+with open(os.environ["BENCH_OUT"], "w") as out:
+    json.dump({"seconds": real_clock() - started}, out)
+"""
+
+PYTEST = [
+    sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+    "-p", "no:randomly", "-p", "no:xdist", "--sockfake-seed=1", "test_small.py",
+]
+
+
+def seconds(directory: Path, contender: str, seeds: int) -> float:
+    out = directory / f"{contender}.json"
+    if contender == "campaign":
+        command = [*PYTEST, f"--sockfake-campaign={seeds}"]
+    elif contender == "items":
+        command = [*PYTEST, f"--sockfake-explore={seeds}"]
+    else:
+        command = [sys.executable, str(directory / "loop.py"), str(seeds)]
+    result = subprocess.run(
+        command, cwd=directory, capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "BENCH_OUT": str(out), "BENCH_DIR": str(directory)},
+    )
+    if result.returncode != 0:
+        sys.exit(f"{contender} failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    value: float = json.loads(out.read_text())["seconds"]
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=300, help="seeds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated runs per contender")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    contenders = ("campaign", "items", "loop")
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    with tempfile.TemporaryDirectory(prefix="sockfake-bench-campaign-") as tmp:
+        directory = Path(tmp)
+        (directory / "test_small.py").write_text(TEST_FILE)
+        (directory / "conftest.py").write_text(textwrap.dedent(TIMER))
+        (directory / "loop.py").write_text(LOOP)
+        for _ in range(args.rounds):
+            for name in contenders:  # alternated round by round
+                rates[name].append(args.seeds / seconds(directory, name, args.seeds))
+    load_after = os.getloadavg()
+    print(f"one test (tcp_server + one round trip), {args.seeds} seeds per run, one process "
+          f"(one core) each, pct scheduling; {args.rounds} rounds alternated, median (min-max)")
+    print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
+          f"on {os.cpu_count()} cores (other work shares the machine)")
+    for name in contenders:
+        values = rates[name]
+        print(f"{name:9} {statistics.median(values):7.0f} seeds/s per core "
+              f"({min(values):.0f}-{max(values):.0f})")
+    ratio = statistics.median(rates["campaign"]) / statistics.median(rates["items"])
+    print(f"campaign / items: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
