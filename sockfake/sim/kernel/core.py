@@ -557,6 +557,10 @@ class Kernel:
     def _make_ready(self, thread: SimThread, reason: str) -> None:
         if thread.state != "blocked":
             return
+        if reason != "timeout":
+            # A waiter woken by another thread (an event set, a lock released) is
+            # progress: a thread that spins meanwhile counts its operations again.
+            self._epoch += 1
         thread.stop_waiting()
         thread.wake_reason = reason
         thread.state = "ready"
@@ -790,6 +794,7 @@ class Kernel:
         self._finished += 1
         self.policy.forget(thread)
         thread.exited.notify_all()
+        self._epoch += 1  # an exit is progress (a spinning thread counts again)
         self.trace.add(self.now, thread.name, "thread-exit", "")
         if self.closing:
             self._hand_turn(self.root)

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,48 @@ def test_asyncio_sleep_zero_a_thousand_times_with_an_event_pending(inet: SimNetw
     asyncio.run(main())
     assert inet.time() == start  # not the sleeper's 5 s
     sleeper.join()
+
+
+def test_a_loop_on_the_clock_sees_what_the_thread_it_woke_did(inet: SimNetwork) -> None:
+    # An event loop whose selector returns at once (a stand-in, as CPython's
+    # test_base_events has) reads the clock round after round; it wakes a thread, which
+    # hands it a result with call_soon_threadsafe and exits, with no trace event: the
+    # wake-up and the exit are progress, so the loop's clock reads after them are no
+    # spin (test_base_events.test_check_thread).
+    class ReturnsAtOnce(selectors.BaseSelector):
+        def register(self, fileobj: Any, events: int, data: Any = None) -> Any:
+            return None
+
+        def unregister(self, fileobj: Any) -> Any:
+            return None
+
+        def select(self, timeout: float | None = None) -> list[Any]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+        def get_map(self) -> Any:
+            return {}
+
+    loop = asyncio.SelectorEventLoop(ReturnsAtOnce())
+    setattr(loop, "_write_to_self", lambda: None)  # noqa: B010  # no self-pipe to write
+    woken = threading.Event()
+    result = loop.create_future()
+
+    def worker() -> None:
+        woken.wait()
+        loop.call_soon_threadsafe(result.set_result, "from the thread")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    loop.call_soon(woken.set)
+    try:
+        assert loop.run_until_complete(result) == "from the thread"
+    finally:
+        loop.close()
+    thread.join()
+    assert inet.time() == 0.0
 
 
 # -- waiting for time: the clock moves to the next event ----------------------------
