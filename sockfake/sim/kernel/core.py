@@ -468,7 +468,10 @@ class Kernel:
             self._stop_spinner(thread, self.failure)
         self._timers.run_due(self.now)
         if self._ready:
+            # The others run first; what they do may be what it waits for (a result
+            # handed over quietly, with no trace event), so its counts start again.
             self.yield_turn(what)
+            thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
             return
         if thread.idle_polls == thread.idle_ops:
             doing = f"busy-polls ({what})"

@@ -47,6 +47,32 @@ def _ticking_server() -> tuple[socketserver.TCPServer, threading.Thread]:
     return server, serving
 
 
+class _ReturnsAtOnce(selectors.BaseSelector):
+    """A selector that never blocks (as CPython's test_base_events stands one in): an
+    event loop on it reads the clock round after round."""
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> Any:
+        return None
+
+    def unregister(self, fileobj: Any) -> Any:
+        return None
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def get_map(self) -> Any:
+        return {}
+
+
+def _never_blocking_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.SelectorEventLoop(_ReturnsAtOnce())
+    setattr(loop, "_write_to_self", lambda: None)  # noqa: B010  # no self-pipe to write
+    return loop
+
+
 # -- busy loops: the clock stays where it is ------------------------------------------
 
 
@@ -109,24 +135,7 @@ def test_a_loop_on_the_clock_sees_what_the_thread_it_woke_did(inet: SimNetwork) 
     # hands it a result with call_soon_threadsafe and exits, with no trace event: the
     # wake-up and the exit are progress, so the loop's clock reads after them are no
     # spin (test_base_events.test_check_thread).
-    class ReturnsAtOnce(selectors.BaseSelector):
-        def register(self, fileobj: Any, events: int, data: Any = None) -> Any:
-            return None
-
-        def unregister(self, fileobj: Any) -> Any:
-            return None
-
-        def select(self, timeout: float | None = None) -> list[Any]:
-            return []
-
-        def close(self) -> None:
-            pass
-
-        def get_map(self) -> Any:
-            return {}
-
-    loop = asyncio.SelectorEventLoop(ReturnsAtOnce())
-    setattr(loop, "_write_to_self", lambda: None)  # noqa: B010  # no self-pipe to write
+    loop = _never_blocking_loop()
     woken = threading.Event()
     result = loop.create_future()
 
@@ -142,6 +151,18 @@ def test_a_loop_on_the_clock_sees_what_the_thread_it_woke_did(inet: SimNetwork) 
     finally:
         loop.close()
     thread.join()
+    assert inet.time() == 0.0
+
+
+def test_a_loop_on_the_clock_sees_an_executor_job_handed_back(inet: SimNetwork) -> None:
+    # The executor's worker hands the result over and waits for its next job, with no
+    # trace event: the thread that read the clock while it ran counts again
+    # (test_base_events.test_asyncgen_finalization_by_gc_in_other_thread).
+    loop = _never_blocking_loop()
+    try:
+        assert loop.run_until_complete(loop.run_in_executor(None, sum, [1, 2])) == 3
+    finally:
+        loop.close()
     assert inet.time() == 0.0
 
 
