@@ -318,6 +318,83 @@ def test_os_read_write_and_fstat_treat_the_descriptor_as_a_socket(inet: SimNetwo
 
 
 @posix_only
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="os.sendfile")
+def test_os_sendfile_sends_a_real_file_as_linux_does(inet: SimNetwork, tmp_path: Any) -> None:
+    path = tmp_path / "data"
+    size = 4 << 20
+    path.write_bytes(bytes(range(256)) * (size // 256))
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a.setblocking(False)
+    with open(path, "rb") as source:
+        fd = source.fileno()
+        # An offset: the bytes there; the file's position stays where it was.
+        assert os.sendfile(a.fileno(), fd, 256, 16) == 16
+        assert b.recv(100) == bytes(range(16))
+        assert source.tell() == 0
+        # None: from the file's position, which moves by what was sent, until the
+        # socket is full: EAGAIN at once.
+        sent = 0
+        with pytest.raises(BlockingIOError):
+            for _ in range(1000):
+                sent += os.sendfile(a.fileno(), fd, None, 65536)
+        assert 0 < sent < size
+        assert source.tell() == sent
+        received = b""
+        while len(received) < sent:
+            received += b.recv(sent - len(received))
+        assert received == (bytes(range(256)) * (size // 256))[:sent]
+        assert os.sendfile(a.fileno(), fd, size, 10) == 0  # the end of the file
+    a.close()
+    b.close()
+
+
+@posix_only
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="os.sendfile")
+def test_loop_sendfile_is_in_progress_while_a_small_buffer_drains(inet: SimNetwork,
+                                                                  tmp_path: Any) -> None:
+    # asyncio's loop.sendfile() uses os.sendfile (not its fallback of writes), so the
+    # transport refuses a write meanwhile (CPython's test_sendfile_prevents_bare_write).
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 200_000)
+
+    async def main() -> tuple[int, int, str]:
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        finished = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                received.extend(data)
+                if len(received) == 200_000:
+                    finished.set_result(None)
+
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                      4096)
+        with open(path, "rb") as source:
+            sending = asyncio.ensure_future(loop.sendfile(transport, source))
+            await asyncio.sleep(0)
+            try:
+                transport.write(b"data")
+                refusal = ""
+            except RuntimeError as error:
+                refusal = str(error)
+            sent = await sending
+        await finished
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return sent, len(received), refusal
+
+    sent, received, refusal = asyncio.run(main())
+    assert (sent, received) == (200_000, 200_000)
+    assert "sendfile is in progress" in refusal
+
+
+@posix_only
 @pytest.mark.parametrize("call", ["os.dup", "os.lseek", "fcntl.ioctl", "fcntl.fcntl(F_DUPFD)",
                                   "os.fdopen"])
 def test_an_unsupported_descriptor_call_names_sockfake_and_the_call(inet: SimNetwork,
