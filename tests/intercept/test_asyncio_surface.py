@@ -55,6 +55,62 @@ def test_a_signal_the_loop_raises_runs_its_handler_in_the_loop(inet: SimNetwork)
 
 
 @posix_signals
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="signal.setitimer")
+def test_an_interval_timer_signals_the_loop_in_virtual_time(inet: SimNetwork) -> None:
+    # CPython's test_signal_handling_while_selecting: SIGALRM from setitimer reaches a
+    # loop blocked in select, at the virtual moment it was set for (a real timer fired
+    # in real time, and killed the process once the loop's handler was gone).
+    _main_thread_only()
+    seen: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got = asyncio.Event()
+
+        def on_alarm(*args: Any) -> None:
+            seen.append(time.monotonic())
+            assert args == (42,)
+            if len(seen) == 3:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                got.set()
+
+        loop.add_signal_handler(signal.SIGALRM, on_alarm, 42)
+        start = time.monotonic()
+        assert signal.setitimer(signal.ITIMER_REAL, 0.25, 0.5) == (0.0, 0.0)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.25, 0.5)
+        await asyncio.wait_for(got.wait(), 5)
+        assert seen == [start + 0.25, start + 0.75, start + 1.25]
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        loop.remove_signal_handler(signal.SIGALRM)
+
+    asyncio.run(main())
+
+
+@posix_signals
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="signal.alarm")
+def test_alarm_counts_virtual_seconds_and_ends_with_the_interception(net: SimNetwork) -> None:
+    _main_thread_only()
+    rang: list[float] = []
+    previous = signal.signal(signal.SIGALRM, lambda *args: rang.append(time.monotonic()))
+    real_before = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout's, if any
+    try:
+        with net.intercept():
+            assert signal.alarm(10) == 0
+            net.sleep(2.6)
+            assert signal.alarm(3) == 7  # 7.4 s left, rounded as glibc rounds
+            net.sleep(5)  # the handler runs during the wait, which goes on
+            assert rang == [time.monotonic() - 2]
+            assert signal.alarm(100) == 0
+        # The interception ends: the virtual alarm with it; the real one is untouched.
+        real_after = signal.getitimer(signal.ITIMER_REAL)
+        assert real_after[0] <= real_before[0]
+        assert real_after[0] > real_before[0] - 60 or real_before[0] == 0.0
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert len(rang) == 1
+
+
+@posix_signals
 @pytest.mark.parametrize("send", ["kill", "raise_signal", "pthread_kill"])
 def test_a_signal_from_another_simulated_thread_reaches_the_loop(inet: SimNetwork,
                                                                  send: str) -> None:

@@ -523,15 +523,17 @@ class Kernel:
 
     # -- signals ----------------------------------------------------------------------
 
-    def deliver_signal(self, signum: int) -> bool:
+    def deliver_signal(self, signum: int, from_timer: bool = False) -> bool:
         """A simulated thread signals the process (``net.intercept()``'s
         ``signal.pthread_kill``). Python runs a handler on the main thread only, so the
         handler runs there, on its next turn, in virtual time: deterministically, where
         a real signal would run it whenever the main thread next got the GIL. A wait
         it interrupts goes on afterwards. False when the main thread is not a simulated
-        thread, or is the caller: the caller sends the real signal."""
+        thread, or is the caller: the caller sends the real signal. ``from_timer``: a
+        virtual interval timer's signal (``signal.setitimer``), sent by no thread, so
+        the main thread gets it even while it holds the turn."""
         main = self._by_ident.get(_main_thread().ident or -1)
-        if main is None or main is self.current:
+        if main is None or (main is self.current and not from_timer):
             return False
         signum = int(signum)  # a plain number: an enum's text differs between versions
         self._signal_target = main
