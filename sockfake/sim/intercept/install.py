@@ -38,8 +38,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   one fails with a message naming the call (``fdcalls``).
 * ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
   loop on a simulated selector refuse a real descriptor in the caller (``loops``).
-* ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
-  ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
+* ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)``,
+  ``subprocess.Popen`` and ``_posixsubprocess.fork_exec`` (``multiprocessing``'s
+  spawn and forkserver) are refused in a simulated thread (``NotImplementedError``):
   a process would escape the simulation and its clock.
 * ``ssl.SSLContext.wrap_socket`` on a simulated stream socket runs real TLS (OpenSSL
   over ``MemoryBIO``, see ``sockfake.sim.intercept.tls``); on a datagram socket (DTLS) it
@@ -306,6 +307,10 @@ def _install() -> None:
         if original is not None:
             _set(os, name, processes.refuse_in_simulation(name, original))
     _set(subprocess.Popen, "__init__", processes.popen_init)
+    posixsubprocess = sys.modules.get("_posixsubprocess")  # POSIX; subprocess imports it
+    if posixsubprocess is not None:
+        _set(posixsubprocess, "fork_exec", processes.refuse_fork_exec(
+            posixsubprocess.fork_exec))
 
     # descriptor calls on a simulated socket (fdcalls.py)
     for name in fdcalls.OS_CALLS:
