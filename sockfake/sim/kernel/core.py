@@ -434,6 +434,11 @@ class Kernel:
                 self._spin(thread, "the clock")
         elif thread.idle_reads >= _SPIN_READS or thread.idle_ops >= _SPIN_OPS:
             self._spin(thread, "the clock")
+        elif self._ready and thread.idle_reads % _SPIN_POLLS == 0:
+            # Clock reads with nothing happening while others could run: it likely
+            # waits for them (an event loop on a selector that returns at once), so
+            # they run now, not after _SPIN_READS reads.
+            self.yield_turn("the clock")
         return self.now
 
     def _yield_idle(self) -> None:

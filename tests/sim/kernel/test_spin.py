@@ -57,7 +57,10 @@ class _ReturnsAtOnce(selectors.BaseSelector):
     def unregister(self, fileobj: Any) -> Any:
         return None
 
+    calls = 0
+
     def select(self, timeout: float | None = None) -> list[Any]:
+        self.calls += 1
         return []
 
     def close(self) -> None:
@@ -67,8 +70,8 @@ class _ReturnsAtOnce(selectors.BaseSelector):
         return {}
 
 
-def _never_blocking_loop() -> asyncio.AbstractEventLoop:
-    loop = asyncio.SelectorEventLoop(_ReturnsAtOnce())
+def _never_blocking_loop(selector: _ReturnsAtOnce | None = None) -> asyncio.AbstractEventLoop:
+    loop = asyncio.SelectorEventLoop(selector or _ReturnsAtOnce())
     setattr(loop, "_write_to_self", lambda: None)  # noqa: B010  # no self-pipe to write
     return loop
 
@@ -152,6 +155,20 @@ def test_a_loop_on_the_clock_sees_what_the_thread_it_woke_did(inet: SimNetwork) 
         loop.close()
     thread.join()
     assert inet.time() == 0.0
+
+
+def test_a_loop_reading_the_clock_lets_the_threads_it_waits_for_run_soon(
+    inet: SimNetwork,
+) -> None:
+    # Clock reads with nothing happening while another thread is ready: it runs after
+    # a few of them (_SPIN_POLLS), not after the _SPIN_READS bound of a spin.
+    selector = _ReturnsAtOnce()
+    loop = _never_blocking_loop(selector)
+    try:
+        assert loop.run_until_complete(loop.run_in_executor(None, sum, [1, 2])) == 3
+    finally:
+        loop.close()
+    assert selector.calls < 1000  # rounds of the loop: 100,001 before
 
 
 def test_a_loop_on_the_clock_sees_an_executor_job_handed_back(inet: SimNetwork) -> None:
