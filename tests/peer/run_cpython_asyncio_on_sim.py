@@ -61,6 +61,10 @@ _FROZEN_CLOCK = (
     "(call_later, sleep) while nothing is scheduled in the simulation: a spin on a frozen "
     "clock, which the kernel reports (SimDeadlockError naming the frame) by design"
 )
+_NO_SOCKET_FILE = (
+    "the socket's file in the real file system (os.unlink, os.path.exists of the path): a "
+    "simulated Unix socket makes no file, its path is the simulation's own namespace"
+)
 OS_ONLY: dict[str, str] = {
     "test_time_and_call_at": _FROZEN_CLOCK,
     "test_default_exc_handler_callback": _FROZEN_CLOCK,
@@ -70,6 +74,10 @@ OS_ONLY: dict[str, str] = {
         "a real file at the path: Unix socket paths are the simulation's own namespace, "
         "not the file system, so a real file there does not make bind() fail"
     ),
+    # 3.13: the server removes its socket file on close, unless it was replaced.
+    "test_unix_server_cleanup_gone": _NO_SOCKET_FILE,
+    "test_unix_server_cleanup_replaced": _NO_SOCKET_FILE,
+    "test_unix_server_cleanup_prevented": _NO_SOCKET_FILE,
     "test_write_pipe_disconnect_on_close": (
         "io.open() over a simulated socket's descriptor (wsock.detach()): the built-in "
         "open() makes a real FileIO, which fails with EBADF; sockfake does not patch open()"
@@ -115,7 +123,14 @@ def _outcome(result: unittest.TestResult) -> tuple[str, str]:
 
 
 def _last_line(text: str) -> str:
+    """The exception's line of a traceback (its message may go on over more lines: a
+    deadlock's thread dump), else the last line."""
     lines = text.strip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    after = lines[frames[-1] + 1:] if frames else []
+    for line in after:
+        if line and not line.startswith(" "):
+            return line
     return lines[-1] if lines else ""
 
 
