@@ -50,6 +50,7 @@ FLOORS: dict[tuple[int, int], dict[str, int]] = {
     (3, 13): {
         "test_streams": 72, "test_server": 8, "test_sock_lowlevel": 39,
         "test_sendfile": 60, "test_ssl": 22, "test_unix_events": 120,
+        "test_base_events": 106, "test_selector_events": 122, "test_events": 200,
     },
 }  # fmt: skip
 # CI runs the quick modules on this Python (one is enough, and CI's time is counted);
