@@ -20,11 +20,14 @@ Each test is bounded: a virtual ``time_limit`` on its network, and a real-time l
 (``faulthandler``: the stacks, the process exits, the next test goes on in a new one).
 
 Usage (from a scratch directory: the suites create files): ``python
-tests/peer/run_cpython_asyncio_on_sim.py [--module NAME ...] [-k TEXT] [--json FILE]
-[-v]``; ``--module`` takes a short name (``test_streams``) and can be repeated;
-``--json`` writes every test's outcome on both networks; ``-v`` prints each failure's
-last line. ``--one {real,sim} --module NAME`` is the subprocess's own mode: it runs one
-module on one network and prints one JSON line.
+tests/peer/run_cpython_asyncio_on_sim.py [--module NAME ...] [-k TEXT] [--sim-only]
+[--json FILE] [-v]``; ``--module`` takes a short name (``test_streams``) and can be
+repeated (a module this Python lacks is listed and skipped); ``--sim-only`` skips the OS
+baseline (then every test the simulation does not skip counts); ``--json`` writes every
+test's outcome on both networks; ``-v`` prints each test the simulation does not pass,
+its category and its error's line. ``--one {real,sim} --module NAME`` is the
+subprocess's own mode: one module on one network, a JSON line as each test begins and
+ends.
 """
 
 from __future__ import annotations
