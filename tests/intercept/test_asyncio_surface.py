@@ -57,6 +57,62 @@ def test_a_signal_the_loop_raises_runs_its_handler_in_the_loop(inet: SimNetwork)
 
 
 @posix_signals
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="signal.setitimer")
+def test_an_interval_timer_signals_the_loop_in_virtual_time(inet: SimNetwork) -> None:
+    # CPython's test_signal_handling_while_selecting: SIGALRM from setitimer reaches a
+    # loop blocked in select, at the virtual moment it was set for (a real timer fired
+    # in real time, and killed the process once the loop's handler was gone).
+    _main_thread_only()
+    seen: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got = asyncio.Event()
+
+        def on_alarm(*args: Any) -> None:
+            seen.append(time.monotonic())
+            assert args == (42,)
+            if len(seen) == 3:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                got.set()
+
+        loop.add_signal_handler(signal.SIGALRM, on_alarm, 42)
+        start = time.monotonic()
+        assert signal.setitimer(signal.ITIMER_REAL, 0.25, 0.5) == (0.0, 0.0)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.25, 0.5)
+        await asyncio.wait_for(got.wait(), 5)
+        assert seen == [start + 0.25, start + 0.75, start + 1.25]
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        loop.remove_signal_handler(signal.SIGALRM)
+
+    asyncio.run(main())
+
+
+@posix_signals
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="signal.alarm")
+def test_alarm_counts_virtual_seconds_and_ends_with_the_interception(net: SimNetwork) -> None:
+    _main_thread_only()
+    rang: list[float] = []
+    previous = signal.signal(signal.SIGALRM, lambda *args: rang.append(time.monotonic()))
+    real_before = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout's, if any
+    try:
+        with net.intercept():
+            assert signal.alarm(10) == 0
+            net.sleep(2.6)
+            assert signal.alarm(3) == 7  # 7.4 s left, rounded as glibc rounds
+            net.sleep(5)  # the handler runs during the wait, which goes on
+            assert rang == [time.monotonic() - 2]
+            assert signal.alarm(100) == 0
+        # The interception ends: the virtual alarm with it; the real one is untouched.
+        real_after = signal.getitimer(signal.ITIMER_REAL)
+        assert real_after[0] <= real_before[0]
+        assert real_after[0] > real_before[0] - 60 or real_before[0] == 0.0
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert len(rang) == 1
+
+
+@posix_signals
 @pytest.mark.parametrize("send", ["kill", "raise_signal", "pthread_kill"])
 def test_a_signal_from_another_simulated_thread_reaches_the_loop(inet: SimNetwork,
                                                                  send: str) -> None:
@@ -317,6 +373,83 @@ def test_os_read_write_and_fstat_treat_the_descriptor_as_a_socket(inet: SimNetwo
     finally:
         a.close()
         b.close()
+
+
+@posix_only
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="os.sendfile")
+def test_os_sendfile_sends_a_real_file_as_linux_does(inet: SimNetwork, tmp_path: Any) -> None:
+    path = tmp_path / "data"
+    size = 4 << 20
+    path.write_bytes(bytes(range(256)) * (size // 256))
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a.setblocking(False)
+    with open(path, "rb") as source:
+        fd = source.fileno()
+        # An offset: the bytes there; the file's position stays where it was.
+        assert os.sendfile(a.fileno(), fd, 256, 16) == 16
+        assert b.recv(100) == bytes(range(16))
+        assert source.tell() == 0
+        # None: from the file's position, which moves by what was sent, until the
+        # socket is full: EAGAIN at once.
+        sent = 0
+        with pytest.raises(BlockingIOError):
+            for _ in range(1000):
+                sent += os.sendfile(a.fileno(), fd, None, 65536)
+        assert 0 < sent < size
+        assert source.tell() == sent
+        received = b""
+        while len(received) < sent:
+            received += b.recv(sent - len(received))
+        assert received == (bytes(range(256)) * (size // 256))[:sent]
+        assert os.sendfile(a.fileno(), fd, size, 10) == 0  # the end of the file
+    a.close()
+    b.close()
+
+
+@posix_only
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="os.sendfile")
+def test_loop_sendfile_is_in_progress_while_a_small_buffer_drains(inet: SimNetwork,
+                                                                  tmp_path: Any) -> None:
+    # asyncio's loop.sendfile() uses os.sendfile (not its fallback of writes), so the
+    # transport refuses a write meanwhile (CPython's test_sendfile_prevents_bare_write).
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 200_000)
+
+    async def main() -> tuple[int, int, str]:
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        finished = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                received.extend(data)
+                if len(received) == 200_000:
+                    finished.set_result(None)
+
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                      4096)
+        with open(path, "rb") as source:
+            sending = asyncio.ensure_future(loop.sendfile(transport, source))
+            await asyncio.sleep(0)
+            try:
+                transport.write(b"data")
+                refusal = ""
+            except RuntimeError as error:
+                refusal = str(error)
+            sent = await sending
+        await finished
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return sent, len(received), refusal
+
+    sent, received, refusal = asyncio.run(main())
+    assert (sent, received) == (200_000, 200_000)
+    assert "sendfile is in progress" in refusal
 
 
 @posix_only

@@ -7,6 +7,7 @@ import select
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -116,6 +117,25 @@ def test_processes_are_refused(inet: SimNetwork) -> None:
         subprocess.run(["true"], check=False)
     with pytest.raises(NotImplementedError, match=r"os.system\(\)"):
         os.system("true")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX start methods")
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_process_pool_is_refused_before_a_process_starts(inet: SimNetwork,
+                                                           method: str) -> None:
+    # multiprocessing starts these with _posixsubprocess.fork_exec, not Popen: the
+    # forkserver started for real, and its real Unix socket was not found on the
+    # simulation (CPython's test_get_event_loop_new_process).
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context(method)
+    with pytest.raises(NotImplementedError, match=r"ProcessPoolExecutor\(\).*processes are "
+                                                  "not simulated"):
+        # Refused as the pool is made (intercept/processes.py), before its resource
+        # tracker or first worker would start through fork_exec.
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            pool.submit(abs, -1).result()
 
 
 def test_processes_outside_the_simulation_still_work(inet: SimNetwork) -> None:

@@ -213,6 +213,21 @@ def test_resolver_answers_from_the_simulated_hosts(inet: SimNetwork) -> None:
         socket.gethostbyaddr("10.9.9.9")
 
 
+def test_an_ipv6_zone_becomes_the_scope_id_as_getaddrinfo_makes_it(inet: SimNetwork) -> None:
+    # What the OS's getaddrinfo gives (CPython's test_create_connection_ipv6_scope).
+    def address(host: str) -> Any:
+        return socket.getaddrinfo(host, 80, socket.AF_INET6, socket.SOCK_STREAM)[0][4]
+
+    assert address("fe80::1%1") == ("fe80::1", 80, 0, 1)
+    assert address("::1%7") == ("::1", 80, 0, 7)
+    assert address("fe80::1") == ("fe80::1", 80, 0, 0)
+    if hasattr(socket, "if_nametoindex"):
+        name = socket.if_nameindex()[0]
+        assert address(f"fe80::1%{name[1]}") == ("fe80::1", 80, 0, name[0])
+        with pytest.raises(socket.gaierror):
+            address("fe80::1%no-such-interface")
+
+
 def test_select_poll_epoll_and_selectors_wait_in_virtual_time(inet: SimNetwork) -> None:
     a, b = socket.socketpair()
     with a, b:

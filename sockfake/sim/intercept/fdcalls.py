@@ -10,7 +10,9 @@ fail with a bare ``EBADF``. Under interception, in a thread of its network:
   (``setblocking(False)``) or off (a non-blocking socket becomes blocking; one with a
   timeout keeps it).
 * ``os.read``/``os.write`` are ``recv``/``send`` (``EAGAIN`` at once on a socket that
-  is non-blocking or has a timeout, as on ``O_NONBLOCK``), ``os.fstat`` reports a
+  is non-blocking or has a timeout, as on ``O_NONBLOCK``), ``os.sendfile`` from a real
+  file sends as ``os.write`` does (asyncio's ``loop.sendfile`` and
+  ``sock_sendfile`` use it), ``os.fstat`` reports a
   socket (``S_IFSOCK``), ``os.get_blocking``/``set_blocking`` and
   ``os.get_inheritable``/``set_inheritable`` the flags above, ``os.isatty`` False,
   ``os.dup`` one more handle on the socket under the same number (as ``socket.dup``:
@@ -21,7 +23,7 @@ fail with a bare ``EBADF``. Under interception, in a thread of its network:
   ``select``/``poll``/selectors, so a wake-up pipe (waitress's trigger) works. ``os.fstat``
   shows a socket, not a FIFO, and both ends can read and write.
 * Every other ``fcntl`` command, ``fcntl.ioctl``/``flock``/``lockf``, and
-  ``os.dup2``, ``os.fdopen``, ``os.lseek``, ``os.sendfile`` ... on a simulated
+  ``os.dup2``, ``os.fdopen``, ``os.lseek`` ... on a simulated
   descriptor raise ``OSError(EBADF)`` (what the code saw before, so its error handling
   is unchanged) whose message names sockfake, the call, and what to do instead.
 
@@ -202,6 +204,26 @@ def _write(sock: SimSocket, fd: int, data: Any) -> int:
     return int(_without_waiting(sock, lambda: sock.send(data)))
 
 
+def _sendfile(sock: SimSocket, fd: int, in_fd: int, offset: int | None, count: int) -> int:
+    """``os.sendfile`` from a real file to a simulated socket, as Linux does it: the
+    bytes at ``offset`` (the file's position if None, which then moves by what was
+    sent), sent as ``os.write`` sends them (``EAGAIN`` at once on a full socket); 0 at
+    the end of the file."""
+    if _number(in_fd) is not None:
+        raise _error("os.sendfile()", in_fd, "sockfake sends from a real file only; use "
+                                             "the socket object's sendfile() instead")
+    data = os.read(in_fd, count) if offset is None else os.pread(in_fd, count, offset)
+    if not data:
+        return 0
+    sent = 0
+    try:
+        sent = _write(sock, fd, data)
+    finally:
+        if offset is None and sent < len(data):
+            os.lseek(in_fd, sent - len(data), os.SEEK_CUR)  # what was not sent is unread
+    return sent
+
+
 def _fstat(sock: SimSocket, fd: int) -> os.stat_result:
     return os.stat_result((stat.S_IFSOCK | 0o777, fd, 0, 1, os.getuid(), os.getgid(), 0,
                            0, 0, 0))
@@ -234,12 +256,12 @@ def _close(sock: SimSocket, fd: int) -> None:
 _SIMULATED: dict[str, Callable[..., Any]] = {
     "read": _read, "write": _write, "fstat": _fstat, "get_blocking": _get_blocking,
     "set_blocking": _set_blocking, "isatty": _isatty, "dup": _dup, "close": _close,
+    "sendfile": _sendfile,
 }  # fmt: skip
 
 _OS_HINTS = {
     "dup2": "use the socket object's dup() instead",
     "fdopen": "use the socket object's makefile() instead",
-    "sendfile": "use the socket object's sendfile() instead",
     "readv": "use the socket object's recvmsg_into() instead",
     "writev": "use the socket object's sendmsg() instead",
 }

@@ -31,7 +31,8 @@ While an interception is active, the stdlib's own entry points dispatch per call
   time, not the simulation's.
 * ``signal.set_wakeup_fd`` on the main thread takes a simulated socket (an event
   loop's self-pipe), and a simulated signal writes its number there, so
-  ``loop.add_signal_handler`` works (``signals``).
+  ``loop.add_signal_handler`` works (``signals``). ``signal.setitimer(ITIMER_REAL)``,
+  ``getitimer`` and ``alarm`` count virtual time: ``SIGALRM`` comes as such a signal.
 * ``fcntl`` (``FD_CLOEXEC``, ``O_NONBLOCK``) and ``os.read``/``write``/``fstat``/
   ``get_blocking``/``dup``/``close`` ... on a simulated socket's descriptor, and
   ``os.pipe()`` (a simulated socket pair); any other descriptor call on one fails with
@@ -268,6 +269,9 @@ def _install() -> None:
     _set(os, "kill", signals.kill)
     _set(signal, "raise_signal", signals.raise_signal)
     _set(signal, "set_wakeup_fd", signals.set_wakeup_fd)
+    for name in ("setitimer", "getitimer", "alarm"):  # POSIX
+        if _real[name] is not None:
+            _set(signal, name, getattr(signals, name))
 
     # select and selectors (selecting.py)
     _set(select, "select", _select)

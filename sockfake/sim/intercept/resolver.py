@@ -78,6 +78,20 @@ def _port_number(port: Any, flags: int) -> int:
         raise _gai_error("EAI_SERVICE", "Servname not supported for ai_socktype") from None
 
 
+def _ipv6_address(ip: str, port: int) -> tuple[str, int, int, int]:
+    """An IPv6 socket address as getaddrinfo gives it: a zone (``fe80::1%1``,
+    ``fe80::1%lo``) becomes the scope id, a number or an interface's index."""
+    ip, _, zone = ip.partition("%")
+    if not zone:
+        return ip, port, 0, 0
+    if zone.isdigit():
+        return ip, port, 0, int(zone)
+    try:
+        return ip, port, 0, socket.if_nametoindex(zone)  # a local table, as getservbyname
+    except (OSError, AttributeError):
+        raise _gai_error("EAI_NONAME", "Name or service not known") from None
+
+
 def sim_getaddrinfo(
     net: SimNetwork, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
     flags: int = 0,
@@ -101,7 +115,7 @@ def sim_getaddrinfo(
     canonical = host if isinstance(host, str) and flags & socket.AI_CANONNAME else ""
     result: list[tuple[Any, Any, int, str, Any]] = []
     for af, ip in chosen:
-        address: Any = (ip, number) if af == socket.AF_INET else (ip, number, 0, 0)
+        address: Any = (ip, number) if af == socket.AF_INET else _ipv6_address(ip, number)
         for kind, number_proto in kinds:
             result.append(
                 (socket.AddressFamily(af), socket.SocketKind(kind), number_proto,

@@ -14,6 +14,14 @@ handler writes it to the wakeup descriptor. While a simulated descriptor is the
 wakeup descriptor, the real one is -1 (a real signal writes nothing anywhere); it is
 put back when the simulated one is replaced or cleared, and when the interception of
 that network ends.
+
+``signal.setitimer(ITIMER_REAL, ...)``, ``signal.getitimer(ITIMER_REAL)`` and
+``signal.alarm`` from a simulated thread set a virtual timer of the network: at its
+virtual moment, ``SIGALRM`` comes as a signal from a simulated thread does (the
+handler on the main thread's next turn, the number on the wakeup descriptor). A real
+timer fired in real time: a loop waiting in virtual time missed it, and once the loop
+had put back the default handler it ended the process. The timer ends with the
+interception; the other timers and threads outside the simulation get the real calls.
 """
 
 from __future__ import annotations
@@ -31,10 +39,14 @@ from sockfake.sim.net.descriptors import FIRST_FD
 
 if TYPE_CHECKING:
     from sockfake.sim.kernel.core import Kernel
+    from sockfake.sim.kernel.timers import Timer
     from sockfake.sim.net.sockets import SimSocket
     from sockfake.sim.network import SimNetwork
 
-__all__ = ["kill", "leave", "pthread_kill", "raise_signal", "set_wakeup_fd"]
+__all__ = [
+    "alarm", "getitimer", "kill", "leave", "pthread_kill", "raise_signal", "set_wakeup_fd",
+    "setitimer",
+]
 
 # Taken when this module is first imported, before any patch.
 _real_set_wakeup_fd = signal.set_wakeup_fd
@@ -50,6 +62,7 @@ class _Wakeup:
 
 
 _wakeups: dict[Kernel, _Wakeup] = {}
+_ITIMER_REAL = getattr(signal, "ITIMER_REAL", 0)
 _DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))
 
 
@@ -129,6 +142,106 @@ def raise_signal(signalnum: int) -> None:
         _real["raise_signal"](signalnum)
 
 
+# -- the interval timer: signal.setitimer(ITIMER_REAL), signal.alarm --------------------
+
+
+@dataclass
+class _Alarm:
+    """A network's virtual ``ITIMER_REAL``: its next expiry and its period."""
+
+    timer: Timer
+    when: float
+    interval: float
+
+
+_alarms: dict[Kernel, _Alarm] = {}
+
+
+def _disarm(kernel: Kernel) -> tuple[float, float]:
+    """The timer's (remaining, interval) before, and no timer now."""
+    current = _alarms.pop(kernel, None)
+    if current is None:
+        return 0.0, 0.0
+    current.timer.cancel()
+    return max(current.when - kernel.now, 0.0), current.interval
+
+
+def _arm(net: SimNetwork, seconds: float, interval: float) -> None:
+    kernel = net.kernel
+    when = kernel.now + seconds
+    _alarms[kernel] = _Alarm(kernel.call_at(when, lambda: _expire(net)), when, interval)
+
+
+def _expire(net: SimNetwork) -> None:
+    """The timer expires: SIGALRM for the main thread in virtual time, as a signal a
+    simulated thread sends (its handler on the main thread's next turn, its number on
+    the wakeup descriptor); a periodic timer goes again. With no Python handler the
+    signal is dropped: its default action would end the test process."""
+    kernel = net.kernel
+    current = _alarms.pop(kernel, None)
+    if current is None:
+        return
+    if current.interval > 0:
+        _arm(net, current.interval, current.interval)
+    if callable(signal.getsignal(signal.SIGALRM)) and kernel.deliver_signal(
+            int(signal.SIGALRM), from_timer=True):
+        _write_wakeup(net, int(signal.SIGALRM))
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def setitimer(which: int, seconds: float, interval: float = 0.0, /) -> tuple[float, float]:
+    """``signal.setitimer``: ``ITIMER_REAL`` from a simulated thread counts virtual time
+    (a real one would fire at a real moment, and kill the process once the loop that
+    handled it is gone); every other timer, and every other thread, the real call."""
+    net = caller_network()
+    if net is None or _internal(1) or which != _ITIMER_REAL:
+        return tuple(_real["setitimer"](which, seconds, interval))
+    seconds, interval = _seconds(seconds, "seconds"), _seconds(interval, "interval")
+    if seconds < 0 or interval < 0:
+        raise _real_itimer_error("setitimer", "invalid value")
+    before = _disarm(net.kernel)
+    if seconds > 0:
+        _arm(net, seconds, interval)
+    return before
+
+
+def getitimer(which: int, /) -> tuple[float, float]:
+    """``signal.getitimer``: the virtual ``ITIMER_REAL`` in a simulated thread."""
+    net = caller_network()
+    if net is None or _internal(1) or which != _ITIMER_REAL:
+        return tuple(_real["getitimer"](which))
+    current = _alarms.get(net.kernel)
+    if current is None:
+        return 0.0, 0.0
+    return max(current.when - net.kernel.now, 0.0), current.interval
+
+
+def alarm(seconds: int, /) -> int:
+    """``signal.alarm``: the virtual ``ITIMER_REAL`` in a simulated thread; the seconds
+    left of the one before, rounded as glibc does."""
+    net = caller_network()
+    if net is None or _internal(1):
+        return int(_real["alarm"](seconds))
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(f"'{type(seconds).__name__}' object cannot be interpreted as an integer")
+    remaining, _ = _disarm(net.kernel)
+    if seconds > 0:
+        _arm(net, float(seconds), 0.0)
+    whole = int(remaining)
+    fraction = remaining - whole
+    return whole + 1 if fraction >= 0.5 or (whole == 0 and fraction > 0) else whole
+
+
+def _real_itimer_error(call: str, why: str) -> Exception:
+    error_class = getattr(signal, "ItimerError", OSError)
+    return error_class(errno.EINVAL, f"signal.{call}: {why}")
+
+
 # -- the wakeup descriptor ----------------------------------------------------------------
 
 
@@ -174,6 +287,7 @@ def set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
 def leave(kernel: Kernel) -> None:
     """The interception of ``kernel``'s network ends: the real wakeup descriptor is
     put back (from the main thread, the only one that may set it)."""
+    _disarm(kernel)
     current = _wakeups.pop(kernel, None)
     if current is not None and threading.current_thread() is threading.main_thread():
         try:

@@ -438,6 +438,11 @@ class Kernel:
                 self._spin(thread, "the clock")
         elif thread.idle_reads >= _SPIN_READS or thread.idle_ops >= _SPIN_OPS:
             self._spin(thread, "the clock")
+        elif self._ready and thread.idle_reads % _SPIN_POLLS == 0:
+            # Clock reads with nothing happening while others could run: it likely
+            # waits for them (an event loop on a selector that returns at once), so
+            # they run now, not after _SPIN_READS reads.
+            self.yield_turn("the clock")
         return self.now
 
     def _yield_idle(self) -> None:
@@ -472,7 +477,10 @@ class Kernel:
             self._stop_spinner(thread, self.failure)
         self._timers.run_due(self.now)
         if self._ready:
+            # The others run first; what they do may be what it waits for (a result
+            # handed over quietly, with no trace event), so its counts start again.
             self.yield_turn(what)
+            thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
             return
         if thread.idle_polls == thread.idle_ops:
             doing = f"busy-polls ({what})"
@@ -524,15 +532,17 @@ class Kernel:
 
     # -- signals ----------------------------------------------------------------------
 
-    def deliver_signal(self, signum: int) -> bool:
+    def deliver_signal(self, signum: int, from_timer: bool = False) -> bool:
         """A simulated thread signals the process (``net.intercept()``'s
         ``signal.pthread_kill``). Python runs a handler on the main thread only, so the
         handler runs there, on its next turn, in virtual time: deterministically, where
         a real signal would run it whenever the main thread next got the GIL. A wait
         it interrupts goes on afterwards. False when the main thread is not a simulated
-        thread, or is the caller: the caller sends the real signal."""
+        thread, or is the caller: the caller sends the real signal. ``from_timer``: a
+        virtual interval timer's signal (``signal.setitimer``), sent by no thread, so
+        the main thread gets it even while it holds the turn."""
         main = self._by_ident.get(_main_thread().ident or -1)
-        if main is None or main is self.current:
+        if main is None or (main is self.current and not from_timer):
             return False
         signum = int(signum)  # a plain number: an enum's text differs between versions
         self._signal_target = main
@@ -561,6 +571,10 @@ class Kernel:
     def _make_ready(self, thread: SimThread, reason: str) -> None:
         if thread.state != "blocked":
             return
+        if reason != "timeout":
+            # A waiter woken by another thread (an event set, a lock released) is
+            # progress: a thread that spins meanwhile counts its operations again.
+            self._epoch += 1
         thread.stop_waiting()
         thread.wake_reason = reason
         thread.state = "ready"
@@ -794,6 +808,7 @@ class Kernel:
         self._finished += 1
         self.policy.forget(thread)
         thread.exited.notify_all()
+        self._epoch += 1  # an exit is progress (a spinning thread counts again)
         self.trace.add(self.now, thread.name, "thread-exit", "")
         if self.closing:
             self._hand_turn(self.root)

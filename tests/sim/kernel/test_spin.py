@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,35 @@ def _ticking_server() -> tuple[socketserver.TCPServer, threading.Thread]:
     serving = threading.Thread(target=server.serve_forever, args=(0.5,))
     serving.start()
     return server, serving
+
+
+class _ReturnsAtOnce(selectors.BaseSelector):
+    """A selector that never blocks (as CPython's test_base_events stands one in): an
+    event loop on it reads the clock round after round."""
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> Any:
+        return None
+
+    def unregister(self, fileobj: Any) -> Any:
+        return None
+
+    calls = 0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        self.calls += 1
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def get_map(self) -> Any:
+        return {}
+
+
+def _never_blocking_loop(selector: _ReturnsAtOnce | None = None) -> asyncio.AbstractEventLoop:
+    loop = asyncio.SelectorEventLoop(selector or _ReturnsAtOnce())
+    setattr(loop, "_write_to_self", lambda: None)  # noqa: B010  # no self-pipe to write
+    return loop
 
 
 # -- busy loops: the clock stays where it is ------------------------------------------
@@ -100,6 +130,57 @@ def test_asyncio_sleep_zero_a_thousand_times_with_an_event_pending(inet: SimNetw
     asyncio.run(main())
     assert inet.time() == start  # not the sleeper's 5 s
     sleeper.join()
+
+
+def test_a_loop_on_the_clock_sees_what_the_thread_it_woke_did(inet: SimNetwork) -> None:
+    # An event loop whose selector returns at once (a stand-in, as CPython's
+    # test_base_events has) reads the clock round after round; it wakes a thread, which
+    # hands it a result with call_soon_threadsafe and exits, with no trace event: the
+    # wake-up and the exit are progress, so the loop's clock reads after them are no
+    # spin (test_base_events.test_check_thread).
+    loop = _never_blocking_loop()
+    woken = threading.Event()
+    result = loop.create_future()
+
+    def worker() -> None:
+        woken.wait()
+        loop.call_soon_threadsafe(result.set_result, "from the thread")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    loop.call_soon(woken.set)
+    try:
+        assert loop.run_until_complete(result) == "from the thread"
+    finally:
+        loop.close()
+    thread.join()
+    assert inet.time() == 0.0
+
+
+def test_a_loop_reading_the_clock_lets_the_threads_it_waits_for_run_soon(
+    inet: SimNetwork,
+) -> None:
+    # Clock reads with nothing happening while another thread is ready: it runs after
+    # a few of them (_SPIN_POLLS), not after the _SPIN_READS bound of a spin.
+    selector = _ReturnsAtOnce()
+    loop = _never_blocking_loop(selector)
+    try:
+        assert loop.run_until_complete(loop.run_in_executor(None, sum, [1, 2])) == 3
+    finally:
+        loop.close()
+    assert selector.calls < 1000  # rounds of the loop: 100,001 before
+
+
+def test_a_loop_on_the_clock_sees_an_executor_job_handed_back(inet: SimNetwork) -> None:
+    # The executor's worker hands the result over and waits for its next job, with no
+    # trace event: the thread that read the clock while it ran counts again
+    # (test_base_events.test_asyncgen_finalization_by_gc_in_other_thread).
+    loop = _never_blocking_loop()
+    try:
+        assert loop.run_until_complete(loop.run_in_executor(None, sum, [1, 2])) == 3
+    finally:
+        loop.close()
+    assert inet.time() == 0.0
 
 
 # -- waiting for time: the clock moves to the next event ----------------------------
