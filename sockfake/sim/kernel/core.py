@@ -551,7 +551,10 @@ class Kernel:
         """A switch point: when exploring (random, pct, replay) the policy may hand the
         turn to another ready thread here. Every simulated operation is one; the
         per-message ones call it only ``if kernel.preempts`` (a call saved under FIFO)."""
-        if self.preempts and self._ready and self.policy.preempt(self.current, self._ready):
+        # Only a simulated thread is switched: a thread outside the simulation may set
+        # an event or release a lock of it, and must not give up a turn it never had.
+        if (self.preempts and self._ready and _get_ident() in self._by_ident
+                and self.policy.preempt(self.current, self._ready)):
             self.yield_turn(what)
 
     def _make_ready(self, thread: SimThread, reason: str) -> None:
