@@ -151,6 +151,7 @@ class Kernel:
         # May preemption_point() switch at all? Hot paths read it before calling in.
         self.preempts = self._recorder is not None
         self.switch_points = switch_points
+        self._settling = False  # in settle(): the others run before the main thread
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
         # Progress, counted: every event that is not idle (see _IDLE_KINDS) and every
         # poll that finds work adds one. A thread's empty polls and clock reads count
@@ -570,9 +571,14 @@ class Kernel:
             self._timers.run_due(self.now)
             if self._ready:
                 if self.preempts and len(self._ready) > 1:
-                    index = self.policy.pick(self._ready)
-                    chosen = self._ready[index]
-                    del self._ready[index]
+                    candidates: Sequence[SimThread] = self._ready
+                    if self._settling and self.root in candidates:
+                        # settle() waits for the others: a policy that prefers the main
+                        # thread (PCT's priorities) would hand it straight back, and
+                        # a thread about to finish would be taken for a leak.
+                        candidates = [thread for thread in self._ready if thread is not self.root]
+                    chosen = candidates[self.policy.pick(candidates)]
+                    self._ready.remove(chosen)
                     return chosen
                 return self._ready.popleft()
             if self.closing:
@@ -819,15 +825,19 @@ class Kernel:
         check afterwards judges only what would really be left behind.
         """
         deadline = self.now + timeout
-        for _ in range(_SETTLE_STEPS):
-            if self._ready:
-                self.yield_turn("settle")
-                continue
-            self._timers.schedule_deadlines()
-            live = [timer.when for timer in self._timers.live()]
-            if not live or min(live) > deadline:
-                return
-            self.wait((), min(live), "settle")
+        self._settling = True
+        try:
+            for _ in range(_SETTLE_STEPS):
+                if self._ready:
+                    self.yield_turn("settle")
+                    continue
+                self._timers.schedule_deadlines()
+                live = [timer.when for timer in self._timers.live()]
+                if not live or min(live) > deadline:
+                    return
+                self.wait((), min(live), "settle")
+        finally:
+            self._settling = False
 
     def sleep(self, seconds: float) -> None:
         if seconds < 0:
