@@ -39,7 +39,7 @@ def explore(
     scenario: Callable[[Any], object],
     schedules: int = 100,
     *,
-    scheduling: str = "pct",
+    scheduling: str = "swarm",
     first_seed: int = 0,
     stop_at_first: bool = False,
     **network_options: Any,
@@ -48,8 +48,10 @@ def explore(
     ``first_seed``) under an exploring scheduler; an exception is a failing schedule.
 
     Each failure comes with its seed and its recorded schedule: rerun it with
-    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The pytest marker's
-    ``explore=N`` does the same with one test item per schedule.
+    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The default ``"swarm"``
+    draws each seed's policy, switch points and PCT depth from the seed (a knob given
+    as a keyword is kept). The pytest marker's ``explore=N`` does the same with one
+    test item per schedule.
     """
     from sockfake.sim import SimNetwork
 

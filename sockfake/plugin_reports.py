@@ -114,6 +114,10 @@ def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed
             else f"derived from base seed {settings.base_seed} and the test id"
         )
         lines.append(f"simulated network, seed {bed.seed} ({origin})")
+        swarm = net.kernel.swarm
+        if swarm is not None:  # what this seed drew: pin it in the marker to keep it
+            lines.append(f"schedule drawn by the swarm: {swarm}; "
+                         f"{len(net.schedule)} scheduler decisions")
         trace = net.trace
         lines.append(
             f"virtual time {net.kernel.now:.6f} s, {len(trace)} trace events, "

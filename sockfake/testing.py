@@ -776,6 +776,7 @@ def make_network(
         stall_timeout=options.stall_timeout,
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
+        pct_steps=options.pct_steps,
         pin_cpu=options.pin_cpu,
         **options.conditions,
     )

@@ -130,10 +130,10 @@ class SimNetwork:
         conditions: LinkConditions | None = None,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
-        pct_depth: int = 3,
-        pct_steps: int = 2000,
+        pct_depth: int | None = None,
+        pct_steps: int | None = None,
         replay: list[str] | None = None,
-        switch_points: str = "calls",
+        switch_points: str | None = None,
         pin_cpu: bool = True,
         **link_conditions: Any,
     ) -> None:

@@ -47,7 +47,16 @@ from sockfake.errors import (
     SockfakeValueError,
 )
 from sockfake.sim.kernel.cpu_pin import CpuPin
-from sockfake.sim.kernel.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
+from sockfake.sim.kernel.scheduling import (
+    POLICIES,
+    SWITCH_POINTS,
+    Policy,
+    Recorder,
+    SwarmDraw,
+    check_pct_knob,
+    draw_swarm,
+    make_policy,
+)
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
@@ -130,27 +139,46 @@ class Kernel:
         stall_timeout: float = 10.0,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
-        pct_depth: int = 3,
-        pct_steps: int = 2000,
+        pct_depth: int | None = None,
+        pct_steps: int | None = None,
         replay: Sequence[str] | None = None,
-        switch_points: str = "calls",
+        switch_points: str | None = None,
         pin_cpu: bool = True,
     ) -> None:
-        if switch_points not in SWITCH_POINTS:
+        if switch_points is not None and switch_points not in SWITCH_POINTS:
             raise SockfakeValueError(
                 f"switch_points must be one of {', '.join(SWITCH_POINTS)}, not {switch_points!r}"
             )
+        if scheduling not in POLICIES:
+            raise SockfakeValueError(
+                f"scheduling must be one of {', '.join(POLICIES)}, not {scheduling!r}"
+            )
+        for label, value in (("pct_depth", pct_depth), ("pct_steps", pct_steps)):
+            if value is not None:
+                check_pct_knob(label, value)
         self.seed = seed
         self.scheduling = scheduling
         self._rngs: dict[str, random.Random] = {}
-        policy = make_policy(scheduling, self.rng("schedule"), pct_depth=pct_depth,
+        # Under a swarm, this seed's configuration (None otherwise): what it drew.
+        self.swarm: SwarmDraw | None = None
+        policy_name = scheduling
+        if scheduling == "swarm":
+            self.swarm = draw_swarm(
+                self.rng("swarm"), switch_points=switch_points,
+                pct_depth=pct_depth, pct_steps=pct_steps,
+            )
+            policy_name = self.swarm.policy
+            switch_points = self.swarm.switch_points
+            pct_depth = self.swarm.pct_depth
+        policy = make_policy(policy_name, self.rng("schedule"),
+                             pct_depth=3 if pct_depth is None else pct_depth,
                              pct_steps=pct_steps, replay=replay)
         # FIFO needs no record: its schedule follows from the code alone.
-        self._recorder = Recorder(policy) if scheduling != "fifo" or replay else None
+        self._recorder = Recorder(policy) if policy_name != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy
         # May preemption_point() switch at all? Hot paths read it before calling in.
         self.preempts = self._recorder is not None
-        self.switch_points = switch_points
+        self.switch_points: str = switch_points or "calls"
         self._settling = False  # in settle(): the others run before the main thread
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
         # Progress, counted: every event that is not idle (see _IDLE_KINDS) and every
