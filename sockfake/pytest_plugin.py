@@ -231,7 +231,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
         "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
         "intercept=True|False, explore=N, switch_points='calls'|'lines'|'opcodes', "
-        "pct_depth=3, pct_steps=N, pin_cpu=True|False): "
+        "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False): "
         "configure the sockfake "
         "network of this test",
     )

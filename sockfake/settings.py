@@ -61,6 +61,7 @@ OPTION_KEYS = (
     "switch_points",
     "pct_depth",
     "pct_steps",
+    "switch_packages",
     "pin_cpu",
     *LINK_KEYS,
 )
@@ -120,6 +121,8 @@ class NetworkSettings:
     switch_points: SwitchPoints | None = None
     pct_depth: int | None = None  # None: 3, or under a swarm drawn per seed
     pct_steps: int | None = None  # None: fitted to the run as it goes
+    # Installed packages whose code gets line/opcode switch points too (by top name).
+    switch_packages: tuple[str, ...] = ()
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
 
 
@@ -227,6 +230,15 @@ def parse_options(
             kwargs, "pct_steps", "an int of at least 1 (or None: fitted to the run)",
             MAX_PCT_STEPS,
         )
+    if "switch_packages" in kwargs:
+        names = kwargs["switch_packages"]
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(
+                isinstance(name, str) and name for name in names):
+            raise SockfakeValueError(
+                f"switch_packages={names!r} must be a list of installed packages' names "
+                "(('requests',)), whose code then gets line and opcode switch points too"
+            )
+        options.switch_packages = tuple(names)
     if "explore" in kwargs and kwargs["explore"] is not None:
         options.explore = _count(
             kwargs, "explore", "a number of schedules, >= 1", MAX_EXPLORE

@@ -777,6 +777,7 @@ def make_network(
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
         pct_steps=options.pct_steps,
+        switch_packages=options.switch_packages,
         pin_cpu=options.pin_cpu,
         **options.conditions,
     )

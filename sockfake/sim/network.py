@@ -16,7 +16,7 @@ import atexit
 import errno
 import socket
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import sockfake.sim.kernel.thread_hooks as thread_hooks
@@ -134,6 +134,7 @@ class SimNetwork:
         pct_steps: int | None = None,
         replay: list[str] | None = None,
         switch_points: str | None = None,
+        switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
         **link_conditions: Any,
     ) -> None:
@@ -162,6 +163,7 @@ class SimNetwork:
             pct_steps=pct_steps,
             replay=replay,
             switch_points=switch_points,
+            switch_packages=switch_packages,
             pin_cpu=pin_cpu,
         )
         self.seed = seed

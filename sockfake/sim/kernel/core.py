@@ -44,6 +44,7 @@ from sockfake.errors import (
     SimTimeLimitError,
     SimulationError,
     SockfakeRuntimeError,
+    SockfakeTypeError,
     SockfakeValueError,
 )
 from sockfake.sim.kernel.cpu_pin import CpuPin
@@ -143,6 +144,7 @@ class Kernel:
         pct_steps: int | None = None,
         replay: Sequence[str] | None = None,
         switch_points: str | None = None,
+        switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
     ) -> None:
         if switch_points is not None and switch_points not in SWITCH_POINTS:
@@ -153,6 +155,10 @@ class Kernel:
             raise SockfakeValueError(
                 f"scheduling must be one of {', '.join(POLICIES)}, not {scheduling!r}"
             )
+        if isinstance(switch_packages, str) or not all(
+                isinstance(name, str) for name in switch_packages):
+            raise SockfakeTypeError(
+                f"switch_packages must be a list of package names, not {switch_packages!r}")
         for label, value in (("pct_depth", pct_depth), ("pct_steps", pct_steps)):
             if value is not None:
                 check_pct_knob(label, value)
@@ -179,6 +185,10 @@ class Kernel:
         # May preemption_point() switch at all? Hot paths read it before calling in.
         self.preempts = self._recorder is not None
         self.switch_points: str = switch_points or "calls"
+        self._line_switches = (
+            None if self.switch_points == "calls" else line_switches.Switches(
+                self, opcodes=self.switch_points == "opcodes", packages=switch_packages)
+        )
         self._settling = False  # in settle(): the others run before the main thread
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
         # Progress, counted: every event that is not idle (see _IDLE_KINDS) and every
@@ -790,16 +800,12 @@ class Kernel:
                 self._thread_exit(sim_thread)
                 sim_thread.go.close()  # the turn has moved on; nobody hands it back
 
-        if self.switch_points != "calls":
-            tracer = line_switches.tracer(self, opcodes=self.switch_points == "opcodes")
+        switches = self._line_switches
+        if switches is not None:
             inner = run_in_simulation
 
             def run_in_simulation() -> None:
-                sys.settrace(tracer)
-                try:
-                    inner()
-                finally:
-                    sys.settrace(None)
+                switches.run(inner)
 
         thread.run = run_in_simulation  # type: ignore[method-assign]
         thread._sockfake_thread = sim_thread  # type: ignore[attr-defined]

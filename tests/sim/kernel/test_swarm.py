@@ -73,6 +73,10 @@ def test_explore_defaults_to_the_swarm_and_pct_steps_is_a_checked_marker_key() -
     for bad in (0, -3, 1.5, "100", True, 10**8):
         with pytest.raises(ValueError, match="pct_steps="):
             parse_options({"pct_steps": bad})
+    assert parse_options({"switch_packages": ["requests"]}).switch_packages == ("requests",)
+    for bad_names in ("requests", [1], [""]):
+        with pytest.raises(ValueError, match="switch_packages="):
+            parse_options({"switch_packages": bad_names})
     with pytest.raises(ValueError, match="pct_steps must be at least 1"):
         SimNetwork(scheduling="pct", pct_steps=0)
     with pytest.raises(ValueError, match="scheduling must be one of"):
