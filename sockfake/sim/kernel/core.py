@@ -179,6 +179,8 @@ class Kernel:
         policy = make_policy(policy_name, self.rng("schedule"),
                              pct_depth=3 if pct_depth is None else pct_depth,
                              pct_steps=pct_steps, replay=replay)
+        # The policy itself, unwrapped (an explorer reads a Systematic policy's log).
+        self.base_policy = policy
         # FIFO needs no record: its schedule follows from the code alone.
         self._recorder = Recorder(policy) if policy_name != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy

@@ -23,6 +23,9 @@ bytecode of handler code), should the running thread give the turn up now?
   configuration (``draw_swarm``): the policy (``random`` or ``pct``), the switch points
   (``calls``, ``lines`` or ``opcodes``) and PCT's depth, so N schedules cover what
   would otherwise need a mode per bug. A knob set explicitly is kept, not drawn.
+- ``systematic``: follows a given prefix of decisions, then never preempts, and writes
+  down each decision's alternatives (``Systematic``); ``sockfake.exploration``
+  enumerates schedules with it.
 - replay: a recorded list of choices (thread names) is followed exactly; where the
   recorded thread is not ready (the code changed), the policy it wraps decides.
 
@@ -43,12 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwarmDraw", "SwitchPoints",
-    "draw_swarm", "make_policy",
+    "Systematic", "draw_swarm", "make_policy",
 ]  # fmt: skip
 
 # The scheduling policies by name (``scheduling=``), and where a thread may be switched
 # (``switch_points=``: at calls into the simulation, or also at each line or opcode).
-SchedulingPolicy = Literal["fifo", "random", "pct", "swarm"]
+SchedulingPolicy = Literal["fifo", "random", "pct", "swarm", "systematic"]
 SwitchPoints = Literal["calls", "lines", "opcodes"]
 POLICIES: tuple[SchedulingPolicy, ...] = get_args(SchedulingPolicy)
 SWITCH_POINTS: tuple[SwitchPoints, ...] = get_args(SwitchPoints)
@@ -306,10 +309,63 @@ class Replay:
         return self._fallback.preempt(current, ready)
 
 
+class Systematic:
+    """Follows ``prefix`` (decisions as ``Recorder`` writes them), then runs without
+    preempting (``STAY``; the longest-waiting ready thread); writes down every decision
+    with its alternatives (``log``), so an explorer can branch at each one.
+
+    After a ``YIELD`` the yielding thread is not among the alternatives of the pick
+    that follows: choosing it again is the ``STAY`` branch's schedule.
+    """
+
+    name = "systematic"
+
+    def __init__(self, prefix: Sequence[str]) -> None:
+        self._prefix = list(prefix)
+        self.log: list[tuple[tuple[str, ...], str]] = []  # (alternatives, chosen)
+        self._yielded: SimThread | None = None
+        self.diverged = False  # the prefix did not fit (the run is not deterministic)
+
+    def adopt(self, thread: SimThread) -> None:
+        pass
+
+    def forget(self, thread: SimThread) -> None:
+        pass
+
+    def _choose(self, options: tuple[str, ...], default: str) -> str:
+        index = len(self.log)
+        chosen = default
+        if index < len(self._prefix):
+            wanted = self._prefix[index]
+            if wanted in options:
+                chosen = wanted
+            else:
+                self.diverged = True
+        self.log.append((options, chosen))
+        return chosen
+
+    def pick(self, ready: Sequence[SimThread]) -> int:
+        yielded, self._yielded = self._yielded, None
+        candidates = [i for i, thread in enumerate(ready) if thread is not yielded] or [0]
+        if len(candidates) == 1:
+            return candidates[0]
+        names = tuple(ready[i].name for i in candidates)
+        chosen = self._choose(names, names[0])
+        return candidates[names.index(chosen)]
+
+    def preempt(self, current: SimThread, ready: Sequence[SimThread]) -> bool:
+        if self._choose((STAY, YIELD), STAY) == YIELD:
+            self._yielded = current
+            return True
+        return False
+
+
 def make_policy(
     name: str, rng: random.Random, *, pct_depth: int = 3, pct_steps: int | None = None,
     replay: Sequence[str] | None = None,
 ) -> Policy:
+    if name == "systematic":
+        return Systematic(replay or ())
     if name == "swarm":
         raise SockfakeValueError("a swarm is a policy per seed: draw_swarm() picks it first")
     if name not in POLICIES:
