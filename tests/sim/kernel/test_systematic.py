@@ -75,10 +75,12 @@ def test_max_schedules_stops_early_and_says_so() -> None:
 
 
 def test_bad_arguments_name_themselves() -> None:
-    for key, value in (("preemption_bound", -1), ("max_schedules", 0),
-                       ("preemption_bound", "2")):
+    bad: list[tuple[str, Any]] = [("preemption_bound", -1), ("max_schedules", 0),
+                                  ("preemption_bound", "2")]
+    for key, value in bad:
         with pytest.raises(SockfakeValueError, match=key):
-            explore(_debits(fixed=True), "systematic", **{key: value})
+            options: dict[str, Any] = {key: value}
+            explore(_debits(fixed=True), "systematic", **options)
     with pytest.raises(SockfakeValueError, match="scheduling="):
         explore(_debits(fixed=True), "systematic", scheduling="pct")
     with pytest.raises(SockfakeValueError, match="systematic"):
