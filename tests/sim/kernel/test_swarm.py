@@ -9,6 +9,7 @@ import pytest
 from sockfake.settings import parse_options
 from sockfake.sim import SimNetwork
 from sockfake.sim.kernel.scheduling import Pct
+from sockfake.sim.kernel.threads import SimThread
 
 
 def _draws(**knobs: object) -> list[str]:
@@ -48,13 +49,16 @@ def _change_points_inside(length: int, steps: int | None, seeds: int = 200) -> f
     """The mean share of PCT's change points (depth 3: two) that fall inside a run of
     ``length`` switch points."""
     fired = 0
-    a, b = object(), object()
-    for seed in range(seeds):
-        pct = Pct(random.Random(seed), 3, steps)
-        for _ in range(length):
-            pct.preempt(a, [b])  # type: ignore[list-item,arg-type]
-        fired += 2 - len(pct._fractions) if steps is None else sum(
-            1 for step in pct._change_points if step <= length)
+    with SimNetwork() as net:
+        a, b = (SimThread(net.kernel, name, None) for name in ("a", "b"))
+        for seed in range(seeds):
+            pct = Pct(random.Random(seed), 3, steps)
+            for _ in range(length):
+                pct.preempt(a, [b])
+            fired += 2 - len(pct._fractions) if steps is None else sum(
+                1 for step in pct._change_points if step <= length)
+        for thread in (a, b):
+            thread.go.close()
     return fired / (2 * seeds)
 
 
