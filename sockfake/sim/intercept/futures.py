@@ -20,6 +20,7 @@ runs simulated workers. Three things are replaced:
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,7 +57,8 @@ class SharedShutdownLock:
     def __init__(self, real: Any) -> None:
         self._real = real
         self._per_network: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._held: list[Any] = []  # the simulated locks taken, innermost last
+        # The simulated lock each thread holds (networks in other threads have theirs).
+        self._held: dict[int, Any] = {}
 
     def _sim_lock(self) -> Any:
         net = caller_network()
@@ -69,21 +71,21 @@ class SharedShutdownLock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         lock = self._sim_lock()
+        if lock is not None and not lock.acquire(blocking, timeout):
+            return False
+        if not self._real.acquire(blocking, timeout):
+            if lock is not None:
+                lock.release()
+            return False
         if lock is not None:
-            if not lock.acquire(blocking, timeout):
-                return False
-            self._held.append(lock)
-        if self._real.acquire(blocking, timeout):
-            return True
-        if lock is not None:
-            self._held.pop()
-            lock.release()
-        return False
+            self._held[threading.get_ident()] = lock
+        return True
 
     def release(self) -> None:
+        lock = self._held.pop(threading.get_ident(), None)
         self._real.release()
-        if self._held:
-            self._held.pop().release()
+        if lock is not None:
+            lock.release()
 
     def locked(self) -> bool:
         return bool(self._real.locked())
