@@ -3,6 +3,18 @@
 The pytest marker's ``explore=N`` makes one test item per schedule; this is the same
 for any runner: each schedule is a fresh ``SimNetwork`` with its own seed under an
 exploring scheduler, and each failure comes with its seed and recorded schedule.
+
+``explore(scenario, "systematic", preemption_bound=k)`` enumerates instead: every
+schedule of the scenario with at most ``k`` preemptions, fewest first (iterative
+context bounding, as CHESS does). A schedule is a path through the decisions the
+kernel asks for (``Systematic``): at a switch point with other threads ready, stay
+(free) or yield (one preemption); when the running thread blocks or yields, which
+ready thread runs (free). Each run follows a prefix of decisions and then never
+preempts; every later decision's alternatives become new prefixes. It ends with
+"failing schedule found" or "all N schedules with <= k preemptions explored, none
+failed". There is no partial-order reduction: schedules that differ only in the
+order of independent operations are all run, so the count grows fast with the number
+of threads and switch points (``max_schedules`` caps it, and the result says so).
 """
 
 from __future__ import annotations
@@ -22,12 +34,18 @@ class Exploration:
 
     schedules: int
     failures: list[tuple[int, BaseException, list[str]]]  # (seed, error, schedule)
+    # Systematic exploration only: the preemption bound, and whether every schedule
+    # within it ran (False: stopped at a failure or at max_schedules).
+    preemption_bound: int | None = None
+    exhausted: bool = False
 
     @property
     def first_failure(self) -> tuple[int, BaseException, list[str]] | None:
         return self.failures[0] if self.failures else None
 
     def __str__(self) -> str:
+        if self.preemption_bound is not None:
+            return self._systematic_text()
         text = f"{self.schedules} schedules, {len(self.failures)} failed"
         first = self.first_failure
         if first is not None:
@@ -35,26 +53,50 @@ class Exploration:
         return text
 
 
+    def _systematic_text(self) -> str:
+        bound = self.preemption_bound
+        first = self.first_failure
+        if first is not None:
+            return (f"failing schedule found after {self.schedules} schedules "
+                    f"(<= {bound} preemptions): {type(first[1]).__name__}: {first[1]}")
+        if self.exhausted:
+            return (f"all {self.schedules} schedules with <= {bound} preemptions explored, "
+                    "none failed")
+        return (f"{self.schedules} schedules with <= {bound} preemptions explored, none "
+                "failed; stopped at max_schedules before all were")
+
+
 def explore(
     scenario: Callable[[Any], object],
-    schedules: int = 100,
+    schedules: int | str = 100,
     *,
-    scheduling: str = "pct",
+    scheduling: str = "swarm",
     first_seed: int = 0,
     stop_at_first: bool = False,
+    preemption_bound: int = 2,
+    max_schedules: int = 10_000,
     **network_options: Any,
 ) -> Exploration:
     """Run ``scenario(net)`` on ``schedules`` fresh simulated networks (seeds from
     ``first_seed``) under an exploring scheduler; an exception is a failing schedule.
 
     Each failure comes with its seed and its recorded schedule: rerun it with
-    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The pytest marker's
-    ``explore=N`` does the same with one test item per schedule.
+    ``SimNetwork(seed, scheduling=..., replay=schedule)``. The default ``"swarm"``
+    draws each seed's policy, switch points and PCT depth from the seed (a knob given
+    as a keyword is kept). The pytest marker's ``explore=N`` does the same with one
+    test item per schedule.
     """
     from sockfake.sim import SimNetwork
 
+    if schedules == "systematic":
+        if scheduling != "swarm":
+            raise SockfakeValueError("explore('systematic') sets scheduling= itself")
+        return _systematic(scenario, first_seed, preemption_bound, max_schedules,
+                           network_options)
     if isinstance(schedules, bool) or not isinstance(schedules, int) or schedules < 1:
-        raise SockfakeValueError(f"explore(schedules={schedules!r}): must be an int >= 1")
+        raise SockfakeValueError(
+            f"explore(schedules={schedules!r}): must be an int >= 1, or \"systematic\""
+        )
     failures: list[tuple[int, BaseException, list[str]]] = []
     ran = 0
     for seed in range(first_seed, first_seed + schedules):
@@ -67,3 +109,55 @@ def explore(
                 if stop_at_first:
                     break
     return Exploration(ran, failures)
+
+
+def _systematic(
+    scenario: Callable[[Any], object], seed: int, bound: int, max_schedules: int,
+    network_options: dict[str, Any],
+) -> Exploration:
+    """Every schedule with at most ``bound`` preemptions, fewest first; see the module."""
+    from sockfake.sim import SimNetwork
+    from sockfake.sim.kernel.scheduling import YIELD, Systematic
+
+    for label, value, least in (("preemption_bound", bound, 0),
+                                ("max_schedules", max_schedules, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SockfakeValueError(f"explore({label}={value!r}): must be an int >= {least}")
+    for key in ("scheduling", "replay"):
+        if key in network_options:
+            raise SockfakeValueError(f"explore('systematic') sets {key}= itself")
+    # Prefixes still to run, by how many preemptions they have.
+    pending: list[list[list[str]]] = [[] for _ in range(bound + 1)]
+    pending[0].append([])
+    failures: list[tuple[int, BaseException, list[str]]] = []
+    ran = 0
+    for level in range(bound + 1):
+        while pending[level]:
+            if ran >= max_schedules:
+                return Exploration(ran, failures, bound, exhausted=False)
+            prefix = pending[level].pop()
+            ran += 1
+            with SimNetwork(seed=seed, scheduling="systematic", replay=prefix,
+                            **network_options) as net:
+                policy = net.kernel.base_policy
+                assert isinstance(policy, Systematic)
+                try:
+                    scenario(net)
+                except Exception as exc:
+                    failures.append((seed, exc, [chosen for _, chosen in policy.log]))
+                    return Exploration(ran, failures, bound, exhausted=False)
+                log = list(policy.log)
+            chosen = [decision for _, decision in log]
+            preemptions = sum(1 for decision in chosen[:len(prefix)] if decision == YIELD)
+            # Branch at every decision past the prefix (each path is one schedule).
+            for index in range(len(prefix), len(log)):
+                options, taken = log[index]
+                for option in options:
+                    if option == taken:
+                        continue
+                    cost = preemptions + (option == YIELD)
+                    if cost <= bound:
+                        pending[cost].append(chosen[:index] + [option])
+                if taken == YIELD:
+                    preemptions += 1
+    return Exploration(ran, failures, bound, exhausted=True)

@@ -101,6 +101,14 @@ class FailureReport:
             trace = net.trace
             lines = [
                 f"simulated network, seed {self.seed}{origin}",
+            ]
+            swarm = getattr(net.kernel, "swarm", None)
+            if swarm is not None:  # what this seed drew: pin it in the marker to keep it
+                lines.append(
+                    f"schedule drawn by the swarm: {swarm}; "
+                    f"{len(net.schedule)} scheduler decisions"
+                )
+            lines += [
                 f"virtual time {net.kernel.now:.6f} s, {len(trace)} trace events, "
                 f"trace digest {trace.digest()}",
             ]

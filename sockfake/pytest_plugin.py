@@ -155,8 +155,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="sockfake_explore",
         metavar="N",
         default=None,
-        help="run every simulated test under N schedules (pct unless the marker sets "
-        "scheduling=), one item each; a summary says how many failed. The marker's "
+        help="run every simulated test under N schedules (a swarm: each draws its "
+        "policy, switch points and PCT depth from its seed, unless the marker sets "
+        "them), one item each; a summary says how many failed. The marker's "
         "explore=N sets it per test. Env: SOCKFAKE_EXPLORE; ini: sockfake_explore.",
     )
     group.addoption(
@@ -241,7 +242,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
         "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
         "intercept=True|False, explore=N, switch_points='calls'|'lines'|'opcodes', "
-        "pct_depth=3, pin_cpu=True|False): "
+        "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False): "
         "configure the sockfake "
         "network of this test",
     )

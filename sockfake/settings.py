@@ -60,6 +60,8 @@ OPTION_KEYS = (
     "explore",
     "switch_points",
     "pct_depth",
+    "pct_steps",
+    "switch_packages",
     "pin_cpu",
     *LINK_KEYS,
 )
@@ -74,6 +76,7 @@ MAX_TIME_LIMIT = 1e9  # virtual seconds, about 31 years; None: no limit
 MAX_STALL_TIMEOUT = 3600.0  # real seconds
 MAX_EXPLORE = 10_000  # schedules, one pytest item each
 MAX_PCT_DEPTH = 1000
+MAX_PCT_STEPS = 10_000_000  # decisions a PCT run spreads its change points over
 MAX_SEED = 2**64 - 1
 MAX_DELAY = 86400.0  # latency, jitter: virtual seconds
 MAX_CHUNK = 1 << 30  # bytes
@@ -114,8 +117,12 @@ class NetworkSettings:
     # from the seed, so a seed replays third-party protocol bytes too.
     seed_entropy: bool = True
     explore: int | None = None  # run under this many schedules (one pytest item each)
-    switch_points: SwitchPoints = "calls"
-    pct_depth: int = 3
+    # None: "calls", or under a swarm drawn per seed.
+    switch_points: SwitchPoints | None = None
+    pct_depth: int | None = None  # None: 3, or under a swarm drawn per seed
+    pct_steps: int | None = None  # None: fitted to the run as it goes
+    # Installed packages whose code gets line/opcode switch points too (by top name).
+    switch_packages: tuple[str, ...] = ()
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
 
 
@@ -218,12 +225,28 @@ def parse_options(
         options.switch_points = _one_of(kwargs, "switch_points", SWITCH_POINTS)
     if "pct_depth" in kwargs:
         options.pct_depth = _count(kwargs, "pct_depth", "an int of at least 1", MAX_PCT_DEPTH)
+    if kwargs.get("pct_steps") is not None:  # None: fitted to the run
+        options.pct_steps = _count(
+            kwargs, "pct_steps", "an int of at least 1 (or None: fitted to the run)",
+            MAX_PCT_STEPS,
+        )
+    if "switch_packages" in kwargs:
+        names = kwargs["switch_packages"]
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(
+                isinstance(name, str) and name for name in names):
+            raise SockfakeValueError(
+                f"switch_packages={names!r} must be a list of installed packages' names "
+                "(('requests',)), whose code then gets line and opcode switch points too"
+            )
+        options.switch_packages = tuple(names)
     if "explore" in kwargs and kwargs["explore"] is not None:
         options.explore = _count(
             kwargs, "explore", "a number of schedules, >= 1", MAX_EXPLORE
         )
         if "scheduling" not in kwargs:
-            options.scheduling = "pct"  # exploring under FIFO would run one schedule N times
+            # Each schedule draws its policy, switch points and PCT depth from its seed
+            # (exploring under FIFO would run one schedule N times).
+            options.scheduling = "swarm"
     if "handler_errors" in kwargs:
         ignored_errors(kwargs["handler_errors"])  # validates
         options.handler_errors = kwargs["handler_errors"]

@@ -819,6 +819,8 @@ def make_network(
         stall_timeout=options.stall_timeout,
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
+        pct_steps=options.pct_steps,
+        switch_packages=options.switch_packages,
         pin_cpu=options.pin_cpu,
         **options.conditions,
     )

@@ -11,7 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shlex
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -281,3 +285,19 @@ def echo_digest(*, prepare: Callable[[Any], object] | None = None, **network: An
         return net.digest()
     finally:
         net.close()
+
+
+def run_printed(command: str, cwd: Any = None) -> subprocess.CompletedProcess[str]:
+    """A printed reproduce command, run in a shell as a user would (this interpreter)."""
+    shell = command.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest", 1)
+    return subprocess.run(
+        shell + " -p no:hypothesispytest", shell=True, cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def digest_of(text: str) -> str:
+    """The first trace digest a report shows."""
+    found = re.search(r"trace digest ([0-9a-f]{64})", text)
+    assert found is not None, text
+    return found.group(1)

@@ -16,7 +16,7 @@ import atexit
 import errno
 import socket
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import sockfake.sim.kernel.thread_hooks as thread_hooks
@@ -130,10 +130,11 @@ class SimNetwork:
         conditions: LinkConditions | None = None,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
-        pct_depth: int = 3,
-        pct_steps: int = 2000,
+        pct_depth: int | None = None,
+        pct_steps: int | None = None,
         replay: list[str] | None = None,
-        switch_points: str = "calls",
+        switch_points: str | None = None,
+        switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
         **link_conditions: Any,
     ) -> None:
@@ -162,6 +163,7 @@ class SimNetwork:
             pct_steps=pct_steps,
             replay=replay,
             switch_points=switch_points,
+            switch_packages=switch_packages,
             pin_cpu=pin_cpu,
         )
         self.seed = seed

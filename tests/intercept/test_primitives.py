@@ -155,13 +155,41 @@ def _decisions(make_lock: Callable[[SimNetwork], Any], observed: bool | None) ->
         return len(net.schedule)
 
 
-def test_observed_makes_an_intercepted_lock_a_switch_point_as_net_lock_is() -> None:
-    unobserved = _decisions(lambda net: threading.Lock(), observed=None)
-    observed = _decisions(lambda net: threading.Lock(), observed=True)
-    assert unobserved < 20 < 200 < observed
-    # Observed, a threading.Lock is what net.lock() is to the scheduler.
-    assert observed == _decisions(lambda net: net.lock(), observed=None)
+def test_an_exploring_network_observes_real_codes_locks_as_net_lock() -> None:
+    # Exploring (random here), a threading.Lock is what net.lock() is to the scheduler:
+    # every acquire and release a switch point.
+    intercepted_lock = _decisions(lambda net: threading.Lock(), observed=None)
+    assert intercepted_lock > 200
+    assert intercepted_lock == _decisions(lambda net: net.lock(), observed=None)
+    # Turned off per object, it yields only when it must block.
+    unobserved = _decisions(lambda net: threading.Lock(), observed=False)
+    assert unobserved < 20
     assert unobserved == _decisions(lambda net: net.lock(), observed=False)
+
+
+def test_under_fifo_real_codes_primitives_are_not_observed() -> None:
+    with SimNetwork(seed=3) as net, net.intercept():
+        made: list[Any] = [threading.Lock(), threading.RLock(), threading.Condition(),
+                           threading.Semaphore(), queue.SimpleQueue()]
+        assert not any(primitive.observed for primitive in made)
+    with SimNetwork(seed=3, scheduling="pct") as net, net.intercept():
+        made = [threading.Lock(), threading.RLock(), threading.Condition(),
+                threading.Semaphore(), queue.SimpleQueue()]
+        assert all(primitive.observed for primitive in made)
+
+
+def test_an_observed_intercepted_lock_still_works_from_outside_and_after_close() -> None:
+    with SimNetwork(seed=3, scheduling="random") as net, net.intercept():
+        lock: Any = threading.Lock()
+        assert lock.observed and not lock.strict
+    # A cache made during a test keeps its lock; the next user is not simulated.
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+    with SimNetwork(seed=3, scheduling="random") as net:
+        strict = net.lock()
+    with pytest.raises(SockfakeRuntimeError):
+        strict.acquire()
 
 
 def test_observed_primitives_of_real_code_go_to_the_trace_deterministically(

@@ -250,7 +250,7 @@ def test_a_campaign_finds_a_rare_bug_and_the_next_run_replays_it_first(pytester,
     assert len(lines) == 1
     line = lines[0]
     assert line["test"] == "test_rare.py::test_udp_no_retry"
-    assert line["marker"] == {"loss": 0.001} and line["scheduling"] == "pct"
+    assert line["marker"] == {"loss": 0.001} and line["scheduling"] == "swarm"
     assert line["schedule"] and all(isinstance(step, str) for step in line["schedule"])
     assert line["error"] == "call: TimeoutError: timed out"
     assert line["campaign"] == {"base_seed": 1, "shard": "0/1", "position": 483}

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import digest_of, run_printed
 
 import sockfake.pytest_plugin
 import sockfake.testing
@@ -38,21 +39,6 @@ def run(pytester, *args, subprocess=False):
     """pytest on the test files; Hypothesis' plugin costs 0.6 s a run and is not needed."""
     runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
     return runner("-p", "no:hypothesispytest", *args)
-
-
-def run_printed(command, cwd=None):
-    """A printed reproduce command, run in a shell as a user would (this interpreter)."""
-    shell = command.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest", 1)
-    return subprocess.run(
-        shell + " -p no:hypothesispytest", shell=True, cwd=cwd,
-        capture_output=True, text=True, timeout=120,
-    )
-
-
-def digest_of(text):
-    found = re.search(r"trace digest ([0-9a-f]{64})", text)
-    assert found is not None, text
-    return found.group(1)
 
 
 def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):

@@ -335,6 +335,10 @@ def _install() -> None:
     if "_counter" in pool.__dict__:
         _set(pool, "_counter", futures.pool_counter(pool.__dict__["_counter"]))
     _set(pool, "submit", made_before.submit_guard(pool.submit))
+    _set(pool, "__init__", futures.pool_init(pool.__init__))
+    shutdown_lock = getattr(futures_thread, "_global_shutdown_lock", None)
+    if shutdown_lock is not None:
+        _set(futures_thread, "_global_shutdown_lock", futures.SharedShutdownLock(shutdown_lock))
 
     # processes (processes.py)
     for name in processes.REFUSED_OS_CALLS:

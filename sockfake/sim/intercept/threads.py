@@ -10,21 +10,25 @@ stdlib name (``threading.Lock-3``: counters apart from ``net.lock()``'s ``lock-N
 Only ``Barrier`` needs more than a maker: the stdlib's own class, on a simulated
 condition.
 
-``OBSERVED`` is whether what they make is observed (switch points, trace events; see
-``sockfake.sim.kernel.sync``): off, as these primitives have always been, so real code's
-schedules and trace digests stay what they were. ``Event`` is the exception: it was
-``net.event()``'s class from the start, and stays observed.
+What they make is observed (switch points, trace events; see
+``sockfake.sim.kernel.sync``) whenever the network explores schedules (``random``,
+``pct``, the swarm, a replay: ``Kernel.preempts``), so an exploration sees real code's
+locks, conditions, semaphores and queues as it sees ``net.lock()``'s; under FIFO they
+are not (``OBSERVED``, off), so a plain run stays as cheap, and its schedule and trace
+digest what they were. ``Event`` is observed either way: it was ``net.event()``'s
+class from the start. None of them is ``strict``: an acquire from a thread outside
+the simulation, or after the network closed, works as the real one would.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.queues import SimSimpleQueue
 from sockfake.sim.kernel.semaphores import SimBoundedSemaphore, SimSemaphore
-from sockfake.sim.kernel.sync import SimCondition, SimEvent, SimLock, SimRLock
+from sockfake.sim.kernel.sync import Primitive, SimCondition, SimEvent, SimLock, SimRLock
 
 __all__ = [
     "OBSERVED",
@@ -38,34 +42,48 @@ __all__ = [
     "sim_barrier_class",
 ]
 
-# Are intercepted threading and queue primitives switch points with trace events?
-# (Issue 22 turns this on when exploring.)
+# Are intercepted threading and queue primitives switch points with trace events
+# when the network does not explore? (When it does, they always are.)
 OBSERVED = False
 
 _real_Barrier = threading.Barrier
 
 
+_P = TypeVar("_P", bound=Primitive)
+
+
+def _lenient(primitive: _P) -> _P:
+    primitive.strict = False
+    return primitive
+
+
+def _observed(kernel: Kernel) -> bool:
+    return OBSERVED or kernel.preempts
+
+
 def new_lock(kernel: Kernel) -> SimLock:
-    return SimLock(kernel, observed=OBSERVED, kind="threading.Lock")
+    return _lenient(SimLock(kernel, observed=_observed(kernel), kind="threading.Lock"))
 
 
 def new_rlock(kernel: Kernel) -> SimRLock:
-    return SimRLock(kernel, observed=OBSERVED, kind="threading.RLock")
+    return _lenient(SimRLock(kernel, observed=_observed(kernel), kind="threading.RLock"))
 
 
 def new_condition(kernel: Kernel, lock: Any = None) -> SimCondition:
     if lock is None:
         lock = new_rlock(kernel)
-    return SimCondition(kernel, lock, observed=OBSERVED, kind="threading.Condition")
+    return _lenient(SimCondition(kernel, lock, observed=_observed(kernel),
+                                 kind="threading.Condition"))
 
 
 def new_semaphore(kernel: Kernel, value: int = 1) -> SimSemaphore:
-    return SimSemaphore(kernel, value, observed=OBSERVED, kind="threading.Semaphore")
+    return _lenient(SimSemaphore(kernel, value, observed=_observed(kernel),
+                                 kind="threading.Semaphore"))
 
 
 def new_bounded_semaphore(kernel: Kernel, value: int = 1) -> SimBoundedSemaphore:
-    return SimBoundedSemaphore(kernel, value, observed=OBSERVED,
-                               kind="threading.BoundedSemaphore")
+    return _lenient(SimBoundedSemaphore(kernel, value, observed=_observed(kernel),
+                                        kind="threading.BoundedSemaphore"))
 
 
 def new_event(kernel: Kernel) -> SimEvent:
@@ -74,7 +92,7 @@ def new_event(kernel: Kernel) -> SimEvent:
 
 
 def new_simple_queue(kernel: Kernel) -> SimSimpleQueue:
-    return SimSimpleQueue(kernel, observed=OBSERVED, kind="queue.SimpleQueue")
+    return _lenient(SimSimpleQueue(kernel, observed=_observed(kernel), kind="queue.SimpleQueue"))
 
 
 def sim_barrier_class() -> type[threading.Barrier]:

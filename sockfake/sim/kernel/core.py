@@ -44,10 +44,20 @@ from sockfake.errors import (
     SimTimeLimitError,
     SimulationError,
     SockfakeRuntimeError,
+    SockfakeTypeError,
     SockfakeValueError,
 )
 from sockfake.sim.kernel.cpu_pin import CpuPin
-from sockfake.sim.kernel.scheduling import SWITCH_POINTS, Policy, Recorder, make_policy
+from sockfake.sim.kernel.scheduling import (
+    POLICIES,
+    SWITCH_POINTS,
+    Policy,
+    Recorder,
+    SwarmDraw,
+    check_pct_knob,
+    draw_swarm,
+    make_policy,
+)
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
@@ -130,27 +140,58 @@ class Kernel:
         stall_timeout: float = 10.0,
         trace_limit: int | None = None,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
-        pct_depth: int = 3,
-        pct_steps: int = 2000,
+        pct_depth: int | None = None,
+        pct_steps: int | None = None,
         replay: Sequence[str] | None = None,
-        switch_points: str = "calls",
+        switch_points: str | None = None,
+        switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
     ) -> None:
-        if switch_points not in SWITCH_POINTS:
+        if switch_points is not None and switch_points not in SWITCH_POINTS:
             raise SockfakeValueError(
                 f"switch_points must be one of {', '.join(SWITCH_POINTS)}, not {switch_points!r}"
             )
+        if scheduling not in POLICIES:
+            raise SockfakeValueError(
+                f"scheduling must be one of {', '.join(POLICIES)}, not {scheduling!r}"
+            )
+        if isinstance(switch_packages, str) or not all(
+                isinstance(name, str) for name in switch_packages):
+            raise SockfakeTypeError(
+                f"switch_packages must be a list of package names, not {switch_packages!r}")
+        for label, value in (("pct_depth", pct_depth), ("pct_steps", pct_steps)):
+            if value is not None:
+                check_pct_knob(label, value)
         self.seed = seed
         self.scheduling = scheduling
         self._rngs: dict[str, random.Random] = {}
-        policy = make_policy(scheduling, self.rng("schedule"), pct_depth=pct_depth,
+        # Under a swarm, this seed's configuration (None otherwise): what it drew.
+        self.swarm: SwarmDraw | None = None
+        policy_name = scheduling
+        if scheduling == "swarm":
+            self.swarm = draw_swarm(
+                self.rng("swarm"), switch_points=switch_points,
+                pct_depth=pct_depth, pct_steps=pct_steps,
+            )
+            policy_name = self.swarm.policy
+            switch_points = self.swarm.switch_points
+            pct_depth = self.swarm.pct_depth
+        policy = make_policy(policy_name, self.rng("schedule"),
+                             pct_depth=3 if pct_depth is None else pct_depth,
                              pct_steps=pct_steps, replay=replay)
+        # The policy itself, unwrapped (an explorer reads a Systematic policy's log).
+        self.base_policy = policy
         # FIFO needs no record: its schedule follows from the code alone.
-        self._recorder = Recorder(policy) if scheduling != "fifo" or replay else None
+        self._recorder = Recorder(policy) if policy_name != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy
         # May preemption_point() switch at all? Hot paths read it before calling in.
         self.preempts = self._recorder is not None
-        self.switch_points = switch_points
+        self.switch_points: str = switch_points or "calls"
+        self._line_switches = (
+            None if self.switch_points == "calls" else line_switches.Switches(
+                self, opcodes=self.switch_points == "opcodes", packages=switch_packages)
+        )
+        self._settling = False  # in settle(): the others run before the main thread
         self._idle_jumps = 0  # clock jumps in a row with nothing but polling between
         # Progress, counted: every event that is not idle (see _IDLE_KINDS) and every
         # poll that finds work adds one. A thread's empty polls and clock reads count
@@ -565,7 +606,10 @@ class Kernel:
         """A switch point: when exploring (random, pct, replay) the policy may hand the
         turn to another ready thread here. Every simulated operation is one; the
         per-message ones call it only ``if kernel.preempts`` (a call saved under FIFO)."""
-        if self.preempts and self._ready and self.policy.preempt(self.current, self._ready):
+        # Only a simulated thread is switched: a thread outside the simulation may set
+        # an event or release a lock of it, and must not give up a turn it never had.
+        if (self.preempts and self._ready and _get_ident() in self._by_ident
+                and self.policy.preempt(self.current, self._ready)):
             self.yield_turn(what)
 
     def _make_ready(self, thread: SimThread, reason: str) -> None:
@@ -585,9 +629,14 @@ class Kernel:
             self._timers.run_due(self.now)
             if self._ready:
                 if self.preempts and len(self._ready) > 1:
-                    index = self.policy.pick(self._ready)
-                    chosen = self._ready[index]
-                    del self._ready[index]
+                    candidates: Sequence[SimThread] = self._ready
+                    if self._settling and self.root in candidates:
+                        # settle() waits for the others: a policy that prefers the main
+                        # thread (PCT's priorities) would hand it straight back, and
+                        # a thread about to finish would be taken for a leak.
+                        candidates = [thread for thread in self._ready if thread is not self.root]
+                    chosen = candidates[self.policy.pick(candidates)]
+                    self._ready.remove(chosen)
                     return chosen
                 return self._ready.popleft()
             if self.closing:
@@ -771,16 +820,12 @@ class Kernel:
                 self._thread_exit(sim_thread)
                 sim_thread.go.close()  # the turn has moved on; nobody hands it back
 
-        if self.switch_points != "calls":
-            tracer = line_switches.tracer(self, opcodes=self.switch_points == "opcodes")
+        switches = self._line_switches
+        if switches is not None:
             inner = run_in_simulation
 
             def run_in_simulation() -> None:
-                sys.settrace(tracer)
-                try:
-                    inner()
-                finally:
-                    sys.settrace(None)
+                switches.run(inner)
 
         thread.run = run_in_simulation  # type: ignore[method-assign]
         thread._sockfake_thread = sim_thread  # type: ignore[attr-defined]
@@ -835,15 +880,19 @@ class Kernel:
         check afterwards judges only what would really be left behind.
         """
         deadline = self.now + timeout
-        for _ in range(_SETTLE_STEPS):
-            if self._ready:
-                self.yield_turn("settle")
-                continue
-            self._timers.schedule_deadlines()
-            live = [timer.when for timer in self._timers.live()]
-            if not live or min(live) > deadline:
-                return
-            self.wait((), min(live), "settle")
+        self._settling = True
+        try:
+            for _ in range(_SETTLE_STEPS):
+                if self._ready:
+                    self.yield_turn("settle")
+                    continue
+                self._timers.schedule_deadlines()
+                live = [timer.when for timer in self._timers.live()]
+                if not live or min(live) > deadline:
+                    return
+                self.wait((), min(live), "settle")
+        finally:
+            self._settling = False
 
     def sleep(self, seconds: float) -> None:
         if seconds < 0:

@@ -14,6 +14,18 @@ bytecode of handler code), should the running thread give the turn up now?
   ``depth - 1`` random steps (out of ``steps``) the running thread's priority drops
   below everyone's. A bug that needs ``d`` specific orderings is found with probability
   at least 1/(n * k^(d-1)) per run, far better than a random walk for deep bugs.
+  ``steps`` is how many decisions the change points are spread over; by default
+  (``pct_steps=None``) it is fitted to the run as it goes: the change points are
+  fractions of an estimated length that doubles whenever the run outgrows it, so a
+  run of any length gets its change points inside it (a fixed 2000 left most
+  handler-sized runs, 57-233 decisions, without any).
+- ``swarm`` (what ``explore=N`` uses unless told otherwise): each seed draws its own
+  configuration (``draw_swarm``): the policy (``random`` or ``pct``), the switch points
+  (``calls``, ``lines`` or ``opcodes``) and PCT's depth, so N schedules cover what
+  would otherwise need a mode per bug. A knob set explicitly is kept, not drawn.
+- ``systematic``: follows a given prefix of decisions, then never preempts, and writes
+  down each decision's alternatives (``Systematic``); ``sockfake.exploration``
+  enumerates schedules with it.
 - replay: a recorded list of choices (thread names) is followed exactly; where the
   recorded thread is not ready (the code changed), the policy it wraps decides.
 
@@ -33,12 +45,13 @@ if TYPE_CHECKING:
     from sockfake.sim.kernel.threads import SimThread
 
 __all__ = [
-    "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwitchPoints", "make_policy",
+    "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwarmDraw", "SwitchPoints",
+    "Systematic", "draw_swarm", "make_policy",
 ]  # fmt: skip
 
 # The scheduling policies by name (``scheduling=``), and where a thread may be switched
 # (``switch_points=``: at calls into the simulation, or also at each line or opcode).
-SchedulingPolicy = Literal["fifo", "random", "pct"]
+SchedulingPolicy = Literal["fifo", "random", "pct", "swarm", "systematic"]
 SwitchPoints = Literal["calls", "lines", "opcodes"]
 POLICIES: tuple[SchedulingPolicy, ...] = get_args(SchedulingPolicy)
 SWITCH_POINTS: tuple[SwitchPoints, ...] = get_args(SwitchPoints)
@@ -100,19 +113,35 @@ class RandomWalk:
 
 
 class Pct:
-    """Random priorities; ``depth - 1`` change points that demote the running thread."""
+    """Random priorities; ``depth - 1`` change points that demote the running thread.
+
+    ``steps=None``: the change points are fractions ``u`` of an estimated run length
+    (first ``_FIRST_ESTIMATE``, doubled whenever the run passes it); one fires at the
+    first switch point at or past ``u * estimate``. The estimate only grows, so no
+    point is skipped, and it ends within twice the run's length: each change point
+    falls inside the run with probability at least 1/2, wherever the run ends.
+    """
 
     name = "pct"
 
-    def __init__(self, rng: random.Random, depth: int, steps: int) -> None:
+    def __init__(self, rng: random.Random, depth: int, steps: int | None) -> None:
         self._rng = rng
         self._priority: dict[SimThread, float] = {}
         self._step = 0
-        points = rng.sample(range(1, steps + 1), min(depth - 1, steps))
-        # Step -> the low priority the running thread drops to there (depth-1 ... 1).
-        self._change_points = {step: float(depth - 1 - i) for i, step in
-                               enumerate(sorted(points))}
         self._depth = depth
+        count = depth - 1
+        if steps is None:
+            self._estimate = _FIRST_ESTIMATE
+            self._fractions: list[float] = sorted(rng.random() for _ in range(count))
+            self._change_points: dict[int, float] = {}
+        else:
+            self._estimate = 0  # fixed steps: no estimate
+            self._fractions = []
+            points = rng.sample(range(1, steps + 1), min(count, steps))
+            # Step -> the low priority the running thread drops to there (depth-1 ... 1).
+            self._change_points = {step: float(count - i) for i, step in
+                                   enumerate(sorted(points))}
+        self._fired = 0
 
     def adopt(self, thread: SimThread) -> None:
         # Initial priorities are all above the change points' (depth .. depth + 1).
@@ -128,9 +157,22 @@ class Pct:
 
     def _advance(self, running: SimThread | None) -> None:
         self._step += 1
+        if self._estimate:
+            self._advance_fitted(running)
+            return
         low = self._change_points.get(self._step)
         if low is not None and running is not None:
             self._priority[running] = low
+
+    def _advance_fitted(self, running: SimThread | None) -> None:
+        if self._step > self._estimate:
+            self._estimate *= 2
+        fractions = self._fractions
+        # A point due at a pick (nobody running) waits for the next switch point.
+        if running is not None and fractions and self._step >= fractions[0] * self._estimate:
+            fractions.pop(0)
+            self._fired += 1
+            self._priority[running] = float(self._depth - self._fired)
 
     def pick(self, ready: Sequence[SimThread]) -> int:
         self._advance(None)
@@ -141,6 +183,50 @@ class Pct:
         self._advance(current)
         mine = self._priority_of(current)
         return any(self._priority_of(thread) > mine for thread in ready)
+
+
+# The fitted PCT's first guess at a run's length, in decisions (doubled as needed).
+_FIRST_ESTIMATE = 32
+
+
+class SwarmDraw:
+    """One seed's configuration under ``scheduling="swarm"`` (``draw_swarm``)."""
+
+    __slots__ = ("policy", "switch_points", "pct_depth", "pct_steps")
+
+    def __init__(self, policy: SchedulingPolicy, switch_points: SwitchPoints,
+                 pct_depth: int, pct_steps: int | None) -> None:
+        self.policy = policy
+        self.switch_points = switch_points
+        self.pct_depth = pct_depth
+        self.pct_steps = pct_steps
+
+    def __str__(self) -> str:
+        text = f"scheduling={self.policy!r}, switch_points={self.switch_points!r}"
+        if self.policy == "pct":
+            steps = "fitted" if self.pct_steps is None else str(self.pct_steps)
+            text += f", pct_depth={self.pct_depth}, pct_steps={steps}"
+        return text
+
+
+# What a swarm draws from (uniformly). Depth 1 is PCT's random priorities alone.
+SWARM_POLICIES: tuple[SchedulingPolicy, ...] = ("random", "pct")
+SWARM_DEPTHS = (1, 2, 3, 4)
+
+
+def draw_swarm(rng: random.Random, *, switch_points: SwitchPoints | None,
+               pct_depth: int | None, pct_steps: int | None) -> SwarmDraw:
+    """This seed's configuration: every knob not given (None) drawn from ``rng``. The
+    draws are made whether or not a knob is given, so giving one changes no other."""
+    policy = SWARM_POLICIES[rng.randrange(len(SWARM_POLICIES))]
+    points = SWITCH_POINTS[rng.randrange(len(SWITCH_POINTS))]
+    depth = SWARM_DEPTHS[rng.randrange(len(SWARM_DEPTHS))]
+    return SwarmDraw(
+        policy,
+        switch_points if switch_points is not None else points,
+        pct_depth if pct_depth is not None else depth,
+        pct_steps,
+    )
 
 
 # A schedule is the list of decisions where there was a choice: at a pick among several
@@ -223,17 +309,70 @@ class Replay:
         return self._fallback.preempt(current, ready)
 
 
+class Systematic:
+    """Follows ``prefix`` (decisions as ``Recorder`` writes them), then runs without
+    preempting (``STAY``; the longest-waiting ready thread); writes down every decision
+    with its alternatives (``log``), so an explorer can branch at each one.
+
+    After a ``YIELD`` the yielding thread is not among the alternatives of the pick
+    that follows: choosing it again is the ``STAY`` branch's schedule.
+    """
+
+    name = "systematic"
+
+    def __init__(self, prefix: Sequence[str]) -> None:
+        self._prefix = list(prefix)
+        self.log: list[tuple[tuple[str, ...], str]] = []  # (alternatives, chosen)
+        self._yielded: SimThread | None = None
+        self.diverged = False  # the prefix did not fit (the run is not deterministic)
+
+    def adopt(self, thread: SimThread) -> None:
+        pass
+
+    def forget(self, thread: SimThread) -> None:
+        pass
+
+    def _choose(self, options: tuple[str, ...], default: str) -> str:
+        index = len(self.log)
+        chosen = default
+        if index < len(self._prefix):
+            wanted = self._prefix[index]
+            if wanted in options:
+                chosen = wanted
+            else:
+                self.diverged = True
+        self.log.append((options, chosen))
+        return chosen
+
+    def pick(self, ready: Sequence[SimThread]) -> int:
+        yielded, self._yielded = self._yielded, None
+        candidates = [i for i, thread in enumerate(ready) if thread is not yielded] or [0]
+        if len(candidates) == 1:
+            return candidates[0]
+        names = tuple(ready[i].name for i in candidates)
+        chosen = self._choose(names, names[0])
+        return candidates[names.index(chosen)]
+
+    def preempt(self, current: SimThread, ready: Sequence[SimThread]) -> bool:
+        if self._choose((STAY, YIELD), STAY) == YIELD:
+            self._yielded = current
+            return True
+        return False
+
+
 def make_policy(
-    name: str, rng: random.Random, *, pct_depth: int = 3, pct_steps: int = 2000,
+    name: str, rng: random.Random, *, pct_depth: int = 3, pct_steps: int | None = None,
     replay: Sequence[str] | None = None,
 ) -> Policy:
+    if name == "systematic":
+        return Systematic(replay or ())
+    if name == "swarm":
+        raise SockfakeValueError("a swarm is a policy per seed: draw_swarm() picks it first")
     if name not in POLICIES:
         raise SockfakeValueError(f"scheduling must be one of {', '.join(POLICIES)}, not {name!r}")
-    for label, value in (("pct_depth", pct_depth), ("pct_steps", pct_steps)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SockfakeTypeError(f"{label} must be an int, not {value!r}")
-        if value < 1:
-            raise SockfakeValueError(f"{label} must be at least 1, not {value!r}")
+    check_pct_knob("pct_depth", pct_depth)
+    if pct_steps is not None:
+        check_pct_knob("pct_steps", pct_steps)
     policy: Policy
     if name == "fifo":
         policy = Fifo()
@@ -246,3 +385,11 @@ def make_policy(
             raise SockfakeTypeError("replay must be a list of thread names (net.schedule)")
         return Replay(replay, policy)
     return policy
+
+
+def check_pct_knob(label: str, value: object) -> None:
+    """``pct_depth`` and ``pct_steps``: ints of at least 1, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SockfakeTypeError(f"{label} must be an int, not {value!r}")
+    if value < 1:
+        raise SockfakeValueError(f"{label} must be at least 1, not {value!r}")
