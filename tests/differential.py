@@ -26,6 +26,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -1733,6 +1734,131 @@ def _(S: Any, path: Paths) -> Any:
     with S.socket() as s:
         pass
     return s.fileno(), s._closed
+
+
+# -- found by the fuzzer (tests/fuzz_differential.py) --------------------------------
+
+
+@per_kind(list(KINDS), "recv_zero_bytes_returns_at_once")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    s = new(S, kind)  # blocking and unconnected: recv(0) must not wait, even closed
+    with s:
+        out = [s.recv(0), s.recv_into(bytearray(0))]
+    out += [s.recv(0), s.recv_into(bytearray(0)), err(lambda: s.recvfrom(0))]
+    return out
+
+
+@per_kind(STREAMS, "recvfrom_zero_bytes_asks_the_os")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.settimeout(0)
+        return err(lambda: s.recvfrom(0))
+
+
+@per_kind(list(KINDS), "closed_socket_connect_ex_and_timeout")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    s = new(S, kind)
+    s.settimeout(2.5)
+    target = local(kind, path)
+    s.close()
+    return s.connect_ex(target), s.gettimeout(), s.timeout, err(lambda: s.settimeout(1))
+
+
+@per_kind(["unix_stream"], "listen_unbound_unix")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s, new(S, kind) as t:
+        t.bind(path("bound"))
+        return err(s.listen), err(t.listen)
+
+
+@per_kind(["unix_stream", "unix_dgram"], "unix_connect_to_no_name")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    tag = os.urandom(6).hex()
+    with new(S, kind) as s:
+        out = [err(lambda: s.connect("")), err(lambda: s.connect(f"\0sockfake-none-{tag}")),
+               err(lambda: s.connect(path("never-bound")))]
+        if kind == "unix_dgram":
+            out += [err(lambda: s.sendto(b"x", "")),
+                    err(lambda: s.sendto(b"x", f"\0sockfake-none-{tag}"))]
+        return out
+
+
+@per_kind(["unix_stream", "unix_dgram"], "unix_shutdown_rd_stops_the_peer")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    a, b = pair(S, kind, path)
+    with a, b:
+        b.shutdown(S.SHUT_RD)
+        return err(lambda: a.send(b"x")), err(lambda: a.sendall(b"x"))
+
+
+@per_kind(["unix_dgram"], "unix_dgram_shut_wr_unconnected")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.shutdown(S.SHUT_WR)
+        return err(lambda: s.send(b"x")), err(lambda: s.sendto(b"x", path("nobody")))
+
+
+@per_kind(["udp4", "udp6"], "udp_port_zero")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    host = local(kind, path)[0]
+    with new(S, kind) as s, new(S, kind) as t:
+        refused = err(lambda: s.sendto(b"x", (host, 0)))
+        autobound = s.getsockname()[1] != 0  # bound before it looked at the port
+        t.connect((host, 0))  # allowed: no peer port, so no peer, and no filter
+        sent = t.send(b"ab")  # to port 0: nobody, so an ICMP error comes back
+        time.sleep(0.05)
+        unreachable = err(lambda: t.sendto(b"x", t.getsockname()))
+        t.sendto(b"self", t.getsockname())
+        t.settimeout(10)
+        return refused, autobound, err(t.getpeername), sent, unreachable, t.recv(10)
+
+
+@per_kind(["udp4", "udp6"], "udp_send_unconnected_autobinds")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        return err(lambda: s.send(b"x")), s.getsockname()[1] != 0
+
+
+@per_kind(STREAMS, "select_unconnected_stream")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    import select
+
+    def ready(sock: Any) -> Any:
+        r, w, x = select.select([sock], [sock], [sock], 0)
+        return bool(r), bool(w), bool(x)
+
+    with new(S, kind) as fresh, new(S, kind) as bound, new(S, kind) as listening:
+        bound.bind(local(kind, path, "b"))
+        listening.bind(local(kind, path, "l"))
+        listening.listen()
+        return ready(fresh), ready(bound), ready(listening)
+
+
+@per_kind(list(KINDS), "shutdown_unconnected_marks_the_socket")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    import select
+
+    with new(S, kind) as r, new(S, kind) as w:
+        out = [err(lambda: r.shutdown(S.SHUT_RD)), err(lambda: w.shutdown(S.SHUT_WR))]
+        out.append(bool(select.select([r], [], [], 0)[0]))
+        out.append(r.recv(1))  # a blocking read sees the shutdown at once
+        r.setblocking(False)
+        out.append(err(lambda: r.recv(1)))
+        target = local(kind, path) if kind in DGRAMS else None
+        out.append(err(lambda: w.sendto(b"x", target) if target else w.send(b"x")))
+        return out
+
+
+@per_kind(list(KINDS), "timeout_mode_waits_before_it_calls")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.settimeout(0.05)
+        if kind in STREAMS:
+            fresh = err(lambda: s.recv(1))  # hung up: recv() runs at once
+            s.bind(local(kind, path))
+            s.listen()
+            return fresh, err(lambda: s.recv(1)), err(s.accept)
+        return err(s.accept), err(lambda: s.recv(1))  # never readable: a timeout
 
 
 # -- running -------------------------------------------------------------------------

@@ -299,9 +299,14 @@ class Addressing:
 
     def unix_peer(self, path: str, sock_type: int) -> Endpoint:
         """The endpoint bound at ``path``, or the error connect()/sendto() get on Linux."""
+        if not path:
+            raise os_error(errno.EINVAL)  # no name at all (an unbound socket's "")
         target = self._unix_paths.get(path)
         if target is None:
-            if path in self._stale_unix_paths:
+            # An abstract name has no file: nobody bound there is a refusal, as a
+            # path whose socket closed (its file left behind); a path never bound
+            # does not exist.
+            if path.startswith("\0") or path in self._stale_unix_paths:
                 raise os_error(errno.ECONNREFUSED)
             raise os_error(errno.ENOENT)
         if target.type != sock_type:

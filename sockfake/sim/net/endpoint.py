@@ -169,7 +169,7 @@ class Endpoint:
             return selectors.EVENT_READ | selectors.EVENT_WRITE
         mask = 0
         if self.type == socket.SOCK_DGRAM:
-            if self.datagrams or self.pending_error:
+            if self.datagrams or self.pending_error or self.shut_rd:
                 mask |= selectors.EVENT_READ
             return mask | selectors.EVENT_WRITE
         state = self.state
@@ -183,7 +183,9 @@ class Endpoint:
             if self.capacity() > self.outstanding or self.shut_wr or self.dead:
                 mask |= selectors.EVENT_WRITE
         elif state is not State.CONNECTING:
-            mask |= selectors.EVENT_WRITE
+            # Linux: a stream socket with no connection (TCP_CLOSE) polls POLLOUT and
+            # POLLHUP, which select() counts as readable: a read fails at once.
+            mask |= selectors.EVENT_READ | selectors.EVENT_WRITE
         return mask
 
 

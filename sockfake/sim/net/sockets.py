@@ -17,6 +17,7 @@ lives apart: CPython's argument conversion (``socket_args``), the option tables 
 from __future__ import annotations
 
 import errno
+import selectors
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,17 @@ class SimSocket:
                                                    self.ep.fd)))
             raise TimeoutError("timed out")
 
+    def _await_ready(self, event: int, what: str) -> None:
+        """CPython's timeout mode polls before it calls (``sock_call``): wait until the
+        socket polls ready for ``event`` (readable, writable, hung up or in error), so
+        a call that can never succeed (accept() on a UDP socket) times out, as there."""
+        timeout = self._timeout
+        if not timeout:  # blocking or non-blocking: the call itself decides
+            return
+        deadline = self._kernel.now + timeout
+        while not self.ep.ready_mask() & event:
+            self._block(deadline, what)
+
     # -- options ------------------------------------------------------------------
 
     def setsockopt(self, level: object, option: object, value: Any,
@@ -218,8 +230,11 @@ class SimSocket:
     def getpeername(self) -> Any:
         self._check_open()
         if self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead:
-            if self.type == socket.SOCK_DGRAM and self.ep.remote is not None:
-                return unix_name(self.ep.remote)
+            remote = self.ep.remote
+            if self.type == socket.SOCK_DGRAM and remote is not None and (
+                self.family == _AF_UNIX or remote[1]  # Linux: port 0 is no peer
+            ):
+                return unix_name(remote)
             raise os_error(errno.ENOTCONN)
         return unix_name(self.ep.remote)
 
@@ -238,6 +253,8 @@ class SimSocket:
             raise os_error(errno.EOPNOTSUPP)
         if not allows(self.ep.state, Event.LISTEN):
             raise os_error(errno.EINVAL)
+        if self.family == _AF_UNIX and not self.ep.local:
+            raise os_error(errno.EINVAL)  # Linux: no listen on an unbound Unix socket
         if self.ep.state is State.FRESH:
             self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
         # Linux caps the backlog at somaxconn and queues backlog + 1 connections.
@@ -251,6 +268,9 @@ class SimSocket:
         raise_errno(self._connect(address, raising=True))
 
     def connect_ex(self, address: Any) -> int:
+        if self.ep.fd < 0:
+            self._check_thread()
+            return errno.EBADF  # CPython returns connect(2)'s errno, EBADF included
         try:
             return self._connect(address, raising=False)
         except TimeoutError:
@@ -324,6 +344,7 @@ class SimSocket:
 
     def accept(self) -> tuple[SimSocket, Any]:
         self._check_open()
+        self._await_ready(selectors.EVENT_READ, "accept")
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
         if self.ep.state is not State.LISTENING:
@@ -364,8 +385,14 @@ class SimSocket:
     def _send_view(self, data: Any, view: Any, flags: int) -> int:
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
-                raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
+                if self.family == _AF_UNIX:
+                    self._check_shut_wr()
+                    raise os_error(errno.ENOTCONN)
+                self._autobind_wildcard()  # Linux binds a UDP socket before it looks
+                raise os_error(errno.EDESTADDRREQ)
             return self.sendto(data if type(data) is _Datagram else view, flags, self.ep.remote)
+        if self._timeout:
+            self._await_ready(selectors.EVENT_WRITE, "send")
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.ENOTCONN)
         nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
@@ -375,8 +402,10 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.shut_wr or self.ep.dead:
                 raise os_error(errno.EPIPE)
-            if self.family == _AF_UNIX and self.ep.peer is not None and self.ep.peer.closed:
-                raise os_error(errno.EPIPE)  # a Unix peer's close is known at once
+            peer = self.ep.peer
+            if self.family == _AF_UNIX and peer is not None and (peer.closed or peer.shut_rd):
+                # A Unix peer's close, or its shutdown(SHUT_RD), is known at once.
+                raise os_error(errno.EPIPE)
             if self.ep.state is State.CONNECTING:
                 if nowait:
                     raise self._would_block()
@@ -453,9 +482,19 @@ class SimSocket:
             bufsize = ssize(bufsize)
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
             flags = c_int(flags, parse_arg=True)
+        if bufsize <= 0:
+            if bufsize < 0:
+                raise ValueError("negative buffersize in recv")
+            # CPython asks the OS for nothing: b'' at once, even on a closed socket.
+            self._check_thread()
+            return b""
+        return self._recv(bufsize, flags)
+
+    def _recv(self, bufsize: int, flags: int) -> bytes:
+        """recv() past CPython's shortcut for 0 bytes (recvfrom(0) asks the OS)."""
         self._check_open()
-        if bufsize < 0:
-            raise ValueError("negative buffersize in recv")
+        if self._timeout:
+            self._await_ready(selectors.EVENT_READ, "recv")
         if self.type == socket.SOCK_DGRAM:
             return self._recv_datagram(bufsize, flags)[0]
         if flags & _MSG_OOB:
@@ -474,7 +513,7 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.rx:
                 break
-            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or bufsize == 0:
+            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead:
                 if bufsize:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
                                           dst=self.ep.local, conn=self.ep.connection_id,
@@ -539,6 +578,9 @@ class SimSocket:
         size = nbytes or len(view)
         if size > len(view):
             raise ValueError("buffer too small for requested bytes")
+        if not size:
+            self._check_thread()
+            return 0  # as recv(0): CPython asks the OS for nothing
         if self.type == socket.SOCK_DGRAM and flags & _MSG_TRUNC:
             self._check_open()
             payload, _ = self._recv_datagram(size, flags, whole=True)
@@ -563,16 +605,16 @@ class SimSocket:
             self.ep.shut_rd = True
             self.ep.changed.notify_all()
             return
-        if self.type == socket.SOCK_DGRAM and self.family != _AF_UNIX:
-            # Linux: a connected UDP socket may shut down; reading goes on as before
-            # (datagrams still arrive), writing ends with EPIPE.
-            if self.ep.remote is None:
-                raise os_error(errno.ENOTCONN)
+        if self.type == socket.SOCK_DGRAM or self.ep.state is not State.CONNECTED:
+            # Linux marks the socket even where it then says ENOTCONN (an unconnected
+            # UDP or TCP socket): a read after SHUT_RD is EOF, a write after SHUT_WR
+            # EPIPE. Datagrams still arrive; a read takes them, then gets EOF.
+            self.ep.shut_rd = self.ep.shut_rd or how != socket.SHUT_WR
             self.ep.shut_wr = self.ep.shut_wr or how != socket.SHUT_RD
             self.ep.changed.notify_all()
+            if self.ep.remote is None or self.type == socket.SOCK_STREAM:
+                raise os_error(errno.ENOTCONN)
             return
-        if self.ep.state is not State.CONNECTED:
-            raise os_error(errno.ENOTCONN)
         if how in (socket.SHUT_RD, socket.SHUT_RDWR):
             self.ep.shut_rd = True
         if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self.ep.shut_wr:
@@ -600,8 +642,8 @@ class SimSocket:
         if self.family != _AF_UNIX:
             if flags & _MSG_OOB and self.family == socket.AF_INET:
                 raise os_error(errno.EOPNOTSUPP)  # Linux's IPv4 UDP refuses it; IPv6 not
-            if self.ep.shut_wr:
-                raise os_error(errno.EPIPE)
+        else:
+            self._check_shut_wr()  # a Unix socket looks before the address
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
@@ -617,15 +659,33 @@ class SimSocket:
             target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
             if target.remote is not None and target.remote != self.ep.local:
                 raise os_error(errno.EPERM)  # connected to another socket
+            if target.shut_rd:
+                raise os_error(errno.EPIPE)  # it will read no more
         elif self.ep.remote is not None:
             self._raise_pending()  # ICMP port unreachable from an earlier datagram
         if self.ep.local is None:
-            self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
-            self.ep.state = advance(self.ep.state, Event.BIND)
+            self._autobind_wildcard(remote)
+        if self.family != _AF_UNIX:
+            # After the autobind, as Linux: no datagram goes to port 0 (but a socket
+            # connected to port 0 sends), and none after SHUT_WR.
+            if not remote[1] and address is not self.ep.remote:
+                raise os_error(errno.EINVAL)
+            self._check_shut_wr()
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
             self._kernel.preemption_point("sendto")
         return len(payload)
+
+    def _check_shut_wr(self) -> None:
+        if self.ep.shut_wr:
+            raise os_error(errno.EPIPE)
+
+    def _autobind_wildcard(self, remote: Any = None) -> None:
+        """An unbound datagram socket that sends is bound to an ephemeral port on the
+        wildcard address first (``getsockname()`` then says ``0.0.0.0``)."""
+        if self.ep.local is None:
+            self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
+            self.ep.state = advance(self.ep.state, Event.BIND)
 
     def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
         if type(bufsize) is not int or not SSIZE_MIN <= bufsize <= SSIZE_MAX:  # inline
@@ -636,7 +696,9 @@ class SimSocket:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         if self.type == socket.SOCK_STREAM:
-            return self.recv(bufsize, flags), None
+            return self._recv(bufsize, flags), None
+        if self._timeout:
+            self._await_ready(selectors.EVENT_READ, "recvfrom")
         return self._recv_datagram(bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
@@ -661,7 +723,10 @@ class SimSocket:
         while not self.ep.datagrams:
             if self.ep.pending_error:
                 self._raise_pending()
-            if self.ep.shut_rd:
+            if self.ep.shut_rd and self._timeout is None and not nowait:
+                # Linux: only a read that would wait sees the shutdown (EOF); one that
+                # may not wait is EAGAIN, and CPython's timeout mode polls (readable)
+                # and reads (EAGAIN) until the timeout.
                 return b"", None
             if nowait:
                 raise self._would_block()
@@ -720,7 +785,7 @@ class SimSocket:
             if len(payload) > bufsize:
                 msg_flags |= _MSG_TRUNC
             return bytes(payload[:bufsize]), ancdata, msg_flags, address
-        return self.recv(bufsize, flags), [], 0, None
+        return self._recv(bufsize, flags), [], 0, None
 
     def recvmsg_into(self, buffers: Any, ancbufsize: object = 0, flags: object = 0
                      ) -> tuple[int, list[Any], int, Any]:
