@@ -26,7 +26,7 @@ from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.threads import WaitQueue
 from sockfake.sim.net import ancillary, socket_options
 from sockfake.sim.net.datagram import Datagram as _Datagram
-from sockfake.sim.net.endpoint import Endpoint, Transport
+from sockfake.sim.net.endpoint import Endpoint, Transport, poll_events
 from sockfake.sim.net.oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.net.socket_args import (
     INT_MAX,
@@ -121,6 +121,11 @@ class SimSocket:
         self._last_destination: tuple[Any, Any] | None = None
         # Python socket objects on this one (socket.dup()): net.intercept() counts them.
         self._sf_handles = 1
+        # What bind() fixed (Linux's SOCK_BINDPORT_LOCK, SOCK_BINDADDR_LOCK): a failed
+        # connect() gives back the rest. The name getsockname() still shows after that.
+        self._bound_port = False
+        self._bound_ip = False
+        self._released_name: Any = None
 
     @property
     def changed(self) -> WaitQueue:
@@ -129,6 +134,10 @@ class SimSocket:
 
     def ready_mask(self) -> int:
         return self.ep.ready_mask()
+
+    def poll_events(self) -> int:
+        """What ``select.poll()`` reports, Linux's bits (``POLLHUP``...)."""
+        return poll_events(self.ep)
 
     # -- identity -----------------------------------------------------------------
 
@@ -157,10 +166,10 @@ class SimSocket:
     # -- timeouts -----------------------------------------------------------------
 
     def settimeout(self, value: object) -> None:  # float | None, checked as CPython does
-        timeout = timeout_value(value)
+        # CPython stores the timeout, then sets the descriptor's mode (EBADF if closed).
+        self._timeout = timeout_value(value)
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
-        self._timeout = timeout
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -170,9 +179,9 @@ class SimSocket:
         return self._timeout
 
     def setblocking(self, flag: object) -> None:  # any truth value, as CPython takes
+        self._timeout = None if flag else 0.0  # kept even if closed, as CPython
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
-        self._timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
         return self._timeout != 0.0
@@ -225,6 +234,8 @@ class SimSocket:
         self._check_open()
         if self.ep.local is not None:
             return unix_name(self.ep.local)
+        if self._released_name is not None:
+            return self._released_name
         return self._transport.unbound_name(self.family)
 
     def getpeername(self) -> Any:
@@ -240,11 +251,32 @@ class SimSocket:
 
     def bind(self, address: Any) -> None:
         self._check_open()
-        if not allows(self.ep.state, Event.BIND):
+        if not allows(self.ep.state, Event.BIND) or self.ep.local is not None:
+            if self.family == _AF_UNIX:
+                if self.ep.local and self._transport.resolve_remote(self.ep, address) == "":
+                    return  # Linux: an autobind of a bound Unix socket does nothing
+                self._check_unix_path_free(address)
             raise os_error(errno.EINVAL)
         self.ep.local = self._transport.bind(self.ep, address)
+        self._released_name = None
+        if self.family != _AF_UNIX:
+            self._bound_port = bool(address[1])  # port 0 asks for any: not fixed
+            self._bound_ip = self.ep.local[0] not in ("0.0.0.0", "::")
         self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
+
+    def _check_unix_path_free(self, address: Any) -> None:
+        """Linux makes a path's file before it sees the socket is bound: a path in use
+        is EADDRINUSE even then (an abstract name is checked after: EINVAL)."""
+        path = self._transport.resolve_remote(self.ep, address)
+        if not path or path.startswith("\0"):
+            return
+        try:
+            self._transport.unix_peer(path, self.type)
+        except OSError as exc:
+            if exc.errno != errno.EPROTOTYPE:
+                return
+        raise os_error(errno.EADDRINUSE)
 
     def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
@@ -312,6 +344,7 @@ class SimSocket:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
             self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
+            self._disconnect()
             code, self.ep.pending_error = self.ep.pending_error, 0
             return code or errno.ECONNABORTED
         if self.ep.state is State.CONNECTING:
@@ -323,6 +356,7 @@ class SimSocket:
             if code:
                 return code
             self.ep.remote = remote
+            self._released_name = None
             self._connect_reported = False
             self._transport.start_connect(self.ep)
             self._kernel.preemption_point("connect")
@@ -333,14 +367,36 @@ class SimSocket:
             self._block(deadline, "connect")
         if self.ep.pending_error:
             code, self.ep.pending_error = self.ep.pending_error, 0
-            if allows(self.ep.state, Event.REPORT_ERROR):
+            # CPython's timeout mode reads the failure with SO_ERROR: Linux still has
+            # the attempt, so the next connect() reports it (ECONNABORTED), as after a
+            # non-blocking connect(); a blocking connect() is over.
+            timeout_mode = self._timeout is not None and self.family != _AF_UNIX
+            if allows(self.ep.state, Event.REPORT_ERROR) and not (
+                timeout_mode and self.ep.state is State.FAILED
+            ):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
+                self._disconnect()
             return code
         # A blocking connect() leaves the socket connected; CPython's timeout mode
         # is a non-blocking connect() plus a wait, so Linux says 0 once more (not for
         # a Unix socket: its connect() never is in progress).
         self._connect_reported = self._timeout is None or self.family == _AF_UNIX
         return 0
+
+    def _disconnect(self) -> None:
+        """connect() reported a failure: as Linux's disconnect, give back what bind()
+        did not fix (the autobound port, a source address picked by the route)."""
+        local = self.ep.local
+        if self.type != socket.SOCK_STREAM or self.family == _AF_UNIX or local is None:
+            return
+        if not self._bound_ip:
+            local = ("0.0.0.0" if self.family == socket.AF_INET else "::", *local[1:])
+        if self._bound_port:
+            self.ep.local = local
+            return
+        self._transport.release_address(self.ep)
+        self.ep.local = None
+        self._released_name = local  # getsockname() still shows the old port
 
     def accept(self) -> tuple[SimSocket, Any]:
         self._check_open()
@@ -513,7 +569,8 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.rx:
                 break
-            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead:
+            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or self.ep.state is State.FAILED:
+                # (A failed attempt that connect() has not reported is shut both ways.)
                 if bufsize:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
                                           dst=self.ep.local, conn=self.ep.connection_id,
@@ -602,8 +659,13 @@ class SimSocket:
             self.ep.changed.notify_all()
             return
         if self.ep.state is State.LISTENING:
-            self.ep.shut_rd = True
-            self.ep.changed.notify_all()
+            # Linux: only SHUT_RD stops a listener (it is then closed: a second
+            # shutdown finds it unconnected); SHUT_WR does nothing.
+            if self.ep.shut_rd:
+                raise os_error(errno.ENOTCONN)
+            if how != socket.SHUT_WR:
+                self.ep.shut_rd = True
+                self.ep.changed.notify_all()
             return
         if self.type == socket.SOCK_DGRAM or self.ep.state is not State.CONNECTED:
             # Linux marks the socket even where it then says ENOTCONN (an unconnected
@@ -642,8 +704,12 @@ class SimSocket:
         if self.family != _AF_UNIX:
             if flags & _MSG_OOB and self.family == socket.AF_INET:
                 raise os_error(errno.EOPNOTSUPP)  # Linux's IPv4 UDP refuses it; IPv6 not
+        elif address is not self.ep.remote:
+            if not self._transport.resolve_remote(self.ep, address):
+                raise os_error(errno.EINVAL)  # no name at all
+            self._check_shut_wr()  # a Unix socket looks before it finds the address
         else:
-            self._check_shut_wr()  # a Unix socket looks before the address
+            self._check_shut_wr()
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
@@ -668,7 +734,9 @@ class SimSocket:
         if self.family != _AF_UNIX:
             # After the autobind, as Linux: no datagram goes to port 0 (but a socket
             # connected to port 0 sends), and none after SHUT_WR.
-            if not remote[1] and address is not self.ep.remote:
+            if not remote[1] and (address is not self.ep.remote
+                                  or remote[0].startswith("::ffff:")):
+                # (IPv6 hands a connected IPv4-mapped peer to IPv4 as an address.)
                 raise os_error(errno.EINVAL)
             self._check_shut_wr()
         self._transport.send_datagram(self.ep, payload, remote)
