@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sockfake.sim.trace.texts as texts
 from sockfake.sim.kernel.core import Kernel
@@ -371,9 +371,8 @@ class SimSocket:
             # the attempt, so the next connect() reports it (ECONNABORTED), as after a
             # non-blocking connect(); a blocking connect() is over.
             timeout_mode = self._timeout is not None and self.family != _AF_UNIX
-            if allows(self.ep.state, Event.REPORT_ERROR) and not (
-                timeout_mode and self.ep.state is State.FAILED
-            ):
+            state = cast(State, self.ep.state)  # moved while we waited
+            if allows(state, Event.REPORT_ERROR) and not (timeout_mode and state is State.FAILED):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
                 self._disconnect()
             return code
