@@ -68,6 +68,11 @@ DELIBERATE: dict[str, str] = {
     "unix_bind_creates_file": _NAMESPACE,
     "unix_bind_after_close": _NAMESPACE,
     "unix_bind_missing_directory": _NAMESPACE,
+    "tcp4_maxseg_connected": (
+        "segment sizes are not modelled: TCP_MAXSEG reads 536 (Linux's default before a "
+        "connection); Linux then reports the route's MSS (32741 on loopback, other "
+        "values after a failed attempt)"
+    ),
     "rcvbuf_default_and_doubling": (
         "buffer sizes are taken as given: Linux doubles SO_RCVBUF/SO_SNDBUF (and has "
         "other defaults per protocol); the simulation's flow control uses the value set"
@@ -1737,6 +1742,85 @@ def _(S: Any, path: Paths) -> Any:
 
 
 # -- found by the fuzzer (tests/fuzz_differential.py) --------------------------------
+
+
+@probe("tcp4_maxseg_connected")
+def _(S: Any, path: Paths) -> Any:
+    c, s = pair(S, "tcp4", path)
+    with c, s:
+        return c.getsockopt(S.IPPROTO_TCP, S.TCP_MAXSEG)
+
+
+@per_kind(["tcp4", "tcp6"], "tcp_self_connect")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:  # TCP's simultaneous open: connected to itself
+        s.bind(local(kind, path))
+        s.settimeout(10)
+        s.connect(s.getsockname())
+        same = s.getpeername() == s.getsockname()
+        s.sendall(b"to myself")
+        return same, recv_all(s, 9)
+
+
+@per_kind(["tcp6", "udp6"], "ipv6_bind_ipv4_mapped")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s, new(S, kind) as only:
+        s.bind(("::ffff:127.0.0.1", 0))
+        only.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        return (shape(s.getsockname()), err(lambda: only.bind(("::ffff:127.0.0.1", 0))),
+                err(lambda: only.bind(("::ffff:10.9.9.9", 0))))
+
+
+@probe("tcp6_bound_ipv4_mapped_takes_ipv4_clients")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6) as listener, S.socket() as client:
+        listener.bind(("::ffff:127.0.0.1", 0))
+        listener.listen()
+        client.settimeout(10)
+        client.connect(("127.0.0.1", listener.getsockname()[1]))
+        conn, address = listener.accept()
+        with conn:
+            return shape(address), shape(conn.getsockname())
+
+
+@probe("arguments_as_cpython_parses_them")
+def _(S: Any, path: Paths) -> Any:
+    class Index:
+        def __index__(self) -> int:
+            return 0
+
+    class BadIndex:
+        def __index__(self) -> Any:
+            return "x"
+
+    def outcome(call: Callable[[], Any]) -> Any:
+        try:
+            return repr(call())
+        except Exception as exc:  # noqa: BLE001 - the type and message are the answer
+            return f"{type(exc).__name__}: {exc}"
+
+    out = []
+    for family, host in ((S.AF_INET, b"127.0.0.1"), (S.AF_INET, bytearray(b"127.0.0.1")),
+                         (S.AF_INET6, b"::1")):
+        with S.socket(family) as s:
+            out.append(outcome(lambda: s.bind((host, 0))))  # noqa: B023 - called at once
+    for port in (True, Index(), BadIndex(), 1.0, "1"):
+        with S.socket() as s, S.socket(S.AF_INET, S.SOCK_DGRAM) as u:
+            out += [outcome(lambda: s.bind(("127.0.0.1", port))),  # noqa: B023 - at once
+                    outcome(lambda: u.sendto(b"x", ("127.0.0.1", port)))]  # noqa: B023
+    with S.socket() as s:
+        out += [outcome(lambda: s.send("text", "x")), outcome(lambda: s.sendall("text", "x")),
+                outcome(lambda: s.send(b"x", "x")), outcome(lambda: s.settimeout(-(2**63) - 1)),
+                outcome(lambda: s.settimeout(-(2**63))), outcome(lambda: s.settimeout(-1))]
+    return out
+
+
+@per_kind(["tcp6", "udp6"], "ipv6_v6only_fixed_once_bound")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        s.bind(("::", 0))
+        return err(lambda: s.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 0))
 
 
 @per_kind(list(KINDS), "recv_zero_bytes_returns_at_once")

@@ -43,7 +43,7 @@ class Endpoint:
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
-        "link_out", "datagram_route",
+        "link_out", "datagram_route", "autobound",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -74,6 +74,7 @@ class Endpoint:
         self.accept_queue: deque[Endpoint] = deque()
         self.backlog = 0
         self.syn_attempts = 0
+        self.autobound = False  # connect() chose the port (so it is not the remote's)
         self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
         self.link_out: Any = None  # the Link to the peer's host, found on the first send

@@ -422,6 +422,8 @@ class SimSocket:
 
     def send(self, data: Any, flags: object = 0) -> int:
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:  # c_flags(), inline
+            if data.__class__ is not bytes:
+                byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
@@ -486,6 +488,8 @@ class SimSocket:
 
     def sendall(self, data: Any, flags: object = 0) -> None:
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
+            if data.__class__ is not bytes:
+                byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         if data.__class__ is bytes:
             self._sendall_view(data, flags)
