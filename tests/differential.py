@@ -1815,6 +1815,51 @@ def _(S: Any, path: Paths) -> Any:
     return out
 
 
+@probe("unix_stream_connect_to_a_socket_not_listening")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as bound, S.socket(S.AF_UNIX) as a, S.socket(S.AF_UNIX) as b:
+        bound.bind(path("bound"))
+        b.setblocking(False)
+        # Refused at once, blocking or not; the name is looked up before the state.
+        out = [err(lambda: a.connect(path("bound"))), err(lambda: b.connect(path("bound")))]
+        bound.listen()
+        out.append(err(lambda: bound.connect(path("nowhere"))))
+        return out
+
+
+@per_kind(["tcp4", "tcp6"], "listener_shutdown_before_and_after_listen")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        first = err(lambda: s.shutdown(S.SHUT_RD))  # unconnected: marked, ENOTCONN
+        s.bind(local(kind, path))
+        s.listen()  # ... and a listener after all: the mark means nothing to it
+        s.settimeout(0.05)
+        out = [first, err(lambda: s.sendall(b"x")), err(lambda: s.shutdown(S.SHUT_WR))]
+        out += [err(lambda: s.shutdown(S.SHUT_RD)), err(lambda: s.shutdown(S.SHUT_RD)),
+                err(lambda: s.connect(s.getsockname()))]
+        return out
+
+
+@probe("udp6_specific_bind_is_ipv6_only")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6, S.SOCK_DGRAM) as s:
+        s.bind(("::1", 0))
+        return (s.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY),
+                err(lambda: s.sendto(b"x", ("::ffff:127.0.0.1", 9))))
+
+
+@probe("udp4_connected_socket_hears_icmp_for_any_destination")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET, S.SOCK_DGRAM) as s, S.socket(S.AF_INET, S.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        closed = gone.getsockname()
+        gone.close()
+        s.connect(("127.0.0.1", 0))
+        s.sendto(b"x", closed)  # not the connected peer, yet the error is this socket's
+        time.sleep(0.05)
+        return err(lambda: s.send(b"y"))
+
+
 @per_kind(["tcp6", "udp6"], "ipv6_v6only_fixed_once_bound")
 def _(S: Any, path: Paths, kind: str) -> Any:
     with new(S, kind) as s:

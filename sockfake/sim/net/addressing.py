@@ -206,6 +206,8 @@ class Addressing:
         if endpoint.family == _AF_UNIX:
             return _unix_path(address)
         ip, port = self._parse_ip_address(endpoint, address, for_bind=False)
+        if endpoint.family == socket.AF_INET6 and not dual_stack(endpoint) and _unmapped(ip):
+            raise os_error(errno.ENETUNREACH)  # an IPv6-only socket reaches no IPv4
         if _is_unspecified(ip):
             ip = "127.0.0.1" if endpoint.family == socket.AF_INET else "::1"
         return format_address(endpoint.family, ip, port)

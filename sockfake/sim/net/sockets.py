@@ -261,7 +261,11 @@ class SimSocket:
         self._released_name = None
         if self.family != _AF_UNIX:
             self._bound_port = bool(address[1])  # port 0 asks for any: not fixed
-            self._bound_ip = self.ep.local[0] not in ("0.0.0.0", "::")
+            ip = self.ep.local[0]
+            self._bound_ip = ip not in ("0.0.0.0", "::")
+            if self.family == socket.AF_INET6 and self._bound_ip and not ip.startswith("::ffff:"):
+                # Linux: a socket bound to one IPv6 address takes no IPv4.
+                self.ep.options[(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)] = 1
         self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
 
@@ -291,6 +295,10 @@ class SimSocket:
             self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
         # Linux caps the backlog at somaxconn and queues backlog + 1 connections.
         self.ep.backlog = max(0, min(int(backlog), socket.SOMAXCONN)) + 1
+        if self.ep.state is not State.LISTENING:
+            # A shutdown() before listen() marked a socket that is now a listener: on
+            # Linux those marks mean nothing to it (only a later SHUT_RD closes it).
+            self.ep.shut_rd = self.ep.shut_wr = False
         self.ep.state = advance(self.ep.state, Event.LISTEN)
         self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
 
@@ -314,9 +322,12 @@ class SimSocket:
         if self.family != _AF_UNIX:
             return 0
         try:
-            self._transport.unix_peer(remote, self.type)
+            target = self._transport.unix_peer(remote, self.type)
         except OSError as exc:
             return exc.errno or errno.EINVAL
+        if self.type == socket.SOCK_STREAM and (target.state is not State.LISTENING
+                                                or target.shut_rd):
+            return errno.ECONNREFUSED  # Linux: at once, nobody listens there
         return 0
 
     def _connect(self, address: Any, *, raising: bool) -> int:
@@ -333,13 +344,19 @@ class SimSocket:
             else:
                 self._transport.pin_source(self.ep, self.ep.remote)
             return 0
+        if self.family == _AF_UNIX:
+            # Linux looks the name up before it looks at this socket's state.
+            code = self._unix_peer_error(self._transport.resolve_remote(self.ep, address))
+            if code:
+                return code
         if self.ep.state is State.CONNECTED:
             if not self._connect_reported:
                 self._connect_reported = True
                 return 0
             return errno.EISCONN
         if self.ep.state is State.LISTENING:
-            return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
+            # (A listener shut down with SHUT_RD is closed on Linux: EINVAL there too.)
+            return errno.EINVAL if self.family == _AF_UNIX or self.ep.shut_rd else errno.EISCONN
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
@@ -386,7 +403,10 @@ class SimSocket:
         """connect() reported a failure: as Linux's disconnect, give back what bind()
         did not fix (the autobound port, a source address picked by the route)."""
         local = self.ep.local
-        if self.type != socket.SOCK_STREAM or self.family == _AF_UNIX or local is None:
+        if self.type != socket.SOCK_STREAM or self.family == _AF_UNIX:
+            return
+        self.ep.shut_rd = self.ep.shut_wr = False  # tcp_disconnect() clears them too
+        if local is None:
             return
         if not self._bound_ip:
             local = ("0.0.0.0" if self.family == socket.AF_INET else "::", *local[1:])
@@ -697,6 +717,8 @@ class SimSocket:
             address = flags_or_address
         else:
             flags = c_flags(flags_or_address)
+        if self._timeout and address is not self.ep.remote:  # (send() has waited)
+            self._await_ready(selectors.EVENT_WRITE, "sendto")
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
                 raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED

@@ -131,7 +131,9 @@ class DatagramTransport:
         if target is None or target.closed:
             record_net("drop", f"{source} -> {remote} (no socket)", src=source, dst=remote,
                        seq=index, reason="no socket")
-            if sender.remote == remote and sender.family != _AF_UNIX:
+            # Linux reports the ICMP error to a connected socket, whichever address
+            # the datagram went to.
+            if sender.remote is not None and sender.family != _AF_UNIX:
                 self._port_unreachable(dst, sender, index)
             return
         source = as_seen_by(target.family, source)  # IPv4-mapped for a dual-stack socket
