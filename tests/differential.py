@@ -1771,6 +1771,17 @@ def _(S: Any, path: Paths, kind: str) -> Any:
                 err(lambda: only.bind(("::ffff:10.9.9.9", 0))))
 
 
+@per_kind(["tcp6", "udp6"], "ipv6_socket_as_ipv4_has_no_ipv6_peer")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as bound, new(S, kind) as connected:
+        bound.bind(("::ffff:127.0.0.1", 0))
+        out = [err(lambda: bound.connect(("::1", 9)))]
+        if kind == "udp6":
+            connected.connect(("::ffff:127.0.0.1", 9))
+            out += [shape(connected.getsockname()), err(lambda: connected.sendto(b"x", ("::1", 9)))]
+        return out
+
+
 @probe("tcp6_bound_ipv4_mapped_takes_ipv4_clients")
 def _(S: Any, path: Paths) -> Any:
     with S.socket(S.AF_INET6) as listener, S.socket() as client:
@@ -1848,14 +1859,14 @@ def _(S: Any, path: Paths) -> Any:
                 err(lambda: s.sendto(b"x", ("::ffff:127.0.0.1", 9))))
 
 
-@probe("udp4_connected_socket_hears_icmp_for_any_destination")
+@probe("udp4_connected_to_port_zero_hears_icmp_for_any_port")
 def _(S: Any, path: Paths) -> Any:
     with S.socket(S.AF_INET, S.SOCK_DGRAM) as s, S.socket(S.AF_INET, S.SOCK_DGRAM) as gone:
         gone.bind(("127.0.0.1", 0))
         closed = gone.getsockname()
         gone.close()
         s.connect(("127.0.0.1", 0))
-        s.sendto(b"x", closed)  # not the connected peer, yet the error is this socket's
+        s.sendto(b"x", closed)  # peer port 0 matches any port: the error is this socket's
         time.sleep(0.05)
         return err(lambda: s.send(b"y"))
 

@@ -208,6 +208,10 @@ class Addressing:
         ip, port = self._parse_ip_address(endpoint, address, for_bind=False)
         if endpoint.family == socket.AF_INET6 and not dual_stack(endpoint) and _unmapped(ip):
             raise os_error(errno.ENETUNREACH)  # an IPv6-only socket reaches no IPv4
+        if (endpoint.family == socket.AF_INET6 and endpoint.local is not None
+                and _unmapped(endpoint.local[0]) and not _unmapped(ip)):
+            # Bound (or connected) as IPv4, through an IPv4-mapped address: no IPv6 peer.
+            raise os_error(errno.EAFNOSUPPORT)
         if _is_unspecified(ip):
             ip = "127.0.0.1" if endpoint.family == socket.AF_INET else "::1"
         return format_address(endpoint.family, ip, port)

@@ -131,9 +131,12 @@ class DatagramTransport:
         if target is None or target.closed:
             record_net("drop", f"{source} -> {remote} (no socket)", src=source, dst=remote,
                        seq=index, reason="no socket")
-            # Linux reports the ICMP error to a connected socket, whichever address
-            # the datagram went to.
-            if sender.remote is not None and sender.family != _AF_UNIX:
+            # Linux gives the ICMP error to the socket its lookup finds: a connected
+            # one whose peer the datagram went to (a peer port 0 matches any port).
+            peer = sender.remote
+            if sender.family != _AF_UNIX and peer is not None and (
+                peer == remote or (not peer[1] and peer[0] == remote[0])
+            ):
                 self._port_unreachable(dst, sender, index)
             return
         source = as_seen_by(target.family, source)  # IPv4-mapped for a dual-stack socket
