@@ -1782,6 +1782,18 @@ def _(S: Any, path: Paths, kind: str) -> Any:
         return out
 
 
+@probe("connect_ex_returns_what_connect_fails_with")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6) as only, S.socket(S.AF_INET6) as mapped, S.socket() as tcp:
+        only.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        mapped.bind(("::ffff:127.0.0.1", 0))
+        tcp.setblocking(False)
+        tcp.connect_ex(("127.0.0.1", 9))  # refused while nobody waits
+        time.sleep(0.05)
+        return (only.connect_ex(("::ffff:127.0.0.1", 9)), mapped.connect_ex(("::1", 9)),
+                err(lambda: tcp.sendto(b"x", ("127.0.0.1", 9))))
+
+
 @probe("tcp6_bound_ipv4_mapped_takes_ipv4_clients")
 def _(S: Any, path: Paths) -> Any:
     with S.socket(S.AF_INET6) as listener, S.socket() as client:

@@ -54,6 +54,7 @@ from sockfake.sim import SimNetwork
 Op = tuple[Any, ...]
 TIMEOUT = 0.02  # every timeout a program sets: a timed-out call costs this much real time
 SLOTS = 4
+CLOSED_PORT = 9  # discard: nothing listens there on loopback (_check_closed_port)
 PAYLOADS = (b"", b"x", b"data", b"0123456789" * 6)
 SIZES = (0, 1, 3, 64)
 FLAGS = (0, socket.MSG_PEEK, socket.MSG_DONTWAIT, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -210,13 +211,12 @@ class _Run:
             return (host, name[1])
         return (loopback, 0) if binding else (loopback, self.closed_port())
 
-    def closed_port(self) -> int:
-        """A loopback port nothing listens on: one just bound and closed (UDP, no TIME_WAIT)."""
-        family = self.family if self.family != socket.AF_UNIX else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
-            port: int = probe.getsockname()[1]
-        return port
+    @staticmethod
+    def closed_port() -> int:
+        """A loopback port nothing listens on, outside the ephemeral range: a port from
+        that range could be the one Linux autobinds the connecting socket to, and a
+        connect() to it would connect the socket to itself."""
+        return CLOSED_PORT
 
     def ready(self, sock: Any, write: bool) -> bool:
         readable, writable, _ = select.select([sock], [sock], [], 0)
@@ -356,7 +356,24 @@ def _sim_settle() -> None:
     time.sleep(0.005)  # virtual under interception: five link latencies
 
 
+_closed_port_checked: list[bool] = []
+
+
+def _check_closed_port() -> None:
+    """Programs connect to CLOSED_PORT and expect a refusal: say so if it is taken."""
+    if _closed_port_checked:
+        return
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as probe:
+            probe.settimeout(5)
+            if probe.connect_ex((host, CLOSED_PORT)) != errno.ECONNREFUSED:
+                raise RuntimeError(f"something listens on {host} port {CLOSED_PORT}: the "
+                                   "differential fuzzer needs that port closed on loopback")
+    _closed_port_checked.append(True)
+
+
 def run_real(program: Program) -> list[Any]:
+    _check_closed_port()
     return _outcomes(program, _real_settle)
 
 

@@ -315,6 +315,12 @@ class SimSocket:
             return self._connect(address, raising=False)
         except TimeoutError:
             return errno.EAGAIN if self._timeout == 0 else errno.ETIMEDOUT
+        except OSError as exc:
+            # CPython returns connect(2)'s errno (ENETUNREACH, EAFNOSUPPORT...); what
+            # the address parsing raised (a gaierror, a long path) it raises.
+            if isinstance(exc, socket.gaierror) or exc.errno is None:
+                raise
+            return exc.errno
 
     def _unix_peer_error(self, remote: Any) -> int:
         """For a Unix socket, the errno of connecting to ``remote`` (0 if a peer of our
@@ -725,6 +731,7 @@ class SimSocket:
                                else errno.EOPNOTSUPP)
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
+            self._raise_pending()  # a failed connect()'s error comes first
             raise os_error(errno.EPIPE)
         if self.family != _AF_UNIX:
             if flags & _MSG_OOB and self.family == socket.AF_INET:
@@ -752,17 +759,18 @@ class SimSocket:
                 raise os_error(errno.EPERM)  # connected to another socket
             if target.shut_rd:
                 raise os_error(errno.EPIPE)  # it will read no more
-        elif self.ep.remote is not None:
-            self._raise_pending()  # ICMP port unreachable from an earlier datagram
         if self.ep.local is None:
             self._autobind_wildcard(remote)
         if self.family != _AF_UNIX:
             # After the autobind, as Linux: no datagram goes to port 0 (but a socket
-            # connected to port 0 sends), and none after SHUT_WR.
+            # connected to port 0 sends); then an ICMP error from an earlier datagram,
+            # then SHUT_WR.
             if not remote[1] and (address is not self.ep.remote
                                   or remote[0].startswith("::ffff:")):
                 # (IPv6 hands a connected IPv4-mapped peer to IPv4 as an address.)
                 raise os_error(errno.EINVAL)
+            if self.ep.remote is not None:
+                self._raise_pending()
             self._check_shut_wr()
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
