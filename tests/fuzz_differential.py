@@ -422,6 +422,7 @@ def main(argv: list[str]) -> int:
     count = int(argv[0]) if argv else 1000
     found: dict[tuple[Any, ...], Divergence] = {}
     runs = [0]
+    diverging = [0]
 
     @settings(max_examples=count, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
@@ -430,6 +431,7 @@ def main(argv: list[str]) -> int:
         runs[0] += 1
         divergence = compare(program)
         if divergence is not None:
+            diverging[0] += 1
             known = found.get(divergence.signature)
             if known is None or len(program.operations) < len(known.program.operations):
                 found[divergence.signature] = divergence
@@ -438,8 +440,10 @@ def main(argv: list[str]) -> int:
     fuzz()
     for divergence in found.values():
         print(f"DIVERGENCE\n{divergence}\n")
-    print(f"{runs[0]} programs in {time.monotonic() - started:.0f} s: "
-          f"{len(found)} distinct divergences (load average {os.getloadavg()[0]:.2f})")
+    operations = sum(len(d.program.operations) for d in found.values())
+    print(f"{runs[0]} programs in {time.monotonic() - started:.0f} s: {diverging[0]} "
+          f"diverged, {len(found)} distinct divergences ({operations} operations in their "
+          f"smallest programs; load average {os.getloadavg()[0]:.2f})")
     return 1 if found else 0
 
 
