@@ -1858,7 +1858,8 @@ def _(S: Any, path: Paths, kind: str) -> Any:
         s.listen()  # ... and a listener after all: the mark means nothing to it
         s.settimeout(0.05)
         out = [first, err(lambda: s.sendall(b"x")), err(lambda: s.shutdown(S.SHUT_WR))]
-        out += [err(lambda: s.shutdown(S.SHUT_RD)), err(lambda: s.shutdown(S.SHUT_RD)),
+        out += [err(lambda: s.recv(1)), err(lambda: s.shutdown(S.SHUT_RD)),
+                err(lambda: s.recv(1)), err(lambda: s.shutdown(S.SHUT_RD)),
                 err(lambda: s.connect(s.getsockname()))]
         return out
 

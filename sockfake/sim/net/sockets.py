@@ -586,6 +586,8 @@ class SimSocket:
             raise os_error(errno.EINVAL)  # no urgent data is ever pending
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.EINVAL)
+        if self.ep.state is State.LISTENING:
+            raise os_error(errno.ENOTCONN)  # even shut down: Linux closed it, no EOF
         # MSG_WAITALL waits on a blocking socket only (CPython's timeout mode is a
         # non-blocking descriptor, where Linux returns what is there).
         if flags & _MSG_WAITALL and self._timeout is None and not flags & _MSG_PEEK and bufsize:
