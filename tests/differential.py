@@ -26,6 +26,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,6 +68,11 @@ DELIBERATE: dict[str, str] = {
     "unix_bind_creates_file": _NAMESPACE,
     "unix_bind_after_close": _NAMESPACE,
     "unix_bind_missing_directory": _NAMESPACE,
+    "tcp4_maxseg_connected": (
+        "segment sizes are not modelled: TCP_MAXSEG reads 536 (Linux's default before a "
+        "connection); Linux then reports the route's MSS (32741 on loopback, other "
+        "values after a failed attempt)"
+    ),
     "rcvbuf_default_and_doubling": (
         "buffer sizes are taken as given: Linux doubles SO_RCVBUF/SO_SNDBUF (and has "
         "other defaults per protocol); the simulation's flow control uses the value set"
@@ -1733,6 +1739,279 @@ def _(S: Any, path: Paths) -> Any:
     with S.socket() as s:
         pass
     return s.fileno(), s._closed
+
+
+# -- found by the fuzzer (tests/fuzz_differential.py) --------------------------------
+
+
+@probe("tcp4_maxseg_connected")
+def _(S: Any, path: Paths) -> Any:
+    c, s = pair(S, "tcp4", path)
+    with c, s:
+        return c.getsockopt(S.IPPROTO_TCP, S.TCP_MAXSEG)
+
+
+@per_kind(["tcp4", "tcp6"], "tcp_self_connect")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:  # TCP's simultaneous open: connected to itself
+        s.bind(local(kind, path))
+        s.settimeout(10)
+        s.connect(s.getsockname())
+        same = s.getpeername() == s.getsockname()
+        s.sendall(b"to myself")
+        return same, recv_all(s, 9)
+
+
+@per_kind(["tcp6", "udp6"], "ipv6_bind_ipv4_mapped")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s, new(S, kind) as only:
+        s.bind(("::ffff:127.0.0.1", 0))
+        only.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        return (shape(s.getsockname()), err(lambda: only.bind(("::ffff:127.0.0.1", 0))),
+                err(lambda: only.bind(("::ffff:10.9.9.9", 0))))
+
+
+@per_kind(["tcp6", "udp6"], "ipv6_socket_as_ipv4_has_no_ipv6_peer")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as bound, new(S, kind) as connected:
+        bound.bind(("::ffff:127.0.0.1", 0))
+        out = [err(lambda: bound.connect(("::1", 9)))]
+        if kind == "udp6":
+            connected.connect(("::ffff:127.0.0.1", 9))
+            out += [shape(connected.getsockname()), err(lambda: connected.sendto(b"x", ("::1", 9)))]
+        return out
+
+
+@probe("connect_ex_returns_what_connect_fails_with")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6) as only, S.socket(S.AF_INET6) as mapped, S.socket() as tcp:
+        only.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        mapped.bind(("::ffff:127.0.0.1", 0))
+        tcp.setblocking(False)
+        tcp.connect_ex(("127.0.0.1", 9))  # refused while nobody waits
+        time.sleep(0.05)
+        return (only.connect_ex(("::ffff:127.0.0.1", 9)), mapped.connect_ex(("::1", 9)),
+                err(lambda: tcp.sendto(b"x", ("127.0.0.1", 9))))
+
+
+@probe("tcp6_bound_ipv4_mapped_takes_ipv4_clients")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6) as listener, S.socket() as client:
+        listener.bind(("::ffff:127.0.0.1", 0))
+        listener.listen()
+        client.settimeout(10)
+        client.connect(("127.0.0.1", listener.getsockname()[1]))
+        conn, address = listener.accept()
+        with conn:
+            return shape(address), shape(conn.getsockname())
+
+
+@probe("arguments_as_cpython_parses_them")
+def _(S: Any, path: Paths) -> Any:
+    class Index:
+        def __index__(self) -> int:
+            return 0
+
+    class BadIndex:
+        def __index__(self) -> Any:
+            return "x"
+
+    def outcome(call: Callable[[], Any]) -> Any:
+        try:
+            return repr(call())
+        except Exception as exc:  # noqa: BLE001 - the type and message are the answer
+            return f"{type(exc).__name__}: {exc}"
+
+    out = []
+    for family, host in ((S.AF_INET, b"127.0.0.1"), (S.AF_INET, bytearray(b"127.0.0.1")),
+                         (S.AF_INET6, b"::1")):
+        with S.socket(family) as s:
+            out.append(outcome(lambda: s.bind((host, 0))))  # noqa: B023 - called at once
+    for port in (True, Index(), BadIndex(), 1.0, "1"):
+        with S.socket() as s, S.socket(S.AF_INET, S.SOCK_DGRAM) as u:
+            out += [outcome(lambda: s.bind(("127.0.0.1", port))),  # noqa: B023 - at once
+                    outcome(lambda: u.sendto(b"x", ("127.0.0.1", port)))]  # noqa: B023
+    with S.socket() as s:
+        out += [outcome(lambda: s.send("text", "x")), outcome(lambda: s.sendall("text", "x")),
+                outcome(lambda: s.send(b"x", "x")), outcome(lambda: s.settimeout(-(2**63) - 1)),
+                outcome(lambda: s.settimeout(-(2**63))), outcome(lambda: s.settimeout(-1))]
+    return out
+
+
+@probe("unix_stream_connect_to_a_socket_not_listening")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as bound, S.socket(S.AF_UNIX) as a, S.socket(S.AF_UNIX) as b:
+        bound.bind(path("bound"))
+        b.setblocking(False)
+        # Refused at once, blocking or not; the name is looked up before the state.
+        out = [err(lambda: a.connect(path("bound"))), err(lambda: b.connect(path("bound")))]
+        bound.listen()
+        out.append(err(lambda: bound.connect(path("nowhere"))))
+        return out
+
+
+@per_kind(["tcp4", "tcp6"], "listener_shutdown_before_and_after_listen")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        first = err(lambda: s.shutdown(S.SHUT_RD))  # unconnected: marked, ENOTCONN
+        s.bind(local(kind, path))
+        s.listen()  # ... and a listener after all: the mark means nothing to it
+        s.settimeout(0.05)
+        out = [first, err(lambda: s.sendall(b"x")), err(lambda: s.shutdown(S.SHUT_WR))]
+        out += [err(lambda: s.recv(1)), err(lambda: s.shutdown(S.SHUT_RD)),
+                err(lambda: s.recv(1)), err(lambda: s.shutdown(S.SHUT_RD)),
+                err(lambda: s.connect(s.getsockname()))]
+        return out
+
+
+@probe("udp6_specific_bind_is_ipv6_only")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET6, S.SOCK_DGRAM) as s:
+        s.bind(("::1", 0))
+        return (s.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY),
+                err(lambda: s.sendto(b"x", ("::ffff:127.0.0.1", 9))))
+
+
+@probe("udp4_connected_to_port_zero_hears_icmp_for_any_port")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_INET, S.SOCK_DGRAM) as s, S.socket(S.AF_INET, S.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        closed = gone.getsockname()
+        gone.close()
+        s.connect(("127.0.0.1", 0))
+        s.sendto(b"x", closed)  # peer port 0 matches any port: the error is this socket's
+        time.sleep(0.05)
+        return err(lambda: s.send(b"y"))
+
+
+@per_kind(["tcp6", "udp6"], "ipv6_v6only_fixed_once_bound")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+        s.bind(("::", 0))
+        return err(lambda: s.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 0))
+
+
+@per_kind(list(KINDS), "recv_zero_bytes_returns_at_once")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    s = new(S, kind)  # blocking and unconnected: recv(0) must not wait, even closed
+    with s:
+        out = [s.recv(0), s.recv_into(bytearray(0))]
+    out += [s.recv(0), s.recv_into(bytearray(0)), err(lambda: s.recvfrom(0))]
+    return out
+
+
+@per_kind(STREAMS, "recvfrom_zero_bytes_asks_the_os")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.settimeout(0)
+        return err(lambda: s.recvfrom(0))
+
+
+@per_kind(list(KINDS), "closed_socket_connect_ex_and_timeout")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    s = new(S, kind)
+    s.settimeout(2.5)
+    target = local(kind, path)
+    s.close()
+    return s.connect_ex(target), s.gettimeout(), s.timeout, err(lambda: s.settimeout(1))
+
+
+@per_kind(["unix_stream"], "listen_unbound_unix")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s, new(S, kind) as t:
+        t.bind(path("bound"))
+        return err(s.listen), err(t.listen)
+
+
+@per_kind(["unix_stream", "unix_dgram"], "unix_connect_to_no_name")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    tag = os.urandom(6).hex()
+    with new(S, kind) as s:
+        out = [err(lambda: s.connect("")), err(lambda: s.connect(f"\0sockfake-none-{tag}")),
+               err(lambda: s.connect(path("never-bound")))]
+        if kind == "unix_dgram":
+            out += [err(lambda: s.sendto(b"x", "")),
+                    err(lambda: s.sendto(b"x", f"\0sockfake-none-{tag}"))]
+        return out
+
+
+@per_kind(["unix_stream", "unix_dgram"], "unix_shutdown_rd_stops_the_peer")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    a, b = pair(S, kind, path)
+    with a, b:
+        b.shutdown(S.SHUT_RD)
+        return err(lambda: a.send(b"x")), err(lambda: a.sendall(b"x"))
+
+
+@per_kind(["unix_dgram"], "unix_dgram_shut_wr_unconnected")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.shutdown(S.SHUT_WR)
+        return err(lambda: s.send(b"x")), err(lambda: s.sendto(b"x", path("nobody")))
+
+
+@per_kind(["udp4", "udp6"], "udp_port_zero")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    host = local(kind, path)[0]
+    with new(S, kind) as s, new(S, kind) as t:
+        refused = err(lambda: s.sendto(b"x", (host, 0)))
+        autobound = s.getsockname()[1] != 0  # bound before it looked at the port
+        t.connect((host, 0))  # allowed: no peer port, so no peer, and no filter
+        sent = t.send(b"ab")  # to port 0: nobody, so an ICMP error comes back
+        time.sleep(0.05)
+        unreachable = err(lambda: t.sendto(b"x", t.getsockname()))
+        t.sendto(b"self", t.getsockname())
+        t.settimeout(10)
+        return refused, autobound, err(t.getpeername), sent, unreachable, t.recv(10)
+
+
+@per_kind(["udp4", "udp6"], "udp_send_unconnected_autobinds")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        return err(lambda: s.send(b"x")), s.getsockname()[1] != 0
+
+
+@per_kind(STREAMS, "select_unconnected_stream")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    import select
+
+    def ready(sock: Any) -> Any:
+        r, w, x = select.select([sock], [sock], [sock], 0)
+        return bool(r), bool(w), bool(x)
+
+    with new(S, kind) as fresh, new(S, kind) as bound, new(S, kind) as listening:
+        bound.bind(local(kind, path, "b"))
+        listening.bind(local(kind, path, "l"))
+        listening.listen()
+        return ready(fresh), ready(bound), ready(listening)
+
+
+@per_kind(list(KINDS), "shutdown_unconnected_marks_the_socket")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    import select
+
+    with new(S, kind) as r, new(S, kind) as w:
+        out = [err(lambda: r.shutdown(S.SHUT_RD)), err(lambda: w.shutdown(S.SHUT_WR))]
+        out.append(bool(select.select([r], [], [], 0)[0]))
+        out.append(r.recv(1))  # a blocking read sees the shutdown at once
+        r.setblocking(False)
+        out.append(err(lambda: r.recv(1)))
+        target = local(kind, path) if kind in DGRAMS else None
+        out.append(err(lambda: w.sendto(b"x", target) if target else w.send(b"x")))
+        return out
+
+
+@per_kind(list(KINDS), "timeout_mode_waits_before_it_calls")
+def _(S: Any, path: Paths, kind: str) -> Any:
+    with new(S, kind) as s:
+        s.settimeout(0.05)
+        if kind in STREAMS:
+            fresh = err(lambda: s.recv(1))  # hung up: recv() runs at once
+            s.bind(local(kind, path))
+            s.listen()
+            return fresh, err(lambda: s.recv(1)), err(s.accept)
+        return err(s.accept), err(lambda: s.recv(1))  # never readable: a timeout
 
 
 # -- running -------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class _SocketTransport:
         self.autobind = addressing.autobind
         self.pin_source = addressing.pin_source
         self.unix_peer = addressing.unix_peer
+        self.release_address = addressing.release
         self.start_connect = streams.start_connect
         self.send_stream = streams.send_stream
         self.send_fin = streams.send_fin

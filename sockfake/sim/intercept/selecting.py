@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sockfake.network import SockfakeRuntimeError
 from sockfake.sim.intercept.dispatch import REAL as _real, _active, _internal, caller_network
 from sockfake.sim.net.descriptors import FIRST_FD
+from sockfake.sim.net.sockets import SimSocket
 
 if TYPE_CHECKING:
     from sockfake.sim.network import SimNetwork
@@ -137,6 +138,7 @@ _select.__doc__ = select.select.__doc__
 
 _POLL_READ = select.POLLIN | select.POLLPRI | getattr(select, "POLLRDNORM", 0)
 _POLL_WRITE = select.POLLOUT | getattr(select, "POLLWRNORM", 0)
+_POLL_ALWAYS = select.POLLHUP | select.POLLERR | select.POLLNVAL  # reported unasked
 
 
 class SimPoll:
@@ -198,6 +200,12 @@ class SimPoll:
             result = []
             for key, ready in sel.select(timeout):
                 mask = self._masks[key.fd]
+                target = sel.target(key.fd)
+                if isinstance(target, SimSocket):  # Linux's bits: POLLHUP, POLLERR too
+                    revents = target.poll_events() & (mask | _POLL_ALWAYS)
+                    if revents:
+                        result.append((key.fd, revents))
+                    continue
                 revents = (mask & _POLL_READ & (select.POLLIN | getattr(select, "POLLRDNORM", 0))
                            if ready & selectors.EVENT_READ else 0)
                 if ready & selectors.EVENT_WRITE:

@@ -243,15 +243,17 @@ class InterceptSocket(RealSocket):
         if sim is None:
             _AnyReal._real_close(self)
             return
-        if isinstance(sim, _Released):
+        if isinstance(sim, _Released) or sim.ep.closed:
             return
         # Another object from dup() may still hold the simulated socket: this one lets
-        # go of it (its calls then fail with EBADF), the last one closes it.
-        self._sf_sim = cast(SimSocket, _Released(sim))
+        # go of it (its calls then fail with EBADF), the last one closes it and keeps
+        # it (a closed socket answers as CPython's: EBADF, its timeout, recv(0)).
         handles = sim._sf_handles - 1
         sim._sf_handles = handles
         if handles <= 0:
             sim.close()
+        else:
+            self._sf_sim = cast(SimSocket, _Released(sim))
 
     def __del__(self) -> None:
         # The real socket warns in its finalizer when collected unclosed; the C object
@@ -372,12 +374,13 @@ class _Released:
     def __init__(self, sim: SimSocket) -> None:
         self.family, self.type, self.proto = sim.family, sim.type, sim.proto
         self._kernel = sim._kernel
+        self._timeout = sim.gettimeout()  # a closed socket keeps its timeout, as CPython's
 
     def fileno(self) -> int:
         return -1
 
     def gettimeout(self) -> float | None:
-        return None
+        return self._timeout
 
     def close(self) -> None:
         return None

@@ -425,7 +425,7 @@ def wrap_socket_guard(original: Any) -> Any:
                 server_hostname, session,
             )
         sim = under if under is not None else sock if isinstance(sock, SimSocket) else sock._sf_sim
-        if not isinstance(sim, SimSocket):  # a closed (or detached) socket object
+        if not isinstance(sim, SimSocket) or sim.fileno() < 0:  # closed (or detached)
             raise OSError(errno.EBADF, "Bad file descriptor")
         if not isinstance(sock, SimSocket):
             # As the real wrap_socket detaches the socket it wraps: the old object's calls

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
+import operator
 import socket
 from typing import Any
 
@@ -148,6 +149,8 @@ class Addressing:
         return ("0.0.0.0", 0)
 
     def _resolve_ip(self, name: Any, family: int) -> str:
+        if isinstance(name, (bytes, bytearray)):
+            name = bytes(name).decode("idna")  # CPython takes a host as bytes too
         if not isinstance(name, str):
             raise TypeError(f"str, bytes or bytearray expected, not {type(name).__name__}")
         if name == "":
@@ -182,8 +185,15 @@ class Addressing:
                 )
             raise TypeError("AF_INET address must be a pair (host, port)")
         port = address[1]
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+        if type(port) is not int:
+            try:  # as CPython's "i": __index__ (so True is 1), its own message if bad
+                port = operator.index(port)
+            except TypeError as exc:
+                if hasattr(type(port), "__index__"):
+                    raise
+                raise TypeError(
+                    f"'{type(port).__name__}' object cannot be interpreted as an integer"
+                ) from exc
         call = "bind" if for_bind else "connect"
         if not 0 <= port <= 65535:
             raise OverflowError(f"{call}(): port must be 0-65535.")
@@ -196,6 +206,12 @@ class Addressing:
         if endpoint.family == _AF_UNIX:
             return _unix_path(address)
         ip, port = self._parse_ip_address(endpoint, address, for_bind=False)
+        if endpoint.family == socket.AF_INET6 and not dual_stack(endpoint) and _unmapped(ip):
+            raise os_error(errno.ENETUNREACH)  # an IPv6-only socket reaches no IPv4
+        if (endpoint.family == socket.AF_INET6 and endpoint.local is not None
+                and _unmapped(endpoint.local[0]) and not _unmapped(ip)):
+            # Bound (or connected) as IPv4, through an IPv4-mapped address: no IPv6 peer.
+            raise os_error(errno.EAFNOSUPPORT)
         if _is_unspecified(ip):
             ip = "127.0.0.1" if endpoint.family == socket.AF_INET else "::1"
         return format_address(endpoint.family, ip, port)
@@ -211,7 +227,14 @@ class Addressing:
             return self._bind_unix(endpoint, address)
         ip, port = self._parse_ip_address(endpoint, address, for_bind=True)
         host = endpoint.host
-        if not self._is_local_ip(host, ip):
+        own_ip = ip
+        if endpoint.family == socket.AF_INET6:
+            mapped = _unmapped(ip)
+            if mapped is not None:  # an IPv4 address, for a dual-stack socket only
+                if not dual_stack(endpoint):
+                    raise os_error(errno.EINVAL)
+                own_ip = mapped
+        if not self._is_local_ip(host, own_ip):
             raise os_error(errno.EADDRNOTAVAIL)
         if port == 0:
             port = host.ephemeral_port(endpoint.type)
@@ -299,9 +322,14 @@ class Addressing:
 
     def unix_peer(self, path: str, sock_type: int) -> Endpoint:
         """The endpoint bound at ``path``, or the error connect()/sendto() get on Linux."""
+        if not path:
+            raise os_error(errno.EINVAL)  # no name at all (an unbound socket's "")
         target = self._unix_paths.get(path)
         if target is None:
-            if path in self._stale_unix_paths:
+            # An abstract name has no file: nobody bound there is a refusal, as a
+            # path whose socket closed (its file left behind); a path never bound
+            # does not exist.
+            if path.startswith("\0") or path in self._stale_unix_paths:
                 raise os_error(errno.ECONNREFUSED)
             raise os_error(errno.ENOENT)
         if target.type != sock_type:

@@ -12,6 +12,7 @@ transport's.
 
 from __future__ import annotations
 
+import select
 import selectors
 import socket
 import struct
@@ -42,7 +43,7 @@ class Endpoint:
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
-        "link_out", "datagram_route", "host_local",
+        "link_out", "datagram_route", "host_local", "autobound",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -76,6 +77,7 @@ class Endpoint:
         self.accept_queue: deque[Endpoint] = deque()
         self.backlog = 0
         self.syn_attempts = 0
+        self.autobound = False  # connect() chose the port (so it is not the remote's)
         self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
         self.link_out: Any = None  # the Link to the peer's host, found on the first send
@@ -172,22 +174,53 @@ class Endpoint:
             return selectors.EVENT_READ | selectors.EVENT_WRITE
         mask = 0
         if self.type == socket.SOCK_DGRAM:
-            if self.datagrams or self.pending_error:
+            if self.datagrams or self.pending_error or self.shut_rd:
                 mask |= selectors.EVENT_READ
             return mask | selectors.EVENT_WRITE
         state = self.state
         if state is State.LISTENING:
-            if self.accept_queue or self.shut_rd:
-                mask |= selectors.EVENT_READ
-            return mask
+            if self.shut_rd:  # Linux closed it: hung up, so readable and writable
+                return selectors.EVENT_READ | selectors.EVENT_WRITE
+            return selectors.EVENT_READ if self.accept_queue else 0
         if self.rx or self.rx_eof or self.shut_rd or self.dead or self.pending_error:
             mask |= selectors.EVENT_READ
         if state is State.CONNECTED:
             if self.capacity() > self.outstanding or self.shut_wr or self.dead:
                 mask |= selectors.EVENT_WRITE
         elif state is not State.CONNECTING:
-            mask |= selectors.EVENT_WRITE
+            # Linux: a stream socket with no connection (TCP_CLOSE) polls POLLOUT and
+            # POLLHUP, which select() counts as readable: a read fails at once.
+            mask |= selectors.EVENT_READ | selectors.EVENT_WRITE
         return mask
+
+
+_POLLIN = select.POLLIN | getattr(select, "POLLRDNORM", 0)
+_POLLOUT = select.POLLOUT | getattr(select, "POLLWRNORM", 0)
+
+
+def poll_events(ep: Endpoint) -> int:
+    """The bits Linux's ``poll()`` reports for this socket (``POLLHUP`` and
+    ``POLLERR`` included, which ``ready_mask`` folds into readable)."""
+    if ep.fd < 0:
+        return select.POLLNVAL
+    mask = select.POLLERR if ep.pending_error else 0
+    ready = ep.ready_mask()
+    state = ep.state
+    if ep.type == socket.SOCK_DGRAM or state is State.CONNECTED:
+        hung_up = (ep.shut_wr and (ep.shut_rd or ep.rx_eof)) or ep.dead
+        if ep.datagrams or ep.rx or ep.rx_eof or ep.shut_rd or ep.dead:
+            mask |= _POLLIN
+    else:
+        # A stream socket with no connection (Linux's TCP_CLOSE) is hung up; a listener
+        # is readable with a connection to accept; a connecting one is nothing yet.
+        # A failed attempt shut both ways; so did SHUT_RD on a listener (it closed).
+        closed = ep.shut_rd or state is State.FAILED
+        hung_up = closed or state not in (State.LISTENING, State.CONNECTING)
+        if ep.accept_queue or closed:
+            mask |= _POLLIN
+    if ready & selectors.EVENT_WRITE:
+        mask |= _POLLOUT
+    return mask | select.POLLHUP if hung_up else mask
 
 
 class Transport(Protocol):
@@ -198,6 +231,10 @@ class Transport(Protocol):
         ...
 
     def release_fd(self, fd: int) -> None: ...
+
+    def release_address(self, endpoint: Endpoint) -> None:
+        """Free the endpoint's port or path (it stays open)."""
+        ...
 
     def trace(self, kind: str, details: str | Lazy = "", *, src: Any = None, dst: Any = None,
               conn: int | None = None, seq: int | None = None, length: int | None = None,

@@ -111,6 +111,10 @@ class SimSelector(selectors.BaseSelector):
         self._keys[fd] = key
         return key
 
+    def target(self, fd: int) -> Selectable | None:
+        """The simulated socket or waker behind descriptor ``fd`` (None if gone)."""
+        return self._lookup(fd)
+
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         fd = _fileobj_to_fd(fileobj)
         try:

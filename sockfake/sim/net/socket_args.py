@@ -120,9 +120,8 @@ def timeout_value(value: Any) -> float | None:
             raise TypeError(
                 f"'{type(value).__name__}' object cannot be interpreted as an integer"
             ) from None
-    if seconds < 0:
-        raise ValueError("Timeout value out of range")
-    if seconds * 1e9 >= 2**63:
+    # CPython converts first (OverflowError either way), then refuses a negative.
+    if abs(seconds) * 1e9 >= 2**63:
         # Out of CPython's range: let CPython say so, in its own words for this version
         # (3.10 and 3.11+ word it differently). The real default is put back at once.
         previous = socket.getdefaulttimeout()
@@ -130,6 +129,8 @@ def timeout_value(value: Any) -> float | None:
             _real_setdefaulttimeout(value)
         finally:
             _real_setdefaulttimeout(previous)
+    if seconds < 0:
+        raise ValueError("Timeout value out of range")
     return float(seconds)
 
 

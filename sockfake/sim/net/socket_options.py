@@ -75,6 +75,7 @@ for _name, _value in (("TCP_KEEPIDLE", 7200), ("TCP_KEEPINTVL", 75), ("TCP_KEEPC
     if hasattr(socket, _name):
         _DEFAULTS[(socket.IPPROTO_TCP, getattr(socket, _name))] = _value
 
+_V6ONLY = (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
 # Options Linux stores as a flag: any non-zero value reads back as 1.
 _FLAG_OPTIONS = {
     (socket.SOL_SOCKET, socket.SO_REUSEADDR),
@@ -145,6 +146,8 @@ def setting(ep: Endpoint, level: object, option: object, value: Any,
     if optlen is not None:  # a NULL value: too short to hold an int, or unreadable
         raise os_error(errno.EINVAL if optlen < 4 else errno.EFAULT)
     key = (level, option)
+    if key == _V6ONLY and ep.local is not None:
+        raise os_error(errno.EINVAL)  # Linux: fixed once the socket has a port
     if key in _INT_VALUED and isinstance(value, bytes):
         # Linux reads an int from the buffer (and refuses a shorter one).
         if len(value) < 4:

@@ -52,6 +52,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (_S.FRESH, _E.CONNECT): _S.CONNECTING,
     (_S.BOUND, _E.CONNECT): _S.CONNECTING,
     (_S.ERROR_REPORTED, _E.CONNECT): _S.CONNECTING,
+    (_S.ERROR_REPORTED, _E.BIND): _S.BOUND,  # the failure gave the autobound port back
     (_S.FRESH, _E.PASSIVE_OPEN): _S.CONNECTED,
     (_S.CONNECTING, _E.ESTABLISHED): _S.CONNECTED,
     (_S.CONNECTING, _E.FAIL): _S.FAILED,  # refused, timed out, reset while connecting

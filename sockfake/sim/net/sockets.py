@@ -17,15 +17,16 @@ lives apart: CPython's argument conversion (``socket_args``), the option tables 
 from __future__ import annotations
 
 import errno
+import selectors
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sockfake.sim.trace.texts as texts
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.threads import WaitQueue
 from sockfake.sim.net import ancillary, socket_options
 from sockfake.sim.net.datagram import Datagram as _Datagram
-from sockfake.sim.net.endpoint import Endpoint, Transport
+from sockfake.sim.net.endpoint import Endpoint, Transport, poll_events
 from sockfake.sim.net.oserror import blocking_error, os_error, raise_errno
 from sockfake.sim.net.socket_args import (
     INT_MAX,
@@ -120,6 +121,11 @@ class SimSocket:
         self._last_destination: tuple[Any, Any] | None = None
         # Python socket objects on this one (socket.dup()): net.intercept() counts them.
         self._sf_handles = 1
+        # What bind() fixed (Linux's SOCK_BINDPORT_LOCK, SOCK_BINDADDR_LOCK): a failed
+        # connect() gives back the rest. The name getsockname() still shows after that.
+        self._bound_port = False
+        self._bound_ip = False
+        self._released_name: Any = None
 
     @property
     def changed(self) -> WaitQueue:
@@ -128,6 +134,10 @@ class SimSocket:
 
     def ready_mask(self) -> int:
         return self.ep.ready_mask()
+
+    def poll_events(self) -> int:
+        """What ``select.poll()`` reports, Linux's bits (``POLLHUP``...)."""
+        return poll_events(self.ep)
 
     # -- identity -----------------------------------------------------------------
 
@@ -156,10 +166,10 @@ class SimSocket:
     # -- timeouts -----------------------------------------------------------------
 
     def settimeout(self, value: object) -> None:  # float | None, checked as CPython does
-        timeout = timeout_value(value)
+        # CPython stores the timeout, then sets the descriptor's mode (EBADF if closed).
+        self._timeout = timeout_value(value)
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
-        self._timeout = timeout
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -169,9 +179,9 @@ class SimSocket:
         return self._timeout
 
     def setblocking(self, flag: object) -> None:  # any truth value, as CPython takes
+        self._timeout = None if flag else 0.0  # kept even if closed, as CPython
         if self.ep.fd < 0:
             raise os_error(errno.EBADF)
-        self._timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
         return self._timeout != 0.0
@@ -195,6 +205,17 @@ class SimSocket:
                                                    self.ep.fd)))
             raise TimeoutError("timed out")
 
+    def _await_ready(self, event: int, what: str) -> None:
+        """CPython's timeout mode polls before it calls (``sock_call``): wait until the
+        socket polls ready for ``event`` (readable, writable, hung up or in error), so
+        a call that can never succeed (accept() on a UDP socket) times out, as there."""
+        timeout = self._timeout
+        if not timeout:  # blocking or non-blocking: the call itself decides
+            return
+        deadline = self._kernel.now + timeout
+        while not self.ep.ready_mask() & event:
+            self._block(deadline, what)
+
     # -- options ------------------------------------------------------------------
 
     def setsockopt(self, level: object, option: object, value: Any,
@@ -213,23 +234,53 @@ class SimSocket:
         self._check_open()
         if self.ep.local is not None:
             return unix_name(self.ep.local)
+        if self._released_name is not None:
+            return self._released_name
         return self._transport.unbound_name(self.family)
 
     def getpeername(self) -> Any:
         self._check_open()
         if self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead:
-            if self.type == socket.SOCK_DGRAM and self.ep.remote is not None:
-                return unix_name(self.ep.remote)
+            remote = self.ep.remote
+            if self.type == socket.SOCK_DGRAM and remote is not None and (
+                self.family == _AF_UNIX or remote[1]  # Linux: port 0 is no peer
+            ):
+                return unix_name(remote)
             raise os_error(errno.ENOTCONN)
         return unix_name(self.ep.remote)
 
     def bind(self, address: Any) -> None:
         self._check_open()
-        if not allows(self.ep.state, Event.BIND):
+        if not allows(self.ep.state, Event.BIND) or self.ep.local is not None:
+            if self.family == _AF_UNIX:
+                if self.ep.local and self._transport.resolve_remote(self.ep, address) == "":
+                    return  # Linux: an autobind of a bound Unix socket does nothing
+                self._check_unix_path_free(address)
             raise os_error(errno.EINVAL)
         self.ep.local = self._transport.bind(self.ep, address)
+        self._released_name = None
+        if self.family != _AF_UNIX:
+            self._bound_port = bool(address[1])  # port 0 asks for any: not fixed
+            ip = self.ep.local[0]
+            self._bound_ip = ip not in ("0.0.0.0", "::")
+            if self.family == socket.AF_INET6 and self._bound_ip and not ip.startswith("::ffff:"):
+                # Linux: a socket bound to one IPv6 address takes no IPv4.
+                self.ep.options[(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)] = 1
         self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
+
+    def _check_unix_path_free(self, address: Any) -> None:
+        """Linux makes a path's file before it sees the socket is bound: a path in use
+        is EADDRINUSE even then (an abstract name is checked after: EINVAL)."""
+        path = self._transport.resolve_remote(self.ep, address)
+        if not path or path.startswith("\0"):
+            return
+        try:
+            self._transport.unix_peer(path, self.type)
+        except OSError as exc:
+            if exc.errno != errno.EPROTOTYPE:
+                return
+        raise os_error(errno.EADDRINUSE)
 
     def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
@@ -238,10 +289,16 @@ class SimSocket:
             raise os_error(errno.EOPNOTSUPP)
         if not allows(self.ep.state, Event.LISTEN):
             raise os_error(errno.EINVAL)
+        if self.family == _AF_UNIX and not self.ep.local:
+            raise os_error(errno.EINVAL)  # Linux: no listen on an unbound Unix socket
         if self.ep.state is State.FRESH:
             self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
         # Linux caps the backlog at somaxconn and queues backlog + 1 connections.
         self.ep.backlog = max(0, min(int(backlog), socket.SOMAXCONN)) + 1
+        if self.ep.state is not State.LISTENING:
+            # A shutdown() before listen() marked a socket that is now a listener: on
+            # Linux those marks mean nothing to it (only a later SHUT_RD closes it).
+            self.ep.shut_rd = self.ep.shut_wr = False
         self.ep.state = advance(self.ep.state, Event.LISTEN)
         self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
 
@@ -251,10 +308,19 @@ class SimSocket:
         raise_errno(self._connect(address, raising=True))
 
     def connect_ex(self, address: Any) -> int:
+        if self.ep.fd < 0:
+            self._check_thread()
+            return errno.EBADF  # CPython returns connect(2)'s errno, EBADF included
         try:
             return self._connect(address, raising=False)
         except TimeoutError:
             return errno.EAGAIN if self._timeout == 0 else errno.ETIMEDOUT
+        except OSError as exc:
+            # CPython returns connect(2)'s errno (ENETUNREACH, EAFNOSUPPORT...); what
+            # the address parsing raised (a gaierror, a long path) it raises.
+            if isinstance(exc, socket.gaierror) or exc.errno is None:
+                raise
+            return exc.errno
 
     def _unix_peer_error(self, remote: Any) -> int:
         """For a Unix socket, the errno of connecting to ``remote`` (0 if a peer of our
@@ -262,9 +328,12 @@ class SimSocket:
         if self.family != _AF_UNIX:
             return 0
         try:
-            self._transport.unix_peer(remote, self.type)
+            target = self._transport.unix_peer(remote, self.type)
         except OSError as exc:
             return exc.errno or errno.EINVAL
+        if self.type == socket.SOCK_STREAM and (target.state is not State.LISTENING
+                                                or target.shut_rd):
+            return errno.ECONNREFUSED  # Linux: at once, nobody listens there
         return 0
 
     def _connect(self, address: Any, *, raising: bool) -> int:
@@ -281,17 +350,24 @@ class SimSocket:
             else:
                 self._transport.pin_source(self.ep, self.ep.remote)
             return 0
+        if self.family == _AF_UNIX:
+            # Linux looks the name up before it looks at this socket's state.
+            code = self._unix_peer_error(self._transport.resolve_remote(self.ep, address))
+            if code:
+                return code
         if self.ep.state is State.CONNECTED:
             if not self._connect_reported:
                 self._connect_reported = True
                 return 0
             return errno.EISCONN
         if self.ep.state is State.LISTENING:
-            return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
+            # (A listener shut down with SHUT_RD is closed on Linux: EINVAL there too.)
+            return errno.EINVAL if self.family == _AF_UNIX or self.ep.shut_rd else errno.EISCONN
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
             self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
+            self._disconnect()
             code, self.ep.pending_error = self.ep.pending_error, 0
             return code or errno.ECONNABORTED
         if self.ep.state is State.CONNECTING:
@@ -303,6 +379,7 @@ class SimSocket:
             if code:
                 return code
             self.ep.remote = remote
+            self._released_name = None
             self._connect_reported = False
             self._transport.start_connect(self.ep)
             self._kernel.preemption_point("connect")
@@ -313,8 +390,14 @@ class SimSocket:
             self._block(deadline, "connect")
         if self.ep.pending_error:
             code, self.ep.pending_error = self.ep.pending_error, 0
-            if allows(self.ep.state, Event.REPORT_ERROR):
+            # CPython's timeout mode reads the failure with SO_ERROR: Linux still has
+            # the attempt, so the next connect() reports it (ECONNABORTED), as after a
+            # non-blocking connect(); a blocking connect() is over.
+            timeout_mode = self._timeout is not None and self.family != _AF_UNIX
+            state = cast(State, self.ep.state)  # moved while we waited
+            if allows(state, Event.REPORT_ERROR) and not (timeout_mode and state is State.FAILED):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
+                self._disconnect()
             return code
         # A blocking connect() leaves the socket connected; CPython's timeout mode
         # is a non-blocking connect() plus a wait, so Linux says 0 once more (not for
@@ -322,8 +405,27 @@ class SimSocket:
         self._connect_reported = self._timeout is None or self.family == _AF_UNIX
         return 0
 
+    def _disconnect(self) -> None:
+        """connect() reported a failure: as Linux's disconnect, give back what bind()
+        did not fix (the autobound port, a source address picked by the route)."""
+        local = self.ep.local
+        if self.type != socket.SOCK_STREAM or self.family == _AF_UNIX:
+            return
+        self.ep.shut_rd = self.ep.shut_wr = False  # tcp_disconnect() clears them too
+        if local is None:
+            return
+        if not self._bound_ip:
+            local = ("0.0.0.0" if self.family == socket.AF_INET else "::", *local[1:])
+        if self._bound_port:
+            self.ep.local = local
+            return
+        self._transport.release_address(self.ep)
+        self.ep.local = None
+        self._released_name = local  # getsockname() still shows the old port
+
     def accept(self) -> tuple[SimSocket, Any]:
         self._check_open()
+        self._await_ready(selectors.EVENT_READ, "accept")
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
         if self.ep.state is not State.LISTENING:
@@ -346,6 +448,8 @@ class SimSocket:
 
     def send(self, data: Any, flags: object = 0) -> int:
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:  # c_flags(), inline
+            if data.__class__ is not bytes:
+                byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         self._check_open()
         # bytes, the common case, is used as it is: no view to make, nothing to copy.
@@ -364,8 +468,14 @@ class SimSocket:
     def _send_view(self, data: Any, view: Any, flags: int) -> int:
         if self.type == socket.SOCK_DGRAM:
             if self.ep.remote is None:
-                raise os_error(errno.ENOTCONN if self.family == _AF_UNIX else errno.EDESTADDRREQ)
+                if self.family == _AF_UNIX:
+                    self._check_shut_wr()
+                    raise os_error(errno.ENOTCONN)
+                self._autobind_wildcard()  # Linux binds a UDP socket before it looks
+                raise os_error(errno.EDESTADDRREQ)
             return self.sendto(data if type(data) is _Datagram else view, flags, self.ep.remote)
+        if self._timeout:
+            self._await_ready(selectors.EVENT_WRITE, "send")
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.ENOTCONN)
         nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
@@ -375,8 +485,10 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.shut_wr or self.ep.dead:
                 raise os_error(errno.EPIPE)
-            if self.family == _AF_UNIX and self.ep.peer is not None and self.ep.peer.closed:
-                raise os_error(errno.EPIPE)  # a Unix peer's close is known at once
+            peer = self.ep.peer
+            if self.family == _AF_UNIX and peer is not None and (peer.closed or peer.shut_rd):
+                # A Unix peer's close, or its shutdown(SHUT_RD), is known at once.
+                raise os_error(errno.EPIPE)
             if self.ep.state is State.CONNECTING:
                 if nowait:
                     raise self._would_block()
@@ -402,6 +514,8 @@ class SimSocket:
 
     def sendall(self, data: Any, flags: object = 0) -> None:
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
+            if data.__class__ is not bytes:
+                byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         if data.__class__ is bytes:
             self._sendall_view(data, flags)
@@ -453,15 +567,27 @@ class SimSocket:
             bufsize = ssize(bufsize)
         if type(flags) is not int or not INT_MIN <= flags <= INT_MAX:
             flags = c_int(flags, parse_arg=True)
+        if bufsize <= 0:
+            if bufsize < 0:
+                raise ValueError("negative buffersize in recv")
+            # CPython asks the OS for nothing: b'' at once, even on a closed socket.
+            self._check_thread()
+            return b""
+        return self._recv(bufsize, flags)
+
+    def _recv(self, bufsize: int, flags: int) -> bytes:
+        """recv() past CPython's shortcut for 0 bytes (recvfrom(0) asks the OS)."""
         self._check_open()
-        if bufsize < 0:
-            raise ValueError("negative buffersize in recv")
+        if self._timeout:
+            self._await_ready(selectors.EVENT_READ, "recv")
         if self.type == socket.SOCK_DGRAM:
             return self._recv_datagram(bufsize, flags)[0]
         if flags & _MSG_OOB:
             raise os_error(errno.EINVAL)  # no urgent data is ever pending
         if self.family == _AF_UNIX and self.ep.state in _UNCONNECTED:
             raise os_error(errno.EINVAL)
+        if self.ep.state is State.LISTENING:
+            raise os_error(errno.ENOTCONN)  # even shut down: Linux closed it, no EOF
         # MSG_WAITALL waits on a blocking socket only (CPython's timeout mode is a
         # non-blocking descriptor, where Linux returns what is there).
         if flags & _MSG_WAITALL and self._timeout is None and not flags & _MSG_PEEK and bufsize:
@@ -474,7 +600,8 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.rx:
                 break
-            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or bufsize == 0:
+            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or self.ep.state is State.FAILED:
+                # (A failed attempt that connect() has not reported is shut both ways.)
                 if bufsize:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
                                           dst=self.ep.local, conn=self.ep.connection_id,
@@ -539,6 +666,9 @@ class SimSocket:
         size = nbytes or len(view)
         if size > len(view):
             raise ValueError("buffer too small for requested bytes")
+        if not size:
+            self._check_thread()
+            return 0  # as recv(0): CPython asks the OS for nothing
         if self.type == socket.SOCK_DGRAM and flags & _MSG_TRUNC:
             self._check_open()
             payload, _ = self._recv_datagram(size, flags, whole=True)
@@ -560,19 +690,24 @@ class SimSocket:
             self.ep.changed.notify_all()
             return
         if self.ep.state is State.LISTENING:
-            self.ep.shut_rd = True
-            self.ep.changed.notify_all()
-            return
-        if self.type == socket.SOCK_DGRAM and self.family != _AF_UNIX:
-            # Linux: a connected UDP socket may shut down; reading goes on as before
-            # (datagrams still arrive), writing ends with EPIPE.
-            if self.ep.remote is None:
+            # Linux: only SHUT_RD stops a listener (it is then closed: a second
+            # shutdown finds it unconnected); SHUT_WR does nothing.
+            if self.ep.shut_rd:
                 raise os_error(errno.ENOTCONN)
+            if how != socket.SHUT_WR:
+                self.ep.shut_rd = True
+                self.ep.changed.notify_all()
+            return
+        if self.type == socket.SOCK_DGRAM or self.ep.state is not State.CONNECTED:
+            # Linux marks the socket even where it then says ENOTCONN (an unconnected
+            # UDP or TCP socket): a read after SHUT_RD is EOF, a write after SHUT_WR
+            # EPIPE. Datagrams still arrive; a read takes them, then gets EOF.
+            self.ep.shut_rd = self.ep.shut_rd or how != socket.SHUT_WR
             self.ep.shut_wr = self.ep.shut_wr or how != socket.SHUT_RD
             self.ep.changed.notify_all()
+            if self.ep.remote is None or self.type == socket.SOCK_STREAM:
+                raise os_error(errno.ENOTCONN)
             return
-        if self.ep.state is not State.CONNECTED:
-            raise os_error(errno.ENOTCONN)
         if how in (socket.SHUT_RD, socket.SHUT_RDWR):
             self.ep.shut_rd = True
         if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self.ep.shut_wr:
@@ -590,18 +725,25 @@ class SimSocket:
             address = flags_or_address
         else:
             flags = c_flags(flags_or_address)
+        if self._timeout and address is not self.ep.remote:  # (send() has waited)
+            self._await_ready(selectors.EVENT_WRITE, "sendto")
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
                 raise os_error(errno.EISCONN if self.ep.state is State.CONNECTED
                                else errno.EOPNOTSUPP)
             if self.ep.state is State.CONNECTED:
                 return self.send(data, flags)  # Linux ignores the address
+            self._raise_pending()  # a failed connect()'s error comes first
             raise os_error(errno.EPIPE)
         if self.family != _AF_UNIX:
             if flags & _MSG_OOB and self.family == socket.AF_INET:
                 raise os_error(errno.EOPNOTSUPP)  # Linux's IPv4 UDP refuses it; IPv6 not
-            if self.ep.shut_wr:
-                raise os_error(errno.EPIPE)
+        elif address is not self.ep.remote:
+            if not self._transport.resolve_remote(self.ep, address):
+                raise os_error(errno.EINVAL)  # no name at all
+            self._check_shut_wr()  # a Unix socket looks before it finds the address
+        else:
+            self._check_shut_wr()
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
@@ -617,15 +759,36 @@ class SimSocket:
             target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
             if target.remote is not None and target.remote != self.ep.local:
                 raise os_error(errno.EPERM)  # connected to another socket
-        elif self.ep.remote is not None:
-            self._raise_pending()  # ICMP port unreachable from an earlier datagram
+            if target.shut_rd:
+                raise os_error(errno.EPIPE)  # it will read no more
         if self.ep.local is None:
-            self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
-            self.ep.state = advance(self.ep.state, Event.BIND)
+            self._autobind_wildcard(remote)
+        if self.family != _AF_UNIX:
+            # After the autobind, as Linux: no datagram goes to port 0 (but a socket
+            # connected to port 0 sends); then an ICMP error from an earlier datagram,
+            # then SHUT_WR.
+            if not remote[1] and (address is not self.ep.remote
+                                  or remote[0].startswith("::ffff:")):
+                # (IPv6 hands a connected IPv4-mapped peer to IPv4 as an address.)
+                raise os_error(errno.EINVAL)
+            if self.ep.remote is not None:
+                self._raise_pending()
+            self._check_shut_wr()
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
             self._kernel.preemption_point("sendto")
         return len(payload)
+
+    def _check_shut_wr(self) -> None:
+        if self.ep.shut_wr:
+            raise os_error(errno.EPIPE)
+
+    def _autobind_wildcard(self, remote: Any = None) -> None:
+        """An unbound datagram socket that sends is bound to an ephemeral port on the
+        wildcard address first (``getsockname()`` then says ``0.0.0.0``)."""
+        if self.ep.local is None:
+            self.ep.local = self._transport.autobind(self.ep, remote, wildcard=True)
+            self.ep.state = advance(self.ep.state, Event.BIND)
 
     def recvfrom(self, bufsize: object, flags: object = 0) -> tuple[bytes, Any]:
         if type(bufsize) is not int or not SSIZE_MIN <= bufsize <= SSIZE_MAX:  # inline
@@ -636,7 +799,9 @@ class SimSocket:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         if self.type == socket.SOCK_STREAM:
-            return self.recv(bufsize, flags), None
+            return self._recv(bufsize, flags), None
+        if self._timeout:
+            self._await_ready(selectors.EVENT_READ, "recvfrom")
         return self._recv_datagram(bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: object = 0, flags: object = 0
@@ -661,7 +826,10 @@ class SimSocket:
         while not self.ep.datagrams:
             if self.ep.pending_error:
                 self._raise_pending()
-            if self.ep.shut_rd:
+            if self.ep.shut_rd and self._timeout is None and not nowait:
+                # Linux: only a read that would wait sees the shutdown (EOF); one that
+                # may not wait is EAGAIN, and CPython's timeout mode polls (readable)
+                # and reads (EAGAIN) until the timeout.
                 return b"", None
             if nowait:
                 raise self._would_block()
@@ -720,7 +888,7 @@ class SimSocket:
             if len(payload) > bufsize:
                 msg_flags |= _MSG_TRUNC
             return bytes(payload[:bufsize]), ancdata, msg_flags, address
-        return self.recv(bufsize, flags), [], 0, None
+        return self._recv(bufsize, flags), [], 0, None
 
     def recvmsg_into(self, buffers: Any, ancbufsize: object = 0, flags: object = 0
                      ) -> tuple[int, list[Any], int, Any]:

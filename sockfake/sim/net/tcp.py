@@ -58,6 +58,7 @@ class StreamTransport:
 
     def start_connect(self, ep: Endpoint) -> None:
         src, dst = self.addressing.route(ep, ep.remote)
+        ep.autobound = ep.local is None
         if ep.local is None:
             ep.local = self.addressing.autobind(ep, ep.remote)
         else:
@@ -140,6 +141,13 @@ class StreamTransport:
         listener = self.addressing.find_endpoint(
             dst, socket.SOCK_STREAM, client.family, client.remote
         )
+        if listener is client and not client.autobound and client.family != _AF_UNIX:
+            # (An autobound port equal to the remote one is the per-host port counters
+            # meeting, not a program connecting a bound socket to itself.)
+            self._self_connect(client, dst)
+            return
+        if listener is client:
+            listener = None
         if listener is None or listener.state is not State.LISTENING or listener.shut_rd:
             self.topology.carry(dst, client.host, client.connection_id, 0,
                                 lambda: self._fail_connect(client, errno.ECONNREFUSED),
@@ -187,6 +195,24 @@ class StreamTransport:
 
         self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
                             reliable=False, immediate_ok=True, local=client.host_local)
+
+    def _self_connect(self, client: Endpoint, dst: Host) -> None:
+        """A SYN to the socket's own address: TCP's simultaneous open, as Linux does it
+        (the socket is connected to itself and reads what it sends)."""
+
+        def established() -> None:
+            if client.state is not State.CONNECTING:
+                return
+            client.peer = client
+            client.state = advance(client.state, Event.ESTABLISHED)
+            self._stop_syn_retry(client)
+            self.kernel.record_net("established", Lazy((texts.PAIR, client.local, client.remote)),
+                                   src=client.local, dst=client.remote,
+                                   conn=client.connection_id)
+            client.changed.notify_all()
+
+        self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
+                            reliable=False, immediate_ok=True)
 
     # -- data ----------------------------------------------------------------------------
 

@@ -133,11 +133,21 @@ class DatagramTransport:
         if target is None or target.closed:
             record_net("drop", f"{source} -> {remote} (no socket)", src=source, dst=remote,
                        seq=index, reason="no socket")
-            if sender.remote == remote and sender.family != _AF_UNIX:
+            # Linux gives the ICMP error to the socket its lookup finds: a connected
+            # one whose peer the datagram went to (a peer port 0 matches any port).
+            peer = sender.remote
+            if sender.family != _AF_UNIX and peer is not None and (
+                peer == remote or (not peer[1] and peer[0] == remote[0])
+            ):
                 self._port_unreachable(dst, sender, index)
             return
         source = as_seen_by(target.family, source)  # IPv4-mapped for a dual-stack socket
-        if target.remote is not None and target.remote != source:
+        peer = target.remote
+        # A connected socket takes its peer's datagrams only (Linux: a peer port 0
+        # matches any port of the peer's address).
+        if peer is not None and peer != source and (
+            target.family == _AF_UNIX or peer[1] or peer[0] != source[0]
+        ):
             record_net("drop", f"{source} -> {remote} (not the connected peer)", src=source,
                        dst=remote, seq=index, reason="not the connected peer")
             return
