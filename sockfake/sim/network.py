@@ -13,10 +13,12 @@ below is the ``Transport`` seam sockets talk to.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
+import random
 import socket
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import sockfake.sim.kernel.thread_hooks as thread_hooks
@@ -26,6 +28,13 @@ from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.queues import SimQueue
 from sockfake.sim.kernel.sync import SimEvent, SimLock
 from sockfake.sim.net.addressing import Addressing
+from sockfake.sim.net.clocks import (
+    EPOCH,
+    MONOTONIC_BASE,
+    HostClock,
+    checked_drift,
+    checked_seconds,
+)
 from sockfake.sim.net.descriptors import Descriptors
 from sockfake.sim.net.endpoint import Endpoint
 from sockfake.sim.net.links import LinkConditions
@@ -184,6 +193,8 @@ class SimNetwork:
         self._transport = _SocketTransport(
             self.kernel, self._descriptors, self._addressing, self._streams, self._datagrams
         )
+        # Has any host a clock of its own? (Clock reads look for the host only then.)
+        self.clocks_skewed = False
         self.default_host = self.add_host("local")
         _open_networks.add(self)
 
@@ -298,6 +309,76 @@ class SimNetwork:
         host = self.host(name)
         host.up = True
         self.kernel.record("host-up", host.name)
+
+    # -- randomness and clocks ----------------------------------------------------------
+
+    @property
+    def random(self) -> random.Random:
+        """The seeded random stream for the test's own choices (a nemesis, workloads).
+
+        Derived from the network's seed like the simulation's own streams, and
+        independent of them: drawing from it shifts no datagram fate or scheduling
+        choice, and the same seed gives the same draws."""
+        return self.kernel.rng("user")
+
+    def set_clock(self, name: str | Host, *, offset: float | None = None,
+                  drift: float | None = None) -> None:
+        """From now on, ``name``'s wall clock (``time.time()``, ``datetime.now()`` in its
+        threads) is ``offset`` seconds from true time and its clocks run ``drift`` fast
+        (a fraction: 1e-4 is 100 ppm; negative runs slow). ``time.monotonic()`` runs at
+        the same rate but never steps, and ``time.sleep(s)`` on the host lasts ``s`` of
+        its own seconds. Recorded in the trace as a ``clock`` event."""
+        host = self.host(name)
+        now = self.kernel.now
+        if host.clock is None:
+            host.clock = HostClock(now, checked_seconds("offset", offset or 0.0),
+                                   checked_drift(drift or 0.0))
+        else:
+            host.clock.set(now, offset, drift)
+        self.clocks_skewed = True
+        self.kernel.record("clock", f"{host.name}: set, {host.clock.describe(now)}")
+
+    def step_clock(self, name: str | Host, seconds: float) -> None:
+        """``name``'s wall clock jumps by ``seconds`` (back when negative), as an NTP
+        step does; its monotonic clock does not move."""
+        host = self.host(name)
+        now = self.kernel.now
+        if host.clock is None:
+            host.clock = HostClock(now)
+        host.clock.step(now, seconds)
+        self.clocks_skewed = True
+        self.kernel.record("clock", f"{host.name}: step {seconds:+.6f} s, "
+                                    f"{host.clock.describe(now)}")
+
+    def skew_clocks(self, max_offset: float = 0.5, max_drift: float = 1e-4) -> None:
+        """Give every host a clock of its own, drawn from the seed: an offset within
+        ±``max_offset`` seconds and a drift within ±``max_drift``."""
+        max_offset = abs(checked_seconds("max_offset", max_offset))
+        max_drift = abs(checked_drift(max_drift))
+        stream = self.kernel.rng("clocks")
+        for host in self.hosts:
+            self.set_clock(host, offset=stream.uniform(-max_offset, max_offset),
+                           drift=stream.uniform(-max_drift, max_drift))
+
+    @contextlib.contextmanager
+    def running_on(self, host: Host) -> Iterator[None]:
+        """The calling simulated thread runs on ``host`` inside the block (``Host.running()``)."""
+        host = self.host(host)
+        thread = self.kernel.thread_for_caller()
+        before = thread.host
+        thread.host = host
+        try:
+            yield
+        finally:
+            thread.host = before
+
+    def host_clock(self, name: str | Host) -> tuple[float, float]:
+        """``(time.time(), time.monotonic())`` as read on ``name`` now."""
+        from_time = self.kernel.now
+        clock = self.host(name).clock
+        if clock is None:
+            return EPOCH + from_time, MONOTONIC_BASE + from_time
+        return EPOCH + clock.wall(from_time), MONOTONIC_BASE + clock.monotonic(from_time)
 
     # -- the Network protocol (on the default host) ----------------------------------
 
