@@ -35,6 +35,7 @@ from sockfake.sim.net.clocks import (
     checked_drift,
     checked_seconds,
 )
+from sockfake.sim.net.crashes import crash_host, restart_host
 from sockfake.sim.net.descriptors import Descriptors
 from sockfake.sim.net.endpoint import Endpoint
 from sockfake.sim.net.links import LinkConditions
@@ -307,8 +308,26 @@ class SimNetwork:
 
     def host_up(self, name: str | Host) -> None:
         host = self.host(name)
+        if host.crashed:
+            raise SockfakeRuntimeError(
+                f"host {host.name!r} crashed: bring it back with restart(), not host_up()"
+            )
         host.up = True
         self.kernel.record("host-up", host.name)
+
+    def crash(self, name: str | Host) -> None:
+        """Crash a host: its threads unwind (``HostCrashed``, a ``BaseException``, at
+        their next simulated call), its sockets vanish without a FIN or a reset, it is
+        off the network until :meth:`restart`. What it kept in memory is gone; what is
+        in ``host.disk`` stays. Recorded as a ``crash`` event. See ``sim/net/crashes.py``."""
+        crash_host(self.kernel, self._topology, self._addressing, self._streams,
+                   self._descriptors, self.host(name))
+
+    def restart(self, name: str | Host, start: Callable[[], object] | None = None) -> Any:
+        """Bring a crashed host back; ``start`` (no arguments; it finds ``host.disk``)
+        runs in a new thread on it, as its service at boot, and that thread is returned.
+        Peers' segments sent to it meanwhile meet closed sockets and are reset."""
+        return restart_host(self.kernel, self._topology, self.host(name), start)
 
     # -- randomness and clocks ----------------------------------------------------------
 

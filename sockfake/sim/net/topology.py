@@ -81,6 +81,11 @@ class Host:
         self.up = True
         # Its own clock (offset, drift, steps: net.set_clock); None: the network's time.
         self.clock: HostClock | None = None
+        # Crashed (SimNetwork.crash) until restarted; boots counts the restarts.
+        self.crashed = False
+        self.boots = 0
+        # What the host keeps across a crash: a dict standing for its disk.
+        self.disk: dict[Any, Any] = {}
         # (socket type, port) -> endpoints bound there, in bind order.
         self.ports: dict[tuple[int, int], list[Endpoint]] = {}
         self._next_ephemeral = EPHEMERAL_FIRST
