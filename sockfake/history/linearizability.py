@@ -50,21 +50,33 @@ class LinearizabilityResult:
     def __bool__(self) -> bool:
         return self.ok
 
-    def describe(self) -> str:
-        """A counterexample as a timeline (or one line when linearizable)."""
+    def describe(self, context: int = 6) -> str:
+        """A counterexample as a timeline (or one line when linearizable): the operations
+        that could not be placed, those running with them, and the ``context`` last
+        linearized before them (earlier ones are summed up in a line)."""
         if self.ok:
             return f"linearizable ({self.model} model; {self.explored} states explored)"
+        place = {op.index: n for n, op in enumerate(self.linearized)}
         marks = {op.index: f"linearized {n + 1}" for n, op in enumerate(self.linearized)}
         for op in self.stuck:
             marks[op.index] = (f"NOT LINEARIZABLE: no order of the operations before it "
                                f"explains this (the {self.model} after the "
                                f"{len(self.linearized)} linearized: {self.state!r})")
-        order = ", ".join(str(op.index) for op in self.linearized) or "none"
+        tail = self.linearized[-context:] if context else []
+        start = min([op.invoke for op in tail + self.stuck])
+        end = max(op.complete for op in self.stuck)
+        shown = [op for op in self.operations
+                 if (op.index in place and place[op.index] >= len(self.linearized) - context)
+                 or (op.index not in place and op.complete >= start and op.invoke <= end
+                     and op.status != "fail")]
+        hidden = len(self.linearized) - len(tail)
+        order = ", ".join(str(op.index) for op in tail) or "none"
         return (
-            f"not linearizable ({self.model} model): the longest linearizable start is "
-            f"operations {order}; then operation "
-            f"{', '.join(str(op.index) for op in self.stuck)} cannot be placed\n"
-            + timeline(self.operations, marks)
+            f"not linearizable ({self.model} model): after {len(self.linearized)} operations "
+            f"linearized (the last: {order}), operation "
+            f"{', '.join(str(op.index) for op in self.stuck)} cannot be placed"
+            + (f"; {hidden} earlier linearized operations not shown" if hidden else "")
+            + "\n" + timeline(shown, marks)
         )
 
     def __str__(self) -> str:

@@ -176,7 +176,7 @@ def histories(draw: st.DrawFn) -> tuple[str, list[Operation]]:
     return model, History.of(rows)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(histories())
 def test_the_search_agrees_with_trying_every_order(case: tuple[str, list[Operation]]) -> None:
     model, history = case
