@@ -32,7 +32,10 @@ from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError, SockfakeVal
 from sockfake.sim.net.links import LinkConditions
 from sockfake.sim.network import SimNetwork
 
-__all__ = ["FAULT_KINDS", "Fault", "Nemesis", "random_schedule", "schedules"]
+__all__ = ["FAULT_KINDS", "Fault", "Nemesis", "nemesis_options", "random_schedule", "schedules"]
+
+# What the marker's nemesis= may set: random_schedule's keywords.
+OPTION_KEYS = ("duration", "faults", "kinds", "crashable", "max_fault")
 
 FaultKind = Literal["partition", "crash", "clock", "loss", "latency"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("partition", "crash", "clock", "loss", "latency")
@@ -155,12 +158,61 @@ def schedules(hosts: Sequence[str], *, duration: float = 20.0, max_faults: int =
     return st.lists(fault, max_size=max_faults).map(tuple)
 
 
+def nemesis_options(value: object) -> dict[str, Any] | None:
+    """The marker's ``nemesis=``, checked: True (the defaults), False or None (no
+    nemesis), or a dict of ``random_schedule``'s keywords."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        raise SockfakeTypeError(
+            f"nemesis={value!r} must be True, False, or a dict of "
+            f"{', '.join(OPTION_KEYS)}"
+        )
+    unknown = sorted(set(value) - set(OPTION_KEYS))
+    if unknown:
+        raise SockfakeValueError(
+            f"nemesis has no key {unknown[0]!r}; keys: {', '.join(OPTION_KEYS)}"
+        )
+    options = dict(value)
+    for key in ("duration", "max_fault"):
+        if key in options:
+            number = options[key]
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or \
+                    not 0 < number < math.inf:
+                raise SockfakeValueError(f"nemesis {key}={number!r} must be a positive number")
+    faults = options.get("faults", 1)
+    if isinstance(faults, bool) or not isinstance(faults, int) or not 0 <= faults <= 10_000:
+        raise SockfakeValueError(f"nemesis faults={faults!r} must be an int from 0 to 10000")
+    _check_kinds(options.get("kinds", ()))
+    return options
+
+
 def _check_kinds(kinds: Iterable[str]) -> None:
     for kind in kinds:
         if kind not in FAULT_KINDS:
             raise SockfakeValueError(
                 f"unknown fault kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}"
             )
+
+
+def start_nemesis(net: SimNetwork, options: dict[str, Any],
+                  boot: Callable[[str], object] | None = None,
+                  hosts: Sequence[str] | None = None,
+                  schedule: Iterable[Fault] | None = None) -> Nemesis:
+    """A nemesis started on ``net``: ``schedule``, or one drawn from ``net.random`` with
+    ``options`` (``random_schedule``'s keywords) over ``hosts`` (default: every host;
+    crashes and clock steps on all but the default host, where the test runs)."""
+    if schedule is None:
+        names = list(hosts) if hosts is not None else [h.name for h in net.hosts]
+        drawn = dict(options)
+        drawn.setdefault("crashable", [n for n in names if n != net.default_host.name])
+        if not drawn["crashable"]:
+            drawn["kinds"] = [k for k in drawn.get("kinds", FAULT_KINDS)
+                              if k not in ("crash", "clock")]
+        schedule = random_schedule(net.random, names, **drawn)
+    return Nemesis(schedule, boot=boot).start(net)
 
 
 class Nemesis:
@@ -195,6 +247,7 @@ class Nemesis:
                     f"cannot crash it ({fault.describe()}); crash the system's hosts only"
                 )
         self.net = net
+        net.record("nemesis", "schedule:\n" + self.describe())
         self._stop = net.event()
         start = net.now
         steps: list[tuple[float, int, bool]] = []
