@@ -321,7 +321,7 @@ class SimNetwork:
         off the network until :meth:`restart`. What it kept in memory is gone; what is
         in ``host.disk`` stays. Recorded as a ``crash`` event. See ``sim/net/crashes.py``."""
         crash_host(self.kernel, self._topology, self._addressing, self._streams,
-                   self._descriptors, self.host(name))
+                   self._descriptors, self.host(name), self.default_host)
 
     def restart(self, name: str | Host, start: Callable[[], object] | None = None) -> Any:
         """Bring a crashed host back; ``start`` (no arguments; it finds ``host.disk``)

@@ -19,6 +19,7 @@ from typing import Any
 
 from sockfake.errors import HostCrashed, SockfakeRuntimeError
 from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.threads import SimThread
 from sockfake.sim.net.addressing import Addressing
 from sockfake.sim.net.descriptors import Descriptors
 from sockfake.sim.net.socket_state import Event, advance
@@ -29,9 +30,11 @@ __all__ = ["crash_host", "restart_host"]
 
 
 def crash_host(kernel: Kernel, topology: Topology, addressing: Addressing,
-               streams: StreamTransport, descriptors: Descriptors, host: Host) -> None:
+               streams: StreamTransport, descriptors: Descriptors, host: Host,
+               default_host: Host) -> None:
     """Crash ``host`` (see the module docstring); the caller's own thread, if it runs on
-    the host, unwinds at once."""
+    the host, unwinds at once (the test's main thread never does). A thread placed on
+    no host runs on ``default_host``."""
     if host.crashed:
         raise SockfakeRuntimeError(
             f"host {host.name!r} has already crashed: restart it first (net.restart)"
@@ -40,7 +43,10 @@ def crash_host(kernel: Kernel, topology: Topology, addressing: Addressing,
     host.crashed = True
     host.up = False
     caller = kernel.thread_for_caller()
-    victims = [thread for thread in kernel.threads if thread.host is host]
+    def on_host(thread: SimThread) -> bool:
+        return (thread.host if thread.host is not None else default_host) is host
+
+    victims = [thread for thread in kernel.threads if on_host(thread)]
     sockets = [sock for sock in descriptors.sockets() if sock.ep.host is host and sock.ep.fd >= 0]
     kernel.record("crash", f"{host.name}: {len(victims)} thread(s) and {len(sockets)} "
                            "socket(s) gone")
@@ -58,7 +64,7 @@ def crash_host(kernel: Kernel, topology: Topology, addressing: Addressing,
     for (src, _), link in topology.links():
         if src == host.name:
             link.held.clear()  # its unsent retransmissions died with its kernel
-    if caller.host is host and caller is not kernel.root:
+    if on_host(caller) and caller is not kernel.root:
         kernel.kill(caller, HostCrashed(f"host {host.name!r} crashed at {now:.6f}"))
         raise HostCrashed(f"host {host.name!r} crashed at {now:.6f} (in its own thread)")
 

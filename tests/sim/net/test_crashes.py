@@ -162,3 +162,21 @@ def test_crash_and_restart_misuse_is_named(net: SimNetwork) -> None:
     udp.bind(("db", 53))
     net.crash("db")
     assert udp.fileno() == -1
+
+
+def test_crashing_the_default_host_unwinds_its_threads_but_not_the_test(net: SimNetwork) -> None:
+    ended: list[str] = []
+
+    def worker() -> None:
+        try:
+            net.sleep(100)
+        finally:
+            ended.append("worker")
+
+    net.thread(target=worker).start()          # placed on no host: the default one
+    net.settle()
+    net.crash("local")
+    net.settle()
+    assert ended == ["worker"]
+    assert [t.name for t in net.kernel.threads] == ["main"]
+    net.restart("local")
