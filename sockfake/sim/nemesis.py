@@ -3,7 +3,7 @@
 A schedule is data: a tuple of ``Fault``s, each a kind, a start (virtual seconds
 after the nemesis starts), a duration, the hosts it hits and an amount. Kinds:
 
-- ``partition``: the hosts in ``hosts`` are cut from the other hosts of the nemesis
+- ``partition``: the hosts in ``hosts`` are cut from every other host of the network
   (both ways) for ``duration``; one host alone isolates it, several make a split;
 - ``crash``: the host crashes (``SimNetwork.crash``) and restarts after ``duration``
   with the nemesis's ``boot(host)`` as its service at boot;
@@ -233,6 +233,9 @@ class Nemesis:
         self._thread: Any = None
         self._stop: Any = None
         self._undo: dict[int, Callable[[], None]] = {}  # active faults' undo, by number
+        self._cuts: dict[tuple[str, str], int] = {}  # partitions in force, per host pair
+        # Per impaired link: its conditions before, and the faults on it in force.
+        self._base: dict[tuple[str, str], tuple[LinkConditions, list[Fault]]] = {}
         self.applied: list[Fault] = []
 
     def start(self, net: SimNetwork) -> Nemesis:
@@ -292,11 +295,11 @@ class Nemesis:
             rest = [h.name for h in net.hosts if h.name not in hosts]
             pairs = [(a, b) for a in hosts for b in rest]
             for a, b in pairs:
-                net.partition(a, b)
+                self._cut(a, b, 1)
 
             def heal() -> None:
                 for a, b in pairs:
-                    net.heal(a, b)
+                    self._cut(a, b, -1)
 
             self._undo[number] = heal
         elif fault.kind == "crash":
@@ -314,20 +317,49 @@ class Nemesis:
             net.step_clock(hosts[0], fault.amount)
         else:
             name = hosts[0]
-            saved = [(name, other.name, net.conditions(name, other.name))
-                     for other in net.hosts if other.name != name]
-            saved += [(other.name, name, net.conditions(other.name, name))
-                      for other in net.hosts if other.name != name]
-            for src, dst, conditions in saved:
-                net.set_conditions(src, dst, both_ways=False,
-                                   conditions=_worse(conditions, fault))
+            links = [(a, b) for other in net.hosts if other.name != name
+                     for a, b in ((name, other.name), (other.name, name))]
+            for link in links:
+                self._impair(link, fault, True)
 
             def restore() -> None:
-                for src, dst, conditions in saved:
-                    net.set_conditions(src, dst, both_ways=False, conditions=conditions)
+                for link in links:
+                    self._impair(link, fault, False)
 
             self._undo[number] = restore
         self.applied.append(fault)
+
+    def _cut(self, a: str, b: str, change: int) -> None:
+        """Partitions overlap: a pair is cut by the first fault on it, healed by the last."""
+        assert self.net is not None
+        pair = (a, b) if a < b else (b, a)
+        before = self._cuts.get(pair, 0)
+        self._cuts[pair] = before + change
+        if before == 0 and change > 0:
+            self.net.partition(a, b)
+        elif before == 1 and change < 0:
+            self.net.heal(a, b)
+            del self._cuts[pair]
+
+    def _impair(self, link: tuple[str, str], fault: Fault, begin: bool) -> None:
+        """Loss bursts and latency spikes overlap: a link's conditions are what they were
+        before the first one, worsened by every one still in force."""
+        net = self.net
+        assert net is not None
+        src, dst = link
+        if link not in self._base:
+            self._base[link] = (net.conditions(src, dst), [])
+        base, active = self._base[link]
+        if begin:
+            active.append(fault)
+        else:
+            active.remove(fault)
+        conditions = base
+        for one in active:
+            conditions = _worse(conditions, one)
+        net.set_conditions(src, dst, both_ways=False, conditions=conditions)
+        if not active:
+            del self._base[link]
 
     def _end(self, number: int) -> None:
         undo = self._undo.pop(number, None)

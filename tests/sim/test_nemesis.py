@@ -93,3 +93,25 @@ def test_bad_schedules_are_named() -> None:
         Nemesis([Fault(0, "crash", ("local",), 1)]).start(net)
     with network() as net, pytest.raises(SockfakeValueError, match="unknown host 'n9'"):
         Nemesis([Fault(0, "crash", ("n9",), 1)]).start(net)
+
+
+def test_overlapping_faults_end_where_they_began() -> None:
+    """Two latency spikes on one host, the first ending first: the links come back to
+    their own conditions; two partitions of one pair: healed only when both end."""
+    with network() as net:
+        net.set_conditions("n1", "n2", latency=0.01)
+        nemesis = Nemesis([Fault(1.0, "latency", ("n1",), 2.0, 0.5),
+                           Fault(2.0, "latency", ("n1",), 3.0, 0.25),
+                           Fault(1.0, "partition", ("n2",), 2.0),
+                           Fault(2.0, "partition", ("n2", "n3"), 3.0)]).start(net)
+        net.sleep(2.5)
+        assert net.conditions("n1", "n2").latency == pytest.approx(0.76)
+        net.sleep(1.0)  # 3.5: the first of each has ended
+        assert net.conditions("n1", "n2").latency == pytest.approx(0.26)
+        link = net._topology.link(net.host("n2"), net.host("local"))
+        assert link.partitioned
+        net.sleep(2.0)  # 5.5: both have ended
+        assert net.conditions("n1", "n2").latency == pytest.approx(0.01)
+        assert net.conditions("n1", "n3").latency == 0.0
+        assert not link.partitioned
+        nemesis.stop()
