@@ -22,6 +22,7 @@ can be checked whole afterwards. Each fault is a trace event (``nemesis``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -136,26 +137,34 @@ def schedules(hosts: Sequence[str], *, duration: float = 20.0, max_faults: int =
     _check_kinds(kinds)
     names = list(hosts)
     targets = list(crashable) if crashable is not None else names
-    def seconds(low: float, high: float) -> Any:
-        # Whole milliseconds: they shrink to the low end exactly (floats shrink to 1.0).
-        return st.integers(round(low * 1000), round(high * 1000)).map(lambda ms: ms / 1000)
+    order = list(kinds)
+    # Every side a partition may cut off, one host alone first (the simplest): one
+    # choice per fault part, so deleting a fault deletes a block of fixed shape.
+    sides = [combo for size in range(1, max(2, len(names)))
+             for combo in itertools.combinations(sorted(names), size)]
 
-    at = seconds(0.0, duration)
-    length = seconds(0.5, max_fault)
-    one = st.sampled_from(names).map(lambda h: (h,))
-    side = one | st.lists(st.sampled_from(names), min_size=1, max_size=max(1, len(names) - 1),
-                          unique=True).map(lambda hs: tuple(sorted(hs)))
-    target = st.sampled_from(targets).map(lambda h: (h,))
-    by_kind = {
-        "partition": st.builds(Fault, at, st.just("partition"), side, length),
-        "crash": st.builds(Fault, at, st.just("crash"), target, length),
-        "clock": st.builds(Fault, at, st.just("clock"), target, st.just(0.0),
-                           seconds(-5.0, 5.0)),
-        "loss": st.builds(Fault, at, st.just("loss"), one, length, seconds(0.1, 0.5)),
-        "latency": st.builds(Fault, at, st.just("latency"), one, length, seconds(0.05, 1.0)),
-    }
-    fault = st.one_of([by_kind[kind] for kind in kinds])
-    return st.lists(fault, max_size=max_faults).map(tuple)
+    def seconds(draw: Any, low: float, high: float) -> float:
+        # Whole milliseconds: they shrink to the low end exactly (floats shrink to 1.0).
+        return float(draw(st.integers(round(low * 1000), round(high * 1000)))) / 1000
+
+    @st.composite
+    def faults(draw: Any) -> Fault:
+        kind = draw(st.sampled_from(order))
+        at = seconds(draw, 0.0, duration)
+        if kind == "clock":
+            return Fault(at, kind, (draw(st.sampled_from(targets)),), 0.0,
+                         seconds(draw, -5.0, 5.0))
+        length = seconds(draw, 0.5, max_fault)
+        if kind == "crash":
+            return Fault(at, kind, (draw(st.sampled_from(targets)),), length)
+        if kind == "partition":
+            return Fault(at, kind, draw(st.sampled_from(sides)), length)
+        host = (draw(st.sampled_from(names)),)
+        if kind == "loss":
+            return Fault(at, kind, host, length, seconds(draw, 0.1, 0.5))
+        return Fault(at, kind, host, length, seconds(draw, 0.05, 1.0))
+
+    return st.lists(faults(), max_size=max_faults).map(tuple)
 
 
 def nemesis_options(value: object) -> dict[str, Any] | None:

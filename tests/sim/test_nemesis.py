@@ -80,7 +80,7 @@ def test_random_schedules_follow_the_seed() -> None:
 def test_a_failing_schedule_shrinks_to_the_fault_that_matters() -> None:
     strategy = schedules(["n1", "n2", "n3"], crashable=["n2", "n3"])
     found = find(strategy, lambda s: any(f.kind == "crash" and f.hosts == ("n3",) for f in s),
-                 settings=settings(max_examples=2000, database=None))
+                 settings=settings(max_examples=500, database=None))
     assert found == (Fault(0.0, "crash", ("n3",), 0.5),)
 
 
