@@ -54,6 +54,8 @@ def search(store: str, seeds: int) -> int:
             failing.append(seed)
             if len(failing) == 1:
                 print(outcome.describe(), flush=True)
+        if (seed + 1) % 100 == 0:
+            print(f"  {seed + 1} seeds run, {len(failing)} failing", flush=True)
     elapsed = time.perf_counter() - start
     print(f"{store} store: {len(failing)} of {seeds} seeds fail the linearizability check "
           f"(first: {failing[0] if failing else None}; all: {failing}); {operations} "
