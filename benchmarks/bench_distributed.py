@@ -2,7 +2,8 @@
 
 The cost: rounds alternate the buggy and the fixed store (one run each, the same
 seeds), printing the median real seconds per run and per client operation, their
-spread, and the load average (the machine is shared: say so next to a figure).
+spread, the CPU seconds per run (less sensitive to other load) and the load average
+(the machine is shared: say so next to a figure).
 
     python benchmarks/bench_distributed.py [--rounds 10]
     python benchmarks/bench_distributed.py --search buggy --seeds 200   # which seeds fail
@@ -27,11 +28,13 @@ from replicated_kv import run  # type: ignore[import-not-found]  # noqa: E402
 def cost(rounds: int) -> None:
     per_run: dict[str, list[float]] = {"buggy": [], "fixed": []}
     per_op: dict[str, list[float]] = {"buggy": [], "fixed": []}
+    cpu: dict[str, list[float]] = {"buggy": [], "fixed": []}
     for seed in range(rounds):
         for name in ("buggy", "fixed") if seed % 2 == 0 else ("fixed", "buggy"):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             outcome = run(seed, fixed=name == "fixed")
             seconds = time.perf_counter() - start
+            cpu[name].append(time.process_time() - start_cpu)
             per_run[name].append(seconds)
             per_op[name].append(seconds / max(1, len(outcome.history)))
     print(f"{rounds} rounds, one run of each store a round (20 virtual s, 3 clients, "
@@ -40,7 +43,8 @@ def cost(rounds: int) -> None:
         runs, ops = per_run[name], per_op[name]
         print(f"  {name}: {statistics.median(runs) * 1000:.0f} ms per run "
               f"(min {min(runs) * 1000:.0f}, max {max(runs) * 1000:.0f}), "
-              f"{statistics.median(ops) * 1e6:.0f} us per client operation")
+              f"{statistics.median(ops) * 1e6:.0f} us per client operation; "
+              f"{statistics.median(cpu[name]) * 1000:.0f} ms of CPU per run")
 
 
 def search(store: str, seeds: int) -> int:
