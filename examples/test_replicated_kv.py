@@ -50,6 +50,7 @@ def test_the_fixed_store_is_linearizable(seed):
 
 
 @pytest.mark.skipif("KV_SEARCH" not in os.environ, reason="set KV_SEARCH=200 to search")
+@pytest.mark.timeout(3600)
 def test_the_default_nemesis_finds_the_bug_within_the_stated_seeds():
     budget = int(os.environ["KV_SEARCH"])
     for seed in range(budget):
@@ -60,6 +61,7 @@ def test_the_default_nemesis_finds_the_bug_within_the_stated_seeds():
 
 
 @pytest.mark.skipif("KV_HYPOTHESIS" not in os.environ, reason="set KV_HYPOTHESIS=1")
+@pytest.mark.timeout(3600)
 def test_hypothesis_shrinks_a_schedule_that_breaks_the_buggy_store():
     @settings(max_examples=100, deadline=None, database=None, report_multiple_bugs=False,
               phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
