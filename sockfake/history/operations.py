@@ -93,22 +93,24 @@ class History:
         self._clock = clock if clock is not None else time.monotonic
         self._pending: list[Pending] = []
         self._completed: dict[int, tuple[object, float, Status]] = {}
+        self._running: dict[Hashable, Pending] = {}  # each process's latest operation
 
     def invoke(self, process: Hashable, f: str, value: object = None, *,
                key: Hashable = None) -> Pending:
         """Record the start of an operation; pass what it returns to ``ok``/``fail``/``unknown``."""
         if not isinstance(f, str) or not f:
             raise SockfakeTypeError(f"an operation's name f must be a non-empty str, not {f!r}")
-        for earlier in reversed(self._pending):
-            if earlier.process == process and not earlier.done:
-                raise SockfakeValueError(
-                    f"process {process!r} invoked {f} while its {earlier.f} (operation "
-                    f"{earlier.index}) is still pending: a process runs one operation at a "
-                    "time; use a new process name for a concurrent client (or complete the "
-                    "earlier one with unknown())"
-                )
+        earlier = self._running.get(process)
+        if earlier is not None and not earlier.done:
+            raise SockfakeValueError(
+                f"process {process!r} invoked {f} while its {earlier.f} (operation "
+                f"{earlier.index}) is still pending: a process runs one operation at a "
+                "time; use a new process name for a concurrent client (or complete the "
+                "earlier one with unknown())"
+            )
         op = Pending(len(self._pending), process, f, key, value, float(self._clock()))
         self._pending.append(op)
+        self._running[process] = op
         return op
 
     def ok(self, op: Pending, output: object = None) -> None:
