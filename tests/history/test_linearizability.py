@@ -176,6 +176,7 @@ def histories(draw: st.DrawFn) -> tuple[str, list[Operation]]:
     return model, History.of(rows)
 
 
+@pytest.mark.timeout(600)  # 2,000 searches and brute-force checks: on a loaded machine, minutes
 @settings(max_examples=2000, deadline=None)
 @given(histories())
 def test_the_search_agrees_with_trying_every_order(case: tuple[str, list[Operation]]) -> None:
