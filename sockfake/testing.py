@@ -158,7 +158,7 @@ class ServerHandle:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:32768/`` for a TCP server: ``requests.get(srv.url)`` and
+        """``http://127.0.0.1:61000/`` for a TCP server: ``requests.get(srv.url)`` and
         ``urlopen(srv.url)`` reach it (on the simulated network, under interception)."""
         if self.kind != "tcp":
             raise SockfakeTypeError(f"{self.name}: only a TCP server has a URL")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import sockfake.sim
 from sockfake.network import REAL_NETWORK
@@ -19,6 +20,12 @@ from sockfake.sim import SimNetwork
 # pytester drives the plugin tests (tests/plugin); pytest_plugins must live in a
 # top-level conftest.
 pytest_plugins = ["pytester"]
+
+# No wall-clock deadline per Hypothesis example: the simulated examples run on virtual
+# time, and a shared CI machine at load 16 made a 200 ms deadline fail a test whose
+# examples take 60 ms when idle. pytest-timeout still turns a hang into a failure.
+settings.register_profile("sockfake-tests", deadline=None)
+settings.load_profile("sockfake-tests")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sockfake.sim.intercept import stray_sockets
 from sockfake.sim.intercept.dispatch import REAL as _real, _internal, caller_host, caller_network
 from sockfake.sim.net.clocks import EPOCH, MONOTONIC_BASE
 
@@ -39,6 +40,8 @@ def sleep(seconds: float) -> None:
         raise ValueError("Invalid value NaN (not a number)")
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
+    if stray_sockets.alarmed:
+        stray_sockets.check_run(net.kernel)
     if net.clocks_skewed and seconds:
         clock = caller_host(net).clock
         if clock is not None:  # its own seconds: a fast clock's sleep ends early
@@ -69,6 +72,8 @@ def _clock(name: str, offset: float, wall: bool) -> Callable[[], float]:
         net = caller_network()
         if net is None or _internal(1):
             return float(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return offset + _reading(net, wall)
 
     clock.__name__ = clock.__qualname__ = name
@@ -83,6 +88,8 @@ def _clock_ns(name: str, offset: float, wall: bool) -> Callable[[], int]:
         net = caller_network()
         if net is None or _internal(1):
             return int(original())
+        if stray_sockets.alarmed:
+            stray_sockets.check_run(net.kernel)
         return round((offset + _reading(net, wall)) * 1e9)
 
     clock_ns.__name__ = clock_ns.__qualname__ = name

@@ -68,6 +68,8 @@ REAL: dict[str, Any] = {
     "enumerate": threading.enumerate,
     "active_count": threading.active_count,
     "_count": _thread._count,
+    "allocate_lock": _thread.allocate_lock,
+    "start_new_thread": _thread.start_new_thread,
     "SimpleQueue": queue.SimpleQueue,
     "Popen.__init__": subprocess.Popen.__init__,
 }

@@ -37,9 +37,21 @@ While an interception is active, the stdlib's own entry points dispatch per call
   one fails with a message naming the call (``fdcalls``).
 * ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
   loop on a simulated selector refuse a real descriptor in the caller (``loops``).
-* ``os.fork``, ``os.forkpty``, ``os.system``, ``os.posix_spawn(p)`` and
-  ``subprocess.Popen`` are refused in a simulated thread (``NotImplementedError``):
-  a process would escape the simulation and its clock.
+* Processes are refused in a simulated thread (``NotImplementedError``), at every
+  level: ``os.fork``, ``forkpty``, ``system``, ``posix_spawn(p)``, ``exec*``,
+  ``subprocess.Popen``, ``_posixsubprocess.fork_exec``, ``multiprocessing``'s
+  ``Process.start()`` and ``concurrent.futures.ProcessPoolExecutor()``: a process
+  would escape the simulation and its clock (``processes``).
+* ``_thread.start_new_thread`` in a simulated thread starts a ``threading.Thread``,
+  which joins the simulation (``raw_threads``).
+* The backstop: an audit hook (``audit``, added once per process) refuses in a
+  simulated thread what reaches C without a patch: ``socket.SocketType``, the C socket
+  type's ``connect``/``bind``/``sendto``/``sendmsg`` on a real socket, processes and
+  raw threads through references taken before the interception, ctypes look-ups of
+  socket and process functions.
+* Detected after the fact (``stray_sockets``): a real socket that C code (libcurl,
+  libpq, gRPC, ctypes) opened while the interception was active fails its exit with
+  a ``SockfakeRuntimeError`` naming the socket and its peer.
 * ``ssl.SSLContext.wrap_socket`` on a simulated stream socket runs real TLS (OpenSSL
   over ``MemoryBIO``, see ``sockfake.sim.intercept.tls``); on a datagram socket (DTLS) it
   is refused with ``NotImplementedError``. TLS draws on OpenSSL's own randomness, so a
@@ -85,10 +97,11 @@ stay valid after exit and dispatch per call (so a module imported inside
 ``intercept()`` keeps simulated behaviour in later interceptions). The stdlib's own
 ``threading`` captured ``time.monotonic`` and ``queue`` captured it as ``queue.time``;
 the latter is rebound here because ``Queue.get(timeout=)`` computes its deadline with
-it. Other uncovered paths: a ``_socket.socket`` made directly (a C object with no
-Python layer to guard), a real lock or event made before the interception and waited
-on in a simulated thread, or a real lock held across a simulated call (another
-simulated thread that wants it blocks for real: a stall, e.g. a
+it. Other uncovered paths: ``send``/``recv``/``accept`` through the C socket type's
+methods on a real socket made before the interception (no audit event), a real lock
+or event made before the interception and waited on in a simulated thread, or a real
+lock held across a simulated call (another simulated thread that wants it blocks for
+real: a stall, e.g. a
 ``logging.handlers.SocketHandler`` whose real handler lock is held while it sends),
 ``time.localtime()`` and friends without an argument (C calls on the wall clock),
 ``os.read``/``os.write`` on real descriptors, ``subclass(threading.Event)`` and the
@@ -99,7 +112,8 @@ The pieces, one module per stdlib area: ``dispatch`` (who is asking, the origina
 ``os`` on a descriptor), ``loops`` (``asyncio``), ``processes`` (``os`` and
 ``subprocess``),
 ``sockets`` (the socket class and the guard on the real one), ``resolver``,
-``selecting`` (``select``, ``selectors``), ``threading_names`` (what ``threading``'s
+``selecting`` (``select``, ``selectors``), ``raw_threads``, ``audit`` (the backstop),
+``stray_sockets`` (C code's sockets), ``threading_names`` (what ``threading``'s
 and ``queue``'s names hand out) and ``threads`` (the primitives), ``futures``
 (``concurrent.futures``), ``tls`` (``ssl``: TLS over ``MemoryBIO``),
 ``default_network`` (servers built without ``network=``). This module holds the one
@@ -133,6 +147,7 @@ from typing import TYPE_CHECKING, Any
 import sockfake.network as _sockfake_network
 from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, use_network
 from sockfake.sim.intercept import (
+    audit,
     clock,
     datetimes,
     entropy,
@@ -140,8 +155,10 @@ from sockfake.sim.intercept import (
     futures,
     loops,
     processes,
+    raw_threads,
     signals,
     sockets as _patched_socket,
+    stray_sockets,
     threading_names,
 )
 from sockfake.sim.intercept.clock import EPOCH, MONOTONIC_BASE
@@ -208,6 +225,9 @@ def _set(obj: Any, name: Any, value: Any) -> None:
 
 def _install() -> None:
     global _default_network_cm
+    # the backstop under every patch below (audit.py): added once, never removed
+    audit.install_once()
+
     # time (clock.py)
     _set(time, "sleep", clock.sleep)
     for name in ("monotonic", "monotonic_ns", "time", "time_ns", "perf_counter",
@@ -302,6 +322,14 @@ def _install() -> None:
         if original is not None:
             _set(os, name, processes.refuse_in_simulation(name, original))
     _set(subprocess.Popen, "__init__", processes.popen_init)
+    for obj, name, value in processes.process_patches():
+        _set(obj, name, value)
+
+    # raw threads (raw_threads.py): adopted into the simulation
+    for name in ("start_new_thread", "start_new"):
+        original = getattr(_thread, name, None)
+        if original is not None:
+            _set(_thread, name, raw_threads.start_new_thread(original))
 
     # descriptor calls on a simulated socket (fdcalls.py)
     for name in fdcalls.OS_CALLS:
@@ -368,6 +396,7 @@ class Interception:
         self.network = network
         self.seed_entropy = seed_entropy
         self._active = False
+        self._strays: stray_sockets.Watch | None = None
 
     def __enter__(self) -> SimNetwork:
         net = self.network
@@ -391,6 +420,7 @@ class Interception:
             if self.seed_entropy:
                 entropy.enter(kernel)
         self._active = True
+        self._strays = stray_sockets.begin(repr(net), kernel)
         return net
 
     def __exit__(self, *args: object) -> None:
@@ -403,6 +433,10 @@ class Interception:
             _active.pop(self.network.kernel, None)
             if not _active:
                 _uninstall()
+        strays, self._strays = self._strays, None
+        error = stray_sockets.end(strays) if strays is not None else None
+        if error is not None:
+            raise error
 
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"

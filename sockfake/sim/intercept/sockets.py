@@ -11,8 +11,9 @@ While interception is active the real class is guarded too (``guard_real_class``
 its ``__init__`` and its network methods refuse to run in a simulated thread, so a
 real socket made before interception, or through a reference captured at import
 time (``from socket import socket``), cannot reach the real network from inside the
-simulation. A socket made with ``_socket.socket`` directly is a C object with no
-Python layer to guard: that one path is not covered.
+simulation. A socket made with ``_socket.socket`` directly (``socket.SocketType``), and
+the C base's methods called on a real socket, have no Python layer to guard: the audit
+hook (``sockfake.sim.intercept.audit``) refuses those in the C functions.
 """
 
 from __future__ import annotations

@@ -18,10 +18,14 @@ from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 __all__ = ["EPOCH", "HostClock", "MAX_DRIFT", "MONOTONIC_BASE"]
 
-# time.time() in a simulated thread: this fixed epoch (2030-01-01T00:00:00Z) plus the
+# time.time() in a simulated thread: this fixed epoch (2025-01-01T00:00:00Z) plus the
 # virtual clock, so a run's timestamps (HTTP Date headers, log records) are the same
-# every time. Recent enough that clients checking for a sane clock (urllib3) are happy.
-EPOCH = 1_893_456_000.0
+# every time. In the past, so that a deadline computed from it and handed to C code
+# that waits on the real clock (gRPC's core) is already over:
+# the call fails at once instead of waiting for years (the epoch was 2030 before).
+# Not older than urllib3's RECENT_DATE (2025-01-01), below which it warns that the
+# system clock is wrong.
+EPOCH = 1_735_689_600.0
 # time.monotonic() and perf_counter(): a fixed base plus the virtual clock.
 MONOTONIC_BASE = 1_000.0
 

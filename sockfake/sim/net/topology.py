@@ -31,8 +31,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Host", "HostNetwork", "Link", "Topology"]
 
-EPHEMERAL_FIRST = 32768
-EPHEMERAL_LAST = 60999
+# Simulated ephemeral ports (and the ports that bind(("", 0)) hands out): above Linux's
+# own ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default),
+# so no real connection of this machine has one, and above the ports services are
+# configured on (databases, brokers, dev servers, gRPC's 50051). A simulated address
+# that leaks into C code which makes its own system calls (libcurl, libpq, gRPC) then
+# finds nothing listening on the real loopback and fails at once (ECONNREFUSED) rather
+# than landing on a real process. See docs/concepts/boundary.md.
+EPHEMERAL_FIRST = 61000
+EPHEMERAL_LAST = 65535
 
 
 class HostNetwork(Protocol):
@@ -94,7 +101,7 @@ class Host:
         return f"<Host {self.name} {' '.join(self.ipv4 + self.ipv6)}>"
 
     def ephemeral_port(self, sock_type: int) -> int:
-        """The next free ephemeral port (deterministic: counting up from 32768)."""
+        """The next free ephemeral port (deterministic: counting up from 61000)."""
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
         for _ in range(span):
             port = self._next_ephemeral

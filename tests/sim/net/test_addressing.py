@@ -243,7 +243,7 @@ def test_a_released_port_is_free_again_and_leaves_no_entry(world: World) -> None
 # -- ephemeral ports ----------------------------------------------------------------------
 
 
-def test_ephemeral_ports_count_up_from_32768_on_each_host(world: World) -> None:
+def test_ephemeral_ports_count_up_from_61000_on_each_host(world: World) -> None:
     ports = [world.bound(("0.0.0.0", 0)).local[1] for _ in range(3)]
     assert ports == [EPHEMERAL_FIRST, EPHEMERAL_FIRST + 1, EPHEMERAL_FIRST + 2]
     assert world.bound(("0.0.0.0", 0), host=world.b).local[1] == EPHEMERAL_FIRST
@@ -257,7 +257,7 @@ def test_ephemeral_ports_skip_those_in_use_by_the_same_type_only(world: World) -
     assert world.a.ephemeral_port(UDP) == EPHEMERAL_FIRST + 3  # one counter per host
 
 
-def test_ephemeral_ports_wrap_around_after_60999(world: World) -> None:
+def test_ephemeral_ports_wrap_around_after_65535(world: World) -> None:
     world.a._next_ephemeral = EPHEMERAL_LAST
     assert [world.a.ephemeral_port(TCP) for _ in range(2)] == [EPHEMERAL_LAST, EPHEMERAL_FIRST]
 
@@ -275,8 +275,8 @@ def test_when_every_ephemeral_port_is_taken_bind_is_eaddrnotavail(world: World) 
     )
     assert world.addressing.bind(world.endpoint(), ("127.0.0.1", 1024)) == ("127.0.0.1", 1024)
     assert world.a.ephemeral_port(UDP) in range(EPHEMERAL_FIRST, EPHEMERAL_LAST + 1)
-    del world.a.ports[(TCP, 40000)]
-    assert world.a.ephemeral_port(TCP) == 40000  # the one freed
+    del world.a.ports[(TCP, EPHEMERAL_FIRST + 1000)]
+    assert world.a.ephemeral_port(TCP) == EPHEMERAL_FIRST + 1000  # the one freed
 
 
 # -- source addresses ---------------------------------------------------------------------

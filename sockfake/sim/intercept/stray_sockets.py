@@ -1,0 +1,334 @@
+"""Detected after the fact: a real socket that C code opened while a simulation ran.
+
+C code that makes its own system calls (ctypes into libc, libcurl under pycurl, libpq
+under psycopg2, gRPC's core, other C database drivers) cannot be intercepted: its
+connections go to the real network whatever the simulation says. They can be seen:
+every socket of the process is a ``socket:[inode]`` link in ``/proc/self/fd``, and
+every socket Python makes raises the audit event ``socket.__new__``
+(``sockfake.sim.intercept.audit`` notes them here). A socket that appears while an
+interception is active, and that no Python socket object owns, was opened by C code.
+
+``Watch`` is one interception's: the process's sockets when it began (the baseline),
+and the strays seen since. They are looked for while it runs (a real thread, outside
+every simulation, samples the process's descriptors every ``SAMPLE_INTERVAL`` seconds
+of real time) and when it ends; a stray is reported once seen, unowned, in looks at
+least ``CONFIRM_AFTER`` seconds of real time apart (a socket Python is making, or
+accepting, is briefly a descriptor before its object owns it, and a loaded machine
+may deschedule the thread in between). Its
+description (protocol, local and peer address, TCP state) comes from
+``/proc/net/{tcp,tcp6,udp,udp6,unix}``. ``Interception.__exit__`` raises
+``SockfakeRuntimeError`` naming them, which fails the test.
+
+What this cannot see: a socket that lives less than ``CONFIRM_AFTER`` (a short request
+by a C client; the simulated ports and the past epoch make most such calls fail at
+once instead), and it cannot tell C code in the simulated thread from C code in
+another thread of the process (a real gRPC server run beside a simulated test is
+reported too). Without ``/proc`` (not Linux) it does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from sockfake.network import SockfakeRuntimeError
+from sockfake.sim.intercept.dispatch import REAL as _real
+
+__all__ = [
+    "CONFIRM_AFTER",
+    "KNOWN_C_CLIENTS",
+    "SAMPLE_INTERVAL",
+    "StraySocket",
+    "Watch",
+    "begin",
+    "check_run",
+    "describe",
+    "end",
+    "look_now",
+    "note_python_socket",
+    "socket_inodes",
+]
+
+SAMPLE_INTERVAL = 0.05
+CONFIRM_AFTER = 0.2
+KNOWN_C_CLIENTS = (
+    "ctypes calls into libc",
+    "libcurl (pycurl)",
+    "libpq (psycopg2, psycopg's C implementation)",
+    "gRPC's core (grpcio)",
+    "other C database and broker drivers (mysqlclient, librdkafka, hiredis-based clients)",
+)
+_FD_DIR = "/proc/self/fd"
+_TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+    "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+}  # fmt: skip
+
+# Socket objects Python made while a simulation was intercepted: weakly (when one is
+# collected its descriptor is closed too), or, for the C type's own objects, which take
+# no weak reference, strongly until a look has read their descriptor.
+_python_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+_unreferenceable: list[Any] = []
+# The inodes those objects had when a look read them: still Python's after the object
+# lets go of its descriptor (``detach()``, as multiprocessing's pipes do).
+_python_inodes: set[int] = set()
+_watches: list[Watch] = []
+_lock = _real["allocate_lock"]()
+_sleeper = _real["allocate_lock"]()
+_sleeper.acquire()  # never released: acquire(timeout=) on it is a real-time sleep
+_sampler_running = False
+# Some watch has seen a stray during its run: the clocks ask check_run() (one read of a
+# module global on each clock read while nothing is seen).
+alarmed = False
+
+
+def check_run(kernel: Any) -> None:
+    """Fail the run now if a stray was seen in it: raised once, in its main thread, at
+    its next clock read (C code that blocks a simulated thread, such as gRPC's
+    completion queue, would otherwise keep the test waiting)."""
+    if kernel.thread_for_caller() is not kernel.root:
+        return
+    with _lock:
+        for watch in _watches:
+            if watch.kernel is kernel and watch.strays and not watch.raised:
+                watch.raised = True
+                error = watch.error()
+                break
+        else:
+            return
+    if error is not None:
+        raise error
+
+
+def note_python_socket(sock: Any) -> None:
+    """A socket object Python is making (the audit hook's ``socket.__new__``)."""
+    try:
+        _python_sockets.add(sock)
+    except TypeError:  # the C type (socket.SocketType): held until a look reads it
+        with _lock:
+            _unreferenceable.append(sock)
+
+
+def socket_inodes() -> dict[int, int]:
+    """The process's sockets: {inode: descriptor} from ``/proc/self/fd``."""
+    found: dict[int, int] = {}
+    try:
+        names = os.listdir(_FD_DIR)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink(f"{_FD_DIR}/{name}")
+        except OSError:  # closed meanwhile, or the listing's own descriptor
+            continue
+        if target.startswith("socket:["):
+            found[int(target[8:-1])] = int(name)
+    return found
+
+
+def _inode_of(sock: Any, by_fd: dict[int, int]) -> int | None:
+    try:
+        return by_fd.get(sock.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _python_owned(inodes: dict[int, int]) -> set[int]:
+    by_fd = {fd: inode for inode, fd in inodes.items()}
+    owned = {
+        inode for sock in list(_python_sockets) if (inode := _inode_of(sock, by_fd)) is not None
+    }
+    waiting = []
+    for sock in _unreferenceable:
+        inode = _inode_of(sock, by_fd)
+        if inode is None:
+            waiting.append(sock)  # no descriptor yet (or closed): looked at again
+        else:
+            _python_inodes.add(inode)
+    _unreferenceable[:] = waiting
+    _python_inodes.update(owned)
+    return _python_inodes
+
+
+@dataclass
+class StraySocket:
+    """A real socket no Python socket object owns, as the kernel describes it."""
+
+    fd: int
+    inode: int
+    description: str = "a socket"
+
+    def __str__(self) -> str:
+        return f"descriptor {self.fd}: {self.description}"
+
+
+def _ipv4(text: str) -> str:
+    return socket.inet_ntop(socket.AF_INET, bytes.fromhex(text)[::-1])
+
+
+def _ipv6(text: str) -> str:
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def _endpoint(text: str, family: str) -> str:
+    address, _, port = text.partition(":")
+    if family == "4":
+        host = _ipv4(address)
+    else:
+        host = _ipv6(address)
+        # An IPv4 peer of an IPv6 socket (gRPC's, for one) reads as IPv4.
+        host = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+    return f"{host}:{int(port, 16)}"
+
+
+def describe(inodes: set[int]) -> dict[int, str]:
+    """{inode: 'TCP 127.0.0.1:40312 -> 127.0.0.1:5432 (ESTABLISHED)'} for those the
+    kernel's tables list (this network namespace's)."""
+    found: dict[int, str] = {}
+    for table, protocol, family in (
+        ("tcp", "TCP", "4"), ("tcp6", "TCP", "6"), ("udp", "UDP", "4"), ("udp6", "UDP", "6"),
+    ):  # fmt: skip
+        try:
+            with open(f"/proc/net/{table}") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) < 10 or int(fields[9]) not in inodes:
+                        continue
+                    local = _endpoint(fields[1], family)
+                    peer = _endpoint(fields[2], family)
+                    state = _TCP_STATES.get(fields[3], fields[3]) if protocol == "TCP" else ""
+                    text = f"{protocol} {local} -> {peer}"
+                    found[int(fields[9])] = f"{text} ({state})" if state else text
+        except OSError:
+            continue
+    try:
+        with open("/proc/net/unix") as lines:
+            next(lines, None)
+            for line in lines:
+                fields = line.split()
+                if len(fields) >= 7 and int(fields[6]) in inodes:
+                    path = fields[7] if len(fields) > 7 else "(unnamed)"
+                    found[int(fields[6])] = f"Unix socket {path.replace('@', chr(92) + '0', 1)}"
+    except OSError:
+        pass
+    return found
+
+
+@dataclass
+class Watch:
+    """One interception's look-out for strays (see the module docstring)."""
+
+    label: str
+    kernel: Any = None  # the intercepted network's
+    baseline: set[int] = field(default_factory=set)
+    raised: bool = False  # the error was raised in the run (check_run)
+    # Seen unowned in every look since (inode: real time first seen), not yet confirmed.
+    pending: dict[int, float] = field(default_factory=dict)
+    strays: dict[int, StraySocket] = field(default_factory=dict)
+
+    def look(self, inodes: dict[int, int], owned: set[int]) -> None:
+        new = {
+            inode: fd
+            for inode, fd in inodes.items()
+            if inode not in self.baseline and inode not in owned
+        }
+        now = _real["monotonic"]()
+        self.pending = {inode: self.pending.get(inode, now) for inode in new}
+        confirmed = [inode for inode, first in self.pending.items() if now - first >= CONFIRM_AFTER]
+        if confirmed:
+            texts = describe(set(confirmed))
+            for inode in confirmed:
+                if inode not in self.strays:
+                    self.strays[inode] = StraySocket(
+                        new[inode], inode, texts.get(inode, "a socket")
+                    )
+
+    def error(self) -> SockfakeRuntimeError | None:
+        if not self.strays:
+            return None
+        listed = "; ".join(str(stray) for stray in self.strays.values())
+        return SockfakeRuntimeError(
+            f"a real socket was opened by C code while {self.label} was intercepted: "
+            f"{listed}. Python's socket module did not make it (the simulation sees "
+            "every socket Python makes), so C code made its own system calls, which "
+            "no simulation can intercept: it reached the real network. Code known to "
+            f"do this: {', '.join(KNOWN_C_CLIENTS)}. Run that client outside the "
+            "simulation, or give the code under test a client on Python sockets (see "
+            "docs/concepts/boundary.md)."
+        )
+
+
+def _look_all(only: Watch | None = None) -> None:
+    global alarmed
+    inodes = socket_inodes()
+    with _lock:  # the sampler and an interception's end may look at once
+        owned = _python_owned(inodes)
+        for watch in _watches if only is None else [only]:
+            watch.look(inodes, owned)
+            if watch.strays and not watch.raised:
+                alarmed = True
+
+
+def _confirming_looks(only: Watch | None = None) -> None:
+    """Look, and if anything is unowned, look again once it can be confirmed."""
+    _look_all(only)
+    with _lock:
+        watches = _watches if only is None else [only]
+        waiting = any(w.pending.keys() - w.strays.keys() for w in watches)
+    if waiting:
+        _sleeper.acquire(True, CONFIRM_AFTER)
+        _look_all(only)
+
+
+def look_now() -> None:
+    """The sampler's look, on demand, confirmed at once (a test that holds a C client's
+    connection open calls this; it may take ``CONFIRM_AFTER`` seconds)."""
+    _confirming_looks()
+
+
+def _sample() -> None:
+    global _sampler_running
+    while True:
+        with _lock:
+            if not _watches:
+                _sampler_running = False
+                return
+        _look_all()
+        _sleeper.acquire(True, SAMPLE_INTERVAL)
+
+
+def begin(label: str, kernel: Any) -> Watch | None:
+    """Start watching for strays (None where there is no ``/proc/self/fd``)."""
+    global _sampler_running
+    if not os.path.isdir(_FD_DIR):
+        return None
+    watch = Watch(label, kernel, set(socket_inodes()))
+    with _lock:
+        _watches.append(watch)
+        start = not _sampler_running
+        _sampler_running = True
+    if start:
+        _real["start_new_thread"](_sample, ())  # a real thread, in no simulation
+    return watch
+
+
+def end(watch: Watch) -> SockfakeRuntimeError | None:
+    """Stop watching; the error naming what was seen, if anything was (and it was not
+    raised in the run already)."""
+    _confirming_looks(watch)
+    with _lock:
+        if watch in _watches:
+            _watches.remove(watch)
+        if not _watches:
+            global alarmed
+            alarmed = False
+            _unreferenceable.clear()
+            _python_inodes.clear()
+    return None if watch.raised else watch.error()

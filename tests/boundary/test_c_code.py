@@ -1,0 +1,136 @@
+"""C code that makes its own system calls: ctypes look-ups are refused; what cannot be
+refused (a function pointer taken before, libcurl, libpq, gRPC's core) is detected and
+fails the test naming the socket and its peer; and given a simulated address or
+deadline, such code fails at once rather than landing on a real process or waiting."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+
+import pytest
+from boundary_listener import RealListener
+
+from sockfake.network import SockfakeRuntimeError
+from sockfake.sim import SimNetwork
+from sockfake.sim.intercept import stray_sockets
+from sockfake.sim.kernel.thread_hooks import _original_start
+
+_libc = ctypes.CDLL(None, use_errno=True)
+# Looked up before any interception: calling these raises no audit event.
+_c_socket, _c_connect = _libc.socket, _libc.connect
+_c_socket.restype = _c_connect.restype = ctypes.c_int
+
+
+def _sockaddr_in(address: tuple[str, int]) -> bytes:
+    host, port = address
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", port, socket.inet_aton(host))
+
+
+def _c_connection(address: tuple[str, int]) -> tuple[int, int]:
+    """A TCP connection made by libc from C: (descriptor, errno of connect)."""
+    fd = _c_socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    raw = _sockaddr_in(address)
+    result = _c_connect(fd, raw, len(raw))
+    return fd, (ctypes.get_errno() if result else 0)
+
+
+@pytest.fixture
+def c_descriptors() -> Iterator[list[int]]:
+    """Descriptors a test's C code opened, closed after it."""
+    opened: list[int] = []
+    yield opened
+    for fd in opened:
+        os.close(fd)
+
+
+def _detected(error: BaseException) -> str:
+    text = str(error)
+    assert "a real socket was opened by C code" in text
+    assert "libcurl (pycurl)" in text and "libpq" in text and "gRPC" in text
+    return text
+
+
+@pytest.mark.parametrize("name", ["connect", "socket", "sendto", "syscall", "fork", "execve"])
+def test_a_ctypes_look_up_of_a_network_or_process_function_is_refused(
+    name: str, quiet_listener: RealListener
+) -> None:
+    with SimNetwork(seed=1) as net, net.intercept():
+        libc = ctypes.CDLL(None)  # a new handle: its attributes are looked up afresh
+        with pytest.raises(SockfakeRuntimeError, match=rf"ctypes lookup of the C function {name}"):
+            getattr(libc, name)
+        libc.getpid  # noqa: B018 - harmless functions stay available
+
+
+def test_a_c_socket_given_a_simulated_address_fails_at_once_and_is_detected(
+    quiet_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    with pytest.raises(SockfakeRuntimeError) as detected:
+        with SimNetwork(seed=1) as net, net.intercept():
+            with socket.create_server(("127.0.0.1", 0)) as server:
+                simulated = server.getsockname()
+                assert simulated[1] >= 61000  # above Linux's ephemeral range
+                fd, error = _c_connection(simulated)
+                c_descriptors.append(fd)
+                # No real process has a simulated port: refused at once.
+                assert error == errno.ECONNREFUSED
+    assert f"descriptor {c_descriptors[0]}" in _detected(detected.value)
+
+
+def test_a_c_connection_to_a_real_server_is_detected_naming_its_peer(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    with pytest.raises(SockfakeRuntimeError) as detected:
+        with SimNetwork(seed=1) as net, net.intercept():
+            fd, error = _c_connection(real_listener.address)
+            c_descriptors.append(fd)
+            assert error == 0
+    text = _detected(detected.value)
+    assert f"-> 127.0.0.1:{real_listener.port} (ESTABLISHED)" in text
+    real_listener.finish()
+    assert real_listener.accepted == 1  # detected after the fact: it did reach
+
+
+def test_python_sockets_in_a_real_thread_are_not_taken_for_c_code(
+    real_listener: RealListener,
+) -> None:
+    held = threading.Event()
+    done = threading.Event()
+
+    def outside() -> None:
+        sockets = [
+            socket.socket(),
+            socket.SocketType(),
+            socket.create_connection(real_listener.address),
+        ]
+        held.set()
+        stray_sockets.look_now()  # while they are open
+        for sock in sockets:
+            sock.close()
+        done.set()
+
+    with SimNetwork(seed=1) as net, net.intercept():
+        thread = threading.Thread(target=outside)
+        _original_start(thread)
+        thread.join(60)
+    assert held.is_set() and done.is_set()
+
+
+def test_a_stray_fails_the_run_at_its_next_clock_read(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    import time
+
+    with SimNetwork(seed=1) as net, net.intercept():
+        fd, _ = _c_connection(real_listener.address)
+        c_descriptors.append(fd)
+        stray_sockets.look_now()
+        with pytest.raises(SockfakeRuntimeError) as detected:
+            time.sleep(1)  # the main thread's next clock read raises it
+    # (and the end of the interception does not raise it a second time)
+    assert "ESTABLISHED" in _detected(detected.value)
