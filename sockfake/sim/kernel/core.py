@@ -357,7 +357,7 @@ class Kernel:
             self._switch_from(thread)
             thread.blocked_on = None
             reason = thread.wake_reason
-            if reason == "killed" or thread.killed:
+            if reason == "killed" or (thread.kill_error is not None and not self.closing):
                 raise _kill_error(thread)
             if reason == "failed":
                 assert self.failure is not None
@@ -386,8 +386,11 @@ class Kernel:
         thread.waiting_on = what
         self._ready.append(thread)
         self._switch_from(thread)
-        if thread.killed:
-            raise _kill_error(thread)
+        if thread.kill_error is not None and not self.closing:
+            # A crash's kill (Kernel.kill) unwinds at once; close() lets a thread go on
+            # to its next wait, as it always has (raising here during close left a
+            # thread blocked in C code, gRPC's, and the interpreter's exit waiting).
+            raise thread.kill_error
         if self._pending_signals and thread is self._signal_target:
             self._run_signal_handlers()
 
