@@ -21,6 +21,7 @@ __all__ = [
     "SimStallError",
     "SimTimeLimitError",
     "SimThreadKilled",
+    "HostCrashed",
 ]
 
 
@@ -60,4 +61,13 @@ class SimThreadKilled(BaseException):
     """Raised inside a parked simulated thread when its network closes, so it unwinds.
 
     A ``BaseException`` so that handler code's ``except Exception`` does not swallow it.
+    """
+
+
+class HostCrashed(SimThreadKilled):
+    """Raised in a simulated thread of a host that crashed (``SimNetwork.crash``), at its
+    next simulated call, so it unwinds; the thread then ends quietly.
+
+    A ``BaseException`` (a ``SimThreadKilled``) so that ``except Exception`` in the
+    host's code does not swallow it: the process is gone, its code must not go on.
     """

@@ -11,8 +11,8 @@ options, the marker, the reports and the fixtures.
 Fixtures: ``sockfake_network`` (the test's network), ``tcp_server``, ``udp_server``,
 ``unix_stream_server``, ``unix_datagram_server`` (factories that start a server and
 return a :class:`~sockfake.testing.ServerHandle`, generated from one table), the same
-under ``sockfake_*`` names, and ``sockfake_network_factory`` (fresh networks inside
-``@given`` or loops).
+under ``sockfake_*`` names, ``sockfake_network_factory`` (fresh networks inside
+``@given`` or loops), and ``sockfake_nemesis`` (a seeded schedule of faults).
 
 Configuration, lowest precedence first: ini keys ``sockfake_network``,
 ``sockfake_seed``, ``sockfake_trace``; environment variables ``SOCKFAKE_NETWORK``,
@@ -647,6 +647,34 @@ def sockfake_network(
             record_schedule(item, net)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def sockfake_nemesis(
+    sockfake_network: Any, sockfake_network_kind: NetworkKind, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """Factory: ``sockfake_nemesis(boot=None, hosts=None, schedule=None)`` starts a
+    nemesis on the test's network (``sockfake.sim.nemesis``): ``schedule``, or one drawn
+    from the test's seed with the marker's ``nemesis=`` keywords (``duration``,
+    ``faults``, ``kinds``, ``crashable``, ``max_fault``); ``boot(host)`` restarts a
+    crashed host's service. Each started nemesis stops at teardown, before the leak
+    check, undoing the faults still in force. Skips the test on the real network."""
+    if sockfake_network_kind == "real":
+        pytest.skip("sockfake: a nemesis needs the simulated network")
+    from sockfake.sim.nemesis import start_nemesis
+
+    options = _options_for(request.node).nemesis or {}
+    started: list[Any] = []
+
+    def start(boot: Callable[[str], object] | None = None, hosts: Any = None,
+              schedule: Any = None) -> Any:
+        nemesis = start_nemesis(sockfake_network, options, boot, hosts, schedule)
+        started.append(nemesis)
+        return nemesis
+
+    yield start
+    for nemesis in reversed(started):
+        nemesis.stop()
 
 
 def _testbed(request: pytest.FixtureRequest) -> Testbed:

@@ -57,6 +57,7 @@ OPTION_KEYS = (
     "handler_errors",
     "intercept",
     "seed_entropy",
+    "nemesis",
     "explore",
     "switch_points",
     "pct_depth",
@@ -124,6 +125,8 @@ class NetworkSettings:
     # Installed packages whose code gets line/opcode switch points too (by top name).
     switch_packages: tuple[str, ...] = ()
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
+    # The sockfake_nemesis fixture's schedule: random_schedule's keywords (None: no key).
+    nemesis: dict[str, Any] | None = None
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -256,6 +259,10 @@ def parse_options(
         options.seed_entropy = _flag(kwargs, "seed_entropy")
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
+    if "nemesis" in kwargs:
+        from sockfake.sim.nemesis import nemesis_options
+
+        options.nemesis = nemesis_options(kwargs["nemesis"])
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     for key in ("latency", "jitter"):  # types and signs: LinkConditions checks them
         value = conditions.get(key)

@@ -2,7 +2,8 @@
 
 Layers, top to bottom (held by the import contract in ``.importlinter``):
 
-- ``scenarios``, ``determinism``: slow and hostile clients; two runs compared.
+- ``scenarios``, ``determinism``, ``nemesis``: slow and hostile clients; two runs
+  compared; a seeded schedule of faults.
 - ``intercept/``: the stdlib's entry points, dispatched per thread.
 - ``network``: ``SimNetwork``, the façade users hold: hosts, faults, the trace.
 - ``net/``: topology, addressing, transports, sockets, selectors, link models.
@@ -15,6 +16,7 @@ modules through mypyc, about 1.5x faster per message) or pure Python (the defaul
 
 import sockfake.sim.kernel.core as _kernel
 from sockfake.errors import (
+    HostCrashed,
     SimDeadlockError,
     SimStallError,
     SimThreadKilled,
@@ -36,6 +38,7 @@ __all__ = [
     "FaultPlan",
     "GilbertElliott",
     "Host",
+    "HostCrashed",
     "LinkConditions",
     "SimDeadlockError",
     "SimNetwork",

@@ -13,19 +13,29 @@ below is the ``Transport`` seam sockets talk to.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
+import random
 import socket
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import sockfake.sim.kernel.thread_hooks as thread_hooks
 import sockfake.sim.net.checks as _checks
-from sockfake.errors import SockfakeTypeError
+from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.queues import SimQueue
 from sockfake.sim.kernel.sync import SimEvent, SimLock
 from sockfake.sim.net.addressing import Addressing
+from sockfake.sim.net.clocks import (
+    EPOCH,
+    MONOTONIC_BASE,
+    HostClock,
+    checked_drift,
+    checked_seconds,
+)
+from sockfake.sim.net.crashes import crash_host, restart_host
 from sockfake.sim.net.descriptors import Descriptors
 from sockfake.sim.net.endpoint import Endpoint
 from sockfake.sim.net.links import LinkConditions
@@ -187,6 +197,8 @@ class SimNetwork:
         self._transport = _SocketTransport(
             self.kernel, self._descriptors, self._addressing, self._streams, self._datagrams
         )
+        # Has any host a clock of its own? (Clock reads look for the host only then.)
+        self.clocks_skewed = False
         self.default_host = self.add_host("local")
         _open_networks.add(self)
 
@@ -299,8 +311,96 @@ class SimNetwork:
 
     def host_up(self, name: str | Host) -> None:
         host = self.host(name)
+        if host.crashed:
+            raise SockfakeRuntimeError(
+                f"host {host.name!r} crashed: bring it back with restart(), not host_up()"
+            )
         host.up = True
         self.kernel.record("host-up", host.name)
+
+    def crash(self, name: str | Host) -> None:
+        """Crash a host: its threads unwind (``HostCrashed``, a ``BaseException``, at
+        their next simulated call), its sockets vanish without a FIN or a reset, it is
+        off the network until :meth:`restart`. What it kept in memory is gone; what is
+        in ``host.disk`` stays. Recorded as a ``crash`` event. See ``sim/net/crashes.py``."""
+        crash_host(self.kernel, self._topology, self._addressing, self._streams,
+                   self._descriptors, self.host(name), self.default_host)
+
+    def restart(self, name: str | Host, start: Callable[[], object] | None = None) -> Any:
+        """Bring a crashed host back; ``start`` (no arguments; it finds ``host.disk``)
+        runs in a new thread on it, as its service at boot, and that thread is returned.
+        Peers' segments sent to it meanwhile meet closed sockets and are reset."""
+        return restart_host(self.kernel, self._topology, self.host(name), start)
+
+    # -- randomness and clocks ----------------------------------------------------------
+
+    @property
+    def random(self) -> random.Random:
+        """The seeded random stream for the test's own choices (a nemesis, workloads).
+
+        Derived from the network's seed like the simulation's own streams, and
+        independent of them: drawing from it shifts no datagram fate or scheduling
+        choice, and the same seed gives the same draws."""
+        return self.kernel.rng("user")
+
+    def set_clock(self, name: str | Host, *, offset: float | None = None,
+                  drift: float | None = None) -> None:
+        """From now on, ``name``'s wall clock (``time.time()``, ``datetime.now()`` in its
+        threads) is ``offset`` seconds from true time and its clocks run ``drift`` fast
+        (a fraction: 1e-4 is 100 ppm; negative runs slow). ``time.monotonic()`` runs at
+        the same rate but never steps, and ``time.sleep(s)`` on the host lasts ``s`` of
+        its own seconds. Recorded in the trace as a ``clock`` event."""
+        host = self.host(name)
+        now = self.kernel.now
+        if host.clock is None:
+            host.clock = HostClock(now, checked_seconds("offset", offset or 0.0),
+                                   checked_drift(drift or 0.0))
+        else:
+            host.clock.set(now, offset, drift)
+        self.clocks_skewed = True
+        self.kernel.record("clock", f"{host.name}: set, {host.clock.describe(now)}")
+
+    def step_clock(self, name: str | Host, seconds: float) -> None:
+        """``name``'s wall clock jumps by ``seconds`` (back when negative), as an NTP
+        step does; its monotonic clock does not move."""
+        host = self.host(name)
+        now = self.kernel.now
+        if host.clock is None:
+            host.clock = HostClock(now)
+        host.clock.step(now, seconds)
+        self.clocks_skewed = True
+        self.kernel.record("clock", f"{host.name}: step {seconds:+.6f} s, "
+                                    f"{host.clock.describe(now)}")
+
+    def skew_clocks(self, max_offset: float = 0.5, max_drift: float = 1e-4) -> None:
+        """Give every host a clock of its own, drawn from the seed: an offset within
+        ±``max_offset`` seconds and a drift within ±``max_drift``."""
+        max_offset = abs(checked_seconds("max_offset", max_offset))
+        max_drift = abs(checked_drift(max_drift))
+        stream = self.kernel.rng("clocks")
+        for host in self.hosts:
+            self.set_clock(host, offset=stream.uniform(-max_offset, max_offset),
+                           drift=stream.uniform(-max_drift, max_drift))
+
+    @contextlib.contextmanager
+    def running_on(self, host: Host) -> Iterator[None]:
+        """The calling simulated thread runs on ``host`` inside the block (``Host.running()``)."""
+        host = self.host(host)
+        thread = self.kernel.thread_for_caller()
+        before = thread.host
+        thread.host = host
+        try:
+            yield
+        finally:
+            thread.host = before
+
+    def host_clock(self, name: str | Host) -> tuple[float, float]:
+        """``(time.time(), time.monotonic())`` as read on ``name`` now."""
+        from_time = self.kernel.now
+        clock = self.host(name).clock
+        if clock is None:
+            return EPOCH + from_time, MONOTONIC_BASE + from_time
+        return EPOCH + clock.wall(from_time), MONOTONIC_BASE + clock.monotonic(from_time)
 
     # -- the Network protocol (on the default host) ----------------------------------
 

@@ -28,7 +28,7 @@ import sys
 import warnings
 from typing import Any
 
-from sockfake.sim.intercept.clock import EPOCH
+from sockfake.sim.intercept.clock import wall_seconds
 from sockfake.sim.intercept.dispatch import _internal, caller_network
 
 __all__ = ["REDUCERS", "SimDate", "SimDatetime"]
@@ -42,7 +42,7 @@ def _virtual_timestamp() -> float | None:
     net = caller_network()
     if net is None or _internal(2):
         return None
-    return EPOCH + net.kernel.now
+    return wall_seconds(net)
 
 
 class _StandIn(type):

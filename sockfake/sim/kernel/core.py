@@ -128,6 +128,11 @@ _SPIN_AGAIN = 64
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
 
+def _kill_error(thread: SimThread) -> BaseException:
+    """What a killed thread raises: its crash's error, or SimThreadKilled (a close)."""
+    return thread.kill_error if thread.kill_error is not None else SimThreadKilled()
+
+
 class Kernel:
     """Clock, timers, scheduler and trace for one simulated network."""
 
@@ -380,7 +385,7 @@ class Kernel:
         queues = tuple(queues)
         while True:  # once, unless a signal interrupts a wait on time alone
             if thread.killed:
-                raise SimThreadKilled()
+                raise _kill_error(thread)
             if self.failure is not None and not self.closing:
                 raise self.failure
             if deadline is not None and deadline <= self.now:
@@ -397,8 +402,8 @@ class Kernel:
             self._switch_from(thread)
             thread.blocked_on = None
             reason = thread.wake_reason
-            if reason == "killed":
-                raise SimThreadKilled()
+            if reason == "killed" or (thread.kill_error is not None and not self.closing):
+                raise _kill_error(thread)
             if reason == "failed":
                 assert self.failure is not None
                 raise self.failure
@@ -418,7 +423,7 @@ class Kernel:
         """Let other ready threads run first (a scheduling point that does not block)."""
         thread = self.thread_for_caller()
         if thread.killed:
-            raise SimThreadKilled()
+            raise _kill_error(thread)
         if not self._ready:
             return
         thread.state = "ready"
@@ -426,6 +431,11 @@ class Kernel:
         thread.waiting_on = what
         self._ready.append(thread)
         self._switch_from(thread)
+        if thread.kill_error is not None and not self.closing:
+            # A crash's kill (Kernel.kill) unwinds at once; close() lets a thread go on
+            # to its next wait, as it always has (raising here during close left a
+            # thread blocked in C code, gRPC's, and the interpreter's exit waiting).
+            raise thread.kill_error
         if self._pending_signals and thread is self._signal_target:
             self._run_signal_handlers()
 
@@ -836,6 +846,16 @@ class Kernel:
         if self._watchdog is None:
             self._watchdog = RootWatchdog(self, _os_thread_start)
         return sim_thread
+
+    def kill(self, thread: SimThread, error: BaseException) -> None:
+        """Unwind ``thread`` with ``error`` at its next simulated call (a host's crash):
+        a blocked thread wakes to raise it now; a ready one raises it when it resumes;
+        one not yet run never runs its target."""
+        if thread.state == "finished" or thread is self.root or thread.killed:
+            return
+        thread.killed = True
+        thread.kill_error = error
+        self._make_ready(thread, "killed")
 
     def forget(self, thread: SimThread) -> None:
         """Drop a thread that never started (its OS thread could not be created)."""

@@ -76,6 +76,8 @@ class SimThread:
         self.deadline_seq = 0
         self.wake_reason = ""
         self.killed = False
+        # What it raises when it unwinds (a host's crash gives its own); None: SimThreadKilled.
+        self.kill_error: BaseException | None = None
         self.exited = WaitQueue()
         self.blocked_on: object | None = None  # the lock or thread that must act first
         self.sleeping = False  # in sleep(): waiting for time itself, not for an event

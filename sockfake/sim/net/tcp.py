@@ -350,6 +350,17 @@ class StreamTransport:
                 self.reset_now(ep.peer)
             self.reset_now(ep)
 
+    def vanish(self, ep: Endpoint) -> None:
+        """``ep``'s host crashed: it is gone without a word (no FIN, no RST), as when a
+        machine loses power. Its connections' peers hear nothing; what they send later
+        reaches a closed socket and is answered with a reset (``_deliver_segment``)."""
+        self._stop_syn_retry(ep)
+        if ep.state is State.LISTENING:
+            for pending in ep.accept_queue:
+                self._release_fd(pending.fd)
+                pending.fd = -1
+            ep.accept_queue.clear()
+
     # -- close ---------------------------------------------------------------------------
 
     def close(self, ep: Endpoint) -> None:

@@ -13,10 +13,12 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.net.clocks import HostClock
 from sockfake.sim.net.links import LinkConditions, LinkState, is_instant, stream_arrival
 from sockfake.sim.net.oserror import os_error
 
@@ -66,6 +68,7 @@ class HostNetwork(Protocol):
     def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None: ...
     def remove_unix_socket(self, path: Any, identity: object) -> None: ...
     def chmod_unix_socket(self, path: Any, mode: int) -> None: ...
+    def running_on(self, host: Host) -> AbstractContextManager[None]: ...
 
 
 class Host:
@@ -83,6 +86,13 @@ class Host:
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.up = True
+        # Its own clock (offset, drift, steps: net.set_clock); None: the network's time.
+        self.clock: HostClock | None = None
+        # Crashed (SimNetwork.crash) until restarted; boots counts the restarts.
+        self.crashed = False
+        self.boots = 0
+        # What the host keeps across a crash: a dict standing for its disk.
+        self.disk: dict[Any, Any] = {}
         # (socket type, port) -> endpoints bound there, in bind order.
         self.ports: dict[tuple[int, int], list[Endpoint]] = {}
         self._next_ephemeral = EPHEMERAL_FIRST
@@ -180,6 +190,11 @@ class Host:
 
     def chmod_unix_socket(self, path: Any, mode: int) -> None:
         self.network.chmod_unix_socket(path, mode)
+
+    def running(self) -> AbstractContextManager[None]:
+        """``with host.running():`` the calling thread runs on this host meanwhile: under
+        interception its sockets are the host's, its clock is the host's clock."""
+        return self.network.running_on(self)
 
 
 class Link:
