@@ -190,6 +190,7 @@ class Trace:
     @property
     def dropped(self) -> int:
         """How many of the run's first events the ring no longer keeps."""
+        self._trim()
         return self._dropped
 
     def add(
@@ -222,12 +223,11 @@ class Trace:
             self._trim()
 
     def _trim(self) -> None:
-        """Drop all but the last ``limit`` events, hashing them first."""
-        assert self._limit is not None
+        """Drop all but the last ``limit`` events (if more are held), hashing them first."""
         events = self._events
-        drop = len(events) - self._limit
-        if drop <= 0:
+        if self._limit is None or len(events) <= self._limit:
             return
+        drop = len(events) - self._limit
         self._hash_up_to(drop)
         del events[:drop]
         self._dropped += drop
@@ -237,9 +237,8 @@ class Trace:
     @property
     def events(self) -> list[TraceEvent]:
         """The events kept (the last ``limit``; all with no limit), in order."""
+        self._trim()
         events = self._events
-        if self._limit is not None and len(events) > self._limit:
-            self._trim()
         self._hash_up_to(len(events))  # the digest is of raw events: hash before reading
         for index in range(self._read, len(events)):
             raw = events[index]
@@ -278,6 +277,7 @@ class Trace:
 
     def omitted(self) -> str:
         """A line saying which events are not kept, or "" when all are."""
+        self._trim()
         if not self._dropped:
             return ""
         return (f"{len(self)} events, the first {self._dropped} not kept (the trace keeps "

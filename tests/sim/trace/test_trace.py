@@ -78,7 +78,7 @@ def test_the_default_ring_is_default_trace_limit_and_none_keeps_everything() -> 
 
 
 def test_events_marshal_cannot_encode_are_hashed_by_repr() -> None:
-    class Note(tuple):  # a tuple subclass as details: no Lazy, and not marshallable
+    class Note(tuple[int, ...]):  # a tuple subclass as details: no Lazy, and not marshallable
         pass
 
     first, second, third = Trace(), Trace(), Trace()
