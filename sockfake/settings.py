@@ -61,6 +61,7 @@ OPTION_KEYS = (
     "switch_points",
     "pct_depth",
     "pin_cpu",
+    "trace_limit",
     *LINK_KEYS,
 )
 # A virtual-time limit for simulated tests, so a clock that runs away (a loop that
@@ -74,6 +75,10 @@ MAX_TIME_LIMIT = 1e9  # virtual seconds, about 31 years; None: no limit
 MAX_STALL_TIMEOUT = 3600.0  # real seconds
 MAX_EXPLORE = 10_000  # schedules, one pytest item each
 MAX_PCT_DEPTH = 1000
+MAX_TRACE_LIMIT = 10**9  # events; trace_limit=None keeps every event
+# SimNetwork's default trace ring (sockfake.sim.trace.recorder.DEFAULT_TRACE_LIMIT,
+# pinned equal by a test): this module imports nothing of the simulation.
+DEFAULT_TRACE_LIMIT = 100_000
 MAX_SEED = 2**64 - 1
 MAX_DELAY = 86400.0  # latency, jitter: virtual seconds
 MAX_CHUNK = 1 << 30  # bytes
@@ -117,6 +122,7 @@ class NetworkSettings:
     switch_points: SwitchPoints = "calls"
     pct_depth: int = 3
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
+    trace_limit: int | None = DEFAULT_TRACE_LIMIT  # events the trace keeps; None: all
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -233,6 +239,10 @@ def parse_options(
         options.seed_entropy = _flag(kwargs, "seed_entropy")
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
+    if "trace_limit" in kwargs:
+        options.trace_limit = None if kwargs["trace_limit"] is None else _count(
+            kwargs, "trace_limit", "a number of events >= 1, or None (keep every event)",
+            MAX_TRACE_LIMIT)
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     for key in ("latency", "jitter"):  # types and signs: LinkConditions checks them
         value = conditions.get(key)

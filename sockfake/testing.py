@@ -820,6 +820,7 @@ def make_network(
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
         pin_cpu=options.pin_cpu,
+        trace_limit=options.trace_limit,
         **options.conditions,
     )
 

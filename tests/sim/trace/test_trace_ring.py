@@ -15,10 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from sockfake import settings
+from sockfake.errors import SockfakeValueError
 from sockfake.failure_report import FailureReport
 from sockfake.sim import SimNetwork
 from sockfake.sim.determinism import check_determinism
 from sockfake.sim.trace.recorder import DEFAULT_TRACE_LIMIT
+from sockfake.testing import open_testbed
 
 RING = 1000  # small, so a virtual hour of ticks overflows it many times
 
@@ -131,3 +136,18 @@ def test_a_divergence_before_the_ring_is_said_to_precede_it() -> None:
     text = divergence.describe()
     assert f"the runs part before event {divergence.index}" in text
     assert "trace_limit=None" in text
+
+
+def test_the_marker_key_and_open_testbed_set_the_ring() -> None:
+    assert settings.DEFAULT_TRACE_LIMIT == DEFAULT_TRACE_LIMIT  # settings imports no sim
+    with open_testbed(trace_limit=None) as bed:
+        assert bed.network.trace.limit is None
+    with open_testbed(trace_limit=50) as bed:
+        for _ in range(200):
+            bed.network.sleep(0.1)
+        assert len(bed.network.trace.events) == 50
+    with open_testbed() as bed:
+        assert bed.network.trace.limit == DEFAULT_TRACE_LIMIT
+    with pytest.raises(SockfakeValueError, match="trace_limit=0 must be a number of events"):
+        with open_testbed(trace_limit=0):
+            pass
