@@ -89,6 +89,11 @@ class Divergence:
                 text += f"  payload {event.payload[:64]!r}"
             return text
 
+        if self.before_kept and self.index == 0:  # nothing dropped, yet digests differ
+            return (
+                "the runs' digests differ but their events read alike: a value recorded "
+                "differs where its text does not (1 against 1.0, a text's arguments)"
+            )
         if self.before_kept:
             return (
                 f"the runs part before event {self.index}, the first event the traces "

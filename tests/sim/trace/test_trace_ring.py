@@ -21,8 +21,8 @@ from sockfake import settings
 from sockfake.errors import SockfakeValueError
 from sockfake.failure_report import FailureReport
 from sockfake.sim import SimNetwork
-from sockfake.sim.determinism import check_determinism
-from sockfake.sim.trace.recorder import DEFAULT_TRACE_LIMIT
+from sockfake.sim.determinism import check_determinism, compare_traces
+from sockfake.sim.trace.recorder import DEFAULT_TRACE_LIMIT, Trace
 from sockfake.testing import open_testbed
 
 RING = 1000  # small, so a virtual hour of ticks overflows it many times
@@ -151,3 +151,13 @@ def test_the_marker_key_and_open_testbed_set_the_ring() -> None:
     with pytest.raises(SockfakeValueError, match="trace_limit=0 must be a number of events"):
         with open_testbed(trace_limit=0):
             pass
+
+
+def test_traces_that_read_alike_but_hash_apart_are_said_to() -> None:
+    first, second = Trace(), Trace()
+    first.add(0.0, "main", "note", "x", length=1)
+    second.add(0, "main", "note", "x", length=1)  # an int time: the same text as 0.0
+    assert first.events[0].canonical() == second.events[0].canonical()
+    divergence = compare_traces(first, second)
+    assert divergence is not None and divergence.before_kept and divergence.index == 0
+    assert "read alike" in divergence.describe()
