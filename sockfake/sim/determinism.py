@@ -92,7 +92,7 @@ class Divergence:
         if self.before_kept and self.index == 0:  # nothing dropped, yet digests differ
             return (
                 "the runs' digests differ but their events read alike: a value recorded "
-                "differs where its text does not (1 against 1.0, a text's arguments)"
+                "differs where its text does not (1 against '1', a text's arguments)"
             )
         if self.before_kept:
             return (

@@ -155,8 +155,8 @@ def test_the_marker_key_and_open_testbed_set_the_ring() -> None:
 
 def test_traces_that_read_alike_but_hash_apart_are_said_to() -> None:
     first, second = Trace(), Trace()
-    first.add(0.0, "main", "note", "x", length=1)
-    second.add(0, "main", "note", "x", length=1)  # an int time: the same text as 0.0
+    first.add(0.0, "main", "note", "x", src=1)
+    second.add(0.0, "main", "note", "x", src="1")  # another value, the same text
     assert first.events[0].canonical() == second.events[0].canonical()
     divergence = compare_traces(first, second)
     assert divergence is not None and divergence.before_kept and divergence.index == 0
