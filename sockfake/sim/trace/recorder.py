@@ -5,8 +5,9 @@ for the network, ``clock``, ``kernel``), kind, a human summary (``details``), an
 structured fields a tool needs: source and destination address, connection id,
 sequence (a datagram's index on the network), length, payload bytes (the first
 ``payload_limit`` of them) and the reason for a fate (a drop's cause, a switch's).
-The text view, the digest and the exports (``sockfake.sim.trace.export``: JSONL, pcapng,
-an HTML sequence diagram) all derive from these records.
+The text view and the exports (``sockfake.sim.trace.export``: JSONL, pcapng, an HTML
+sequence diagram) derive from these records, the digest from the raw events they are
+made from.
 
 The trace keeps the last ``limit`` events (``DEFAULT_TRACE_LIMIT`` unless told; None
 keeps every event): a ring, with a count of the events dropped from its front.
@@ -52,16 +53,16 @@ _MARSHAL_VERSION = 2
 
 # An event's ``details`` text, formatted only when someone reads it: a plain tuple
 # ``(key, *args)`` whose text is ``formatter(*args)``, the key naming a formatter
-# registered with ``lazy_text()``. The arguments must be the values as they are when
-# the event happens (immutable: an address, a length, the payload bytes), never an
-# object that changes later, so the text and the digest are exactly those an eager
-# ``details`` string would have given. ``Lazy((key, a, b))`` makes one: ``tuple()`` of
-# a tuple is the tuple itself, a single C call (events are made on every send and
-# receive). A key, not the function: a tuple of strings, numbers and bytes is one the
-# garbage collector stops tracking, and a run's trace would otherwise be walked by
-# every full collection. At run time ``Lazy`` is ``tuple`` itself (a ``GenericAlias``
-# call costs twenty times more); set through ``globals()``, as mypyc (the optional
-# compiled build) compiles no ``else`` branch of ``if TYPE_CHECKING``.
+# registered with ``lazy_text()``. The arguments must be the values as they are when the
+# event happens (immutable: an address, a length, the payload bytes), never an object
+# that changes later, so the text is exactly the one an eager ``details`` string would
+# have given (the digest hashes the key and arguments themselves). ``Lazy((key, a, b))``
+# makes one: ``tuple()`` of a tuple is the tuple itself, a single C call (events are
+# made on every send and receive). A key, not the function: a tuple of strings, numbers
+# and bytes is one the garbage collector stops tracking, and a run's trace would
+# otherwise be walked by every full collection. At run time ``Lazy`` is ``tuple`` itself
+# (a ``GenericAlias`` call costs twenty times more); set through ``globals()``, as mypyc
+# (the optional compiled build) compiles no ``else`` branch of ``if TYPE_CHECKING``.
 if TYPE_CHECKING:
     Lazy = tuple[Any, ...]
 globals()["Lazy"] = tuple
