@@ -29,6 +29,10 @@ Sections (all by default), each printing its figures side by side:
   this section under 3.12 or later to see it); they are skipped with a note otherwise.
   All contenders alternate round by round; medians of 7 rounds with the spread.
 - ``determinism``: the trace digests of two runs of one seed (equal).
+- ``trace``: the TCP round trip with every event kept (``trace_limit=None``), with the
+  default ring (``DEFAULT_TRACE_LIMIT`` events: a round of this size never fills it),
+  and with a ring of 1,000 (full from the start: every event leaves it, hashed, as a
+  run longer than the default ring does). Alternated rounds, medians and spread.
 
 The load average is printed first and last: on a shared machine read the figures
 against it. The first line also names the simulation's build: pure Python, or the
@@ -60,7 +64,8 @@ import sockfake  # noqa: E402
 from sockfake.network import REAL_NETWORK, Network  # noqa: E402
 from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
 
-SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism")
+SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism",
+            "trace")
 
 
 class Echo(sockfake.BaseRequestHandler):
@@ -201,9 +206,10 @@ def pipe_ping_pong_one_cpu(count: int) -> float:
         os.sched_setaffinity(0, saved)
 
 
-def _on_sim(measure: Callable[[Network, int], float]) -> Callable[[int], float]:
+def _on_sim(measure: Callable[[Network, int], float], **options: Any
+            ) -> Callable[[int], float]:
     def run(count: int) -> float:
-        net = SimNetwork(seed=1)
+        net = SimNetwork(seed=1, **options)
         try:
             return measure(net, count)
         finally:
@@ -244,6 +250,29 @@ def print_per_message(results: dict[str, list[float]], count: int, rounds: int) 
         print(f"       sim/real {sim / real:.2f} (goal <= 1.0)   sim/floor "
               f"{sim / med('pipe floor'):.2f} (goal <= 3.0)   sim/floor on one CPU "
               f"{sim / med('pipe floor, one CPU'):.2f}")
+
+
+# -- the trace's bound -------------------------------------------------------------------
+
+
+def trace_bounds(count: int, rounds: int) -> dict[str, list[float]]:
+    """Alternated rounds of the simulated TCP round trip under three trace bounds."""
+    runs: dict[str, Callable[[int], float]] = {
+        "every event kept": _on_sim(tcp_round_trips, trace_limit=None),
+        "default ring": _on_sim(tcp_round_trips),
+        "ring of 1,000": _on_sim(tcp_round_trips, trace_limit=1000),
+    }
+    return alternated(runs, count, rounds)
+
+
+def print_trace_bounds(results: dict[str, list[float]], count: int, rounds: int) -> None:
+    whole = statistics.median(results["every event kept"])
+    print(f"trace bound, simulated TCP round trip: median of {rounds} alternated rounds of "
+          f"{count} (spread min-max)")
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"  {name:<18} {median * 1e6:7.1f} us ({min(values) * 1e6:.1f}-"
+              f"{max(values) * 1e6:.1f})  {median / whole:.2f}x every event kept")
 
 
 # -- sequential connections --------------------------------------------------------------
@@ -650,6 +679,9 @@ def main() -> None:
         first, second = determinism(seed=42)
         print(f"determinism, seed 42, two runs: {'equal' if first == second else 'DIFFERENT'}")
         print(f"  {first}\n  {second}")
+    if "trace" in only:
+        trace_count, trace_rounds = (500, 5) if args.quick else (3000, 11)
+        print_trace_bounds(trace_bounds(trace_count, trace_rounds), trace_count, trace_rounds)
     print(load_average())
 
 

@@ -112,6 +112,9 @@ class FailureReport:
                 f"virtual time {net.kernel.now:.6f} s, {len(trace)} trace events, "
                 f"trace digest {trace.digest()}",
             ]
+            omitted = trace.omitted()
+            if omitted:
+                lines.append(omitted)
             events = trace.events
             if self.trace and events:
                 shown = last_events(events)

@@ -137,16 +137,17 @@ def _trace_dir(item: pytest.Item, settings: Settings) -> Path | None:
     return Path(factory.getbasetemp()) / "sockfake-traces"
 
 
-def determinism_text(first: list[Any], second: list[Any] | None) -> str:
-    from sockfake.sim.determinism import first_divergence
+def determinism_text(first: Any, second: Any | None) -> str:
+    """The determinism section: two runs' traces (``Trace``s) compared."""
+    from sockfake.sim.determinism import compare_traces
 
     if second is None:
         return "the rerun made no simulated network: nothing to compare"
-    divergence = first_divergence(first, second)
+    divergence = compare_traces(first, second)
     if divergence is None:
         return (
             f"rerun with the same seed: the same {len(first)} events, event for event "
-            "(the failure is deterministic)"
+            "(equal digests; the failure is deterministic)"
         )
     return "rerun with the same seed DIFFERS: " + divergence.describe()
 

@@ -101,7 +101,7 @@ _settings_key = SETTINGS_KEY
 _options_key = pytest.StashKey[NetworkSettings]()
 _bed_key = pytest.StashKey["Testbed"]()
 _call_failed_key = pytest.StashKey[bool]()
-_events_key = pytest.StashKey[list[Any]]()  # the trace of the test's simulated network
+_events_key = pytest.StashKey[Any]()  # the Trace of the test's simulated network
 _ran_tests_key = pytest.StashKey[bool]()
 
 
@@ -642,7 +642,7 @@ def sockfake_network(
         if not bed.closed:
             problems = bed.close(check_leaks=False)
         if kind == "sim" and settings.check_determinism:
-            item.stash[_events_key] = list(net.trace)
+            item.stash[_events_key] = net.trace
         if kind == "sim":
             record_schedule(item, net)
     if problems:

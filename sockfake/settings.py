@@ -64,6 +64,7 @@ OPTION_KEYS = (
     "pct_steps",
     "switch_packages",
     "pin_cpu",
+    "trace_limit",
     *LINK_KEYS,
 )
 # A virtual-time limit for simulated tests, so a clock that runs away (a loop that
@@ -78,6 +79,10 @@ MAX_STALL_TIMEOUT = 3600.0  # real seconds
 MAX_EXPLORE = 10_000  # schedules, one pytest item each
 MAX_PCT_DEPTH = 1000
 MAX_PCT_STEPS = 10_000_000  # decisions a PCT run spreads its change points over
+MAX_TRACE_LIMIT = 10**9  # events; trace_limit=None keeps every event
+# SimNetwork's default trace ring (sockfake.sim.trace.recorder.DEFAULT_TRACE_LIMIT,
+# pinned equal by a test): this module imports nothing of the simulation.
+DEFAULT_TRACE_LIMIT = 100_000
 MAX_SEED = 2**64 - 1
 MAX_DELAY = 86400.0  # latency, jitter: virtual seconds
 MAX_CHUNK = 1 << 30  # bytes
@@ -127,6 +132,7 @@ class NetworkSettings:
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
     # The sockfake_nemesis fixture's schedule: random_schedule's keywords (None: no key).
     nemesis: dict[str, Any] | None = None
+    trace_limit: int | None = DEFAULT_TRACE_LIMIT  # events the trace keeps; None: all
 
 
 def ignored_errors(policy: HandlerErrors) -> tuple[type[BaseException], ...]:
@@ -263,6 +269,10 @@ def parse_options(
         from sockfake.sim.nemesis import nemesis_options
 
         options.nemesis = nemesis_options(kwargs["nemesis"])
+    if "trace_limit" in kwargs:
+        options.trace_limit = None if kwargs["trace_limit"] is None else _count(
+            kwargs, "trace_limit", "a number of events >= 1, or None (keep every event)",
+            MAX_TRACE_LIMIT)
     conditions = {key: kwargs[key] for key in LINK_KEYS if key in kwargs}
     for key in ("latency", "jitter"):  # types and signs: LinkConditions checks them
         value = conditions.get(key)

@@ -2,8 +2,10 @@
 
 Same seed, same code: the same trace, event for event. When two runs differ, something
 outside the simulation decided a value or an order, and the first divergent event
-says what it touched. ``first_divergence`` compares two traces; ``check_determinism``
-runs a scenario twice on fresh networks and compares. The pytest plugin's
+says what it touched. ``first_divergence`` compares two lists of events;
+``compare_traces`` compares two ``Trace``s, digests first (they cover every event, kept
+or not) and then the events the rings kept; ``check_determinism`` runs a scenario twice
+on fresh networks and compares. The pytest plugin's
 ``--sockfake-check-determinism`` reruns a failing test the same way.
 """
 
@@ -13,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sockfake.sim.trace.recorder import TraceEvent
+from sockfake.sim.trace.recorder import Trace, TraceEvent
 
-__all__ = ["Divergence", "check_determinism", "first_divergence"]
+__all__ = ["Divergence", "check_determinism", "compare_traces", "first_divergence"]
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,18 @@ class Divergence:
     index: int
     first: TraceEvent | None
     second: TraceEvent | None
+    # True: the digests differ but every kept event agrees, so the runs part before
+    # ``index``, the first event both traces kept (their rings dropped the rest).
+    before_kept: bool = False
 
     @property
     def likely_cause(self) -> str:
         a, b = self.first, self.second
+        if self.before_kept:
+            return (
+                "unknown from the kept events: rerun with SimNetwork(trace_limit=None) "
+                "(every event kept) to see where and why"
+            )
         if a is None or b is None:
             return (
                 "one run did more than the other: a loop or a wait bounded by something "
@@ -79,6 +89,17 @@ class Divergence:
                 text += f"  payload {event.payload[:64]!r}"
             return text
 
+        if self.before_kept and self.index == 0:  # nothing dropped, yet digests differ
+            return (
+                "the runs' digests differ but their events read alike: a value recorded "
+                "differs where its text does not (1 against '1', a text's arguments)"
+            )
+        if self.before_kept:
+            return (
+                f"the runs part before event {self.index}, the first event the traces "
+                "kept (their digests differ; the events kept from there on agree)\n"
+                f"likely cause: {self.likely_cause}"
+            )
         difference = self.payload_difference
         return (
             f"the runs part at event {self.index}:\n"
@@ -106,6 +127,23 @@ def first_divergence(
     return None
 
 
+def compare_traces(first: Trace, second: Trace) -> Divergence | None:
+    """Where two runs' traces part, or None when their digests (every event) agree.
+
+    The digests are compared first; when they differ, the events both traces kept are
+    compared by their index in the run, and a Divergence with ``before_kept`` says the
+    runs part before the first of them when those all agree."""
+    if first.digest() == second.digest():
+        return None
+    start = max(first.dropped, second.dropped)  # the run's first event both kept
+    kept_first = first.events[start - first.dropped:]
+    kept_second = second.events[start - second.dropped:]
+    divergence = first_divergence(kept_first, kept_second)
+    if divergence is not None:
+        return Divergence(start + divergence.index, divergence.first, divergence.second)
+    return Divergence(start, None, None, before_kept=True)
+
+
 def check_determinism(
     scenario: Callable[[Any], object], seed: int = 0, **network_options: Any
 ) -> Divergence | None:
@@ -113,11 +151,11 @@ def check_determinism(
     the first divergence of their traces, or None when the runs are equal."""
     from sockfake.sim.network import SimNetwork
 
-    traces = []
+    traces: list[Trace] = []
     for _ in range(2):
         with SimNetwork(seed=seed, **network_options) as net:
             try:
                 scenario(net)
             finally:
-                traces.append(list(net.trace))
-    return first_divergence(traces[0], traces[1])
+                traces.append(net.trace)
+    return compare_traces(traces[0], traces[1])

@@ -44,7 +44,7 @@ from sockfake.sim.net.sockets import SimSocket
 from sockfake.sim.net.tcp import StreamTransport
 from sockfake.sim.net.topology import Host, Topology
 from sockfake.sim.net.udp import DatagramTransport
-from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, Trace
+from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, DEFAULT_TRACE_LIMIT, Trace
 
 __all__ = ["SimNetwork", "Host"]
 
@@ -139,7 +139,7 @@ class SimNetwork:
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         stall_timeout: float = 10.0,
         conditions: LinkConditions | None = None,
-        trace_limit: int | None = None,
+        trace_limit: int | None = DEFAULT_TRACE_LIMIT,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         pct_depth: int | None = None,
         pct_steps: int | None = None,

@@ -61,7 +61,13 @@ from sockfake.sim.kernel.scheduling import (
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
-from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, LAZY, Lazy, Trace
+from sockfake.sim.trace.recorder import (
+    DEFAULT_PAYLOAD_LIMIT,
+    DEFAULT_TRACE_LIMIT,
+    LAZY,
+    Lazy,
+    Trace,
+)
 
 __all__ = [
     "Kernel",
@@ -143,7 +149,7 @@ class Kernel:
         scheduling: str = "fifo",
         time_limit: float | None = None,
         stall_timeout: float = 10.0,
-        trace_limit: int | None = None,
+        trace_limit: int | None = DEFAULT_TRACE_LIMIT,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         pct_depth: int | None = None,
         pct_steps: int | None = None,

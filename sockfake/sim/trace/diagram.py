@@ -167,8 +167,10 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def write_html(events: Iterable[TraceEvent], path: str | Path, title: str) -> Path:
-    """Write the diagram (see the module docstring) to ``path``."""
+def write_html(events: Iterable[TraceEvent], path: str | Path, title: str,
+               omitted: str = "") -> Path:
+    """Write the diagram (see the module docstring) to ``path``; ``omitted``: a line
+    saying which events the trace no longer kept (``Trace.omitted()``), shown first."""
     path = Path(path)
     events = list(events)
     found = packets(events)
@@ -210,8 +212,10 @@ def write_html(events: Iterable[TraceEvent], path: str | Path, title: str) -> Pa
                         f'{FATE_MARKS[f]} {n} {html.escape(f)}</span>'
                         for f, n in counts.items() if n)
     earlier = (f"<p class=\"note\">{left_out} earlier rows are not shown (a page holds the "
-               f"last {MAX_ROWS}); the counts above cover the whole run, the JSON lines "
-               "file has every event.</p>") if left_out else ""
+               f"last {MAX_ROWS}); the counts above cover these events, the JSON lines "
+               "file has every event the trace kept.</p>") if left_out else ""
+    if omitted:
+        earlier = f'<p class="note">{html.escape(omitted)}</p>' + earlier
     text = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

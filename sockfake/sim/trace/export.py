@@ -22,9 +22,16 @@ __all__ = ["Packet", "packets", "write_html", "write_jsonl", "write_pcapng"]
 # -- JSONL -------------------------------------------------------------------------------
 
 
-def write_jsonl(events: Iterable[TraceEvent], path: str | Path) -> Path:
+def write_jsonl(events: Iterable[TraceEvent], path: str | Path, omitted: str = "",
+                dropped: int = 0) -> Path:
+    """One JSON object per event; with ``omitted`` (``Trace.omitted()``) the first line
+    is a record of kind ``omitted`` saying so, ``length`` the events not kept."""
     path = Path(path)
     with path.open("w", encoding="utf-8") as out:
+        if omitted:
+            note = {"time": 0.0, "actor": "trace", "kind": "omitted", "details": omitted,
+                    "length": dropped}
+            out.write(json.dumps(note, sort_keys=True) + "\n")
         for event in events:
             out.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
     return path

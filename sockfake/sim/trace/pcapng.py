@@ -187,13 +187,17 @@ def _packet_block(interface: int, time: float, data: bytes, original: int,
     return _block(0x00000006, body)
 
 
-def write_pcapng(events: Iterable[TraceEvent], path: str | Path) -> Path:
+def write_pcapng(events: Iterable[TraceEvent], path: str | Path, omitted: str = "") -> Path:
+    """Write the capture; ``omitted`` (``Trace.omitted()``), when given, is the section's
+    comment (Wireshark: Statistics > Capture File Properties)."""
     path = Path(path)
+    comment = _option(1, omitted.encode()) if omitted else b""
     addresses = _Addresses()
     with path.open("wb") as out:
         # Section header: byte-order magic, version 1.0, section length unknown.
         out.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
-                         + _option(4, b"sockfake simulated network") + _option(0, b"")))
+                         + comment + _option(4, b"sockfake simulated network")
+                         + _option(0, b"")))
         out.write(_interface("sim", "packets the simulated network delivered"))
         out.write(_interface("sockfake-fates", "what the network did to packets (dropped, "
                              "duplicated, reordered, corrupted, held): syslog notes"))

@@ -5,40 +5,64 @@ for the network, ``clock``, ``kernel``), kind, a human summary (``details``), an
 structured fields a tool needs: source and destination address, connection id,
 sequence (a datagram's index on the network), length, payload bytes (the first
 ``payload_limit`` of them) and the reason for a fate (a drop's cause, a switch's).
-The text view, the digest and the exports (``sockfake.sim.trace.export``: JSONL, pcapng,
-an HTML sequence diagram) all derive from these records.
+The text view and the exports (``sockfake.sim.trace.export``: JSONL, pcapng, an HTML
+sequence diagram) derive from these records, the digest from the raw events they are
+made from.
 
-The digest is a sha256 over a canonical text form of every event, computed lazily
-(only when asked for, and before old events are trimmed away), so two runs are equal
-exactly when their digests are, in any process and under any ``PYTHONHASHSEED``.
+The trace keeps the last ``limit`` events (``DEFAULT_TRACE_LIMIT`` unless told; None
+keeps every event): a ring, with a count of the events dropped from its front.
+``len(trace)`` counts every event of the run; ``trace.events`` and iteration give the
+kept ones; ``trace.dropped`` says how many came before them.
+
+The digest is a sha256 over every event of the run, kept or dropped: each raw event
+(the flat tuple the hot path appended, see ``LAZY``) in marshal's version-2 form,
+which is the same in any process, under any ``PYTHONHASHSEED`` and on every Python
+from 3.10. It is computed in batches, in C, only when asked for and before events
+leave the ring, so a run longer than the ring costs no formatting of what it drops,
+and a ring-trimmed run has the digest an unbounded run of it has.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ["DEFAULT_PAYLOAD_LIMIT", "LAZY", "Lazy", "Trace", "TraceEvent", "lazy_text"]
+__all__ = [
+    "DEFAULT_PAYLOAD_LIMIT", "DEFAULT_TRACE_LIMIT", "LAZY", "Lazy", "Trace", "TraceEvent",
+    "lazy_text",
+]
 
 # Payload bytes kept per event: enough to read a protocol exchange in Wireshark,
 # bounded so a bulk transfer does not keep every byte it moved.
 DEFAULT_PAYLOAD_LIMIT = 4096
 
+# Events a trace keeps by default: the last 100,000. A test's whole trace fits (a
+# simulated test records hundreds to a few thousand events; 3,000 echo round trips are
+# about 25,000), so reports, exports and the determinism check see everything; an idle
+# loop or a soak run stops growing at about 20 MB of events plus their payloads.
+DEFAULT_TRACE_LIMIT = 100_000
+
+# marshal's version 2: no back-references (which depend on reference counts) and no
+# interned-string flag, so equal values always give equal bytes.
+_MARSHAL_VERSION = 2
+
 
 # An event's ``details`` text, formatted only when someone reads it: a plain tuple
 # ``(key, *args)`` whose text is ``formatter(*args)``, the key naming a formatter
-# registered with ``lazy_text()``. The arguments must be the values as they are when
-# the event happens (immutable: an address, a length, the payload bytes), never an
-# object that changes later, so the text and the digest are exactly those an eager
-# ``details`` string would have given. ``Lazy((key, a, b))`` makes one: ``tuple()`` of
-# a tuple is the tuple itself, a single C call (events are made on every send and
-# receive). A key, not the function: a tuple of strings, numbers and bytes is one the
-# garbage collector stops tracking, and a run's trace would otherwise be walked by
-# every full collection. At run time ``Lazy`` is ``tuple`` itself (a ``GenericAlias``
-# call costs twenty times more); set through ``globals()``, as mypyc (the optional
-# compiled build) compiles no ``else`` branch of ``if TYPE_CHECKING``.
+# registered with ``lazy_text()``. The arguments must be the values as they are when the
+# event happens (immutable: an address, a length, the payload bytes), never an object
+# that changes later, so the text is exactly the one an eager ``details`` string would
+# have given (the digest hashes the key and arguments themselves). ``Lazy((key, a, b))``
+# makes one: ``tuple()`` of a tuple is the tuple itself, a single C call (events are
+# made on every send and receive). A key, not the function: a tuple of strings, numbers
+# and bytes is one the garbage collector stops tracking, and a run's trace would
+# otherwise be walked by every full collection. At run time ``Lazy`` is ``tuple`` itself
+# (a ``GenericAlias`` call costs twenty times more); set through ``globals()``, as mypyc
+# (the optional compiled build) compiles no ``else`` branch of ``if TYPE_CHECKING``.
 if TYPE_CHECKING:
     Lazy = tuple[Any, ...]
 globals()["Lazy"] = tuple
@@ -113,10 +137,25 @@ class TraceEvent(NamedTuple):
 
 
 _new_tuple = tuple.__new__
+_HASH_BATCH = 8192  # raw events marshalled per hash update: bounded temporary bytes
+
+
+def _encoded(raw: tuple[Any, ...]) -> bytes:
+    """One raw event's bytes for the digest: marshal's, or (a field it does not know,
+    such as a tuple subclass as details) a zero byte and the event's repr."""
+    try:
+        return marshal.dumps(raw, _MARSHAL_VERSION)
+    except ValueError:
+        return b"\0" + repr(raw).encode()
 
 
 class Trace:
-    """Every event of a run, in order, and a stable digest of them all.
+    """The last ``limit`` events of a run, in order, and a stable digest of them all.
+
+    ``limit`` (default ``DEFAULT_TRACE_LIMIT``; None keeps every event) bounds the
+    events kept: older ones leave the front of the ring, hashed into the digest first,
+    and ``dropped`` counts them. ``len(trace)`` is the number of events of the run;
+    ``events`` and iteration are the kept ones, the last ``min(len(trace), limit)``.
 
     Events are kept as plain tuples and become ``TraceEvent``s (details formatted)
     when read: a tuple of strings, numbers and bytes is one the garbage collector
@@ -124,21 +163,36 @@ class Trace:
     collection would walk the whole trace of a long run.
     """
 
-    def __init__(self, limit: int | None = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT
-                 ) -> None:
+    def __init__(self, limit: int | None = DEFAULT_TRACE_LIMIT,
+                 payload_limit: int = DEFAULT_PAYLOAD_LIMIT) -> None:
         self._events: list[Any] = []  # raw tuples after _read, TraceEvents before it
-        self._read = 0  # events[:_read] are TraceEvents
+        self._read = 0  # events[:_read] are TraceEvents (always <= _hashed)
         self.payload_limit = payload_limit
         self._hash = hashlib.sha256()
-        self._hashed = 0  # events[:_hashed] are in _hash
+        self._hashed = 0  # events[:_hashed] are in _hash (hashed raw, before reading)
         self._dropped = 0  # events trimmed away by the limit (they are in _hash)
         self._limit = limit
+        # The ring trims in batches of a quarter of the limit (at least 64 events), so
+        # the list's memmove and the hashing are a few pointer moves and one C call
+        # per event; readers still see at most ``limit`` events (``events`` trims).
+        self._high = 0 if limit is None else limit + max(limit // 4, 64)
         # append(raw): the simulation's hot paths hand over a raw event (see LAZY),
         # payload already cut to payload_limit. With no limit it is the list's own
         # append, one C call per event; with one, it also trims.
         self.append: Callable[[tuple[Any, ...]], None] = (
             self._events.append if limit is None else self._append_trimmed
         )
+
+    @property
+    def limit(self) -> int | None:
+        """The most events kept (None: every event)."""
+        return self._limit
+
+    @property
+    def dropped(self) -> int:
+        """How many of the run's first events the ring no longer keeps."""
+        self._trim()
+        return self._dropped
 
     def add(
         self,
@@ -166,19 +220,27 @@ class Trace:
     def _append_trimmed(self, raw: tuple[Any, ...]) -> None:
         events = self._events
         events.append(raw)
-        assert self._limit is not None
-        if len(events) > self._limit * 2:
-            drop = len(events) - self._limit
-            self._hash_up_to(drop)
-            del events[:drop]
-            self._dropped += drop
-            self._hashed -= drop
-            self._read -= drop
+        if len(events) > self._high:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop all but the last ``limit`` events (if more are held), hashing them first."""
+        events = self._events
+        if self._limit is None or len(events) <= self._limit:
+            return
+        drop = len(events) - self._limit
+        self._hash_up_to(drop)
+        del events[:drop]
+        self._dropped += drop
+        self._hashed -= drop
+        self._read = max(0, self._read - drop)
 
     @property
     def events(self) -> list[TraceEvent]:
-        """The events kept (all, unless ``trace_limit`` trims the oldest), in order."""
+        """The events kept (the last ``limit``; all with no limit), in order."""
+        self._trim()
         events = self._events
+        self._hash_up_to(len(events))  # the digest is of raw events: hash before reading
         for index in range(self._read, len(events)):
             raw = events[index]
             if len(raw) > _FIELDS:
@@ -190,21 +252,37 @@ class Trace:
         return events
 
     def _hash_up_to(self, end: int) -> None:
+        """Hash the raw events ``[_hashed:end]``: marshal in C, a batch at a time."""
+        events = self._events
         update = self._hash.update
-        for event in self.events[self._hashed : end]:
-            update(event.canonical().encode())
+        for start in range(self._hashed, end, _HASH_BATCH):
+            batch = events[start:min(end, start + _HASH_BATCH)]
+            try:
+                update(b"".join(map(marshal.dumps, batch, repeat(_MARSHAL_VERSION))))
+            except ValueError:  # a field marshal does not know (an object's details)
+                update(b"".join(map(_encoded, batch)))
         self._hashed = max(self._hashed, end)
 
     def __len__(self) -> int:
+        """Every event of the run: the kept ones and the ``dropped`` before them."""
         return self._dropped + len(self._events)
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)
 
     def digest(self) -> str:
-        """A hex digest of every event so far: equal digests mean equal runs."""
-        self._hash_up_to(len(self.events))
+        """A hex digest of every event so far, kept or dropped: equal digests mean
+        equal runs."""
+        self._hash_up_to(len(self._events))
         return self._hash.copy().hexdigest()
+
+    def omitted(self) -> str:
+        """A line saying which events are not kept, or "" when all are."""
+        self._trim()
+        if not self._dropped:
+            return ""
+        return (f"{len(self)} events, the first {self._dropped} not kept (the trace keeps "
+                f"the last {self._limit}; trace_limit=None keeps every event)")
 
     def format(self, last: int | None = None, kinds: Iterable[str] | None = None) -> str:
         events = self.events
@@ -224,19 +302,24 @@ class Trace:
     # -- exports (see sockfake.sim.trace.export) ----------------------------------------
 
     def write_jsonl(self, path: str | Path) -> Path:
-        """One JSON object per event, in order."""
+        """One JSON object per event kept, in order; first, when the ring dropped
+        events, a record of kind ``omitted`` that says how many."""
         from sockfake.sim.trace.export import write_jsonl
 
-        return write_jsonl(self.events, path)
+        events = self.events
+        return write_jsonl(events, path, self.omitted(), self._dropped)
 
     def write_pcap(self, path: str | Path) -> Path:
-        """A pcapng file Wireshark and tcpdump open: the packets the trace saw."""
+        """A pcapng file Wireshark and tcpdump open: the packets of the events kept
+        (the section comment says what the ring dropped)."""
         from sockfake.sim.trace.export import write_pcapng
 
-        return write_pcapng(self.events, path)
+        events = self.events
+        return write_pcapng(events, path, self.omitted())
 
     def write_html(self, path: str | Path, title: str = "sockfake trace") -> Path:
         """A self-contained HTML page with an SVG sequence diagram of the traffic."""
         from sockfake.sim.trace.export import write_html
 
-        return write_html(self.events, path, title)
+        events = self.events
+        return write_html(events, path, title, self.omitted())

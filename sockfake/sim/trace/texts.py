@@ -3,8 +3,8 @@
 An event on the hot path (a send, a receive, a delivery, a clock jump) records a
 ``Lazy`` (``sockfake.sim.trace.recorder``): the key of one formatter below and the values it
 needs, as they were when the event happened. The text is made only if someone reads
-the trace (a failure report, an export, the digest), and it is exactly the text an
-eager f-string would have given then, so digests do not depend on when it is made.
+the trace (a failure report, an export), and it is exactly the text an eager f-string
+would have given then. The digest hashes the key and the values, never the text.
 """
 
 from __future__ import annotations
