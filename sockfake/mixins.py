@@ -449,7 +449,13 @@ class ThreadingMixIn:
         try:
             _handle_request(self, request, client_address)
         finally:
-            self._threads.discard(threading.current_thread())
+            me = threading.current_thread()
+            # The request is closed: its thread lets it go. A thread object outlives
+            # its request (``threading`` holds it until the OS thread has unwound,
+            # which a loaded machine delays), and kept each closed connection's
+            # sockets alive with it.
+            vars(me).pop("_sockfake_request", None)
+            self._threads.discard(me)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a new thread to process the request."""

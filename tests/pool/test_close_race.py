@@ -142,6 +142,10 @@ def test_pool_close_waits_for_a_replacement_worker_being_started() -> None:
         max_slow_requests = 1
         slow_request_after = 0.01
 
+    # Armed before anything runs: the watchdog starts worker 2 (the only thread of
+    # that name: max_workers is 1) slow_request_after (10 ms) into the request, which
+    # on a loaded machine can come before this thread sees the request start.
+    net.pausing = lambda thread: thread.name.endswith("-worker-2")
     server = Pool(("127.0.0.1", 0), Slow, network=net)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
@@ -149,7 +153,6 @@ def test_pool_close_waits_for_a_replacement_worker_being_started() -> None:
     try:
         assert entered.wait(WAIT)
         # The slow request leaves the pool: the watchdog starts worker 2 in its place.
-        net.pausing = lambda thread: thread.name.endswith("-worker-2")
         assert net.starting.wait(WAIT), "no replacement worker was started"
         assert server.shutdown(timeout=WAIT)
         closer, errors = _close_in_thread(server, net, timeout=WAIT)

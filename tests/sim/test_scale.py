@@ -218,6 +218,14 @@ def test_trace_events_leave_the_collectors_care_in_its_young_generations() -> No
     assert len(promoted) < 100, f"{len(promoted)} tuples still tracked after 2000 messages"
 
 
+def _connect_and_close(net: SimNetwork, server: Any, count: int) -> None:
+    """``count`` echo round trips, one connection each, closed before the next one."""
+    for _ in range(count):
+        with net.create_connection(server.server_address) as conn:
+            conn.sendall(b"x")
+            assert conn.recv(10) == b"x"
+
+
 def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
     # Connections that open and close at one instant: neither the SYN retransmission
     # timer (cancelled once the connection is up) nor the ephemeral port table may
@@ -229,10 +237,7 @@ def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
     with SimNetwork(seed=1) as net:
         server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
         with running(server):
-            for _ in range(300):
-                with net.create_connection(server.server_address) as conn:
-                    conn.sendall(b"x")
-                    assert conn.recv(10) == b"x"
+            _connect_and_close(net, server, 300)
             net.sleep(0)  # the last handler thread finishes
             gc.collect()
             alive = sum(1 for obj in gc.get_objects() if type(obj) is Endpoint) - before
@@ -240,6 +245,36 @@ def test_closed_connections_are_let_go_while_the_clock_stands_still() -> None:
             assert net.time() == 0.0
         assert alive <= 6, f"{alive} endpoints alive after 300 closed connections"
         assert ports <= 3, f"{ports} port entries after 300 closed connections"
+
+
+def test_a_finished_handler_thread_keeps_nothing_of_its_connection() -> None:
+    # threading keeps a Thread object until its OS thread has unwound, which a loaded
+    # machine delays past the simulation's next steps (the test above then counted
+    # dozens of closed connections alive). Here the test keeps them: their request,
+    # and the description of their last wait (a closure over the socket), must not.
+    import weakref
+
+    threads: list[threading.Thread] = []
+    requests: list[weakref.ref[Any]] = []
+
+    class Kept(Echo):
+        def handle(self) -> None:
+            threads.append(threading.current_thread())
+            requests.append(weakref.ref(self.request))
+            super().handle()
+
+    with SimNetwork(seed=1) as net:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Kept, network=net)
+        with running(server):
+            _connect_and_close(net, server, 3)
+            # The last handler thread finishes. Called from here, not from the helper:
+            # the kernel keeps the main thread's last calling frame (for its stall
+            # watchdog), and the helper's holds the last client socket, linked to its peer.
+            net.sleep(0)
+            gc.collect()
+            assert len(threads) == 3 and not any(t.is_alive() for t in threads)
+            kept = [ref() for ref in requests if ref() is not None]
+            assert not kept, f"finished handler threads keep their requests: {kept}"
 
 
 def test_timed_waits_ended_by_a_reply_leave_no_timers_behind() -> None:

@@ -406,6 +406,11 @@ class Kernel:
                 self._timers.add_deadline(thread, deadline)
             thread.state = "blocked"
             self._switch_from(thread)
+            # Read only while blocked (dumps); a description is often a closure over
+            # the socket waited on, which the thread record would keep alive after the
+            # socket is closed, and after the thread has finished (the Thread object
+            # holds its record; threading holds that until the OS thread has unwound).
+            thread.waiting_on = ""
             thread.blocked_on = None
             reason = thread.wake_reason
             if reason == "killed" or (thread.kill_error is not None and not self.closing):
