@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from sockfake.network import SockfakeRuntimeError
 from sockfake.sim.intercept.dispatch import REAL as _real
+from sockfake.sim.kernel.thread_hooks import _original_start
 
 __all__ = [
     "CONFIRM_AFTER",
@@ -293,6 +295,10 @@ def look_now() -> None:
     _confirming_looks()
 
 
+# The sampler thread's name (intercept/threading_names.py hides it).
+SAMPLER_NAME = "sockfake-stray-sockets"
+
+
 def _sample() -> None:
     global _sampler_running
     while True:
@@ -315,7 +321,11 @@ def begin(label: str, kernel: Any) -> Watch | None:
         start = not _sampler_running
         _sampler_running = True
     if start:
-        _real["start_new_thread"](_sample, ())  # a real thread, in no simulation
+        # A real thread, in no simulation, and one of sockfake's helpers that code under
+        # test does not see (threading.enumerate, active_count, _thread._count hide it
+        # by name, as the watchdog): a raw thread could not be told from the test's own.
+        sampler = threading.Thread(target=_sample, name=SAMPLER_NAME, daemon=True)
+        _original_start(sampler)
     return watch
 
 
