@@ -126,11 +126,36 @@ def test_a_stray_fails_the_run_at_its_next_clock_read(
 ) -> None:
     import time
 
-    with SimNetwork(seed=1) as net, net.intercept():
-        fd, _ = _c_connection(real_listener.address)
-        c_descriptors.append(fd)
-        stray_sockets.look_now()
-        with pytest.raises(SockfakeRuntimeError) as detected:
+    with pytest.raises(SockfakeRuntimeError) as detected:
+        with SimNetwork(seed=1) as net, net.intercept():
+            fd, _ = _c_connection(real_listener.address)
+            c_descriptors.append(fd)
+            stray_sockets.look_now()
             time.sleep(1)  # the main thread's next clock read raises it
-    # (and the end of the interception does not raise it a second time)
+            pytest.fail("the clock read after a confirmed stray returned")
+    # (leaving the interception with it does not raise it a second time: the same error)
     assert "ESTABLISHED" in _detected(detected.value)
+    assert "while handling" not in str(detected.getrepr())
+
+
+def test_a_stray_error_swallowed_in_the_run_is_raised_again_at_the_end(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    """A finalizer or a broad ``except`` that swallows the in-run raise does not lose
+    the detection: leaving the interception raises it again."""
+    import time
+
+    swallowed: list[BaseException] = []
+    with pytest.raises(SockfakeRuntimeError) as at_the_end:
+        with SimNetwork(seed=1) as net, net.intercept():
+            fd, _ = _c_connection(real_listener.address)
+            c_descriptors.append(fd)
+            stray_sockets.look_now()
+            try:
+                time.monotonic()
+            except Exception as error:  # what code under test might do
+                swallowed.append(error)
+            time.monotonic()  # raised once in the run: this read returns
+    assert len(swallowed) == 1 and at_the_end.value is not swallowed[0]
+    assert str(at_the_end.value) == str(swallowed[0])
+    assert "ESTABLISHED" in _detected(at_the_end.value)

@@ -489,6 +489,7 @@ class Interception:
     def __exit__(self, *args: object) -> None:
         if not self._active:
             return
+        leaving = args[1] if len(args) > 1 and isinstance(args[1], BaseException) else None
         self._active = False
         signals.leave(self.network.kernel)
         with _install_lock:
@@ -497,7 +498,7 @@ class Interception:
             if not _active:
                 _uninstall()
         strays, self._strays = self._strays, None
-        error = stray_sockets.end(strays) if strays is not None else None
+        error = stray_sockets.end(strays, leaving) if strays is not None else None
         if error is not None:
             raise error
 

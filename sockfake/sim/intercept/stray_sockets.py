@@ -50,6 +50,7 @@ __all__ = [
     "describe",
     "end",
     "look_now",
+    "mark_delivered",
     "note_python_socket",
     "socket_inodes",
 ]
@@ -96,9 +97,8 @@ def check_run(kernel: Any) -> None:
         return
     with _lock:
         for watch in _watches:
-            if watch.kernel is kernel and watch.strays and not watch.raised:
-                watch.raised = True
-                error = watch.error()
+            if watch.kernel is kernel and watch.strays and watch.raised is None:
+                error = watch.raised = watch.error()
                 break
         else:
             return
@@ -230,7 +230,11 @@ class Watch:
     label: str
     kernel: Any = None  # the intercepted network's
     baseline: set[int] = field(default_factory=set)
-    raised: bool = False  # the error was raised in the run (check_run)
+    # The error check_run raised in the run, and whether it is known to have reached
+    # the test (its outcome, or the exception leaving the interception): a raise that
+    # a finalizer or a broad ``except`` swallowed is raised again when the watch ends.
+    raised: SockfakeRuntimeError | None = None
+    delivered: bool = False
     # Seen unowned in every look since (inode: real time first seen), not yet confirmed.
     pending: dict[int, float] = field(default_factory=dict)
     strays: dict[int, StraySocket] = field(default_factory=dict)
@@ -274,7 +278,7 @@ def _look_all(only: Watch | None = None) -> None:
         owned = _python_owned(inodes)
         for watch in _watches if only is None else [only]:
             watch.look(inodes, owned)
-            if watch.strays and not watch.raised:
+            if watch.strays and watch.raised is None:
                 alarmed = True
 
 
@@ -329,9 +333,31 @@ def begin(label: str, kernel: Any) -> Watch | None:
     return watch
 
 
-def end(watch: Watch) -> SockfakeRuntimeError | None:
-    """Stop watching; the error naming what was seen, if anything was (and it was not
-    raised in the run already)."""
+def _in_chain(error: BaseException, exc: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if exc is error:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def mark_delivered(exc: BaseException) -> None:
+    """``exc`` reached the test's outcome: a stray error raised in the run that it is,
+    or that it chains to, is not raised again when its watch ends."""
+    with _lock:
+        for watch in _watches:
+            if watch.raised is not None and _in_chain(watch.raised, exc):
+                watch.delivered = True
+
+
+def end(watch: Watch, leaving: BaseException | None = None) -> SockfakeRuntimeError | None:
+    """Stop watching; the error naming what was seen, if anything was, unless the one
+    raised in the run reached the test (``mark_delivered``, or ``leaving``: the
+    exception the interception is left with)."""
+    if leaving is not None:
+        mark_delivered(leaving)
     _confirming_looks(watch)
     with _lock:
         if watch in _watches:
@@ -341,4 +367,4 @@ def end(watch: Watch) -> SockfakeRuntimeError | None:
             alarmed = False
             _unreferenceable.clear()
             _python_inodes.clear()
-    return None if watch.raised else watch.error()
+    return None if watch.delivered else watch.error()
