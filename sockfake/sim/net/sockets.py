@@ -725,7 +725,8 @@ class SimSocket:
             address = flags_or_address
         else:
             flags = c_flags(flags_or_address)
-        if self._timeout and address is not self.ep.remote:  # (send() has waited)
+        # (send() has waited; a datagram socket always polls writable: no wait)
+        if self._timeout and address is not self.ep.remote and self.type != socket.SOCK_DGRAM:
             self._await_ready(selectors.EVENT_WRITE, "sendto")
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
@@ -741,9 +742,10 @@ class SimSocket:
         elif address is not self.ep.remote:
             if not self._transport.resolve_remote(self.ep, address):
                 raise os_error(errno.EINVAL)  # no name at all
-            self._check_shut_wr()  # a Unix socket looks before it finds the address
-        else:
-            self._check_shut_wr()
+            if self.ep.shut_wr:  # a Unix socket looks before it finds the address
+                raise os_error(errno.EPIPE)
+        elif self.ep.shut_wr:
+            raise os_error(errno.EPIPE)
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
@@ -773,7 +775,8 @@ class SimSocket:
                 raise os_error(errno.EINVAL)
             if self.ep.remote is not None:
                 self._raise_pending()
-            self._check_shut_wr()
+            if self.ep.shut_wr:
+                raise os_error(errno.EPIPE)
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
             self._kernel.preemption_point("sendto")
@@ -800,7 +803,7 @@ class SimSocket:
             raise ValueError("negative buffersize in recvfrom")
         if self.type == socket.SOCK_STREAM:
             return self._recv(bufsize, flags), None
-        if self._timeout:
+        if self._timeout and not self.ep.datagrams:  # (a datagram polls readable)
             self._await_ready(selectors.EVENT_READ, "recvfrom")
         return self._recv_datagram(bufsize, flags)
 
