@@ -633,7 +633,6 @@ def sockfake_network(
     the test (``handler_errors='ignore'`` in the marker opts out of the former).
     """
     from sockfake.network import use_network
-    from sockfake.sim.intercept.install import intercept
 
     item = request.node
     settings = item.config.stash[_settings_key]
@@ -659,6 +658,8 @@ def sockfake_network(
     try:
         with contextlib.ExitStack() as stack:
             if kind == "sim" and options.intercept and settings.intercept:
+                from sockfake.sim.intercept.install import intercept
+
                 # linger: the patches stay for the next test that intercepts (see
                 # _intercepts; pytest_runtest_setup removes them before one that does not).
                 stack.enter_context(intercept(net, options.seed_entropy, linger=True))
