@@ -518,6 +518,17 @@ class SimSocket:
                 byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         if data.__class__ is bytes:
+            if self._timeout is None and self.type == socket.SOCK_STREAM:
+                # The common case: one send() takes it all, with no loop to set up.
+                self._check_open()
+                sent = self._send_view(data, data, flags)
+                if sent < len(data):  # a full buffer took part: the rest as below
+                    rest = memoryview(data)[sent:]
+                    try:
+                        self._sendall_view(rest, flags)
+                    finally:
+                        rest.release()
+                return
             self._sendall_view(data, flags)
             return
         view = byte_view(data)
@@ -540,7 +551,8 @@ class SimSocket:
                 self._timeout = left
             part = view[sent:] if sent else view
             try:
-                sent += self.send(part, flags)
+                self._check_open()  # send(), less the flags it has already checked
+                sent += self._send_view(part, part, flags)
             finally:
                 self._timeout = timeout
                 if part is not view:
