@@ -7,8 +7,10 @@ the same number of pytest-httpserver tests that each set an expectation on its
 once per session, and each test's set-up and tear-down clear it). Prints, per
 contender, the mean and median set-up + tear-down time per test (the fixtures'
 overhead), the same plus the server's start inside the test body (``tcp_server(Upper)``;
-``httpserver.expect_request(...)``), the call time, and the wall time of the whole run.
-Contenders alternate round by round.
+``httpserver.expect_request(...)``), the call time, the whole test (set-up, call and
+tear-down: the per-test cost to compare, since pytest-httpserver serves in the call
+from a server started once), and the wall time of the whole run. Contenders alternate
+round by round.
 
     python benchmarks/bench_plugin.py [--tests N] [--rounds R]
 """
@@ -131,7 +133,8 @@ def main() -> None:
     else:
         contenders = ("sim", "real", "httpserver")
     rounds: dict[str, dict[str, list[float]]] = {
-        network: {"overhead": [], "median": [], "with_start": [], "call": [], "wall": []}
+        network: {"overhead": [], "median": [], "with_start": [], "call": [], "total": [],
+                  "wall": []}
         for network in contenders
     }
     with tempfile.TemporaryDirectory(prefix="sockfake-bench-") as tmp:
@@ -159,6 +162,8 @@ def main() -> None:
                     statistics.mean(o + s for o, s in zip(overhead, d["start"], strict=True))
                 )
                 figures["call"].append(statistics.mean(d["call"]))
+                figures["total"].append(statistics.mean(
+                    o + c for o, c in zip(overhead, d["call"], strict=True)))
                 figures["wall"].append(d["wall"][0])
     print(f"{args.tests} tests, each: tcp_server(Upper) + one round trip (httpserver: an "
           f"expectation + one GET); {args.rounds} rounds alternated, median of the rounds "
@@ -166,7 +171,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} (end)")
     print(
         f"{'':10} {'setup+teardown mean':>24} {'median':>8} {'+ server start':>16} "
-        f"{'call mean':>10} {'wall':>8}"
+        f"{'call mean':>10} {'test mean':>10} {'wall':>8}"
     )
 
     def cell(values: list[float], scale: float = 1e3) -> str:
@@ -179,6 +184,7 @@ def main() -> None:
             f"{statistics.median(figures['median']) * 1e3:5.2f} ms "
             f"{statistics.median(figures['with_start']) * 1e3:13.2f} ms "
             f"{statistics.median(figures['call']) * 1e3:7.2f} ms "
+            f"{statistics.median(figures['total']) * 1e3:7.2f} ms "
             f"{statistics.median(figures['wall']):6.2f} s"
         )
     sim = statistics.median(rounds["sim"]["with_start"])
@@ -186,10 +192,15 @@ def main() -> None:
     print(f"simulated fixture overhead with the server start: {sim * 1e3:.2f} ms per test "
           f"(median of rounds): {verdict} the 5 ms target")
     if "httpserver" in rounds:
-        anchor = statistics.median(rounds["httpserver"]["with_start"])
-        verdict = "meets" if sim <= anchor else "MISSES"
-        print(f"sim/pytest-httpserver, set-up + tear-down with the server start: "
-              f"{sim / anchor:.2f} (goal <= 1.0): {verdict}")
+        # pytest-httpserver starts its server once per session and serves in the call:
+        # the per-test cost to compare is the whole test, set-up, call and tear-down.
+        sim_test = statistics.median(rounds["sim"]["total"])
+        anchor = statistics.median(rounds["httpserver"]["total"])
+        verdict = "meets" if sim_test <= anchor else "MISSES"
+        print(f"sim/pytest-httpserver, per test (set-up + call + tear-down): "
+              f"{sim_test / anchor:.2f} (goal <= 1.0): {verdict}; set-up + tear-down with "
+              f"the server start alone: "
+              f"{sim / statistics.median(rounds['httpserver']['with_start']):.2f}")
 
 
 if __name__ == "__main__":
