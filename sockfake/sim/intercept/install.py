@@ -173,6 +173,7 @@ from sockfake.sim.intercept import (
     stray_sockets,
     threading_names,
 )
+from sockfake.sim.intercept.allow_real import allow_real as allow_real_endpoints
 from sockfake.sim.intercept.clock import EPOCH, MONOTONIC_BASE
 from sockfake.sim.intercept.default_network import DISPATCH_NETWORK
 from sockfake.sim.intercept.dispatch import REAL as _real, _active, is_intercepted
@@ -453,11 +454,13 @@ def _uninstall() -> None:
 class Interception:
     """The context manager ``net.intercept()`` returns (see the module docstring)."""
 
-    def __init__(self, network: SimNetwork, seed_entropy: bool = True) -> None:
+    def __init__(self, network: SimNetwork, seed_entropy: bool = True,
+                 allow_real: Any = ()) -> None:
         if not isinstance(seed_entropy, bool):
             raise SockfakeTypeError(f"seed_entropy must be True or False, not {seed_entropy!r}")
         self.network = network
         self.seed_entropy = seed_entropy
+        self.allow_real = allow_real_endpoints(allow_real)  # validated here, at the call
         self._active = False
         self._strays: stray_sockets.Watch | None = None
 
@@ -483,7 +486,7 @@ class Interception:
             if self.seed_entropy:
                 entropy.enter(kernel)
         self._active = True
-        self._strays = stray_sockets.begin(repr(net), kernel)
+        self._strays = stray_sockets.begin(repr(net), kernel, self.allow_real)
         return net
 
     def __exit__(self, *args: object) -> None:
@@ -507,12 +510,14 @@ class Interception:
         return f"<Interception of {self.network!r} {state}>"
 
 
-def intercept(network: SimNetwork, seed_entropy: bool = True) -> Interception:
+def intercept(network: SimNetwork, seed_entropy: bool = True,
+              allow_real: Any = ()) -> Interception:
     """While the returned context manager is active, ``network``'s threads get the
     simulation from the stdlib's own entry points (see the module docstring);
     ``seed_entropy``: their random bytes come from the network's seed
-    (``sockfake.sim.intercept.entropy``)."""
-    return Interception(network, seed_entropy)
+    (``sockfake.sim.intercept.entropy``); ``allow_real``: real endpoints C code may
+    use on purpose, or ``"all"`` (``sockfake.sim.intercept.allow_real``)."""
+    return Interception(network, seed_entropy, allow_real)
 
 
 def active_networks() -> Iterator[SimNetwork]:
