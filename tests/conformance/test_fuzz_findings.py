@@ -74,6 +74,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
     "sendto_port_0_from_an_ipv4_mapped_socket": (
         "udp6", (("socket",), ("connect", 0, "mapped_name_of", 0),
                  ("sendto", 0, b"data", "port0", 0), ("sendto", 0, b"data", "closed", 0))),
+    # UDP reports a port unreachable before a datagram queued ahead of it.
+    "udp_reports_an_error_before_a_queued_datagram": (
+        "udp4", (("socket",), ("connect", 0, "mapped_name_of", 0),
+                 ("sendto", 0, b"x", "mapped_name_of", 0), ("sendall", 0, b"data", 0),
+                 ("recvfrom", 0, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT),
+                 ("recvfrom", 0, 1, socket.MSG_DONTWAIT))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

@@ -859,6 +859,10 @@ class SimSocket:
                        ) -> tuple[bytes, Any]:
         nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
         deadline = None if nowait or self._timeout is None else self._deadline()
+        if self.ep.pending_error and self.family != _AF_UNIX:
+            # Linux's UDP reports an error (a port unreachable) before the datagrams
+            # that came in ahead of it.
+            self._raise_pending()
         while not self.ep.datagrams:
             if self.ep.pending_error:
                 self._raise_pending()
