@@ -211,11 +211,12 @@ def test_a_bad_allow_real_is_refused_by_intercept(
 
 
 def test_the_ini_form_of_allow_real() -> None:
-    from sockfake.sim.intercept.allow_real import AllowReal, Endpoint, from_text
+    from sockfake.sim.intercept.allow_real import AllowReal, RealEndpoint, from_text
 
     assert from_text("all") == AllowReal(everything=True)
     assert from_text("127.0.0.1:5432 [::1]:50051 :6379 /run/pg.sock @grpc") == AllowReal(
-        endpoints=(Endpoint("127.0.0.1", 5432), Endpoint("::1", 50051), Endpoint("", 6379),
-                   Endpoint(path="/run/pg.sock"), Endpoint(path="\0grpc")))
+        endpoints=(RealEndpoint("127.0.0.1", 5432), RealEndpoint("::1", 50051),
+                   RealEndpoint("", 6379), RealEndpoint(path="/run/pg.sock"),
+                   RealEndpoint(path="\0grpc")))
     with pytest.raises(ValueError, match="host:port"):
         from_text("5432")

@@ -27,14 +27,14 @@ from typing import Any
 
 from sockfake.network import SockfakeTypeError, SockfakeValueError
 
-__all__ = ["ALL", "AllowReal", "Endpoint", "allow_real", "from_text"]
+__all__ = ["ALL", "AllowReal", "RealEndpoint", "allow_real", "canonical_host", "from_text"]
 
 ALL = "all"
 _WILDCARDS = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class RealEndpoint:
     """A real address the detector reads: an IP endpoint, or a Unix socket's path."""
 
     host: str = ""  # "" for a Unix socket
@@ -47,19 +47,19 @@ class AllowReal:
     """The validated ``allow_real`` of one interception."""
 
     everything: bool = False
-    endpoints: tuple[Endpoint, ...] = ()
+    endpoints: tuple[RealEndpoint, ...] = ()
 
     def __bool__(self) -> bool:
         return self.everything or bool(self.endpoints)
 
-    def allows(self, addresses: Iterable[Endpoint]) -> bool:
+    def allows(self, addresses: Iterable[RealEndpoint]) -> bool:
         """Is a socket with these local and peer addresses expected?"""
         if self.everything:
             return True
         return any(_matches(wanted, seen) for wanted in self.endpoints for seen in addresses)
 
 
-def _matches(wanted: Endpoint, seen: Endpoint) -> bool:
+def _matches(wanted: RealEndpoint, seen: RealEndpoint) -> bool:
     if wanted.path or seen.path:
         return wanted.path == seen.path
     if wanted.port != seen.port:
@@ -82,11 +82,11 @@ _USAGE = (
 )
 
 
-def _endpoint(item: Any) -> Endpoint:
+def _endpoint(item: Any) -> RealEndpoint:
     if isinstance(item, str):
         if not item:
             raise SockfakeValueError(f"{_USAGE}; not an empty path")
-        return Endpoint(path=item)
+        return RealEndpoint(path=item)
     if not (isinstance(item, tuple) and len(item) == 2):
         raise SockfakeTypeError(f"{_USAGE}; not {item!r}")
     host, port = item
@@ -95,9 +95,9 @@ def _endpoint(item: Any) -> Endpoint:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise SockfakeValueError(f"{_USAGE}; {item!r}: the port is not from 1 to 65535")
     if not host:
-        return Endpoint(port=port)
+        return RealEndpoint(port=port)
     try:
-        return Endpoint(host=canonical_host(host), port=port)
+        return RealEndpoint(host=canonical_host(host), port=port)
     except ValueError:
         raise SockfakeValueError(
             f"{_USAGE}; {item!r}: {host!r} is not an IP address (names are not resolved)"

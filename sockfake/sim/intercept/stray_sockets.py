@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sockfake.network import SockfakeRuntimeError
-from sockfake.sim.intercept.allow_real import AllowReal, Endpoint, canonical_host
+from sockfake.sim.intercept.allow_real import AllowReal, RealEndpoint, canonical_host
 from sockfake.sim.intercept.dispatch import REAL as _real
 from sockfake.sim.kernel.thread_hooks import _original_start
 
@@ -183,15 +183,15 @@ def _ipv6(text: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, words)
 
 
-def _address(text: str, family: str) -> Endpoint:
+def _address(text: str, family: str) -> RealEndpoint:
     """A /proc/net table's address; an IPv4 peer of an IPv6 socket (gRPC's, for one)
     reads as IPv4."""
     address, _, port = text.partition(":")
     host = _ipv4(address) if family == "4" else canonical_host(_ipv6(address))
-    return Endpoint(host=host, port=int(port, 16))
+    return RealEndpoint(host=host, port=int(port, 16))
 
 
-def _shown(address: Endpoint) -> str:
+def _shown(address: RealEndpoint) -> str:
     host = f"[{address.host}]" if ":" in address.host else address.host
     return f"{host}:{address.port}"
 
@@ -201,7 +201,7 @@ class _Seen:
     """One socket as the kernel's tables list it: its text and its addresses."""
 
     text: str
-    addresses: tuple[Endpoint, ...]
+    addresses: tuple[RealEndpoint, ...]
 
 
 def _read_tables(inodes: set[int]) -> dict[int, _Seen]:
@@ -237,7 +237,7 @@ def _read_tables(inodes: set[int]) -> dict[int, _Seen]:
                     # A connected client's peer is not listed: only a bound name is.
                     found[int(fields[6])] = _Seen(
                         f"Unix socket {(path or '(unnamed)').replace(chr(0), chr(92) + '0')}",
-                        (Endpoint(path=path),) if path else (),
+                        (RealEndpoint(path=path),) if path else (),
                     )
     except OSError:
         pass
