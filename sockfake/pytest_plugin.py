@@ -277,12 +277,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _allow_real_option(config: pytest.Config) -> Any:
-    """The ini option ``sockfake_allow_real``, checked at start-up (a usage error)."""
-    from sockfake.sim.intercept.allow_real import AllowReal, from_text
-
+    """The ini option ``sockfake_allow_real``, checked at start-up (a usage error);
+    None when it is not set (the simulation is then not imported)."""
     text = str(config.getini("sockfake_allow_real") or "").strip()
     if not text:
-        return AllowReal()
+        return None
+    from sockfake.sim.intercept.allow_real import from_text
+
     try:
         return from_text(text)
     except (ValueError, TypeError) as exc:
@@ -652,7 +653,7 @@ def sockfake_network(
         with contextlib.ExitStack() as stack:
             if kind == "sim" and options.intercept and settings.intercept:
                 allow_real = (options.allow_real if options.allow_real is not None
-                              else settings.allow_real)
+                              else settings.allow_real) or ()
                 stack.enter_context(net.intercept(seed_entropy=options.seed_entropy,
                                                   allow_real=allow_real))
             stack.enter_context(use_network(net))
