@@ -47,6 +47,9 @@ class Settings:
     intercept: bool  # --sockfake-intercept=on (default) or off
     explore: int | None  # --sockfake-explore=N
     check_determinism: bool
+    # ini sockfake_allow_real: real endpoints C code may use on purpose (validated);
+    # a marker's allow_real= replaces it.
+    allow_real: Any = None
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

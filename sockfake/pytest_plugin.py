@@ -173,6 +173,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("sockfake_network", "default network for sockfake fixtures: sim|real|both")
     parser.addini("sockfake_trace_dir", "where failing simulated tests' traces are written")
     parser.addini("sockfake_intercept", "intercept the stdlib in simulated tests: on|off")
+    parser.addini(
+        "sockfake_allow_real",
+        "real endpoints C code may use on purpose in simulated tests (not reported as "
+        "stray sockets): 'all', or host:port, [v6host]:port, :port, /unix/path",
+    )
     parser.addini("sockfake_explore", "run simulated tests under N schedules each")
     parser.addini("sockfake_seed", "base seed for simulated networks: N|last|random")
     parser.addini("sockfake_trace", "when to attach the simulation trace: fail|always|off")
@@ -242,7 +247,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
         "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
-        "intercept=True|False, explore=N, switch_points='calls'|'lines'|'opcodes', "
+        "intercept=True|False, allow_real='all'|[(host, port), path], explore=N, "
+        "switch_points='calls'|'lines'|'opcodes', "
         "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False): "
         "configure the sockfake "
         "network of this test",
@@ -258,6 +264,7 @@ def pytest_configure(config: pytest.Config) -> None:
         rootpath=Path(str(config.rootpath)),
         trace_dir=_trace_dir(config),
         intercept=_choice(config, "intercept", ("on", "off"), "on") == "on",
+        allow_real=_allow_real_option(config),
         explore=_explore_option(config),
         check_determinism=bool(config.getoption("sockfake_check_determinism", False)),
     )
@@ -267,6 +274,20 @@ def pytest_configure(config: pytest.Config) -> None:
                        rootpath=Path(str(config.rootpath)), network=network),
         "sockfake-campaign",
     )
+
+
+def _allow_real_option(config: pytest.Config) -> Any:
+    """The ini option ``sockfake_allow_real``, checked at start-up (a usage error);
+    None when it is not set (the simulation is then not imported)."""
+    text = str(config.getini("sockfake_allow_real") or "").strip()
+    if not text:
+        return None
+    from sockfake.sim.intercept.allow_real import from_text
+
+    try:
+        return from_text(text)
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"sockfake: ini sockfake_allow_real={text!r}: {exc}") from None
 
 
 def _explore_option(config: pytest.Config) -> int | None:
@@ -660,9 +681,12 @@ def sockfake_network(
             if kind == "sim" and options.intercept and settings.intercept:
                 from sockfake.sim.intercept.install import intercept
 
+                allow_real = (options.allow_real if options.allow_real is not None
+                              else settings.allow_real) or ()
                 # linger: the patches stay for the next test that intercepts (see
                 # _intercepts; pytest_runtest_setup removes them before one that does not).
-                stack.enter_context(intercept(net, options.seed_entropy, linger=True))
+                stack.enter_context(intercept(net, options.seed_entropy, linger=True,
+                                              allow_real=allow_real))
             stack.enter_context(use_network(net))
             try:
                 yield net

@@ -57,6 +57,7 @@ OPTION_KEYS = (
     "handler_errors",
     "intercept",
     "seed_entropy",
+    "allow_real",
     "nemesis",
     "explore",
     "switch_points",
@@ -122,6 +123,9 @@ class NetworkSettings:
     # Under interception, library entropy (os.urandom, secrets, uuid4, random) draws
     # from the seed, so a seed replays third-party protocol bytes too.
     seed_entropy: bool = True
+    # Real endpoints C code may use on purpose (the stray-socket detector's opt-out:
+    # sockfake.sim.intercept.allow_real), validated; None: the ini option's, or none.
+    allow_real: Any = None
     explore: int | None = None  # run under this many schedules (one pytest item each)
     # None: "calls", or under a swarm drawn per seed.
     switch_points: SwitchPoints | None = None
@@ -263,6 +267,10 @@ def parse_options(
         options.intercept = _flag(kwargs, "intercept")
     if "seed_entropy" in kwargs:
         options.seed_entropy = _flag(kwargs, "seed_entropy")
+    if "allow_real" in kwargs:
+        from sockfake.sim.intercept.allow_real import allow_real
+
+        options.allow_real = allow_real(kwargs["allow_real"])
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
     if "nemesis" in kwargs:

@@ -26,7 +26,9 @@ something (1 ms on the OS, 5 ms of virtual time on the simulation) so that the t
 compare after the network is quiet.
 
 ``DELIBERATE`` in ``tests/differential.py`` (and docs/concepts/simulation.md) lists the
-differences kept on purpose; the normalisation here drops exactly those.
+differences kept on purpose; the normalisation here drops exactly those (buffer sizes
+and ``TCP_MAXSEG`` are not compared; closing a Unix socket bound to a path removes the
+path, as the simulation's own namespace frees it).
 
 Run ``python tests/fuzz_differential.py [PROGRAMS]`` (default 1000) for a larger budget:
 it prints every divergence (first program of each kind, shrunk by Hypothesis's
@@ -283,6 +285,7 @@ class _Run:
         if name == "shutdown":
             return s.shutdown(op[2])
         if name == "close":
+            self.unlink_path(s)
             return s.close()
         if name == "setsockopt":
             level, option, values = OPTIONS[op[2]]
@@ -311,6 +314,19 @@ class _Run:
             poller.register(s, select.POLLIN | select.POLLOUT | select.POLLPRI)
             return [mask for _, mask in poller.poll(0)]
         raise AssertionError(f"unknown operation {op!r}")
+
+    def unlink_path(self, sock: Any) -> None:
+        """Closing a Unix socket bound to a path also removes the path, as a server
+        does: the simulation frees a path when its socket closes (DELIBERATE's
+        unix_bind_after_close), where Linux leaves the file behind (EADDRINUSE)."""
+        if self.family != socket.AF_UNIX or sock.fileno() < 0:
+            return
+        name = sock.getsockname()
+        if isinstance(name, str) and name.startswith("/") and name.startswith(self.path("")):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
 
     def close(self) -> None:
         for s in self.slots:

@@ -98,6 +98,7 @@ class _SocketTransport:
         self.start_connect = streams.start_connect
         self.send_stream = streams.send_stream
         self.send_fin = streams.send_fin
+        self.stop_listening = streams.stop_listening
         self.consumed = streams.consumed
         self.send_datagram = datagrams.send
 
@@ -521,7 +522,7 @@ class SimNetwork:
         """Every simulated thread and what it waits on."""
         return self.kernel.dump()
 
-    def intercept(self, *, seed_entropy: bool = True) -> Any:
+    def intercept(self, *, seed_entropy: bool = True, allow_real: Any = ()) -> Any:
         """The stdlib's entry points give this network to its threads (``sockfake.sim.intercept``).
 
         ``seed_entropy``: in its threads, ``os.urandom``, ``secrets``, ``uuid.uuid4``,
@@ -529,11 +530,17 @@ class SimNetwork:
         network's seed, so a seed replays library code's random bytes too; False: the
         OS's entropy (``sockfake.sim.intercept.entropy``).
 
+        ``allow_real``: real endpoints the test uses on purpose through C code (a
+        real PostgreSQL through psycopg2, a real gRPC server beside the test), which
+        the stray-socket detector then does not report: ``[("127.0.0.1", 5432)]``
+        (host ``""`` for any address; a Unix socket's path), or ``"all"`` to turn the
+        detector off (``sockfake.sim.intercept.allow_real``).
+
         The one import upwards in the simulation's layers, made on first use: interception
         sits above this façade and drives it, and users enter it from here."""
         from sockfake.sim.intercept.install import intercept
 
-        return intercept(self, seed_entropy)
+        return intercept(self, seed_entropy, allow_real=allow_real)
 
     def close(self) -> None:
         """Unwind all simulated threads and release everything; idempotent."""

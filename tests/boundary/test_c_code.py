@@ -159,3 +159,64 @@ def test_a_stray_error_swallowed_in_the_run_is_raised_again_at_the_end(
     assert len(swallowed) == 1 and at_the_end.value is not swallowed[0]
     assert str(at_the_end.value) == str(swallowed[0])
     assert "ESTABLISHED" in _detected(at_the_end.value)
+
+
+def test_a_c_connection_to_an_allowed_real_endpoint_is_not_reported(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    allowed = [("::ffff:127.0.0.1", real_listener.port)]  # the IPv4-mapped form is IPv4
+    with SimNetwork(seed=1) as net, net.intercept(allow_real=allowed):
+        fd, error = _c_connection(real_listener.address)
+        c_descriptors.append(fd)
+        assert error == 0
+        stray_sockets.look_now()
+    real_listener.finish()
+    assert real_listener.accepted == 1
+
+
+def test_allowing_all_turns_the_detector_off(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    with SimNetwork(seed=1) as net, net.intercept(allow_real="all"):
+        fd, error = _c_connection(real_listener.address)
+        c_descriptors.append(fd)
+        stray_sockets.look_now()
+
+
+def test_an_endpoint_not_allowed_is_still_detected(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    with pytest.raises(SockfakeRuntimeError) as detected:
+        with SimNetwork(seed=1) as net, net.intercept(allow_real=[("127.0.0.2", 5432)]):
+            fd, _ = _c_connection(real_listener.address)
+            c_descriptors.append(fd)
+    assert f"-> 127.0.0.1:{real_listener.port} (ESTABLISHED)" in _detected(detected.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [("everything", TypeError, "allow_real= is 'all'"),
+     (("127.0.0.1", 5432), TypeError, "is one endpoint"),
+     ([("127.0.0.1", 70000)], ValueError, "the port is not from 1 to 65535"),
+     ([("db.example", 5432)], ValueError, "is not an IP address"),
+     ([(b"127.0.0.1", 5432)], TypeError, "the host is not a string"),
+     ([5432], TypeError, "not 5432")],
+)
+def test_a_bad_allow_real_is_refused_by_intercept(
+    value: object, error: type[Exception], message: str
+) -> None:
+    with SimNetwork(seed=1) as net:
+        with pytest.raises(error, match=message):
+            net.intercept(allow_real=value)
+
+
+def test_the_ini_form_of_allow_real() -> None:
+    from sockfake.sim.intercept.allow_real import AllowReal, RealEndpoint, from_text
+
+    assert from_text("all") == AllowReal(everything=True)
+    assert from_text("127.0.0.1:5432 [::1]:50051 :6379 /run/pg.sock @grpc") == AllowReal(
+        endpoints=(RealEndpoint("127.0.0.1", 5432), RealEndpoint("::1", 50051),
+                   RealEndpoint("", 6379), RealEndpoint(path="/run/pg.sock"),
+                   RealEndpoint(path="\0grpc")))
+    with pytest.raises(ValueError, match="host:port"):
+        from_text("5432")

@@ -173,6 +173,7 @@ from sockfake.sim.intercept import (
     stray_sockets,
     threading_names,
 )
+from sockfake.sim.intercept.allow_real import allow_real as allow_real_endpoints
 from sockfake.sim.intercept.clock import EPOCH, MONOTONIC_BASE
 from sockfake.sim.intercept.default_network import DISPATCH_NETWORK
 from sockfake.sim.intercept.dispatch import REAL as _real, _active, is_intercepted
@@ -463,12 +464,13 @@ class Interception:
     """The context manager ``net.intercept()`` returns (see the module docstring)."""
 
     def __init__(self, network: SimNetwork, seed_entropy: bool = True,
-                 linger: bool = False) -> None:
+                 linger: bool = False, allow_real: Any = ()) -> None:
         if not isinstance(seed_entropy, bool):
             raise SockfakeTypeError(f"seed_entropy must be True or False, not {seed_entropy!r}")
         self.network = network
         self.seed_entropy = seed_entropy
         self.linger = linger
+        self.allow_real = allow_real_endpoints(allow_real)  # validated here, at the call
         self._active = False
         self._strays: stray_sockets.Watch | None = None
 
@@ -497,7 +499,7 @@ class Interception:
             if self.seed_entropy:
                 entropy.enter(kernel)
         self._active = True
-        self._strays = stray_sockets.begin(repr(net), kernel)
+        self._strays = stray_sockets.begin(repr(net), kernel, self.allow_real)
         return net
 
     def __exit__(self, *args: object) -> None:
@@ -526,15 +528,17 @@ class Interception:
 
 
 def intercept(network: SimNetwork, seed_entropy: bool = True,
-              linger: bool = False) -> Interception:
+              linger: bool = False, allow_real: Any = ()) -> Interception:
     """While the returned context manager is active, ``network``'s threads get the
     simulation from the stdlib's own entry points (see the module docstring);
     ``seed_entropy``: their random bytes come from the network's seed
     (``sockfake.sim.intercept.entropy``). ``linger``: if it is the last to end, the
     patches stay in place, dispatching every call to the real OS, until the next
     interception reuses them or ``remove_lingering()`` takes them away (the pytest
-    plugin's: one installation for a run of intercepted tests)."""
-    return Interception(network, seed_entropy, linger)
+    plugin's: one installation for a run of intercepted tests). ``allow_real``: real
+    endpoints C code may use on purpose, or ``"all"``
+    (``sockfake.sim.intercept.allow_real``)."""
+    return Interception(network, seed_entropy, linger, allow_real)
 
 
 def remove_lingering() -> None:

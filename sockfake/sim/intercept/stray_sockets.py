@@ -24,7 +24,11 @@ What this cannot see: a socket that lives less than ``CONFIRM_AFTER`` (a short r
 by a C client; the simulated ports and the past epoch make most such calls fail at
 once instead), and it cannot tell C code in the simulated thread from C code in
 another thread of the process (a real gRPC server run beside a simulated test is
-reported too). Without ``/proc`` (not Linux) it does nothing.
+reported too, unless the test allows it). Without ``/proc`` (not Linux) it does nothing.
+
+A test that uses real endpoints on purpose names them (``allow_real``, validated in
+``allow_real``): a confirmed socket whose local or peer address is one of them is
+expected, not reported; ``"all"`` starts no watch at all.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sockfake.network import SockfakeRuntimeError
+from sockfake.sim.intercept.allow_real import AllowReal, RealEndpoint, canonical_host
 from sockfake.sim.intercept.dispatch import REAL as _real
 from sockfake.sim.kernel.thread_hooks import _original_start
 
@@ -180,21 +185,29 @@ def _ipv6(text: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, words)
 
 
-def _endpoint(text: str, family: str) -> str:
+def _address(text: str, family: str) -> RealEndpoint:
+    """A /proc/net table's address; an IPv4 peer of an IPv6 socket (gRPC's, for one)
+    reads as IPv4."""
     address, _, port = text.partition(":")
-    if family == "4":
-        host = _ipv4(address)
-    else:
-        host = _ipv6(address)
-        # An IPv4 peer of an IPv6 socket (gRPC's, for one) reads as IPv4.
-        host = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
-    return f"{host}:{int(port, 16)}"
+    host = _ipv4(address) if family == "4" else canonical_host(_ipv6(address))
+    return RealEndpoint(host=host, port=int(port, 16))
 
 
-def describe(inodes: set[int]) -> dict[int, str]:
-    """{inode: 'TCP 127.0.0.1:40312 -> 127.0.0.1:5432 (ESTABLISHED)'} for those the
-    kernel's tables list (this network namespace's)."""
-    found: dict[int, str] = {}
+def _shown(address: RealEndpoint) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """One socket as the kernel's tables list it: its text and its addresses."""
+
+    text: str
+    addresses: tuple[RealEndpoint, ...]
+
+
+def _read_tables(inodes: set[int]) -> dict[int, _Seen]:
+    found: dict[int, _Seen] = {}
     for table, protocol, family in (
         ("tcp", "TCP", "4"), ("tcp6", "TCP", "6"), ("udp", "UDP", "4"), ("udp6", "UDP", "6"),
     ):  # fmt: skip
@@ -205,11 +218,13 @@ def describe(inodes: set[int]) -> dict[int, str]:
                     fields = line.split()
                     if len(fields) < 10 or int(fields[9]) not in inodes:
                         continue
-                    local = _endpoint(fields[1], family)
-                    peer = _endpoint(fields[2], family)
+                    local = _address(fields[1], family)
+                    peer = _address(fields[2], family)
                     state = _TCP_STATES.get(fields[3], fields[3]) if protocol == "TCP" else ""
-                    text = f"{protocol} {local} -> {peer}"
-                    found[int(fields[9])] = f"{text} ({state})" if state else text
+                    text = f"{protocol} {_shown(local)} -> {_shown(peer)}"
+                    found[int(fields[9])] = _Seen(
+                        f"{text} ({state})" if state else text, (local, peer)
+                    )
         except OSError:
             continue
     try:
@@ -218,11 +233,23 @@ def describe(inodes: set[int]) -> dict[int, str]:
             for line in lines:
                 fields = line.split()
                 if len(fields) >= 7 and int(fields[6]) in inodes:
-                    path = fields[7] if len(fields) > 7 else "(unnamed)"
-                    found[int(fields[6])] = f"Unix socket {path.replace('@', chr(92) + '0', 1)}"
+                    path = fields[7] if len(fields) > 7 else ""
+                    if path.startswith("@"):
+                        path = "\0" + path[1:]
+                    # A connected client's peer is not listed: only a bound name is.
+                    found[int(fields[6])] = _Seen(
+                        f"Unix socket {(path or '(unnamed)').replace(chr(0), chr(92) + '0')}",
+                        (RealEndpoint(path=path),) if path else (),
+                    )
     except OSError:
         pass
     return found
+
+
+def describe(inodes: set[int]) -> dict[int, str]:
+    """{inode: 'TCP 127.0.0.1:40312 -> 127.0.0.1:5432 (ESTABLISHED)'} for those the
+    kernel's tables list (this network namespace's)."""
+    return {inode: seen.text for inode, seen in _read_tables(inodes).items()}
 
 
 @dataclass
@@ -240,23 +267,32 @@ class Watch:
     # Seen unowned in every look since (inode: real time first seen), not yet confirmed.
     pending: dict[int, float] = field(default_factory=dict)
     strays: dict[int, StraySocket] = field(default_factory=dict)
+    # Real endpoints the test expects C code to use (``allow_real``), and the confirmed
+    # sockets that had one of them: not reported, not looked at again.
+    allowed: AllowReal = field(default_factory=AllowReal)
+    expected: set[int] = field(default_factory=set)
 
     def look(self, inodes: dict[int, int], owned: set[int]) -> None:
         new = {
             inode: fd
             for inode, fd in inodes.items()
-            if inode not in self.baseline and inode not in owned
+            if inode not in self.baseline and inode not in owned and inode not in self.expected
         }
         now = _real["monotonic"]()
         self.pending = {inode: self.pending.get(inode, now) for inode in new}
         confirmed = [inode for inode, first in self.pending.items() if now - first >= CONFIRM_AFTER]
         if confirmed:
-            texts = describe(set(confirmed))
+            seen = _read_tables(set(confirmed))
             for inode in confirmed:
-                if inode not in self.strays:
-                    self.strays[inode] = StraySocket(
-                        new[inode], inode, texts.get(inode, "a socket")
-                    )
+                if inode in self.strays:
+                    continue
+                found = seen.get(inode)
+                if found is not None and self.allowed.allows(found.addresses):
+                    self.expected.add(inode)
+                    del self.pending[inode]
+                    continue
+                text = found.text if found is not None else "a socket"
+                self.strays[inode] = StraySocket(new[inode], inode, text)
 
     def error(self) -> SockfakeRuntimeError | None:
         if not self.strays:
@@ -268,8 +304,9 @@ class Watch:
             "every socket Python makes), so C code made its own system calls, which "
             "no simulation can intercept: it reached the real network. Code known to "
             f"do this: {', '.join(KNOWN_C_CLIENTS)}. Run that client outside the "
-            "simulation, or give the code under test a client on Python sockets (see "
-            "docs/concepts/boundary.md)."
+            "simulation, or give the code under test a client on Python sockets; if the "
+            "test uses that real endpoint on purpose, say so: net.intercept(allow_real="
+            "[(host, port)]) or the marker's allow_real= (see docs/concepts/boundary.md)."
         )
 
 
@@ -329,12 +366,14 @@ def _sample() -> None:
         _sleeper.acquire(True, SAMPLE_INTERVAL)
 
 
-def begin(label: str, kernel: Any) -> Watch | None:
-    """Start watching for strays (None where there is no ``/proc/self/fd``)."""
+def begin(label: str, kernel: Any, allowed: AllowReal | None = None) -> Watch | None:
+    """Start watching for strays (None where there is no ``/proc/self/fd``, or when
+    ``allowed`` is everything: the detector is off)."""
     global _sampler_running
-    if not os.path.isdir(_FD_DIR):
+    allowed = allowed if allowed is not None else AllowReal()
+    if allowed.everything or not os.path.isdir(_FD_DIR):
         return None
-    watch = Watch(label, kernel, set(socket_inodes()))
+    watch = Watch(label, kernel, set(socket_inodes()), allowed=allowed)
     with _lock:
         _watches.append(watch)
         start = not _sampler_running

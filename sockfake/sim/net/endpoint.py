@@ -43,7 +43,7 @@ class Endpoint:
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
-        "link_out", "datagram_route", "host_local", "autobound",
+        "link_out", "datagram_route", "host_local", "autobound", "port_fixed",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -78,6 +78,9 @@ class Endpoint:
         self.backlog = 0
         self.syn_attempts = 0
         self.autobound = False  # connect() chose the port (so it is not the remote's)
+        # bind() named the port (Linux's SOCK_BINDPORT_LOCK): a TCP socket that closes
+        # (a failed attempt, a stopped listener) keeps it; any other port goes back.
+        self.port_fixed = False
         self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
         self.link_out: Any = None  # the Link to the peer's host, found on the first send
@@ -179,9 +182,10 @@ class Endpoint:
             return mask | selectors.EVENT_WRITE
         state = self.state
         if state is State.LISTENING:
-            if self.shut_rd:  # Linux closed it: hung up, so readable and writable
-                return selectors.EVENT_READ | selectors.EVENT_WRITE
-            return selectors.EVENT_READ if self.accept_queue else 0
+            # Never writable; readable with a connection to accept, or once marked
+            # SHUT_RD (a Unix listener: accept() then fails at once; a TCP listener
+            # stops listening instead).
+            return selectors.EVENT_READ if self.accept_queue or self.shut_rd else 0
         if self.rx or self.rx_eof or self.shut_rd or self.dead or self.pending_error:
             mask |= selectors.EVENT_READ
         if state is State.CONNECTED:
@@ -213,9 +217,13 @@ def poll_events(ep: Endpoint) -> int:
     else:
         # A stream socket with no connection (Linux's TCP_CLOSE) is hung up; a listener
         # is readable with a connection to accept; a connecting one is nothing yet.
-        # A failed attempt shut both ways; so did SHUT_RD on a listener (it closed).
-        closed = ep.shut_rd or state is State.FAILED
-        hung_up = closed or state not in (State.LISTENING, State.CONNECTING)
+        # A failed attempt shut both ways; a (Unix) listener marked SHUT_RD is readable,
+        # and hung up only once marked both ways.
+        closed = ep.shut_rd or state is State.FAILED or state is State.DISCONNECTING
+        if state is State.LISTENING:
+            hung_up = ep.shut_rd and ep.shut_wr
+        else:
+            hung_up = closed or state is not State.CONNECTING
         if ep.accept_queue or closed:
             mask |= _POLLIN
     if ready & selectors.EVENT_WRITE:
@@ -263,6 +271,8 @@ class Transport(Protocol):
     def send_stream(self, endpoint: Endpoint, data: bytes) -> None: ...
 
     def send_fin(self, endpoint: Endpoint) -> None: ...
+
+    def stop_listening(self, endpoint: Endpoint) -> None: ...
 
     def consumed(self, endpoint: Endpoint, count: int) -> None:
         """The application read ``count`` bytes: the sender's window opens."""

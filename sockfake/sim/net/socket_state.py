@@ -25,6 +25,12 @@ class State(enum.Enum):
     CONNECTED = "connected"  # established: data flows (even after a reset: see dead)
     FAILED = "failed"  # the attempt failed while nobody waited in connect()
     ERROR_REPORTED = "error-reported"  # connect() reported the failure; may try again
+    # A TCP listener that SHUT_RD stopped (Linux's tcp_disconnect): unconnected again,
+    # its queue reset; listen() listens again, connect() is EINVAL.
+    DISCONNECTED = "disconnected"
+    # A failed attempt that shutdown() then ended (Linux's SS_DISCONNECTING): closed,
+    # and connect() and listen() are EINVAL for good.
+    DISCONNECTING = "disconnecting"
     CLOSED = "closed"  # close(): the descriptor is gone
 
     def __str__(self) -> str:
@@ -39,6 +45,7 @@ class Event(enum.Enum):
     ESTABLISHED = "established"
     FAIL = "fail"
     REPORT_ERROR = "report-error"
+    DISCONNECT = "disconnect"  # shutdown(SHUT_RD) of a TCP listener; of a failed attempt
     CLOSE = "close"
 
 
@@ -52,7 +59,15 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (_S.FRESH, _E.CONNECT): _S.CONNECTING,
     (_S.BOUND, _E.CONNECT): _S.CONNECTING,
     (_S.ERROR_REPORTED, _E.CONNECT): _S.CONNECTING,
-    (_S.ERROR_REPORTED, _E.BIND): _S.BOUND,  # the failure gave the autobound port back
+    # The failure gave the autobound port back; a bind() takes another, but Linux
+    # (6.x) never lets a socket whose connect() failed listen.
+    (_S.ERROR_REPORTED, _E.BIND): _S.ERROR_REPORTED,
+    (_S.FAILED, _E.BIND): _S.FAILED,  # the port went back when the attempt failed
+    (_S.LISTENING, _E.DISCONNECT): _S.DISCONNECTED,
+    (_S.DISCONNECTED, _E.BIND): _S.DISCONNECTED,
+    (_S.DISCONNECTED, _E.LISTEN): _S.LISTENING,
+    (_S.FAILED, _E.DISCONNECT): _S.DISCONNECTING,
+    (_S.DISCONNECTING, _E.BIND): _S.DISCONNECTING,
     (_S.FRESH, _E.PASSIVE_OPEN): _S.CONNECTED,
     (_S.CONNECTING, _E.ESTABLISHED): _S.CONNECTED,
     (_S.CONNECTING, _E.FAIL): _S.FAILED,  # refused, timed out, reset while connecting

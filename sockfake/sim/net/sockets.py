@@ -59,6 +59,8 @@ _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_OOB = int(socket.MSG_OOB)
 MAX_DATAGRAM = 65507
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
+# A failed attempt whose error may still wait (its port given back at the failure).
+_ATTEMPT_OVER = (State.FAILED, State.DISCONNECTING)
 _UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
 _ALLOWED_PROTOCOLS: dict[tuple[int, int], tuple[int, ...]] = {
     (_AF_UNIX, socket.SOCK_STREAM): (0, 1),
@@ -123,7 +125,6 @@ class SimSocket:
         self._sf_handles = 1
         # What bind() fixed (Linux's SOCK_BINDPORT_LOCK, SOCK_BINDADDR_LOCK): a failed
         # connect() gives back the rest. The name getsockname() still shows after that.
-        self._bound_port = False
         self._bound_ip = False
         self._released_name: Any = None
 
@@ -251,16 +252,23 @@ class SimSocket:
 
     def bind(self, address: Any) -> None:
         self._check_open()
+        if self.ep.state in _ATTEMPT_OVER and not self.ep.port_fixed:
+            # The port went back when the attempt failed (the error still waits for
+            # connect() or SO_ERROR): the socket can bind again.
+            self._give_back_port()
         if not allows(self.ep.state, Event.BIND) or self.ep.local is not None:
             if self.family == _AF_UNIX:
                 if self.ep.local and self._transport.resolve_remote(self.ep, address) == "":
                     return  # Linux: an autobind of a bound Unix socket does nothing
                 self._check_unix_path_free(address)
             raise os_error(errno.EINVAL)
+        failed = self.ep.state in _ATTEMPT_OVER
         self.ep.local = self._transport.bind(self.ep, address)
         self._released_name = None
         if self.family != _AF_UNIX:
-            self._bound_port = bool(address[1])  # port 0 asks for any: not fixed
+            # Port 0 asks for any: not fixed. (After a failed attempt Linux keeps even
+            # that one when connect() reports the failure: the socket is closed already.)
+            self.ep.port_fixed = bool(address[1]) or failed
             ip = self.ep.local[0]
             self._bound_ip = ip not in ("0.0.0.0", "::")
             if self.family == socket.AF_INET6 and self._bound_ip and not ip.startswith("::ffff:"):
@@ -287,20 +295,29 @@ class SimSocket:
         backlog = c_int(backlog, parse_arg=True)
         if self.type != socket.SOCK_STREAM:
             raise os_error(errno.EOPNOTSUPP)
+        if self.ep.state is State.ERROR_REPORTED and self.ep.local is None:
+            # Linux (6.x) binds an ephemeral port, then refuses: the port stays bound.
+            self._listen_autobind()
         if not allows(self.ep.state, Event.LISTEN):
             raise os_error(errno.EINVAL)
         if self.family == _AF_UNIX and not self.ep.local:
             raise os_error(errno.EINVAL)  # Linux: no listen on an unbound Unix socket
-        if self.ep.state is State.FRESH:
-            self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
+        if self.ep.local is None:
+            self._listen_autobind()
         # Linux caps the backlog at somaxconn and queues backlog + 1 connections.
         self.ep.backlog = max(0, min(int(backlog), socket.SOMAXCONN)) + 1
-        if self.ep.state is not State.LISTENING:
+        if self.ep.state is not State.LISTENING and self.family != _AF_UNIX:
             # A shutdown() before listen() marked a socket that is now a listener: on
-            # Linux those marks mean nothing to it (only a later SHUT_RD closes it).
+            # Linux those marks mean nothing to a TCP listener (only a later SHUT_RD
+            # stops it). A Unix listener keeps them: after SHUT_RD it is readable,
+            # refuses connections and accept() is EINVAL.
             self.ep.shut_rd = self.ep.shut_wr = False
         self.ep.state = advance(self.ep.state, Event.LISTEN)
         self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
+
+    def _listen_autobind(self) -> None:
+        self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
+        self._released_name = None
 
     # -- streams: connect / accept ------------------------------------------------
 
@@ -361,8 +378,11 @@ class SimSocket:
                 return 0
             return errno.EISCONN
         if self.ep.state is State.LISTENING:
-            # (A listener shut down with SHUT_RD is closed on Linux: EINVAL there too.)
-            return errno.EINVAL if self.family == _AF_UNIX or self.ep.shut_rd else errno.EISCONN
+            return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
+        if self.ep.state is State.DISCONNECTED or self.ep.state is State.DISCONNECTING:
+            # Linux: a listener that SHUT_RD stopped connects no more; nor does an
+            # attempt that failed and was shut down.
+            return errno.EINVAL
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
             # (ECONNABORTED if SO_ERROR already took the error), as Linux does.
@@ -388,13 +408,14 @@ class SimSocket:
         deadline = self._deadline()
         while self.ep.state is State.CONNECTING:
             self._block(deadline, "connect")
-        if self.ep.pending_error:
-            code, self.ep.pending_error = self.ep.pending_error, 0
+        state = cast(State, self.ep.state)  # moved while we waited
+        if self.ep.pending_error or state is State.FAILED:
+            # (Closed with no error: ECONNABORTED, as Linux says.)
+            code, self.ep.pending_error = self.ep.pending_error or errno.ECONNABORTED, 0
             # CPython's timeout mode reads the failure with SO_ERROR: Linux still has
             # the attempt, so the next connect() reports it (ECONNABORTED), as after a
             # non-blocking connect(); a blocking connect() is over.
             timeout_mode = self._timeout is not None and self.family != _AF_UNIX
-            state = cast(State, self.ep.state)  # moved while we waited
             if allows(state, Event.REPORT_ERROR) and not (timeout_mode and state is State.FAILED):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
                 self._disconnect()
@@ -406,17 +427,23 @@ class SimSocket:
         return 0
 
     def _disconnect(self) -> None:
-        """connect() reported a failure: as Linux's disconnect, give back what bind()
-        did not fix (the autobound port, a source address picked by the route)."""
-        local = self.ep.local
+        """connect() reported a failure, or SHUT_RD stopped a listener: as Linux's
+        tcp_disconnect, give back what bind() did not fix (the autobound port, a source
+        address picked by the route)."""
         if self.type != socket.SOCK_STREAM or self.family == _AF_UNIX:
             return
         self.ep.shut_rd = self.ep.shut_wr = False  # tcp_disconnect() clears them too
+        self._give_back_port()
+
+    def _give_back_port(self) -> None:
+        """As Linux when a TCP socket closes (TCP_CLOSE): the port goes back unless
+        bind() fixed it, and the address unless bind() named one."""
+        local = self.ep.local
         if local is None:
             return
         if not self._bound_ip:
             local = ("0.0.0.0" if self.family == socket.AF_INET else "::", *local[1:])
-        if self._bound_port:
+        if self.ep.port_fixed:
             self.ep.local = local
             return
         self._transport.release_address(self.ep)
@@ -432,8 +459,8 @@ class SimSocket:
             raise os_error(errno.EINVAL)
         deadline = self._deadline()
         while not self.ep.accept_queue:
-            if self.ep.shut_rd:
-                raise os_error(errno.EINVAL)
+            if self.ep.shut_rd or self.ep.state is not State.LISTENING:
+                raise os_error(errno.EINVAL)  # stopped (SHUT_RD) while we waited
             self._block(deadline, "accept")
             self._check_open()
         conn: SimSocket = self.ep.accept_queue.popleft().owner
@@ -612,7 +639,7 @@ class SimSocket:
                 self._raise_pending()
             if self.ep.rx:
                 break
-            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or self.ep.state is State.FAILED:
+            if self.ep.rx_eof or self.ep.shut_rd or self.ep.dead or self.ep.state in _ATTEMPT_OVER:
                 # (A failed attempt that connect() has not reported is shut both ways.)
                 if bufsize:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
@@ -702,13 +729,12 @@ class SimSocket:
             self.ep.changed.notify_all()
             return
         if self.ep.state is State.LISTENING:
-            # Linux: only SHUT_RD stops a listener (it is then closed: a second
-            # shutdown finds it unconnected); SHUT_WR does nothing.
-            if self.ep.shut_rd:
-                raise os_error(errno.ENOTCONN)
+            # Linux: SHUT_WR does nothing to a listener; SHUT_RD stops it: its queue is
+            # reset and it is an unconnected socket again (tcp_disconnect), whose
+            # autobound port goes back, and which may listen again.
             if how != socket.SHUT_WR:
-                self.ep.shut_rd = True
-                self.ep.changed.notify_all()
+                self._transport.stop_listening(self.ep)
+                self._disconnect()
             return
         if self.type == socket.SOCK_DGRAM or self.ep.state is not State.CONNECTED:
             # Linux marks the socket even where it then says ENOTCONN (an unconnected
@@ -716,6 +742,9 @@ class SimSocket:
             # EPIPE. Datagrams still arrive; a read takes them, then gets EOF.
             self.ep.shut_rd = self.ep.shut_rd or how != socket.SHUT_WR
             self.ep.shut_wr = self.ep.shut_wr or how != socket.SHUT_RD
+            if self.ep.state is State.FAILED:
+                # Linux: the attempt is over for good (SS_DISCONNECTING).
+                self.ep.state = advance(self.ep.state, Event.DISCONNECT)
             self.ep.changed.notify_all()
             if self.ep.remote is None or self.type == socket.SOCK_STREAM:
                 raise os_error(errno.ENOTCONN)
@@ -766,7 +795,14 @@ class SimSocket:
         if last is not None and last[0] is address:
             remote = last[1]
         else:
-            remote = self._transport.resolve_remote(self.ep, address)
+            try:
+                remote = self._transport.resolve_remote(self.ep, address)
+            except OSError as exc:
+                # Linux refuses port 0 before it sees that an IPv4-mapped socket has
+                # no IPv6 peer.
+                if exc.errno == errno.EAFNOSUPPORT and address[1] == 0:
+                    raise os_error(errno.EINVAL) from None
+                raise
             if address.__class__ is tuple:
                 self._last_destination = (address, remote)
         if self.family == _AF_UNIX:
@@ -838,6 +874,10 @@ class SimSocket:
                        ) -> tuple[bytes, Any]:
         nowait = flags != 0 and self._no_wait(flags)  # the calls only when they matter
         deadline = None if nowait or self._timeout is None else self._deadline()
+        if self.ep.pending_error and self.family != _AF_UNIX:
+            # Linux's UDP reports an error (a port unreachable) before the datagrams
+            # that came in ahead of it.
+            self._raise_pending()
         while not self.ep.datagrams:
             if self.ep.pending_error:
                 self._raise_pending()

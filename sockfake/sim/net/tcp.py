@@ -123,11 +123,19 @@ class StreamTransport:
             ep.syn_retry.cancel()
             ep.syn_retry = None
 
+    def _attempt_failed(self, ep: Endpoint) -> None:
+        """The attempt is over, failed: as Linux's TCP_CLOSE, the port goes back unless
+        bind() named it (``getsockname()`` still shows it until connect() reports
+        the failure)."""
+        ep.state = advance(ep.state, Event.FAIL)
+        if not ep.port_fixed and ep.family != _AF_UNIX:
+            self.addressing.release(ep)
+
     def _fail_connect(self, ep: Endpoint, code: int) -> None:
         if ep.state is not State.CONNECTING:
             return
         self._stop_syn_retry(ep)
-        ep.state = advance(ep.state, Event.FAIL)
+        self._attempt_failed(ep)
         ep.pending_error = code
         name = errno.errorcode.get(code, str(code))
         self.kernel.record_net("refused" if code == errno.ECONNREFUSED else "connect-failed",
@@ -202,6 +210,12 @@ class StreamTransport:
 
         def established() -> None:
             if client.state is not State.CONNECTING:
+                return
+            if client.shut_wr:
+                # Linux: marked SHUT_WR before, it sends its FIN within the simultaneous
+                # open and ends closed, with no error: connect() says ECONNABORTED.
+                self._attempt_failed(client)
+                client.changed.notify_all()
                 return
             client.peer = client
             client.state = advance(client.state, Event.ESTABLISHED)
@@ -323,7 +337,7 @@ class StreamTransport:
         ep.clear_rx()
         ep.rx_eof = True
         if ep.state is State.CONNECTING:
-            ep.state = advance(ep.state, Event.FAIL)
+            self._attempt_failed(ep)
             self._stop_syn_retry(ep)
             ep.pending_error = errno.ECONNREFUSED
         elif close_wait and ep.family != _AF_UNIX:
@@ -365,20 +379,31 @@ class StreamTransport:
 
     # -- close ---------------------------------------------------------------------------
 
+    def _reset_queue(self, ep: Endpoint) -> None:
+        """A listener stops: the connections waiting in its queue are reset."""
+        for pending in ep.accept_queue:
+            if pending.peer is not None:
+                self.kernel.record("rst", f"{pending.describe()} -> "
+                                   f"{pending.peer.describe()}", src=pending.local,
+                                   dst=pending.remote, conn=pending.connection_id,
+                                   reason="listener closed")
+                self._send_reset(pending, pending.peer)
+            self._release_fd(pending.fd)
+            pending.fd = -1
+        ep.accept_queue.clear()
+
+    def stop_listening(self, ep: Endpoint) -> None:
+        """shutdown(SHUT_RD) of a listener: as Linux's tcp_disconnect, it stops
+        listening (its queue reset) and is an unconnected socket again."""
+        self._reset_queue(ep)
+        ep.state = advance(ep.state, Event.DISCONNECT)
+        ep.changed.notify_all()
+
     def close(self, ep: Endpoint) -> None:
         """The descriptor of a stream endpoint closes: FIN, RST, or the queue reset."""
         self._stop_syn_retry(ep)
         if ep.state is State.LISTENING:
-            for pending in ep.accept_queue:
-                if pending.peer is not None:
-                    self.kernel.record("rst", f"{pending.describe()} -> "
-                                       f"{pending.peer.describe()}", src=pending.local,
-                                       dst=pending.remote, conn=pending.connection_id,
-                                       reason="listener closed")
-                    self._send_reset(pending, pending.peer)
-                self._release_fd(pending.fd)
-                pending.fd = -1
-            ep.accept_queue.clear()
+            self._reset_queue(ep)
         elif ep.state is State.CONNECTED and ep.peer is not None and not ep.dead:
             if ep.rx or (ep.linger_zero() and ep.family != _AF_UNIX):
                 self.kernel.record("rst", f"{ep.describe()} -> {ep.peer.describe()}",

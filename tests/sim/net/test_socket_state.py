@@ -27,7 +27,13 @@ EXPECTED: dict[tuple[State, Event], State] = {
     (S.FRESH, E.CONNECT): S.CONNECTING,
     (S.BOUND, E.CONNECT): S.CONNECTING,
     (S.ERROR_REPORTED, E.CONNECT): S.CONNECTING,
-    (S.ERROR_REPORTED, E.BIND): S.BOUND,
+    (S.ERROR_REPORTED, E.BIND): S.ERROR_REPORTED,
+    (S.FAILED, E.BIND): S.FAILED,
+    (S.LISTENING, E.DISCONNECT): S.DISCONNECTED,
+    (S.DISCONNECTED, E.BIND): S.DISCONNECTED,
+    (S.DISCONNECTED, E.LISTEN): S.LISTENING,
+    (S.FAILED, E.DISCONNECT): S.DISCONNECTING,
+    (S.DISCONNECTING, E.BIND): S.DISCONNECTING,
     (S.FRESH, E.PASSIVE_OPEN): S.CONNECTED,
     (S.CONNECTING, E.ESTABLISHED): S.CONNECTED,
     (S.CONNECTING, E.FAIL): S.FAILED,
@@ -40,6 +46,8 @@ EXPECTED: dict[tuple[State, Event], State] = {
     (S.CONNECTED, E.CLOSE): S.CLOSED,
     (S.FAILED, E.CLOSE): S.CLOSED,
     (S.ERROR_REPORTED, E.CLOSE): S.CLOSED,
+    (S.DISCONNECTED, E.CLOSE): S.CLOSED,
+    (S.DISCONNECTING, E.CLOSE): S.CLOSED,
     (S.CLOSED, E.CLOSE): S.CLOSED,
 }
 ILLEGAL = [pair for pair in itertools.product(State, Event) if pair not in EXPECTED]
@@ -88,7 +96,7 @@ def test_every_state_is_reached_from_fresh() -> None:
 def test_a_state_reads_as_its_value() -> None:
     assert [str(state) for state in State] == [
         "fresh", "bound", "listening", "connecting", "connected", "failed",
-        "error-reported", "closed",
+        "error-reported", "disconnected", "disconnecting", "closed",
     ]  # fmt: skip
 
 

@@ -1,0 +1,95 @@
+"""What the differential fuzzer found, each as the smallest program that showed it: the
+same operations run on Linux's loopback and on the simulation (under interception)
+give the same outcomes (``fuzz_differential.compare``)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+from fuzz_differential import Op, Program, compare
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="Linux's sockets are the reference"
+)
+
+NONBLOCKING_ATTEMPT: tuple[Op, ...] = (("socket",), ("setblocking", 0, False),
+                                       ("connect_ex", 0, "closed", 0))
+FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
+    # A failed attempt gives its autobound port back at once: the socket binds again
+    # (and so may another socket) before connect() reports the failure.
+    "bind_after_a_failed_nonblocking_connect": (
+        "tcp4", (*NONBLOCKING_ATTEMPT, ("bind", 0, "loopback", 0), ("getsockname", 0))),
+    "another_socket_takes_the_port_of_a_failed_attempt": (
+        "tcp6", (("socket",), ("setblocking", 0, False), ("connect", 0, "closed", 0),
+                 ("getsockname", 0), ("socket",), ("bind", 1, "name_of", 0))),
+    # Linux 6.x: a socket whose connect() failed never listens, bound again or not;
+    # listen() binds an ephemeral port first, and keeps it.
+    "no_listen_after_a_failed_connect_even_bound_again": (
+        "tcp4", (("socket",), ("connect", 0, "closed", 0), ("bind", 0, "loopback", 0),
+                 ("listen", 0, 2))),
+    "listen_after_a_failed_connect_binds_a_port_then_refuses": (
+        "tcp4", (("socket",), ("connect", 0, "closed", 0), ("listen", 0, 2),
+                 ("getsockname", 0), ("bind", 0, "loopback", 0),
+                 ("connect", 0, "name_of", 0), ("getpeername", 0))),
+    # shutdown(SHUT_RD) of a listener disconnects it: not a listener, hung up but not
+    # readable, its port given back, bindable, and it may listen (and stop) again.
+    "a_listener_stopped_by_shut_rd_is_unconnected_again": (
+        "tcp4", (("socket",), ("listen", 0, 2), ("shutdown", 0, socket.SHUT_RD),
+                 ("getsockopt", 0, "SO_ACCEPTCONN"), ("poll", 0), ("select", 0),
+                 ("bind", 0, "loopback", 0), ("getsockname", 0), ("listen", 0, 2),
+                 ("shutdown", 0, socket.SHUT_WR), ("select", 0),
+                 ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0))),
+    "a_listener_stopped_by_shut_rd_resets_its_queue": (
+        "tcp6", (("socket",), ("socket",), ("listen", 0, 2), ("connect", 1, "name_of", 0),
+                 ("shutdown", 0, socket.SHUT_RD), ("recv", 1, 3, socket.MSG_DONTWAIT),
+                 ("send", 1, b"x", 0))),
+    # A socket marked SHUT_WR that connects to itself ends closed: ECONNABORTED.
+    "self_connect_after_shut_wr_is_aborted": (
+        "tcp4", (("socket",), ("shutdown", 0, socket.SHUT_WR), ("bind", 0, "loopback", 0),
+                 ("connect", 0, "name_of", 0), ("getpeername", 0), ("select", 0),
+                 ("connect", 0, "name_of", 0))),
+    # A failed attempt, then shutdown(): over for good (connect() and listen() are
+    # EINVAL), though it binds again and SO_ERROR still has the error.
+    "a_failed_attempt_shut_down_is_over_for_good": (
+        "tcp4", (*NONBLOCKING_ATTEMPT, ("shutdown", 0, socket.SHUT_WR), ("poll", 0),
+                 ("getsockopt", 0, "SO_ERROR"), ("connect", 0, "closed", 0),
+                 ("listen", 0, 1), ("bind", 0, "loopback", 0), ("recv", 0, 1, 0))),
+    "a_failed_attempt_in_timeout_mode_shut_down_is_over_for_good": (
+        "tcp6", (("socket",), ("settimeout", 0, 0.02), ("connect", 0, "closed", 0),
+                 ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0))),
+    # A Unix listener keeps the marks of a shutdown() made before listen(): after
+    # SHUT_RD it is readable, refuses connections, and accept() is EINVAL.
+    "a_unix_listener_keeps_the_marks_of_an_earlier_shutdown": (
+        "unix_stream", (("socket",), ("shutdown", 0, socket.SHUT_RDWR), ("bind", 0, "autobind", 0),
+                        ("listen", 0, 2), ("select", 0), ("poll", 0), ("socket",),
+                        ("connect", 1, "name_of", 0), ("accept", 0))),
+    "a_unix_listener_shut_down_after_listen": (
+        "unix_stream", (("socket",), ("bind", 0, "autobind", 0), ("listen", 0, 2),
+                        ("shutdown", 0, socket.SHUT_RD), ("select", 0), ("poll", 0),
+                        ("shutdown", 0, socket.SHUT_WR), ("poll", 0), ("accept", 0))),
+    # An IPv6 socket bound as IPv4 (IPv4-mapped): Linux refuses port 0 before it
+    # finds an IPv6 destination unreachable.
+    "sendto_port_0_from_an_ipv4_mapped_socket": (
+        "udp6", (("socket",), ("connect", 0, "mapped_name_of", 0),
+                 ("sendto", 0, b"data", "port0", 0), ("sendto", 0, b"data", "closed", 0))),
+    # UDP reports a port unreachable before a datagram queued ahead of it.
+    "udp_reports_an_error_before_a_queued_datagram": (
+        "udp4", (("socket",), ("connect", 0, "mapped_name_of", 0),
+                 ("sendto", 0, b"x", "mapped_name_of", 0), ("sendall", 0, b"data", 0),
+                 ("recvfrom", 0, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT),
+                 ("recvfrom", 0, 1, socket.MSG_DONTWAIT))),
+    # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
+    # closes. The fuzzer removes the path on close, as a server does, so both agree.
+    "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (
+        "unix_stream", (("socket",), ("bind", 0, "path0", 0), ("socket",), ("close", 0),
+                        ("bind", 1, "path0", 0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FINDINGS))
+def test_the_simulation_behaves_as_linux(name: str) -> None:
+    kind, operations = FINDINGS[name]
+    divergence = compare(Program(kind, operations))
+    assert divergence is None, f"the simulation differs from Linux:\n{divergence}"
