@@ -124,7 +124,15 @@ class SimSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         kernel = self._kernel
-        deadline = None if timeout is None else kernel.now + max(0.0, timeout)
+        deadline = None
+        if timeout is not None:
+            seconds = max(0.0, timeout)
+            if seconds:
+                # Counted on the calling thread's host clock, as its time.sleep() is.
+                clock = getattr(kernel.thread_for_caller().host, "clock", None)
+                if clock is not None:
+                    seconds = clock.local_seconds(seconds)
+            deadline = kernel.now + seconds
         while True:
             ready = []
             queues = []

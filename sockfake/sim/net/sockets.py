@@ -189,7 +189,19 @@ class SimSocket:
     def _deadline(self) -> float | None:
         if self._timeout is None:
             return None
-        return self._kernel.now + self._timeout
+        return self._kernel.now + self._true_seconds(self._timeout)
+
+    def _true_seconds(self, seconds: float) -> float:
+        """How long ``seconds`` of this socket's host clock take in the network's time:
+        a timeout is counted on the host's clock, as the OS counts it (a host whose
+        clock runs fast times out early, as its ``time.sleep`` ends early)."""
+        clock = self.ep.host.clock
+        return seconds if clock is None else clock.local_seconds(seconds)
+
+    def _host_seconds(self, seconds: float) -> float:
+        """The inverse of ``_true_seconds``: network seconds as the host's clock counts them."""
+        clock = self.ep.host.clock
+        return seconds if clock is None else clock.host_seconds(seconds)
 
     def _would_block(self) -> BlockingIOError:
         """EAGAIN, after letting the kernel see the empty poll (a loop may be spinning)."""
@@ -212,7 +224,7 @@ class SimSocket:
         timeout = self._timeout
         if not timeout:  # blocking or non-blocking: the call itself decides
             return
-        deadline = self._kernel.now + timeout
+        deadline = self._kernel.now + self._true_seconds(timeout)
         while not self.ep.ready_mask() & event:
             self._block(deadline, what)
 
@@ -540,7 +552,7 @@ class SimSocket:
     def _sendall_view(self, view: Any, flags: int) -> None:
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
-        deadline = None if timeout is None else self._kernel.now + timeout
+        deadline = None if timeout is None else self._kernel.now + self._true_seconds(timeout)
         sent = 0
         total = len(view)
         while True:
@@ -548,7 +560,7 @@ class SimSocket:
                 left = deadline - self._kernel.now
                 if left <= 0:
                     raise TimeoutError("timed out")
-                self._timeout = left
+                self._timeout = self._host_seconds(left)
             part = view[sent:] if sent else view
             try:
                 self._check_open()  # send(), less the flags it has already checked
@@ -646,7 +658,7 @@ class SimSocket:
         try:
             while len(data) < bufsize:
                 if deadline is not None and timeout:
-                    self._timeout = max(deadline - self._kernel.now, 1e-9)
+                    self._timeout = self._host_seconds(max(deadline - self._kernel.now, 1e-9))
                 try:
                     chunk = self.recv(bufsize - len(data), flags)
                 except (TimeoutError, BlockingIOError):
