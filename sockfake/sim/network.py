@@ -98,6 +98,7 @@ class _SocketTransport:
         self.start_connect = streams.start_connect
         self.send_stream = streams.send_stream
         self.send_fin = streams.send_fin
+        self.push = streams.push
         self.consumed = streams.consumed
         self.send_datagram = datagrams.send
 

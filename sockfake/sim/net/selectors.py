@@ -145,7 +145,7 @@ class SimSelector(selectors.BaseSelector):
                     ready.append((key, mask))
                 queues.append(target.changed)
             if ready:
-                kernel.made_progress()  # a loop polling this is busy, not spinning
+                kernel.found_ready("select")  # busy, not spinning (unless it idles)
                 kernel.preemption_point("select")
                 return ready
             if deadline is not None and deadline <= kernel.now:

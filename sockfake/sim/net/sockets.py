@@ -57,6 +57,7 @@ _MSG_PEEK = int(socket.MSG_PEEK)
 _MSG_WAITALL = int(socket.MSG_WAITALL)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_OOB = int(socket.MSG_OOB)
+_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
 MAX_DATAGRAM = 65507
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
 _UDPLITE = getattr(socket, "IPPROTO_UDPLITE", 136)
@@ -235,6 +236,12 @@ class SimSocket:
         self._check_open()
         key, value = socket_options.setting(self.ep, level, option, value, optlen)
         self.ep.options[key] = value
+        if key == _NODELAY:
+            # Read on every send, so kept on the endpoint; turning it on sends at once
+            # what Nagle holds (Linux: tcp_push_pending_frames).
+            self.ep.nodelay = bool(value)
+            if self.ep.nodelay and self.ep.tx_held:
+                self._transport.push(self.ep)
 
     def getsockopt(self, level: object, option: object, buflen: object = None) -> Any:
         self._check_open()
