@@ -351,8 +351,12 @@ class Topology:
                 lost, link.state = packet_loss(conditions, link.state,
                                                self.kernel.rng("stream-loss"))
                 if lost is not None:
-                    self._retransmit(link, src, dst, connection, size, deliver, rng_concern,
-                                     attempt, lost)
+                    self._retransmit(
+                        link, connection, size, attempt, f"{src.name} -> {dst.name} lost ({lost})",
+                        lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
+                                           reliable=True, immediate_ok=False,
+                                           attempt=attempt + 1),
+                    )
                     return
         if immediate_ok and is_instant(conditions):
             deliver()
@@ -372,32 +376,19 @@ class Topology:
         else:
             kernel.call_at(arrival, deliver)
 
-
-    def _retransmit(
-        self,
-        link: Link,
-        src: Host,
-        dst: Host,
-        connection: int,
-        size: int,
-        deliver: Callable[[], None],
-        rng_concern: str,
-        attempt: int,
-        reason: str,
-    ) -> None:
+    def _retransmit(self, link: Link, connection: int, size: int, attempt: int, what: str,
+                    send_again: Callable[[], None]) -> None:
         """A stream segment was lost: TCP sends it again after its retransmission
         timeout; until it is through, the connection's later segments wait."""
         link.retransmitting.setdefault(connection, [])
         delay = retransmission_timeout(self.conditions(link), attempt)
         kernel = self.kernel
-        kernel.record_net("loss", f"stream segment of {size} bytes {src.name} -> {dst.name} "
-                          f"lost ({reason}); sent again in {delay:.3f} s", conn=connection,
-                          length=size, reason=reason)
+        kernel.record_net("loss", f"stream segment of {size} bytes {what}; sent again in "
+                          f"{delay:.3f} s", conn=connection, length=size, reason="loss")
 
         def again() -> None:
             waiting = link.retransmitting.pop(connection, [])
-            self.carry(src, dst, connection, size, deliver, rng_concern, reliable=True,
-                       immediate_ok=False, attempt=attempt + 1)
+            send_again()
             for send in waiting:  # behind it again if it was lost again
                 send()
 

@@ -102,19 +102,25 @@ def test_across_a_link_with_latency_the_wait_is_the_delayed_ack_plus_the_round_t
     assert slow[1:] == [pytest.approx(0.005 + DELAYED_ACK + 0.005 + 0.010)] * 3
 
 
+def interactive_pair(net: SimNetwork, port: int) -> tuple[socket.socket, ...]:
+    """A listener and a connection (client, server) that has answered both ways within
+    the ACK timeout: interactive at both ends, so their ACKs wait for answers."""
+    listener = net.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = net.create_connection(("127.0.0.1", port))
+    server, _ = listener.accept()
+    for _ in range(2):
+        client.send(b"q")
+        assert server.recv(10) == b"q"
+        server.send(b"a")
+        assert client.recv(10) == b"a"
+    return listener, client, server  # type: ignore[return-value]
+
+
 def test_setting_tcp_nodelay_sends_what_nagle_holds() -> None:
     with SimNetwork(seed=1) as net:
-        write_write_read(net, client_nodelay=False, requests=2)  # now interactive
-        listener = net.socket()
-        listener.bind(("127.0.0.1", 7001))
-        listener.listen()
-        client = net.create_connection(("127.0.0.1", 7001))
-        server, _ = listener.accept()
-        for _ in range(2):  # make the connection interactive (pingpong)
-            client.send(b"q")
-            assert server.recv(10) == b"q"
-            server.send(b"a")
-            assert client.recv(10) == b"a"
+        listener, client, server = interactive_pair(net, 7001)
         client.send(b"1")
         client.send(b"2")  # held: "1" is not acknowledged (the server's ACK waits)
         assert server.recv(10) == b"1"
@@ -130,16 +136,7 @@ def test_setting_tcp_nodelay_sends_what_nagle_holds() -> None:
 
 def test_a_close_sends_what_nagle_holds_before_its_fin() -> None:
     with SimNetwork(seed=1) as net:
-        listener = net.socket()
-        listener.bind(("127.0.0.1", 7002))
-        listener.listen()
-        client = net.create_connection(("127.0.0.1", 7002))
-        server, _ = listener.accept()
-        for _ in range(2):
-            client.send(b"q")
-            assert server.recv(10) == b"q"
-            server.send(b"a")
-            assert client.recv(10) == b"a"
+        listener, client, server = interactive_pair(net, 7002)
         client.send(b"1")
         client.send(b"2")
         client.close()
@@ -275,16 +272,7 @@ def test_a_loop_on_a_socket_that_stays_writable_lets_the_delayed_ack_fire() -> N
     # releases what Nagle holds. The simulation moves the clock for it, as for a loop
     # that finds nothing.
     with SimNetwork(seed=1) as net:
-        listener = net.socket()
-        listener.bind(("127.0.0.1", 7006))
-        listener.listen()
-        client = net.create_connection(("127.0.0.1", 7006))
-        server, _ = listener.accept()
-        for _ in range(2):  # interactive both ways
-            client.send(b"q")
-            server.recv(10)
-            server.send(b"a")
-            client.recv(10)
+        listener, client, server = interactive_pair(net, 7006)
         answered: list[bytes] = []
 
         def spin() -> None:
