@@ -283,11 +283,15 @@ class StreamTransport:
                 and not link.partitioned and not link.holding  # not link.cut
                 and src.up and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
-            # ahead of it, an instant lossless link: it arrives within this call.
+            # ahead of it, an instant lossless link: it arrives within this call, with
+            # the ACK it carries.
+            if ep.rx_acked > peer.tx_acked:
+                peer.tx_acked = ep.rx_acked
             self._deliver_segment(ep, peer, data, False)
             return
         offset = 0
         apart = conditions.chunk is not None
+        ack = ep.rx_acked  # every segment carries the ACK (read by the peer's Nagle)
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
@@ -296,6 +300,8 @@ class StreamTransport:
 
             def deliver(segment: bytes = segment) -> None:
                 ep.inflight -= 1
+                if ack > peer.tx_acked:
+                    peer.tx_acked = ack
                 self._deliver_segment(ep, peer, segment, apart)
 
             topology.carry(src, dst, ep.connection_id, size, deliver, "stream",
