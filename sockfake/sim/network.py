@@ -425,7 +425,12 @@ class SimNetwork:
 
     def selector(self) -> SimSelector:
         self._check_usable()
-        return SimSelector(self.kernel, self._descriptors.objects.get)
+        return SimSelector(self.kernel, self._descriptors.objects.get, self)
+
+    def caller_clock(self) -> HostClock | None:
+        """The clock of the host the calling simulated thread runs on (None: true time)."""
+        host = self.kernel.thread_for_caller().host
+        return (host if isinstance(host, Host) else self.default_host).clock
 
     def waker(self) -> SimWaker:
         self._check_usable()

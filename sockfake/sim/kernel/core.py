@@ -472,12 +472,12 @@ class Kernel:
         dispatcher that stays writable while it waits for its peer, as asyncore's
         TLS shutdown does) waits for time to pass, as one that finds nothing does
         (``idle_poll``): on Linux it would spin until a timer (a delayed ACK) fires."""
-        thread = self.thread_for_caller()
-        if thread.idle_epoch == self._epoch:
+        thread = self.current  # (the caller: a poll runs in the thread with the turn)
+        if thread.ready_epoch == self._epoch:
             self.idle_poll(what)
             return
         self._epoch += 1
-        self._restart_idle(thread)
+        thread.ready_epoch = self._epoch
 
     def idle_poll(self, what: str) -> None:
         """A non-blocking call found nothing (select(0), EAGAIN): a thread may be spinning.

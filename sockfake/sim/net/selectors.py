@@ -91,10 +91,13 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 class SimSelector(selectors.BaseSelector):
     """A selector over simulated sockets and wakers; ``select`` waits in virtual time."""
 
-    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None]) -> None:
+    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None],
+                 clocks: Any = None) -> None:
         self._kernel = kernel
         self._lookup = lookup  # fd -> simulated socket or waker
         self._keys: dict[int, selectors.SelectorKey] = {}
+        # The network, for the hosts' clocks: ``clocks_skewed`` and ``caller_clock()``.
+        self._clocks = clocks
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
@@ -127,9 +130,10 @@ class SimSelector(selectors.BaseSelector):
         deadline = None
         if timeout is not None:
             seconds = max(0.0, timeout)
-            if seconds:
+            clocks = self._clocks
+            if seconds and clocks is not None and clocks.clocks_skewed:
                 # Counted on the calling thread's host clock, as its time.sleep() is.
-                clock = getattr(kernel.thread_for_caller().host, "clock", None)
+                clock = clocks.caller_clock()
                 if clock is not None:
                     seconds = clock.local_seconds(seconds)
             deadline = kernel.now + seconds

@@ -188,9 +188,11 @@ class SimSocket:
         return self._timeout != 0.0
 
     def _deadline(self) -> float | None:
-        if self._timeout is None:
+        timeout = self._timeout
+        if timeout is None:
             return None
-        return self._kernel.now + self._true_seconds(self._timeout)
+        clock = self.ep.host.clock  # _true_seconds(), inline: on every timed call
+        return self._kernel.now + (timeout if clock is None else clock.local_seconds(timeout))
 
     def _true_seconds(self, seconds: float) -> float:
         """How long ``seconds`` of this socket's host clock take in the network's time:
@@ -225,7 +227,8 @@ class SimSocket:
         timeout = self._timeout
         if not timeout:  # blocking or non-blocking: the call itself decides
             return
-        deadline = self._kernel.now + self._true_seconds(timeout)
+        clock = self.ep.host.clock  # _true_seconds(), inline: on every timed call
+        deadline = self._kernel.now + (timeout if clock is None else clock.local_seconds(timeout))
         while not self.ep.ready_mask() & event:
             self._block(deadline, what)
 
