@@ -10,7 +10,7 @@ carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arrivi
 at a closed socket resets the connection. Every state change goes through the table
 in ``socket_state``.
 
-Timing as Linux's TCP gives it (``docs/concepts/tcp-timing.md``): Nagle's algorithm
+Timing as Linux's TCP gives it (``docs/concepts/simulation.md``, "TCP timing"): Nagle's algorithm
 with Minshall's rule (a small segment waits while an earlier small one is not yet
 acknowledged; off with ``TCP_NODELAY``) and delayed ACKs (the first segments of a
 connection are acknowledged at once; an interactive connection, one that answers what
