@@ -8,8 +8,9 @@ after the nemesis starts), a duration, the hosts it hits and an amount. Kinds:
 - ``crash``: the host crashes (``SimNetwork.crash``) and restarts after ``duration``
   with the nemesis's ``boot(host)`` as its service at boot;
 - ``clock``: the host's wall clock steps by ``amount`` seconds (no duration);
-- ``loss``: the links to and from the host lose ``amount`` of their datagrams for
-  ``duration`` (streams are reliable in the simulation: a loss burst leaves them alone);
+- ``loss``: the links to and from the host lose ``amount`` of their packets for
+  ``duration`` (datagrams are gone; a lost stream segment is retransmitted after TCP's
+  timeout, so a stream stalls and resumes, whole and in order);
 - ``latency``: the links to and from the host take ``amount`` more seconds.
 
 ``random_schedule(rng, ...)`` draws one from a random stream (``net.random`` ties it

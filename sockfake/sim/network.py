@@ -99,6 +99,7 @@ class _SocketTransport:
         self.send_stream = streams.send_stream
         self.send_fin = streams.send_fin
         self.stop_listening = streams.stop_listening
+        self.push = streams.push
         self.consumed = streams.consumed
         self.send_datagram = datagrams.send
 
@@ -425,7 +426,12 @@ class SimNetwork:
 
     def selector(self) -> SimSelector:
         self._check_usable()
-        return SimSelector(self.kernel, self._descriptors.objects.get)
+        return SimSelector(self.kernel, self._descriptors.objects.get, self)
+
+    def caller_clock(self) -> HostClock | None:
+        """The clock of the host the calling simulated thread runs on (None: true time)."""
+        host = self.kernel.thread_for_caller().host
+        return (host if isinstance(host, Host) else self.default_host).clock
 
     def waker(self) -> SimWaker:
         self._check_usable()

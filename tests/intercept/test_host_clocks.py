@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import select
+import selectors
+import socket
 import threading
 import time
 
@@ -63,6 +66,55 @@ def test_a_fast_clock_s_sleep_ends_early_in_true_time(inet: SimNetwork) -> None:
         time.sleep(10.0)
         assert time.monotonic() - start == pytest.approx(10.0)
     assert inet.now == pytest.approx(8.0)
+
+
+def test_a_fast_clock_s_socket_timeouts_end_early_in_true_time(inet: SimNetwork) -> None:
+    # A timeout is counted on the host's clock, as its sleep is: 10 s of a clock
+    # running 25 % fast are 8 s of true time, and read 10 s on the host's monotonic.
+    inet.add_host("db")
+    inet.set_clock("db", drift=0.25)
+    with inet.host("db").running():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 5000))
+        sock.settimeout(10.0)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            sock.recv(100)
+        assert time.monotonic() - start == pytest.approx(10.0)
+        assert inet.now == pytest.approx(8.0)
+        assert select.select([sock], [], [], 10.0) == ([], [], [])
+        assert time.monotonic() - start == pytest.approx(20.0)
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            assert selector.select(10.0) == []
+        assert time.monotonic() - start == pytest.approx(30.0)
+        sock.close()
+    assert inet.now == pytest.approx(24.0)
+
+
+def test_a_slow_clock_s_stream_timeout_and_sendall_deadline_last_longer(
+    inet: SimNetwork,
+) -> None:
+    inet.add_host("db")
+    inet.set_clock("db", drift=-0.5)  # half speed: 1 s of its clock is 2 s of true time
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 5001))
+    listener.listen()
+    address = (inet.host("local").ipv4[0], 5001)
+    with inet.host("db").running():
+        client = socket.create_connection(address, timeout=1.0)
+    server, _ = listener.accept()
+    with inet.host("db").running():
+        with pytest.raises(TimeoutError):
+            client.recv(10)
+    assert inet.now == pytest.approx(2.0)
+    server.setblocking(False)
+    with inet.host("db").running():
+        with pytest.raises(TimeoutError):
+            client.sendall(b"x" * 10_000_000)  # fills the buffers, then waits its 1 s
+    assert inet.now == pytest.approx(4.0)
+    for sock in (client, server, listener):
+        sock.close()
 
 
 def test_skewed_clocks_are_the_seed_s() -> None:

@@ -465,6 +465,20 @@ class Kernel:
         polling around it is a busy loop, not a spin."""
         self._epoch += 1
 
+    def found_ready(self, what: str) -> None:
+        """A poll found a socket ready: work for the thread, so threads polling around
+        it are in a busy loop, not a spin. Unless nothing at all has happened since
+        the thread's last poll: a loop on readiness it does nothing with (a
+        dispatcher that stays writable while it waits for its peer, as asyncore's
+        TLS shutdown does) waits for time to pass, as one that finds nothing does
+        (``idle_poll``): on Linux it would spin until a timer (a delayed ACK) fires."""
+        thread = self.current  # (the caller: a poll runs in the thread with the turn)
+        if thread.ready_epoch == self._epoch:
+            self.idle_poll(what)
+            return
+        self._epoch += 1
+        thread.ready_epoch = self._epoch
+
     def idle_poll(self, what: str) -> None:
         """A non-blocking call found nothing (select(0), EAGAIN): a thread may be spinning.
 

@@ -76,6 +76,10 @@ class HostClock:
         """How much true time ``seconds`` of this host's clock take (a sleep, a timeout)."""
         return seconds / (1.0 + self.drift)
 
+    def host_seconds(self, seconds: float) -> float:
+        """How many seconds of this host's clock ``seconds`` of true time are."""
+        return seconds * (1.0 + self.drift)
+
     def _anchor_at(self, now: float) -> None:
         self._wall, self._monotonic, self._anchor = self.wall(now), self.monotonic(now), now
 

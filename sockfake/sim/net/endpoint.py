@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BUFFER", "Endpoint", "Transport"]
 
 DEFAULT_BUFFER = 65536
+_NEVER = float("inf")
 _SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
 _RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
@@ -44,6 +45,9 @@ class Endpoint:
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
         "link_out", "datagram_route", "host_local", "autobound", "port_fixed",
+        "nodelay", "tx_sent", "tx_acked", "tx_small_end", "tx_held", "release_timer",
+        "rx_received", "rx_acked", "ack_value", "ack_sent_at", "ack_due", "ack_quick",
+        "ack_pingpong", "ack_started", "ack_pushed", "last_received_at",
     )
 
     def __init__(self, host: Host, family: int, sock_type: int, fd: int) -> None:
@@ -84,6 +88,29 @@ class Endpoint:
         self.syn_retry: Any = None  # the SYN retransmission timer while connecting
         self.inflight = 0  # segments on their way, so later ones never overtake them
         self.link_out: Any = None  # the Link to the peer's host, found on the first send
+        # Nagle's algorithm and delayed ACKs (``tcp``), in byte counts as TCP's sequence
+        # numbers: what this end sent (snd_nxt), what the peer acknowledged (snd_una),
+        # the end of the last small segment sent (snd_sml, Minshall's rule), the bytes
+        # Nagle holds back, and the timer that sends them when the ACK comes.
+        self.nodelay = False  # TCP_NODELAY
+        self.tx_sent = 0
+        self.tx_acked = 0
+        self.tx_small_end = 0
+        self.tx_held = bytearray()
+        self.release_timer: Any = None
+        # The receiving side: bytes received (rcv_nxt) and acknowledged (rcv_wup); the
+        # last ACK sent (its value and when), when the delayed ACK is due (inf: none
+        # pending), quick ACKs left, interactive ("pingpong") mode, and Linux's flags.
+        self.rx_received = 0
+        self.rx_acked = 0
+        self.ack_value = 0
+        self.ack_sent_at = 0.0
+        self.ack_due = _NEVER
+        self.ack_quick = 0
+        self.ack_pingpong = False
+        self.ack_started = False  # the first data came (Linux initialises its ATO then)
+        self.ack_pushed = 0  # small segments received since the last ACK (ICSK_ACK_PUSHED/2)
+        self.last_received_at = 0.0
         # Datagrams.
         self.datagrams: deque[tuple[bytes, Any]] = deque()
         self.datagram_bytes = 0
@@ -273,6 +300,10 @@ class Transport(Protocol):
     def send_fin(self, endpoint: Endpoint) -> None: ...
 
     def stop_listening(self, endpoint: Endpoint) -> None: ...
+
+    def push(self, endpoint: Endpoint) -> None:
+        """Send at once what Nagle's algorithm holds (``TCP_NODELAY`` was set)."""
+        ...
 
     def consumed(self, endpoint: Endpoint, count: int) -> None:
         """The application read ``count`` bytes: the sender's window opens."""

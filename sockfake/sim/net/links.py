@@ -26,6 +26,8 @@ __all__ = [
     "corrupted",
     "datagram_fate",
     "is_instant",
+    "packet_loss",
+    "retransmission_timeout",
     "stream_arrival",
     "stream_chunks",
 ]
@@ -86,8 +88,10 @@ class LinkConditions:
     - ``chunk``: stream writes are cut into segments of seeded random sizes from 1
       to ``chunk`` bytes, so a reader sees short reads; None keeps each send() whole.
 
-    Streams are reliable and ordered: loss, duplication and corruption apply to
-    datagrams only.
+    Streams are reliable and ordered: a stream segment that ``loss`` or
+    ``burst_loss`` takes is retransmitted after TCP's retransmission timeout (see
+    ``retransmission_timeout``), so the stream is delayed, never cut or reordered;
+    duplication and corruption apply to datagrams only.
     """
 
     latency: float = 0.0
@@ -130,9 +134,10 @@ class LinkConditions:
 
     @functools.cached_property
     def streams_immediate(self) -> bool:
-        """A stream's bytes cross the link whole (no re-chunking) and at once: a
-        transport may deliver a segment within the send, as ``carry()`` would."""
-        return self.chunk is None and is_instant(self)
+        """A stream's bytes cross the link whole (no re-chunking), at once and never
+        lost: a transport may deliver a segment within the send, as ``carry()`` would."""
+        return (self.chunk is None and is_instant(self) and self.loss == 0
+                and self.burst_loss is None)
 
     def replace(self, **changes: object) -> LinkConditions:
         """A copy with some fields changed (unknown names are a clear error)."""
@@ -190,10 +195,11 @@ def _delay(conditions: LinkConditions, rng: random.Random) -> float:
     return conditions.latency
 
 
-def datagram_fate(
-    conditions: LinkConditions, state: LinkState, size: int, now: float, rng: random.Random
-) -> tuple[DatagramFate, LinkState]:
-    """Decide loss, duplication, corruption and arrival times of one datagram."""
+def packet_loss(
+    conditions: LinkConditions, state: LinkState, rng: random.Random
+) -> tuple[str | None, LinkState]:
+    """Is one packet lost (``"burst-loss"``, ``"loss"``) or not (None)? The
+    Gilbert-Elliott chain moves one step first; its state comes back."""
     if conditions.burst_loss is not None:
         chain = conditions.burst_loss
         bad = state.burst_bad
@@ -206,9 +212,34 @@ def datagram_fate(
             state = dataclasses.replace(state, burst_bad=bad)
         lose = chain.loss_bad if bad else chain.loss_good
         if lose and rng.random() < lose:
-            return DatagramFate("burst-loss"), state
+            return "burst-loss", state
     if conditions.loss and rng.random() < conditions.loss:
-        return DatagramFate("loss"), state
+        return "loss", state
+    return None, state
+
+
+# Linux's retransmission timer (include/net/tcp.h): at least TCP_RTO_MIN above the
+# round trip, doubling with each loss of the same segment, at most TCP_RTO_MAX.
+RTO_MIN = 0.2
+RTO_MAX = 120.0
+
+
+def retransmission_timeout(conditions: LinkConditions, attempt: int) -> float:
+    """How long a sender waits before it sends a lost segment again, the ``attempt``-th
+    time (0: the first): Linux's RTO on a link of this latency (its round trip plus
+    ``TCP_RTO_MIN``), doubled per attempt, capped at ``TCP_RTO_MAX``."""
+    base = RTO_MIN + 2 * (conditions.latency + conditions.jitter)
+    return float(min(RTO_MAX, base * 2 ** min(attempt, 16)))
+
+
+def datagram_fate(
+    conditions: LinkConditions, state: LinkState, size: int, now: float, rng: random.Random
+) -> tuple[DatagramFate, LinkState]:
+    """Decide loss, duplication, corruption and arrival times of one datagram."""
+    if conditions.burst_loss is not None or conditions.loss:
+        lost, state = packet_loss(conditions, state, rng)
+        if lost is not None:
+            return DatagramFate(lost), state
     sent, state = _transmit_end(conditions, state, size, now)
     copies = 2 if conditions.duplicate and rng.random() < conditions.duplicate else 1
     arrivals = []

@@ -91,10 +91,13 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 class SimSelector(selectors.BaseSelector):
     """A selector over simulated sockets and wakers; ``select`` waits in virtual time."""
 
-    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None]) -> None:
+    def __init__(self, kernel: Kernel, lookup: Callable[[int], Selectable | None],
+                 clocks: Any = None) -> None:
         self._kernel = kernel
         self._lookup = lookup  # fd -> simulated socket or waker
         self._keys: dict[int, selectors.SelectorKey] = {}
+        # The network, for the hosts' clocks: ``clocks_skewed`` and ``caller_clock()``.
+        self._clocks = clocks
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
@@ -124,7 +127,16 @@ class SimSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         kernel = self._kernel
-        deadline = None if timeout is None else kernel.now + max(0.0, timeout)
+        deadline = None
+        if timeout is not None:
+            seconds = max(0.0, timeout)
+            clocks = self._clocks
+            if seconds and clocks is not None and clocks.clocks_skewed:
+                # Counted on the calling thread's host clock, as its time.sleep() is.
+                clock = clocks.caller_clock()
+                if clock is not None:
+                    seconds = clock.local_seconds(seconds)
+            deadline = kernel.now + seconds
         while True:
             ready = []
             queues = []
@@ -137,7 +149,7 @@ class SimSelector(selectors.BaseSelector):
                     ready.append((key, mask))
                 queues.append(target.changed)
             if ready:
-                kernel.made_progress()  # a loop polling this is busy, not spinning
+                kernel.found_ready("select")  # busy, not spinning (unless it idles)
                 kernel.preemption_point("select")
                 return ready
             if deadline is not None and deadline <= kernel.now:

@@ -57,6 +57,7 @@ _MSG_PEEK = int(socket.MSG_PEEK)
 _MSG_WAITALL = int(socket.MSG_WAITALL)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_OOB = int(socket.MSG_OOB)
+_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
 MAX_DATAGRAM = 65507
 _UNCONNECTED = (State.FRESH, State.BOUND, State.LISTENING)
 # A failed attempt whose error may still wait (its port given back at the failure).
@@ -188,9 +189,23 @@ class SimSocket:
         return self._timeout != 0.0
 
     def _deadline(self) -> float | None:
-        if self._timeout is None:
+        timeout = self._timeout
+        if timeout is None:
             return None
-        return self._kernel.now + self._timeout
+        clock = self.ep.host.clock  # _true_seconds(), inline: on every timed call
+        return self._kernel.now + (timeout if clock is None else clock.local_seconds(timeout))
+
+    def _true_seconds(self, seconds: float) -> float:
+        """How long ``seconds`` of this socket's host clock take in the network's time:
+        a timeout is counted on the host's clock, as the OS counts it (a host whose
+        clock runs fast times out early, as its ``time.sleep`` ends early)."""
+        clock = self.ep.host.clock
+        return seconds if clock is None else clock.local_seconds(seconds)
+
+    def _host_seconds(self, seconds: float) -> float:
+        """The inverse of ``_true_seconds``: network seconds as the host's clock counts them."""
+        clock = self.ep.host.clock
+        return seconds if clock is None else clock.host_seconds(seconds)
 
     def _would_block(self) -> BlockingIOError:
         """EAGAIN, after letting the kernel see the empty poll (a loop may be spinning)."""
@@ -213,7 +228,8 @@ class SimSocket:
         timeout = self._timeout
         if not timeout:  # blocking or non-blocking: the call itself decides
             return
-        deadline = self._kernel.now + timeout
+        clock = self.ep.host.clock  # _true_seconds(), inline: on every timed call
+        deadline = self._kernel.now + (timeout if clock is None else clock.local_seconds(timeout))
         while not self.ep.ready_mask() & event:
             self._block(deadline, what)
 
@@ -224,6 +240,12 @@ class SimSocket:
         self._check_open()
         key, value = socket_options.setting(self.ep, level, option, value, optlen)
         self.ep.options[key] = value
+        if key == _NODELAY:
+            # Read on every send, so kept on the endpoint; turning it on sends at once
+            # what Nagle holds (Linux: tcp_push_pending_frames).
+            self.ep.nodelay = bool(value)
+            if self.ep.nodelay and self.ep.tx_held:
+                self._transport.push(self.ep)
 
     def getsockopt(self, level: object, option: object, buflen: object = None) -> Any:
         self._check_open()
@@ -567,7 +589,7 @@ class SimSocket:
     def _sendall_view(self, view: Any, flags: int) -> None:
         # As CPython since 3.5: the timeout bounds the whole call.
         timeout = self._timeout
-        deadline = None if timeout is None else self._kernel.now + timeout
+        deadline = None if timeout is None else self._kernel.now + self._true_seconds(timeout)
         sent = 0
         total = len(view)
         while True:
@@ -575,7 +597,7 @@ class SimSocket:
                 left = deadline - self._kernel.now
                 if left <= 0:
                     raise TimeoutError("timed out")
-                self._timeout = left
+                self._timeout = self._host_seconds(left)
             part = view[sent:] if sent else view
             try:
                 self._check_open()  # send(), less the flags it has already checked
@@ -673,7 +695,7 @@ class SimSocket:
         try:
             while len(data) < bufsize:
                 if deadline is not None and timeout:
-                    self._timeout = max(deadline - self._kernel.now, 1e-9)
+                    self._timeout = self._host_seconds(max(deadline - self._kernel.now, 1e-9))
                 try:
                     chunk = self.recv(bufsize - len(data), flags)
                 except (TimeoutError, BlockingIOError):

@@ -9,6 +9,16 @@ on the network reaches it. Data is cut into segments (``LinkConditions.chunk``) 
 carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arriving
 at a closed socket resets the connection. Every state change goes through the table
 in ``socket_state``.
+
+Timing as Linux's TCP gives it (``docs/concepts/simulation.md``, "TCP timing"): Nagle's algorithm
+with Minshall's rule (a small segment waits while an earlier small one is not yet
+acknowledged; off with ``TCP_NODELAY``) and delayed ACKs (the first segments of a
+connection are acknowledged at once; an interactive connection, one that answers what
+it receives, holds its ACK up to 40 ms to send it with its answer). ACKs are not
+packets here: each end keeps the last ACK it sent and when, and a sender held by Nagle
+reads it, so the common path (nothing held) costs a few counters, and a delayed ACK
+that nobody waits for moves no clock. A lost segment (``LinkConditions.loss``) is
+retransmitted by ``Topology.carry``; the stream is only delayed.
 """
 
 from __future__ import annotations
@@ -32,6 +42,13 @@ __all__ = ["StreamTransport"]
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+# Linux's TCP timing (include/net/tcp.h).
+DELAYED_ACK = 0.040  # TCP_DELACK_MIN and TCP_ATO_MIN (HZ/25): a delayed ACK's wait
+MAX_QUICKACKS = 16  # TCP_MAX_QUICKACKS: segments acknowledged at once on a new connection
+QUICKACK_AFTER = 0.200  # a silence longer than the RTO (TCP_RTO_MIN) re-enters quick ACKs
+LOOPBACK_MSS = 65483  # lo's MTU (65536) less the IP and TCP headers with timestamps
+ETHERNET_MSS = 1448  # an MTU of 1500, the same
+_NEVER = float("inf")
 
 
 class StreamTransport:
@@ -116,6 +133,14 @@ class StreamTransport:
         ep.syn_retry = self.kernel.call_at(self.kernel.now + delay, retry)
 
     @staticmethod
+    def _drop_held(ep: Endpoint) -> None:
+        """What Nagle held dies with the connection (its timer too)."""
+        ep.tx_held.clear()
+        if ep.release_timer is not None:
+            ep.release_timer.cancel()
+            ep.release_timer = None
+
+    @staticmethod
     def _stop_syn_retry(ep: Endpoint) -> None:
         """The attempt is over (established, failed, closed): as a TCP stack stops its
         SYN retransmission timer, so it neither moves the clock nor keeps ``ep`` alive."""
@@ -179,6 +204,7 @@ class StreamTransport:
             server_side.remote = as_seen_by(listener.family, client.local)
         server_side.peer = client
         server_side.connection_id = client.connection_id
+        server_side.nodelay = listener.nodelay  # Linux: inherited from the listener
         client.peer = server_side
         listener.accept_queue.append(server_side)
         listener.changed.notify_all()
@@ -233,25 +259,53 @@ class StreamTransport:
     def send_stream(self, ep: Endpoint, data: bytes) -> None:
         peer = ep.peer
         assert peer is not None
+        details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
+        self.kernel.record("send", details, src=ep.local, dst=ep.remote,
+                           conn=ep.connection_id, length=len(data), payload=data)
+        if ep.host_local:
+            # Host-local IPC crosses no link (nothing is ever in flight, no Nagle).
+            self._deliver_segment(ep, peer, data, False)
+            return
+        if not ep.nodelay and (ep.tx_held or ep.tx_small_end > ep.tx_acked):
+            data = self._nagle(ep, peer, data)
+            if not data:
+                return
+        self._transmit(ep, peer, data)
+
+    def _transmit(self, ep: Endpoint, peer: Endpoint, data: bytes) -> None:
+        """Put ``data`` on the wire now, with the ACK this end owes its peer."""
+        if ep.ack_started:
+            now = self.kernel.now
+            if ep.ack_due <= now:
+                self._delayed_ack(ep)
+            if now - ep.last_received_at < DELAYED_ACK:
+                # Linux (tcp_event_data_sent): an answer within the ACK timeout makes
+                # the connection interactive, whose ACKs wait to ride on answers.
+                ep.ack_pingpong = True
+            if ep.rx_received != ep.rx_acked:
+                self._ack(ep, now)  # piggybacked on this data
+        ep.tx_sent += len(data)
+        if len(data) % (LOOPBACK_MSS if ep.host is peer.host else ETHERNET_MSS):
+            ep.tx_small_end = ep.tx_sent  # Minshall's snd_sml: the last small segment's end
         src, dst = ep.host, peer.host
         topology = self.topology
         link = ep.link_out
         if link is None:
             link = ep.link_out = topology.link(src, dst)  # a Link is never replaced
         conditions = link.conditions or topology.default_conditions  # conditions(link)
-        details = Lazy((texts.SENT, ep.local, ep.fd, peer.local, peer.fd, len(data), data[:25]))
-        self.kernel.record("send", details, src=ep.local, dst=ep.remote,
-                           conn=ep.connection_id, length=len(data), payload=data)
-        if ep.host_local or (conditions.streams_immediate and not ep.inflight
-                             and not link.partitioned and not link.holding  # not link.cut
-                             and src.up and dst.up):
+        if (conditions.streams_immediate and not ep.inflight
+                and not link.partitioned and not link.holding  # not link.cut
+                and src.up and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
-            # ahead of it, an instant link: it arrives within this call. Host-local
-            # IPC always takes it: it crosses no link (nothing is ever in flight).
+            # ahead of it, an instant lossless link: it arrives within this call, with
+            # the ACK it carries.
+            if ep.rx_acked > peer.tx_acked:
+                peer.tx_acked = ep.rx_acked
             self._deliver_segment(ep, peer, data, False)
             return
         offset = 0
         apart = conditions.chunk is not None
+        ack = ep.rx_acked  # every segment carries the ACK (read by the peer's Nagle)
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
@@ -260,10 +314,136 @@ class StreamTransport:
 
             def deliver(segment: bytes = segment) -> None:
                 ep.inflight -= 1
+                if ack > peer.tx_acked:
+                    peer.tx_acked = ack
                 self._deliver_segment(ep, peer, segment, apart)
 
             topology.carry(src, dst, ep.connection_id, size, deliver, "stream",
                            reliable=True, immediate_ok=immediate)
+
+    # -- Nagle's algorithm and delayed ACKs ----------------------------------------------
+
+    def _nagle(self, ep: Endpoint, peer: Endpoint, data: bytes) -> bytes:
+        """What of ``data`` (after what Nagle holds already) may go now; the rest waits
+        for the ACK of the last small segment (Linux: ``tcp_nagle_check`` with
+        Minshall's rule): whole segments go, a partial one waits."""
+        self._catch_up(ep, peer)
+        held = ep.tx_held
+        if held:
+            held += data
+            pending = bytes(held)
+            held.clear()
+        else:
+            pending = data
+        if ep.tx_small_end <= ep.tx_acked:
+            return pending  # acknowledged: nothing holds it back
+        mss = LOOPBACK_MSS if ep.host is peer.host else ETHERNET_MSS
+        whole = len(pending) - len(pending) % mss
+        held += pending[whole:]
+        self.kernel.record_net("nagle", f"{ep.describe()} holds {len(held)} bytes until "
+                               "the ACK of its last small segment", src=ep.local,
+                               dst=ep.remote, conn=ep.connection_id, length=len(held))
+        self._expect_ack(ep, peer)
+        return pending[:whole]
+
+    def push(self, ep: Endpoint) -> None:
+        """Send what Nagle holds now (``TCP_NODELAY`` set, a FIN to send)."""
+        peer = ep.peer
+        if ep.tx_held and peer is not None and not ep.dead:
+            data = bytes(ep.tx_held)
+            ep.tx_held.clear()
+            self._transmit(ep, peer, data)
+
+    def _received(self, r: Endpoint, sender: Endpoint, size: int) -> None:
+        """``size`` bytes reached ``r``: acknowledge them now, or delay the ACK (Linux:
+        ``tcp_event_data_recv`` and ``__tcp_ack_snd_check``)."""
+        now = self.kernel.now
+        if r.ack_due <= now:
+            self._delayed_ack(r)
+        if not r.ack_started:
+            r.ack_started = True
+            r.ack_quick = MAX_QUICKACKS
+        elif now - r.last_received_at > QUICKACK_AFTER:
+            r.ack_quick = MAX_QUICKACKS
+        r.last_received_at = now
+        r.rx_received += size
+        mss = LOOPBACK_MSS if r.host is sender.host else ETHERNET_MSS
+        if size < mss and r.ack_pushed < 2:
+            r.ack_pushed += 1
+        if r.rx_received - r.rx_acked > mss or (r.ack_quick and not r.ack_pingpong):
+            self._ack(r, now)
+            return
+        if r.ack_due == _NEVER:
+            r.ack_due = now + DELAYED_ACK
+        if sender.tx_held:
+            self._expect_ack(sender, r)
+
+    def _ack(self, r: Endpoint, at: float) -> None:
+        """``r`` acknowledges all it has received, at virtual time ``at``."""
+        r.rx_acked = r.ack_value = r.rx_received
+        r.ack_sent_at = at
+        r.ack_due = _NEVER
+        r.ack_pushed = 0
+        if r.ack_quick:
+            r.ack_quick -= 1
+        sender = r.peer
+        if sender is not None and sender.tx_held:
+            self._expect_ack(sender, r)
+
+    def _delayed_ack(self, r: Endpoint) -> None:
+        """``r``'s delayed-ACK timer has fired (at ``r.ack_due``, now or earlier): it
+        acknowledges, and leaves interactive mode (Linux: ``tcp_delack_timer_handler``)."""
+        at = r.ack_due
+        r.ack_due = _NEVER
+        if r.rx_received != r.rx_acked:
+            r.ack_pingpong = False
+            self._ack(r, at)
+
+    def _catch_up(self, s: Endpoint, r: Endpoint) -> None:
+        """``s`` learns of the ACKs of ``r`` that have reached it by now."""
+        now = self.kernel.now
+        if r.ack_due <= now:
+            self._delayed_ack(r)
+        if r.ack_value > s.tx_acked and r.ack_sent_at + self._latency(r.host, s.host) <= now:
+            s.tx_acked = r.ack_value
+
+    def _expect_ack(self, s: Endpoint, r: Endpoint) -> None:
+        """``s`` holds data: wake it when the ACK of its last small segment arrives
+        (sent, or due from ``r``'s delayed-ACK timer); if that segment is still on its
+        way, its arrival at ``r`` calls this again."""
+        if r.ack_value >= s.tx_small_end:
+            sent = r.ack_sent_at
+        elif r.ack_due != _NEVER and r.rx_received >= s.tx_small_end:
+            sent = r.ack_due
+        else:
+            return
+        when = sent + self._latency(r.host, s.host)
+        timer = s.release_timer
+        if timer is not None:
+            if timer.when <= when and not timer.cancelled:
+                return
+            timer.cancel()
+        s.release_timer = self.kernel.call_at(when, lambda: self._release(s))
+
+    def _release(self, s: Endpoint) -> None:
+        """The ACK ``s`` waited for is due: send what Nagle held."""
+        s.release_timer = None
+        peer = s.peer
+        if peer is None or not s.tx_held or s.dead:
+            return
+        self._catch_up(s, peer)
+        if s.tx_small_end > s.tx_acked:
+            self._expect_ack(s, peer)
+            return
+        self.kernel.record_net("nagle", f"{s.describe()} sends the {len(s.tx_held)} bytes "
+                               "it held", src=s.local, dst=s.remote, conn=s.connection_id,
+                               length=len(s.tx_held))
+        self.push(s)
+
+    def _latency(self, src: Host, dst: Host) -> float:
+        """How long an ACK takes from ``src`` to ``dst`` (the link's latency)."""
+        topology = self.topology
+        return topology.conditions(topology.link(src, dst)).latency
 
     def _deliver_segment(
         self, sender: Endpoint, receiver: Endpoint, segment: bytes, apart: bool
@@ -279,6 +459,8 @@ class StreamTransport:
         if receiver.dead or (receiver.shut_rd and receiver.closed):
             return
         receiver.append_rx(segment, apart)
+        if segment and not receiver.host_local:
+            self._received(receiver, sender, len(segment))
         if segment:
             self.kernel.record_net("deliver", Lazy((texts.LENGTH, receiver.local, receiver.fd,
                                                     len(segment))),
@@ -288,6 +470,14 @@ class StreamTransport:
         receiver.changed.notify_all()
 
     def consumed(self, ep: Endpoint, count: int) -> None:
+        if ep.rx_received != ep.rx_acked and count and not ep.rx:
+            # The read emptied the buffer: Linux (tcp_cleanup_rbuf) acknowledges now what
+            # ended in a small segment, unless the connection is interactive (then only
+            # after two small segments).
+            if ep.ack_due <= self.kernel.now:
+                self._delayed_ack(ep)
+            elif ep.ack_pushed > 1 or (ep.ack_pushed and not ep.ack_pingpong):
+                self._ack(ep, self.kernel.now)
         peer = ep.peer
         if peer is not None:
             peer.outstanding = max(0, peer.outstanding - count)
@@ -298,6 +488,7 @@ class StreamTransport:
         peer = ep.peer
         if peer is None:
             return
+        self.push(ep)  # a FIN takes what Nagle held along (Linux: tcp_nagle_test)
         self.kernel.record("fin", Lazy((texts.ENDS, ep.local, ep.fd, peer.local, peer.fd)),
                            src=ep.local, dst=ep.remote, conn=ep.connection_id)
         ep.inflight += 1
@@ -335,6 +526,7 @@ class StreamTransport:
         close_wait = ep.rx_eof and not ep.shut_wr  # the peer's FIN came, ours not sent
         ep.dead = True
         ep.clear_rx()
+        self._drop_held(ep)
         ep.rx_eof = True
         if ep.state is State.CONNECTING:
             self._attempt_failed(ep)
@@ -371,6 +563,7 @@ class StreamTransport:
         machine loses power. Its connections' peers hear nothing; what they send later
         reaches a closed socket and is answered with a reset (``_deliver_segment``)."""
         self._stop_syn_retry(ep)
+        self._drop_held(ep)
         if ep.state is State.LISTENING:
             for pending in ep.accept_queue:
                 self._release_fd(pending.fd)

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.net.clocks import HostClock
-from sockfake.sim.net.links import LinkConditions, LinkState, is_instant, stream_arrival
+from sockfake.sim.net.links import (
+    LinkConditions,
+    LinkState,
+    is_instant,
+    packet_loss,
+    retransmission_timeout,
+    stream_arrival,
+)
 from sockfake.sim.net.oserror import os_error
 
 if TYPE_CHECKING:
@@ -208,6 +215,9 @@ class Link:
         self.partitioned = False
         self.holding = False
         self.held: list[Callable[[], None]] = []
+        # Per connection whose segment is being retransmitted, the segments sent after
+        # it, which wait behind it (a stream is delayed by a loss, never reordered).
+        self.retransmitting: dict[int, list[Callable[[], None]]] = {}
 
     @property
     def cut(self) -> bool:
@@ -297,6 +307,7 @@ class Topology:
         reliable: bool,
         immediate_ok: bool,
         local: bool = False,
+        attempt: int = 0,
     ) -> None:
         """Move one stream segment (or control packet) from src to dst, in order.
 
@@ -308,6 +319,10 @@ class Topology:
         ``local``: host-local IPC (a Unix socket, ``socketpair()``), which crosses no
         link: delivered at once, never delayed, held, cut or lost, whatever the links'
         conditions and faults and whether the hosts are up.
+
+        A reliable packet that the link's ``loss`` or ``burst_loss`` takes is sent
+        again after TCP's retransmission timeout (``attempt`` counts the tries, for
+        the backoff); the connection's later segments wait behind it.
         """
         if local:
             if immediate_ok:
@@ -324,6 +339,25 @@ class Topology:
                 )
             return
         conditions = self.conditions(link)
+        if reliable:
+            waiting = link.retransmitting.get(connection) if link.retransmitting else None
+            if waiting is not None:
+                waiting.append(
+                    lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
+                                       reliable=True, immediate_ok=False)
+                )
+                return
+            if conditions.loss or conditions.burst_loss is not None:
+                lost, link.state = packet_loss(conditions, link.state,
+                                               self.kernel.rng("stream-loss"))
+                if lost is not None:
+                    self._retransmit(
+                        link, connection, size, attempt, f"{src.name} -> {dst.name} lost ({lost})",
+                        lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
+                                           reliable=True, immediate_ok=False,
+                                           attempt=attempt + 1),
+                    )
+                    return
         if immediate_ok and is_instant(conditions):
             deliver()
             return
@@ -341,6 +375,24 @@ class Topology:
             deliver()
         else:
             kernel.call_at(arrival, deliver)
+
+    def _retransmit(self, link: Link, connection: int, size: int, attempt: int, what: str,
+                    send_again: Callable[[], None]) -> None:
+        """A stream segment was lost: TCP sends it again after its retransmission
+        timeout; until it is through, the connection's later segments wait."""
+        link.retransmitting.setdefault(connection, [])
+        delay = retransmission_timeout(self.conditions(link), attempt)
+        kernel = self.kernel
+        kernel.record_net("loss", f"stream segment of {size} bytes {what}; sent again in "
+                          f"{delay:.3f} s", conn=connection, length=size, reason="loss")
+
+        def again() -> None:
+            waiting = link.retransmitting.pop(connection, [])
+            send_again()
+            for send in waiting:  # behind it again if it was lost again
+                send()
+
+        kernel.call_at(kernel.now + delay, again)
 
 
 def _checked_ip(address: str, version: int) -> str:

@@ -296,6 +296,9 @@ def test_what_the_fast_paths_skip_is_what_the_full_models_would_give(
     rng = CountingRandom(seed)
     chunks = stream_chunks(conditions, size, rng)
     arrival, after = stream_arrival(conditions, state, now, size, now, rng)
-    assert conditions.streams_immediate == (conditions.chunk is None and is_instant(conditions))
+    lossless = conditions.loss == 0 and conditions.burst_loss is None
+    assert conditions.streams_immediate == (
+        conditions.chunk is None and is_instant(conditions) and lossless
+    )
     if conditions.streams_immediate:
         assert chunks == [size] and arrival == now and after == state and rng.draws == 0
