@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Event", "State", "TRANSITIONS", "advance", "allows"]
+__all__ = ["BACKLOG", "DATAGRAMS", "Event", "State", "TRANSITIONS", "advance", "allows"]
 
 
 class State(enum.Enum):
@@ -73,3 +73,10 @@ def advance(state: State, event: Event) -> State:
         return TRANSITIONS[(state, event)]
     except KeyError:
         raise AssertionError(f"socket state machine: no move for {event} in {state}") from None
+
+
+# Resources of the operations that reach other endpoints than their own (systematic
+# exploration's partial-order reduction): connect() and accept() meet in a listening
+# socket's backlog, datagrams go wherever they are addressed; each is one resource.
+BACKLOG = ("backlog", 0)
+DATAGRAMS = ("datagrams", 0)
