@@ -434,8 +434,10 @@ class _CampaignSide:
             options = parse_options(kwargs, item.config.stash[_settings_key].network)
         except (ValueError, TypeError):
             return False  # the bad marker errors the test at set-up, as ever
-        if "seed" in kwargs:
-            return False  # pinned by the marker: one seed is what the test asks for
+        if "seed" in kwargs or options.systematic:
+            # Pinned by the marker: one seed is what the test asks for; or systematic:
+            # its schedules are enumerated, not drawn from seeds.
+            return False
         callspec = getattr(item, "callspec", None)
         kind = callspec.params.get("sockfake_network_kind") if callspec is not None else None
         return (kind or options.network) == "sim"
