@@ -58,7 +58,7 @@ from sockfake.sim.kernel.scheduling import (
     draw_swarm,
     make_policy,
 )
-from sockfake.sim.kernel.systematic import Systematic
+from sockfake.sim.kernel.systematic import WAKES, Systematic
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
@@ -667,6 +667,11 @@ class Kernel:
         thread.wake_reason = reason
         thread.state = "ready"
         self._ready.append(thread)
+        if (self.access_observer is not None and reason == "notify"
+                and not self._timers.running and _get_ident() in self._by_ident):
+            # The running thread's operation woke it: what it does next follows that
+            # operation (systematic exploration's happens-before).
+            self.access_observer(self.current, (WAKES, thread.name))
 
     def _pick_next(self) -> SimThread | None:
         while True:

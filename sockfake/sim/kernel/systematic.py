@@ -13,20 +13,22 @@ With it (the default), a run branches only where two threads' operations are
 dependent (dynamic partial-order reduction, after Flanagan and Godefroid, POPL 2005,
 and tokio-rs/loom): the kernel tells the policy what each switch point touches (a
 connection, which a send and the matching receive share; a lock; a queue; a listening
-socket's backlog), and for each operation the search finds the latest operation of
-another thread on the same resource; at the decision that let that one run, the
-other thread runs instead in a new schedule. Schedules that differ only in the order
-of independent operations are run once.
+socket's backlog), and for each operation the search finds, per other thread, its
+latest operation on the same resource that is not already ordered before this one;
+at the decision that let that one run, this thread runs instead in a new schedule.
+Schedules that differ only in the order of independent operations are run once.
 
 What the reduction cannot see: Python objects two threads share without a simulated
 operation between (a dict, an attribute): the code between two switch points is one
 step, and two steps are dependent only through what the switch points name, except a
 thread's last step (from its last switch point to its end), which counts as touching
 everything. Two operations are ordered (happens-before, as vector clocks) by the
-dependencies seen so far and by a thread's start; a race is a dependent pair not
-already ordered so. With the bound the search is not complete relative to the
-unreduced bounded search (a reversal that needs more preemptions than the bound is
-dropped, Coons et al., OOPSLA 2013).
+dependencies seen so far, a thread's start (its starter's past comes first) and a
+wake-up (a waiter woken by a release, a put, a send comes after it); a race is a
+dependent pair not already ordered so. A wake-up by a timer (a delayed delivery) orders
+nothing, so the pair stays a race (branches the safe way). With the bound the search
+is not complete relative to the unreduced bounded search (a reversal that needs more
+preemptions than the bound is dropped, Coons et al., OOPSLA 2013).
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ from sockfake.sim.kernel.scheduling import STAY, YIELD
 if TYPE_CHECKING:
     from sockfake.sim.kernel.threads import SimThread
 
-__all__ = ["STARTS", "Access", "Decision", "ScheduleSearch", "Systematic"]
+__all__ = ["STARTS", "WAKES", "Access", "Decision", "ScheduleSearch", "Systematic"]
 
-# The resource of a thread start: (STARTS, the new thread's name).
+# Not resources but orderings, recorded as accesses: a thread start (STARTS, the new
+# thread's name) and a wake-up (WAKES, the woken thread's name): what the thread does
+# next follows what the starter or waker did so far.
 STARTS = "starts"
+WAKES = "wakes"
 
 
 class Decision(NamedTuple):
@@ -155,17 +160,33 @@ def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
     unknown_clock: Clock = {}
     latest: dict[str, tuple[int, int, int]] = {}  # every access
     every_clock: Clock = {}
+    # Threads woken by a thread's operation, to order after it once its access (at the
+    # switch point after the operation) is recorded.
+    woken: dict[str, list[str]] = {}
     for at, (thread, resource, turn) in enumerate(accesses):
         clock = clocks.setdefault(thread, {})
+        if isinstance(resource, tuple) and resource[0] == STARTS:
+            # The started thread cannot have run a step before this.
+            _join(clocks.setdefault(str(resource[1]), {}), clock)
+            continue
+        if isinstance(resource, tuple) and resource[0] == WAKES:
+            woken.setdefault(thread, []).append(str(resource[1]))
+            continue
         count = clock[thread] = clock.get(thread, 0) + 1
         tables = [latest] if resource is None else [by_resource.get(resource, {}), unknown]
-        best = (-1, 0, -1)
+        # Per other thread, its latest dependent access this one does not follow. Only
+        # the latest of all would do without a bound (the earlier ones come up in the
+        # runs that reverse it); within one, each reversal costs a preemption, so each
+        # thread's is reversed here directly.
+        racing: dict[str, tuple[int, int, int]] = {}
         for table in tables:
             for other, seen in table.items():
-                if other != thread and seen > best and clock.get(other, 0) < seen[1]:
-                    best = seen
-        if best[2] >= 0:
-            yield best[2], thread
+                if (other != thread and clock.get(other, 0) < seen[1]
+                        and seen > racing.get(other, (-1, 0, -1))):
+                    racing[other] = seen
+        for _, _, earlier_turn in sorted(racing.values()):
+            if earlier_turn >= 0:
+                yield earlier_turn, thread
         if resource is None:
             _join(clock, every_clock)
             unknown[thread] = (at, count, turn)
@@ -175,11 +196,10 @@ def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
             _join(clock, unknown_clock)
             by_resource.setdefault(resource, {})[thread] = (at, count, turn)
             _join(resource_clocks.setdefault(resource, {}), clock)
-            if isinstance(resource, tuple) and resource[0] == STARTS:
-                # The started thread's accesses all follow this one.
-                clocks.setdefault(str(resource[1]), {}).update(clock)
         latest[thread] = (at, count, turn)
         _join(every_clock, clock)
+        for other in woken.pop(thread, ()):
+            _join(clocks.setdefault(other, {}), clock)
 
 
 def alternatives(decision: Decision, thread: str) -> list[list[str]]:

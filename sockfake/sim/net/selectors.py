@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sockfake.errors import SockfakeValueError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.threads import WaitQueue
-from sockfake.sim.net.socket_state import BACKLOG, State
+from sockfake.sim.net.socket_state import ACCEPTS, State
 
 __all__ = ["Selectable", "SimSelector", "SimWaker"]
 
@@ -172,4 +172,4 @@ def _resource(target: object) -> Hashable | None:
     endpoint = getattr(target, "ep", None)
     if endpoint is None:
         return None
-    return BACKLOG if endpoint.state is State.LISTENING else endpoint.resource
+    return ACCEPTS if endpoint.state is State.LISTENING else endpoint.resource

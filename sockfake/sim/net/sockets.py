@@ -40,7 +40,7 @@ from sockfake.sim.net.socket_args import (
     timeout_value,
     writable_view,
 )
-from sockfake.sim.net.socket_state import BACKLOG, DATAGRAMS, Event, State, advance, allows
+from sockfake.sim.net.socket_state import ACCEPTS, BACKLOG, DATAGRAMS, Event, State, advance, allows
 from sockfake.sim.trace.recorder import Lazy
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ class SimSocket:
         # default timeout. The descriptor was taken when the SYN arrived.
         conn._timeout = socket.getdefaulttimeout()
         self._transport.trace("accept", Lazy((texts.ACCEPTED, self.ep.local, conn.ep.remote)))
-        self._kernel.preemption_point("accept", BACKLOG)
+        self._kernel.preemption_point("accept", ACCEPTS)
         return conn, unix_name(conn.ep.remote)
 
     # -- streams: data ------------------------------------------------------------

@@ -133,10 +133,25 @@ def test_a_lock_is_a_resource_of_its_own() -> None:
     assert list(races([Access("a", 1, 0), Access("b", None, 1)])) == [(0, "b")]
 
 
-def test_a_thread_start_orders_what_the_thread_does_after_its_starter() -> None:
-    from sockfake.sim.kernel.systematic import STARTS, Access, races
+def test_a_start_or_a_wake_up_orders_what_the_thread_does_next() -> None:
+    """A thread cannot run before it is started, nor a waiter before what woke it (a
+    release, a send): such pairs are not reversed. Without them, they are."""
+    from sockfake.sim.kernel.systematic import STARTS, WAKES, Access, races
 
     started = [Access("main", 7, 0), Access("main", (STARTS, "t"), 0), Access("t", 7, 1)]
     assert list(races(started)) == []
+    # The wake-up is recorded inside the operation, before its access at the switch
+    # point after it: the woken thread follows that access too.
+    woken = [Access("a", (WAKES, "b"), 0), Access("a", 7, 0), Access("b", 7, 1)]
+    assert list(races(woken)) == []
     unrelated = [Access("main", 7, 0), Access("u", 7, 1)]
     assert list(races(unrelated)) == [(0, "u")]
+
+
+def test_each_other_threads_latest_dependent_access_is_a_race() -> None:
+    """Within a bound, reversing only the latest race would need a preemption per step
+    back: each thread's latest unordered access is reversed directly."""
+    from sockfake.sim.kernel.systematic import Access, races
+
+    accesses = [Access("sender", 1, 0), Access("handler", 1, 1), Access("closer", 1, 2)]
+    assert sorted(races(accesses)) == [(0, "closer"), (0, "handler"), (1, "closer")]
