@@ -4,9 +4,9 @@ Per scenario, ``explore(scenario, "systematic", preemption_bound=2)`` with the
 reduction (the default) and without (``reduction=False``), each capped at
 ``--cap`` schedules: how many schedules ran, and how it ended (``found``: a failing
 schedule, after that many; ``all``: every schedule within the bound ran, none
-failed; ``>cap``: stopped at the cap). The scenarios: two threads with a lock each
-(independent), two threads debiting one account under one lock (fixed and buggy),
-and every bug of ``tests/race_bugs.py`` and its fixed version, under
+failed; ``>cap``: stopped at the cap). The scenarios, all from ``tests/race_bugs.py``:
+two threads with a lock each (independent), two threads debiting one account under
+one lock (fixed and buggy), and every bug and fixed version there, under
 ``net.intercept()`` as the plugin runs them. Counts are a function of the code, not of
 the machine; the seconds are not.
 
@@ -17,9 +17,9 @@ the machine; the seconds are not.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,54 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from race_bugs import BUGS, FIXED, REAL_CODE_BUGS  # noqa: E402
+from race_bugs import (  # noqa: E402
+    BUGS,
+    FIXED,
+    REAL_CODE_BUGS,
+    debit_twice,
+    independent_locks,
+)
 
 from sockfake.testing import explore  # noqa: E402
-
-
-def independent(net: Any) -> bool:
-    """Two threads, each taking its own lock twice: nothing of one depends on the other."""
-    locks = [threading.Lock(), threading.Lock()]
-    counts = [0, 0]
-
-    def work(index: int) -> None:
-        for _ in range(2):
-            with locks[index]:
-                counts[index] += 1
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return counts != [2, 2]
-
-
-def debits(fixed: bool) -> Callable[[Any], bool]:
-    """Two threads debit 60 from 100 under one lock: check and debit in one hold, or
-    (the bug) in two."""
-
-    def run(net: Any) -> bool:
-        account = {"balance": 100}
-        lock = threading.Lock()
-
-        def debit() -> None:
-            with lock:
-                balance = account["balance"]
-                if fixed and balance >= 60:
-                    account["balance"] -= 60
-            if not fixed and balance >= 60:
-                with lock:
-                    account["balance"] -= 60
-
-        threads = [threading.Thread(target=debit) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return account["balance"] < 0
-
-    return run
 
 
 def systematic(bug: Callable[[Any], bool], cap: int, reduction: bool) -> str:
@@ -95,9 +56,9 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=2000)
     args = parser.parse_args()
     scenarios: dict[str, Callable[[Any], bool]] = {
-        "independent threads": independent,
-        "debits (fixed)": debits(True),
-        "debits (bug)": debits(False),
+        "independent threads": independent_locks,
+        "debits (fixed)": functools.partial(debit_twice, fixed=True),
+        "debits (bug)": debit_twice,
         **BUGS, **REAL_CODE_BUGS,
         **{f"{name} (fixed)": bug for name, bug in FIXED.items()},
     }

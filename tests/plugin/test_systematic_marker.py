@@ -6,45 +6,26 @@ schedules with <= k preemptions explored, none failed"; bad keys error the test.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from helpers import run_printed
 
 DEBITS = """
-import threading
+import sys
+sys.path.insert(0, {tests!r})
 import pytest
-
-def debit_twice(fixed):
-    account = {{"balance": 100}}
-    lock = threading.Lock()
-
-    def debit():
-        if fixed:
-            with lock:
-                if account["balance"] >= 60:
-                    account["balance"] -= 60
-            return
-        with lock:
-            balance = account["balance"]
-        if balance >= 60:
-            with lock:
-                account["balance"] -= 60
-
-    threads = [threading.Thread(target=debit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return account["balance"]
+from race_bugs import debit_twice
 
 @pytest.mark.sockfake(explore="systematic", preemption_bound={bound})
 def test_debits(sockfake_network):
-    assert debit_twice({fixed}) >= 0, "overdrawn"
+    assert not debit_twice(sockfake_network, {fixed}), "overdrawn"
 """
+TESTS = Path(__file__).resolve().parents[1]  # where race_bugs.py is
 
 
 def test_a_bug_within_the_bound_is_found_and_its_command_finds_it_again(pytester: Any) -> None:
-    pytester.makepyfile(test_debits=DEBITS.format(bound=2, fixed=False))
+    pytester.makepyfile(test_debits=DEBITS.format(tests=str(TESTS), bound=2, fixed=False))
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--sockfake-seed=3")
     output = result.stdout.str()
     assert "1 failed" in output, output[-3000:]
@@ -60,7 +41,7 @@ def test_a_bug_within_the_bound_is_found_and_its_command_finds_it_again(pytester
 
 
 def test_the_fixed_version_is_exhausted_and_says_so(pytester: Any) -> None:
-    pytester.makepyfile(test_debits=DEBITS.format(bound=2, fixed=True))
+    pytester.makepyfile(test_debits=DEBITS.format(tests=str(TESTS), bound=2, fixed=True))
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     output = result.stdout.str()
     assert "1 passed" in output, output[-3000:]
@@ -68,7 +49,7 @@ def test_the_fixed_version_is_exhausted_and_says_so(pytester: Any) -> None:
                        r"none failed", output)
     assert found and int(found[0]) > 10, output[-3000:]
     # A lower bound: fewer schedules, still all of them.
-    pytester.makepyfile(test_debits=DEBITS.format(bound=0, fixed=True))
+    pytester.makepyfile(test_debits=DEBITS.format(tests=str(TESTS), bound=0, fixed=True))
     output = pytester.runpytest_subprocess("-p", "no:randomly").stdout.str()
     assert "all 1 schedules with <= 0 preemptions explored, none failed" in output, \
         output[-3000:]

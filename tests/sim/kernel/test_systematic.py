@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
+from race_bugs import debit_twice, independent_locks
 
 from sockfake.errors import SockfakeValueError
 from sockfake.sim import SimNetwork
@@ -17,27 +17,7 @@ def _debits(fixed: bool) -> Any:
 
     def scenario(net: Any) -> None:
         with net.intercept():
-            account = {"balance": 100}
-            lock = threading.Lock()
-
-            def debit() -> None:
-                if fixed:
-                    with lock:
-                        if account["balance"] >= 60:
-                            account["balance"] -= 60
-                    return
-                with lock:
-                    balance = account["balance"]
-                if balance >= 60:
-                    with lock:
-                        account["balance"] -= 60
-
-            threads = [threading.Thread(target=debit) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert account["balance"] >= 0, account
+            assert not debit_twice(net, fixed), "overdrawn"
 
     return scenario
 
@@ -64,7 +44,7 @@ def test_a_bug_within_the_bound_is_found_and_its_schedule_replays() -> None:
     assert first is not None
     seed, _, schedule = first
     with SimNetwork(seed=seed, scheduling="systematic", replay=schedule) as net:
-        with pytest.raises(AssertionError, match="balance"):
+        with pytest.raises(AssertionError, match="overdrawn"):
             _debits(fixed=False)(net)
 
 
@@ -89,23 +69,8 @@ def test_bad_arguments_name_themselves() -> None:
 
 
 def _independent(net: Any) -> None:
-    """Two threads, each with its own lock and counter: no operation of one depends on
-    the other's."""
     with net.intercept():
-        locks = [threading.Lock(), threading.Lock()]
-        counts = [0, 0]
-
-        def work(index: int) -> None:
-            for _ in range(2):
-                with locks[index]:
-                    counts[index] += 1
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert counts == [2, 2]
+        assert not independent_locks(net)
 
 
 def test_partial_order_reduction_runs_fewer_schedules_on_independent_threads() -> None:
