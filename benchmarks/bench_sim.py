@@ -29,6 +29,9 @@ Sections (all by default), each printing its figures side by side:
   this section under 3.12 or later to see it); they are skipped with a note otherwise.
   All contenders alternate round by round; medians of 7 rounds with the spread.
 - ``determinism``: the trace digests of two runs of one seed (equal).
+- ``calls``: the Python function calls (and the calls into C) per TCP and UDP round
+  trip, every thread counted (a profile hook, so independent of the machine's load);
+  in the compiled build only what stays Python is counted.
 - ``trace``: the TCP round trip with every event kept (``trace_limit=None``), with the
   default ring (``DEFAULT_TRACE_LIMIT`` events: a round of this size never fills it),
   and with a ring of 1,000 (full from the start: every event leaves it, hashed, as a
@@ -65,7 +68,7 @@ from sockfake.network import REAL_NETWORK, Network  # noqa: E402
 from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
 
 SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism",
-            "trace")
+            "trace", "calls")
 
 
 class Echo(sockfake.BaseRequestHandler):
@@ -114,8 +117,49 @@ def load_average() -> str:
 # -- per-message -------------------------------------------------------------------------
 
 
-def tcp_round_trips(network: Network, count: int) -> float:
-    """Seconds per echo round trip over one persistent connection."""
+def calls_per_round_trip(measure: Callable[..., float], count: int) -> tuple[float, float]:
+    """(Python calls, C calls) per round trip of ``measure`` on a fresh network, counted
+    in every thread between its two clock reads."""
+    counted = [0, 0]
+    counting = False
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if counting:
+            if event == "call":
+                counted[0] += 1
+            elif event == "c_call":
+                counted[1] += 1
+
+    def clock() -> float:  # the first read starts the count, the second stops it
+        nonlocal counting
+        counting = not counting
+        return time.perf_counter()
+
+    net = SimNetwork(seed=1)
+    threading.setprofile(hook)
+    sys.setprofile(hook)
+    try:
+        measure(net, count, clock)
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+        net.close()
+    return counted[0] / count, counted[1] / count
+
+
+def print_calls(count: int) -> None:
+    print(f"calls per round trip ({count} round trips, every thread; Python functions, "
+          "calls into C):")
+    for name, measure in (("TCP", tcp_round_trips), ("UDP", udp_round_trips)):
+        python_calls, c_calls = calls_per_round_trip(measure, count)
+        print(f"  {name}  {python_calls:6.1f} Python  {c_calls:6.1f} C")
+
+
+
+def tcp_round_trips(network: Network, count: int,
+                    clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per echo round trip over one persistent connection (``clock`` read
+    once before the timed round trips and once after)."""
     server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=network)
     thread = network.thread(target=server.serve_forever, args=(0.5,), daemon=True)
     thread.start()
@@ -126,13 +170,13 @@ def tcp_round_trips(network: Network, count: int) -> float:
         for _ in range(50):  # warm up
             conn.sendall(message)
             conn.recv(4096)
-        started = time.perf_counter()
+        started = clock()
         for _ in range(count):
             conn.sendall(message)
             received = 0
             while received < len(message):
                 received += len(conn.recv(4096))
-        elapsed = time.perf_counter() - started
+        elapsed = clock() - started
         conn.close()
     finally:
         server.shutdown()
@@ -141,8 +185,10 @@ def tcp_round_trips(network: Network, count: int) -> float:
     return elapsed / count
 
 
-def udp_round_trips(network: Network, count: int) -> float:
-    """Seconds per datagram round trip against a ``UDPServer``."""
+def udp_round_trips(network: Network, count: int,
+                    clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per datagram round trip against a ``UDPServer`` (``clock``: as
+    ``tcp_round_trips``)."""
     server = sockfake.UDPServer(("127.0.0.1", 0), EchoUDP, network=network)
     thread = network.thread(target=server.serve_forever, args=(0.5,), daemon=True)
     thread.start()
@@ -154,11 +200,11 @@ def udp_round_trips(network: Network, count: int) -> float:
             for _ in range(50):
                 client.sendto(message, address)
                 client.recvfrom(4096)
-            started = time.perf_counter()
+            started = clock()
             for _ in range(count):
                 client.sendto(message, address)
                 client.recvfrom(4096)
-            elapsed = time.perf_counter() - started
+            elapsed = clock() - started
     finally:
         server.shutdown()
         server.server_close()
@@ -679,6 +725,8 @@ def main() -> None:
         first, second = determinism(seed=42)
         print(f"determinism, seed 42, two runs: {'equal' if first == second else 'DIFFERENT'}")
         print(f"  {first}\n  {second}")
+    if "calls" in only:
+        print_calls(200)
     if "trace" in only:
         trace_count, trace_rounds = (500, 5) if args.quick else (3000, 11)
         print_trace_bounds(trace_bounds(trace_count, trace_rounds), trace_count, trace_rounds)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -65,7 +66,6 @@ from sockfake.plugin_reports import (
     systematic_text,
 )
 from sockfake.settings import MAX_EXPLORE, MAX_SEED, SYSTEMATIC_MAX_SCHEDULES, NetworkKind
-from sockfake.sim.intercept import stray_sockets
 from sockfake.testing import (
     NETWORK_MODES,
     NetworkSettings,
@@ -463,9 +463,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A bad marker errors its test at set-up, naming the marker and the key."""
+    """A bad marker errors its test at set-up, naming the marker and the key; a test
+    that does not intercept runs without the patches an earlier test left."""
     if item.get_closest_marker("sockfake") is not None:
         _options_for(item)
+    install = sys.modules.get("sockfake.sim.intercept.install")  # not imported: nothing left
+    if install is not None and install.is_lingering() and not _intercepts(item):
+        install.remove_lingering()
+
+
+def _intercepts(item: pytest.Item) -> bool:
+    """Does this test's ``sockfake_network`` intercept? Its interception then reuses the
+    patches the one before left (``linger=True``): one installation for a run of such
+    tests instead of one per test, the largest part of the fixture's cost."""
+    if "sockfake_network" not in getattr(item, "fixturenames", ()):
+        return False
+    if not item.config.stash[_settings_key].intercept:
+        return False
+    options = _options_for(item)
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("sockfake_network_kind") if callspec is not None else None
+    return bool(options.intercept) and (kind or options.network) != "real"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    install = sys.modules.get("sockfake.sim.intercept.install")
+    if install is not None:
+        install.remove_lingering()  # the last intercepted test's patches
 
 
 def _default_timeout(config: pytest.Config) -> float | None:
@@ -511,7 +535,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call":
         item.stash[_call_failed_key] = report.failed
-        if excinfo is not None:  # a stray error the run raised has reached the outcome
+        # A stray-socket error the run raised has reached the outcome (not raised again
+        # at teardown). Looked up, not imported: the plugin loads no simulation itself.
+        stray_sockets = sys.modules.get("sockfake.sim.intercept.stray_sockets")
+        if excinfo is not None and stray_sockets is not None:
             stray_sockets.mark_delivered(excinfo.value)
     bed = item.stash.get(_bed_key, None)
     if bed is None:
@@ -707,7 +734,11 @@ def sockfake_network(
     try:
         with contextlib.ExitStack() as stack:
             if kind == "sim" and options.intercept and settings.intercept:
-                stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
+                from sockfake.sim.intercept.install import intercept
+
+                # linger: the patches stay for the next test that intercepts (see
+                # _intercepts; pytest_runtest_setup removes them before one that does not).
+                stack.enter_context(intercept(net, options.seed_entropy, linger=True))
             stack.enter_context(use_network(net))
             try:
                 yield net

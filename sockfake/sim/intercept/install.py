@@ -211,12 +211,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "intercept", "Interception", "EPOCH", "MONOTONIC_BASE", "SIM_FD_BASE", "is_intercepted",
+    "is_lingering", "remove_lingering",
 ]  # fmt: skip
 
 _MISSING = object()
 _install_lock = _thread.allocate_lock()
 _saved: list[tuple[Any, str, Any]] = []
 _default_network_cm: Any = None
+# The patches are in place with no network intercepted: the last interception to end
+# was made with linger=True (the pytest plugin's, between its tests). Every patched
+# entry point then dispatches to the real one (no thread is simulated), and the next
+# interception reuses them instead of building and setting some 120 patches again.
+_lingering = False
 
 # -- install and restore ---------------------------------------------------------------
 
@@ -399,7 +405,9 @@ def _install() -> None:
 
     # names and objects bound before the interception (made_before.py): last, so that
     # every replaced original is known
-    _install_made_before()
+    for name, replacement in made_before.condition_patches():
+        _set(_real["Condition"], name, replacement)
+    _rebind_made_before()
 
 
 def _replaced_originals() -> dict[int, Any]:
@@ -417,9 +425,9 @@ def _replaced_originals() -> dict[int, Any]:
     return replaced
 
 
-def _install_made_before() -> None:
-    for name, replacement in made_before.condition_patches():
-        _set(_real["Condition"], name, replacement)
+def _rebind_made_before() -> None:
+    """Rebind or guard what the modules' globals hold from before (again when the
+    patches lingered: modules imported since are read, the rest was done then)."""
     replaced = _replaced_originals()
     for found in made_before.scan(replaced):
         if id(found.value) in replaced:
@@ -431,7 +439,8 @@ def _install_made_before() -> None:
 
 
 def _uninstall() -> None:
-    global _default_network_cm
+    global _default_network_cm, _lingering
+    _lingering = False
     if _default_network_cm is not None:
         _default_network_cm.__exit__(None, None, None)
         _default_network_cm = None
@@ -453,11 +462,13 @@ def _uninstall() -> None:
 class Interception:
     """The context manager ``net.intercept()`` returns (see the module docstring)."""
 
-    def __init__(self, network: SimNetwork, seed_entropy: bool = True) -> None:
+    def __init__(self, network: SimNetwork, seed_entropy: bool = True,
+                 linger: bool = False) -> None:
         if not isinstance(seed_entropy, bool):
             raise SockfakeTypeError(f"seed_entropy must be True or False, not {seed_entropy!r}")
         self.network = network
         self.seed_entropy = seed_entropy
+        self.linger = linger
         self._active = False
         self._strays: stray_sockets.Watch | None = None
 
@@ -478,7 +489,10 @@ class Interception:
                     f"{net!r} is already intercepted: net.intercept() does not nest"
                 )
             if not _active:
-                _install()
+                if _lingering:
+                    _rebind_made_before()
+                else:
+                    _install()
             _active[kernel] = net
             if self.seed_entropy:
                 entropy.enter(kernel)
@@ -496,7 +510,11 @@ class Interception:
             entropy.leave(self.network.kernel)
             _active.pop(self.network.kernel, None)
             if not _active:
-                _uninstall()
+                if self.linger:
+                    global _lingering
+                    _lingering = True
+                else:
+                    _uninstall()
         strays, self._strays = self._strays, None
         error = stray_sockets.end(strays, leaving) if strays is not None else None
         if error is not None:
@@ -507,12 +525,28 @@ class Interception:
         return f"<Interception of {self.network!r} {state}>"
 
 
-def intercept(network: SimNetwork, seed_entropy: bool = True) -> Interception:
+def intercept(network: SimNetwork, seed_entropy: bool = True,
+              linger: bool = False) -> Interception:
     """While the returned context manager is active, ``network``'s threads get the
     simulation from the stdlib's own entry points (see the module docstring);
     ``seed_entropy``: their random bytes come from the network's seed
-    (``sockfake.sim.intercept.entropy``)."""
-    return Interception(network, seed_entropy)
+    (``sockfake.sim.intercept.entropy``). ``linger``: if it is the last to end, the
+    patches stay in place, dispatching every call to the real OS, until the next
+    interception reuses them or ``remove_lingering()`` takes them away (the pytest
+    plugin's: one installation for a run of intercepted tests)."""
+    return Interception(network, seed_entropy, linger)
+
+
+def remove_lingering() -> None:
+    """Take away the patches a ``linger=True`` interception left (none: nothing)."""
+    with _install_lock:
+        if _lingering and not _active:
+            _uninstall()
+
+
+def is_lingering() -> bool:
+    """Are the patches in place with no network intercepted?"""
+    return _lingering
 
 
 def active_networks() -> Iterator[SimNetwork]:

@@ -11,10 +11,11 @@ interception is active, and that no Python socket object owns, was opened by C c
 ``Watch`` is one interception's: the process's sockets when it began (the baseline),
 and the strays seen since. They are looked for while it runs (a real thread, outside
 every simulation, samples the process's descriptors every ``SAMPLE_INTERVAL`` seconds
-of real time) and when it ends; a stray is reported once seen, unowned, in looks at
-least ``CONFIRM_AFTER`` seconds of real time apart (a socket Python is making, or
-accepting, is briefly a descriptor before its object owns it, and a loaded machine
-may deschedule the thread in between). Its
+of real time, and idles ``SAMPLER_IDLE_EXIT`` seconds after the last watch ends before
+it exits, so the next test's watch finds it running) and when it ends; a stray is
+reported once seen, unowned, in looks at least ``CONFIRM_AFTER`` seconds of real time
+apart (a socket Python is making, or accepting, is briefly a descriptor before its
+object owns it, and a loaded machine may deschedule the thread in between). Its
 description (protocol, local and peer address, TCP state) comes from
 ``/proc/net/{tcp,tcp6,udp,udp6,unix}``. ``Interception.__exit__`` raises
 ``SockfakeRuntimeError`` naming them, which fails the test.
@@ -42,6 +43,7 @@ from sockfake.sim.kernel.thread_hooks import _original_start
 __all__ = [
     "CONFIRM_AFTER",
     "KNOWN_C_CLIENTS",
+    "SAMPLER_IDLE_EXIT",
     "SAMPLE_INTERVAL",
     "StraySocket",
     "Watch",
@@ -303,14 +305,27 @@ def look_now() -> None:
 SAMPLER_NAME = "sockfake-stray-sockets"
 
 
+# How long the sampler outlives the last watch (real seconds): a run of intercepted
+# tests, each its own watch, keeps one thread instead of starting one every few tests.
+SAMPLER_IDLE_EXIT = 1.0
+
+
 def _sample() -> None:
     global _sampler_running
+    idle_since: float | None = None
     while True:
         with _lock:
-            if not _watches:
-                _sampler_running = False
-                return
-        _look_all()
+            if _watches:
+                idle_since = None
+            else:
+                now = _real["monotonic"]()
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= SAMPLER_IDLE_EXIT:
+                    _sampler_running = False
+                    return
+        if idle_since is None:
+            _look_all()
         _sleeper.acquire(True, SAMPLE_INTERVAL)
 
 

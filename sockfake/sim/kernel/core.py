@@ -251,7 +251,10 @@ class Kernel:
         # threading.excepthook, as without a listener.
         self.on_thread_error: Callable[[str, BaseException], bool] | None = None
         self._signal_target: SimThread | None = None
-        self._trace_append = self.trace.append
+        # Events go straight onto the trace's list (a C call, no frame), and the ring is
+        # trimmed when it passes its high-water mark: see Trace.raw_events.
+        self._trace_events = self.trace.raw_events
+        self._trace_high = self.trace.high_water
         self._payload_limit = trace_payload_limit
         root = SimThread(self, "main", threading.current_thread())
         root.state = "running"
@@ -332,7 +335,8 @@ class Kernel:
 
     # The fields are spelled out, not **fields: on the hot path a keyword dict built
     # here and unpacked again costs more than the event itself. The tuple goes straight
-    # to the trace's append (a C call), not through Trace.add: one frame less per event.
+    # onto the trace's list (a C call), not through Trace.add or Trace.append: no frame
+    # per event.
     def record(self, kind: str, details: str | Lazy = "", *, src: Any = None, dst: Any = None,
                conn: int | None = None, seq: int | None = None, length: int | None = None,
                payload: bytes | None = None, reason: str | None = None) -> None:
@@ -341,12 +345,15 @@ class Kernel:
             self._epoch += 1
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
+        events = self._trace_events
         if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
-            self._trace_append((self.now, self.current.name, kind, LAZY, src, dst, conn, seq,
-                                length, payload, reason) + details)
+            events.append((self.now, self.current.name, kind, LAZY, src, dst, conn, seq,
+                           length, payload, reason) + details)
         else:
-            self._trace_append((self.now, self.current.name, kind, details, src, dst, conn,
-                                seq, length, payload, reason))
+            events.append((self.now, self.current.name, kind, details, src, dst, conn, seq,
+                           length, payload, reason))
+        if len(events) > self._trace_high:
+            self.trace.trim()
 
     def record_net(self, kind: str, details: str | Lazy = "", *, src: Any = None,
                    dst: Any = None, conn: int | None = None, seq: int | None = None,
@@ -356,12 +363,15 @@ class Kernel:
         self._epoch += 1
         if payload is not None and len(payload) > self._payload_limit:
             payload = payload[: self._payload_limit]
+        events = self._trace_events
         if details.__class__ is tuple and details:  # a Lazy: flat (see trace.LAZY)
-            self._trace_append((self.now, "net", kind, LAZY, src, dst, conn, seq, length,
-                                payload, reason) + details)
+            events.append((self.now, "net", kind, LAZY, src, dst, conn, seq, length, payload,
+                           reason) + details)
         else:
-            self._trace_append((self.now, "net", kind, details, src, dst, conn, seq, length,
-                                payload, reason))
+            events.append((self.now, "net", kind, details, src, dst, conn, seq, length,
+                           payload, reason))
+        if len(events) > self._trace_high:
+            self.trace.trim()
 
     @property
     def schedule(self) -> list[str]:
@@ -762,8 +772,11 @@ class Kernel:
         if self.current is not nxt:
             # Why this thread runs now: notify, timeout, start, yield, failed, killed.
             reason = nxt.wake_reason
-            self._trace_append((self.now, nxt.name, "switch", reason, None, None, None, None,
-                                None, None, reason))
+            events = self._trace_events
+            events.append((self.now, nxt.name, "switch", reason, None, None, None, None, None,
+                           None, reason))
+            if len(events) > self._trace_high:
+                self.trace.trim()
         self.current = nxt
         self.calls += 1
         nxt.go.release()

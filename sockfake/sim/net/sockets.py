@@ -518,6 +518,17 @@ class SimSocket:
                 byte_view(data).release()  # CPython parses the payload first
             flags = c_int(flags, parse_arg=True)
         if data.__class__ is bytes:
+            if self._timeout is None and self.type == socket.SOCK_STREAM:
+                # The common case: one send() takes it all, with no loop to set up.
+                self._check_open()
+                sent = self._send_view(data, data, flags)
+                if sent < len(data):  # a full buffer took part: the rest as below
+                    rest = memoryview(data)[sent:]
+                    try:
+                        self._sendall_view(rest, flags)
+                    finally:
+                        rest.release()
+                return
             self._sendall_view(data, flags)
             return
         view = byte_view(data)
@@ -540,7 +551,8 @@ class SimSocket:
                 self._timeout = left
             part = view[sent:] if sent else view
             try:
-                sent += self.send(part, flags)
+                self._check_open()  # send(), less the flags it has already checked
+                sent += self._send_view(part, part, flags)
             finally:
                 self._timeout = timeout
                 if part is not view:
@@ -725,7 +737,8 @@ class SimSocket:
             address = flags_or_address
         else:
             flags = c_flags(flags_or_address)
-        if self._timeout and address is not self.ep.remote:  # (send() has waited)
+        # (send() has waited; a datagram socket always polls writable: no wait)
+        if self._timeout and address is not self.ep.remote and self.type != socket.SOCK_DGRAM:
             self._await_ready(selectors.EVENT_WRITE, "sendto")
         if self.type == socket.SOCK_STREAM:
             if self.family == _AF_UNIX:
@@ -741,9 +754,10 @@ class SimSocket:
         elif address is not self.ep.remote:
             if not self._transport.resolve_remote(self.ep, address):
                 raise os_error(errno.EINVAL)  # no name at all
-            self._check_shut_wr()  # a Unix socket looks before it finds the address
-        else:
-            self._check_shut_wr()
+            if self.ep.shut_wr:  # a Unix socket looks before it finds the address
+                raise os_error(errno.EPIPE)
+        elif self.ep.shut_wr:
+            raise os_error(errno.EPIPE)
         kind = data.__class__
         payload = data if kind is bytes or kind is _Datagram else bytes(byte_view(data))
         if len(payload) > MAX_DATAGRAM:
@@ -773,7 +787,8 @@ class SimSocket:
                 raise os_error(errno.EINVAL)
             if self.ep.remote is not None:
                 self._raise_pending()
-            self._check_shut_wr()
+            if self.ep.shut_wr:
+                raise os_error(errno.EPIPE)
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
             self._kernel.preemption_point("sendto", DATAGRAMS)
@@ -800,7 +815,7 @@ class SimSocket:
             raise ValueError("negative buffersize in recvfrom")
         if self.type == socket.SOCK_STREAM:
             return self._recv(bufsize, flags), None
-        if self._timeout:
+        if self._timeout and not self.ep.datagrams:  # (a datagram polls readable)
             self._await_ready(selectors.EVENT_READ, "recvfrom")
         return self._recv_datagram(bufsize, flags)
 

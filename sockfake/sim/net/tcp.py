@@ -229,7 +229,8 @@ class StreamTransport:
         self.kernel.record("send", details, src=ep.local, dst=ep.remote,
                            conn=ep.connection_id, length=len(data), payload=data)
         if ep.host_local or (conditions.streams_immediate and not ep.inflight
-                                     and not link.cut and src.up and dst.up):
+                             and not link.partitioned and not link.holding  # not link.cut
+                             and src.up and dst.up):
             # Fast path, the same events as carry() would give: one segment, nothing
             # ahead of it, an instant link: it arrives within this call. Host-local
             # IPC always takes it: it crosses no link (nothing is ever in flight).
@@ -276,7 +277,8 @@ class StreamTransport:
         peer = ep.peer
         if peer is not None:
             peer.outstanding = max(0, peer.outstanding - count)
-            peer.changed.notify_all()
+            if peer.changed.waiters:  # (a writer rarely waits: no call when none does)
+                peer.changed.notify_all()
 
     def send_fin(self, ep: Endpoint) -> None:
         peer = ep.peer

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from pathlib import Path
@@ -175,10 +176,12 @@ class Trace:
         # The ring trims in batches of a quarter of the limit (at least 64 events), so
         # the list's memmove and the hashing are a few pointer moves and one C call
         # per event; readers still see at most ``limit`` events (``events`` trims).
-        self._high = 0 if limit is None else limit + max(limit // 4, 64)
-        # append(raw): the simulation's hot paths hand over a raw event (see LAZY),
-        # payload already cut to payload_limit. With no limit it is the list's own
-        # append, one C call per event; with one, it also trims.
+        self.high_water = sys.maxsize if limit is None else limit + max(limit // 4, 64)
+        # append(raw): a raw event (see LAZY), payload already cut to payload_limit.
+        # The kernel's hot paths do not call it: they append to ``raw_events`` (one C
+        # call, no Python frame) and call ``trim()`` once it holds more than
+        # ``high_water`` events. ``raw_events`` stays the same list for the trace's life.
+        self.raw_events = self._events
         self.append: Callable[[tuple[Any, ...]], None] = (
             self._events.append if limit is None else self._append_trimmed
         )
@@ -191,7 +194,7 @@ class Trace:
     @property
     def dropped(self) -> int:
         """How many of the run's first events the ring no longer keeps."""
-        self._trim()
+        self.trim()
         return self._dropped
 
     def add(
@@ -220,11 +223,10 @@ class Trace:
     def _append_trimmed(self, raw: tuple[Any, ...]) -> None:
         events = self._events
         events.append(raw)
-        if len(events) > self._high:
-            self._trim()
+        if len(events) > self.high_water:
+            self.trim()
 
-    def _trim(self) -> None:
-        """Drop all but the last ``limit`` events (if more are held), hashing them first."""
+    def trim(self) -> None:
         events = self._events
         if self._limit is None or len(events) <= self._limit:
             return
@@ -238,7 +240,7 @@ class Trace:
     @property
     def events(self) -> list[TraceEvent]:
         """The events kept (the last ``limit``; all with no limit), in order."""
-        self._trim()
+        self.trim()
         events = self._events
         self._hash_up_to(len(events))  # the digest is of raw events: hash before reading
         for index in range(self._read, len(events)):
@@ -278,7 +280,7 @@ class Trace:
 
     def omitted(self) -> str:
         """A line saying which events are not kept, or "" when all are."""
-        self._trim()
+        self.trim()
         if not self._dropped:
             return ""
         return (f"{len(self)} events, the first {self._dropped} not kept (the trace keeps "

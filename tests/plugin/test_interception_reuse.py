@@ -1,0 +1,77 @@
+"""The plugin installs the interception's patches once for a run of intercepted tests.
+
+Installing and removing some 120 patches was the largest part of a simulated test's
+set-up and tear-down; the next intercepted test reuses them (``linger=True``), and a
+test that does not intercept runs without them, as does the code after the session.
+"""
+
+import textwrap
+
+import pytest
+
+CONFTEST = """
+import socket
+
+import pytest
+
+from sockfake.sim.intercept import install
+
+REAL_SOCKET = socket.socket
+installs = []
+real_install = install._install
+
+
+def counting_install():
+    installs.append(1)
+    real_install()
+
+
+install._install = counting_install
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # After the plugin's own pytest_unconfigure: nothing of the interception is left.
+    print(f"installs={len(installs)} socket_is_real={socket.socket is REAL_SOCKET} "
+          f"lingering={install.is_lingering()}")
+"""
+
+TESTS = """
+import socket
+
+import pytest
+
+from conftest import REAL_SOCKET
+
+
+def test_first(sockfake_network):
+    assert socket.socket is not REAL_SOCKET
+
+
+def test_second_reuses(sockfake_network):
+    assert socket.socket is not REAL_SOCKET
+
+
+def test_plain_runs_unpatched():
+    assert socket.socket is REAL_SOCKET
+
+
+@pytest.mark.sockfake(intercept=False)
+def test_not_intercepted_runs_unpatched(sockfake_network):
+    assert socket.socket is REAL_SOCKET
+
+
+def test_third(sockfake_network):
+    assert socket.socket is not REAL_SOCKET
+"""
+
+
+def test_intercepted_tests_share_one_installation(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(textwrap.dedent(CONFTEST))
+    pytester.makepyfile(test_reuse=textwrap.dedent(TESTS))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:hypothesispytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-s"
+    )
+    result.assert_outcomes(passed=5)
+    # first and second share one installation, the plain tests remove it, third installs
+    result.stdout.fnmatch_lines(["*installs=2 socket_is_real=True lingering=False*"])
