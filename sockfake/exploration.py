@@ -92,6 +92,10 @@ def explore(
     draws each seed's policy, switch points and PCT depth from the seed (a knob given
     as a keyword is kept). The pytest marker's ``explore=N`` does the same with one
     test item per schedule.
+
+    ``schedules="systematic"``: every schedule with at most ``preemption_bound``
+    preemptions instead (at most ``max_schedules``), partial-order reduced unless
+    ``reduction=False``; the marker's ``explore="systematic"`` does the same in one item.
     """
     from sockfake.sim import SimNetwork
 
