@@ -8,7 +8,8 @@ violation, use after close) and the six written as real code is, against ``socke
 Each runs under N schedules (seeds 0..N-1, under ``net.intercept()`` as the plugin
 runs tests) per mode: the default (``scheduling="swarm"``, what ``explore=N`` uses),
 each fixed mode, systematic exploration (``explore(..., "systematic")``, preemption
-bound 2, at most ``--systematic-cap`` schedules), and N/4 runs on the real network
+bound 2, at most ``--systematic-cap`` schedules; with partial-order reduction, the
+default, and without), and N/4 runs on the real network
 (real threads, real loopback). Printed per bug and mode: the schedules until the first
 failure (``-``: none within N), and the hits out of N.
 
@@ -64,14 +65,15 @@ def sim_runs(bug: Callable[[Any], bool], options: dict[str, Any], runs: int
     return first, hits
 
 
-def systematic_run(bug: Callable[[Any], bool], cap: int) -> tuple[int | None, str]:
+def systematic_run(bug: Callable[[Any], bool], cap: int, reduction: bool = True
+                   ) -> tuple[int | None, str]:
     def scenario(net: Any) -> None:
         with net.intercept():
             if bug(net):
                 raise AssertionError("the bug showed")
 
     result = explore(scenario, "systematic", preemption_bound=2, max_schedules=cap,
-                     time_limit=600)
+                     reduction=reduction, time_limit=600)
     if result.failures:
         return result.schedules, ""
     return None, "all" if result.exhausted else f">{cap}"
@@ -98,15 +100,16 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; {runs} schedules per mode, systematic "
           f"bound 2 (at most {args.systematic_cap} schedules), {real} real-network runs "
           "per bug; each cell: schedules to the first failure, hits/runs")
-    columns = [*MODES, "systematic", "real network"]
+    columns = [*MODES, "systematic", "no reduction", "real network"]
     print(f"{'bug':<24}" + "".join(f"{column:>{WIDTH}}" for column in columns))
     for name, bug in {**BUGS, **REAL_CODE_BUGS}.items():
         cells = []
         for options in MODES.values():
             first, hits = sim_runs(bug, options, runs)
             cells.append(_cell(first, hits, runs))
-        first, note = systematic_run(bug, args.systematic_cap)
-        cells.append(f"{note:>{WIDTH}}" if first is None else _cell(first, None, None))
+        for reduction in (True, False):
+            first, note = systematic_run(bug, args.systematic_cap, reduction)
+            cells.append(f"{note:>{WIDTH}}" if first is None else _cell(first, None, None))
         first, hits = real_runs(bug, real)
         cells.append(_cell(first, hits, real))
         print(f"{name:<24}" + "".join(cells), flush=True)

@@ -10,11 +10,11 @@ context bounding, as CHESS does). A schedule is a path through the decisions the
 kernel asks for (``Systematic``): at a switch point with other threads ready, stay
 (free) or yield (one preemption); when the running thread blocks or yields, which
 ready thread runs (free). Each run follows a prefix of decisions and then never
-preempts; every later decision's alternatives become new prefixes. It ends with
-"failing schedule found" or "all N schedules with <= k preemptions explored, none
-failed". There is no partial-order reduction: schedules that differ only in the
-order of independent operations are all run, so the count grows fast with the number
-of threads and switch points (``max_schedules`` caps it, and the result says so).
+preempts. It ends with "failing schedule found" or "all N schedules with <= k
+preemptions explored, none failed" (``max_schedules`` caps it, and the result says
+so). With ``reduction=True`` (the default) a run branches only where two threads'
+operations are dependent (partial-order reduction, ``sockfake.sim.kernel.systematic``);
+``reduction=False`` branches at every decision past the prefix.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from sockfake.errors import SockfakeValueError
 
-__all__ = ["Exploration", "explore"]
+__all__ = ["Exploration", "check_systematic_options", "explore", "systematic_verdict"]
 
 
 @dataclass
@@ -54,16 +54,22 @@ class Exploration:
 
 
     def _systematic_text(self) -> str:
-        bound = self.preemption_bound
         first = self.first_failure
+        text = systematic_verdict(self.schedules, self.preemption_bound or 0,
+                                  failed=first is not None, exhausted=self.exhausted)
         if first is not None:
-            return (f"failing schedule found after {self.schedules} schedules "
-                    f"(<= {bound} preemptions): {type(first[1]).__name__}: {first[1]}")
-        if self.exhausted:
-            return (f"all {self.schedules} schedules with <= {bound} preemptions explored, "
-                    "none failed")
-        return (f"{self.schedules} schedules with <= {bound} preemptions explored, none "
-                "failed; stopped at max_schedules before all were")
+            text += f": {type(first[1]).__name__}: {first[1]}"
+        return text
+
+
+def systematic_verdict(schedules: int, bound: int, *, failed: bool, exhausted: bool) -> str:
+    """What a systematic exploration ends with (here and in the pytest plugin)."""
+    if failed:
+        return f"failing schedule found after {schedules} schedules (<= {bound} preemptions)"
+    if exhausted:
+        return f"all {schedules} schedules with <= {bound} preemptions explored, none failed"
+    return (f"{schedules} schedules with <= {bound} preemptions explored, none failed; "
+            "stopped at max_schedules before all were")
 
 
 def explore(
@@ -75,6 +81,7 @@ def explore(
     stop_at_first: bool = False,
     preemption_bound: int = 2,
     max_schedules: int = 10_000,
+    reduction: bool = True,
     **network_options: Any,
 ) -> Exploration:
     """Run ``scenario(net)`` on ``schedules`` fresh simulated networks (seeds from
@@ -85,6 +92,10 @@ def explore(
     draws each seed's policy, switch points and PCT depth from the seed (a knob given
     as a keyword is kept). The pytest marker's ``explore=N`` does the same with one
     test item per schedule.
+
+    ``schedules="systematic"``: every schedule with at most ``preemption_bound``
+    preemptions instead (at most ``max_schedules``), partial-order reduced unless
+    ``reduction=False``; the marker's ``explore="systematic"`` does the same in one item.
     """
     from sockfake.sim import SimNetwork
 
@@ -92,7 +103,7 @@ def explore(
         if scheduling != "swarm":
             raise SockfakeValueError("explore('systematic') sets scheduling= itself")
         return _systematic(scenario, first_seed, preemption_bound, max_schedules,
-                           network_options)
+                           reduction, network_options)
     if isinstance(schedules, bool) or not isinstance(schedules, int) or schedules < 1:
         raise SockfakeValueError(
             f"explore(schedules={schedules!r}): must be an int >= 1, or \"systematic\""
@@ -113,51 +124,42 @@ def explore(
 
 def _systematic(
     scenario: Callable[[Any], object], seed: int, bound: int, max_schedules: int,
-    network_options: dict[str, Any],
+    reduction: bool, network_options: dict[str, Any],
 ) -> Exploration:
     """Every schedule with at most ``bound`` preemptions, fewest first; see the module."""
     from sockfake.sim import SimNetwork
-    from sockfake.sim.kernel.scheduling import YIELD, Systematic
+    from sockfake.sim.kernel.systematic import ScheduleSearch, Systematic
 
+    check_systematic_options(bound, max_schedules)
+    if not isinstance(reduction, bool):
+        raise SockfakeValueError(f"explore(reduction={reduction!r}): must be True or False")
+    for key in ("scheduling", "replay"):
+        if key in network_options:
+            raise SockfakeValueError(f"explore('systematic') sets {key}= itself")
+    search = ScheduleSearch(bound, reduction=reduction)
+    failures: list[tuple[int, BaseException, list[str]]] = []
+    ran = 0
+    while (prefix := search.next_prefix()) is not None:
+        if ran >= max_schedules:
+            return Exploration(ran, failures, bound, exhausted=False)
+        ran += 1
+        with SimNetwork(seed=seed, scheduling="systematic", replay=prefix,
+                        **network_options) as net:
+            policy = net.kernel.base_policy
+            assert isinstance(policy, Systematic)
+            try:
+                scenario(net)
+            except Exception as exc:
+                failures.append((seed, exc, [decision.chosen for decision in policy.log]))
+                return Exploration(ran, failures, bound, exhausted=False)
+        search.record(prefix, policy)
+    return Exploration(ran, failures, bound, exhausted=True)
+
+
+def check_systematic_options(bound: object, max_schedules: object) -> None:
+    """``preemption_bound`` (an int >= 0) and ``max_schedules`` (>= 1), or a clear error
+    naming the key."""
     for label, value, least in (("preemption_bound", bound, 0),
                                 ("max_schedules", max_schedules, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise SockfakeValueError(f"explore({label}={value!r}): must be an int >= {least}")
-    for key in ("scheduling", "replay"):
-        if key in network_options:
-            raise SockfakeValueError(f"explore('systematic') sets {key}= itself")
-    # Prefixes still to run, by how many preemptions they have.
-    pending: list[list[list[str]]] = [[] for _ in range(bound + 1)]
-    pending[0].append([])
-    failures: list[tuple[int, BaseException, list[str]]] = []
-    ran = 0
-    for level in range(bound + 1):
-        while pending[level]:
-            if ran >= max_schedules:
-                return Exploration(ran, failures, bound, exhausted=False)
-            prefix = pending[level].pop()
-            ran += 1
-            with SimNetwork(seed=seed, scheduling="systematic", replay=prefix,
-                            **network_options) as net:
-                policy = net.kernel.base_policy
-                assert isinstance(policy, Systematic)
-                try:
-                    scenario(net)
-                except Exception as exc:
-                    failures.append((seed, exc, [chosen for _, chosen in policy.log]))
-                    return Exploration(ran, failures, bound, exhausted=False)
-                log = list(policy.log)
-            chosen = [decision for _, decision in log]
-            preemptions = sum(1 for decision in chosen[:len(prefix)] if decision == YIELD)
-            # Branch at every decision past the prefix (each path is one schedule).
-            for index in range(len(prefix), len(log)):
-                options, taken = log[index]
-                for option in options:
-                    if option == taken:
-                        continue
-                    cost = preemptions + (option == YIELD)
-                    if cost <= bound:
-                        pending[cost].append(chosen[:index] + [option])
-                if taken == YIELD:
-                    preemptions += 1
-    return Exploration(ran, failures, bound, exhausted=True)

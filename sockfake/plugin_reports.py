@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sockfake.errors import SimulationError
+from sockfake.exploration import systematic_verdict
 from sockfake.failure_report import FailureReport
 from sockfake.plugin_campaigns import run_of
 from sockfake.settings import NetworkMode
@@ -24,6 +25,7 @@ from sockfake.testing import Testbed
 
 __all__ = [
     "SETTINGS_KEY",
+    "SYSTEMATIC_PROPERTY",
     "ExplorationSummary",
     "Settings",
     "determinism_text",
@@ -31,6 +33,7 @@ __all__ = [
     "raised_by_the_simulation",
     "report_text",
     "reproduce_command",
+    "systematic_text",
 ]
 
 
@@ -53,6 +56,8 @@ class Settings:
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+# The user property an explore="systematic" item's report carries its verdict in.
+SYSTEMATIC_PROPERTY = "sockfake_systematic"
 
 
 def raised_by_the_simulation(error: BaseException) -> bool:
@@ -106,6 +111,17 @@ def _command(settings: Settings, nodeid: str) -> str:
     if settings.explore is not None:
         parts.append(f"--sockfake-explore={settings.explore}")
     return " ".join(parts)
+
+
+def systematic_text(schedules: int, bound: int, *, failed: bool, exhausted: bool,
+                    command: str) -> str:
+    """An explore="systematic" item's verdict; after a failure, how to get it again:
+    the search is deterministic, so the item's own command runs the same schedules."""
+    text = systematic_verdict(schedules, bound, failed=failed, exhausted=exhausted)
+    if failed:
+        text += (f"; reproduce: {command} (the search is deterministic: it runs the same "
+                 f"{schedules} schedules and fails at the last)")
+    return text
 
 
 def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed: int | None
@@ -165,8 +181,12 @@ class ExplorationSummary:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.runs: dict[str, dict[int, bool]] = {}  # test -> schedule -> failed
+        self.systematic: dict[str, str] = {}  # test -> its explore="systematic" verdict
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == SYSTEMATIC_PROPERTY:
+                self.systematic[report.nodeid] = str(value)
         base, bracket, params = report.nodeid.partition("[")
         found = _SCHEDULE.search(params.rstrip("]")) if bracket else None
         if found is None:
@@ -179,10 +199,12 @@ class ExplorationSummary:
             schedules[index] = schedules.get(index, False) or bool(report.failed)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.runs:
+        if not self.runs and not self.systematic:
             return
         settings = self.config.stash[SETTINGS_KEY]
         terminalreporter.section("sockfake exploration")
+        for test, verdict in sorted(self.systematic.items()):
+            terminalreporter.write_line(f"{test}: {verdict}")
         for test, schedules in sorted(self.runs.items()):
             failed = sorted(index for index, bad in schedules.items() if bad)
             line = f"{test}: {len(schedules)} schedules ran, {len(failed)} failed"

@@ -55,14 +55,17 @@ from sockfake.plugin_campaigns import (
 )
 from sockfake.plugin_reports import (
     SETTINGS_KEY,
+    SYSTEMATIC_PROPERTY,
     ExplorationSummary,
     Settings,
     determinism_text,
     hide_simulation_frames,
     raised_by_the_simulation,
     report_text,
+    reproduce_command,
+    systematic_text,
 )
-from sockfake.settings import MAX_EXPLORE, MAX_SEED, NetworkKind
+from sockfake.settings import MAX_EXPLORE, MAX_SEED, SYSTEMATIC_MAX_SCHEDULES, NetworkKind
 from sockfake.testing import (
     NETWORK_MODES,
     NetworkSettings,
@@ -104,6 +107,9 @@ _bed_key = pytest.StashKey["Testbed"]()
 _call_failed_key = pytest.StashKey[bool]()
 _events_key = pytest.StashKey[Any]()  # the Trace of the test's simulated network
 _ran_tests_key = pytest.StashKey[bool]()
+# explore="systematic": the decisions this run follows, and the policy that logged it.
+_prefix_key = pytest.StashKey[list[str]]()
+_policy_key = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -449,8 +455,10 @@ class _CampaignSide:
             options = parse_options(kwargs, item.config.stash[_settings_key].network)
         except (ValueError, TypeError):
             return False  # the bad marker errors the test at set-up, as ever
-        if "seed" in kwargs:
-            return False  # pinned by the marker: one seed is what the test asks for
+        if "seed" in kwargs or options.systematic:
+            # Pinned by the marker: one seed is what the test asks for; or systematic:
+            # its schedules are enumerated, not drawn from seeds.
+            return False
         callspec = getattr(item, "callspec", None)
         kind = callspec.params.get("sockfake_network_kind") if callspec is not None else None
         return (kind or options.network) == "sim"
@@ -583,6 +591,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """With --sockfake-check-determinism, a failing simulated test runs again with the
     same seed; if the traces differ, its report says where and why."""
     settings = item.config.stash[_settings_key]
+    bound = _systematic_bound(item)
+    if bound is not None:
+        _run_systematic(item, nextitem, bound)
+        return True
     if not settings.check_determinism or not _uses_sockfake(item):
         return None
     from _pytest.runner import runtestprotocol
@@ -604,6 +616,69 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _systematic_bound(item: pytest.Item) -> int | None:
+    """The preemption bound of a simulated item under explore="systematic", else None
+    (a bad marker: None too, and set-up reports it)."""
+    if not _uses_sockfake(item):
+        return None
+    settings = item.config.stash[_settings_key]
+    try:
+        options = parse_options(_explore_kwargs(item, settings), settings.network)
+    except (ValueError, TypeError):
+        return None
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("sockfake_network_kind") if callspec is not None else None
+    if not options.systematic or (kind or options.network) == "real":
+        return None
+    return options.preemption_bound
+
+
+def _run_systematic(item: pytest.Item, nextitem: pytest.Item | None, bound: int) -> None:
+    """explore="systematic": run the item under every schedule with at most ``bound``
+    preemptions (``ScheduleSearch``, partial-order reduced), each a fresh set-up, call
+    and teardown, until one fails; log the last run's reports with the verdict."""
+    from _pytest.runner import runtestprotocol
+
+    from sockfake.sim.kernel.systematic import ScheduleSearch
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    search = ScheduleSearch(bound)
+    reports: list[pytest.TestReport] = []
+    ran = 0
+    exhausted = failed = False
+    while not failed:
+        prefix = search.next_prefix()
+        if prefix is None:
+            exhausted = True
+            break
+        if ran >= SYSTEMATIC_MAX_SCHEDULES:
+            break
+        if ran:
+            item._initrequest()  # type: ignore[attr-defined]  # fresh fixtures
+            for key in (_bed_key, _call_failed_key, _events_key, _policy_key):
+                _forget(item, key)
+        item.stash[_prefix_key] = prefix
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        ran += 1
+        policy = item.stash.get(_policy_key, None)
+        failed = any(report.failed for report in reports)
+        if policy is None or any(report.skipped for report in reports):
+            break  # no simulated run to branch from
+        if not failed:
+            search.record(prefix, policy)
+    settings = item.config.stash[_settings_key]
+    text = systematic_text(ran, bound, failed=failed, exhausted=exhausted,
+                              command=reproduce_command(item, settings))
+    for report in reports:
+        if report.failed or (report.when == "call" and not failed):
+            _add_section(report, "sockfake systematic", text)
+            report.user_properties.append((SYSTEMATIC_PROPERTY, text))
+            break
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
 def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
@@ -670,7 +745,8 @@ def sockfake_network(
         # would pass or fail for reasons that have nothing to do with its marker.
         wanted = ", ".join(f"{key}={value!r}" for key, value in options.conditions.items())
         pytest.skip(f"sockfake: link conditions ({wanted}) need the simulated network")
-    net = make_network(kind, seed, options)
+    prefix = item.stash.get(_prefix_key, None) if options.systematic else None
+    net = make_network(kind, seed, options, replay=prefix)
     bed = Testbed(
         net, kind, seed=seed if kind == "sim" else None, handler_errors=options.handler_errors
     )
@@ -703,6 +779,8 @@ def sockfake_network(
             item.stash[_events_key] = net.trace
         if kind == "sim":
             record_schedule(item, net)
+            if options.systematic:
+                item.stash[_policy_key] = net.kernel.base_policy
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

@@ -60,6 +60,7 @@ OPTION_KEYS = (
     "allow_real",
     "nemesis",
     "explore",
+    "preemption_bound",
     "switch_points",
     "pct_depth",
     "pct_steps",
@@ -78,6 +79,10 @@ DEFAULT_TIME_LIMIT = 86400.0
 MAX_TIME_LIMIT = 1e9  # virtual seconds, about 31 years; None: no limit
 MAX_STALL_TIMEOUT = 3600.0  # real seconds
 MAX_EXPLORE = 10_000  # schedules, one pytest item each
+MAX_PREEMPTION_BOUND = 10  # explore="systematic": the schedules grow as n**bound
+# explore="systematic" in one item: the schedules it runs at most before it says it
+# stopped short (a test too big to exhaust fails instead of running for hours).
+SYSTEMATIC_MAX_SCHEDULES = 10_000
 MAX_PCT_DEPTH = 1000
 MAX_PCT_STEPS = 10_000_000  # decisions a PCT run spreads its change points over
 MAX_TRACE_LIMIT = 10**9  # events; trace_limit=None keeps every event
@@ -127,6 +132,10 @@ class NetworkSettings:
     # sockfake.sim.intercept.allow_real), validated; None: the ini option's, or none.
     allow_real: Any = None
     explore: int | None = None  # run under this many schedules (one pytest item each)
+    # explore="systematic": every schedule with at most preemption_bound preemptions,
+    # in one item (explore stays None).
+    systematic: bool = False
+    preemption_bound: int = 2
     # None: "calls", or under a swarm drawn per seed.
     switch_points: SwitchPoints | None = None
     pct_depth: int | None = None  # None: 3, or under a swarm drawn per seed
@@ -202,6 +211,26 @@ def _flag(kwargs: dict[str, Any], key: str) -> bool:
     return value
 
 
+def _systematic(kwargs: dict[str, Any], options: NetworkSettings) -> None:
+    """explore="systematic", its preemption_bound, and the scheduling it implies."""
+    if kwargs.get("scheduling", "systematic") != "systematic":
+        raise SockfakeValueError(
+            f"explore=\"systematic\" chooses every decision itself: scheduling="
+            f"{kwargs['scheduling']!r} cannot be set with it"
+        )
+    options.systematic = True
+    options.scheduling = "systematic"
+    if "preemption_bound" in kwargs:
+        bound = kwargs["preemption_bound"]
+        if isinstance(bound, bool) or not isinstance(bound, int) or not (
+                0 <= bound <= MAX_PREEMPTION_BOUND):
+            raise SockfakeValueError(
+                f"preemption_bound={bound!r} must be an int from 0 to "
+                f"{MAX_PREEMPTION_BOUND} (the schedules grow as threads ** bound)"
+            )
+        options.preemption_bound = bound
+
+
 def parse_options(
     kwargs: dict[str, Any], default_network: NetworkMode = "sim"
 ) -> NetworkSettings:
@@ -252,9 +281,16 @@ def parse_options(
                 "(('requests',)), whose code then gets line and opcode switch points too"
             )
         options.switch_packages = tuple(names)
-    if "explore" in kwargs and kwargs["explore"] is not None:
+    if kwargs.get("explore") == "systematic":
+        _systematic(kwargs, options)
+    elif "preemption_bound" in kwargs:
+        raise SockfakeValueError(
+            "preemption_bound= is the bound of explore=\"systematic\", which this marker "
+            f"does not set (explore={kwargs.get('explore')!r})"
+        )
+    elif "explore" in kwargs and kwargs["explore"] is not None:
         options.explore = _count(
-            kwargs, "explore", "a number of schedules, >= 1", MAX_EXPLORE
+            kwargs, "explore", "a number of schedules, >= 1, or \"systematic\"", MAX_EXPLORE
         )
         if "scheduling" not in kwargs:
             # Each schedule draws its policy, switch points and PCT depth from its seed

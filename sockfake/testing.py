@@ -805,7 +805,10 @@ def make_network(
     kind: NetworkKind,
     seed: int,
     options: NetworkSettings,
+    replay: list[str] | None = None,
 ) -> Any:
+    """The network a test runs on; ``replay``: the decisions a simulated one follows
+    (explore="systematic" gives each run its prefix)."""
     if kind == "real":
         from sockfake.network import REAL_NETWORK
 
@@ -823,6 +826,7 @@ def make_network(
         switch_packages=options.switch_packages,
         pin_cpu=options.pin_cpu,
         trace_limit=options.trace_limit,
+        replay=replay,
         **options.conditions,
     )
 

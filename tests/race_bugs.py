@@ -487,6 +487,51 @@ def check_then_debit(network: Any, fixed: bool = False) -> bool:
     return account["balance"] < 0
 
 
+# -- small scenarios, for systematic exploration ------------------------------------------
+
+
+def independent_locks(network: Any) -> bool:
+    """Two threads, each taking its own lock twice: nothing one does depends on the
+    other (partial-order reduction runs one order of them). Never shows a bug."""
+    locks = [threading.Lock(), threading.Lock()]
+    counts = [0, 0]
+
+    def work(index: int) -> None:
+        for _ in range(2):
+            with locks[index]:
+                counts[index] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return counts != [2, 2]
+
+
+def debit_twice(network: Any, fixed: bool = False) -> bool:
+    """Two threads debit 60 from 100 under one lock: the check and the debit in one hold
+    (fixed), or in two (the bug: both see 100, the balance goes to -20)."""
+    account = {"balance": 100}
+    lock = threading.Lock()
+
+    def debit() -> None:
+        with lock:
+            balance = account["balance"]
+            if fixed and balance >= 60:
+                account["balance"] -= 60
+        if not fixed and balance >= 60:
+            with lock:
+                account["balance"] -= 60
+
+    threads = [threading.Thread(target=debit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return account["balance"] < 0
+
+
 REAL_CODE_BUGS: dict[str, Callable[..., bool]] = {
     "connection cache": connection_cache,
     "lost wake-up": lost_wakeup,

@@ -31,7 +31,7 @@ import sys
 import threading
 import time as _real_time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NoReturn
 
 import sockfake.sim.kernel.line_switches as line_switches
@@ -58,6 +58,7 @@ from sockfake.sim.kernel.scheduling import (
     draw_swarm,
     make_policy,
 )
+from sockfake.sim.kernel.systematic import WAKES, Systematic
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
@@ -192,6 +193,10 @@ class Kernel:
                              pct_steps=pct_steps, replay=replay)
         # The policy itself, unwrapped (an explorer reads a Systematic policy's log).
         self.base_policy = policy
+        # Systematic exploration's partial-order reduction: told what each switch
+        # point touches (``Systematic.access``); None under every other policy.
+        self.access_observer: Callable[[SimThread, Hashable | None], None] | None = (
+            policy.access if isinstance(policy, Systematic) else None)
         # FIFO needs no record: its schedule follows from the code alone.
         self._recorder = Recorder(policy) if policy_name != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy
@@ -647,12 +652,30 @@ class Kernel:
             if callable(handler):  # it may have been reset since
                 handler(signum, sys._getframe(0))
 
-    def preemption_point(self, what: str) -> None:
+    def preemption_point(self, what: str, resource: Hashable | None = None,
+                         before: bool = False) -> None:
         """A switch point: when exploring (random, pct, replay) the policy may hand the
         turn to another ready thread here. Every simulated operation is one; the
-        per-message ones call it only ``if kernel.preempts`` (a call saved under FIFO)."""
+        per-message ones call it only ``if kernel.preempts`` (a call saved under FIFO).
+
+        ``resource``: what the operation next to this point touches (a connection, a
+        lock, a queue), for systematic exploration's partial-order reduction: two
+        threads' operations on one resource are dependent; None: unknown, dependent
+        with everything. The operation is the one just done (a send, a release), or
+        with ``before=True`` the one about to be done (an acquire)."""
         # Only a simulated thread is switched: a thread outside the simulation may set
         # an event or release a lock of it, and must not give up a turn it never had.
+        observer = self.access_observer
+        if observer is not None and _get_ident() in self._by_ident:
+            # The operation belongs to the stretch of code it is in: the one the
+            # decision here ends, or (before=True) the one it starts.
+            if not before:
+                observer(self.current, resource)
+            if self._ready and self.policy.preempt(self.current, self._ready):
+                self.yield_turn(what)
+            if before:
+                observer(self.current, resource)
+            return
         if (self.preempts and self._ready and _get_ident() in self._by_ident
                 and self.policy.preempt(self.current, self._ready)):
             self.yield_turn(what)
@@ -668,6 +691,11 @@ class Kernel:
         thread.wake_reason = reason
         thread.state = "ready"
         self._ready.append(thread)
+        if (self.access_observer is not None and reason == "notify"
+                and not self._timers.running and _get_ident() in self._by_ident):
+            # The running thread's operation woke it: what it does next follows that
+            # operation (systematic exploration's happens-before).
+            self.access_observer(self.current, (WAKES, thread.name))
 
     def _pick_next(self) -> SimThread | None:
         while True:

@@ -42,6 +42,9 @@ __all__ = ["Switches", "under_test"]
 
 Tracer = Callable[[FrameType, str, Any], Any]
 
+# What a line or opcode switch point touches (systematic exploration's partial-order
+# reduction): Python objects the simulation cannot see, so all of them, one resource.
+MEMORY = ("memory", 0)
 _SKIP = tuple(
     {
         str(Path(__file__).resolve().parents[2]) + os.sep,  # sockfake (this is sim/kernel/)
@@ -94,7 +97,7 @@ def _tracer(switches: Switches) -> Tracer:
 
     def local(frame: FrameType, event: str, arg: Any) -> Any:
         if event == event_name:
-            kernel.preemption_point(event_name)
+            kernel.preemption_point(event_name, MEMORY)
         return local
 
     def global_(frame: FrameType, event: str, arg: Any) -> Any:
@@ -179,7 +182,7 @@ class _Monitoring:
         if not under_test(code.co_filename, switches.packages):
             return None if self._packages else self._mon.DISABLE
         if switches.opcodes == opcodes:
-            switches.kernel.preemption_point("opcode" if opcodes else "line")
+            switches.kernel.preemption_point("opcode" if opcodes else "line", MEMORY)
         return None
 
     def _on_line(self, code: CodeType, line: int) -> Any:

@@ -24,8 +24,9 @@ bytecode of handler code), should the running thread give the turn up now?
   (``calls``, ``lines`` or ``opcodes``) and PCT's depth, so N schedules cover what
   would otherwise need a mode per bug. A knob set explicitly is kept, not drawn.
 - ``systematic``: follows a given prefix of decisions, then never preempts, and writes
-  down each decision's alternatives (``Systematic``); ``sockfake.exploration``
-  enumerates schedules with it.
+  down each decision's alternatives and what each thread touched
+  (``sockfake.sim.kernel.systematic``); ``sockfake.exploration`` and the plugin's
+  ``explore="systematic"`` enumerate schedules with it.
 - replay: a recorded list of choices (thread names) is followed exactly; where the
   recorded thread is not ready (the code changed), the policy it wraps decides.
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POLICIES", "SWITCH_POINTS", "Policy", "SchedulingPolicy", "SwarmDraw", "SwitchPoints",
-    "Systematic", "draw_swarm", "make_policy",
+    "STAY", "YIELD", "draw_swarm", "make_policy",
 ]  # fmt: skip
 
 # The scheduling policies by name (``scheduling=``), and where a thread may be switched
@@ -309,62 +310,13 @@ class Replay:
         return self._fallback.preempt(current, ready)
 
 
-class Systematic:
-    """Follows ``prefix`` (decisions as ``Recorder`` writes them), then runs without
-    preempting (``STAY``; the longest-waiting ready thread); writes down every decision
-    with its alternatives (``log``), so an explorer can branch at each one.
-
-    After a ``YIELD`` the yielding thread is not among the alternatives of the pick
-    that follows: choosing it again is the ``STAY`` branch's schedule.
-    """
-
-    name = "systematic"
-
-    def __init__(self, prefix: Sequence[str]) -> None:
-        self._prefix = list(prefix)
-        self.log: list[tuple[tuple[str, ...], str]] = []  # (alternatives, chosen)
-        self._yielded: SimThread | None = None
-        self.diverged = False  # the prefix did not fit (the run is not deterministic)
-
-    def adopt(self, thread: SimThread) -> None:
-        pass
-
-    def forget(self, thread: SimThread) -> None:
-        pass
-
-    def _choose(self, options: tuple[str, ...], default: str) -> str:
-        index = len(self.log)
-        chosen = default
-        if index < len(self._prefix):
-            wanted = self._prefix[index]
-            if wanted in options:
-                chosen = wanted
-            else:
-                self.diverged = True
-        self.log.append((options, chosen))
-        return chosen
-
-    def pick(self, ready: Sequence[SimThread]) -> int:
-        yielded, self._yielded = self._yielded, None
-        candidates = [i for i, thread in enumerate(ready) if thread is not yielded] or [0]
-        if len(candidates) == 1:
-            return candidates[0]
-        names = tuple(ready[i].name for i in candidates)
-        chosen = self._choose(names, names[0])
-        return candidates[names.index(chosen)]
-
-    def preempt(self, current: SimThread, ready: Sequence[SimThread]) -> bool:
-        if self._choose((STAY, YIELD), STAY) == YIELD:
-            self._yielded = current
-            return True
-        return False
-
-
 def make_policy(
     name: str, rng: random.Random, *, pct_depth: int = 3, pct_steps: int | None = None,
     replay: Sequence[str] | None = None,
 ) -> Policy:
     if name == "systematic":
+        from sockfake.sim.kernel.systematic import Systematic
+
         return Systematic(replay or ())
     if name == "swarm":
         raise SockfakeValueError("a swarm is a policy per seed: draw_swarm() picks it first")

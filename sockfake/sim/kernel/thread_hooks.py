@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from sockfake.sim.kernel.core import current_kernel
+from sockfake.sim.kernel.systematic import STARTS
 from sockfake.sim.kernel.threads import SimThread
 
 __all__ = ["install"]
@@ -35,7 +36,7 @@ def _start(self: threading.Thread) -> None:
         kernel.forget(sim_thread)
         raise
     kernel.calls += 1  # starting an OS thread is the simulation's work, not a stall
-    kernel.preemption_point("thread start")
+    kernel.preemption_point("thread start", (STARTS, sim_thread.name))
 
 
 def _join(self: threading.Thread, timeout: float | None = None) -> None:

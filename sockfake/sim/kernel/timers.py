@@ -66,11 +66,13 @@ class Timers:
     """Timers and pending wait deadlines in ``(when, seq)`` order (see the module)."""
 
     __slots__ = ("_wake", "_heap", "_compact_at", "_seq", "_deadlines",
-                 "_deadlines_compact_at", "_earliest_deadline")
+                 "_deadlines_compact_at", "_earliest_deadline", "running")
 
     def __init__(self, wake: Callable[[SimThread, str], None]) -> None:
         # Called as wake(thread, "timeout") when a wait's deadline passes.
         self._wake = wake
+        # Inside run_due(): what a callback wakes, no thread's operation woke.
+        self.running = False
         # A heap of (when, seq, timer), cancelled timers included: (when, seq) is unique,
         # so the heap compares floats and ints in C and never the timers themselves.
         self._heap: list[tuple[float, int, Timer]] = []
@@ -149,10 +151,16 @@ class Timers:
         if self._earliest_deadline <= now:
             self.schedule_deadlines()
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            timer = heapq.heappop(heap)[2]
-            if not timer.cancelled:
-                timer.callback()
+        if not (heap and heap[0][0] <= now):
+            return
+        self.running = True
+        try:
+            while heap and heap[0][0] <= now:
+                timer = heapq.heappop(heap)[2]
+                if not timer.cancelled:
+                    timer.callback()
+        finally:
+            self.running = False
 
     def live(self) -> list[Timer]:
         """The timers in the heap not cancelled, in heap order (not sorted)."""

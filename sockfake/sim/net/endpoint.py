@@ -117,6 +117,15 @@ class Endpoint:
         # The last datagram's route: (remote, local, receiving host, source, link).
         self.datagram_route: tuple[Any, ...] | None = None
 
+    @property
+    def resource(self) -> tuple[str, int]:
+        """What this endpoint's operations touch, for systematic exploration's
+        partial-order reduction: a connection's two ends share one (a send and the
+        matching receive are dependent)."""
+        if self.connection_id:
+            return ("connection", self.connection_id)
+        return ("endpoint", id(self))
+
     def describe(self) -> str:
         """Short name for the trace: the local address, or the descriptor."""
         return str(self.local if self.local is not None else f"fd{self.fd}")

@@ -8,12 +8,13 @@ those queues in virtual time, so a server's ``serve_forever`` lets the clock adv
 from __future__ import annotations
 
 import selectors
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 from sockfake.errors import SockfakeValueError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.kernel.threads import WaitQueue
+from sockfake.sim.net.socket_state import ACCEPTS, State
 
 __all__ = ["Selectable", "SimSelector", "SimWaker"]
 
@@ -150,7 +151,7 @@ class SimSelector(selectors.BaseSelector):
                 queues.append(target.changed)
             if ready:
                 kernel.found_ready("select")  # busy, not spinning (unless it idles)
-                kernel.preemption_point("select")
+                kernel.preemption_point("select", _resource(self._lookup(ready[0][0].fd)))
                 return ready
             if deadline is not None and deadline <= kernel.now:
                 if timeout is not None and timeout <= 0:
@@ -175,3 +176,12 @@ class SimSelector(selectors.BaseSelector):
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return _SelectorMapping(self._keys)
+
+
+def _resource(target: object) -> Hashable | None:
+    """What a select that found ``target`` ready read (partial-order reduction): its
+    connection, or a listening socket's backlog; None (anything) for a waker."""
+    endpoint = getattr(target, "ep", None)
+    if endpoint is None:
+        return None
+    return ACCEPTS if endpoint.state is State.LISTENING else endpoint.resource

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Event", "State", "TRANSITIONS", "advance", "allows"]
+__all__ = ["ACCEPTS", "BACKLOG", "DATAGRAMS", "Event", "State", "TRANSITIONS", "advance", "allows"]
 
 
 class State(enum.Enum):
@@ -88,3 +88,14 @@ def advance(state: State, event: Event) -> State:
         return TRANSITIONS[(state, event)]
     except KeyError:
         raise AssertionError(f"socket state machine: no move for {event} in {state}") from None
+
+
+# Resources of the operations that reach other endpoints than their own (systematic
+# exploration's partial-order reduction): connect() fills a listening socket's
+# backlog (two connects' order is the order they are accepted in); accept() and a
+# select that finds a listener ready take from it (two accepts race for one
+# connection; an accept cannot come before the connect it takes, so the two are not
+# reordered); datagrams go wherever they are addressed. Each is one resource.
+BACKLOG = ("backlog", 0)
+ACCEPTS = ("accepts", 0)
+DATAGRAMS = ("datagrams", 0)

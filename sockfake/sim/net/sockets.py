@@ -40,7 +40,7 @@ from sockfake.sim.net.socket_args import (
     timeout_value,
     writable_view,
 )
-from sockfake.sim.net.socket_state import Event, State, advance, allows
+from sockfake.sim.net.socket_state import ACCEPTS, BACKLOG, DATAGRAMS, Event, State, advance, allows
 from sockfake.sim.trace.recorder import Lazy
 
 if TYPE_CHECKING:
@@ -424,7 +424,7 @@ class SimSocket:
             self._released_name = None
             self._connect_reported = False
             self._transport.start_connect(self.ep)
-            self._kernel.preemption_point("connect")
+            self._kernel.preemption_point("connect", BACKLOG)
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
@@ -490,7 +490,7 @@ class SimSocket:
         # default timeout. The descriptor was taken when the SYN arrived.
         conn._timeout = socket.getdefaulttimeout()
         self._transport.trace("accept", Lazy((texts.ACCEPTED, self.ep.local, conn.ep.remote)))
-        self._kernel.preemption_point("accept")
+        self._kernel.preemption_point("accept", ACCEPTS)
         return conn, unix_name(conn.ep.remote)
 
     # -- streams: data ------------------------------------------------------------
@@ -558,7 +558,7 @@ class SimSocket:
             chunk = view if count == len(view) and isinstance(view, bytes) else bytes(view[:count])
             self._transport.send_stream(self.ep, chunk)
         if self._kernel.preempts:
-            self._kernel.preemption_point("send")
+            self._kernel.preemption_point("send", self.ep.resource)
         return count
 
     def sendall(self, data: Any, flags: object = 0) -> None:
@@ -667,7 +667,7 @@ class SimSocket:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
                                           dst=self.ep.local, conn=self.ep.connection_id,
                                           length=0)
-                self._kernel.preemption_point("recv")
+                self._kernel.preemption_point("recv", self.ep.resource)
                 return b""
             if self.ep.state not in (State.CONNECTED, State.CONNECTING):
                 raise os_error(errno.ENOTCONN)
@@ -683,7 +683,7 @@ class SimSocket:
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)
         if self._kernel.preempts:
-            self._kernel.preemption_point("recv")
+            self._kernel.preemption_point("recv", self.ep.resource)
         return data
 
     def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
@@ -849,7 +849,7 @@ class SimSocket:
                 raise os_error(errno.EPIPE)
         self._transport.send_datagram(self.ep, payload, remote)
         if self._kernel.preempts:
-            self._kernel.preemption_point("sendto")
+            self._kernel.preemption_point("sendto", DATAGRAMS)
         return len(payload)
 
     def _check_shut_wr(self) -> None:
@@ -921,7 +921,7 @@ class SimSocket:
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])
         if self._kernel.preempts:
-            self._kernel.preemption_point("recvfrom")
+            self._kernel.preemption_point("recvfrom", DATAGRAMS)
         if self.family == _AF_UNIX:
             address = unix_name(address)
         if whole:
@@ -1054,7 +1054,7 @@ class SimSocket:
         if self._io_refs <= 0:
             self._real_close()
         if not self._kernel.closed and self._kernel.is_simulated_caller():
-            self._kernel.preemption_point("close")
+            self._kernel.preemption_point("close", self.ep.resource)
 
     def _real_close(self) -> None:
         if self.ep.fd < 0:

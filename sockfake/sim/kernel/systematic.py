@@ -1,0 +1,292 @@
+"""Systematic exploration: the policy that follows a prefix of decisions, and the search
+that enumerates schedules with it, up to a preemption bound, with or without
+partial-order reduction.
+
+A schedule is the list of decisions where there was a choice (as ``Recorder`` writes
+them): at a switch point with other threads ready, ``STAY`` (free) or ``YIELD`` (one
+preemption); when the running thread blocks, finishes or yields, which ready thread
+runs (free). A run follows its prefix and then never preempts. ``ScheduleSearch``
+takes the runs fewest preemptions first (iterative context bounding, as CHESS does).
+
+Without reduction every decision past a run's prefix branches into each alternative.
+With it (the default), a run branches only where two threads' operations are
+dependent (dynamic partial-order reduction, after Flanagan and Godefroid, POPL 2005,
+and tokio-rs/loom): the kernel tells the policy what each switch point touches (a
+connection, which a send and the matching receive share; a lock; a queue; a listening
+socket's backlog), and for each operation the search finds, per other thread, its
+latest operation on the same resource that is not already ordered before this one;
+at the decision that let that one run, this thread runs instead in a new schedule.
+Schedules that differ only in the order of independent operations are run once.
+
+What the reduction cannot see: Python objects two threads share without a simulated
+operation between (a dict, an attribute): the code between two switch points is one
+step, and two steps are dependent only through what the switch points name, except a
+thread's last step (from its last switch point to its end), which counts as touching
+everything. Two operations are ordered (happens-before, as vector clocks) by the
+dependencies seen so far, a thread's start (its starter's past comes first) and a
+wake-up (a waiter woken by a release, a put, a send comes after it); a race is a
+dependent pair not already ordered so. A wake-up by a timer (a delayed delivery) orders
+nothing, so the pair stays a race (branches the safe way). With the bound the search
+is not complete relative to the unreduced bounded search (a reversal that needs more
+preemptions than the bound is dropped, Coons et al., OOPSLA 2013).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from sockfake.sim.kernel.scheduling import STAY, YIELD
+
+if TYPE_CHECKING:
+    from sockfake.sim.kernel.threads import SimThread
+
+__all__ = ["STARTS", "WAKES", "Access", "Decision", "ScheduleSearch", "Systematic"]
+
+# Not resources but orderings, recorded as accesses: a thread start (STARTS, the new
+# thread's name) and a wake-up (WAKES, the woken thread's name): what the thread does
+# next follows what the starter or waker did so far.
+STARTS = "starts"
+WAKES = "wakes"
+
+
+class Decision(NamedTuple):
+    """One logged decision. ``current``: the thread at a switch point (a STAY/YIELD
+    decision), "" at a pick; ``ready``: the other threads ready at a switch point."""
+
+    options: tuple[str, ...]
+    chosen: str
+    current: str
+    ready: tuple[str, ...]
+
+
+class Access(NamedTuple):
+    """A thread touched ``resource`` (None: unknown, dependent with everything) in the
+    stretch of code it was given the turn for at decision ``turn`` (-1: before any)."""
+
+    thread: str
+    resource: Hashable | None
+    turn: int
+
+
+class Systematic:
+    """Follows ``prefix``, then runs without preempting (``STAY``; the longest-waiting
+    ready thread); writes down every decision with its alternatives (``log``) and every
+    access to a resource at a switch point (``accesses``), so a search can branch.
+
+    After a ``YIELD`` the yielding thread is not among the alternatives of the pick
+    that follows: choosing it again is the ``STAY`` branch's schedule.
+    """
+
+    name = "systematic"
+
+    def __init__(self, prefix: Sequence[str]) -> None:
+        self._prefix = list(prefix)
+        self.log: list[Decision] = []
+        self.accesses: list[Access] = []
+        # Thread name -> the decision that last gave it the turn.
+        self._turn: dict[str, int] = {}
+        self._yielded: SimThread | None = None
+        self.diverged = False  # the prefix did not fit (the run is not deterministic)
+
+    def adopt(self, thread: SimThread) -> None:
+        pass
+
+    def forget(self, thread: SimThread) -> None:
+        # A thread's last stretch of code (after its last switch point) may have written
+        # anything a thread reads after it ends (a result, a flag): dependent with
+        # everything. Without it, an order violation on a plain attribute (a value
+        # published by a thread with no switch point) would never be reversed.
+        self.access(thread, None)
+
+    def _choose(self, options: tuple[str, ...], default: str, current: str,
+                ready: tuple[str, ...]) -> str:
+        index = len(self.log)
+        chosen = default
+        if index < len(self._prefix):
+            wanted = self._prefix[index]
+            if wanted in options:
+                chosen = wanted
+            else:
+                self.diverged = True
+        self.log.append(Decision(options, chosen, current, ready))
+        return chosen
+
+    def pick(self, ready: Sequence[SimThread]) -> int:
+        yielded, self._yielded = self._yielded, None
+        candidates = [i for i, thread in enumerate(ready) if thread is not yielded] or [0]
+        index = candidates[0]
+        if len(candidates) > 1:
+            names = tuple(ready[i].name for i in candidates)
+            index = candidates[names.index(self._choose(names, names[0], "", ()))]
+        self._turn[ready[index].name] = len(self.log) - 1
+        return index
+
+    def preempt(self, current: SimThread, ready: Sequence[SimThread]) -> bool:
+        others = tuple(thread.name for thread in ready)
+        if self._choose((STAY, YIELD), STAY, current.name, others) == YIELD:
+            self._yielded = current
+            return True
+        self._turn[current.name] = len(self.log) - 1
+        return False
+
+    def access(self, thread: SimThread, resource: Hashable | None) -> None:
+        """The kernel's ``access_observer``: ``thread`` is at a switch point that
+        touches ``resource``."""
+        name = thread.name
+        self.accesses.append(Access(name, resource, self._turn.get(name, -1)))
+
+
+Clock = dict[str, int]  # a vector clock: thread -> how many of its accesses are known
+
+
+def _join(into: Clock, other: Clock) -> None:
+    for thread, count in other.items():
+        if count > into.get(thread, 0):
+            into[thread] = count
+
+
+def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
+    """For each access, the latest earlier access of another thread it depends on (the
+    same resource, or an unknown one) and does not already follow from (vector clocks
+    over the dependencies seen so far, and a thread's start): (the decision that gave
+    that one its turn, the thread that should run there instead)."""
+    clocks: dict[str, Clock] = {}
+    # Per resource, per thread: its latest access (position, own count, turn); the
+    # clock every access to the resource has joined.
+    by_resource: dict[Hashable, dict[str, tuple[int, int, int]]] = {}
+    resource_clocks: dict[Hashable, Clock] = {}
+    unknown: dict[str, tuple[int, int, int]] = {}  # accesses to an unknown resource
+    unknown_clock: Clock = {}
+    latest: dict[str, tuple[int, int, int]] = {}  # every access
+    every_clock: Clock = {}
+    # Threads woken by a thread's operation, to order after it once its access (at the
+    # switch point after the operation) is recorded.
+    woken: dict[str, list[str]] = {}
+    for at, (thread, resource, turn) in enumerate(accesses):
+        clock = clocks.setdefault(thread, {})
+        if isinstance(resource, tuple) and resource[0] == STARTS:
+            # The started thread cannot have run a step before this.
+            _join(clocks.setdefault(str(resource[1]), {}), clock)
+            continue
+        if isinstance(resource, tuple) and resource[0] == WAKES:
+            woken.setdefault(thread, []).append(str(resource[1]))
+            continue
+        count = clock[thread] = clock.get(thread, 0) + 1
+        tables = [latest] if resource is None else [by_resource.get(resource, {}), unknown]
+        # Per other thread, its latest dependent access this one does not follow. Only
+        # the latest of all would do without a bound (the earlier ones come up in the
+        # runs that reverse it); within one, each reversal costs a preemption, so each
+        # thread's is reversed here directly.
+        racing: dict[str, tuple[int, int, int]] = {}
+        for table in tables:
+            for other, seen in table.items():
+                if (other != thread and clock.get(other, 0) < seen[1]
+                        and seen > racing.get(other, (-1, 0, -1))):
+                    racing[other] = seen
+        for _, _, earlier_turn in sorted(racing.values()):
+            if earlier_turn >= 0:
+                yield earlier_turn, thread
+        if resource is None:
+            _join(clock, every_clock)
+            unknown[thread] = (at, count, turn)
+            _join(unknown_clock, clock)
+        else:
+            _join(clock, resource_clocks.get(resource, {}))
+            _join(clock, unknown_clock)
+            by_resource.setdefault(resource, {})[thread] = (at, count, turn)
+            _join(resource_clocks.setdefault(resource, {}), clock)
+        latest[thread] = (at, count, turn)
+        _join(every_clock, clock)
+        for other in woken.pop(thread, ()):
+            _join(clocks.setdefault(other, {}), clock)
+
+
+def alternatives(decision: Decision, thread: str) -> list[list[str]]:
+    """The decisions that let ``thread`` run instead of what ``decision`` chose; every
+    other choice when it was not among the options (it may become ready through one)."""
+    if not decision.current:  # a pick
+        if thread == decision.chosen:
+            return []
+        if thread in decision.options:
+            return [[thread]]
+        return [[option] for option in decision.options if option != decision.chosen]
+    if decision.chosen == YIELD and thread == decision.current:
+        return [[STAY]]
+    ready = decision.ready
+    targets = [thread] if thread in ready else list(ready)
+    paths = [[YIELD, target] if len(ready) > 1 else [YIELD] for target in targets]
+    if decision.chosen == YIELD and thread not in ready:
+        paths.append([STAY])
+    return paths
+
+
+class _Trie:
+    """Every decision sequence run so far, to skip a prefix some run already covered."""
+
+    def __init__(self) -> None:
+        self._root: dict[str, dict[str, object]] = {}
+
+    def add(self, decisions: Sequence[str]) -> None:
+        node = self._root
+        for decision in decisions:
+            node = node.setdefault(decision, {})  # type: ignore[assignment]
+
+    def covers(self, decisions: Sequence[str]) -> bool:
+        node = self._root
+        for decision in decisions:
+            child = node.get(decision)
+            if child is None:
+                return False
+            node = child  # type: ignore[assignment]
+        return True
+
+
+class ScheduleSearch:
+    """The schedules still to run, fewest preemptions first: ``next_prefix()`` gives
+    one, ``record()`` reads its run and adds the schedules it branches into."""
+
+    def __init__(self, bound: int, *, reduction: bool = True) -> None:
+        self.bound = bound
+        self.reduction = reduction
+        self._pending: list[list[tuple[str, ...]]] = [[] for _ in range(bound + 1)]
+        self._pending[0].append(())
+        self._queued: set[tuple[str, ...]] = {()}
+        self._ran = _Trie()
+
+    def next_prefix(self) -> list[str] | None:
+        for level in self._pending:
+            while level:
+                prefix = level.pop()
+                if not (self.reduction and self._ran.covers(prefix) and prefix):
+                    return list(prefix)
+        return None
+
+    def record(self, prefix: Sequence[str], policy: Systematic) -> None:
+        log = policy.log
+        chosen = [decision.chosen for decision in log]
+        if self.reduction:
+            self._ran.add(chosen)
+            for index, thread in races(policy.accesses):
+                for path in alternatives(log[index], thread):
+                    self._add(chosen[:index] + path)
+            return
+        preemptions = sum(1 for decision in chosen[:len(prefix)] if decision == YIELD)
+        # Branch at every decision past the prefix (each path is one schedule).
+        for index in range(len(prefix), len(log)):
+            options, taken = log[index].options, log[index].chosen
+            for option in options:
+                if option != taken:
+                    cost = preemptions + (option == YIELD)
+                    if cost <= self.bound:
+                        self._pending[cost].append(tuple(chosen[:index] + [option]))
+            if taken == YIELD:
+                preemptions += 1
+
+    def _add(self, prefix: list[str]) -> None:
+        key = tuple(prefix)
+        cost = key.count(YIELD)
+        if cost > self.bound or key in self._queued or self._ran.covers(key):
+            return
+        self._queued.add(key)
+        self._pending[cost].append(key)
