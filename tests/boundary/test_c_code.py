@@ -25,6 +25,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # Looked up before any interception: calling these raises no audit event.
 _c_socket, _c_connect = _libc.socket, _libc.connect
 _c_socket.restype = _c_connect.restype = ctypes.c_int
+_c_dup2 = _libc.dup2
 
 
 def _sockaddr_in(address: tuple[str, int]) -> bytes:
@@ -119,6 +120,98 @@ def test_python_sockets_in_a_real_thread_are_not_taken_for_c_code(
         _original_start(thread)
         thread.join(60)
     assert held.is_set() and done.is_set()
+
+
+def test_a_c_socket_on_a_python_socket_objects_stale_descriptor_is_detected(
+    real_listener: RealListener, c_descriptors: list[int]
+) -> None:
+    """A Python socket object whose descriptor was closed behind its back keeps the
+    number, and C code's next socket may get it (placed there by dup2 here, as the
+    kernel's lowest-free-number rule would): the object does not own that socket."""
+    made = threading.Event()
+    python_sockets: list[socket.socket] = []
+    stale = -1
+
+    def outside() -> None:  # a real thread: its socket is Python's, and noted
+        python_sockets.append(socket.socket())
+        made.set()
+
+    try:
+        with pytest.raises(SockfakeRuntimeError) as detected:
+            with SimNetwork(seed=1) as net, net.intercept():
+                thread = threading.Thread(target=outside)
+                _original_start(thread)
+                thread.join(60)
+                assert made.is_set()
+                stale = python_sockets[0].fileno()
+                stray_sockets.look_now()  # reads the Python socket's descriptor
+                fd, error = _c_connection(real_listener.address)
+                assert error == 0
+                # The Python socket's own socket is closed; its number is C code's now.
+                assert _c_dup2(fd, stale) == stale
+                c_descriptors.append(stale)
+                os.close(fd)
+    finally:
+        for sock in python_sockets:
+            if stale in c_descriptors:
+                sock.detach()  # its number is C code's socket, closed with the others
+            else:
+                sock.close()
+    text = _detected(detected.value)
+    assert f"descriptor {stale}: TCP" in text
+    assert f"-> 127.0.0.1:{real_listener.port} (ESTABLISHED)" in text
+
+
+def test_a_sampler_listing_applied_late_does_not_lose_the_stray_seen_at_the_end(
+    real_listener: RealListener, c_descriptors: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sampler reads ``/proc/self/fd`` and then takes the lock to apply what it
+    read; descheduled in between (a loaded machine), it applies a listing older than the
+    interception's end's first look, which must not reset what that look saw (CI lost
+    a detection so: the end's second look found the socket unowned only since). Here
+    the sampler is held at those two points, so the interleaving is the same each run."""
+    read = stray_sockets.socket_inodes
+    sleeper = stray_sockets._sleeper
+    armed = threading.Event()
+    sampler_has_read = threading.Event()  # a listing from before the C socket, held...
+    end_has_looked = threading.Event()  # ...until the end's first look is done
+    sampler_has_applied = threading.Event()
+    end_has_finished = threading.Event()  # the sampler looks no more until then
+
+    def in_sampler() -> bool:
+        return threading.current_thread().name == stray_sockets.SAMPLER_NAME
+
+    def socket_inodes() -> dict[int, int]:
+        found = read()
+        if in_sampler() and armed.is_set() and not sampler_has_read.is_set():
+            sampler_has_read.set()
+            end_has_looked.wait(60)
+        return found
+
+    class Sleeper:
+        def acquire(self, blocking: bool, timeout: float) -> bool:
+            if not in_sampler():  # the end, between its looks
+                end_has_looked.set()
+                sampler_has_applied.wait(60)
+            elif end_has_looked.is_set() and not sampler_has_applied.is_set():
+                sampler_has_applied.set()
+                end_has_finished.wait(60)
+            return bool(sleeper.acquire(blocking, timeout))
+
+    monkeypatch.setattr(stray_sockets, "socket_inodes", socket_inodes)
+    monkeypatch.setattr(stray_sockets, "_sleeper", Sleeper())
+    try:
+        with pytest.raises(SockfakeRuntimeError) as detected:
+            with SimNetwork(seed=1) as net, net.intercept():
+                armed.set()
+                assert sampler_has_read.wait(60)
+                fd, error = _c_connection(real_listener.address)
+                c_descriptors.append(fd)
+                assert error == 0
+    finally:
+        end_has_finished.set()
+    assert sampler_has_applied.is_set()  # the late listing was applied between the looks
+    assert f"-> 127.0.0.1:{real_listener.port} (ESTABLISHED)" in _detected(detected.value)
 
 
 def test_a_stray_fails_the_run_at_its_next_clock_read(

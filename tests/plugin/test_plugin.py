@@ -36,9 +36,11 @@ def make_tests(pytester, body, name="test_it"):
 
 
 def run(pytester, *args, subprocess=False):
-    """pytest on the test files; Hypothesis' plugin costs 0.6 s a run and is not needed."""
+    """pytest on the test files; Hypothesis' plugin costs 0.6 s a run and is not needed,
+    and pytest-randomly's, where installed, would reorder the tests and reseed
+    ``random`` at each call with its own seed (not the test's)."""
     runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-    return runner("-p", "no:hypothesispytest", *args)
+    return runner("-p", "no:hypothesispytest", "-p", "no:randomly", *args)
 
 
 def test_passing_and_failing_tests_report_seed_trace_and_command(pytester):

@@ -15,15 +15,25 @@ of real time, and idles ``SAMPLER_IDLE_EXIT`` seconds after the last watch ends 
 it exits, so the next test's watch finds it running) and when it ends; a stray is
 reported once seen, unowned, in looks at least ``CONFIRM_AFTER`` seconds of real time
 apart (a socket Python is making, or accepting, is briefly a descriptor before its
-object owns it, and a loaded machine may deschedule the thread in between). Its
-description (protocol, local and peer address, TCP state) comes from
-``/proc/net/{tcp,tcp6,udp,udp6,unix}``. ``Interception.__exit__`` raises
+object owns it, and a loaded machine may deschedule the thread in between). A look
+reads the descriptors, then takes the lock to compare: a listing read before the
+newest one a watch has applied is ignored there (the sampler, descheduled between the
+two, would otherwise undo what the interception's end had just seen), and the end
+looks again until what it saw is confirmed or gone. Its description (protocol, local
+and peer address, TCP state) comes from ``/proc/net/{tcp,tcp6,udp,udp6,unix}``.
+``Interception.__exit__`` raises
 ``SockfakeRuntimeError`` naming them, which fails the test.
+
+A Python socket object owns the socket its descriptor named when a look first read it:
+a descriptor closed behind the object's back and given to C code's next socket stays
+C code's.
 
 What this cannot see: a socket that lives less than ``CONFIRM_AFTER`` (a short request
 by a C client; the simulated ports and the past epoch make most such calls fail at
-once instead), and it cannot tell C code in the simulated thread from C code in
-another thread of the process (a real gRPC server run beside a simulated test is
+once instead); a C socket given the number of a Python socket object's descriptor
+closed behind its back before any look read that object (looks are
+``SAMPLE_INTERVAL`` apart). It cannot tell C code in the simulated thread from C code
+in another thread of the process (a real gRPC server run beside a simulated test is
 reported too, unless the test allows it). Without ``/proc`` (not Linux) it does nothing.
 
 A test that uses real endpoints on purpose names them (``allow_real``, validated in
@@ -48,6 +58,7 @@ from sockfake.sim.kernel.thread_hooks import _original_start
 __all__ = [
     "CONFIRM_AFTER",
     "KNOWN_C_CLIENTS",
+    "Listing",
     "SAMPLER_IDLE_EXIT",
     "SAMPLE_INTERVAL",
     "StraySocket",
@@ -56,6 +67,7 @@ __all__ = [
     "check_run",
     "describe",
     "end",
+    "list_sockets",
     "look_now",
     "mark_delivered",
     "note_python_socket",
@@ -79,9 +91,14 @@ _TCP_STATES = {
 }  # fmt: skip
 
 # Socket objects Python made while a simulation was intercepted: weakly (when one is
-# collected its descriptor is closed too), or, for the C type's own objects, which take
-# no weak reference, strongly until a look has read their descriptor.
-_python_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+# collected its descriptor is closed too), with the inode their descriptor had when a
+# look first read it (None before): a descriptor closed behind its object's back
+# (``os.close(sock.fileno())``, C code closing what it shared) leaves the object with
+# a number the kernel may give C code's next socket, which the object does not own.
+# The C type's own objects, which take no weak reference, are held strongly until a
+# look has read their descriptor. Both are changed under ``_lock`` only: the audit
+# hook adds from any thread while a look iterates.
+_python_sockets: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
 _unreferenceable: list[Any] = []
 # The inodes those objects had when a look read them: still Python's after the object
 # lets go of its descriptor (``detach()``, as multiprocessing's pipes do).
@@ -115,11 +132,27 @@ def check_run(kernel: Any) -> None:
 
 def note_python_socket(sock: Any) -> None:
     """A socket object Python is making (the audit hook's ``socket.__new__``)."""
-    try:
-        _python_sockets.add(sock)
-    except TypeError:  # the C type (socket.SocketType): held until a look reads it
-        with _lock:
+    with _lock:
+        try:
+            _python_sockets[sock] = None
+        except TypeError:  # the C type (socket.SocketType): held until a look reads it
             _unreferenceable.append(sock)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The process's sockets as one read of ``/proc/self/fd`` saw them ({inode:
+    descriptor}), and when the read began and ended (real monotonic seconds)."""
+
+    inodes: dict[int, int]
+    started: float
+    finished: float
+
+
+def list_sockets() -> Listing:
+    started = _real["monotonic"]()
+    inodes = socket_inodes()
+    return Listing(inodes, started, _real["monotonic"]())
 
 
 def socket_inodes() -> dict[int, int]:
@@ -147,10 +180,18 @@ def _inode_of(sock: Any, by_fd: dict[int, int]) -> int | None:
 
 
 def _python_owned(inodes: dict[int, int]) -> set[int]:
+    """The inodes Python's socket objects own (called under ``_lock``)."""
     by_fd = {fd: inode for inode, fd in inodes.items()}
-    owned = {
-        inode for sock in list(_python_sockets) if (inode := _inode_of(sock, by_fd)) is not None
-    }
+    owned = set()
+    for sock, first in list(_python_sockets.items()):
+        inode = _inode_of(sock, by_fd)
+        if inode is None:
+            continue
+        if first is None:
+            _python_sockets[sock] = inode
+        elif inode != first:
+            continue  # its number now names another socket: closed behind its back
+        owned.add(inode)
     waiting = []
     for sock in _unreferenceable:
         inode = _inode_of(sock, by_fd)
@@ -259,6 +300,9 @@ class Watch:
     label: str
     kernel: Any = None  # the intercepted network's
     baseline: set[int] = field(default_factory=set)
+    # When the newest listing applied began: a listing read before it and applied
+    # after it (a sampler descheduled between its read and the lock) is older news.
+    listed: float = float("-inf")
     # The error check_run raised in the run, and whether it is known to have reached
     # the test (its outcome, or the exception leaving the interception): a raise that
     # a finalizer or a broad ``except`` swallowed is raised again when the watch ends.
@@ -272,15 +316,22 @@ class Watch:
     allowed: AllowReal = field(default_factory=AllowReal)
     expected: set[int] = field(default_factory=set)
 
-    def look(self, inodes: dict[int, int], owned: set[int]) -> None:
+    def look(self, listing: Listing, owned: set[int]) -> None:
+        if listing.started < self.listed:
+            return  # it would reset what a newer listing saw
+        self.listed = listing.started
         new = {
             inode: fd
-            for inode, fd in inodes.items()
+            for inode, fd in listing.inodes.items()
             if inode not in self.baseline and inode not in owned and inode not in self.expected
         }
-        now = _real["monotonic"]()
-        self.pending = {inode: self.pending.get(inode, now) for inode in new}
-        confirmed = [inode for inode, first in self.pending.items() if now - first >= CONFIRM_AFTER]
+        # Seen unowned from a read's end to the next one's start, at the least.
+        self.pending = {inode: self.pending.get(inode, listing.finished) for inode in new}
+        confirmed = [
+            inode
+            for inode, first in self.pending.items()
+            if listing.started - first >= CONFIRM_AFTER
+        ]
         if confirmed:
             seen = _read_tables(set(confirmed))
             for inode in confirmed:
@@ -312,29 +363,44 @@ class Watch:
 
 def _look_all(only: Watch | None = None) -> None:
     global alarmed
-    inodes = socket_inodes()
+    listing = list_sockets()
     with _lock:  # the sampler and an interception's end may look at once
-        owned = _python_owned(inodes)
+        owned = _python_owned(listing.inodes)
         for watch in _watches if only is None else [only]:
-            watch.look(inodes, owned)
+            watch.look(listing, owned)
             if watch.strays and watch.raised is None:
                 alarmed = True
 
 
+# Looks after the first that _confirming_looks makes at most: a socket appears unowned
+# afresh at each (a real server accepting in a real thread) is left to the sampler.
+_CONFIRM_ROUNDS = 3
+
+
 def _confirming_looks(only: Watch | None = None) -> None:
-    """Look, and if anything is unowned, look again once it can be confirmed."""
+    """Look, and while anything is unowned and not yet confirmed, look again once it
+    can be (a wait that ends early, or a sighting that began later, gets another look)."""
     _look_all(only)
-    with _lock:
-        watches = _watches if only is None else [only]
-        waiting = any(w.pending.keys() - w.strays.keys() for w in watches)
-    if waiting:
-        _sleeper.acquire(True, CONFIRM_AFTER)
+    for _ in range(_CONFIRM_ROUNDS):
+        with _lock:
+            watches = _watches if only is None else [only]
+            firsts = [
+                first
+                for watch in watches
+                for inode, first in watch.pending.items()
+                if inode not in watch.strays
+            ]
+        if not firsts:
+            return
+        wait = max(firsts) + CONFIRM_AFTER - _real["monotonic"]()
+        if wait > 0:
+            _sleeper.acquire(True, wait)
         _look_all(only)
 
 
 def look_now() -> None:
     """The sampler's look, on demand, confirmed at once (a test that holds a C client's
-    connection open calls this; it may take ``CONFIRM_AFTER`` seconds)."""
+    connection open calls this; it may take ``CONFIRM_AFTER`` seconds or a little more)."""
     _confirming_looks()
 
 
@@ -373,7 +439,9 @@ def begin(label: str, kernel: Any, allowed: AllowReal | None = None) -> Watch | 
     allowed = allowed if allowed is not None else AllowReal()
     if allowed.everything or not os.path.isdir(_FD_DIR):
         return None
-    watch = Watch(label, kernel, set(socket_inodes()), allowed=allowed)
+    baseline = list_sockets()
+    watch = Watch(label, kernel, set(baseline.inodes), listed=baseline.started,
+                  allowed=allowed)
     with _lock:
         _watches.append(watch)
         start = not _sampler_running

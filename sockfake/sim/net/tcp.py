@@ -216,12 +216,7 @@ class StreamTransport:
                 if not server_side.dead:
                     self.reset_now(server_side)
                 return
-            client.state = advance(client.state, Event.ESTABLISHED)
-            self._stop_syn_retry(client)
-            self.kernel.record_net("established", Lazy((texts.PAIR, client.local, client.remote)),
-                                   src=client.local, dst=client.remote,
-                                   conn=client.connection_id)
-            client.changed.notify_all()
+            self._establish(client)
             plan = self._fault_plan()
             after = None if plan is None else plan.connection_reset_after(client.connection_id - 1)
             if after is not None:
@@ -244,15 +239,19 @@ class StreamTransport:
                 client.changed.notify_all()
                 return
             client.peer = client
-            client.state = advance(client.state, Event.ESTABLISHED)
-            self._stop_syn_retry(client)
-            self.kernel.record_net("established", Lazy((texts.PAIR, client.local, client.remote)),
-                                   src=client.local, dst=client.remote,
-                                   conn=client.connection_id)
-            client.changed.notify_all()
+            self._establish(client)
 
         self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
                             reliable=False, immediate_ok=True)
+
+    def _establish(self, client: Endpoint) -> None:
+        """The SYN-ACK reached a connecting client: it is established, its SYN retries
+        stop, and its waiters wake."""
+        client.state = advance(client.state, Event.ESTABLISHED)
+        self._stop_syn_retry(client)
+        self.kernel.record_net("established", Lazy((texts.PAIR, client.local, client.remote)),
+                               src=client.local, dst=client.remote, conn=client.connection_id)
+        client.changed.notify_all()
 
     # -- data ----------------------------------------------------------------------------
 
