@@ -183,10 +183,11 @@ def test_a_module_level_thread_pool_is_the_original_again_after_the_interception
     assert len(early.pool._threads) == 1
 
 
-def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(
-    net: SimNetwork, early: ModuleType
-) -> None:
-    early.lock.acquire()  # held by a thread that never lets go: this test, before
+def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(early: ModuleType) -> None:
+    # Held by a thread outside the simulation that never lets go (this test, before):
+    # with nothing else to happen, the wait gives it stall_timeout of real time first.
+    net = SimNetwork(seed=1, time_limit=3600, stall_timeout=0.5)
+    early.lock.acquire()
     try:
         with net.intercept(), pytest.raises(SimDeadlockError) as caught:
             early.lock.acquire()
@@ -194,6 +195,28 @@ def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(
             caught.value)
     finally:
         early.lock.release()
+        net.close()
+
+
+def test_a_real_event_set_by_a_thread_outside_the_simulation_ends_the_wait(
+    early: ModuleType, inet: SimNetwork
+) -> None:
+    """Nothing in the simulation can set it: the wait gives the outside thread real time
+    (a deadlock report at once before: a false failure)."""
+    go = REAL["Event"]()
+
+    def outside() -> None:
+        go.wait()
+        early.event.set()
+
+    from sockfake.sim.kernel.thread_hooks import _original_start
+
+    thread = threading.Thread(target=outside)
+    _original_start(thread)
+    go.set()
+    assert early.event.wait()
+    thread.join()
+    assert inet.time() == 0.0
 
 
 def test_threads_outside_the_simulation_get_the_real_objects(

@@ -37,8 +37,9 @@ A ``ThreadPoolExecutor`` made before runs a simulated thread's work on a stand-i
 (``futures.py``). A lock an import makes in a simulated thread is a ``GuardedLock``
 too (``threading_names.py``).
 
-A poll that can never succeed (the holder is blocked for ever, or is a thread outside
-the simulation) ends as the kernel's spin report: ``SimDeadlockError`` naming the
+With nothing else to happen in the simulation, a poll waits for a thread outside it
+in real time, up to the kernel's ``stall_timeout``. A poll that can never succeed (the
+holder is blocked for ever) ends as the kernel's spin report: ``SimDeadlockError`` naming the
 object (``busy-polls (the threading.Lock early.lock, made before net.intercept())``)
 and the waiting frames. What is not covered: a real lock deeper than one object below
 a module's globals (``app.registry.cache.lock``), a real ``SimpleQueue``, and names
@@ -52,7 +53,7 @@ import queue
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from sockfake.sim.intercept.dispatch import _REAL_TIME_PACKAGES, REAL as _real, caller_network
@@ -240,19 +241,41 @@ def _describe(kind: str, label: str) -> str:
     return f"the {kind} {label}, made before net.intercept()"
 
 
-def _poll(kernel: Kernel, try_once: Callable[[], bool], timeout: float | None, what: str) -> bool:
-    """``try_once()`` until it succeeds or ``timeout`` virtual seconds pass: between tries
-    other simulated threads run, and with none ready the kernel moves the clock on (or
-    reports a spin that cannot end, naming ``what``)."""
-    if try_once():
+# A poll with nothing else to happen in the simulation waits this many times for a
+# thread outside it, each 1/_OUTSIDE_WAITS of the kernel's stall_timeout of real time:
+# as many as the kernel's polls before it reports a spin (core._SPIN_POLLS), so the
+# whole grace is one stall_timeout.
+_OUTSIDE_WAITS = 64
+
+
+def _acquire(lock: Any, real_seconds: float = 0.0) -> bool:
+    """One try at a real lock (a ``GuardedLock``'s own), waiting up to ``real_seconds``."""
+    real = lock.lock if isinstance(lock, GuardedLock) else lock
+    if real_seconds <= 0:
+        return bool(real.acquire(False))
+    return bool(real.acquire(True, real_seconds))
+
+
+def _poll(kernel: Kernel, lock: Any, timeout: float | None, what: str) -> bool:
+    """Try ``lock`` until it is acquired or ``timeout`` virtual seconds pass: between
+    tries other simulated threads run, and with none ready the kernel moves the clock
+    on (or reports a spin that cannot end, naming ``what``). When nothing in the
+    simulation can happen (no thread ready, nothing scheduled), only a thread outside
+    it can release the lock (the new thread that sets ``Thread._started``, a real
+    worker's future, a listener's queue): the try waits for it in real time, up to the
+    kernel's ``stall_timeout`` in all before the spin is reported."""
+    if _acquire(lock):
         return True
     deadline = None if timeout is None or timeout < 0 else kernel.now + timeout
     # An event at the deadline, so a poll with nothing else scheduled times out.
     timer = kernel.call_at(deadline, _nothing) if deadline is not None else None
     try:
-        while not try_once():
+        while not _acquire(lock):
             if deadline is not None and kernel.now >= deadline:
                 return False
+            if not kernel.has_pending_work() and _acquire(
+                    lock, kernel.stall_timeout / _OUTSIDE_WAITS):
+                return True
             kernel.idle_poll(what)
         return True
     finally:
@@ -280,7 +303,7 @@ class GuardedLock:
         net = caller_network()
         if net is None or not blocking:
             return bool(self.lock.acquire(blocking, timeout))
-        return _poll(net.kernel, lambda: bool(self.lock.acquire(False)),
+        return _poll(net.kernel, self.lock,
                      None if timeout == -1 else timeout, self._what)
 
     def release(self) -> None:
@@ -390,7 +413,7 @@ def condition_patches() -> list[tuple[str, Any]]:
         if simulated is None:
             return bool(real_enter(self))
         net, what = simulated
-        return _poll(net.kernel, lambda: bool(self._lock.acquire(False)), None, what)
+        return _poll(net.kernel, self._lock, None, what)
 
     def wait(self: Any, timeout: float | None = None) -> bool:
         simulated = _sim_condition_wait(self)
@@ -418,11 +441,11 @@ def _wait(kernel: Kernel, condition: Any, timeout: float | None, what: str) -> b
     saved_state = condition._release_save()
     notified = False
     try:
-        notified = _poll(kernel, lambda: bool(waiter.acquire(False)), timeout, what)
+        notified = _poll(kernel, waiter, timeout, what)
         return notified
     finally:
         lock = condition._lock
-        _poll(kernel, lambda: bool(lock.acquire(False)), None, what)
+        _poll(kernel, lock, None, what)
         lock.release()  # free now, and no simulated thread runs before the next line
         condition._acquire_restore(saved_state)
         if not notified:
