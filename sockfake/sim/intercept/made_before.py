@@ -76,6 +76,7 @@ _REAL_CONDITION: Any = _real["Condition"]
 _CONDITION_OWNERS: tuple[type, ...] = (
     _real["Event"], _real["Semaphore"], _real["Barrier"], queue.Queue,
 )
+_PRIMITIVES = _LOCK_TYPES + (_REAL_CONDITION,) + _CONDITION_OWNERS
 _SKIPPED_TOP_LEVEL = frozenset(getattr(sys, "stdlib_module_names", ())) | _REAL_TIME_PACKAGES | {
     "sockfake", "_pytest", "__editable___sockfake_finder",
 }
@@ -136,7 +137,7 @@ def _interesting(label: str, value: object, replaced: dict[int, object]) -> bool
     if id(value) in replaced:
         # real_clock = time.perf_counter: on purpose (the name bound, the label's last word)
         return "real" not in label.replace(" ", ".").rpartition(".")[2].lower()
-    return isinstance(value, _LOCK_TYPES + (_REAL_CONDITION,) + _CONDITION_OWNERS)
+    return isinstance(value, _PRIMITIVES)
 
 
 def _read(site: _Site) -> object:
@@ -154,7 +155,22 @@ def _read(site: _Site) -> object:
         return _NO_VALUE
 
 
-def _function_sites(function: Any, label: str) -> Iterator[_Site]:
+# type -> is it a primitive's (a subclass included)? Asked of every value a first scan
+# reads: a dict look-up is several times cheaper than isinstance against the tuple.
+_is_primitive_type: dict[type, bool] = {}
+
+
+def _hit(value: object, replaced: dict[int, object]) -> bool:
+    if id(value) in replaced:
+        return True
+    kind = type(value)
+    known = _is_primitive_type.get(kind)
+    if known is None:
+        known = _is_primitive_type[kind] = issubclass(kind, _PRIMITIVES)
+    return known
+
+
+def _function_hits(function: Any, label: str, replaced: dict[int, object]) -> Iterator[_Site]:
     """A function's default arguments and closure cells (``def f(lock=Lock())``, a
     dataclass field's ``default_factory=threading.Lock`` in its ``__init__``)."""
     if isinstance(function, (staticmethod, classmethod)):
@@ -162,49 +178,67 @@ def _function_sites(function: Any, label: str) -> Iterator[_Site]:
     if not isinstance(function, types.FunctionType):
         return
     code = function.__code__
-    defaults = function.__defaults__ or ()
-    first = code.co_argcount - len(defaults)
-    for index in range(len(defaults)):
-        yield (function, "__defaults__", index,
-               f"{label}() default {code.co_varnames[first + index]}")
-    for name in function.__kwdefaults__ or {}:
-        yield function.__kwdefaults__, name, None, f"{label}() default {name}"
-    for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=True):
-        yield cell, "cell_contents", None, f"{label}() closure {name}"
+    defaults = function.__defaults__
+    if defaults:
+        first = code.co_argcount - len(defaults)
+        for index, value in enumerate(defaults):
+            if _hit(value, replaced):
+                yield (function, "__defaults__", index,
+                       f"{label}() default {code.co_varnames[first + index]}")
+    kwdefaults = function.__kwdefaults__
+    if kwdefaults:
+        for name, value in kwdefaults.items():
+            if _hit(value, replaced):
+                yield kwdefaults, name, None, f"{label}() default {name}"
+    closure = function.__closure__
+    if closure:
+        for name, cell in zip(code.co_freevars, closure, strict=True):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # empty
+                continue
+            if _hit(value, replaced):
+                yield cell, "cell_contents", None, f"{label}() closure {name}"
 
 
-def _module_sites(module_name: str, namespace: dict[str, Any]) -> Iterator[_Site]:
-    """The places a module's import may have bound a primitive or a replaced original:
-    its globals; the attributes, and methods' defaults and closures, of the classes it
-    defines; its functions' defaults and closures; the attributes of the objects it
-    made (``pool = EntropyPool()`` whose ``__init__`` made a Lock). One level each:
-    deeper objects are reached by the condition patches (any real ``Condition``) or
-    not at all (a real lock; documented)."""
+def _module_hits(module_name: str, namespace: dict[str, Any],
+                 replaced: dict[int, object]) -> Iterator[_Site]:
+    """The places a module's import may have bound a primitive or a replaced original,
+    that hold one: its globals; the attributes, and methods' defaults and closures, of
+    the classes it defines; its functions' defaults and closures; the attributes of
+    the objects it made (``pool = EntropyPool()`` whose ``__init__`` made a Lock). One
+    level each: deeper primitives are reached by the condition patches (any real
+    ``Condition``) or not at all (a real lock; documented). Labels are made for hits
+    only: a first scan reads some 50,000 places (``benchmarks/bench_intercept.py``)."""
     for name, value in list(namespace.items()):
-        label = f"{module_name}.{name}"
-        yield namespace, name, None, label
+        if _hit(value, replaced):
+            yield namespace, name, None, f"{module_name}.{name}"
         if isinstance(value, type):
             if value.__module__ != module_name:
                 continue
             for attribute, member in list(value.__dict__.items()):
-                yield value, attribute, None, f"{label}.{attribute}"
-                yield from _function_sites(member, f"{label}.{attribute}")
+                if _hit(member, replaced):
+                    yield value, attribute, None, f"{module_name}.{name}.{attribute}"
+                else:
+                    yield from _function_hits(member, f"{module_name}.{name}.{attribute}",
+                                              replaced)
         elif isinstance(value, types.FunctionType):
             if value.__module__ == module_name:
-                yield from _function_sites(value, label)
+                yield from _function_hits(value, f"{module_name}.{name}", replaced)
         elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType)):
             try:  # a proxy (werkzeug's LocalProxy) may raise anything here
                 attributes = object.__getattribute__(value, "__dict__")
             except Exception:
                 continue
             if isinstance(attributes, dict):
-                for attribute in list(attributes):
-                    yield attributes, attribute, None, f"{label}.{attribute}"
+                for attribute, member in list(attributes.items()):
+                    if _hit(member, replaced):
+                        yield attributes, attribute, None, f"{module_name}.{name}.{attribute}"
 
 
 def scan(replaced: dict[int, object]) -> Iterator[Found]:
     """The places bound to a replaced original (``replaced``: id of the original -> it)
-    or to a real primitive, in modules that are not the stdlib's (``_module_sites``).
+    or to a real primitive, in modules that are not the stdlib's (``_module_hits``).
 
     A module is read in full once (while it stays in ``sys.modules``); later scans look
     only at the places that held something then (a module binds its globals when it is
@@ -218,7 +252,7 @@ def scan(replaced: dict[int, object]) -> Iterator[Found]:
         if not isinstance(namespace, dict) or _skipped(module_name):
             _scanned[module_name] = ({}, [])
             continue
-        sites = [site for site in _module_sites(module_name, namespace)
+        sites = [site for site in _module_hits(module_name, namespace, replaced)
                  if _interesting(site[3], _read(site), replaced)]
         _scanned[module_name] = (namespace, sites)
         if sites:
