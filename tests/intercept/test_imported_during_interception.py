@@ -117,3 +117,36 @@ def test_a_third_party_module_imported_first_in_a_simulated_test_keeps_real_obje
     worker.start()
     worker.join()
     assert 0 <= later[0] < 65536
+
+
+def test_a_busy_loop_taking_a_free_imported_lock_still_lets_others_run(
+    module_source: Callable[[str, str], str],
+) -> None:
+    """A loop on a stand-in that never blocks (CPython's test_base_events: a mock
+    selector, whose every call takes unittest.mock's lock, made by an import in the
+    simulation) waits for time to pass by reading the clock: after enough reads the
+    others run. Taking and releasing a free lock is no progress; when it counted as
+    some, the loop never let the thread that would end it run (a hang)."""
+    name = module_source("late_lock", "import threading\nlock = threading.Lock()\n")
+    net = SimNetwork(seed=1, time_limit=60)
+    done: list[bool] = []
+    spins = 0
+    try:
+        with net.intercept():
+            late = importlib.import_module(name)
+            def wake() -> None:
+                time.sleep(1)  # the loop's clock reads move the clock to this
+                done.append(True)
+
+            other = threading.Thread(target=wake)
+            other.start()
+            while not done and spins < 300_000:  # bounded: 100,000 clock reads suffice
+                with late.lock:
+                    spins += 1
+                time.monotonic()
+            other.join()
+    finally:
+        net.close()
+    assert done == [True]
+    assert spins < 300_000
+    assert net.time() == 1.0

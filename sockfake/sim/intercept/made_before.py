@@ -330,6 +330,7 @@ class GuardedLock:
     def __init__(self, lock: Any, label: str, what: str | None = None) -> None:
         self.lock = lock
         self.label = label
+        self._pollers = 0  # simulated threads waiting for it (one runs at a time)
         kind = "threading.RLock" if "RLock" in type(lock).__name__ else "threading.Lock"
         self._what = what if what is not None else _describe(kind, label)
 
@@ -337,14 +338,23 @@ class GuardedLock:
         net = caller_network()
         if net is None or not blocking:
             return bool(self.lock.acquire(blocking, timeout))
-        return _poll(net.kernel, self.lock,
-                     None if timeout == -1 else timeout, self._what)
+        if self.lock.acquire(False):
+            return True
+        self._pollers += 1
+        try:
+            return _poll(net.kernel, self.lock, None if timeout == -1 else timeout, self._what)
+        finally:
+            self._pollers -= 1
 
     def release(self) -> None:
         self.lock.release()
-        net = caller_network()
-        if net is not None:
-            net.kernel.made_progress()
+        # Progress only for a simulated thread polling it: a busy loop that takes and
+        # releases a free lock (unittest.mock's, in each call of a mock selector) is
+        # still a loop that waits for time to pass.
+        if self._pollers:
+            net = caller_network()
+            if net is not None:
+                net.kernel.made_progress()
 
     __enter__ = acquire
 
@@ -457,10 +467,12 @@ def condition_patches() -> list[tuple[str, Any]]:
         return _wait(net.kernel, self, timeout, what)
 
     def notify(self: Any, n: int = 1) -> None:
+        waited_on = bool(self._waiters)
         real_notify(self, n)
-        net = caller_network()
-        if net is not None:
-            net.kernel.made_progress()
+        if waited_on:  # progress for a waiter, not for a loop that notifies no one
+            net = caller_network()
+            if net is not None:
+                net.kernel.made_progress()
 
     return [("__enter__", __enter__), ("wait", wait), ("notify", notify)]
 
