@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,28 @@ def inet(net: SimNetwork) -> Iterator[SimNetwork]:
     """``net`` with ``net.intercept()`` active for the whole test."""
     with net.intercept():
         yield net
+
+
+_module_numbers = itertools.count()
+
+
+@pytest.fixture
+def module_source(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
+    """``write(prefix, source)``: a throwaway module with that source, importable under
+    the unique name it returns (an application's module, imported before or during an
+    interception); off ``sys.path`` and out of ``sys.modules`` after the test."""
+    written: list[str] = []
+
+    def write(prefix: str, source: str) -> str:
+        name = f"{prefix}_{next(_module_numbers)}"
+        (tmp_path / f"{name}.py").write_text(source)
+        written.append(name)
+        return name
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield write
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in written:
+            sys.modules.pop(name, None)

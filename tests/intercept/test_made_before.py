@@ -3,9 +3,10 @@
 Each test imports a throwaway module (written to ``tmp_path``) before the interception,
 as an application's modules are, then uses its globals from simulated threads: a name
 bound by ``from time import monotonic`` is the simulation, a module-level lock, event,
-condition, semaphore or queue waits in virtual time, and a module-level thread pool is
-refused at once by name. Before this, each of them blocked the OS thread holding the
-simulation's turn: a stall reported after 10 real seconds.
+condition, semaphore or queue waits in virtual time, and a module-level thread pool runs
+a simulated thread's work on a simulated stand-in. Before this, each of them blocked
+the OS thread holding the simulation's turn: a stall reported after 10 real seconds
+(the pool was refused at once instead).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from types import ModuleType
 
 import pytest
 
-from sockfake import SockfakeRuntimeError
 from sockfake.sim import SimDeadlockError, SimNetwork
 from sockfake.sim.intercept.clock import MONOTONIC_BASE
 from sockfake.sim.intercept.dispatch import REAL
@@ -152,28 +152,42 @@ def test_a_module_level_event_condition_semaphore_and_queue_wait_in_virtual_time
     assert inet.time() == pytest.approx(9.0)
 
 
-def test_a_module_level_thread_pool_is_refused_at_once_by_name(
+def test_a_module_level_thread_pool_runs_simulated_work_on_a_stand_in(
     early: ModuleType, inet: SimNetwork
 ) -> None:
+    def job(n: int) -> tuple[int, bool, float]:
+        time.sleep(1)
+        name = threading.current_thread().name  # the original's prefix, simulated
+        return n, name.startswith(prefix) and inet.kernel.is_simulated_caller(), inet.time()
+
+    prefix = early.pool._thread_name_prefix
     started = time.perf_counter()
-    with pytest.raises(SockfakeRuntimeError) as caught:
-        early.pool.submit(print, "never")
-    message = str(caught.value)
-    assert f"{early.__name__}.pool" in message
-    assert "made at import, before net.intercept()" in message
-    assert f"monkeypatch.setattr({early.__name__}, 'pool'" in message
-    assert time.perf_counter() - started < 5
-    # What the message says to do works.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(2) as pool:
-        assert pool.submit(sum, [1, 2]).result() == 3
+    futures = [early.pool.submit(job, n) for n in range(4)]  # 2 workers, as the original
+    results = [future.result() for future in futures]
+    assert time.perf_counter() - started < 5  # no stall
+    assert results == [(0, True, 1.0), (1, True, 1.0), (2, True, 2.0), (3, True, 2.0)]
+    assert list(early.pool.map(abs, [-1, -2])) == [1, 2]
+    assert not early.pool._threads  # the original started no worker
 
 
-def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(
-    net: SimNetwork, early: ModuleType
+def test_a_module_level_thread_pool_is_the_original_again_after_the_interception(
+    early: ModuleType,
 ) -> None:
-    early.lock.acquire()  # held by a thread that never lets go: this test, before
+    net = SimNetwork(seed=1, time_limit=60)
+    try:
+        with net.intercept():
+            assert early.pool.submit(sum, [1, 2]).result() == 3
+    finally:
+        net.close()
+    assert early.pool.submit(sum, [3, 4]).result() == 7  # a real worker, outside
+    assert len(early.pool._threads) == 1
+
+
+def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(early: ModuleType) -> None:
+    # Held by a thread outside the simulation that never lets go (this test, before):
+    # with nothing else to happen, the wait gives it stall_timeout of real time first.
+    net = SimNetwork(seed=1, time_limit=3600, stall_timeout=0.5)
+    early.lock.acquire()
     try:
         with net.intercept(), pytest.raises(SimDeadlockError) as caught:
             early.lock.acquire()
@@ -181,6 +195,28 @@ def test_a_lock_that_is_never_released_is_a_deadlock_naming_it(
             caught.value)
     finally:
         early.lock.release()
+        net.close()
+
+
+def test_a_real_event_set_by_a_thread_outside_the_simulation_ends_the_wait(
+    early: ModuleType, inet: SimNetwork
+) -> None:
+    """Nothing in the simulation can set it: the wait gives the outside thread real time
+    (a deadlock report at once before: a false failure)."""
+    go = REAL["Event"]()
+
+    def outside() -> None:
+        go.wait()
+        early.event.set()
+
+    from sockfake.sim.kernel.thread_hooks import _original_start
+
+    thread = threading.Thread(target=outside)
+    _original_start(thread)
+    go.set()
+    assert early.event.wait()
+    thread.join()
+    assert inet.time() == 0.0
 
 
 def test_threads_outside_the_simulation_get_the_real_objects(

@@ -129,27 +129,36 @@ def _internal(depth: int) -> bool:
 
 
 _REAL_MAKERS = ("threading", "functools", "logging")
-_IMPORT_DEPTH = 6
+_IMPORT_SEARCH_LIMIT = 200  # frames: a bound on the walk, far below any real import
+
+
+def made_at_import(depth: int) -> str | None:
+    """The module whose import is running the caller (``depth`` frames up), or None.
+
+    An import running in a simulated thread makes module-level objects that outlive
+    the simulation and are shared with every thread: module code, or any call below it
+    (``_cache = Registry()`` whose ``__init__`` makes a Lock, however deep). The walk
+    stops at the test machinery (the frames under a test's own code: what calls a test
+    is not an import) and at a script's own top-level code (``__main__``)."""
+    caller: Any = sys._getframe(depth + 1)
+    for _ in range(_IMPORT_SEARCH_LIMIT):
+        if caller is None:
+            return None
+        module: str = caller.f_globals.get("__name__", "")
+        if caller.f_code.co_name == "<module>":
+            return None if module == "__main__" else module
+        if module.partition(".")[0] in _REAL_TIME_PACKAGES:
+            return None
+        caller = caller.f_back
+    return None
 
 
 def _makes_real(depth: int) -> bool:
     """Should the primitive being made stay real? (stdlib internals, import-time code)."""
-    frame = sys._getframe(depth + 1)
-    name: str = frame.f_globals.get("__name__", "")
+    name: str = sys._getframe(depth + 1).f_globals.get("__name__", "")
     if name.startswith("sockfake.sim.") or name.partition(".")[0] in _REAL_MAKERS:
         return True
-    # An import running in a simulated thread makes module-level objects that outlive
-    # the simulation and are shared with every thread: a primitive made by module code,
-    # or a few calls below it (`_cache = Registry()` whose __init__ makes a Lock), stays
-    # real. A script's own top-level code (__main__) is not an import.
-    caller: Any = frame
-    for _ in range(_IMPORT_DEPTH):
-        if caller is None:
-            break
-        if caller.f_code.co_name == "<module>" and caller.f_globals.get("__name__") != "__main__":
-            return True
-        caller = caller.f_back
-    return False
+    return made_at_import(depth + 1) is not None
 
 
 def _sim_kernel_for_new(depth: int) -> Kernel | None:

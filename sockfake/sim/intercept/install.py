@@ -90,28 +90,31 @@ object made before the interception cannot be guarded: it reports a simulated
 descriptor as ``POLLNVAL``.
 
 Names and objects bound before the interception (``made_before``): a module imported
-earlier holds what the stdlib handed out then. At install the globals of the loaded
-modules that are not the stdlib's, sockfake's or the test machinery's are scanned: a
-name bound to an original this table replaces (``from time import monotonic``, ``from
-socket import create_connection``, ``from threading import Lock``, ``_sleep =
-time.sleep``) is rebound to the replacement for the duration; a module-level
-``threading.Lock``/``RLock`` is stood in for by a ``GuardedLock``, and the conditions
-under a module-level ``Condition``, ``Event``, ``Semaphore``, ``Barrier`` or
-``queue.Queue`` are registered, so a simulated thread waits on them in virtual time; a
-simulated thread's ``submit()`` to a ``ThreadPoolExecutor`` made outside the
-simulation fails at once, by name. A name bound in a dict that is not a module's
-globals (``exec``, a class body, a closure) keeps the real function, unless it was
-bound while an interception was active: the objects installed here stay valid after
-exit and dispatch per call. The stdlib's own modules are not rebound: ``queue``
-captured ``time.monotonic`` as ``queue.time`` and ``threading`` as ``threading._time``;
-both are rebound here because ``Queue.get(timeout=)`` and
-``Semaphore.acquire(timeout=)`` compute their deadline with them.
+earlier holds what the stdlib handed out then. At install the loaded modules that are
+not the stdlib's, sockfake's or the test machinery's are scanned (globals; their
+classes' attributes and methods' defaults and closures; their functions' defaults and
+closures; the attributes of objects they made): a place bound to an original this
+table replaces (``from time import monotonic``, ``from socket import
+create_connection``, ``from threading import Lock``, ``_sleep = time.sleep``,
+``Map.lock_class = Lock``) is rebound to the replacement for the duration; a real
+``threading.Lock``/``RLock`` there is stood in for by a ``GuardedLock``. Any real
+``Condition`` (so ``Event``, ``Semaphore``, ``Barrier``, ``queue.Queue``) a simulated
+thread waits on waits in virtual time. A simulated thread's ``submit()`` to a
+``ThreadPoolExecutor`` made outside the simulation runs on a simulated stand-in pool
+(``futures``). An import in a simulated thread makes real primitives (the module
+outlives the simulation), its locks in a ``GuardedLock``. A name bound in a dict that
+is not a module's globals (``exec``) keeps the real function, unless it was bound
+while an interception was active: the objects installed here stay valid after exit
+and dispatch per call. The stdlib's own modules are not rebound: ``queue`` captured
+``time.monotonic`` as ``queue.time`` and ``threading`` as ``threading._time``; both
+are rebound here because ``Queue.get(timeout=)`` and ``Semaphore.acquire(timeout=)``
+compute their deadline with them.
 Other uncovered paths: ``send``/``recv``/``accept`` through the C socket type's methods
-on a real socket made before the interception (no audit event), a real lock or event
-made before the interception (or by a module imported during it) and reached other than
-through a module global, or a real lock held across a simulated call (another simulated
-thread that wants it blocks for real: a stall, e.g. a
-``logging.handlers.SocketHandler`` whose real handler lock is held while it sends),
+on a real socket made before the interception (no audit event), a real lock made
+before the interception and reached deeper than one object below a module's globals,
+or a real lock held across a simulated call by the stdlib (another simulated thread
+that wants it blocks for real: a stall, e.g. a ``logging.handlers.SocketHandler``
+whose real handler lock is held while it sends),
 ``time.localtime()`` and friends without an argument (C calls on the wall clock),
 ``os.read``/``os.write`` on real descriptors, ``subclass(threading.Event)`` and the
 like (a subclass defined by user code is a real primitive).
@@ -341,7 +344,8 @@ def _install() -> None:
     pool = futures_thread.ThreadPoolExecutor
     if "_counter" in pool.__dict__:
         _set(pool, "_counter", futures.pool_counter(pool.__dict__["_counter"]))
-    _set(pool, "submit", made_before.submit_guard(pool.submit))
+    _set(pool, "submit", futures.pool_submit(pool.submit))
+    _set(pool, "shutdown", futures.pool_shutdown(pool.shutdown))
     _set(pool, "__init__", futures.pool_init(pool.__init__))
     shutdown_lock = getattr(futures_thread, "_global_shutdown_lock", None)
     if shutdown_lock is not None:
@@ -432,11 +436,11 @@ def _rebind_made_before() -> None:
     replaced = _replaced_originals()
     for found in made_before.scan(replaced):
         if id(found.value) in replaced:
-            _set(found.namespace, found.name, replaced[id(found.value)])
+            _set(*found.put(replaced[id(found.value)]))
             continue
         guard = made_before.register(found)
         if guard is not None:
-            _set(found.namespace, found.name, guard)
+            _set(*found.put(guard))
 
 
 def _uninstall() -> None:
@@ -458,6 +462,7 @@ def _uninstall() -> None:
             setattr(obj, name, old)
     _patched_socket.unguard_real_class()
     made_before.forget()
+    futures.forget_stand_ins()
 
 
 class Interception:

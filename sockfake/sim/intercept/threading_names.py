@@ -17,7 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sockfake.sim.intercept.dispatch import REAL as _real, _sim_kernel_for_new, caller_network
+from sockfake.sim.intercept.dispatch import (
+    REAL as _real,
+    _sim_kernel_for_new,
+    caller_network,
+    made_at_import,
+)
+from sockfake.sim.intercept.made_before import GuardedLock
 from sockfake.sim.intercept.threads import (
     new_event,
     new_lock,
@@ -45,7 +51,7 @@ def lock() -> Any:
     """``threading.Lock()``: a simulated lock when a simulated thread makes one."""
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
-        return _real["Lock"]()
+        return _guarded_if_imported(_real["Lock"](), "threading.Lock")
     return new_lock(kernel)
 
 
@@ -53,8 +59,23 @@ def rlock(*args: Any, **kwargs: Any) -> Any:
     """``threading.RLock()``: a simulated one when a simulated thread makes one."""
     kernel = _sim_kernel_for_new(1)
     if kernel is None:
-        return _real["RLock"](*args, **kwargs)
+        return _guarded_if_imported(_real["RLock"](*args, **kwargs), "threading.RLock")
     return new_rlock(kernel)
+
+
+def _guarded_if_imported(real_lock: Any, kind: str) -> Any:
+    """A lock an import running in a simulated thread makes is real (the module
+    outlives the simulation) and is a ``GuardedLock``: the lock itself for every
+    thread, now and after the interception, except that a simulated thread that finds
+    it held waits in virtual time, as for a module-level lock made before."""
+    if caller_network() is None:
+        return real_lock
+    module = made_at_import(2)
+    if module is None or sys._getframe(2).f_globals.get("__name__", "").startswith(
+            "sockfake.sim."):
+        return real_lock
+    return GuardedLock(real_lock, f"made by the import of {module}",
+                       what=f"the {kind} made by the import of {module}")
 
 
 def dispatch_class(real_cls: type, make_sim: Callable[..., Any]) -> type:
