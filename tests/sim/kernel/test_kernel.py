@@ -21,7 +21,7 @@ from sockfake.sim import (
     SimStallError,
     SimTimeLimitError,
 )
-from sockfake.sim.kernel import thread_hooks
+from sockfake.sim.kernel import backends
 
 # -- scheduling ---------------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ def test_a_thread_the_os_cannot_start_is_forgotten_not_waited_for(
         raise RuntimeError("can't start new thread")
 
     with SimNetwork(seed=1, stall_timeout=1.0) as net:
-        monkeypatch.setattr(thread_hooks, "_original_start", cannot_start)
+        monkeypatch.setattr(backends, "_os_thread_start", cannot_start)
         with pytest.raises(RuntimeError, match="can't start"):
             threading.Thread(target=lambda: None).start()
         monkeypatch.undo()
