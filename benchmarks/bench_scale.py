@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
 import sockfake  # noqa: E402
 from sockfake.network import REAL_NETWORK  # noqa: E402
 from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
@@ -45,6 +46,7 @@ _CLIENTS_PER_HOST = 4000
 
 
 class Echo(sockfake.BaseRequestHandler):
+    # Each benchmark is a standalone script: bench_sim.py's Echo, not imported.
     def handle(self) -> None:
         while True:
             data = self.request.recv(4096)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import _thread
 import contextvars
 import http.server
-import os
 import sys
 import threading
 import urllib.request
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import EchoHandler, open_fds, serve_in_thread, stop_serving
 
 import sockfake
 from sockfake.errors import SockfakeRuntimeError, SockfakeValueError
@@ -25,31 +25,13 @@ pytest.importorskip("greenlet")
 BACKENDS = ("threads", "greenlet")
 
 
-class Echo(sockfake.BaseRequestHandler):
-    def handle(self) -> None:
-        while True:
-            data = self.request.recv(4096)
-            if not data:
-                return
-            self.request.sendall(data)
-
-
-def _serving(net: SimNetwork, handler: type, server_class: type = sockfake.ThreadingTCPServer
-             ) -> tuple[Any, threading.Thread]:
-    server = server_class(("127.0.0.1", 0), handler, network=net)
-    thread = threading.Thread(target=server.serve_forever, args=(0.5,))
-    thread.start()
-    return server, thread
-
-
-def _stop(server: Any, thread: threading.Thread) -> None:
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def _echo_server(net: SimNetwork) -> tuple[Any, threading.Thread]:
+    server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), EchoHandler, network=net)
+    return server, serve_in_thread(server)
 
 
 def _echo_clients_with_loss(net: SimNetwork) -> None:
-    server, thread = _serving(net, Echo)
+    server, thread = _echo_server(net)
     lock = net.lock()
     answers: list[bytes] = []
 
@@ -66,17 +48,17 @@ def _echo_clients_with_loss(net: SimNetwork) -> None:
         each.start()
     for each in clients:
         each.join()
-    _stop(server, thread)
+    stop_serving(server, thread)
     assert len(answers) == 24
 
 
 def _slowloris(net: SimNetwork) -> None:
-    server, thread = _serving(net, Echo)
+    server, thread = _echo_server(net)
     attack = Slowloris(net, server.server_address, connections=5, interval=1.0,
                        duration=5.0).start()
     attack.wait()
     assert attack.opened == 5
-    _stop(server, thread)
+    stop_serving(server, thread)
 
 
 def _stdlib_http(net: SimNetwork) -> None:
@@ -214,22 +196,18 @@ def test_contextvars_are_per_simulated_thread(backend: str) -> None:
         assert _var.get() == "main"
 
 
-def _open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_greenlet_thread_takes_no_os_thread_and_no_descriptor(backend: str) -> None:
     with SimNetwork(seed=1, backend=backend) as net:
-        os_threads, descriptors = _thread._count(), _open_descriptors()
+        os_threads, descriptors = _thread._count(), open_fds()
         gate = net.event()
         threads = [threading.Thread(target=gate.wait) for _ in range(50)]
         for each in threads:
             each.start()
         net.sleep(0.1)  # all of them waiting
         extra_threads = _thread._count() - os_threads
-        extra_descriptors = _open_descriptors() - descriptors
+        extra_descriptors = open_fds() - descriptors
         gate.set()
         for each in threads:
             each.join()
