@@ -2,8 +2,9 @@
 
     python benchmarks/bench_scale.py [--sizes 1000,10000,100000] [--rounds 3]
 
-Every client connects, waits until all N are connected, sends one message and reads
-the echo, against one ``ThreadingTCPServer`` (a handler per connection), on:
+Every client connects (in waves of 2,000, a listen backlog's worth), waits until all
+N are connected, sends one message and reads the echo, against one
+``ThreadingTCPServer`` (a handler per connection), on:
 
 - ``greenlet``: ``SimNetwork(backend="greenlet")``, simulated threads as greenlets
   (``pip install 'sockfake[greenlet]'``);
@@ -24,8 +25,10 @@ order; medians with the spread (min-max). The load average is printed first and 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +46,7 @@ from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
 
 CONTENDERS = ("greenlet", "threads", "real")
 _CLIENTS_PER_HOST = 4000
+_WAVE = 2000
 
 
 class Echo(sockfake.BaseRequestHandler):
@@ -78,7 +82,7 @@ def crowd(contender: str, clients: int) -> tuple[float, float, int, float]:
         server = sockfake.ThreadingTCPServer(
             ("127.0.0.1" if contender == "real" else "0.0.0.0", 0), Echo, network=net)
         server.request_queue_size = clients
-        server.socket.listen(min(clients, 65535))
+        server.socket.listen(socket.SOMAXCONN)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         if contender == "real":
@@ -90,26 +94,35 @@ def crowd(contender: str, clients: int) -> tuple[float, float, int, float]:
             address = (net.default_host.ipv4[0], server.server_address[1])
             connectors = [net.add_host(f"client{n}").create_connection
                           for n in range(-(-clients // _CLIENTS_PER_HOST))]
-        go = threading.Event() if contender == "real" else net.event()
-        all_in = threading.Event() if contender == "real" else net.event()
+        def event() -> Any:
+            return threading.Event() if contender == "real" else net.event()
+
+        go = event()
         count_lock = threading.Lock()  # never held across a wait: fine on the simulation
         connected = [0]
+        # The clients connect in waves of at most a listen backlog (Linux caps it at
+        # SOMAXCONN, 4,096): a connect beyond it waits for SYN retries, and after six
+        # of them fails, on the simulation as on a real host.
+        waves = list(range(0, clients, _WAVE)) + [clients]
+        wave_in = {end: event() for end in waves[1:]}
 
         def client(number: int) -> None:
             with connectors[number % len(connectors)](address) as conn:
                 with count_lock:
                     connected[0] += 1
-                    if connected[0] == clients:
-                        all_in.set()
+                    done = wave_in.get(connected[0])
+                    if done is not None:
+                        done.set()
                 go.wait()
                 conn.sendall(b"hello %d" % number)
                 answers.append(conn.recv(100))
 
         threads = [threading.Thread(target=client, args=(n,), daemon=True)
                    for n in range(clients)]
-        for each in threads:
-            each.start()
-        all_in.wait()  # every connection open at once
+        for first, end in itertools.pairwise(waves):
+            for each in threads[first:end]:
+                each.start()
+            wave_in[end].wait()  # every connection so far open at once
         go.set()
         for each in threads:
             each.join()

@@ -373,7 +373,7 @@ def test_a_thread_the_os_cannot_start_is_forgotten_not_waited_for(
     def cannot_start(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    with SimNetwork(seed=1, stall_timeout=1.0) as net:
+    with SimNetwork(seed=1, stall_timeout=1.0, backend="threads") as net:
         monkeypatch.setattr(backends, "_os_thread_start", cannot_start)
         with pytest.raises(RuntimeError, match="can't start"):
             threading.Thread(target=lambda: None).start()
