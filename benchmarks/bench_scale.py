@@ -1,6 +1,10 @@
-"""Concurrent clients: N clients held open at once, each echoing through one server.
+"""The simulation's backends at scale: a round trip's cost, and N concurrent clients.
 
     python benchmarks/bench_scale.py [--sizes 1000,10000,100000] [--rounds 3]
+
+First a TCP echo round trip on one connection, on each backend (wall and CPU time:
+CPU, every thread of the process, is the work done; wall time adds the machine's
+load, which on a shared VM dominates it). Then N concurrent clients:
 
 Every client connects (in waves of 2,000, a listen backlog's worth), waits until all
 N are connected, sends one message and reads the echo, against one
@@ -57,6 +61,44 @@ class Echo(sockfake.BaseRequestHandler):
             if not data:
                 return
             self.request.sendall(data)
+
+
+def round_trips(backend: str, count: int) -> tuple[float, float]:
+    """Wall and CPU seconds per round trip."""
+    net = SimNetwork(seed=1, backend=backend)
+    try:
+        server = sockfake.ThreadingTCPServer(("127.0.0.1", 0), Echo, network=net)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        with net.create_connection(server.server_address) as conn:
+            for _ in range(50):  # warm up
+                conn.sendall(b"x")
+                conn.recv(10)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(count):
+                conn.sendall(b"x")
+                conn.recv(10)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    finally:
+        net.close()
+    return wall / count, cpu / count
+
+
+def print_round_trips(rounds: int, count: int) -> None:
+    """The sim backends' TCP round trip, alternated: wall and CPU time."""
+    results: dict[str, list[tuple[float, float]]] = {"threads": [], "greenlet": []}
+    for round_ in range(rounds):
+        for name in list(results)[:: 1 if round_ % 2 == 0 else -1]:
+            results[name].append(round_trips(name, count))
+    print(f"TCP round trip, one connection: median of {rounds} alternated rounds of {count}"
+          " (min-max)")
+    for name, values in results.items():
+        walls = [wall * 1e6 for wall, _ in values]
+        cpus = [cpu * 1e6 for _, cpu in values]
+        print(f"  {name:9} wall {_spread(walls, 'us', 1):>22}  CPU {_spread(cpus, 'us', 1):>22}")
 
 
 def _rss_kib() -> int:
@@ -164,6 +206,8 @@ def main() -> None:
                         help="largest crowd for OS threads (two a client: the task cap)")
     parser.add_argument("--real-max", type=int, default=5000,
                         help="largest crowd on the real loopback (descriptors, tasks)")
+    parser.add_argument("--round-trips", type=int, default=3000, metavar="N",
+                        help="round trips per round of the per-message figure (0: skip it)")
     parser.add_argument("--child", nargs=2, metavar=("CONTENDER", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -175,6 +219,8 @@ def main() -> None:
     print(f"sockfake concurrent clients (Python {sys.version.split()[0]}, {os.cpu_count()} "
           f"cores, simulation {'compiled' if COMPILED else 'pure Python'}, load average "
           f"{load})")
+    if args.round_trips:
+        print_round_trips(args.rounds, args.round_trips)
     print("N clients held open at once, one echo each through one ThreadingTCPServer; "
           f"median of {args.rounds} alternated rounds (min-max)")
     for size in (int(s) for s in args.sizes.split(",")):
