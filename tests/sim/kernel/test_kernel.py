@@ -118,7 +118,7 @@ def test_deadlock_between_two_threads_joined_by_main(net: SimNetwork) -> None:
 
 
 def test_a_thread_blocked_outside_the_simulation_is_reported_in_bounded_time() -> None:
-    net = SimNetwork(seed=1, stall_timeout=0.5)
+    net = SimNetwork(seed=1, stall_timeout=0.5, backend="threads")  # a stall needs OS threads
     try:
 
         def outside() -> None:
@@ -418,7 +418,7 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
             raise RuntimeError("can't start new thread")
 
         monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
-    net = SimNetwork(seed=1, stall_timeout=0.3)
+    net = SimNetwork(seed=1, stall_timeout=0.3, backend="threads")  # a stall needs OS threads
     try:
         thread, name, release = blocker(net)
         thread.start()
