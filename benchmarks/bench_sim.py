@@ -4,7 +4,8 @@
 
 Sections (all by default), each printing its figures side by side:
 
-- ``per-message``: an echo round trip on the simulated network against the real
+- ``per-message``: an echo round trip on the simulated network (and, with greenlet
+  installed, on its greenlet backend) against the real
   loopback, TCP (``ThreadingTCPServer``, one persistent connection) and UDP
   (``UDPServer``), and the floor for a design on real threads: a one-byte ping-pong
   over two pipes between two threads, free to use both cores (the issue's floor) and
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import random
 import resource
@@ -66,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sockfake  # noqa: E402
 from sockfake.network import REAL_NETWORK, Network  # noqa: E402
 from sockfake.sim import COMPILED, SimNetwork  # noqa: E402
+from sockfake.sim.kernel.turn import Turn  # noqa: E402
 
 SECTIONS = ("per-message", "sequential", "crowd", "descriptors", "compression", "determinism",
             "trace", "calls")
@@ -274,6 +277,10 @@ def per_message(count: int, rounds: int) -> dict[str, list[float]]:
         "pipe floor": pipe_ping_pong,
         "pipe floor, one CPU": pipe_ping_pong_one_cpu,
     }
+    if importlib.util.find_spec("greenlet") is not None:
+        # The optional backend (pip install 'sockfake[greenlet]'): no OS handoff at all.
+        runs["sim TCP, greenlet"] = _on_sim(tcp_round_trips, backend="greenlet")
+        runs["sim UDP, greenlet"] = _on_sim(udp_round_trips, backend="greenlet")
     return alternated(runs, count, rounds)
 
 
@@ -296,6 +303,10 @@ def print_per_message(results: dict[str, list[float]], count: int, rounds: int) 
         print(f"       sim/real {sim / real:.2f} (goal <= 1.0)   sim/floor "
               f"{sim / med('pipe floor'):.2f} (goal <= 3.0)   sim/floor on one CPU "
               f"{sim / med('pipe floor, one CPU'):.2f}")
+        greenlet = f"sim {proto}, greenlet"
+        if greenlet in results:
+            print(f"       sim on greenlets {fig(greenlet)}   sim/real "
+                  f"{med(greenlet) / real:.2f}   greenlets/threads {med(greenlet) / sim:.2f}")
 
 
 # -- the trace's bound -------------------------------------------------------------------
@@ -435,12 +446,14 @@ def descriptors_child(extra: int) -> None:
     net = SimNetwork(seed=5)
     try:
         cost = tcp_round_trips(net, 200)
-        top = max(fd for fd in (net.kernel.root.go._read, net.kernel.root.go._write))
+        turn = net.kernel.root.go
+        assert isinstance(turn, Turn)  # the default backend's: a descriptor
+        top = max(fd for fd in (turn._read, turn._write))
     finally:
         net.close()
     for fd in held:
         os.close(fd)
-    print(f"simulation with {extra:,} extra descriptors open (the turn's pipe is fd {top}): "
+    print(f"simulation with {extra:,} extra descriptors open (the turn's descriptor is fd {top}): "
           f"works, {cost * 1e6:.1f} us per round trip")
 
 

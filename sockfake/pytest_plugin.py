@@ -43,6 +43,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from sockfake.errors import SockfakeError
 from sockfake.plugin_campaigns import (
     CAMPAIGN_KEY,
     CampaignRunner,
@@ -168,6 +169,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "explore=N sets it per test. Env: SOCKFAKE_EXPLORE; ini: sockfake_explore.",
     )
     group.addoption(
+        "--sockfake-backend",
+        dest="sockfake_backend",
+        metavar="threads|greenlet",
+        default=None,
+        help="what every simulated network's threads run on: threads (default: OS "
+        "threads) or greenlet (pip install 'sockfake[greenlet]'); the marker's "
+        "backend= sets it per test. Env: SOCKFAKE_BACKEND; ini: sockfake_backend.",
+    )
+    group.addoption(
         "--sockfake-check-determinism",
         dest="sockfake_check_determinism",
         action="store_true",
@@ -185,6 +195,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "stray sockets): 'all', or host:port, [v6host]:port, :port, /unix/path",
     )
     parser.addini("sockfake_explore", "run simulated tests under N schedules each")
+    parser.addini("sockfake_backend", "what simulated threads run on: threads|greenlet")
     parser.addini("sockfake_seed", "base seed for simulated networks: N|last|random")
     parser.addini("sockfake_trace", "when to attach the simulation trace: fail|always|off")
     parser.addini(
@@ -255,11 +266,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
         "intercept=True|False, allow_real='all'|[(host, port), path], explore=N, "
         "switch_points='calls'|'lines'|'opcodes', "
-        "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False): "
+        "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False, "
+        "backend='threads'|'greenlet'): "
         "configure the sockfake "
         "network of this test",
     )
     network = _choice(config, "network", NETWORK_MODES, "sim")
+    _choose_backend(config)
     trace = _choice(config, "trace", _TRACE_MODES, "fail")
     base_seed, origin = _base_seed(config)
     config.stash[_settings_key] = Settings(
@@ -294,6 +307,26 @@ def _allow_real_option(config: pytest.Config) -> Any:
         return from_text(text)
     except (ValueError, TypeError) as exc:
         raise pytest.UsageError(f"sockfake: ini sockfake_allow_real={text!r}: {exc}") from None
+
+
+def _choose_backend(config: pytest.Config) -> None:
+    """--sockfake-backend: the default of every SimNetwork in the session (tests that
+    make their own too), restored at the session's end."""
+    from sockfake.sim.kernel.backends import BACKENDS, set_default_backend
+
+    value, origin = _setting(config, "backend")
+    if value is None:
+        return
+    name = _choice(config, "backend", BACKENDS, "threads")
+    try:
+        previous = set_default_backend(name)
+    except SockfakeError as exc:
+        raise pytest.UsageError(f"sockfake: {origin}={value!r}: {exc}") from None
+
+    def restore() -> None:
+        set_default_backend(previous)
+
+    config.add_cleanup(restore)
 
 
 def _explore_option(config: pytest.Config) -> int | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 if TYPE_CHECKING:
+    from sockfake.sim.kernel.backends import BackendName
     from sockfake.sim.kernel.scheduling import SchedulingPolicy, SwitchPoints
 
 __all__ = [
@@ -66,6 +67,7 @@ OPTION_KEYS = (
     "pct_steps",
     "switch_packages",
     "pin_cpu",
+    "backend",
     "trace_limit",
     *LINK_KEYS,
 )
@@ -143,6 +145,8 @@ class NetworkSettings:
     # Installed packages whose code gets line/opcode switch points too (by top name).
     switch_packages: tuple[str, ...] = ()
     pin_cpu: bool = True  # the simulation's threads on one CPU (sockfake.sim.kernel.cpu_pin)
+    # What simulated threads run on (sockfake.sim.kernel.backends); None: the session's.
+    backend: BackendName | None = None
     # The sockfake_nemesis fixture's schedule: random_schedule's keywords (None: no key).
     nemesis: dict[str, Any] | None = None
     trace_limit: int | None = DEFAULT_TRACE_LIMIT  # events the trace keeps; None: all
@@ -309,6 +313,11 @@ def parse_options(
         options.allow_real = allow_real(kwargs["allow_real"])
     if "pin_cpu" in kwargs:
         options.pin_cpu = _flag(kwargs, "pin_cpu")
+    if "backend" in kwargs:
+        from sockfake.sim.kernel.backends import BACKENDS, check_backend
+
+        options.backend = _one_of(kwargs, "backend", BACKENDS)
+        check_backend(options.backend)  # greenlet's: installed?
     if "nemesis" in kwargs:
         from sockfake.sim.nemesis import nemesis_options
 

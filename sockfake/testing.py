@@ -825,6 +825,7 @@ def make_network(
         pct_steps=options.pct_steps,
         switch_packages=options.switch_packages,
         pin_cpu=options.pin_cpu,
+        backend=options.backend,
         trace_limit=options.trace_limit,
         replay=replay,
         **options.conditions,

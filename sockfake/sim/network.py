@@ -131,6 +131,13 @@ class SimNetwork:
     (only one of them runs at a time, so a handoff is a same-core switch):
     ``pin_cpu=False`` leaves the affinity alone. It changes no simulated behaviour, only
     the speed.
+
+    ``backend`` is what a simulated thread runs on: ``"threads"`` (the default, unless
+    the pytest plugin's ``--sockfake-backend`` chose another for the session), an OS
+    thread each; ``"greenlet"`` (``pip install 'sockfake[greenlet]'``), a greenlet
+    each on the creating thread, with the same schedule, trace and digest for a seed,
+    no OS thread or descriptor per simulated thread, and a cheaper handoff. See
+    ``sockfake.sim.kernel.greenlets`` for what differs.
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class SimNetwork:
         switch_points: str | None = None,
         switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
+        backend: str | None = None,
         **link_conditions: Any,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -178,6 +186,7 @@ class SimNetwork:
             switch_points=switch_points,
             switch_packages=switch_packages,
             pin_cpu=pin_cpu,
+            backend=backend,
         )
         self.seed = seed
         # Deterministic faults chosen by index (see ``sockfake.sim.net.faults.FaultPlan``):

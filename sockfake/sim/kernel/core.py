@@ -47,6 +47,7 @@ from sockfake.errors import (
     SockfakeTypeError,
     SockfakeValueError,
 )
+from sockfake.sim.kernel.backends import Backend, make_backend
 from sockfake.sim.kernel.cpu_pin import CpuPin
 from sockfake.sim.kernel.scheduling import (
     POLICIES,
@@ -158,6 +159,7 @@ class Kernel:
         switch_points: str | None = None,
         switch_packages: Sequence[str] = (),
         pin_cpu: bool = True,
+        backend: str | None = None,
     ) -> None:
         if switch_points is not None and switch_points not in SWITCH_POINTS:
             raise SockfakeValueError(
@@ -176,6 +178,8 @@ class Kernel:
                 check_pct_knob(label, value)
         self.seed = seed
         self.scheduling = scheduling
+        # What the simulated threads run on (OS threads, or greenlets): see backends.
+        self.backend: Backend = make_backend(backend)
         self._rngs: dict[str, random.Random] = {}
         # Under a swarm, this seed's configuration (None otherwise): what it drew.
         self.swarm: SwarmDraw | None = None
@@ -188,6 +192,14 @@ class Kernel:
             policy_name = self.swarm.policy
             switch_points = self.swarm.switch_points
             pct_depth = self.swarm.pct_depth
+            if self.backend.one_os_thread and switch_points != "calls":
+                switch_points = "calls"  # the swarm's draw, as far as greenlets go (below)
+        if self.backend.one_os_thread and switch_points not in (None, "calls"):
+            # A switch inside a sys.monitoring callback leaves the OS thread's events
+            # off (CPython counts the callback as running), for every greenlet after it.
+            raise SockfakeValueError(
+                f"switch_points={switch_points!r} needs backend='threads': line and "
+                "opcode switch points do not reach simulated threads that are greenlets")
         policy = make_policy(policy_name, self.rng("schedule"),
                              pct_depth=3 if pct_depth is None else pct_depth,
                              pct_steps=pct_steps, replay=replay)
@@ -269,7 +281,7 @@ class Kernel:
         # One thread runs at a time: on one CPU a handoff is a context switch, not a
         # cross-core wakeup (see cpu_pin.py). Threads started later inherit the pin.
         self.cpu_pin = CpuPin()
-        if pin_cpu:
+        if pin_cpu and not self.backend.one_os_thread:
             self.cpu_pin.pin()
 
     def next_name(self, kind: str) -> str:
@@ -878,7 +890,9 @@ class Kernel:
             sim_thread.go.acquire()
             sim_thread.ident = threading.get_ident()
             self._by_ident[sim_thread.ident] = sim_thread
-            _kernel_stack().append(self)
+            stack = _kernel_stack()
+            if not stack or stack[-1] is not self:  # greenlets share their OS thread's
+                stack.append(self)
             try:
                 if not sim_thread.killed:
                     run()
@@ -909,7 +923,7 @@ class Kernel:
         sim_thread.wake_reason = "start"
         self.policy.adopt(sim_thread)
         self._ready.append(sim_thread)
-        if self._watchdog is None:
+        if self._watchdog is None and not self.backend.one_os_thread:
             self._watchdog = RootWatchdog(self, _os_thread_start)
         return sim_thread
 
@@ -1039,6 +1053,7 @@ class Kernel:
         if caller is None or caller is self.root:
             self.root.go.close()
         self.cpu_pin.restore()
+        self.backend.close()
 
     # -- for the main thread's watchdog --------------------------------------------------
 

@@ -30,9 +30,9 @@ def _start(self: threading.Thread) -> None:
         return
     sim_thread = kernel.adopt(self)
     try:
-        _original_start(self)
+        kernel.backend.start(self)
     except BaseException:
-        # No OS thread ("can't start new thread"): it must not wait for a turn forever.
+        # Not started ("can't start new thread"): it must not wait for a turn forever.
         kernel.forget(sim_thread)
         raise
     kernel.calls += 1  # starting an OS thread is the simulation's work, not a stall
@@ -41,9 +41,15 @@ def _start(self: threading.Thread) -> None:
 
 def _join(self: threading.Thread, timeout: float | None = None) -> None:
     sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
-    if sim_thread is not None and not sim_thread.kernel.closed:
+    if sim_thread is not None:
         kernel = sim_thread.kernel
-        if kernel.is_simulated_caller():
+        if kernel.backend.one_os_thread:
+            # No OS thread to join: the simulated thread is all there is (after close,
+            # it has finished or been left behind for good).
+            if not kernel.closed and kernel.is_simulated_caller():
+                kernel.join(sim_thread, timeout)
+            return
+        if not kernel.closed and kernel.is_simulated_caller():
             if not kernel.join(sim_thread, timeout):
                 return
             _original_join(self)
@@ -53,7 +59,8 @@ def _join(self: threading.Thread, timeout: float | None = None) -> None:
 
 def _is_alive(self: threading.Thread) -> bool:
     sim_thread: SimThread | None = getattr(self, "_sockfake_thread", None)
-    if sim_thread is not None and not sim_thread.kernel.closed:
+    if sim_thread is not None and (
+            not sim_thread.kernel.closed or sim_thread.kernel.backend.one_os_thread):
         return sim_thread.state != "finished"
     return _original_is_alive(self)
 

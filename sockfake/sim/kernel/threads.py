@@ -1,6 +1,6 @@
 """The kernel's record of a simulated thread, its states, and the queues it waits on.
 
-A ``SimThread`` is one real thread taking part in a simulation: its turn (``Turn``),
+A ``SimThread`` is one thread taking part in a simulation: its turn (a ``TurnHandle``),
 its state, and what it waits for (wait queues, a deadline, the lock or thread that
 must act first). Only the kernel (``sockfake.sim.kernel.core``) moves a thread between
 states; ``THREAD_MOVES`` is the table of the moves it makes, as h11 keeps its state
@@ -14,9 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, get_args
 
-from sockfake.sim.kernel.turn import Turn
-
 if TYPE_CHECKING:
+    from sockfake.sim.kernel.backends import TurnHandle
     from sockfake.sim.kernel.core import Kernel
     from sockfake.sim.kernel.timers import Timer
 
@@ -65,7 +64,7 @@ class SimThread:
         self.kernel = kernel
         self.name = name
         self.thread = thread
-        self.go = Turn()
+        self.go: TurnHandle = kernel.backend.new_turn()
         self.state: ThreadState = "new"
         self.waiting_on: str | Callable[[], str] = ""
         self.wait_queues: tuple[WaitQueue, ...] = ()

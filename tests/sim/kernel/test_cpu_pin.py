@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 from helpers import echo_digest, running
@@ -11,6 +12,16 @@ from helpers import echo_digest, running
 import sockfake as socketserver
 from sockfake.errors import SockfakeTypeError
 from sockfake.sim import SimNetwork
+from sockfake.sim.kernel.backends import set_default_backend
+
+
+@pytest.fixture(autouse=True)
+def _os_threads() -> Iterator[None]:
+    """These tests are about OS threads (a session forced onto greenlets aside)."""
+    previous = set_default_backend("threads")
+    yield
+    set_default_backend(previous)
+
 
 pinnable = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,

@@ -21,7 +21,7 @@ from sockfake.sim import (
     SimStallError,
     SimTimeLimitError,
 )
-from sockfake.sim.kernel import thread_hooks
+from sockfake.sim.kernel import backends
 
 # -- scheduling ---------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def test_deadlock_between_two_threads_joined_by_main(net: SimNetwork) -> None:
 
 
 def test_a_thread_blocked_outside_the_simulation_is_reported_in_bounded_time() -> None:
-    net = SimNetwork(seed=1, stall_timeout=0.5)
+    net = SimNetwork(seed=1, stall_timeout=0.5, backend="threads")  # a stall needs OS threads
     try:
 
         def outside() -> None:
@@ -373,8 +373,8 @@ def test_a_thread_the_os_cannot_start_is_forgotten_not_waited_for(
     def cannot_start(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    with SimNetwork(seed=1, stall_timeout=1.0) as net:
-        monkeypatch.setattr(thread_hooks, "_original_start", cannot_start)
+    with SimNetwork(seed=1, stall_timeout=1.0, backend="threads") as net:
+        monkeypatch.setattr(backends, "_os_thread_start", cannot_start)
         with pytest.raises(RuntimeError, match="can't start"):
             threading.Thread(target=lambda: None).start()
         monkeypatch.undo()
@@ -418,7 +418,7 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
             raise RuntimeError("can't start new thread")
 
         monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
-    net = SimNetwork(seed=1, stall_timeout=0.3)
+    net = SimNetwork(seed=1, stall_timeout=0.3, backend="threads")  # a stall needs OS threads
     try:
         thread, name, release = blocker(net)
         thread.start()

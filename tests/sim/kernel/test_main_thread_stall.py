@@ -6,10 +6,21 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from sockfake.sim import SimNetwork, SimStallError
+from sockfake.sim.kernel.backends import set_default_backend
+
+
+@pytest.fixture(autouse=True)
+def _os_threads() -> Iterator[None]:
+    """These tests are about OS threads (a session forced onto greenlets aside)."""
+    previous = set_default_backend("threads")
+    yield
+    set_default_backend(previous)
+
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGUSR2"), reason="the stall signal needs POSIX signals"
