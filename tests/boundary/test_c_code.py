@@ -5,6 +5,7 @@ deadline, such code fails at once rather than landing on a real process or waiti
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import errno
 import os
@@ -162,6 +163,26 @@ def test_a_c_socket_on_a_python_socket_objects_stale_descriptor_is_detected(
     assert f"-> 127.0.0.1:{real_listener.port} (ESTABLISHED)" in text
 
 
+class _SetOnce:
+    """A one-shot flag on a raw lock, set by a real thread, waited for in real time."""
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        return bool(self._lock.acquire(True, timeout))
+
+
 def test_a_sampler_listing_applied_late_does_not_lose_the_stray_seen_at_the_end(
     real_listener: RealListener, c_descriptors: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,7 +194,10 @@ def test_a_sampler_listing_applied_late_does_not_lose_the_stray_seen_at_the_end(
     read = stray_sockets.socket_inodes
     sleeper = stray_sockets._sleeper
     armed = threading.Event()
-    sampler_has_read = threading.Event()  # a listing from before the C socket, held...
+    # A listing from before the C socket, held... (a raw lock: the test's simulated
+    # main thread waits for it in real time, where a threading.Event made before the
+    # interception would be waited on in virtual time)
+    sampler_has_read = _SetOnce()
     end_has_looked = threading.Event()  # ...until the end's first look is done
     sampler_has_applied = threading.Event()
     end_has_finished = threading.Event()  # the sampler looks no more until then
