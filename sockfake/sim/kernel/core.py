@@ -1017,7 +1017,18 @@ class Kernel:
             return
         caller = self._by_ident.get(threading.get_ident())
         if caller is not None and caller is not self.current and self.failure is None:
-            raise SockfakeRuntimeError("SimNetwork.close() called while another thread runs")
+            # The caller does not hold the turn (an exception, such as pytest-timeout's,
+            # reached it while it waited for one): the thread that holds it runs on, so
+            # no thread can be unwound safely. The network is closed all the same: left
+            # open, it would stay the calling thread's simulation, and every later test
+            # in the process would have its threads adopted by it and hang.
+            self._abandon()
+            self.cpu_pin.restore()
+            raise SockfakeRuntimeError(
+                "SimNetwork.close() called while another thread runs "
+                f"({self.current.name} holds the turn): the network is closed, its "
+                "threads are left where they wait"
+            )
         self.closing = True
         me = caller or self.root
         for thread in list(self._threads):
@@ -1039,6 +1050,15 @@ class Kernel:
                     break  # the thread is stuck outside the simulation: leave it
             me.state = "running"
             self.current = me
+        self._abandon()
+        if caller is None or caller is self.root:
+            self.root.go.close()
+        self.cpu_pin.restore()
+        self.backend.close()
+
+    def _abandon(self) -> None:
+        """Closed, and no longer any thread's simulation."""
+        self.closing = True
         self.closed = True
         self._root_call_frame = None
         # current_kernel() would drop it lazily; a closed network's trace and threads
@@ -1050,10 +1070,6 @@ class Kernel:
             self._watchdog.stop()
         self._timers.clear()
         self._ready.clear()
-        if caller is None or caller is self.root:
-            self.root.go.close()
-        self.cpu_pin.restore()
-        self.backend.close()
 
     # -- for the main thread's watchdog --------------------------------------------------
 

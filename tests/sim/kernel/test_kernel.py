@@ -22,6 +22,7 @@ from sockfake.sim import (
     SimTimeLimitError,
 )
 from sockfake.sim.kernel import backends
+from sockfake.sim.kernel.core import current_kernel
 
 # -- scheduling ---------------------------------------------------------------------------
 
@@ -313,6 +314,29 @@ def test_close_unwinds_threads_blocked_anywhere_and_leaks_no_os_thread_or_descri
     assert not [thread.name for thread in threads + inners if thread.is_alive()]
     assert set(threading.enumerate()) <= threads_before
     assert _open_fds() <= fds_before
+
+
+def test_a_close_by_a_thread_without_the_turn_still_leaves_no_simulation_behind() -> None:
+    """An exception (pytest-timeout's, say) that reaches the main thread while another
+    simulated thread holds the turn makes close() refuse to unwind; the network must be
+    closed all the same, or every later test in the process would run its threads in
+    it (a real-network test's server thread adopted, and a hang)."""
+    net = SimNetwork(seed=1)
+    event = net.event()
+    waiter = threading.Thread(target=event.wait, name="waiter", daemon=True)
+    waiter.start()
+    net.sleep(1)  # the waiter is parked on the event
+    kernel = net.kernel
+    holder = next(thread for thread in kernel._threads if thread.name == "waiter")
+    kernel.current = holder  # as if the main thread had been interrupted while waiting
+    with pytest.raises(SockfakeError, match="another thread runs.*waiter holds the turn"):
+        net.close()
+    assert kernel.closed
+    assert current_kernel() is None
+    outside = threading.Thread(target=lambda: None)
+    outside.start()  # a real thread again: not adopted by the abandoned network
+    outside.join(10)
+    assert not hasattr(outside, "_sockfake_thread") and not outside.is_alive()
 
 
 def test_an_exception_in_a_simulated_thread_reaches_excepthook_and_the_run_goes_on(
