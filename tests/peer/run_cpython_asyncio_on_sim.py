@@ -83,15 +83,6 @@ OS_ONLY: dict[str, str] = {
     "test_unix_server_cleanup_replaced": _NO_SOCKET_FILE,
     "test_unix_server_cleanup_prevented": _NO_SOCKET_FILE,
     "test_create_unix_server_path_stream_bittype": _NO_SOCKET_FILE,  # 3.11: os.unlink(fn)
-    "test_write_pipe_disconnect_on_close": (
-        "io.open() over a simulated socket's descriptor (wsock.detach()): the built-in "
-        "open() makes a real FileIO, which fails with EBADF; sockfake does not patch open()"
-    ),
-    "test_read_all_from_pipe_reader": (
-        "io.open() over os.pipe()'s read end, which in a simulated thread is a simulated "
-        "socket pair (so waitress's trigger works): the built-in open() fails with EBADF "
-        "before the test reaches its child process (which would be refused)"
-    ),
 }
 
 

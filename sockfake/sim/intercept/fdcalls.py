@@ -22,8 +22,10 @@ fail with a bare ``EBADF``. Under interception, in a thread of its network:
   (read end, write end): host-local, instant, and waited on by the simulated
   ``select``/``poll``/selectors, so a wake-up pipe (waitress's trigger) works. ``os.fstat``
   shows a socket, not a FIFO, and both ends can read and write.
+* ``open(fd)``, ``io.open(fd)`` and ``os.fdopen(fd)`` are file objects over the
+  descriptor (``fdfiles``).
 * Every other ``fcntl`` command, ``fcntl.ioctl``/``flock``/``lockf``, and
-  ``os.dup2``, ``os.fdopen``, ``os.lseek`` ... on a simulated
+  ``os.dup2``, ``os.lseek`` ... on a simulated
   descriptor raise ``OSError(EBADF)`` (what the code saw before, so its error handling
   is unchanged) whose message names sockfake, the call, and what to do instead.
 
@@ -261,13 +263,12 @@ _SIMULATED: dict[str, Callable[..., Any]] = {
 
 _OS_HINTS = {
     "dup2": "use the socket object's dup() instead",
-    "fdopen": "use the socket object's makefile() instead",
     "readv": "use the socket object's recvmsg_into() instead",
     "writev": "use the socket object's sendmsg() instead",
 }
 # The os functions that take a descriptor first, refused on a simulated one unless above.
 _OS_REFUSED = (
-    "dup2", "fdopen", "lseek", "fsync", "fdatasync", "ftruncate", "fchmod",
+    "dup2", "lseek", "fsync", "fdatasync", "ftruncate", "fchmod",
     "fchown", "fstatvfs", "fchdir", "readv", "writev", "pread", "pwrite", "ttyname",
     "fpathconf", "device_encoding", "posix_fadvise", "posix_fallocate", "lockf",
 )  # fmt: skip

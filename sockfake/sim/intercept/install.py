@@ -141,8 +141,10 @@ same network cannot be intercepted twice at once (a clear error).
 from __future__ import annotations
 
 import _thread
+import builtins
 import copyreg
 import datetime
+import io
 import os
 import queue
 import random
@@ -166,6 +168,7 @@ from sockfake.sim.intercept import (
     datetimes,
     entropy,
     fdcalls,
+    fdfiles,
     futures,
     loops,
     made_before,
@@ -372,6 +375,10 @@ def _install() -> None:
         if original is not None:
             _set(os, name, fdcalls.os_call(name, original))
     _set(os, "pipe", fdcalls.pipe_call(os.pipe))
+    # file objects over a simulated descriptor (fdfiles.py; os.fdopen calls io.open)
+    simulated_open = fdfiles.open_call(io.open)
+    _set(io, "open", simulated_open)
+    _set(builtins, "open", simulated_open)
     for name in fdcalls.FCNTL_CALLS if fdcalls.FCNTL_MODULE is not None else ():
         _set(fdcalls.FCNTL_MODULE, name, fdcalls.fcntl_call(
             name, getattr(fdcalls.FCNTL_MODULE, name)))
