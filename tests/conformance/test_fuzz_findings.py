@@ -80,6 +80,11 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
                  ("sendto", 0, b"x", "mapped_name_of", 0), ("sendall", 0, b"data", 0),
                  ("recvfrom", 0, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT),
                  ("recvfrom", 0, 1, socket.MSG_DONTWAIT))),
+    # A Unix datagram socket connected to another (here: to itself) takes no other
+    # socket's connect(): EPERM (Linux's unix_may_send).
+    "a_unix_dgram_socket_connected_elsewhere_refuses_a_connect": (
+        "unix_dgram", (("socket",), ("bind", 0, "autobind", 0), ("connect", 0, "name_of", 0),
+                       ("socket",), ("connect", 1, "name_of", 0))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

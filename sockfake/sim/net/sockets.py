@@ -373,6 +373,9 @@ class SimSocket:
         if self.type == socket.SOCK_STREAM and (target.state is not State.LISTENING
                                                 or target.shut_rd):
             return errno.ECONNREFUSED  # Linux: at once, nobody listens there
+        if self.type == socket.SOCK_DGRAM and target.remote is not None \
+                and target.remote != self.ep.local:
+            return errno.EPERM  # it is connected to another socket (unix_may_send)
         return 0
 
     def _connect(self, address: Any, *, raising: bool) -> int:

@@ -329,7 +329,7 @@ def test_a_close_by_a_thread_without_the_turn_still_leaves_no_simulation_behind(
     kernel = net.kernel
     holder = next(thread for thread in kernel._threads if thread.name == "waiter")
     kernel.current = holder  # as if the main thread had been interrupted while waiting
-    with pytest.raises(SockfakeError, match="another thread runs.*waiter holds the turn"):
+    with pytest.raises(SockfakeError, match=r"another thread runs.*waiter holds the turn"):
         net.close()
     assert kernel.closed
     assert current_kernel() is None
