@@ -52,16 +52,16 @@ def main() -> None:
     net = SimNetwork(seed=1)
     try:
         first = _enter_exit(net)
-        real_install: Any = install._install_made_before
+        real_install: Any = install._rebind_made_before
         with_scan: list[float] = []
         without: list[float] = []
         for _ in range(args.rounds):
             with_scan.append(_enter_exit(net))
-            install._install_made_before = lambda: None
+            install._rebind_made_before = lambda: None
             try:
                 without.append(_enter_exit(net))
             finally:
-                install._install_made_before = real_install
+                install._rebind_made_before = real_install
     finally:
         net.close()
     print(f"packages imported: {', '.join(loaded)}; modules scanned: {modules} "

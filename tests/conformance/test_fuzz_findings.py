@@ -85,6 +85,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
     "a_unix_dgram_socket_connected_elsewhere_refuses_a_connect": (
         "unix_dgram", (("socket",), ("bind", 0, "autobind", 0), ("connect", 0, "name_of", 0),
                        ("socket",), ("connect", 1, "name_of", 0))),
+    # In timeout mode CPython polls before it sends; a Unix listener shut down both
+    # ways is not writable but hung up, and poll() reports that: ENOTCONN at once.
+    "send_in_timeout_mode_on_a_hung_up_unix_listener": (
+        "unix_stream", (("socket",), ("bind", 0, "path1", 0), ("listen", 0, 5),
+                        ("settimeout", 0, 0.02), ("shutdown", 0, socket.SHUT_RDWR),
+                        ("send", 0, b"data", 0))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

@@ -17,6 +17,7 @@ lives apart: CPython's argument conversion (``socket_args``), the option tables 
 from __future__ import annotations
 
 import errno
+import select
 import selectors
 import socket
 from typing import TYPE_CHECKING, Any, cast
@@ -45,6 +46,9 @@ from sockfake.sim.trace.recorder import Lazy
 
 if TYPE_CHECKING:
     from sockfake.sim.net.topology import Host
+
+# What poll() reports whatever events were asked for.
+_POLL_ALWAYS = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 __all__ = ["SimSocket"]
 
@@ -231,6 +235,10 @@ class SimSocket:
         clock = self.ep.host.clock  # _true_seconds(), inline: on every timed call
         deadline = self._kernel.now + (timeout if clock is None else clock.local_seconds(timeout))
         while not self.ep.ready_mask() & event:
+            # poll() reports a hang-up or an error whatever was asked (a Unix listener
+            # shut down both ways is not writable, but hung up: send() fails at once).
+            if poll_events(self.ep) & _POLL_ALWAYS:
+                return
             self._block(deadline, what)
 
     # -- options ------------------------------------------------------------------
