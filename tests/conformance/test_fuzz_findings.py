@@ -91,6 +91,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "unix_stream", (("socket",), ("bind", 0, "path1", 0), ("listen", 0, 5),
                         ("settimeout", 0, 0.02), ("shutdown", 0, socket.SHUT_RDWR),
                         ("send", 0, b"data", 0))),
+    # An IPv6 socket given ::1 by a first connect, then connected to an IPv4-mapped
+    # peer: Linux's IPv4 lookups never find it, so no port unreachable comes back.
+    "no_icmp_error_for_an_ipv6_addressed_socket_sending_to_ipv4": (
+        "udp6", (("socket",), ("connect_ex", 0, "closed", 0),
+                 ("connect_ex", 0, "mapped_name_of", 0), ("send", 0, b"data", 0),
+                 ("recvfrom", 0, 64, socket.MSG_PEEK | socket.MSG_DONTWAIT))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

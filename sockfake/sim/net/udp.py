@@ -168,6 +168,9 @@ class DatagramTransport:
         """ICMP port unreachable back to a connected UDP socket: its next call raises
         ``ConnectionRefusedError`` (Linux reports it to connected sockets only)."""
 
+        if _unseen_by_ipv4(sender):
+            return
+
         def arrive() -> None:
             if sender.fd >= 0 and sender.remote is not None:
                 sender.pending_error = errno.ECONNREFUSED
@@ -178,3 +181,15 @@ class DatagramTransport:
 
         self.topology.carry(dst, sender.host, 0, 0, arrive, "icmp",
                             reliable=False, immediate_ok=True)
+
+
+def _unseen_by_ipv4(sender: Endpoint) -> bool:
+    """An IPv6 socket with an IPv6 address of its own (``::1``, taken by an earlier
+    connect) that then connected to an IPv4-mapped peer: Linux's IPv4 lookups never
+    find it (its IPv4 receive address is the placeholder 127.0.0.6), so an ICMP error
+    for its datagrams reaches nobody."""
+    if sender.family != socket.AF_INET6 or sender.local is None or sender.remote is None:
+        return False
+    local, remote = str(sender.local[0]), str(sender.remote[0])
+    return (remote.startswith("::ffff:") and local not in ("::", "")
+            and not local.startswith("::ffff:"))
