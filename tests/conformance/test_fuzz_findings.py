@@ -97,6 +97,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "udp6", (("socket",), ("connect_ex", 0, "closed", 0),
                  ("connect_ex", 0, "mapped_name_of", 0), ("send", 0, b"data", 0),
                  ("recvfrom", 0, 64, socket.MSG_PEEK | socket.MSG_DONTWAIT))),
+    # Both FINs through (here a socket connected to itself shuts its sending side):
+    # Linux's socket is closed, so a second shutdown() and getpeername() are ENOTCONN.
+    "a_tcp_connection_closed_both_ways_is_not_connected": (
+        "tcp4", (("socket",), ("bind", 0, "wildcard", 0), ("connect_ex", 0, "mapped_name_of", 0),
+                 ("shutdown", 0, socket.SHUT_WR), ("getpeername", 0),
+                 ("shutdown", 0, socket.SHUT_WR), ("recv", 0, 5, 0))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

@@ -269,9 +269,20 @@ class SimSocket:
             return self._released_name
         return self._transport.unbound_name(self.family)
 
+    def _tcp_closed(self) -> bool:
+        """A TCP connection whose FINs both went through (this side's reached the peer,
+        the peer's reached this side): Linux's socket is TCP_CLOSE then (TIME_WAIT or
+        LAST_ACK done), so getpeername() and shutdown() are ENOTCONN; reads give EOF."""
+        ep = self.ep
+        if self.family == _AF_UNIX or not (ep.shut_wr and ep.rx_eof):
+            return False
+        peer = ep.peer
+        return ep.state is State.CONNECTED and peer is not None and peer.rx_eof
+
     def getpeername(self) -> Any:
         self._check_open()
-        if self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead:
+        if (self.ep.remote is None or self.ep.state is not State.CONNECTED or self.ep.dead
+                or self._tcp_closed()):
             remote = self.ep.remote
             if self.type == socket.SOCK_DGRAM and remote is not None and (
                 self.family == _AF_UNIX or remote[1]  # Linux: port 0 is no peer
@@ -769,6 +780,8 @@ class SimSocket:
                 self._transport.stop_listening(self.ep)
                 self._disconnect()
             return
+        if self._tcp_closed():
+            raise os_error(errno.ENOTCONN)
         if self.type == socket.SOCK_DGRAM or self.ep.state is not State.CONNECTED:
             # Linux marks the socket even where it then says ENOTCONN (an unconnected
             # UDP or TCP socket): a read after SHUT_RD is EOF, a write after SHUT_WR
