@@ -42,11 +42,14 @@ needs_proc_fd = pytest.mark.skipif(not HAS_PROC_FD, reason="needs /proc/self/fd"
 
 
 def open_descriptors() -> set[tuple[int, str]]:
-    """The process's open descriptors, each with what it points at."""
+    """The process's open descriptors, each with what it points at (not a listing of
+    /proc's own: this one's, or the stray-socket sampler's thread's)."""
     found = set()
     for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
-            found.add((int(name), os.readlink(f"/proc/self/fd/{name}")))
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if not target.startswith("/proc/"):
+                found.add((int(name), target))
     return found
 
 
