@@ -103,6 +103,10 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "tcp4", (("socket",), ("bind", 0, "wildcard", 0), ("connect_ex", 0, "mapped_name_of", 0),
                  ("shutdown", 0, socket.SHUT_WR), ("getpeername", 0),
                  ("shutdown", 0, socket.SHUT_WR), ("recv", 0, 5, 0))),
+    # ...but only a blocking accept() says EINVAL: a non-blocking one is EAGAIN.
+    "a_nonblocking_accept_on_a_shut_unix_listener_would_block": (
+        "unix_stream", (("socket",), ("setblocking", 0, False), ("shutdown", 0, socket.SHUT_RDWR),
+                        ("bind", 0, "autobind", 0), ("listen", 0, 2), ("accept", 0))),
     # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
     # closes. The fuzzer removes the path on close, as a server does, so both agree.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (

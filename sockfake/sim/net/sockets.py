@@ -503,8 +503,11 @@ class SimSocket:
             raise os_error(errno.EINVAL)
         deadline = self._deadline()
         while not self.ep.accept_queue:
-            if self.ep.shut_rd or self.ep.state is not State.LISTENING:
-                raise os_error(errno.EINVAL)  # stopped (SHUT_RD) while we waited
+            if self.ep.state is not State.LISTENING or (self.ep.shut_rd and self._timeout is None):
+                # Stopped (SHUT_RD) while we waited. Linux (unix_accept) says so only to
+                # a blocking accept: on an O_NONBLOCK socket it is EAGAIN, and CPython's
+                # timeout mode, non-blocking underneath, tries again until it times out.
+                raise os_error(errno.EINVAL)
             self._block(deadline, "accept")
             self._check_open()
         conn: SimSocket = self.ep.accept_queue.popleft().owner
