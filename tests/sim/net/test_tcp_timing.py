@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from differential import recv_all
 
 from sockfake.sim import LinkConditions, SimNetwork
 from sockfake.sim.net.links import GilbertElliott, retransmission_timeout
@@ -22,13 +23,7 @@ from sockfake.sim.net.tcp import DELAYED_ACK
 
 def _serve_requests(conn: socket.socket, size: int) -> None:
     """Read requests of ``size`` bytes, answer each with b"ok", until EOF."""
-    while True:
-        request = b""
-        while len(request) < size:
-            chunk = conn.recv(size - len(request))
-            if not chunk:
-                return
-            request += chunk
+    while len(recv_all(conn, size)) == size:
         conn.sendall(b"ok")
 
 
