@@ -143,18 +143,24 @@ def recv_all(sock: Any) -> bytes:
         chunks.append(chunk)
 
 
-def open_fds() -> int:
-    """How many descriptors this process holds, not counting a listing of /proc's own
-    (this one's, or the stray-socket sampler's, which a real thread may hold at any
-    moment while a simulation is intercepted)."""
-    count = 0
+def descriptor_targets() -> dict[int, str]:
+    """This process's descriptors and what each points at, not counting a listing of
+    /proc's own (this one's, or the stray-socket sampler's, which a real thread may
+    hold at any moment while a simulation is intercepted)."""
+    found: dict[int, str] = {}
     for name in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{name}")
         except OSError:  # closed meanwhile (a listing's own descriptor)
             continue
-        count += not target.startswith("/proc/")
-    return count
+        if not target.startswith("/proc/"):
+            found[int(name)] = target
+    return found
+
+
+def open_fds() -> int:
+    """How many descriptors this process holds (``descriptor_targets``)."""
+    return len(descriptor_targets())
 
 
 class EchoHandler(socketserver.BaseRequestHandler):

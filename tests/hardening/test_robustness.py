@@ -6,7 +6,6 @@ of open descriptors (``/proc/self/fd``) and live threads before and after.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gc
 import os
@@ -27,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from helpers import WAIT, connect, needs_ipv6, recv_all, serving
+from helpers import WAIT, connect, descriptor_targets, needs_ipv6, recv_all, serving
 
 import sockfake
 
@@ -42,15 +41,8 @@ needs_proc_fd = pytest.mark.skipif(not HAS_PROC_FD, reason="needs /proc/self/fd"
 
 
 def open_descriptors() -> set[tuple[int, str]]:
-    """The process's open descriptors, each with what it points at (not a listing of
-    /proc's own: this one's, or the stray-socket sampler's thread's)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
-            target = os.readlink(f"/proc/self/fd/{name}")
-            if not target.startswith("/proc/"):
-                found.add((int(name), target))
-    return found
+    """The process's open descriptors, each with what it points at."""
+    return set(descriptor_targets().items())
 
 
 class Snapshot:

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from helpers import descriptor_targets
 
 from sockfake.network import SockfakeRuntimeError
 from sockfake.sim import SimNetwork
@@ -466,17 +467,9 @@ def test_every_guarded_real_method_is_overridden_for_simulated_sockets() -> None
 
 def _socket_like_descriptors() -> list[str]:
     """The process's sockets, pipes and event descriptors (what a simulated socket would
-    need, were it real): not the directory a listing of /proc/self/fd holds open, which
-    the stray-socket sampler's thread may hold at any moment."""
-    found = []
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:  # closed meanwhile (a listing's own descriptor)
-            continue
-        if target.startswith(("socket:", "pipe:", "anon_inode:")):
-            found.append(f"{name} {target}")
-    return sorted(found)
+    need, were it real)."""
+    return sorted(f"{fd} {target}" for fd, target in descriptor_targets().items()
+                  if target.startswith(("socket:", "pipe:", "anon_inode:")))
 
 
 def test_simulated_sockets_open_no_real_descriptor(inet: SimNetwork) -> None:
