@@ -238,6 +238,11 @@ class Kernel:
         self.time_limit = time_limit
         self.stall_timeout = stall_timeout
         self.spin_budget = spin_budget
+        # An interception of this network has ended and none is active (set by
+        # sockfake.sim.intercept): its main thread is plain Python again, so a thread it
+        # starts gets the OS, like any thread outside (thread_hooks). Without any
+        # interception, threads still join (the non-intercepted API: net.sleep...).
+        self.interception_ended = False
         self.now = 0.0
         self.closed = False
         self.closing = False

@@ -4,7 +4,8 @@ A thread started by a simulated thread joins that simulation before it runs, so 
 documentation's ``threading.Thread(target=server.serve_forever).start()`` works
 unchanged; ``join()`` and ``is_alive()`` on such a thread wait and answer in the
 simulation. Every other thread is untouched: the hooks hand straight back to the
-stdlib's own methods when the caller is not a simulated thread.
+stdlib's own methods when the caller is not a simulated thread, or when the network's
+interception has ended (its code is plain Python again until the next one).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _original_is_alive = threading.Thread.is_alive
 
 def _start(self: threading.Thread) -> None:
     kernel = current_kernel()
-    if kernel is None or not kernel.is_simulated_caller():
+    if kernel is None or not kernel.is_simulated_caller() or kernel.interception_ended:
         _original_start(self)
         return
     sim_thread = kernel.adopt(self)
