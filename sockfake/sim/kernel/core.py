@@ -551,6 +551,7 @@ class Kernel:
         thread.idle_polls = 0
         thread.idle_reads += 1
         thread.idle_ops += 1
+        thread.idle_clock = True
         if thread.charged is not None:
             self._spin(thread, "the clock")  # each read is charged (_charge_read)
         elif thread.spinning:
@@ -585,6 +586,7 @@ class Kernel:
         thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
         thread.spinning = False
         thread.spin_jumps = 0
+        thread.idle_clock = False
         thread.charged = None
 
     def _spin(self, thread: SimThread, what: str) -> None:
@@ -610,7 +612,7 @@ class Kernel:
         else:
             doing = "busy-polls and reads the clock"
         first = self._timers.next_timer()
-        if first is None and (thread.idle_ops > thread.idle_polls or thread.charged is not None):
+        if first is None and thread.idle_clock:
             self._charge_read(thread, doing)
             return
         if first is None:

@@ -90,6 +90,9 @@ class SimThread:
         self.idle_epoch = -1
         self.spinning = False
         self.spin_jumps = 0  # clock moves in a row for its polls that brought nothing
+        # Has it read the clock since the kernel's progress count was idle_epoch? Only
+        # such a thread sees time pass with nothing scheduled (Kernel._charge_read).
+        self.idle_clock = False
         # Virtual time charged to its clock reads with nothing scheduled, in a row
         # (Kernel._charge_read); None: not charged (it polls, or has not spun yet).
         self.charged: float | None = None

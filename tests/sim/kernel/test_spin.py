@@ -21,7 +21,7 @@ import pytest
 
 import sockfake as socketserver
 from sockfake import settings
-from sockfake.sim import SimDeadlockError, SimNetwork
+from sockfake.sim import SimDeadlockError, SimNetwork, SimTimeLimitError
 from sockfake.sim.kernel.core import DEFAULT_SPIN_BUDGET, SPIN_QUANTUM
 
 
@@ -281,6 +281,16 @@ def test_spin_budget_zero_reports_a_frozen_clock_at_once() -> None:
             while time.monotonic() < deadline:
                 pass
         assert net.time() == 0.0
+
+
+def test_charged_reads_stop_at_the_time_limit() -> None:
+    with SimNetwork(seed=1, time_limit=5) as net, net.intercept():
+        deadline = time.monotonic() + 10
+        with pytest.raises(SimTimeLimitError, match="virtual time limit of 5 s reached while "
+                                                    "'main' reads the clock"):
+            while time.monotonic() < deadline:
+                pass
+        assert net.time() <= 5.0
 
 
 @pytest.mark.parametrize("budget", [-1, float("nan"), float("inf"), "60", True])
