@@ -483,7 +483,9 @@ class SimNetwork:
                name: str | None = None, daemon: bool | None = None) -> Any:
         import threading
 
-        return threading.Thread(target=target, args=args, name=name, daemon=daemon)
+        # The simulation's, even after an interception ended (thread_hooks).
+        return thread_hooks.mark_simulated(
+            threading.Thread(target=target, args=args, name=name, daemon=daemon))
 
     def event(self) -> SimEvent:
         return SimEvent(self.kernel)

@@ -73,3 +73,15 @@ def test_without_interception_the_networks_threads_still_join_it() -> None:
         thread.start()
         thread.join()
         assert seen == [True]
+
+
+def test_the_networks_own_threads_still_join_it_after_the_interception() -> None:
+    # net.thread() (sockfake's servers, a host's boot, the nemesis) is the simulation's.
+    with SimNetwork(seed=1) as net:
+        with install.intercept(net):
+            pass
+        seen: list[bool] = []
+        thread = net.thread(target=lambda: seen.append(net.kernel.is_simulated_caller()))
+        thread.start()
+        thread.join()
+        assert seen == [True]
