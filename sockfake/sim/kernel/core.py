@@ -605,7 +605,7 @@ class Kernel:
             self.yield_turn(what)
             thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
             return
-        if thread.idle_polls == thread.idle_ops:
+        if thread.idle_polls == thread.idle_ops and not thread.idle_clock:
             doing = f"busy-polls ({what})"
         elif thread.idle_reads == thread.idle_ops:
             doing = "reads the clock"
