@@ -11,7 +11,11 @@ something to scan, then prints:
 
 - the first scan (every module read in full), once;
 - per round, alternating: an enter/exit of ``net.intercept()`` with the scan, and one
-  with the scan left out; medians, spread (min-max) and the load average.
+  with the scan left out; medians, spread (min-max) and the load average;
+- per round, alternating: a first scan (every module read in full) reading objects'
+  attributes one object deep and ``made_before._OBJECT_DEPTH`` deep
+  (``app.registry.cache.lock``), and the later scan after each (the places that held
+  a hit, which is what every other interception reads).
 
     python benchmarks/bench_intercept.py [--rounds 21]
 """
@@ -64,6 +68,7 @@ def main() -> None:
                 install._rebind_made_before = real_install
     finally:
         net.close()
+    depths = _first_scans(args.rounds)
     print(f"packages imported: {', '.join(loaded)}; modules scanned: {modules} "
           f"(of {len(sys.modules)} loaded)")
     print(f"first enter/exit (every module read in full): {first * 1e3:.2f} ms")
@@ -71,7 +76,32 @@ def main() -> None:
                         ("enter/exit without it", without)):
         print(f"{name}: median {statistics.median(times) * 1e3:.3f} ms "
               f"(min {min(times) * 1e3:.3f}, max {max(times) * 1e3:.3f}) over {len(times)}")
+    for name, times in depths.items():
+        print(f"{name}: median {statistics.median(times) * 1e3:.3f} ms "
+              f"(min {min(times) * 1e3:.3f}, max {max(times) * 1e3:.3f}) over {len(times)}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def _first_scans(rounds: int) -> dict[str, list[float]]:
+    """First and later scans reading objects one deep and ``_OBJECT_DEPTH`` deep."""
+    replaced = install._replaced_originals()
+    deepest = made_before._OBJECT_DEPTH
+    times: dict[str, list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for depth in (1, deepest):
+                made_before._OBJECT_DEPTH = depth
+                made_before._scanned.clear()
+                made_before._with_hits.clear()
+                for scan in ("first", "later"):
+                    start = _real_clock()
+                    found = len(list(made_before.scan(replaced)))
+                    elapsed = _real_clock() - start
+                    key = f"{scan} scan, objects {depth} deep ({found} found)"
+                    times.setdefault(key, []).append(elapsed)
+    finally:
+        made_before._OBJECT_DEPTH = deepest
+    return times
 
 
 def _try_import(name: str) -> bool:

@@ -263,7 +263,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sockfake(network=, seed=, loss=, duplicate=, reorder=, latency=, jitter=, "
         "bandwidth=, burst_loss=, corrupt=, chunk=, time_limit=, scheduling=, "
-        "stall_timeout=, handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
+        "stall_timeout=, spin_budget=, "
+        "handler_errors='fail'|'strict'|'ignore'|(ExceptionClass, ...), "
         "intercept=True|False, allow_real='all'|[(host, port), path], explore=N, "
         "switch_points='calls'|'lines'|'opcodes', "
         "pct_depth=3, pct_steps=N, switch_packages=('pkg',), pin_cpu=True|False, "

@@ -55,6 +55,7 @@ OPTION_KEYS = (
     "time_limit",
     "scheduling",
     "stall_timeout",
+    "spin_budget",
     "handler_errors",
     "intercept",
     "seed_entropy",
@@ -80,6 +81,12 @@ DEFAULT_TIME_LIMIT = 86400.0
 # made collection hang; time_limit=inf failed inside the fixture).
 MAX_TIME_LIMIT = 1e9  # virtual seconds, about 31 years; None: no limit
 MAX_STALL_TIMEOUT = 3600.0  # real seconds
+# Virtual time a thread's clock reads with nothing scheduled may be charged before its
+# loop is a spin (SimNetwork's spin_budget; sockfake.sim.kernel.core's
+# DEFAULT_SPIN_BUDGET, pinned equal by a test: this module imports nothing of the
+# simulation).
+DEFAULT_SPIN_BUDGET = 60.0
+MAX_SPIN_BUDGET = MAX_TIME_LIMIT
 MAX_EXPLORE = 10_000  # schedules, one pytest item each
 MAX_PREEMPTION_BOUND = 10  # explore="systematic": the schedules grow as n**bound
 # explore="systematic" in one item: the schedules it runs at most before it says it
@@ -94,7 +101,11 @@ DEFAULT_TRACE_LIMIT = 100_000
 MAX_SEED = 2**64 - 1
 MAX_DELAY = 86400.0  # latency, jitter: virtual seconds
 MAX_CHUNK = 1 << 30  # bytes
-_BOUNDS: dict[str, float] = {"time_limit": MAX_TIME_LIMIT, "stall_timeout": MAX_STALL_TIMEOUT}
+_BOUNDS: dict[str, float] = {
+    "time_limit": MAX_TIME_LIMIT,
+    "stall_timeout": MAX_STALL_TIMEOUT,
+    "spin_budget": MAX_SPIN_BUDGET,
+}
 
 
 # handler_errors: a policy name, or the exception classes to ignore.
@@ -123,6 +134,7 @@ class NetworkSettings:
     time_limit: float | None = DEFAULT_TIME_LIMIT
     scheduling: SchedulingPolicy = "fifo"
     stall_timeout: float = 10.0
+    spin_budget: float = DEFAULT_SPIN_BUDGET
     handler_errors: HandlerErrors = "fail"
     # Simulated tests: the stdlib's socket, time, threading... are the simulation in
     # its threads (SimNetwork.intercept()); real clients and sleeps just work.
@@ -263,6 +275,8 @@ def parse_options(
         options.time_limit = _number("time_limit", kwargs["time_limit"], positive=True)
     if "stall_timeout" in kwargs:
         options.stall_timeout = _number("stall_timeout", kwargs["stall_timeout"], positive=True)
+    if "spin_budget" in kwargs:
+        options.spin_budget = _number("spin_budget", kwargs["spin_budget"], positive=False)
     from sockfake.sim.kernel.scheduling import POLICIES, SWITCH_POINTS
 
     if "scheduling" in kwargs:

@@ -820,6 +820,7 @@ def make_network(
         scheduling=options.scheduling,
         time_limit=options.time_limit,
         stall_timeout=options.stall_timeout,
+        spin_budget=options.spin_budget,
         switch_points=options.switch_points,
         pct_depth=options.pct_depth,
         pct_steps=options.pct_steps,

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import sockfake.sim.kernel.thread_hooks as thread_hooks
 import sockfake.sim.net.checks as _checks
 from sockfake.errors import SockfakeRuntimeError, SockfakeTypeError
-from sockfake.sim.kernel.core import Kernel
+from sockfake.sim.kernel.core import DEFAULT_SPIN_BUDGET, Kernel
 from sockfake.sim.kernel.queues import SimQueue
 from sockfake.sim.kernel.sync import SimEvent, SimLock
 from sockfake.sim.net.addressing import Addressing
@@ -138,6 +138,13 @@ class SimNetwork:
     each on the creating thread, with the same schedule, trace and digest for a seed,
     no OS thread or descriptor per simulated thread, and a cheaper handoff. See
     ``sockfake.sim.kernel.greenlets`` for what differs.
+
+    ``spin_budget`` (virtual seconds, default 60): a thread that keeps reading the
+    clock while nothing happens and nothing is scheduled (``while time.monotonic() <
+    deadline``, an event loop on a selector that never blocks) is charged 1 ms of
+    virtual time per read once it is seen to spin, so a bounded loop ends as on the
+    OS; past this much charged time in a row it is reported as a spin
+    (``SimDeadlockError`` naming its frame). 0 reports it at once.
     """
 
     def __init__(
@@ -147,6 +154,7 @@ class SimNetwork:
         scheduling: str = "fifo",
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         stall_timeout: float = 10.0,
+        spin_budget: float = DEFAULT_SPIN_BUDGET,
         conditions: LinkConditions | None = None,
         trace_limit: int | None = DEFAULT_TRACE_LIMIT,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
@@ -164,6 +172,7 @@ class SimNetwork:
         if time_limit is not None:
             _checks.number("time_limit", time_limit, positive=True)
         _checks.number("stall_timeout", stall_timeout, positive=True)
+        _checks.number("spin_budget", spin_budget)
         if trace_limit is not None:
             _checks.integer("trace_limit", trace_limit, minimum=1)
         _checks.integer("trace_payload_limit", trace_payload_limit, minimum=0)
@@ -178,6 +187,7 @@ class SimNetwork:
             scheduling=scheduling,
             time_limit=time_limit,
             stall_timeout=stall_timeout,
+            spin_budget=float(spin_budget),
             trace_limit=trace_limit,
             trace_payload_limit=trace_payload_limit,
             pct_depth=pct_depth,
@@ -473,7 +483,9 @@ class SimNetwork:
                name: str | None = None, daemon: bool | None = None) -> Any:
         import threading
 
-        return threading.Thread(target=target, args=args, name=name, daemon=daemon)
+        # The simulation's, even after an interception ended (thread_hooks).
+        return thread_hooks.mark_simulated(
+            threading.Thread(target=target, args=args, name=name, daemon=daemon))
 
     def event(self) -> SimEvent:
         return SimEvent(self.kernel)

@@ -1,6 +1,6 @@
 """aiohttp, unmodified, on the simulation: ``web.run_app``'s signal handling, and
-``AppRunner`` + ``TCPSite`` serving a ``ClientSession`` on both networks, under latency,
-with the same digest for the same seed."""
+``AppRunner`` + ``TCPSite`` serving a ``ClientSession`` on both networks, under latency
+and through a partition, with the same digest for the same seed."""
 
 from __future__ import annotations
 
@@ -123,3 +123,38 @@ def test_the_same_seed_gives_the_same_digest() -> None:
     first = digest(3)
     assert digest(3) == first
     assert digest(4) != first
+
+
+def test_a_partition_times_out_a_client_session_then_heals(sockfake_network: Any) -> None:
+    import asyncio
+
+    net = sockfake_network
+
+    async def main() -> tuple[tuple[int, str], float, tuple[int, str]]:
+        runner = web.AppRunner(_app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hello/"
+        try:
+            async with client_module.ClientSession() as session:
+                async with session.get(url + "before") as reply:
+                    before = (reply.status, await reply.text())
+                net.partition("local", "local")  # loopback TCP cut, the loop's wake-ups not
+                started = net.time()
+                with pytest.raises(asyncio.TimeoutError):
+                    async with session.get(url + "cut",
+                                           timeout=client_module.ClientTimeout(total=2)):
+                        pass
+                waited = net.time() - started
+                net.heal()
+                async with session.get(url + "again") as reply:
+                    after = (reply.status, await reply.text())
+            return before, waited, after
+        finally:
+            await runner.cleanup()
+
+    before, waited, after = asyncio.run(main())
+    assert before == (200, "hello before")
+    assert 2.0 - 1e-9 <= waited < 2.5  # the client's own timeout, on the virtual clock
+    assert after == (200, "hello again")

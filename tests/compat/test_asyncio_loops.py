@@ -5,9 +5,10 @@ Each case here failed on the default zero-latency network while the kernel took 
 for a spin (``SimDeadlockError``, or the clock jumping in the middle of pure
 computation): echo round trips on one connection, an ``asyncio.Queue`` ping-pong,
 ``await asyncio.sleep(0)`` in a loop, anyio memory streams, ``wait_for`` over an
-executor, uvicorn serving Starlette's ``BaseHTTPMiddleware`` and a streaming response.
-Each runs on the default network and, where they apply, under latency, chunking and
-loss; each runs twice with one seed and must give one digest.
+executor, uvicorn serving Starlette's ``BaseHTTPMiddleware`` and a streaming response
+(on the real network too, and through a partition). Each runs on the default network
+and, where they apply, under latency, chunking and loss; each runs twice with one seed
+and must give one digest.
 """
 
 from __future__ import annotations
@@ -303,35 +304,81 @@ def _starlette_app() -> Any:
                      middleware=[Middleware(Tag)])
 
 
+def _uvicorn_fetch(app: Any, port: int) -> list[Any]:
+    """Serve ``app`` with uvicorn in a thread on ``port`` (0: any), fetch ``/`` and
+    ``/stream`` with httpx, stop it; what came back."""
+    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
+    httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    serving = threading.Thread(target=server.run, name="uvicorn")
+    serving.start()
+    deadline = time.monotonic() + 10  # virtual seconds on the simulation
+    while not server.started:
+        assert serving.is_alive(), "uvicorn stopped before it started"
+        assert time.monotonic() < deadline, "uvicorn did not start in 10 s"
+        time.sleep(0.01)
+    try:
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{bound}", timeout=10) as client:
+            hello = client.get("/")
+            stream = client.get("/stream")
+    finally:
+        server.should_exit = True
+        serving.join()
+    return [hello.status_code, hello.text, hello.headers.get("x-middleware"),
+            stream.status_code, stream.headers.get("x-middleware"), stream.content]
+
+
+_UVICORN_EXPECTED = [200, "hello", "seen", 200, "seen",
+                     b"".join(b"%04d\n" % number for number in range(1000))]
+
+
 @pytest.mark.parametrize("conditions", [DEFAULT, SLOW], ids=["default", "slow"])
 def test_uvicorn_serves_starlette_middleware_and_a_1000_chunk_stream_to_httpx(
     conditions: dict[str, Any],
 ) -> None:
+    app = _starlette_app()
+    result, _ = run_twice(conditions, lambda net: _uvicorn_fetch(app, 8000))
+    assert result == _UVICORN_EXPECTED
+
+
+@pytest.mark.sockfake(network="both")
+def test_uvicorn_and_starlette_on_both_networks(sockfake_network: Any) -> None:
+    assert _uvicorn_fetch(_starlette_app(), 0) == _UVICORN_EXPECTED
+
+
+def test_uvicorn_through_a_partition_times_out_then_heals() -> None:
     uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
     httpx = pytest.importorskip("httpx", reason="httpx is not installed")
     app = _starlette_app()
 
-    def body(net: SimNetwork) -> list[Any]:
-        config = uvicorn.Config(app, host="127.0.0.1", port=8000, log_level="warning",
-                                lifespan="off")
-        server = uvicorn.Server(config)
+    def body(net: SimNetwork) -> tuple[str, float, str]:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=8000,
+                                               log_level="warning", lifespan="off"))
         serving = threading.Thread(target=server.run, name="uvicorn")
         serving.start()
-        deadline = time.monotonic() + 10  # virtual seconds
-        while not server.started:
-            assert serving.is_alive(), "uvicorn stopped before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start in 10 virtual s"
+        for _ in range(1000):  # until it listens: bounded, 10 virtual seconds at most
+            if server.started or not serving.is_alive():
+                break
             time.sleep(0.01)
+        assert server.started
         try:
             with httpx.Client(base_url="http://127.0.0.1:8000", timeout=10) as client:
-                hello = client.get("/")
-                stream = client.get("/stream")
+                before = client.get("/").text
+                net.partition("local", "local")  # loopback TCP cut, the loop's wake-ups not
+                started = net.time()
+                with pytest.raises(httpx.TimeoutException):
+                    client.get("/", timeout=2)
+                waited = net.time() - started
+                net.heal()
+                after = client.get("/").text
         finally:
             server.should_exit = True
             serving.join()
-        return [hello.status_code, hello.text, hello.headers.get("x-middleware"),
-                stream.status_code, stream.headers.get("x-middleware"), stream.content]
+        return before, waited, after
 
-    result, _ = run_twice(conditions, body)
-    assert result[:5] == [200, "hello", "seen", 200, "seen"]
-    assert result[5] == b"".join(b"%04d\n" % number for number in range(1000))
+    (before, waited, after), _ = run_twice(DEFAULT, body)
+    assert (before, after) == ("hello", "hello")
+    assert 2.0 - 1e-9 <= waited < 2.5  # the client's own timeout, on the virtual clock

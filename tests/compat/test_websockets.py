@@ -1,5 +1,5 @@
-"""websockets (sync and asyncio), unmodified: echo on both networks, keepalive through a
-partition on virtual time, and a seed replays its random bytes too."""
+"""websockets (sync and asyncio), unmodified: echo on both networks and under latency,
+keepalive through a partition on virtual time, and a seed replays its random bytes too."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_without_seeded_entropy_the_same_seed_differs() -> None:
     assert first[0] != second[0]
 
 
-# -- echo on both networks, keepalive through a partition ---------------------------------
+# -- echo on both networks and under latency, keepalive through a partition --------------
 
 exceptions = pytest.importorskip("websockets.exceptions")
 async_server = pytest.importorskip("websockets.asyncio.server")
@@ -124,8 +124,7 @@ class _SyncServer:
         _close(self.server)  # before websockets 17 shutdown() leaves its os.pipe() open
 
 
-@pytest.mark.sockfake(network="both")
-def test_sync_echo(sockfake_network: Any) -> None:
+def _sync_echo() -> None:
     served = _SyncServer()
     try:
         with sync_client.connect(served.uri) as client:
@@ -136,8 +135,7 @@ def test_sync_echo(sockfake_network: Any) -> None:
         served.stop()
 
 
-@pytest.mark.sockfake(network="both")
-def test_asyncio_echo(sockfake_network: Any) -> None:
+def _asyncio_echo() -> None:
     async def main() -> list[str]:
         async with async_server.serve(_async_echo, "127.0.0.1", 0) as server:
             port = next(iter(server.sockets)).getsockname()[1]
@@ -149,6 +147,32 @@ def test_asyncio_echo(sockfake_network: Any) -> None:
                 return replies
 
     assert asyncio.run(main()) == [f"hello {index}" for index in range(3)]
+
+
+@pytest.mark.sockfake(network="both")
+def test_sync_echo(sockfake_network: Any) -> None:
+    _sync_echo()
+
+
+@pytest.mark.sockfake(network="both")
+def test_asyncio_echo(sockfake_network: Any) -> None:
+    _asyncio_echo()
+
+
+# The connect, the opening handshake and three echoes: five round trips of 2 x 50 ms.
+_LATENCY_ROUND_TRIPS = 5
+
+
+@pytest.mark.sockfake(latency=0.05)
+def test_sync_echo_under_latency(sockfake_network: Any) -> None:
+    _sync_echo()
+    assert sockfake_network.time() >= _LATENCY_ROUND_TRIPS * 0.1 - 1e-9
+
+
+@pytest.mark.sockfake(latency=0.05)
+def test_asyncio_echo_under_latency(sockfake_network: Any) -> None:
+    _asyncio_echo()
+    assert sockfake_network.time() >= _LATENCY_ROUND_TRIPS * 0.1 - 1e-9
 
 
 def _assert_keepalive_timeout(error: Any, elapsed: float) -> None:

@@ -1,6 +1,6 @@
 """Primitives made before ``net.intercept()`` and reached other than through a module
 global: a class attribute, a default argument, a closure cell, an attribute of an
-object made at import, or deeper.
+object made at import, up to three objects deep (``app.registry.cache.lock``), or deeper.
 
 Each test imports a throwaway module (written to ``tmp_path``) before the interception,
 as an application's modules are, and has two simulated threads contend for what it
@@ -65,6 +65,12 @@ class Inner:
         self.event = threading.Event()      # two levels down: reached only as a Condition
         self.jobs = queue.Queue()
         self.condition = threading.Condition()
+        self.lock = threading.RLock()       # two objects down: holder.inner.lock
+        self.cache = Cache()
+
+class Cache:
+    def __init__(self):
+        self.lock = threading.Lock()        # three down: holder.inner.cache.lock
 
 holder = Holder()
 """
@@ -102,14 +108,15 @@ def _with(lock: Any) -> Callable[[Callable[[], None]], None]:
 
 @pytest.mark.parametrize("place", [
     "class attribute", "default argument", "closure", "object attribute", "factory attribute",
-    "factory in a closure",
+    "factory in a closure", "two objects down", "three objects down",
 ])
 def test_a_lock_reached_otherwise_waits_in_virtual_time_and_is_put_back(
     early: ModuleType, place: str
 ) -> None:
     before = (early.Registry.__dict__["lock"], early.Registry.__dict__["lock_class"],
               early.with_default.__defaults__, early.with_closure.__closure__[0].cell_contents,
-              early.holder.lock, early.make_lock.__closure__[0].cell_contents)
+              early.holder.lock, early.make_lock.__closure__[0].cell_contents,
+             early.holder.inner.lock, early.holder.inner.cache.lock)
     net = SimNetwork(seed=1, time_limit=60)
     try:
         with net.intercept():
@@ -120,6 +127,8 @@ def test_a_lock_reached_otherwise_waits_in_virtual_time_and_is_put_back(
                 "object attribute": lambda: _with(early.holder.lock),
                 "factory attribute": lambda: _with(early.Registry().made_lock),
                 "factory in a closure": lambda: _with(early.make_lock()),
+                "two objects down": lambda: _with(early.holder.inner.lock),
+                "three objects down": lambda: _with(early.holder.inner.cache.lock),
             }
             guarded = places[place]()
             started = time.perf_counter()
@@ -130,7 +139,8 @@ def test_a_lock_reached_otherwise_waits_in_virtual_time_and_is_put_back(
         net.close()
     after = (early.Registry.__dict__["lock"], early.Registry.__dict__["lock_class"],
              early.with_default.__defaults__, early.with_closure.__closure__[0].cell_contents,
-             early.holder.lock, early.make_lock.__closure__[0].cell_contents)
+             early.holder.lock, early.make_lock.__closure__[0].cell_contents,
+             early.holder.inner.lock, early.holder.inner.cache.lock)
     assert after == before  # put back exactly
     assert early.Registry().made_lock.acquire(blocking=False)  # the real factory again
 

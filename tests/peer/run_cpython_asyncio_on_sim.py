@@ -60,20 +60,11 @@ REFUSAL_MARKS = {
 }
 # Tests that pass on the OS and cannot on the simulation as it is designed, and why
 # (keyed by test method: the same reason holds in every class and Python version).
-_FROZEN_CLOCK = (
-    "a loop on a stand-in selector that never blocks waits for real time to pass "
-    "(call_later, sleep) while nothing is scheduled in the simulation: a spin on a frozen "
-    "clock, which the kernel reports (SimDeadlockError naming the frame) by design"
-)
 _NO_SOCKET_FILE = (
     "the socket's file in the real file system (os.unlink, os.path.exists of the path): a "
     "simulated Unix socket makes no file, its path is the simulation's own namespace"
 )
 OS_ONLY: dict[str, str] = {
-    "test_time_and_call_at": _FROZEN_CLOCK,
-    "test_default_exc_handler_callback": _FROZEN_CLOCK,
-    "test_default_exc_handler_coro": _FROZEN_CLOCK,
-    "test_run_until_complete_loop_orphan_future_close_loop": _FROZEN_CLOCK,
     "test_create_unix_server_existing_path_nonsock": (
         "a real file at the path: Unix socket paths are the simulation's own namespace, "
         "not the file system, so a real file there does not make bind() fail"
@@ -220,7 +211,7 @@ def _in_subprocess(module: str, real: bool, k: str) -> dict[str, dict[str, Any]]
 def category(name: str, sim: dict[str, Any]) -> str:
     """Why a test that passes on the OS does not pass on the simulation."""
     if sim["status"] == "refused":
-        return "refused: " + sim["detail"].split(":")[0]
+        return "refused: " + str(sim["detail"]).split(":")[0]
     if name.rpartition(".")[2] in OS_ONLY:
         return "documented"
     return "failed"

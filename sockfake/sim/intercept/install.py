@@ -508,6 +508,7 @@ class Interception:
                 else:
                     _install()
             _active[kernel] = net
+            kernel.interception_ended = False
             if self.seed_entropy:
                 entropy.enter(kernel)
         self._active = True
@@ -523,6 +524,7 @@ class Interception:
         with _install_lock:
             entropy.leave(self.network.kernel)
             _active.pop(self.network.kernel, None)
+            self.network.kernel.interception_ended = True  # its new threads get the OS
             if not _active:
                 if self.linger:
                     global _lingering

@@ -7,7 +7,8 @@ default argument, a closure or an object it made. Patching the stdlib's attribut
 does not reach them. At install time the interception scans the loaded modules that
 are not the stdlib's, sockfake's or the test machinery's (``scan()``: their globals;
 the attributes, and the methods' defaults and closures, of the classes they define;
-their functions' defaults and closures; the attributes of the objects they made. A
+their functions' defaults and closures; the attributes of the objects they made, and
+of the objects among those, three objects deep (``app.registry.cache.lock``). A
 module is read once, and only its hits are looked at again in later interceptions)
 and:
 
@@ -41,8 +42,9 @@ With nothing else to happen in the simulation, a poll waits for a thread outside
 in real time, up to the kernel's ``stall_timeout``. A poll that can never succeed (the
 holder is blocked for ever) ends as the kernel's spin report: ``SimDeadlockError`` naming the
 object (``busy-polls (the threading.Lock early.lock, made before net.intercept())``)
-and the waiting frames. What is not covered: a real lock deeper than one object below
-a module's globals (``app.registry.cache.lock``), a real ``SimpleQueue``, and names
+and the waiting frames. What is not covered: a real lock more than three objects below
+a module's globals (``app.a.b.c.lock``) or in a container (``app.locks["db"]``), a
+real ``SimpleQueue``, and names
 rebound after their module's import.
 """
 
@@ -206,10 +208,12 @@ def _module_hits(module_name: str, namespace: dict[str, Any],
     """The places a module's import may have bound a primitive or a replaced original,
     that hold one: its globals; the attributes, and methods' defaults and closures, of
     the classes it defines; its functions' defaults and closures; the attributes of
-    the objects it made (``pool = EntropyPool()`` whose ``__init__`` made a Lock). One
-    level each: deeper primitives are reached by the condition patches (any real
-    ``Condition``) or not at all (a real lock; documented). Labels are made for hits
-    only: a first scan reads some 50,000 places (``benchmarks/bench_intercept.py``)."""
+    the objects it made (``pool = EntropyPool()`` whose ``__init__`` made a Lock),
+    ``_OBJECT_DEPTH`` objects deep; one level each otherwise. Deeper primitives are
+    reached by the condition patches (any real ``Condition``) or not at all (a real
+    lock; documented). Labels are made for hits only: a first scan reads some 50,000
+    places (``benchmarks/bench_intercept.py``)."""
+    walked: dict[int, int] = {}  # id of an object -> the depth it was read to
     for name, value in list(namespace.items()):
         if _hit(value, replaced):
             yield namespace, name, None, f"{module_name}.{name}"
@@ -226,14 +230,55 @@ def _module_hits(module_name: str, namespace: dict[str, Any],
             if value.__module__ == module_name:
                 yield from _function_hits(value, f"{module_name}.{name}", replaced)
         elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType)):
-            try:  # a proxy (werkzeug's LocalProxy) may raise anything here
-                attributes = object.__getattribute__(value, "__dict__")
-            except Exception:
-                continue
-            if isinstance(attributes, dict):
-                for attribute, member in list(attributes.items()):
-                    if _hit(member, replaced):
-                        yield attributes, attribute, None, f"{module_name}.{name}.{attribute}"
+            yield from _object_hits(value, f"{module_name}.{name}", replaced, _OBJECT_DEPTH,
+                                    walked)
+
+
+# How many objects deep the attributes of the objects a module made are read:
+# ``app.lock``, ``app.registry.lock``, ``app.registry.cache.lock``. Bounded, and each
+# object read once per module, so a first scan stays about as cheap
+# (``benchmarks/bench_intercept.py``); later scans read only the places that held a hit.
+_OBJECT_DEPTH = 3
+# What the walk does not go into: classes, modules and functions (a module's own are
+# read as such above; others are not the module's to have made).
+_NOT_WALKED: tuple[type, ...] = (
+    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+    types.MethodType, staticmethod, classmethod, property,
+)
+
+
+def _object_hits(value: object, label: str, replaced: dict[int, object], depth: int,
+                 walked: dict[int, int]) -> Iterator[_Site]:
+    """The attributes of ``value`` (an object a module made) that hold a hit, and those
+    of the objects among them, ``depth`` objects deep (``_OBJECT_DEPTH``); an object
+    already read as deep (``walked``: shared, or a cycle) is not read again."""
+    if walked.get(id(value), 0) >= depth:
+        return
+    walked[id(value)] = depth
+    try:  # a proxy (werkzeug's LocalProxy) may raise anything here
+        attributes = object.__getattribute__(value, "__dict__")
+    except Exception:
+        return
+    if not isinstance(attributes, dict):
+        return
+    for attribute, member in list(attributes.items()):
+        if _hit(member, replaced):
+            yield attributes, attribute, None, f"{label}.{attribute}"
+        elif depth > 1 and _walked(type(member)):
+            yield from _object_hits(member, f"{label}.{attribute}", replaced, depth - 1,
+                                    walked)
+
+
+# type -> are its instances walked (they have a __dict__ and are not _NOT_WALKED)?
+_is_walked_type: dict[type, bool] = {}
+
+
+def _walked(kind: type) -> bool:
+    known = _is_walked_type.get(kind)
+    if known is None:
+        known = _is_walked_type[kind] = bool(kind.__dictoffset__) and not issubclass(
+            kind, _NOT_WALKED)
+    return known
 
 
 def scan(replaced: dict[int, object]) -> Iterator[Found]:

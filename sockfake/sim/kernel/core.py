@@ -132,6 +132,14 @@ _SPIN_OPS = 500_000
 # Once the clock has moved for a spinning thread and nothing has happened since: its
 # operations before the clock moves again.
 _SPIN_AGAIN = 64
+# A thread that reads the clock with nothing happening and nothing scheduled (a
+# deadline loop on a stand-in selector that never blocks, CPython's test_base_events)
+# waits for time only it can see pass: past the bounds above, each of its reads is
+# charged this much virtual time, so a bounded loop ends as on the OS, and the same
+# code gives the same clock (the count of reads, not real time, moves it). Past the
+# network's spin_budget of charged time in a row it is a spin, reported with its frame.
+SPIN_QUANTUM = 0.001
+DEFAULT_SPIN_BUDGET = 60.0  # virtual seconds (SimNetwork(spin_budget=...))
 
 _AUTO_THREAD_NAME = re.compile(r"Thread-\d+(?P<suffix> \(.*\))?")
 
@@ -151,6 +159,7 @@ class Kernel:
         scheduling: str = "fifo",
         time_limit: float | None = None,
         stall_timeout: float = 10.0,
+        spin_budget: float = DEFAULT_SPIN_BUDGET,
         trace_limit: int | None = DEFAULT_TRACE_LIMIT,
         trace_payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         pct_depth: int | None = None,
@@ -228,6 +237,12 @@ class Kernel:
         self._jump_epoch = -1  # the progress count at the last clock jump (_only_polling)
         self.time_limit = time_limit
         self.stall_timeout = stall_timeout
+        self.spin_budget = spin_budget
+        # An interception of this network has ended and none is active (set by
+        # sockfake.sim.intercept): its main thread is plain Python again, so a thread it
+        # starts gets the OS, like any thread outside (thread_hooks). Without any
+        # interception, threads still join (the non-intercepted API: net.sleep...).
+        self.interception_ended = False
         self.now = 0.0
         self.closed = False
         self.closing = False
@@ -536,7 +551,10 @@ class Kernel:
         thread.idle_polls = 0
         thread.idle_reads += 1
         thread.idle_ops += 1
-        if thread.spinning:
+        thread.idle_clock = True
+        if thread.charged is not None:
+            self._spin(thread, "the clock")  # each read is charged (_charge_read)
+        elif thread.spinning:
             if thread.idle_ops >= _SPIN_AGAIN:
                 self._spin(thread, "the clock")
         elif thread.idle_reads >= _SPIN_READS or thread.idle_ops >= _SPIN_OPS:
@@ -568,6 +586,8 @@ class Kernel:
         thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
         thread.spinning = False
         thread.spin_jumps = 0
+        thread.idle_clock = False
+        thread.charged = None
 
     def _spin(self, thread: SimThread, what: str) -> None:
         """``thread`` polls (or reads the clock) and nothing happens: it waits for time
@@ -585,16 +605,20 @@ class Kernel:
             self.yield_turn(what)
             thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
             return
-        if thread.idle_polls == thread.idle_ops:
+        if thread.idle_polls == thread.idle_ops and not thread.idle_clock:
             doing = f"busy-polls ({what})"
         elif thread.idle_reads == thread.idle_ops:
             doing = "reads the clock"
         else:
             doing = "busy-polls and reads the clock"
         first = self._timers.next_timer()
+        if first is None and thread.idle_clock:
+            self._charge_read(thread, doing)
+            return
         if first is None:
             self._stop_spinner(thread, SimDeadlockError(reports.spin_message(
                 self, thread, doing, "no other thread can run and nothing is scheduled")))
+        thread.charged = None  # an event to wait for: the clock jumps to it
         next_time = first.when
         if self.time_limit is not None and next_time > self.time_limit:
             self._stop_spinner(thread, SimTimeLimitError(
@@ -615,6 +639,29 @@ class Kernel:
         self._timers.run_due(self.now)
         if self._ready:
             self.yield_turn(what)
+
+    def _charge_read(self, thread: SimThread, doing: str) -> None:
+        """``thread`` reads the clock, nothing else happens and nothing is scheduled:
+        only its own reads can see time pass, so each is charged ``SPIN_QUANTUM`` of
+        virtual time (no trace event: the count of reads, which the code fixes, moves
+        the clock, so a seed still gives one digest). Past ``spin_budget`` charged in a
+        row, or past the time limit, the loop is taken never to end: reported."""
+        charged = (thread.charged or 0.0) + SPIN_QUANTUM
+        if charged > self.spin_budget:
+            self._stop_spinner(thread, SimDeadlockError(reports.spin_message(
+                self, thread, doing, "no other thread can run, nothing is scheduled, and "
+                f"its reads have been charged the spin budget of {self.spin_budget:g} s "
+                "of virtual time")))
+        next_time = self.now + SPIN_QUANTUM
+        if self.time_limit is not None and next_time > self.time_limit:
+            self._stop_spinner(thread, SimTimeLimitError(
+                f"virtual time limit of {self.time_limit:g} s reached while "
+                f"{thread.name!r} {doing}\n" + self.dump()
+            ))
+        self.now = next_time
+        thread.charged = charged
+        thread.spinning = True
+        thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
 
     def _stop_spinner(self, thread: SimThread, error: SimulationError) -> NoReturn:
         """The run ends with ``error``: raised in the main thread. Another thread

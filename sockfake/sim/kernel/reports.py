@@ -113,9 +113,10 @@ def spin_message(kernel: Kernel, thread: SimThread, doing: str, why: str) -> str
     code's frames; for an event loop, its tasks) and what to do instead."""
     if "clock" in doing:
         advice = (
-            "Virtual time moves only when every simulated thread waits, so a loop on "
-            "the clock (while time.monotonic() < deadline) never sees it move: wait "
-            "instead (time.sleep(), a timeout, an event)."
+            "Virtual time moves when every simulated thread waits; a loop on the clock "
+            "(while time.monotonic() < deadline) with nothing scheduled is charged 1 ms "
+            "per read, up to the network's spin_budget: wait instead (time.sleep(), a "
+            "timeout, an event), or raise spin_budget= for a longer loop."
         )
     else:
         advice = (

@@ -4,7 +4,8 @@ A thread started by a simulated thread joins that simulation before it runs, so 
 documentation's ``threading.Thread(target=server.serve_forever).start()`` works
 unchanged; ``join()`` and ``is_alive()`` on such a thread wait and answer in the
 simulation. Every other thread is untouched: the hooks hand straight back to the
-stdlib's own methods when the caller is not a simulated thread.
+stdlib's own methods when the caller is not a simulated thread, or when the network's
+interception has ended (its code is plain Python again until the next one).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sockfake.sim.kernel.core import current_kernel
 from sockfake.sim.kernel.systematic import STARTS
 from sockfake.sim.kernel.threads import SimThread
 
-__all__ = ["install"]
+__all__ = ["install", "mark_simulated"]
 
 _installed = False
 _original_start = threading.Thread.start
@@ -23,9 +24,22 @@ _original_join = threading.Thread.join
 _original_is_alive = threading.Thread.is_alive
 
 
+# Set on a thread the network itself makes (SimNetwork.thread: sockfake's servers, a
+# host's boot, the nemesis): it joins the simulation even after an interception ended.
+_SIMULATED = "_sockfake_simulated"
+
+
+def mark_simulated(thread: threading.Thread) -> threading.Thread:
+    """``thread``, started by a simulated thread, joins the simulation whether or not
+    an interception of it has ended (the network's own threads)."""
+    setattr(thread, _SIMULATED, True)
+    return thread
+
+
 def _start(self: threading.Thread) -> None:
     kernel = current_kernel()
-    if kernel is None or not kernel.is_simulated_caller():
+    if kernel is None or not kernel.is_simulated_caller() or (
+            kernel.interception_ended and not getattr(self, _SIMULATED, False)):
         _original_start(self)
         return
     sim_thread = kernel.adopt(self)

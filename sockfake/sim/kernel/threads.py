@@ -90,6 +90,12 @@ class SimThread:
         self.idle_epoch = -1
         self.spinning = False
         self.spin_jumps = 0  # clock moves in a row for its polls that brought nothing
+        # Has it read the clock since the kernel's progress count was idle_epoch? Only
+        # such a thread sees time pass with nothing scheduled (Kernel._charge_read).
+        self.idle_clock = False
+        # Virtual time charged to its clock reads with nothing scheduled, in a row
+        # (Kernel._charge_read); None: not charged (it polls, or has not spun yet).
+        self.charged: float | None = None
         self.ready_epoch = -1  # the progress count when its last poll found readiness
         self.ident = 0  # its threading.get_ident() once it runs (a lock's owner)
         # The host (a sim.net Host) its intercepted sockets are made on; None: the

@@ -3,7 +3,8 @@
 A thread making progress (polls that find work, polls with events between them, an
 event loop reading the clock between its select(0)s) never moves the clock. A thread
 that only polls or only reads the clock waits for time to pass: the clock moves to the
-next event. A spin that can never end fails the run, naming where it spins.
+next event. With none, a thread reading the clock is charged virtual time per read, up
+to the spin budget. A spin that can never end fails the run, naming where it spins.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 
 import sockfake as socketserver
-from sockfake.sim import SimDeadlockError, SimNetwork
+from sockfake import settings
+from sockfake.sim import SimDeadlockError, SimNetwork, SimTimeLimitError
+from sockfake.sim.kernel.core import DEFAULT_SPIN_BUDGET, SPIN_QUANTUM
 
 
 @pytest.fixture
@@ -216,17 +219,107 @@ def test_the_clock_moves_at_the_same_places_for_the_same_seed() -> None:
     assert run() == run()
 
 
+# -- waiting for time only the thread sees: its clock reads are charged ----------------
+
+
+def test_a_bounded_loop_on_a_frozen_clock_ends_as_on_the_os(inet: SimNetwork) -> None:
+    # Nothing is scheduled, so no event can move the clock: past the spin bounds each
+    # read is charged SPIN_QUANTUM of virtual time, and the loop ends at its deadline.
+    start = inet.time()
+    deadline = time.monotonic() + 5
+    reads = 0
+    while time.monotonic() < deadline:
+        reads += 1
+    assert start + 5 <= inet.time() < start + 5 + 2 * SPIN_QUANTUM
+    assert reads > 5 / SPIN_QUANTUM  # the spin bounds' reads, then one per quantum
+
+
+def test_an_event_loop_on_a_selector_that_never_blocks_sees_its_timer(
+    inet: SimNetwork,
+) -> None:
+    # CPython's test_base_events.test_time_and_call_at: a loop on a stand-in selector
+    # waits for call_at(now + 0.1) with nothing scheduled in the simulation.
+    loop = _never_blocking_loop()
+    try:
+        start = loop.time()
+        loop.call_at(start + 0.1, loop.stop)
+        loop.run_forever()
+        assert loop.time() - start >= 0.1
+    finally:
+        loop.close()
+
+
+def test_charged_reads_give_the_same_clock_and_digest_for_the_same_seed() -> None:
+    def run() -> tuple[float, str]:
+        with SimNetwork(seed=4) as net, net.intercept():
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:
+                pass
+            _sleeper(net, 1.0).join()
+            return net.time(), net.trace.digest()
+
+    assert run() == run()
+
+
+def test_spin_budget_bounds_the_time_charged_to_clock_reads() -> None:
+    with SimNetwork(seed=1, spin_budget=10) as net, net.intercept():
+        deadline = time.monotonic() + 8  # within the budget: it ends
+        while time.monotonic() < deadline:
+            pass
+        deadline = time.monotonic() + 12  # past it (charged afresh after the sleep)
+        time.sleep(0.5)
+        with pytest.raises(SimDeadlockError, match="the spin budget of 10 s"):
+            while time.monotonic() < deadline:
+                pass
+        assert net.time() == pytest.approx(18.5, abs=0.01)
+
+
+def test_spin_budget_zero_reports_a_frozen_clock_at_once() -> None:
+    with SimNetwork(seed=1, spin_budget=0) as net, net.intercept():
+        deadline = time.monotonic() + 0.01
+        with pytest.raises(SimDeadlockError, match="spin: 'main' reads the clock"):
+            while time.monotonic() < deadline:
+                pass
+        assert net.time() == 0.0
+
+
+def test_charged_reads_stop_at_the_time_limit() -> None:
+    with SimNetwork(seed=1, time_limit=5) as net, net.intercept():
+        deadline = time.monotonic() + 10
+        with pytest.raises(SimTimeLimitError, match="virtual time limit of 5 s reached while "
+                                                    "'main' reads the clock"):
+            while time.monotonic() < deadline:
+                pass
+        assert net.time() <= 5.0
+
+
+@pytest.mark.parametrize("budget", [-1, float("nan"), float("inf"), "60", True])
+def test_spin_budget_is_validated(budget: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="spin_budget"):
+        SimNetwork(spin_budget=budget)
+    with pytest.raises(ValueError, match="spin_budget"):
+        settings.parse_options({"spin_budget": budget})
+
+
+def test_the_settings_spin_budget_default_is_the_kernels() -> None:
+    assert settings.DEFAULT_SPIN_BUDGET == DEFAULT_SPIN_BUDGET  # settings imports no sim
+    assert settings.parse_options({}).spin_budget == DEFAULT_SPIN_BUDGET
+    assert settings.parse_options({"spin_budget": 0}).spin_budget == 0.0
+
+
 # -- spins that can never end: reported with their frames ------------------------------
 
 
 def test_a_loop_on_a_frozen_clock_is_reported_with_its_frame(inet: SimNetwork) -> None:
-    deadline = time.monotonic() + 5
+    # Past the spin budget (60 virtual seconds charged to its reads by default).
+    deadline = time.monotonic() + 600
     with pytest.raises(SimDeadlockError) as info:
         while time.monotonic() < deadline:
             pass
     message = str(info.value)
     assert "spin: 'main' reads the clock" in message
     assert "nothing is scheduled" in message
+    assert "the spin budget of 60 s" in message
     assert f"spinning at {__file__}" in message
     assert "in test_a_loop_on_a_frozen_clock_is_reported_with_its_frame" in message
 
@@ -260,7 +353,7 @@ def test_polls_the_clock_cannot_help_fail_after_the_clock_moved_for_them(
 
 def test_a_spinning_thread_fails_the_run_in_the_main_thread(inet: SimNetwork) -> None:
     def spin() -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 600  # past the spin budget
         while time.monotonic() < deadline:
             pass
 
@@ -281,7 +374,7 @@ def test_an_asyncio_task_spinning_on_the_loop_clock_is_named(inet: SimNetwork) -
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.create_task(spin_until(loop.time() + 5), name="spinner")
+        await asyncio.create_task(spin_until(loop.time() + 600), name="spinner")
 
     with pytest.raises(SimDeadlockError) as info:
         asyncio.run(main())
