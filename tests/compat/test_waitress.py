@@ -1,13 +1,13 @@
 """waitress, unmodified, serving a WSGI app: GET, POST JSON and a streamed response,
 with ``requests``, ``httpx`` and ``urllib3``, on both networks, under latency and
-re-chunking, across a partition, and the same digest for the same seed.
+re-chunking, under loss, across a partition, and the same digest for the same seed.
 
 waitress wakes its loop through an ``os.pipe()`` (its trigger); under interception a
 simulated thread's ``os.pipe()`` is a simulated socket pair, and ``os.dup``/``os.read``/
 ``os.write``/``os.close`` on it work, so waitress needs no set-up. ``Waitress`` below
 only gives its server the ``serve_forever``/``shutdown`` surface the fixtures'
-``server_factory=`` drives. The simulated TCP is reliable (loss applies to datagrams):
-loss is exercised by the DNS tests (``test_dnslib.py``).
+``server_factory=`` drives. Under loss the simulated TCP retransmits, as Linux's
+does: the requests are answered whole, later.
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ def test_under_latency_and_rechunking(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
     web.under_latency(start, tcp_server, client, sockfake_network)
+
+
+def test_under_loss_every_request_is_answered_whole(
+    tcp_server: Any, client: Any, sockfake_network: Any
+) -> None:
+    web.under_loss(start, tcp_server, client, sockfake_network)
 
 
 def test_a_partition_refuses_then_heals(

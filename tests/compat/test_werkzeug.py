@@ -1,10 +1,10 @@
 """werkzeug's ``make_server(threaded=True)`` serving a Flask app, unmodified, through
 the fixtures' ``server_factory=``: GET, POST JSON and a streaming response, with
 ``requests``, ``httpx`` and ``urllib3``, on both networks, under latency and
-re-chunking, across a partition, and the same digest for the same seed.
+re-chunking, under loss, across a partition, and the same digest for the same seed.
 
-The simulated TCP is reliable (loss applies to datagrams): loss is exercised by the
-DNS tests (``test_dnslib.py``).
+Under loss the simulated TCP retransmits, as Linux's does: the requests are answered
+whole, later.
 """
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ def test_under_latency_and_rechunking(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
     web.under_latency(start, tcp_server, client, sockfake_network)
+
+
+def test_under_loss_every_request_is_answered_whole(
+    tcp_server: Any, client: Any, sockfake_network: Any
+) -> None:
+    web.under_loss(start, tcp_server, client, sockfake_network)
 
 
 def test_a_partition_refuses_then_heals(

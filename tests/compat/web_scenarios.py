@@ -1,5 +1,5 @@
 """What the compat tests ask of every HTTP server they drive (werkzeug, waitress): the
-requests, and the scenarios under latency, a partition and a seed, each given a
+requests, and the scenarios under latency, loss, a partition and a seed, each given a
 ``start(tcp_server, **placement)`` that starts the server under test.
 
 The app each server runs answers ``/hello/<name>``, ``POST /json`` (the body back,
@@ -39,6 +39,18 @@ def under_latency(start: Start, tcp_server: Any, client: Any, network: Any) -> N
     exercise(srv, client)
     # Three requests, each at least a round trip of 2 x 50 ms, the stream 20 x 10 ms.
     assert network.time() >= 3 * 0.1 + CHUNKS * 0.01 - 1e-9
+
+
+def under_loss(start: Start, tcp_server: Any, client: Any, network: Any) -> None:
+    """Run across a link that loses 20 % of its packets: TCP retransmits what the link
+    took, so every request is answered in full, only later (the trace shows the losses)."""
+    srv = start(tcp_server, host="web")
+    network.set_conditions("local", "web", latency=0.005, loss=0.2)
+    exercise(srv, client)
+    lost = [event for event in network.trace.events if event.kind == "loss"]
+    assert lost, "the link took nothing: the test did not exercise loss"
+    # A lost segment waits at least TCP's minimum retransmission timeout (200 ms).
+    assert network.time() >= 0.2
 
 
 def a_partition_refuses_then_heals(start: Start, tcp_server: Any, client: Any,
