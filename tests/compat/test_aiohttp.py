@@ -110,6 +110,15 @@ def test_app_runner_under_latency(sockfake_network: Any) -> None:
     assert sockfake_network.time() >= 2 * 0.1  # two requests, a round trip each at least
 
 
+# A seed of its own: with a few packets to take, some seeds would lose none.
+@pytest.mark.sockfake(seed=1, latency=0.005, loss=0.3)
+def test_app_runner_under_loss(sockfake_network: Any) -> None:
+    import asyncio
+
+    assert asyncio.run(_serve_and_ask()) == EXPECTED  # TCP retransmitted what was lost
+    assert any(event.kind == "loss" for event in sockfake_network.trace.events)
+
+
 def test_the_same_seed_gives_the_same_digest() -> None:
     import asyncio
 

@@ -163,6 +163,14 @@ def test_asyncio_echo(sockfake_network: Any) -> None:
 _LATENCY_ROUND_TRIPS = 5
 
 
+# A seed of its own: with a few packets to take, some seeds would lose none.
+@pytest.mark.sockfake(seed=1, latency=0.005, loss=0.3)
+@pytest.mark.parametrize("echo", [_sync_echo, _asyncio_echo], ids=["sync", "asyncio"])
+def test_echo_under_loss(sockfake_network: Any, echo: Any) -> None:
+    echo()  # every frame arrives: TCP retransmitted what the link took
+    assert any(event.kind == "loss" for event in sockfake_network.trace.events)
+
+
 @pytest.mark.sockfake(latency=0.05)
 def test_sync_echo_under_latency(sockfake_network: Any) -> None:
     _sync_echo()

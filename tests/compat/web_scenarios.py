@@ -46,7 +46,7 @@ def under_loss(start: Start, tcp_server: Any, client: Any, network: Any) -> None
     took, so every request is answered in full, only later (the trace shows the losses)."""
     srv = start(tcp_server, host="web")
     network.set_conditions("local", "web", latency=0.005, loss=0.2)
-    exercise(srv, client)
+    exercise(srv, client)  # about 60 packets: 20 % of them taken, whatever the seed
     lost = [event for event in network.trace.events if event.kind == "loss"]
     assert lost, "the link took nothing: the test did not exercise loss"
     # A lost segment waits at least TCP's minimum retransmission timeout (200 ms).
