@@ -9,10 +9,17 @@ contender, the mean and median set-up + tear-down time per test (the fixtures'
 overhead), the same plus the server's start inside the test body (``tcp_server(Upper)``;
 ``httpserver.expect_request(...)``), the call time, the whole test (set-up, call and
 tear-down: the per-test cost to compare, since pytest-httpserver serves in the call
-from a server started once), and the wall time of the whole run. Contenders alternate
-round by round.
+from a server started once), the process's CPU time per test (every thread counted,
+from the set-up of test ``WARM_UP + 1`` to the session's end, so that one-time work
+(imports, the first installation of the interception) is left out: the figure the
+goal is judged on, as another session's load moves it far less than the wall times),
+and the wall time of the whole run. Contenders alternate round by round.
 
-    python benchmarks/bench_plugin.py [--tests N] [--rounds R]
+``--against DIR``: the simulated contender also runs on the sockfake checkout in
+``DIR`` (put first on ``PYTHONPATH``; e.g. ``git worktree add ../base main``),
+alternated with this one, for an A/B of a change in one run.
+
+    python benchmarks/bench_plugin.py [--tests N] [--rounds R] [--against DIR]
 """
 
 from __future__ import annotations
@@ -65,10 +72,19 @@ def round_trip(httpserver, record_property):
     conn.close()
 """
 
+# Tests left out of the CPU figure: the first ones pay one-time costs.
+WARM_UP = 20
+
 RECORDER = """
 import json, os
+from time import process_time as cpu_clock
 
-durations = {"setup": [], "call": [], "teardown": [], "start": []}
+durations = {"setup": [], "call": [], "teardown": [], "start": [], "cpu": []}
+started = []
+
+
+def pytest_runtest_setup(item):
+    started.append(cpu_clock())
 
 
 def pytest_runtest_logreport(report):
@@ -78,13 +94,18 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
+    warm_up = int(os.environ["BENCH_WARM_UP"])
+    if len(started) > warm_up:
+        durations["cpu"] = [(cpu_clock() - started[warm_up]) / (len(started) - warm_up)]
     with open(os.environ["BENCH_OUT"], "w") as out:
         json.dump(durations, out)
 """
 
 
-def run(directory: Path, network: str) -> dict[str, list[float]]:
-    """One pytest run of the contender ``network`` ("sim", "real" or "httpserver")."""
+def run(directory: Path, contender: str, tree: str | None = None) -> dict[str, list[float]]:
+    """One pytest run of ``contender`` ("sim", "real", "httpserver"; or "sim@..." for
+    the simulated network on the checkout ``tree``)."""
+    network = contender.partition("@")[0]
     out = directory / f"{network}.json"
     tests = directory / ("httpserver" if network == "httpserver" else "sockfake")
     command = [
@@ -102,14 +123,11 @@ def run(directory: Path, network: str) -> dict[str, list[float]]:
         "--sockfake-seed=1",
         str(tests),
     ]
+    env = {**os.environ, "BENCH_OUT": str(out), "BENCH_WARM_UP": str(WARM_UP)}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     started = time.perf_counter()
-    result = subprocess.run(
-        command,
-        cwd=tests,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BENCH_OUT": str(out)},
-    )
+    result = subprocess.run(command, cwd=tests, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"pytest failed on {network}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
@@ -122,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="alternated runs per network")
+    parser.add_argument("--against", metavar="DIR", default=None,
+                        help="also run the simulated tests on the sockfake checkout in DIR")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     # Per network, one figure per round: the mean over the tests of that run.
@@ -132,9 +152,12 @@ def main() -> None:
         print("pytest-httpserver is not installed (pip install pytest-httpserver): no anchor")
     else:
         contenders = ("sim", "real", "httpserver")
+    against = os.path.abspath(args.against) if args.against is not None else None
+    if against is not None:
+        contenders = ("sim", "sim@against", *contenders[1:])
     rounds: dict[str, dict[str, list[float]]] = {
         network: {"overhead": [], "median": [], "with_start": [], "call": [], "total": [],
-                  "wall": []}
+                  "cpu": [], "wall": []}
         for network in contenders
     }
     with tempfile.TemporaryDirectory(prefix="sockfake-bench-") as tmp:
@@ -153,7 +176,7 @@ def main() -> None:
         for number in range(args.rounds):
             shift = number % len(contenders)  # the order rotates round by round
             for network in contenders[shift:] + contenders[:shift]:
-                d = run(directory, network)
+                d = run(directory, network, against if network == "sim@against" else None)
                 overhead = [s + t for s, t in zip(d["setup"], d["teardown"], strict=True)]
                 figures = rounds[network]
                 figures["overhead"].append(statistics.mean(overhead))
@@ -164,14 +187,17 @@ def main() -> None:
                 figures["call"].append(statistics.mean(d["call"]))
                 figures["total"].append(statistics.mean(
                     o + c for o, c in zip(overhead, d["call"], strict=True)))
+                figures["cpu"].extend(d["cpu"])
                 figures["wall"].append(d["wall"][0])
     print(f"{args.tests} tests, each: tcp_server(Upper) + one round trip (httpserver: an "
           f"expectation + one GET); {args.rounds} rounds alternated, median of the rounds "
           f"(min-max); Python {sys.version.split()[0]}, load average {load:.2f} (start) "
           f"{os.getloadavg()[0]:.2f} (end)")
+    if against is not None:
+        print(f"sim@against: the simulated tests on {against}")
     print(
-        f"{'':10} {'setup+teardown mean':>24} {'median':>8} {'+ server start':>16} "
-        f"{'call mean':>10} {'test mean':>10} {'wall':>8}"
+        f"{'':11} {'setup+teardown mean':>24} {'median':>8} {'+ server start':>16} "
+        f"{'call mean':>10} {'test mean':>10} {'CPU per test':>22} {'wall':>8}"
     )
 
     def cell(values: list[float], scale: float = 1e3) -> str:
@@ -179,12 +205,14 @@ def main() -> None:
                 f"({min(values) * scale:.2f}-{max(values) * scale:.2f})")
 
     for network, figures in rounds.items():
+        cpu = cell(figures["cpu"]) + " ms" if figures["cpu"] else "-"
         print(
-            f"{network:10} {cell(figures['overhead']):>21} ms "
+            f"{network:11} {cell(figures['overhead']):>21} ms "
             f"{statistics.median(figures['median']) * 1e3:5.2f} ms "
             f"{statistics.median(figures['with_start']) * 1e3:13.2f} ms "
             f"{statistics.median(figures['call']) * 1e3:7.2f} ms "
             f"{statistics.median(figures['total']) * 1e3:7.2f} ms "
+            f"{cpu:>22} "
             f"{statistics.median(figures['wall']):6.2f} s"
         )
     sim = statistics.median(rounds["sim"]["with_start"])
@@ -201,6 +229,12 @@ def main() -> None:
               f"{sim_test / anchor:.2f} (goal <= 1.0): {verdict}; set-up + tear-down with "
               f"the server start alone: "
               f"{sim / statistics.median(rounds['httpserver']['with_start']):.2f}")
+        if rounds["sim"]["cpu"] and rounds["httpserver"]["cpu"]:
+            ratio = (statistics.median(rounds["sim"]["cpu"])
+                     / statistics.median(rounds["httpserver"]["cpu"]))
+            verdict = "meets" if ratio <= 1.0 else "MISSES"
+            print(f"sim/pytest-httpserver, CPU per test (every thread, after {WARM_UP} "
+                  f"tests): {ratio:.2f} (goal <= 1.0): {verdict}")
 
 
 if __name__ == "__main__":
