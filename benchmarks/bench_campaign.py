@@ -157,12 +157,12 @@ def main() -> None:
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
           f"on {os.cpu_count()} cores (other work shares the machine)")
     for label, _, _ in contenders:
-        values, spent = rates[label], cpu[label]
+        values, per_seed = rates[label], cpu[label]
         print(f"{label:20} {statistics.median(values):7.0f} seeds/s per core "
               f"({min(values):.0f}-{max(values):.0f}); CPU "
-              f"{statistics.median(spent) * 1e3:.2f} ms per seed "
-              f"({min(spent) * 1e3:.2f}-{max(spent) * 1e3:.2f}): "
-              f"{1 / statistics.median(spent):.0f} seeds per CPU second")
+              f"{statistics.median(per_seed) * 1e3:.2f} ms per seed "
+              f"({min(per_seed) * 1e3:.2f}-{max(per_seed) * 1e3:.2f}): "
+              f"{1 / statistics.median(per_seed):.0f} seeds per CPU second")
     ratio = statistics.median(rates["campaign"]) / statistics.median(rates["items"])
     print(f"campaign / items: {ratio:.2f}x")
 
