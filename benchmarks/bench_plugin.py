@@ -1,7 +1,8 @@
 """Per-test overhead of the sockfake pytest fixtures: simulated, real, pytest-httpserver.
 
 Generates 1,000 tests that each start a ``tcp_server`` and make one round trip,
-runs them with pytest (once with ``--sockfake-network=sim``, once with ``real``), and
+runs them with pytest (once with ``--sockfake-network=sim``, once more with
+``--sockfake-intercept=off`` too: the interception's share, once with ``real``), and
 the same number of pytest-httpserver tests that each set an expectation on its
 ``httpserver`` fixture and make one HTTP request (the anchor: its server is started
 once per session, and each test's set-up and tear-down clear it). Prints, per
@@ -103,10 +104,13 @@ def pytest_sessionfinish(session):
 
 
 def run(directory: Path, contender: str, tree: str | None = None) -> dict[str, list[float]]:
-    """One pytest run of ``contender`` ("sim", "real", "httpserver"; or "sim@..." for
-    the simulated network on the checkout ``tree``)."""
+    """One pytest run of ``contender`` ("sim", "real", "httpserver"; "sim-no-intercept"
+    for the simulated network without the interception; or "sim@..." for the simulated
+    network on the checkout ``tree``)."""
     network = contender.partition("@")[0]
     out = directory / f"{network}.json"
+    intercept = "off" if network == "sim-no-intercept" else "on"
+    network = "sim" if network == "sim-no-intercept" else network
     tests = directory / ("httpserver" if network == "httpserver" else "sockfake")
     command = [
         sys.executable,
@@ -120,6 +124,7 @@ def run(directory: Path, contender: str, tree: str | None = None) -> dict[str, l
         "-p",
         "no:randomly",
         f"--sockfake-network={'real' if network == 'httpserver' else network}",
+        f"--sockfake-intercept={intercept}",
         "--sockfake-seed=1",
         str(tests),
     ]
@@ -148,10 +153,10 @@ def main() -> None:
     try:
         import pytest_httpserver  # noqa: F401
     except ImportError:
-        contenders: tuple[str, ...] = ("sim", "real")
+        contenders: tuple[str, ...] = ("sim", "sim-no-intercept", "real")
         print("pytest-httpserver is not installed (pip install pytest-httpserver): no anchor")
     else:
-        contenders = ("sim", "real", "httpserver")
+        contenders = ("sim", "sim-no-intercept", "real", "httpserver")
     against = os.path.abspath(args.against) if args.against is not None else None
     if against is not None:
         contenders = ("sim", "sim@against", *contenders[1:])
@@ -196,7 +201,7 @@ def main() -> None:
     if against is not None:
         print(f"sim@against: the simulated tests on {against}")
     print(
-        f"{'':11} {'setup+teardown mean':>24} {'median':>8} {'+ server start':>16} "
+        f"{'':16} {'setup+teardown mean':>24} {'median':>8} {'+ server start':>16} "
         f"{'call mean':>10} {'test mean':>10} {'CPU per test':>22} {'wall':>8}"
     )
 
@@ -215,6 +220,12 @@ def main() -> None:
             f"{cpu:>22} "
             f"{statistics.median(figures['wall']):6.2f} s"
         )
+    if rounds["sim"]["cpu"] and rounds["sim-no-intercept"]["cpu"]:
+        ratio = (statistics.median(rounds["sim"]["cpu"])
+                 / statistics.median(rounds["sim-no-intercept"]["cpu"]))
+        verdict = "meets" if ratio <= 1.05 else "MISSES"
+        print(f"interception, per test: {ratio:.2f}x the same test without it, in CPU "
+              f"(goal <= 1.05): {verdict}")
     sim = statistics.median(rounds["sim"]["with_start"])
     verdict = "meets" if sim < 0.005 else "MISSES"
     print(f"simulated fixture overhead with the server start: {sim * 1e3:.2f} ms per test "
