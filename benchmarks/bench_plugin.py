@@ -20,7 +20,11 @@ and the wall time of the whole run. Contenders alternate round by round.
 ``DIR`` (put first on ``PYTHONPATH``; e.g. ``git worktree add ../base main``),
 alternated with this one, for an A/B of a change in one run.
 
-    python benchmarks/bench_plugin.py [--tests N] [--rounds R] [--against DIR]
+``--calls``: one more run per contender counts the Python functions and C functions
+called per test in every thread (a profile hook; Python 3.12 and later): a figure the
+machine's load does not move.
+
+    python benchmarks/bench_plugin.py [--tests N] [--rounds R] [--against DIR] [--calls]
 """
 
 from __future__ import annotations
@@ -77,15 +81,24 @@ def round_trip(httpserver, record_property):
 WARM_UP = 20
 
 RECORDER = """
-import json, os
+import json, os, sys, threading
 from time import process_time as cpu_clock
 
-durations = {"setup": [], "call": [], "teardown": [], "start": [], "cpu": []}
+durations = {"setup": [], "call": [], "teardown": [], "start": [], "cpu": [], "calls": []}
 started = []
+counts = {"call": 0, "c_call": 0}
+
+
+def count(frame, event, arg):
+    if event in counts:
+        counts[event] += 1
 
 
 def pytest_runtest_setup(item):
     started.append(cpu_clock())
+    if os.environ.get("BENCH_CALLS") and len(started) == int(os.environ["BENCH_WARM_UP"]) + 1:
+        threading.setprofile_all_threads(count)  # every thread, those started later too
+        sys.setprofile(count)
 
 
 def pytest_runtest_logreport(report):
@@ -98,12 +111,18 @@ def pytest_sessionfinish(session):
     warm_up = int(os.environ["BENCH_WARM_UP"])
     if len(started) > warm_up:
         durations["cpu"] = [(cpu_clock() - started[warm_up]) / (len(started) - warm_up)]
+    if os.environ.get("BENCH_CALLS"):
+        threading.setprofile_all_threads(None)
+        sys.setprofile(None)
+        tests = max(1, len(started) - warm_up)
+        durations["calls"] = [counts["call"] / tests, counts["c_call"] / tests]
     with open(os.environ["BENCH_OUT"], "w") as out:
         json.dump(durations, out)
 """
 
 
-def run(directory: Path, contender: str, tree: str | None = None) -> dict[str, list[float]]:
+def run(directory: Path, contender: str, tree: str | None = None,
+        calls: bool = False) -> dict[str, list[float]]:
     """One pytest run of ``contender`` ("sim", "real", "httpserver"; "sim-no-intercept"
     for the simulated network without the interception; or "sim@..." for the simulated
     network on the checkout ``tree``)."""
@@ -128,7 +147,8 @@ def run(directory: Path, contender: str, tree: str | None = None) -> dict[str, l
         "--sockfake-seed=1",
         str(tests),
     ]
-    env = {**os.environ, "BENCH_OUT": str(out), "BENCH_WARM_UP": str(WARM_UP)}
+    env = {**os.environ, "BENCH_OUT": str(out), "BENCH_WARM_UP": str(WARM_UP),
+           "BENCH_CALLS": "1" if calls else ""}
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     started = time.perf_counter()
@@ -147,7 +167,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternated runs per network")
     parser.add_argument("--against", metavar="DIR", default=None,
                         help="also run the simulated tests on the sockfake checkout in DIR")
+    parser.add_argument("--calls", action="store_true",
+                        help="one more run per contender counting the Python and C calls "
+                             "per test, every thread (Python >= 3.12; independent of load)")
     args = parser.parse_args()
+    if args.calls and sys.version_info < (3, 12):
+        parser.error("--calls needs Python 3.12 or later (threading.setprofile_all_threads)")
     load = os.getloadavg()[0]
     # Per network, one figure per round: the mean over the tests of that run.
     try:
@@ -194,6 +219,11 @@ def main() -> None:
                     o + c for o, c in zip(overhead, d["call"], strict=True)))
                 figures["cpu"].extend(d["cpu"])
                 figures["wall"].append(d["wall"][0])
+        calls: dict[str, list[float]] = {}
+        if args.calls:
+            for network in contenders:
+                tree = against if network == "sim@against" else None
+                calls[network] = run(directory, network, tree, calls=True)["calls"]
     print(f"{args.tests} tests, each: tcp_server(Upper) + one round trip (httpserver: an "
           f"expectation + one GET); {args.rounds} rounds alternated, median of the rounds "
           f"(min-max); Python {sys.version.split()[0]}, load average {load:.2f} (start) "
@@ -235,6 +265,9 @@ def main() -> None:
     verdict = "meets" if sim < 0.005 else "MISSES"
     print(f"simulated fixture overhead with the server start: {sim * 1e3:.2f} ms per test "
           f"(median of rounds): {verdict} the 5 ms target")
+    for network, (python_calls, c_calls) in calls.items():
+        print(f"{network:16} calls per test (every thread, after {WARM_UP} tests): "
+              f"{python_calls:.0f} Python, {c_calls:.0f} C")
     if "httpserver" in rounds:
         # pytest-httpserver starts its server once per session and serves in the call:
         # the per-test cost to compare is the whole test, set-up, call and tear-down.
