@@ -10,10 +10,18 @@ its own single-process run (one core), alternated round by round:
 
 Each figure is seeds divided by the time from the session's start to its end (for
 pytest: collection and the runs; not the interpreter's start-up), median of the
-rounds with min-max. The machine may be loaded by other work: the load average is
-printed before and after, and every figure should be read next to it.
+rounds with min-max; and the process's CPU time over the same span per seed (every
+thread counted), which another session's load moves far less than the wall time. The
+machine may be loaded by other work: the load average is printed before and after,
+and every figure should be read next to it.
 
-    python benchmarks/bench_campaign.py [--seeds N] [--rounds R]
+``--against DIR``: each contender also runs on the sockfake checkout in ``DIR`` (put
+first on ``PYTHONPATH``; e.g. ``git worktree add ../base main``), alternated with
+this one round by round, for an A/B of a change in one run. ``--backend greenlet``:
+the simulated threads are greenlets (``--sockfake-backend``; the loop's networks too).
+
+    python benchmarks/bench_campaign.py [--seeds N] [--rounds R] [--against DIR]
+                                        [--backend threads|greenlet]
 """
 
 from __future__ import annotations
@@ -47,31 +55,35 @@ def test_round_trip(tcp_server):
 # The session's own span, on the real clock bound before any interception.
 TIMER = """
 import json, os
-from time import perf_counter as real_clock
+from time import perf_counter as real_clock, process_time as cpu_clock
 
 started = []
 
 
 def pytest_sessionstart(session):
-    started.append(real_clock())
+    started.append((real_clock(), cpu_clock()))
 
 
 def pytest_sessionfinish(session):
     with open(os.environ["BENCH_OUT"], "w") as out:
-        json.dump({"seconds": real_clock() - started[0]}, out)
+        json.dump({"seconds": real_clock() - started[0][0],
+                   "cpu": cpu_clock() - started[0][1]}, out)
 """
 
 LOOP = """
 import json, os, sys
-from time import perf_counter as real_clock
+from time import perf_counter as real_clock, process_time as cpu_clock
 
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from test_small import Upper
 
+from sockfake.sim.kernel.backends import set_default_backend
 from sockfake.testing import open_testbed
 
 seeds = int(sys.argv[1])
+set_default_backend(sys.argv[2])
 started = real_clock()
+cpu_started = cpu_clock()
 for seed in range(seeds):
     with open_testbed(seed=seed, scheduling="pct") as bed:
         srv = bed.tcp_server(Upper)
@@ -79,7 +91,7 @@ for seed in range(seeds):
             conn.sendall(b"ping\\n")
             assert conn.makefile("rb").readline() == b"PING\\n"
 with open(os.environ["BENCH_OUT"], "w") as out:
-    json.dump({"seconds": real_clock() - started}, out)
+    json.dump({"seconds": real_clock() - started, "cpu": cpu_clock() - cpu_started}, out)
 """
 
 PYTEST = [
@@ -88,50 +100,69 @@ PYTEST = [
 ]
 
 
-def seconds(directory: Path, contender: str, seeds: int) -> float:
+def seconds(directory: Path, contender: str, seeds: int, tree: str | None,
+            backend: str) -> tuple[float, float]:
+    """One run: its wall seconds and CPU seconds (session start to end)."""
     out = directory / f"{contender}.json"
     if contender == "campaign":
-        command = [*PYTEST, f"--sockfake-campaign={seeds}"]
+        command = [*PYTEST, f"--sockfake-backend={backend}", f"--sockfake-campaign={seeds}"]
     elif contender == "items":
-        command = [*PYTEST, f"--sockfake-explore={seeds}"]
+        command = [*PYTEST, f"--sockfake-backend={backend}", f"--sockfake-explore={seeds}"]
     else:
-        command = [sys.executable, str(directory / "loop.py"), str(seeds)]
+        command = [sys.executable, str(directory / "loop.py"), str(seeds), backend]
+    env = {**os.environ, "BENCH_OUT": str(out), "BENCH_DIR": str(directory)}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     result = subprocess.run(
-        command, cwd=directory, capture_output=True, text=True, timeout=1800,
-        env={**os.environ, "BENCH_OUT": str(out), "BENCH_DIR": str(directory)},
+        command, cwd=directory, capture_output=True, text=True, timeout=1800, env=env,
     )
     if result.returncode != 0:
         sys.exit(f"{contender} failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
-    value: float = json.loads(out.read_text())["seconds"]
-    return value
+    figures = json.loads(out.read_text())
+    return float(figures["seconds"]), float(figures["cpu"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=300, help="seeds per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternated runs per contender")
+    parser.add_argument("--against", metavar="DIR", default=None,
+                        help="also run each contender on the sockfake checkout in DIR")
+    parser.add_argument("--backend", choices=("threads", "greenlet"), default="threads")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    contenders = ("campaign", "items", "loop")
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    trees: list[tuple[str, str | None]] = [("", None)]
+    if args.against is not None:
+        trees = [("", None), (" (against)", os.path.abspath(args.against))]
+    contenders = [(f"{name}{label}", name, tree) for name in ("campaign", "items", "loop")
+                  for label, tree in trees]
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
     with tempfile.TemporaryDirectory(prefix="sockfake-bench-campaign-") as tmp:
         directory = Path(tmp)
         (directory / "test_small.py").write_text(TEST_FILE)
         (directory / "conftest.py").write_text(textwrap.dedent(TIMER))
         (directory / "loop.py").write_text(LOOP)
-        for _ in range(args.rounds):
-            for name in contenders:  # alternated round by round
-                rates[name].append(args.seeds / seconds(directory, name, args.seeds))
+        for number in range(args.rounds):
+            shift = number % len(contenders)  # the order rotates round by round
+            for label, name, tree in contenders[shift:] + contenders[:shift]:
+                wall, spent = seconds(directory, name, args.seeds, tree, args.backend)
+                rates[label].append(args.seeds / wall)
+                cpu[label].append(spent / args.seeds)
     load_after = os.getloadavg()
     print(f"one test (tcp_server + one round trip), {args.seeds} seeds per run, one process "
-          f"(one core) each, pct scheduling; {args.rounds} rounds alternated, median (min-max)")
+          f"(one core) each, pct scheduling, backend {args.backend}; {args.rounds} rounds "
+          f"alternated, median (min-max)")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
           f"on {os.cpu_count()} cores (other work shares the machine)")
-    for name in contenders:
-        values = rates[name]
-        print(f"{name:9} {statistics.median(values):7.0f} seeds/s per core "
-              f"({min(values):.0f}-{max(values):.0f})")
+    for label, _, _ in contenders:
+        values, per_seed = rates[label], cpu[label]
+        print(f"{label:20} {statistics.median(values):7.0f} seeds/s per core "
+              f"({min(values):.0f}-{max(values):.0f}); CPU "
+              f"{statistics.median(per_seed) * 1e3:.2f} ms per seed "
+              f"({min(per_seed) * 1e3:.2f}-{max(per_seed) * 1e3:.2f}): "
+              f"{1 / statistics.median(per_seed):.0f} seeds per CPU second")
     ratio = statistics.median(rates["campaign"]) / statistics.median(rates["items"])
     print(f"campaign / items: {ratio:.2f}x")
 

@@ -396,11 +396,12 @@ def _check_attributes(fixture: str, base: type[Any], attributes: dict[str, Any])
     (``daemon_threads``...) and state of the test's own for its handlers
     (``store={}`` is ``self.server.store`` in a handler, the socketserver idiom). A name
     the class lacks but that is one slip from a setting it has is refused as a typo."""
-    known = [name for name in dir(base) if not name.startswith("_")]
     for name in attributes:
         if hasattr(base, name):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        # dir() only for a name the class lacks: it walks the whole MRO.
+        public = [attribute for attribute in dir(base) if not attribute.startswith("_")]
+        close = difflib.get_close_matches(name, public, n=1, cutoff=0.85)
         if close:
             raise SockfakeTypeError(
                 f"{fixture}(): {base.__name__} has no attribute {name!r}; did you mean "

@@ -422,10 +422,19 @@ def _install() -> None:
     _rebind_made_before()
 
 
+# _replaced_originals() for the patches in place (None: not yet read). Only _install()
+# patches modules (a later _set() rebinds globals dicts, classes and cells), so it holds
+# until _uninstall(); each lingering interception's start reuses it.
+_replaced: dict[int, Any] | None = None
+
+
 def _replaced_originals() -> dict[int, Any]:
     """id of each module-level function or class the table replaced -> its replacement
     (not ``socket.socket``: real sockets must stay instances of a name bound to it; nor
     ``datetime``'s classes: ``type(value) is datetime`` on a value made before)."""
+    global _replaced
+    if _replaced is not None:
+        return _replaced
     replaced: dict[int, Any] = {}
     for obj, name, old in _saved:
         if not isinstance(obj, types.ModuleType) or old is _MISSING or old is _real["socket"]:
@@ -434,6 +443,7 @@ def _replaced_originals() -> dict[int, Any]:
             continue
         if isinstance(old, (types.FunctionType, types.BuiltinFunctionType, type)):
             replaced[id(old)] = getattr(obj, name)
+    _replaced = replaced
     return replaced
 
 
@@ -451,8 +461,9 @@ def _rebind_made_before() -> None:
 
 
 def _uninstall() -> None:
-    global _default_network_cm, _lingering
+    global _default_network_cm, _lingering, _replaced
     _lingering = False
+    _replaced = None
     if _default_network_cm is not None:
         _default_network_cm.__exit__(None, None, None)
         _default_network_cm = None

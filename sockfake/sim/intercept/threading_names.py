@@ -171,7 +171,7 @@ def start_yields(start: Callable[[threading.Thread], None]) -> Any:
 
 # -- threads the test should not see ---------------------------------------------------
 
-_HIDDEN_NAMES = ("sockfake-watchdog", "sockfake-stray-sockets")  # stray_sockets.SAMPLER_NAME
+_HIDDEN_NAMES = ("sockfake-watchdog", "sockfake-stray-sockets")  # WATCHER_NAME, SAMPLER_NAME
 
 
 def _hidden(thread: threading.Thread) -> bool:

@@ -437,11 +437,15 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
     # thread could be started for it, the main thread's own timed wait does.
     if watcher == "main thread":
         import sockfake.sim.kernel.core as kernel_module
+        import sockfake.sim.kernel.watchdog as watchdog_module
 
         def no_thread(thread: threading.Thread) -> None:
             raise RuntimeError("can't start new thread")
 
         monkeypatch.setattr(kernel_module, "_os_thread_start", no_thread)
+        # The process's watcher thread may be running for an earlier network: a
+        # watcher of its own, not yet started, has to start one.
+        monkeypatch.setattr(watchdog_module, "_watcher", watchdog_module._Watcher())
     net = SimNetwork(seed=1, stall_timeout=0.3, backend="threads")  # a stall needs OS threads
     try:
         thread, name, release = blocker(net)
@@ -457,6 +461,28 @@ def test_a_simulated_thread_blocked_on_a_real_primitive_is_a_stall(
         release()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def _watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sockfake-watchdog"]
+
+
+def test_one_watcher_thread_watches_successive_networks() -> None:
+    # A network with threads is watched by the process's one watcher thread, which
+    # outlives it: the next network is watched by the same thread, none is started.
+    seen = []
+    for seed in (1, 2):
+        net = SimNetwork(seed=seed, backend="threads")
+        try:
+            worker = threading.Thread(target=net.sleep, args=(1,))
+            worker.start()
+            worker.join()
+            watchdog = net.kernel._watchdog
+            assert watchdog is not None and watchdog.watching
+            seen.append(_watcher_threads())
+        finally:
+            net.close()
+    assert len(seen[0]) == 1 and seen[1] == seen[0]
 
 
 # -- deadlock reports (the lock cycle on every kind of lock: tests/intercept/test_primitives.py)
