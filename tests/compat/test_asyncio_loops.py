@@ -14,9 +14,10 @@ and must give one digest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -273,7 +274,7 @@ def test_wait_for_busy_work_and_an_executor_result_takes_no_time(
     assert (result, took) == (45, 0.0)
 
 
-# -- uvicorn + Starlette, fetched by httpx -----------------------------------------------
+# -- uvicorn + Starlette, fetched by httpx, requests and urllib3 ---------------------------
 
 
 def _starlette_app() -> Any:
@@ -304,11 +305,11 @@ def _starlette_app() -> Any:
                      middleware=[Middleware(Tag)])
 
 
-def _uvicorn_fetch(app: Any, port: int) -> list[Any]:
-    """Serve ``app`` with uvicorn in a thread on ``port`` (0: any), fetch ``/`` and
-    ``/stream`` with httpx, stop it; what came back."""
+@contextlib.contextmanager
+def _uvicorn_serving(app: Any, port: int) -> Iterator[int]:
+    """Serve ``app`` with uvicorn in a thread on ``port`` (0: any); the port it is
+    bound to, until the block ends and uvicorn stops."""
     uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
-    httpx = pytest.importorskip("httpx", reason="httpx is not installed")
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
@@ -320,13 +321,21 @@ def _uvicorn_fetch(app: Any, port: int) -> list[Any]:
         assert time.monotonic() < deadline, "uvicorn did not start in 10 s"
         time.sleep(0.01)
     try:
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        with httpx.Client(base_url=f"http://127.0.0.1:{bound}", timeout=10) as client:
-            hello = client.get("/")
-            stream = client.get("/stream")
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         serving.join()
+
+
+def _uvicorn_fetch(app: Any, port: int) -> list[Any]:
+    """Serve ``app`` with uvicorn, fetch ``/`` and ``/stream`` with httpx, stop it;
+    what came back."""
+    httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+    with _uvicorn_serving(app, port) as bound, httpx.Client(
+        base_url=f"http://127.0.0.1:{bound}", timeout=10
+    ) as client:
+        hello = client.get("/")
+        stream = client.get("/stream")
     return [hello.status_code, hello.text, hello.headers.get("x-middleware"),
             stream.status_code, stream.headers.get("x-middleware"), stream.content]
 
@@ -347,6 +356,18 @@ def test_uvicorn_serves_starlette_middleware_and_a_1000_chunk_stream_to_httpx(
 @pytest.mark.sockfake(network="both")
 def test_uvicorn_and_starlette_on_both_networks(sockfake_network: Any) -> None:
     assert _uvicorn_fetch(_starlette_app(), 0) == _UVICORN_EXPECTED
+
+
+@pytest.mark.sockfake(network="both")
+def test_uvicorn_and_starlette_answer_requests_httpx_and_urllib3(
+    sockfake_network: Any, client: Any
+) -> None:
+    with _uvicorn_serving(_starlette_app(), 0) as port:
+        url = f"http://127.0.0.1:{port}/"
+        assert client.get(url, timeout=10) == (200, "hello")
+        assert client.lines(url + "stream", timeout=10) == [
+            f"{number:04d}" for number in range(1000)
+        ]
 
 
 def test_uvicorn_through_a_partition_times_out_then_heals() -> None:
