@@ -41,13 +41,21 @@ from sockfake.sim.kernel.scheduling import STAY, YIELD
 if TYPE_CHECKING:
     from sockfake.sim.kernel.threads import SimThread
 
-__all__ = ["STARTS", "WAKES", "Access", "Decision", "ScheduleSearch", "Systematic"]
+__all__ = [
+    "FOLLOWS", "STARTS", "WAKES", "Access", "Decision", "Race", "ScheduleSearch", "Systematic",
+]
 
 # Not resources but orderings, recorded as accesses: a thread start (STARTS, the new
 # thread's name) and a wake-up (WAKES, the woken thread's name): what the thread does
 # next follows what the starter or waker did so far.
 STARTS = "starts"
 WAKES = "wakes"
+# A thread woken by a timer another thread's operation asked for (a packet's delivery
+# after a send): (FOLLOWS, that thread, how many accesses came before the operation).
+FOLLOWS = "follows"
+# What a thread's last stretch of code (after its last switch point) touches: plain
+# memory, as a line or opcode switch point does (``line_switches.MEMORY``).
+ENDS = ("memory", 0)
 
 
 class Decision(NamedTuple):
@@ -97,7 +105,7 @@ class Systematic:
         # anything a thread reads after it ends (a result, a flag): dependent with
         # everything. Without it, an order violation on a plain attribute (a value
         # published by a thread with no switch point) would never be reversed.
-        self.access(thread, None)
+        self.access(thread, ENDS)
 
     def _choose(self, options: tuple[str, ...], default: str, current: str,
                 ready: tuple[str, ...]) -> str:
@@ -146,12 +154,35 @@ def _join(into: Clock, other: Clock) -> None:
             into[thread] = count
 
 
-def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
+class Race(NamedTuple):
+    """Two dependent accesses not ordered by what came before: the later one's thread
+    (``thread``) could have run first had another thread been chosen at decision
+    ``turn`` (the one that gave the earlier access's thread its turn). ``initials``:
+    the threads that could start such a reversed run (source sets, Abdulla et al., POPL
+    2014): those whose first access after the earlier one follows nothing else there
+    (``thread`` among them, unless something in between orders it)."""
+
+    turn: int
+    thread: str
+    initials: tuple[str, ...]
+
+
+def races(accesses: Sequence[Access]) -> Iterator[Race]:
     """For each access, the latest earlier access of another thread it depends on (the
     same resource, or an unknown one) and does not already follow from (vector clocks
-    over the dependencies seen so far, and a thread's start): (the decision that gave
-    that one its turn, the thread that should run there instead)."""
+    over the dependencies seen so far, and a thread's start)."""
+    return iter(_analyse(accesses)[0])
+
+
+Ordered = list["tuple[str, int, Clock] | None"]  # per access: thread, own count, clock
+
+
+def _analyse(accesses: Sequence[Access]) -> tuple[list[Race], Ordered]:
+    """The races of a run, and each access with what it follows (None: an ordering)."""
+    found: list[Race] = []
     clocks: dict[str, Clock] = {}
+    # Per access: (its thread, its own count, the clock after it); None for an ordering.
+    seen_at: list[tuple[str, int, Clock] | None] = []
     # Per resource, per thread: its latest access (position, own count, turn); the
     # clock every access to the resource has joined.
     by_resource: dict[Hashable, dict[str, tuple[int, int, int]]] = {}
@@ -163,17 +194,30 @@ def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
     # Threads woken by a thread's operation, to order after it once its access (at the
     # switch point after the operation) is recorded.
     woken: dict[str, list[str]] = {}
+    parts: dict[Hashable, list[Hashable]] = {}  # a whole's parts seen so far (_related)
     for at, (thread, resource, turn) in enumerate(accesses):
         clock = clocks.setdefault(thread, {})
         if isinstance(resource, tuple) and resource[0] == STARTS:
             # The started thread cannot have run a step before this.
             _join(clocks.setdefault(str(resource[1]), {}), clock)
+            # For the initials: the start is the starter's, before its next access.
+            seen_at.append((thread, clock.get(thread, 0), dict(clock)))
+            continue
+        if isinstance(resource, tuple) and resource[0] == FOLLOWS:
+            # Woken by a timer a thread's operation asked for: after that operation
+            # (the creator's first access from the position the timer was asked at).
+            creator, since = str(resource[1]), int(resource[2])
+            _join(clock, _clock_from(seen_at, creator, since, clocks))
+            seen_at.append(None)
             continue
         if isinstance(resource, tuple) and resource[0] == WAKES:
             woken.setdefault(thread, []).append(str(resource[1]))
+            seen_at.append(None)
             continue
         count = clock[thread] = clock.get(thread, 0) + 1
-        tables = [latest] if resource is None else [by_resource.get(resource, {}), unknown]
+        related = [] if resource is None else _related(resource, parts)
+        tables = ([latest] if resource is None
+                  else [by_resource.get(key, {}) for key in related] + [unknown])
         # Per other thread, its latest dependent access this one does not follow. Only
         # the latest of all would do without a bound (the earlier ones come up in the
         # runs that reverse it); within one, each reversal costs a preemption, so each
@@ -184,22 +228,88 @@ def races(accesses: Sequence[Access]) -> Iterator[tuple[int, str]]:
                 if (other != thread and clock.get(other, 0) < seen[1]
                         and seen > racing.get(other, (-1, 0, -1))):
                     racing[other] = seen
-        for _, _, earlier_turn in sorted(racing.values()):
-            if earlier_turn >= 0:
-                yield earlier_turn, thread
         if resource is None:
             _join(clock, every_clock)
             unknown[thread] = (at, count, turn)
             _join(unknown_clock, clock)
         else:
-            _join(clock, resource_clocks.get(resource, {}))
+            for key in related:
+                _join(clock, resource_clocks.get(key, {}))
             _join(clock, unknown_clock)
             by_resource.setdefault(resource, {})[thread] = (at, count, turn)
             _join(resource_clocks.setdefault(resource, {}), clock)
         latest[thread] = (at, count, turn)
         _join(every_clock, clock)
+        # With its clock (what it follows), to tell which accesses between a race's
+        # two follow which (``_initials``).
+        seen_at.append((thread, count, dict(clock)))
+        for other, (earlier_at, _, earlier_turn) in sorted(racing.items(),
+                                                           key=lambda item: item[1]):
+            if earlier_turn >= 0:
+                found.append(Race(earlier_turn, thread, _initials(
+                    seen_at, earlier_at, at, other, racing[other][1])))
         for other in woken.pop(thread, ()):
             _join(clocks.setdefault(other, {}), clock)
+    return found, seen_at
+
+
+def _related(resource: Hashable, parts: dict[Hashable, list[Hashable]]) -> list[Hashable]:
+    """The resources an access to ``resource`` is dependent with: itself, the whole it
+    is part of, and its parts. A connection's direction, ``("connection", id, sender)``,
+    is part of the connection, ``("connection", id)``: a send and the peer's receive
+    of it touch that direction, a close the whole; the two directions are independent
+    (a request on its way does not race the reply to an earlier one)."""
+    if isinstance(resource, tuple) and len(resource) == 3 and resource[0] == "connection":
+        whole = resource[:2]
+        known = parts.setdefault(whole, [])
+        if resource not in known:
+            known.append(resource)
+        return [resource, whole]
+    return [resource, *parts.get(resource, ())]
+
+
+def _clock_from(seen_at: Sequence[tuple[str, int, Clock] | None], thread: str,
+                since: int, clocks: dict[str, Clock]) -> Clock:
+    """``thread``'s clock at its first access from position ``since`` on (its current
+    one if it has none yet)."""
+    for position in range(since, len(seen_at)):
+        entry = seen_at[position]
+        if entry is not None and entry[0] == thread:
+            return entry[2]
+    return clocks.get(thread, {})
+
+
+def _initials(seen_at: Sequence[tuple[str, int, Clock] | None], earlier: int, later: int,
+              earlier_thread: str, earlier_count: int) -> tuple[str, ...]:
+    """The threads that can start a run in which the access at ``later`` comes before
+    the one at ``earlier``: of the accesses between them that do not follow the
+    earlier one, then the later one, the threads whose first such access follows none
+    of the others' (first come first)."""
+    between: list[tuple[str, int, Clock]] = []
+    for position in range(earlier + 1, later + 1):
+        entry = seen_at[position]
+        if entry is None:
+            continue
+        if position < later and entry[2].get(earlier_thread, 0) >= earlier_count:
+            continue  # follows the earlier access: it moves with it
+        between.append(entry)
+    initials: list[str] = []
+    for index, (thread, _, clock) in enumerate(between):
+        if thread in initials or any(other == thread for other, _, _ in between[:index]):
+            continue
+        if not any(other != thread and clock.get(other, 0) >= count
+                   for other, count, _ in between[:index]):
+            initials.append(thread)
+    return tuple(initials)
+
+
+def _enabled(decision: Decision, thread: str) -> bool:
+    """Could ``thread`` have been chosen instead at ``decision``?"""
+    if not decision.current:
+        return thread in decision.options and thread != decision.chosen
+    if thread == decision.current:
+        return decision.chosen == YIELD
+    return thread in decision.ready
 
 
 def alternatives(decision: Decision, thread: str) -> list[list[str]]:
@@ -267,9 +377,9 @@ class ScheduleSearch:
         chosen = [decision.chosen for decision in log]
         if self.reduction:
             self._ran.add(chosen)
-            for index, thread in races(policy.accesses):
-                for path in alternatives(log[index], thread):
-                    self._add(chosen[:index] + path)
+            found, _ = _analyse(policy.accesses)
+            for race in found:
+                self._reverse(chosen, log, race)
             return
         preemptions = sum(1 for decision in chosen[:len(prefix)] if decision == YIELD)
         # Branch at every decision past the prefix (each path is one schedule).
@@ -282,6 +392,43 @@ class ScheduleSearch:
                         self._pending[cost].append(tuple(chosen[:index] + [option]))
             if taken == YIELD:
                 preemptions += 1
+
+    def _reverse(self, chosen: list[str], log: Sequence[Decision], race: Race) -> None:
+        """Schedule one run that reverses ``race``: one of its initials chosen at the
+        decision of the earlier access, unless one already is (ran or queued); with no
+        initial among the choices there, every other choice (as classic DPOR does)."""
+        index = race.turn
+        decision = log[index]
+        # The later access's thread first, then the others that can start the reversal.
+        candidates = [race.thread] + [t for t in race.initials if t != race.thread]
+        paths = [path for thread in candidates if _enabled(decision, thread)
+                 for path in alternatives(decision, thread)]
+        if not paths:
+            for path in alternatives(decision, race.thread):
+                self._add(chosen[:index] + path)
+            return
+        prefixes = [chosen[:index] + path for path in paths]
+        if any(self._known(prefix) for prefix in prefixes):
+            return
+        within = [prefix for prefix in prefixes if prefix.count(YIELD) <= self.bound]
+        if within:
+            self._add(within[0])
+            return
+        # Over the bound here: the reversal may still be reachable from an earlier
+        # free switch (a pick, where the running thread blocked, ended or had yielded):
+        # bounded partial-order reduction's conservative branch (Coons et al., 2013).
+        for earlier in range(index - 1, -1, -1):
+            if log[earlier].current:
+                continue
+            for thread in candidates:
+                if thread in log[earlier].options and thread != chosen[earlier]:
+                    self._add(chosen[:earlier] + [thread])
+                    return
+            return
+
+    def _known(self, prefix: list[str]) -> bool:
+        key = tuple(prefix)
+        return key in self._queued or self._ran.covers(key)
 
     def _add(self, prefix: list[str]) -> None:
         key = tuple(prefix)

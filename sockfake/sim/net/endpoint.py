@@ -126,6 +126,22 @@ class Endpoint:
             return ("connection", self.connection_id)
         return ("endpoint", id(self))
 
+    @property
+    def sending(self) -> tuple[str, int] | tuple[str, int, int]:
+        """What a send on this endpoint touches: its direction of the connection (the
+        peer's receive of it touches the same; the other direction is independent)."""
+        if self.connection_id:
+            return ("connection", self.connection_id, id(self))
+        return self.resource
+
+    @property
+    def receiving(self) -> tuple[str, int] | tuple[str, int, int]:
+        """What a receive on this endpoint touches: the peer's direction towards it."""
+        peer = self.peer
+        if self.connection_id and peer is not None:
+            return ("connection", self.connection_id, id(peer))
+        return self.resource
+
     def describe(self) -> str:
         """Short name for the trace: the local address, or the descriptor."""
         return str(self.local if self.local is not None else f"fd{self.fd}")
