@@ -165,6 +165,9 @@ class Race(NamedTuple):
     turn: int
     thread: str
     initials: tuple[str, ...]
+    # The two accesses by what they are in any run of the same partial order: (thread,
+    # its access count, its turn count) each.
+    pair: tuple[tuple[str, int, int], tuple[str, int, int]] = (("", 0, 0), ("", 0, 0))
 
 
 def races(accesses: Sequence[Access]) -> Iterator[Race]:
@@ -195,8 +198,15 @@ def _analyse(accesses: Sequence[Access]) -> tuple[list[Race], Ordered]:
     # switch point after the operation) is recorded.
     woken: dict[str, list[str]] = {}
     parts: dict[Hashable, list[Hashable]] = {}  # a whole's parts seen so far (_related)
+    turns: dict[str, tuple[int, int]] = {}  # per thread: its turns so far, the last
+    turn_counts: list[int] = []  # per access: its thread's turns so far
     for at, (thread, resource, turn) in enumerate(accesses):
         clock = clocks.setdefault(thread, {})
+        turn_count, last_turn = turns.get(thread, (0, -2))
+        if turn != last_turn:
+            turn_count += 1
+            turns[thread] = (turn_count, turn)
+        turn_counts.append(turn_count)
         if isinstance(resource, tuple) and resource[0] == STARTS:
             # The started thread cannot have run a step before this.
             _join(clocks.setdefault(str(resource[1]), {}), clock)
@@ -246,8 +256,11 @@ def _analyse(accesses: Sequence[Access]) -> tuple[list[Race], Ordered]:
         for other, (earlier_at, _, earlier_turn) in sorted(racing.items(),
                                                            key=lambda item: item[1]):
             if earlier_turn >= 0:
+                earlier_count = racing[other][1]
                 found.append(Race(earlier_turn, thread, _initials(
-                    seen_at, earlier_at, at, other, racing[other][1])))
+                    seen_at, earlier_at, at, other, earlier_count),
+                    ((other, earlier_count, turn_counts[earlier_at]),
+                     (thread, count, turn_count))))
         for other in woken.pop(thread, ()):
             _join(clocks.setdefault(other, {}), clock)
     return found, seen_at
@@ -363,6 +376,8 @@ class ScheduleSearch:
         self._pending[0].append(())
         self._queued: set[tuple[str, ...]] = {()}
         self._ran = _Trie()
+        # Races reversed so far (Race.pair, the choice), with the fewest preemptions.
+        self._reversed: dict[tuple[object, str], int] = {}
 
     def next_prefix(self) -> list[str] | None:
         for level in self._pending:
@@ -405,14 +420,14 @@ class ScheduleSearch:
                  for path in alternatives(decision, thread)]
         if not paths:
             for path in alternatives(decision, race.thread):
-                self._add(chosen[:index] + path)
+                self._add_reversal(race, chosen[:index] + path)
             return
         prefixes = [chosen[:index] + path for path in paths]
         if any(self._known(prefix) for prefix in prefixes):
             return
         within = [prefix for prefix in prefixes if prefix.count(YIELD) <= self.bound]
         if within:
-            self._add(within[0])
+            self._add_reversal(race, within[0])
             return
         # Over the bound here: the reversal may still be reachable from an earlier
         # free switch (a pick, where the running thread blocked, ended or had yielded):
@@ -422,9 +437,21 @@ class ScheduleSearch:
                 continue
             for thread in candidates:
                 if thread in log[earlier].options and thread != chosen[earlier]:
-                    self._add(chosen[:earlier] + [thread])
+                    self._add_reversal(race, chosen[:earlier] + [thread])
                     return
             return
+
+    def _add_reversal(self, race: Race, prefix: list[str]) -> None:
+        """Schedule ``prefix`` unless this race (its two accesses, what they are in any
+        run of the same partial order) was already reversed with no more preemptions:
+        a run equivalent to an earlier one reverses the same races again (what sleep
+        sets keep DPOR from running twice)."""
+        key = (race.pair, len(prefix) - race.turn, prefix[-1])
+        cost = prefix.count(YIELD)
+        if self._reversed.get(key, self.bound + 1) <= cost:
+            return
+        self._reversed[key] = cost
+        self._add(prefix)
 
     def _known(self, prefix: list[str]) -> bool:
         key = tuple(prefix)
