@@ -377,7 +377,7 @@ class ScheduleSearch:
         self._queued: set[tuple[str, ...]] = {()}
         self._ran = _Trie()
         # Races reversed so far (Race.pair, the choice), with the fewest preemptions.
-        self._reversed: dict[tuple[object, str], int] = {}
+        self._reversed: dict[tuple[object, int, str], int] = {}
 
     def next_prefix(self) -> list[str] | None:
         for level in self._pending:
