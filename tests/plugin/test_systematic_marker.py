@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from helpers import run_printed
+from helpers import digest_of, run_printed
 
 DEBITS = """
 import sys
@@ -24,20 +24,29 @@ def test_debits(sockfake_network):
 TESTS = Path(__file__).resolve().parents[1]  # where race_bugs.py is
 
 
-def test_a_bug_within_the_bound_is_found_and_its_command_finds_it_again(pytester: Any) -> None:
+def test_a_bug_within_the_bound_is_found_and_its_command_replays_the_schedule(
+        pytester: Any) -> None:
+    """The failing schedule is stored under the trace directory; the printed command
+    runs that one schedule in a fresh process: the same failure, the same digest."""
     pytester.makepyfile(test_debits=DEBITS.format(tests=str(TESTS), bound=2, fixed=False))
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "--sockfake-seed=3")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--sockfake-seed=3",
+                                           f"--sockfake-trace-dir={pytester.path / 'traces'}")
     output = result.stdout.str()
     assert "1 failed" in output, output[-3000:]
     assert "overdrawn" in output
     verdict = re.findall(r"failing schedule found after (\d+) schedules \(<= 2 preemptions\)"
-                         r"; reproduce: (cd .*?) \(the search", output)
+                         r"; reproduce: (cd .*?--sockfake-schedule=\S+) \(runs the failing",
+                         output)
     assert verdict, output[-3000:]
     schedules, command = verdict[0]
     assert int(schedules) > 1  # the first schedule (no preemption) passes
+    stored = list((pytester.path / "traces").glob("*.schedule.json"))
+    assert len(stored) == 1, stored
     again = run_printed(command)
     assert "1 failed" in again.stdout, again.stdout[-3000:] + again.stderr
-    assert f"failing schedule found after {schedules} schedules" in again.stdout
+    assert "overdrawn" in again.stdout
+    assert "the stored schedule (--sockfake-schedule) replayed: it failed" in again.stdout
+    assert digest_of(again.stdout) == digest_of(output)
 
 
 def test_the_fixed_version_is_exhausted_and_says_so(pytester: Any) -> None:
