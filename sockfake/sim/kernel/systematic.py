@@ -11,24 +11,30 @@ takes the runs fewest preemptions first (iterative context bounding, as CHESS do
 Without reduction every decision past a run's prefix branches into each alternative.
 With it (the default), a run branches only where two threads' operations are
 dependent (dynamic partial-order reduction, after Flanagan and Godefroid, POPL 2005,
-and tokio-rs/loom): the kernel tells the policy what each switch point touches (a
-connection, which a send and the matching receive share; a lock; a queue; a listening
-socket's backlog), and for each operation the search finds, per other thread, its
-latest operation on the same resource that is not already ordered before this one;
-at the decision that let that one run, this thread runs instead in a new schedule.
-Schedules that differ only in the order of independent operations are run once.
+and tokio-rs/loom): the kernel tells the policy what each switch point touches (one
+direction of a connection, which a send and the peer's receive of it share; a whole
+connection, for a close; a lock; a queue; a listening socket's backlog), and for each
+operation the search finds, per other thread, its latest operation on the same
+resource that is not already ordered before this one (a race). It reverses each race
+once: at the decision that let the earlier one run, a thread that can start the
+reversed order runs instead (source sets, Abdulla et al., POPL 2014: the later
+operation's thread, or the thread that started or woke it), unless one already does;
+a race already reversed from an equivalent run is not reversed again unless with
+fewer preemptions (the effect of sleep sets, in the bound's terms); a reversal over
+the bound is tried at the last free switch before it instead (Coons, Musuvathi and
+McKinley, OOPSLA 2013). A turn given without a choice (one thread ready) starts a
+stretch of its own, so its operations are not taken for the thread's earlier ones.
 
 What the reduction cannot see: Python objects two threads share without a simulated
-operation between (a dict, an attribute): the code between two switch points is one
-step, and two steps are dependent only through what the switch points name, except a
-thread's last step (from its last switch point to its end), which counts as touching
-everything. Two operations are ordered (happens-before, as vector clocks) by the
-dependencies seen so far, a thread's start (its starter's past comes first) and a
-wake-up (a waiter woken by a release, a put, a send comes after it); a race is a
-dependent pair not already ordered so. A wake-up by a timer (a delayed delivery) orders
-nothing, so the pair stays a race (branches the safe way). With the bound the search
-is not complete relative to the unreduced bounded search (a reversal that needs more
-preemptions than the bound is dropped, Coons et al., OOPSLA 2013).
+operation between (a dict, an attribute, ``+=``): the code between two switch points
+is one step, and two steps are dependent only through what the switch points name.
+Line and opcode switch points touch plain memory (``line_switches.MEMORY``), as does a
+thread's last step (from its last switch point to its end): with them, races on plain
+objects are reordered. Two operations are ordered (happens-before, as vector clocks)
+by the dependencies seen so far, a thread's start (its starter's past comes first), a
+wake-up (a waiter woken by a release, a put, a send comes after it), and a wake-up by a
+timer a thread's operation asked for (a delivery comes after its send, ``FOLLOWS``).
+With the bound the search is not complete relative to the unreduced bounded search.
 """
 
 from __future__ import annotations
@@ -369,9 +375,12 @@ class ScheduleSearch:
     """The schedules still to run, fewest preemptions first: ``next_prefix()`` gives
     one, ``record()`` reads its run and adds the schedules it branches into."""
 
-    def __init__(self, bound: int, *, reduction: bool = True) -> None:
+    def __init__(self, bound: int, *, reduction: bool = True, remember: bool = True) -> None:
         self.bound = bound
         self.reduction = reduction
+        # Keep a race reversed from one run from being reversed again from an
+        # equivalent one (``_add_reversal``); off only to measure what it saves.
+        self.remember = remember
         self._pending: list[list[tuple[str, ...]]] = [[] for _ in range(bound + 1)]
         self._pending[0].append(())
         self._queued: set[tuple[str, ...]] = {()}
@@ -448,9 +457,10 @@ class ScheduleSearch:
         sets keep DPOR from running twice)."""
         key = (race.pair, len(prefix) - race.turn, prefix[-1])
         cost = prefix.count(YIELD)
-        if self._reversed.get(key, self.bound + 1) <= cost:
-            return
-        self._reversed[key] = cost
+        if self.remember:
+            if self._reversed.get(key, self.bound + 1) <= cost:
+                return
+            self._reversed[key] = cost
         self._add(prefix)
 
     def _known(self, prefix: list[str]) -> bool:
