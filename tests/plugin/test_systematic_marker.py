@@ -86,3 +86,38 @@ def test_bad_keys_error_the_test_and_name_the_key(pytester: Any) -> None:
     for index, says in enumerate(cases.values()):
         assert re.search(rf"test_bad_{index}: @pytest.mark.sockfake: .*{re.escape(says)}",
                          output), (index, says, output[-3000:])
+
+
+PLAIN = """
+import threading
+import pytest
+
+@pytest.mark.sockfake(explore="systematic", preemption_bound=2, switch_points={points!r})
+def test_cache(sockfake_network):
+    cache, computed = {{}}, []
+
+    def get():
+        if "key" not in cache:  # check-then-act on a plain dict: no simulated call
+            computed.append(1)
+            cache["key"] = 1
+
+    threads = [threading.Thread(target=get) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computed) == 1, "computed twice"
+"""
+
+
+def test_a_race_on_a_plain_object_is_seen_with_line_switch_points_only(pytester: Any) -> None:
+    """The default switch points name no plain object: the search exhausts the test
+    without the race. Line switch points touch memory: the race is found."""
+    pytester.makepyfile(test_plain=PLAIN.format(points="calls"))
+    output = pytester.runpytest_subprocess("-p", "no:randomly").stdout.str()
+    assert "1 passed" in output, output[-3000:]
+    assert re.search(r"all \d+ schedules with <= 2 preemptions explored, none failed", output)
+    pytester.makepyfile(test_plain=PLAIN.format(points="lines"))
+    output = pytester.runpytest_subprocess("-p", "no:randomly").stdout.str()
+    assert "1 failed" in output and "computed twice" in output, output[-3000:]
+    assert "failing schedule found after" in output
