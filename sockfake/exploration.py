@@ -81,7 +81,7 @@ def explore(
     stop_at_first: bool = False,
     preemption_bound: int = 2,
     max_schedules: int = 10_000,
-    reduction: bool = True,
+    reduction: bool | str = True,
     **network_options: Any,
 ) -> Exploration:
     """Run ``scenario(net)`` on ``schedules`` fresh simulated networks (seeds from
@@ -95,7 +95,9 @@ def explore(
 
     ``schedules="systematic"``: every schedule with at most ``preemption_bound``
     preemptions instead (at most ``max_schedules``), partial-order reduced unless
-    ``reduction=False``; the marker's ``explore="systematic"`` does the same in one item.
+    ``reduction=False`` (``reduction="dpor"``: without the memory of races already
+    reversed, to measure it); the marker's ``explore="systematic"`` does the same in
+    one item.
     """
     from sockfake.sim import SimNetwork
 
@@ -124,19 +126,20 @@ def explore(
 
 def _systematic(
     scenario: Callable[[Any], object], seed: int, bound: int, max_schedules: int,
-    reduction: bool, network_options: dict[str, Any],
+    reduction: bool | str, network_options: dict[str, Any],
 ) -> Exploration:
     """Every schedule with at most ``bound`` preemptions, fewest first; see the module."""
     from sockfake.sim import SimNetwork
     from sockfake.sim.kernel.systematic import ScheduleSearch, Systematic
 
     check_systematic_options(bound, max_schedules)
-    if not isinstance(reduction, bool):
-        raise SockfakeValueError(f"explore(reduction={reduction!r}): must be True or False")
+    if not isinstance(reduction, bool) and reduction != "dpor":
+        raise SockfakeValueError(
+            f"explore(reduction={reduction!r}): must be True, False or \"dpor\"")
     for key in ("scheduling", "replay"):
         if key in network_options:
             raise SockfakeValueError(f"explore('systematic') sets {key}= itself")
-    search = ScheduleSearch(bound, reduction=reduction)
+    search = ScheduleSearch(bound, reduction=bool(reduction), remember=reduction is True)
     failures: list[tuple[int, BaseException, list[str]]] = []
     ran = 0
     while (prefix := search.next_prefix()) is not None:

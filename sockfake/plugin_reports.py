@@ -7,9 +7,11 @@ nothing here is a hook but ``ExplorationSummary``'s, registered as a plugin obje
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,14 +116,43 @@ def _command(settings: Settings, nodeid: str) -> str:
 
 
 def systematic_text(schedules: int, bound: int, *, failed: bool, exhausted: bool,
-                    command: str) -> str:
+                    command: str, replayed: bool = False) -> str:
     """An explore="systematic" item's verdict; after a failure, how to get it again:
-    the search is deterministic, so the item's own command runs the same schedules."""
+    the command runs the failing schedule stored under the trace directory (one run,
+    the same decisions and seed, so the same trace digest)."""
+    if replayed:
+        outcome = "failed" if failed else "passed"
+        return f"the stored schedule (--sockfake-schedule) replayed: it {outcome}"
     text = systematic_verdict(schedules, bound, failed=failed, exhausted=exhausted)
     if failed:
-        text += (f"; reproduce: {command} (the search is deterministic: it runs the same "
-                 f"{schedules} schedules and fails at the last)")
+        text += f"; reproduce: {command} (runs the failing schedule alone)"
     return text
+
+
+def store_schedule(directory: Path | None, nodeid: str, decisions: list[str]) -> Path:
+    """Write a failing systematic schedule for ``--sockfake-schedule``: the item it
+    belongs to and every decision of the run (a JSON file under the trace directory)."""
+    folder = directory if directory is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[-150:]
+    path = folder / f"{name}.schedule.json"
+    path.write_text(json.dumps({"nodeid": nodeid, "decisions": decisions}) + "\n")
+    return path.resolve()
+
+
+def stored_schedule(path: str | None, nodeid: str) -> list[str] | None:
+    """The decisions ``--sockfake-schedule`` stored for ``nodeid``; None without the
+    option, or for another item (that one searches as usual)."""
+    if path is None:
+        return None
+    try:
+        stored = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"--sockfake-schedule={path}: cannot read it: {exc}") from None
+    decisions = stored.get("decisions") if isinstance(stored, dict) else None
+    if not isinstance(decisions, list) or not all(isinstance(d, str) for d in decisions):
+        raise pytest.UsageError(f"--sockfake-schedule={path}: not a stored schedule")
+    return decisions if stored.get("nodeid") == nodeid else None
 
 
 def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed: int | None
@@ -138,14 +169,14 @@ def report_text(item: pytest.Item, bed: Testbed, settings: Settings, marker_seed
         bed.seed if bed.kind == "sim" else None,
         origin,
         reproduce=[reproduce_command(item, settings)],
-        trace_dir=_trace_dir(item, settings),
+        trace_dir=trace_dir(item, settings),
         name=item.nodeid,
         trace=settings.trace != "off",
     )
     return report.text(bed.network)
 
 
-def _trace_dir(item: pytest.Item, settings: Settings) -> Path | None:
+def trace_dir(item: pytest.Item, settings: Settings) -> Path | None:
     """Where a failing test's trace files go: the option's directory, or under pytest's
     basetemp."""
     if settings.trace_dir is not None:

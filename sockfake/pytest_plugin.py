@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,7 +65,10 @@ from sockfake.plugin_reports import (
     raised_by_the_simulation,
     report_text,
     reproduce_command,
+    store_schedule,
+    stored_schedule,
     systematic_text,
+    trace_dir,
 )
 from sockfake.settings import MAX_EXPLORE, MAX_SEED, SYSTEMATIC_MAX_SCHEDULES, NetworkKind
 from sockfake.testing import (
@@ -147,6 +151,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where a failing simulated test's trace goes (pcapng for Wireshark, JSONL, "
         "an HTML sequence diagram); default: sockfake-traces under pytest's basetemp. "
         "Env: SOCKFAKE_TRACE_DIR; ini: sockfake_trace_dir.",
+    )
+    group.addoption(
+        "--sockfake-schedule",
+        dest="sockfake_schedule",
+        metavar="FILE",
+        default=None,
+        help="an explore=\"systematic\" item named in FILE (written under the trace "
+        "directory when such an item fails) runs that one failing schedule instead of "
+        "searching again: the reproduce command of the failure passes it.",
     )
     group.addoption(
         "--sockfake-intercept",
@@ -679,11 +692,14 @@ def _run_systematic(item: pytest.Item, nextitem: pytest.Item | None, bound: int)
 
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     search = ScheduleSearch(bound)
+    stored = stored_schedule(item.config.getoption("sockfake_schedule"), item.nodeid)
     reports: list[pytest.TestReport] = []
     ran = 0
     exhausted = failed = False
     while not failed:
-        prefix = search.next_prefix()
+        prefix = search.next_prefix() if stored is None or not ran else None
+        if stored is not None and prefix is not None:
+            prefix = stored  # the one failing schedule, every decision of it
         if prefix is None:
             exhausted = True
             break
@@ -703,8 +719,14 @@ def _run_systematic(item: pytest.Item, nextitem: pytest.Item | None, bound: int)
         if not failed:
             search.record(prefix, policy)
     settings = item.config.stash[_settings_key]
+    command = reproduce_command(item, settings)
+    policy = item.stash.get(_policy_key, None)
+    if failed and stored is None and policy is not None:
+        decisions = [decision.chosen for decision in policy.log]
+        path = store_schedule(trace_dir(item, settings), item.nodeid, decisions)
+        command += f" --sockfake-schedule={shlex.quote(str(path))}"
     text = systematic_text(ran, bound, failed=failed, exhausted=exhausted,
-                              command=reproduce_command(item, settings))
+                           command=command, replayed=stored is not None)
     for report in reports:
         if report.failed or (report.when == "call" and not failed):
             _add_section(report, "sockfake systematic", text)

@@ -59,7 +59,7 @@ from sockfake.sim.kernel.scheduling import (
     draw_swarm,
     make_policy,
 )
-from sockfake.sim.kernel.systematic import WAKES, Systematic
+from sockfake.sim.kernel.systematic import FOLLOWS, WAKES, Systematic
 from sockfake.sim.kernel.threads import SimThread, WaitQueue
 from sockfake.sim.kernel.timers import Timer, Timers
 from sockfake.sim.kernel.watchdog import RootWatchdog
@@ -218,6 +218,9 @@ class Kernel:
         # point touches (``Systematic.access``); None under every other policy.
         self.access_observer: Callable[[SimThread, Hashable | None], None] | None = (
             policy.access if isinstance(policy, Systematic) else None)
+        # The thread operation a running timer follows from: (its thread, the number of
+        # accesses recorded before it); None outside a timer or when not systematic.
+        self._timer_cause: tuple[str, int] | None = None
         # FIFO needs no record: its schedule follows from the code alone.
         self._recorder = Recorder(policy) if policy_name != "fifo" or replay else None
         self.policy: Policy = self._recorder or policy
@@ -411,7 +414,31 @@ class Kernel:
     def call_at(self, when: float, callback: Callable[[], None],
                 wakes: SimThread | None = None) -> Timer:
         """Run ``callback`` at virtual time ``when`` (now, if that has passed)."""
+        if self.access_observer is not None:
+            callback = self._with_cause(callback)
         return self._timers.call_at(max(when, self.now), callback, wakes)
+
+    def _with_cause(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Systematic exploration: a timer asked for by a thread's operation (a
+        packet's delivery after a send) runs after that operation, so a thread it wakes
+        follows it (``FOLLOWS``); one asked for by a timer inherits that one's cause."""
+        cause = self._timer_cause
+        if not self._timers.running:
+            policy = self.base_policy
+            if not (isinstance(policy, Systematic) and _get_ident() in self._by_ident):
+                return callback
+            cause = (self.current.name, len(policy.accesses))
+        if cause is None:
+            return callback
+
+        def caused() -> None:
+            self._timer_cause = cause
+            try:
+                callback()
+            finally:
+                self._timer_cause = None
+
+        return caused
 
     # -- blocking and switching -------------------------------------------------------
 
@@ -755,6 +782,8 @@ class Kernel:
             # The running thread's operation woke it: what it does next follows that
             # operation (systematic exploration's happens-before).
             self.access_observer(self.current, (WAKES, thread.name))
+        elif self._timer_cause is not None and self.access_observer is not None:
+            self.access_observer(thread, (FOLLOWS, *self._timer_cause))
 
     def _pick_next(self) -> SimThread | None:
         while True:
@@ -770,6 +799,10 @@ class Kernel:
                     chosen = candidates[self.policy.pick(candidates)]
                     self._ready.remove(chosen)
                     return chosen
+                if self.access_observer is not None:
+                    # Systematic exploration: a turn given without a choice is a turn
+                    # still (its accesses belong to it, not to the thread's last one).
+                    self.policy.pick(self._ready)
                 return self._ready.popleft()
             if self.closing:
                 return None

@@ -160,12 +160,14 @@ class Primitive:
                 self._kernel.record(kind, self.name)
             waiting.notify_all()
         if self.observed:
-            self._kernel.preemption_point(what, id(self))
+            # The resource is the object, not its id: an id is reused once an object
+            # is freed (a thread's internal locks), and two locks would then be one.
+            self._kernel.preemption_point(what, self)
 
     def _switch_point(self, what: str) -> None:
         """An observed acquire: a switch point, taken by a simulated thread only."""
         kernel = self._kernel
-        kernel.preemption_point(what, id(self), before=True)
+        kernel.preemption_point(what, self, before=True)
         if self.strict:
             kernel.thread_for_caller()
 
@@ -251,7 +253,7 @@ class SimLock(_Mutex):
         limit = None if timeout == -1 else _lock_timeout(blocking, timeout)
         if self.observed:  # _switch_point(), written out: the hottest path of all
             kernel = self._kernel
-            kernel.preemption_point("lock acquire", id(self), before=True)
+            kernel.preemption_point("lock acquire", self, before=True)
             me = kernel.thread_for_caller().ident if self.strict else _get_ident()
         else:
             me = _get_ident()
@@ -273,7 +275,7 @@ class SimLock(_Mutex):
                 self._kernel.record("lock-release", self.name)
             released.notify_all()
         if self.observed:
-            self._kernel.preemption_point("lock release", id(self))
+            self._kernel.preemption_point("lock release", self)
 
     # ``_thread.lock``'s old names: defs, not aliases (mypyc compiles no alias of a method).
     def acquire_lock(self, blocking: object = True, timeout: object = -1) -> bool:
@@ -478,7 +480,7 @@ class SimCondition(Primitive):
         if self.observed:
             if woken:
                 self._kernel.record("condition-notify", f"{self.name} wakes {woken}")
-            self._kernel.preemption_point("condition notify", id(self))
+            self._kernel.preemption_point("condition notify", self)
 
     def notify_all(self) -> None:
         self.notify(len(self._waiters))
@@ -514,7 +516,7 @@ class SimEvent(Primitive):
         self._flag = True
         self._changed.notify_all()
         if self.observed:
-            self._kernel.preemption_point("event set", id(self))
+            self._kernel.preemption_point("event set", self)
 
     def clear(self) -> None:
         self._flag = False

@@ -117,14 +117,33 @@ class Endpoint:
         # The last datagram's route: (remote, local, receiving host, source, link).
         self.datagram_route: tuple[Any, ...] | None = None
 
+    # What this endpoint's operations touch, for systematic exploration's partial-order
+    # reduction. Objects, not ids: an id is reused once an object is freed, which would
+    # make two sockets one resource, depending on memory layout.
+
     @property
-    def resource(self) -> tuple[str, int]:
-        """What this endpoint's operations touch, for systematic exploration's
-        partial-order reduction: a connection's two ends share one (a send and the
-        matching receive are dependent)."""
+    def resource(self) -> tuple[str, object]:
+        """A close, a ``select``: the whole connection (both ends share it), or this
+        endpoint when unconnected."""
         if self.connection_id:
             return ("connection", self.connection_id)
-        return ("endpoint", id(self))
+        return ("endpoint", self)
+
+    @property
+    def sending(self) -> tuple[str, object] | tuple[str, int, object]:
+        """A send: its direction of the connection (the peer's receive of it touches the
+        same; the other direction is independent)."""
+        if self.connection_id:
+            return ("connection", self.connection_id, self)
+        return self.resource
+
+    @property
+    def receiving(self) -> tuple[str, object] | tuple[str, int, object]:
+        """A receive: the peer's direction towards this endpoint."""
+        peer = self.peer
+        if self.connection_id and peer is not None:
+            return ("connection", self.connection_id, peer)
+        return self.resource
 
     def describe(self) -> str:
         """Short name for the trace: the local address, or the descriptor."""

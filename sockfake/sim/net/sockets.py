@@ -583,7 +583,7 @@ class SimSocket:
             chunk = view if count == len(view) and isinstance(view, bytes) else bytes(view[:count])
             self._transport.send_stream(self.ep, chunk)
         if self._kernel.preempts:
-            self._kernel.preemption_point("send", self.ep.resource)
+            self._kernel.preemption_point("send", self.ep.sending)
         return count
 
     def sendall(self, data: Any, flags: object = 0) -> None:
@@ -692,7 +692,7 @@ class SimSocket:
                     self._transport.trace("recv", f"{self.ep.describe()} EOF", src=self.ep.remote,
                                           dst=self.ep.local, conn=self.ep.connection_id,
                                           length=0)
-                self._kernel.preemption_point("recv", self.ep.resource)
+                self._kernel.preemption_point("recv", self.ep.receiving)
                 return b""
             if self.ep.state not in (State.CONNECTED, State.CONNECTING):
                 raise os_error(errno.ENOTCONN)
@@ -708,7 +708,7 @@ class SimSocket:
                               dst=self.ep.local, conn=self.ep.connection_id,
                               length=len(data), payload=data)
         if self._kernel.preempts:
-            self._kernel.preemption_point("recv", self.ep.resource)
+            self._kernel.preemption_point("recv", self.ep.receiving)
         return data
 
     def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
