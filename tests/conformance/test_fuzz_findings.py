@@ -107,11 +107,33 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
     "a_nonblocking_accept_on_a_shut_unix_listener_would_block": (
         "unix_stream", (("socket",), ("setblocking", 0, False), ("shutdown", 0, socket.SHUT_RDWR),
                         ("bind", 0, "autobind", 0), ("listen", 0, 2), ("accept", 0))),
-    # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
-    # closes. The fuzzer removes the path on close, as a server does, so both agree.
+    # A path is free once its socket's file is removed (the fuzzer removes it on
+    # close, as a server does); a connect() there then finds no file: ENOENT.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (
         "unix_stream", (("socket",), ("bind", 0, "path0", 0), ("socket",), ("close", 0),
                         ("bind", 1, "path0", 0))),
+    "a_unix_connect_to_a_removed_socket_file_is_enoent": (
+        "unix_dgram", (("socket",), ("socket",), ("bind", 1, "mapped", 3), ("close", 1),
+                       ("connect", 2, "closed", 2))),
+    # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
+    # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
+    "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (
+        "tcp4", (("socket",), ("settimeout", 0, 0.02), ("shutdown", 0, socket.SHUT_WR),
+                 ("bind", 0, "loopback", 0), ("connect", 0, "name_of", 0),
+                 ("getsockopt", 0, "SO_ERROR"), ("getpeername", 0), ("select", 0),
+                 ("connect", 0, "name_of", 0), ("connect", 0, "name_of", 0))),
+    # A connected Unix socket has no name until it binds one (Linux's unix_bind looks
+    # at the address only); its peer then sees the new name, live.
+    "a_connected_unix_stream_socket_binds_a_name": (
+        "unix_stream", (("socket",), ("bind", 0, "path0", 0), ("listen", 0, 2), ("socket",),
+                        ("connect", 1, "name_of", 0), ("accept", 0),
+                        ("bind", 1, "abstract0", 0), ("getsockname", 1), ("getpeername", 2),
+                        ("bind", 1, "path1", 0))),
+    # recvfrom() names a Unix datagram's sender as it is now (bound since it sent).
+    "a_unix_datagram_names_its_sender_as_it_is_now": (
+        "unix_dgram", (("socket",), ("bind", 0, "path0", 0), ("socket",),
+                       ("sendto", 1, b"x", "name_of", 0), ("bind", 1, "abstract0", 0),
+                       ("getsockname", 1), ("recvfrom", 0, 3, 0))),
 }
 
 

@@ -65,24 +65,11 @@ _FROZEN_CLOCK = (
     "(call_later, sleep) while nothing is scheduled in the simulation: a spin on a frozen "
     "clock, which the kernel reports (SimDeadlockError naming the frame) by design"
 )
-_NO_SOCKET_FILE = (
-    "the socket's file in the real file system (os.unlink, os.path.exists of the path): a "
-    "simulated Unix socket makes no file, its path is the simulation's own namespace"
-)
 OS_ONLY: dict[str, str] = {
     "test_time_and_call_at": _FROZEN_CLOCK,
     "test_default_exc_handler_callback": _FROZEN_CLOCK,
     "test_default_exc_handler_coro": _FROZEN_CLOCK,
     "test_run_until_complete_loop_orphan_future_close_loop": _FROZEN_CLOCK,
-    "test_create_unix_server_existing_path_nonsock": (
-        "a real file at the path: Unix socket paths are the simulation's own namespace, "
-        "not the file system, so a real file there does not make bind() fail"
-    ),
-    # 3.13: the server removes its socket file on close, unless it was replaced.
-    "test_unix_server_cleanup_gone": _NO_SOCKET_FILE,
-    "test_unix_server_cleanup_replaced": _NO_SOCKET_FILE,
-    "test_unix_server_cleanup_prevented": _NO_SOCKET_FILE,
-    "test_create_unix_server_path_stream_bittype": _NO_SOCKET_FILE,  # 3.11: os.unlink(fn)
 }
 
 

@@ -297,7 +297,13 @@ class SimSocket:
             # The port went back when the attempt failed (the error still waits for
             # connect() or SO_ERROR): the socket can bind again.
             self._give_back_port()
-        if not allows(self.ep.state, Event.BIND) or self.ep.local is not None:
+        if self.family == _AF_UNIX:
+            # Linux's unix_bind looks at the address only: a connected socket that has
+            # none (a client's connect() or sendto() binds nothing) may bind one.
+            bindable = not self.ep.local
+        else:
+            bindable = allows(self.ep.state, Event.BIND) and self.ep.local is None
+        if not bindable:
             if self.family == _AF_UNIX:
                 if self.ep.local and self._transport.resolve_remote(self.ep, address) == "":
                     return  # Linux: an autobind of a bound Unix socket does nothing
@@ -315,21 +321,19 @@ class SimSocket:
             if self.family == socket.AF_INET6 and self._bound_ip and not ip.startswith("::ffff:"):
                 # Linux: a socket bound to one IPv6 address takes no IPv4.
                 self.ep.options[(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)] = 1
-        self.ep.state = advance(self.ep.state, Event.BIND)
+        elif self.type == socket.SOCK_STREAM and self.ep.peer is not None:
+            self.ep.peer.remote = self.ep.local  # Linux's getpeername() reads it live
+        if allows(self.ep.state, Event.BIND):
+            self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
 
     def _check_unix_path_free(self, address: Any) -> None:
         """Linux makes a path's file before it sees the socket is bound: a path in use
-        is EADDRINUSE even then (an abstract name is checked after: EINVAL)."""
+        is EADDRINUSE even then, a missing directory ENOENT (an abstract name is
+        checked after: EINVAL)."""
         path = self._transport.resolve_remote(self.ep, address)
-        if not path or path.startswith("\0"):
-            return
-        try:
-            self._transport.unix_peer(path, self.type)
-        except OSError as exc:
-            if exc.errno != errno.EPROTOTYPE:
-                return
-        raise os_error(errno.EADDRINUSE)
+        if path and not path.startswith("\0"):
+            self._transport.check_unix_path_free(path)
 
     def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
@@ -454,12 +458,17 @@ class SimSocket:
             self._block(deadline, "connect")
         state = cast(State, self.ep.state)  # moved while we waited
         if self.ep.pending_error or state is State.FAILED:
-            # (Closed with no error: ECONNABORTED, as Linux says.)
-            code, self.ep.pending_error = self.ep.pending_error or errno.ECONNABORTED, 0
             # CPython's timeout mode reads the failure with SO_ERROR: Linux still has
             # the attempt, so the next connect() reports it (ECONNABORTED), as after a
             # non-blocking connect(); a blocking connect() is over.
             timeout_mode = self._timeout is not None and self.family != _AF_UNIX
+            if timeout_mode and not self.ep.pending_error:
+                # Closed with no error (a self-connect marked SHUT_WR): SO_ERROR reads
+                # 0, so CPython's connect() succeeds; the next connect() says
+                # ECONNABORTED.
+                return 0
+            # (Closed with no error: ECONNABORTED, as Linux says.)
+            code, self.ep.pending_error = self.ep.pending_error or errno.ECONNABORTED, 0
             if allows(state, Event.REPORT_ERROR) and not (timeout_mode and state is State.FAILED):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
                 self._disconnect()
@@ -855,7 +864,8 @@ class SimSocket:
             if address.__class__ is tuple:
                 self._last_destination = (address, remote)
         if self.family == _AF_UNIX:
-            target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
+            target = self._transport.unix_peer(remote, socket.SOCK_DGRAM,
+                                               connected=address is self.ep.remote)
             if target.remote is not None and target.remote != self.ep.local:
                 raise os_error(errno.EPERM)  # connected to another socket
             if target.shut_rd:
@@ -943,14 +953,14 @@ class SimSocket:
         else:
             payload, address = self.ep.datagrams.popleft()
             self.ep.datagram_bytes -= len(payload)
+        if self.family == _AF_UNIX:
+            address = unix_name(address.local or None)  # the sender (udp.py's _deliver)
         self._transport.trace("recvfrom", Lazy((texts.RECEIVED_FROM, self.ep.local, self.ep.fd,
                                                 address, len(payload))),
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])
         if self._kernel.preempts:
             self._kernel.preemption_point("recvfrom", DATAGRAMS)
-        if self.family == _AF_UNIX:
-            address = unix_name(address)
         if whole:
             return payload, address
         # Truncated at the receiver's buffer size; the rest is discarded, as UDP does.

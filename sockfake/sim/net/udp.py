@@ -158,7 +158,10 @@ class DatagramTransport:
             record_net("drop", f"{source} -> {remote} (receive buffer full)", src=source,
                        dst=remote, seq=index, reason="receive buffer full")
             return
-        target.datagrams.append((data, source))
+        # A Unix datagram carries its sender, not a name: Linux's recvfrom() reads the
+        # sender's address when it returns (a sender that binds after sending is seen
+        # by its new name).
+        target.datagrams.append((data, sender if sender.family == _AF_UNIX else source))
         target.datagram_bytes += len(data)
         record_net("deliver", Lazy((texts.DATAGRAM_DELIVERED, source, remote, len(data))),
                    src=source, dst=remote, seq=index, length=len(data))
