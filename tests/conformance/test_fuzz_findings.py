@@ -115,6 +115,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
     "a_unix_connect_to_a_removed_socket_file_is_enoent": (
         "unix_dgram", (("socket",), ("socket",), ("bind", 1, "mapped", 3), ("close", 1),
                        ("connect", 2, "closed", 2))),
+    # A failed attempt gave its autobound port back (Linux's inet_num is 0 again, though
+    # getsockname() still shows it): IPV6_V6ONLY may change until a port is taken.
+    "v6only_changes_after_a_failed_attempt_gave_its_port_back": (
+        "tcp6", (("socket",), ("settimeout", 0, 0.02), ("connect", 0, "closed", 0),
+                 ("setsockopt", 0, "IPV6_V6ONLY", 1), ("getsockname", 0),
+                 ("connect", 0, "mapped_name_of", 0), ("getsockopt", 0, "IPV6_V6ONLY"))),
     # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
     # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
     "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (
