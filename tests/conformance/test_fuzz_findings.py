@@ -121,6 +121,17 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "tcp6", (("socket",), ("settimeout", 0, 0.02), ("connect", 0, "closed", 0),
                  ("setsockopt", 0, "IPV6_V6ONLY", 1), ("getsockname", 0),
                  ("connect", 0, "mapped_name_of", 0), ("getsockopt", 0, "IPV6_V6ONLY"))),
+    # A listener that SHUT_RD stopped gives its port back, not the address bind()
+    # named: listen() again takes a new port on that address, and connect() checks
+    # the address against it (EAFNOSUPPORT, ENETUNREACH) before it says EINVAL.
+    "a_listener_stopped_by_shut_rd_keeps_its_bound_address": (
+        "tcp4", (("socket",), ("settimeout", 0, 0.02), ("bind", 0, "loopback", 0),
+                 ("listen", 0, 2), ("shutdown", 0, socket.SHUT_RD), ("listen", 0, 5),
+                 ("getsockname", 0))),
+    "a_stopped_listener_checks_the_address_before_refusing_to_connect": (
+        "tcp6", (("socket",), ("bind", 0, "mapped", 0), ("listen", 0, 2),
+                 ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0),
+                 ("connect_ex", 0, "mapped_name_of", 0))),
     # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
     # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
     "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (

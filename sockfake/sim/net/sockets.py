@@ -361,7 +361,13 @@ class SimSocket:
         self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
 
     def _listen_autobind(self) -> None:
-        self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
+        address = self._transport.any_address(self.family)
+        released = self._released_name
+        if self._bound_ip and released is not None:
+            # The port went back (tcp_disconnect) but not the address bind() named
+            # (SOCK_BINDADDR_LOCK): the new port is on that address.
+            address = (released[0], 0, *address[2:])
+        self.ep.local = self._transport.bind(self.ep, address)
         self._released_name = None
 
     # -- streams: connect / accept ------------------------------------------------
@@ -429,7 +435,16 @@ class SimSocket:
             return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
         if self.ep.state is State.DISCONNECTED or self.ep.state is State.DISCONNECTING:
             # Linux: a listener that SHUT_RD stopped connects no more; nor does an
-            # attempt that failed and was shut down.
+            # attempt that failed and was shut down. (The stopped listener is
+            # unconnected again: tcp_v6_connect checks the address first.)
+            if self.ep.state is State.DISCONNECTED:
+                # (with the address bind() named, which it keeps: SOCK_BINDADDR_LOCK)
+                kept = self._released_name if self._bound_ip else None
+                self.ep.local, local = self.ep.local or kept, self.ep.local
+                try:
+                    self._transport.resolve_remote(self.ep, address)
+                finally:
+                    self.ep.local = local
             return errno.EINVAL
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
