@@ -132,6 +132,19 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "tcp6", (("socket",), ("bind", 0, "mapped", 0), ("listen", 0, 2),
                  ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0),
                  ("connect_ex", 0, "mapped_name_of", 0))),
+    # Closed both ways, a TCP socket is TCP_CLOSE on Linux: it gave back the port bind()
+    # did not fix (here listen()'s), so it binds again; and so may another socket, the
+    # port of a passive closer (LAST_ACK, no TIME_WAIT) being free.
+    "a_connection_closed_both_ways_binds_again": (
+        "tcp4", (("socket",), ("connect_ex", 0, "mapped_name_of", 0),
+                 ("connect_ex", 0, "mapped_name_of", 0), ("listen", 0, None),
+                 ("connect_ex", 0, "mapped_name_of", 0), ("recv_into", 0, 3, socket.MSG_DONTWAIT),
+                 ("shutdown", 0, socket.SHUT_RDWR), ("bind", 0, "loopback", 0),
+                 ("getsockname", 0), ("getpeername", 0), ("connect", 0, "closed", 0))),
+    "the_port_of_a_passive_closer_is_free": (
+        "tcp4", (("socket",), ("listen", 0, 2), ("socket",), ("connect", 1, "name_of", 0),
+                 ("accept", 0), ("shutdown", 2, socket.SHUT_WR), ("shutdown", 1, socket.SHUT_WR),
+                 ("socket",), ("bind", 3, "name_of", 1), ("getsockname", 3))),
     # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
     # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
     "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (

@@ -240,6 +240,8 @@ class Addressing:
         if port == 0:
             port = host.ephemeral_port(endpoint.type)
         for other in host.ports.get((endpoint.type, port), []):
+            if other.closed_both_ways() and not other.port_fixed:
+                continue  # Linux gave the port back at TCP_CLOSE (no TIME_WAIT here)
             if _overlap(endpoint, ip, other) and not _may_share(endpoint, other):
                 raise os_error(errno.EADDRINUSE)
         host.ports.setdefault((endpoint.type, port), []).append(endpoint)

@@ -270,14 +270,9 @@ class SimSocket:
         return self._transport.unbound_name(self.family)
 
     def _tcp_closed(self) -> bool:
-        """A TCP connection whose FINs both went through (this side's reached the peer,
-        the peer's reached this side): Linux's socket is TCP_CLOSE then (TIME_WAIT or
-        LAST_ACK done), so getpeername() and shutdown() are ENOTCONN; reads give EOF."""
-        ep = self.ep
-        if self.family == _AF_UNIX or not (ep.shut_wr and ep.rx_eof):
-            return False
-        peer = ep.peer
-        return ep.state is State.CONNECTED and peer is not None and peer.rx_eof
+        """Closed both ways (``Endpoint.closed_both_ways``): getpeername() and
+        shutdown() are ENOTCONN; reads give EOF."""
+        return self.ep.closed_both_ways()
 
     def getpeername(self) -> Any:
         self._check_open()
@@ -301,6 +296,11 @@ class SimSocket:
             # Linux's unix_bind looks at the address only: a connected socket that has
             # none (a client's connect() or sendto() binds nothing) may bind one.
             bindable = not self.ep.local
+        elif self._tcp_closed() and not self.ep.port_fixed:
+            # Closed both ways, Linux's socket is TCP_CLOSE and gave back the port
+            # bind() did not fix: it binds again (connect() is still EISCONN).
+            self._give_back_port()
+            bindable = True
         else:
             bindable = allows(self.ep.state, Event.BIND) and self.ep.local is None
         if not bindable:
