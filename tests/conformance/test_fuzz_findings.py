@@ -145,6 +145,13 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
         "tcp4", (("socket",), ("listen", 0, 2), ("socket",), ("connect", 1, "name_of", 0),
                  ("accept", 0), ("shutdown", 2, socket.SHUT_WR), ("shutdown", 1, socket.SHUT_WR),
                  ("socket",), ("bind", 3, "name_of", 1), ("getsockname", 3))),
+    # A UDP socket connected elsewhere is no socket to Linux's lookup for a datagram
+    # from another address: the sender, connected, gets the port unreachable.
+    "a_udp_socket_connected_elsewhere_is_unreachable": (
+        "udp4", (("socket",), ("socket",), ("connect", 1, "closed", 3), ("socket",),
+                 ("connect", 2, "name_of", 1), ("send", 2, b"", 0),
+                 ("recvfrom", 2, 0, socket.MSG_PEEK), ("send", 2, b"x", 0),
+                 ("recv", 1, 3, socket.MSG_DONTWAIT))),
     # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
     # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
     "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (
