@@ -110,9 +110,8 @@ class Network(Protocol):
         run child processes. ``ForkingMixIn`` calls it when the server activates."""
         ...
 
-    # Unix socket files. The real network has a filesystem; the simulated one keeps a
-    # namespace of its own where a path is free once its socket closes, so there is
-    # no file to identify or remove (``unix_file_identity`` says None).
+    # Unix socket files. The real network has a filesystem; the simulated one keeps
+    # its sockets' files in memory (``sockfake.sim.net.unix_files``).
 
     def unix_file_identity(self, path: Any) -> object | None:
         """What identifies the socket file at ``path`` (None: no file there)."""

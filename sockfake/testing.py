@@ -498,7 +498,10 @@ class Testbed:
     def _unix_path(self, what: str) -> str:
         self._paths += 1
         if self.kind == "sim":
-            return f"/sockfake/{what}-{self._paths}.sock"
+            # A fixed path (the run's trace must not depend on a temporary name) in a
+            # directory that exists, as a simulated bind() needs; its socket file is
+            # the network's, in memory: nothing is written there.
+            return f"/tmp/sockfake-{what}-{self._paths}.sock"
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="sockfake-")
         return os.path.join(self._tmpdir, f"{what}-{self._paths}.sock")

@@ -24,6 +24,7 @@ import gc
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -57,17 +58,9 @@ _TIME_WAIT = (
     "TIME_WAIT is not modelled: a port is free as soon as its sockets close, so servers "
     "and tests rebind at once (Linux keeps the closing side's port for 60 s)"
 )
-_NAMESPACE = (
-    "the simulation keeps its own Unix namespace, not the filesystem: binding makes no "
-    "file and needs no directory, and a path is free once its socket closes (as if the "
-    "server had unlinked it)"
-)
 DELIBERATE: dict[str, str] = {
     "tcp4_rebind_after_close_without_reuseaddr": _TIME_WAIT,
     "tcp4_rebind_after_close_with_reuseaddr": _TIME_WAIT,
-    "unix_bind_creates_file": _NAMESPACE,
-    "unix_bind_after_close": _NAMESPACE,
-    "unix_bind_missing_directory": _NAMESPACE,
     "tcp4_maxseg_connected": (
         "segment sizes are not modelled: TCP_MAXSEG reads 536 (Linux's default before a "
         "connection); Linux then reports the route's MSS (32741 on loopback, other "
@@ -1428,6 +1421,54 @@ def _(S: Any, path: Paths) -> Any:
     with S.socket(S.AF_UNIX) as s:
         s.bind(path("file"))
         return os.path.exists(path("file"))
+
+
+@probe("unix_socket_file_is_a_socket")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as s:
+        s.bind(path("file"))
+        info = os.stat(path("file"))
+        return stat.S_ISSOCK(info.st_mode), os.path.lexists(path("file")), info.st_size
+
+
+@probe("unix_connect_after_unlink")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as server, S.socket(S.AF_UNIX) as client:
+        server.bind(path("gone"))
+        server.listen()
+        os.unlink(path("gone"))
+        return err(lambda: client.connect(path("gone"))), os.path.exists(path("gone"))
+
+
+@probe("unix_rebind_after_unlink_while_open")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as old, S.socket(S.AF_UNIX) as new:
+        old.bind(path("again"))
+        os.unlink(path("again"))
+        new.bind(path("again"))
+        new.listen()
+        with S.socket(S.AF_UNIX) as client:
+            client.connect(path("again"))
+            return new.accept()[0].getsockname() == old.getsockname() == path("again")
+
+
+@probe("unix_connect_after_rename")
+def _(S: Any, path: Paths) -> Any:
+    with S.socket(S.AF_UNIX) as server, S.socket(S.AF_UNIX) as client:
+        server.bind(path("before"))
+        server.listen()
+        os.rename(path("before"), path("after"))
+        with S.socket(S.AF_UNIX) as other:
+            first = err(lambda: other.connect(path("before")))
+        client.connect(path("after"))
+        # (the socket's name stays the one it bound)
+        return first, server.accept()[0].getsockname() == path("before")
+
+
+@probe("unix_connect_to_a_regular_file")
+def _(S: Any, path: Paths) -> Any:
+    with open(path("plain"), "w"), S.socket(S.AF_UNIX) as s:
+        return err(lambda: s.connect(path("plain"))), err(lambda: s.bind(path("plain")))
 
 
 @probe("unix_bind_after_close")

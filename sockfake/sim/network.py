@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import os
 import random
 import socket
 import weakref
@@ -44,6 +45,7 @@ from sockfake.sim.net.sockets import SimSocket
 from sockfake.sim.net.tcp import StreamTransport
 from sockfake.sim.net.topology import Host, Topology
 from sockfake.sim.net.udp import DatagramTransport
+from sockfake.sim.net.unix_files import UnixFiles, is_filesystem_path
 from sockfake.sim.trace.recorder import DEFAULT_PAYLOAD_LIMIT, DEFAULT_TRACE_LIMIT, Trace
 
 __all__ = ["SimNetwork", "Host"]
@@ -94,6 +96,7 @@ class _SocketTransport:
         self.autobind = addressing.autobind
         self.pin_source = addressing.pin_source
         self.unix_peer = addressing.unix_peer
+        self.check_unix_path_free = addressing.unix_files.check_free
         self.release_address = addressing.release
         self.start_connect = streams.start_connect
         self.send_stream = streams.send_stream
@@ -510,17 +513,31 @@ class SimNetwork:
     def waitpid(self, pid: int, options: int) -> tuple[int, int]:
         raise ChildProcessError(errno.ECHILD, "no simulated child processes")
 
-    # Unix paths live in the network's own namespace: a path is free once its socket
-    # closes, so there is never a file to identify or remove.
+    # Unix socket files are the network's own, in memory (net/unix_files.py): they
+    # outlive their sockets as Linux's do, so a server removes them as on Linux.
+
+    @property
+    def unix_files(self) -> UnixFiles:
+        """The socket files of this network's Unix sockets bound to paths."""
+        return self._addressing.unix_files
 
     def unix_file_identity(self, path: Any) -> object | None:
-        return None
+        if not isinstance(path, (str, bytes)) or not is_filesystem_path(os.fsdecode(path)):
+            return None
+        return self.unix_files.identity(path)
 
     def remove_stale_unix_socket(self, path: Any, socket_type: int) -> None:
-        return None
+        """A socket file nothing is bound to goes (a live one stays, as the real
+        network's probe finds)."""
+        if not isinstance(path, (str, bytes)) or not is_filesystem_path(os.fsdecode(path)):
+            return
+        found = self.unix_files.get(path)
+        if found is not None and not self._addressing.holds_unix_name(found.endpoint):
+            self.unix_files.unlink(path)
 
     def remove_unix_socket(self, path: Any, identity: object) -> None:
-        return None
+        if identity is not None and self.unix_file_identity(path) == identity:
+            self.unix_files.unlink(path)
 
     def chmod_unix_socket(self, path: Any, mode: int) -> None:  # no files: no file modes
         return None  # no files, so no permission bits: anyone on the network may connect
@@ -574,6 +591,7 @@ class SimNetwork:
         if self.kernel.closed:
             return
         self.kernel.close()
+        self.unix_files.clear()  # its socket files go with it: a next network starts clean
         _open_networks.discard(self)
 
     @property

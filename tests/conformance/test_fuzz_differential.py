@@ -47,3 +47,16 @@ def test_a_difference_is_reported_at_its_operation(monkeypatch: pytest.MonkeyPat
     divergence = compare(program)
     assert divergence is not None and divergence.index == 2
     assert "getsockname" in str(divergence)
+
+
+def test_a_bind_refused_by_time_wait_is_the_deliberate_difference() -> None:
+    # A socket marked SHUT_RDWR connects to itself: Linux closes the connection into
+    # TIME_WAIT, which holds the port; the simulation has no TIME_WAIT and binds
+    # (DELIBERATE's tcp4_rebind_after_close_*). The fuzzer sees it and agrees.
+    program = Program("tcp4", (("socket",), ("bind", 0, "loopback", 0),
+                               ("shutdown", 0, 2), ("connect", 0, "name_of", 0),
+                               ("bind", 0, "name_of", 0)))
+    real = fuzz_differential.run_real(program)
+    assert real[4] == ("ok", fuzz_differential.TIME_WAIT)
+    assert fuzz_differential.run_sim(program)[4] == ("ok", None)
+    assert compare(program) is None

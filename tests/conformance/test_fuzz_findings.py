@@ -107,11 +107,70 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
     "a_nonblocking_accept_on_a_shut_unix_listener_would_block": (
         "unix_stream", (("socket",), ("setblocking", 0, False), ("shutdown", 0, socket.SHUT_RDWR),
                         ("bind", 0, "autobind", 0), ("listen", 0, 2), ("accept", 0))),
-    # Deliberate (DELIBERATE's unix_bind_after_close): a path is free once its socket
-    # closes. The fuzzer removes the path on close, as a server does, so both agree.
+    # A path is free once its socket's file is removed (the fuzzer removes it on
+    # close, as a server does); a connect() there then finds no file: ENOENT.
     "a_unix_path_is_free_once_its_socket_closes_and_is_removed": (
         "unix_stream", (("socket",), ("bind", 0, "path0", 0), ("socket",), ("close", 0),
                         ("bind", 1, "path0", 0))),
+    "a_unix_connect_to_a_removed_socket_file_is_enoent": (
+        "unix_dgram", (("socket",), ("socket",), ("bind", 1, "mapped", 3), ("close", 1),
+                       ("connect", 2, "closed", 2))),
+    # A failed attempt gave its autobound port back (Linux's inet_num is 0 again, though
+    # getsockname() still shows it): IPV6_V6ONLY may change until a port is taken.
+    "v6only_changes_after_a_failed_attempt_gave_its_port_back": (
+        "tcp6", (("socket",), ("settimeout", 0, 0.02), ("connect", 0, "closed", 0),
+                 ("setsockopt", 0, "IPV6_V6ONLY", 1), ("getsockname", 0),
+                 ("connect", 0, "mapped_name_of", 0), ("getsockopt", 0, "IPV6_V6ONLY"))),
+    # A listener that SHUT_RD stopped gives its port back, not the address bind()
+    # named: listen() again takes a new port on that address, and connect() checks
+    # the address against it (EAFNOSUPPORT, ENETUNREACH) before it says EINVAL.
+    "a_listener_stopped_by_shut_rd_keeps_its_bound_address": (
+        "tcp4", (("socket",), ("settimeout", 0, 0.02), ("bind", 0, "loopback", 0),
+                 ("listen", 0, 2), ("shutdown", 0, socket.SHUT_RD), ("listen", 0, 5),
+                 ("getsockname", 0))),
+    "a_stopped_listener_checks_the_address_before_refusing_to_connect": (
+        "tcp6", (("socket",), ("bind", 0, "mapped", 0), ("listen", 0, 2),
+                 ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0),
+                 ("connect_ex", 0, "mapped_name_of", 0))),
+    # Closed both ways, a TCP socket is TCP_CLOSE on Linux: it gave back the port bind()
+    # did not fix (here listen()'s), so it binds again; and so may another socket, the
+    # port of a passive closer (LAST_ACK, no TIME_WAIT) being free.
+    "a_connection_closed_both_ways_binds_again": (
+        "tcp4", (("socket",), ("connect_ex", 0, "mapped_name_of", 0),
+                 ("connect_ex", 0, "mapped_name_of", 0), ("listen", 0, None),
+                 ("connect_ex", 0, "mapped_name_of", 0), ("recv_into", 0, 3, socket.MSG_DONTWAIT),
+                 ("shutdown", 0, socket.SHUT_RDWR), ("bind", 0, "loopback", 0),
+                 ("getsockname", 0), ("getpeername", 0), ("connect", 0, "closed", 0))),
+    "the_port_of_a_passive_closer_is_free": (
+        "tcp4", (("socket",), ("listen", 0, 2), ("socket",), ("connect", 1, "name_of", 0),
+                 ("accept", 0), ("shutdown", 2, socket.SHUT_WR), ("shutdown", 1, socket.SHUT_WR),
+                 ("socket",), ("bind", 3, "name_of", 1), ("getsockname", 3))),
+    # A UDP socket connected elsewhere is no socket to Linux's lookup for a datagram
+    # from another address: the sender, connected, gets the port unreachable.
+    "a_udp_socket_connected_elsewhere_is_unreachable": (
+        "udp4", (("socket",), ("socket",), ("connect", 1, "closed", 3), ("socket",),
+                 ("connect", 2, "name_of", 1), ("send", 2, b"", 0),
+                 ("recvfrom", 2, 0, socket.MSG_PEEK), ("send", 2, b"x", 0),
+                 ("recv", 1, 3, socket.MSG_DONTWAIT))),
+    # A self-connect marked SHUT_WR ends closed with no error: in timeout mode CPython
+    # reads SO_ERROR (0), so connect() succeeds; the next connect() is ECONNABORTED.
+    "a_self_connect_after_shut_wr_in_timeout_mode_succeeds_closed": (
+        "tcp4", (("socket",), ("settimeout", 0, 0.02), ("shutdown", 0, socket.SHUT_WR),
+                 ("bind", 0, "loopback", 0), ("connect", 0, "name_of", 0),
+                 ("getsockopt", 0, "SO_ERROR"), ("getpeername", 0), ("select", 0),
+                 ("connect", 0, "name_of", 0), ("connect", 0, "name_of", 0))),
+    # A connected Unix socket has no name until it binds one (Linux's unix_bind looks
+    # at the address only); its peer then sees the new name, live.
+    "a_connected_unix_stream_socket_binds_a_name": (
+        "unix_stream", (("socket",), ("bind", 0, "path0", 0), ("listen", 0, 2), ("socket",),
+                        ("connect", 1, "name_of", 0), ("accept", 0),
+                        ("bind", 1, "abstract0", 0), ("getsockname", 1), ("getpeername", 2),
+                        ("bind", 1, "path1", 0))),
+    # recvfrom() names a Unix datagram's sender as it is now (bound since it sent).
+    "a_unix_datagram_names_its_sender_as_it_is_now": (
+        "unix_dgram", (("socket",), ("bind", 0, "path0", 0), ("socket",),
+                       ("sendto", 1, b"x", "name_of", 0), ("bind", 1, "abstract0", 0),
+                       ("getsockname", 1), ("recvfrom", 0, 3, 0))),
 }
 
 

@@ -60,21 +60,9 @@ REFUSAL_MARKS = {
 }
 # Tests that pass on the OS and cannot on the simulation as it is designed, and why
 # (keyed by test method: the same reason holds in every class and Python version).
-_NO_SOCKET_FILE = (
-    "the socket's file in the real file system (os.unlink, os.path.exists of the path): a "
-    "simulated Unix socket makes no file, its path is the simulation's own namespace"
-)
-OS_ONLY: dict[str, str] = {
-    "test_create_unix_server_existing_path_nonsock": (
-        "a real file at the path: Unix socket paths are the simulation's own namespace, "
-        "not the file system, so a real file there does not make bind() fail"
-    ),
-    # 3.13: the server removes its socket file on close, unless it was replaced.
-    "test_unix_server_cleanup_gone": _NO_SOCKET_FILE,
-    "test_unix_server_cleanup_replaced": _NO_SOCKET_FILE,
-    "test_unix_server_cleanup_prevented": _NO_SOCKET_FILE,
-    "test_create_unix_server_path_stream_bittype": _NO_SOCKET_FILE,  # 3.11: os.unlink(fn)
-}
+# None now: loops on a frozen clock are charged virtual time, and Unix sockets have
+# their files.
+OS_ONLY: dict[str, str] = {}
 
 
 def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import sys
 from typing import Any
@@ -145,3 +147,23 @@ def test_server_close_joins_handler_threads_in_virtual_time(net: SimNetwork) -> 
     # server_close() joined the handler: it ran to its end, 30 virtual seconds later.
     assert finished == [pytest.approx(30.0)]
     client.close()
+
+
+def test_unix_server_socket_files_on_the_simulation_as_on_the_os() -> None:
+    # The socket file outlives the server (EADDRINUSE); remove_stale_socket removes a
+    # stale one and keeps a live one; remove_socket_on_close removes the server's own.
+    path = "/tmp/sockfake-stale.sock"
+    cleaning = type("Cleaning", (socketserver.UnixStreamServer,),
+                    {"remove_stale_socket": True, "remove_socket_on_close": True})
+    with SimNetwork(seed=1) as net, net.intercept():
+        socketserver.UnixStreamServer(path, StreamEcho, network=net).server_close()
+        assert os.path.exists(path)
+        with pytest.raises(OSError) as raised:
+            socketserver.UnixStreamServer(path, StreamEcho, network=net)
+        assert raised.value.errno == errno.EADDRINUSE
+        with cleaning(path, StreamEcho, network=net) as live:
+            with pytest.raises(OSError):
+                cleaning(path, StreamEcho, network=net)  # a live server keeps its file
+            assert os.path.exists(path)
+            live.server_close()
+        assert not os.path.exists(path)

@@ -37,6 +37,9 @@ While an interception is active, the stdlib's own entry points dispatch per call
   ``get_blocking``/``dup``/``close`` ... on a simulated socket's descriptor, and
   ``os.pipe()`` (a simulated socket pair); any other descriptor call on one fails with
   a message naming the call (``fdcalls``).
+* ``os.stat``, ``lstat``, ``unlink``, ``remove``, ``rename`` and ``replace`` of a path
+  where a simulated Unix socket is bound see the network's in-memory socket file
+  (``unix_files``); every other path gets the real call.
 * ``loop.connect_read_pipe``/``connect_write_pipe``/``add_reader``/``add_writer`` of a
   loop on a simulated selector refuse a real descriptor in the caller (``loops``).
 * Processes are refused in a simulated thread (``NotImplementedError``), at every
@@ -178,6 +181,7 @@ from sockfake.sim.intercept import (
     sockets as _patched_socket,
     stray_sockets,
     threading_names,
+    unix_files,
 )
 from sockfake.sim.intercept.allow_real import allow_real as allow_real_endpoints
 from sockfake.sim.intercept.clock import EPOCH, MONOTONIC_BASE
@@ -375,6 +379,9 @@ def _install() -> None:
         if original is not None:
             _set(os, name, fdcalls.os_call(name, original))
     _set(os, "pipe", fdcalls.pipe_call(os.pipe))
+    # the simulated Unix sockets' files (unix_files.py)
+    for name in unix_files.CALLS:
+        _set(os, name, unix_files.file_call(name, getattr(os, name)))
     # file objects over a simulated descriptor (fdfiles.py; os.fdopen calls io.open)
     simulated_open = fdfiles.open_call(io.open)
     _set(io, "open", simulated_open)

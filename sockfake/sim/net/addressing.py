@@ -18,6 +18,7 @@ from typing import Any
 from sockfake.sim.net.endpoint import Endpoint
 from sockfake.sim.net.oserror import os_error
 from sockfake.sim.net.topology import Host, Topology
+from sockfake.sim.net.unix_files import UnixFiles, is_filesystem_path
 
 __all__ = ["Addressing"]
 
@@ -124,10 +125,10 @@ class Addressing:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
+        # The bound Unix names (datagrams are delivered by name) and, for paths,
+        # their socket files (what connect() and sendto() look up, as Linux does).
         self._unix_paths: dict[str, Endpoint] = {}
-        # Paths whose socket closed: as a socket file left behind, connecting to one
-        # is refused (ECONNREFUSED), where a path never bound does not exist (ENOENT).
-        self._stale_unix_paths: set[str] = set()
+        self.unix_files = UnixFiles()
         self._autobinds = 0
 
     # -- names -------------------------------------------------------------------------
@@ -239,6 +240,8 @@ class Addressing:
         if port == 0:
             port = host.ephemeral_port(endpoint.type)
         for other in host.ports.get((endpoint.type, port), []):
+            if other.closed_both_ways() and not other.port_fixed:
+                continue  # Linux gave the port back at TCP_CLOSE (no TIME_WAIT here)
             if _overlap(endpoint, ip, other) and not _may_share(endpoint, other):
                 raise os_error(errno.EADDRINUSE)
         host.ports.setdefault((endpoint.type, port), []).append(endpoint)
@@ -253,11 +256,12 @@ class Addressing:
             # Linux autobinds to an abstract name of five hex digits.
             self._autobinds += 1
             path = f"\0{self._autobinds:05x}"
-        if path in self._unix_paths:
+        if is_filesystem_path(path):
+            # The file decides (one whose socket closed, or was removed, as on Linux).
+            self.unix_files.make(path, endpoint, self.topology.kernel.now)
+        elif path in self._unix_paths:
             raise os_error(errno.EADDRINUSE)
-        if path:
-            self._unix_paths[path] = endpoint
-            self._stale_unix_paths.discard(path)
+        self._unix_paths[path] = endpoint
         return path
 
     def release(self, endpoint: Endpoint) -> None:
@@ -265,8 +269,7 @@ class Addressing:
         if endpoint.family == _AF_UNIX:
             local = endpoint.local
             if local and self._unix_paths.get(local) is endpoint:
-                del self._unix_paths[local]
-                self._stale_unix_paths.add(local)
+                del self._unix_paths[local]  # its file, if it has one, stays
         elif endpoint.local is not None:
             key = (endpoint.type, endpoint.local[1])
             entries = endpoint.host.ports.get(key, [])
@@ -320,18 +323,34 @@ class Addressing:
 
     # -- finding the other end ---------------------------------------------------------
 
-    def unix_peer(self, path: str, sock_type: int) -> Endpoint:
-        """The endpoint bound at ``path``, or the error connect()/sendto() get on Linux."""
+    def _unix_target(self, remote: str) -> Endpoint | None:
+        """Where a packet to the Unix name ``remote`` goes: the socket of the file at
+        that path (moved there, perhaps), else the socket bound to that name (a
+        connected socket's peer, whose file may be gone)."""
+        found = self.unix_files.get(remote) if is_filesystem_path(remote) else None
+        if found is not None and self.holds_unix_name(found.endpoint):
+            return found.endpoint
+        return self._unix_paths.get(remote)
+
+    def holds_unix_name(self, endpoint: Endpoint) -> bool:
+        """Is ``endpoint`` still bound to its Unix name (not closed)?"""
+        return bool(endpoint.local) and self._unix_paths.get(endpoint.local) is endpoint
+
+    def unix_peer(self, path: str, sock_type: int, connected: bool = False) -> Endpoint:
+        """The endpoint bound at ``path``, or the error connect()/sendto() get on Linux
+        (``connected``: a connected socket's send, which Linux makes to the socket
+        connect() found, whatever became of its file since)."""
         if not path:
             raise os_error(errno.EINVAL)  # no name at all (an unbound socket's "")
-        target = self._unix_paths.get(path)
+        if is_filesystem_path(path) and not connected:
+            # Found through its file: none is ENOENT, one whose socket closed (or a
+            # real file) ECONNREFUSED.
+            owner = self.unix_files.find(path).endpoint
+            target = owner if self.holds_unix_name(owner) else None  # None: it closed
+        else:
+            target = self._unix_paths.get(path)
         if target is None:
-            # An abstract name has no file: nobody bound there is a refusal, as a
-            # path whose socket closed (its file left behind); a path never bound
-            # does not exist.
-            if path.startswith("\0") or path in self._stale_unix_paths:
-                raise os_error(errno.ECONNREFUSED)
-            raise os_error(errno.ENOENT)
+            raise os_error(errno.ECONNREFUSED)  # nobody bound there
         if target.type != sock_type:
             raise os_error(errno.EPROTOTYPE)
         return target
@@ -340,7 +359,7 @@ class Addressing:
         """The sending and the receiving host of a packet to ``remote`` (None: no route)."""
         src = endpoint.host
         if endpoint.family == _AF_UNIX:
-            target = self._unix_paths.get(remote)
+            target = self._unix_target(remote)
             return src, (target.host if target is not None else src)
         ip = _unmapped(remote[0]) or remote[0]
         if _is_loopback(ip):
@@ -351,7 +370,7 @@ class Addressing:
                       ) -> Endpoint | None:
         """The endpoint on ``dst`` a packet to ``remote`` reaches (exact bind first)."""
         if family == _AF_UNIX:
-            target = self._unix_paths.get(remote)
+            target = self._unix_target(remote)
             return target if target is not None and target.type == sock_type else None
         ip, port = remote[0], remote[1]
         mapped = _unmapped(ip) if family == socket.AF_INET6 else None

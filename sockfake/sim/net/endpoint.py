@@ -145,6 +145,15 @@ class Endpoint:
             return ("connection", self.connection_id, peer)
         return self.resource
 
+    def closed_both_ways(self) -> bool:
+        """A TCP connection whose FINs both went through (this side's reached the peer,
+        the peer's reached this side): Linux's socket is TCP_CLOSE then (TIME_WAIT or
+        LAST_ACK done)."""
+        if self.family == _AF_UNIX or not (self.shut_wr and self.rx_eof):
+            return False
+        peer = self.peer
+        return self.state is State.CONNECTED and peer is not None and peer.rx_eof
+
     def describe(self) -> str:
         """Short name for the trace: the local address, or the descriptor."""
         return str(self.local if self.local is not None else f"fd{self.fd}")
@@ -319,7 +328,11 @@ class Transport(Protocol):
 
     def pin_source(self, endpoint: Endpoint, remote: Any) -> None: ...
 
-    def unix_peer(self, path: str, sock_type: int) -> Endpoint: ...
+    def unix_peer(self, path: str, sock_type: int, connected: bool = False) -> Endpoint: ...
+
+    def check_unix_path_free(self, path: str) -> int:
+        """Raise what binding ``path`` meets (ENOENT, ENOTDIR, EADDRINUSE)."""
+        ...
 
     def start_connect(self, endpoint: Endpoint) -> None: ...
 

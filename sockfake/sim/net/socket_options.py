@@ -96,6 +96,13 @@ _INT_VALUED = {
 }
 
 
+def _holds_a_port(ep: Endpoint) -> bool:
+    """Does the socket hold a port (Linux's inet_num)? A failed attempt gave back the
+    port it autobound while getsockname() still shows it."""
+    local = ep.local
+    return local is not None and ep in ep.host.ports.get((ep.type, local[1]), ())
+
+
 def option_error(ep: Endpoint, level: int, option: int, setting: bool) -> int:
     """The errno Linux gives for ``(level, option)`` on this socket, 0 if it has it."""
     unix = ep.family == _AF_UNIX
@@ -146,7 +153,7 @@ def setting(ep: Endpoint, level: object, option: object, value: Any,
     if optlen is not None:  # a NULL value: too short to hold an int, or unreadable
         raise os_error(errno.EINVAL if optlen < 4 else errno.EFAULT)
     key = (level, option)
-    if key == _V6ONLY and ep.local is not None:
+    if key == _V6ONLY and _holds_a_port(ep):
         raise os_error(errno.EINVAL)  # Linux: fixed once the socket has a port
     if key in _INT_VALUED and isinstance(value, bytes):
         # Linux reads an int from the buffer (and refuses a shorter one).

@@ -270,14 +270,9 @@ class SimSocket:
         return self._transport.unbound_name(self.family)
 
     def _tcp_closed(self) -> bool:
-        """A TCP connection whose FINs both went through (this side's reached the peer,
-        the peer's reached this side): Linux's socket is TCP_CLOSE then (TIME_WAIT or
-        LAST_ACK done), so getpeername() and shutdown() are ENOTCONN; reads give EOF."""
-        ep = self.ep
-        if self.family == _AF_UNIX or not (ep.shut_wr and ep.rx_eof):
-            return False
-        peer = ep.peer
-        return ep.state is State.CONNECTED and peer is not None and peer.rx_eof
+        """Closed both ways (``Endpoint.closed_both_ways``): getpeername() and
+        shutdown() are ENOTCONN; reads give EOF."""
+        return self.ep.closed_both_ways()
 
     def getpeername(self) -> Any:
         self._check_open()
@@ -297,7 +292,18 @@ class SimSocket:
             # The port went back when the attempt failed (the error still waits for
             # connect() or SO_ERROR): the socket can bind again.
             self._give_back_port()
-        if not allows(self.ep.state, Event.BIND) or self.ep.local is not None:
+        if self.family == _AF_UNIX:
+            # Linux's unix_bind looks at the address only: a connected socket that has
+            # none (a client's connect() or sendto() binds nothing) may bind one.
+            bindable = not self.ep.local
+        elif self._tcp_closed() and not self.ep.port_fixed:
+            # Closed both ways, Linux's socket is TCP_CLOSE and gave back the port
+            # bind() did not fix: it binds again (connect() is still EISCONN).
+            self._give_back_port()
+            bindable = True
+        else:
+            bindable = allows(self.ep.state, Event.BIND) and self.ep.local is None
+        if not bindable:
             if self.family == _AF_UNIX:
                 if self.ep.local and self._transport.resolve_remote(self.ep, address) == "":
                     return  # Linux: an autobind of a bound Unix socket does nothing
@@ -315,21 +321,19 @@ class SimSocket:
             if self.family == socket.AF_INET6 and self._bound_ip and not ip.startswith("::ffff:"):
                 # Linux: a socket bound to one IPv6 address takes no IPv4.
                 self.ep.options[(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)] = 1
-        self.ep.state = advance(self.ep.state, Event.BIND)
+        elif self.type == socket.SOCK_STREAM and self.ep.peer is not None:
+            self.ep.peer.remote = self.ep.local  # Linux's getpeername() reads it live
+        if allows(self.ep.state, Event.BIND):
+            self.ep.state = advance(self.ep.state, Event.BIND)
         self._transport.trace("bind", f"{self.ep.local}")
 
     def _check_unix_path_free(self, address: Any) -> None:
         """Linux makes a path's file before it sees the socket is bound: a path in use
-        is EADDRINUSE even then (an abstract name is checked after: EINVAL)."""
+        is EADDRINUSE even then, a missing directory ENOENT (an abstract name is
+        checked after: EINVAL)."""
         path = self._transport.resolve_remote(self.ep, address)
-        if not path or path.startswith("\0"):
-            return
-        try:
-            self._transport.unix_peer(path, self.type)
-        except OSError as exc:
-            if exc.errno != errno.EPROTOTYPE:
-                return
-        raise os_error(errno.EADDRINUSE)
+        if path and not path.startswith("\0"):
+            self._transport.check_unix_path_free(path)
 
     def listen(self, backlog: object = 128) -> None:  # an int, checked as CPython does
         self._check_open()
@@ -357,7 +361,13 @@ class SimSocket:
         self._transport.trace("listen", f"{self.ep.local} backlog {backlog}")
 
     def _listen_autobind(self) -> None:
-        self.ep.local = self._transport.bind(self.ep, self._transport.any_address(self.family))
+        address = self._transport.any_address(self.family)
+        released = self._released_name
+        if self._bound_ip and released is not None:
+            # The port went back (tcp_disconnect) but not the address bind() named
+            # (SOCK_BINDADDR_LOCK): the new port is on that address.
+            address = (released[0], 0, *address[2:])
+        self.ep.local = self._transport.bind(self.ep, address)
         self._released_name = None
 
     # -- streams: connect / accept ------------------------------------------------
@@ -425,7 +435,16 @@ class SimSocket:
             return errno.EINVAL if self.family == _AF_UNIX else errno.EISCONN
         if self.ep.state is State.DISCONNECTED or self.ep.state is State.DISCONNECTING:
             # Linux: a listener that SHUT_RD stopped connects no more; nor does an
-            # attempt that failed and was shut down.
+            # attempt that failed and was shut down. (The stopped listener is
+            # unconnected again: tcp_v6_connect checks the address first.)
+            if self.ep.state is State.DISCONNECTED:
+                # (with the address bind() named, which it keeps: SOCK_BINDADDR_LOCK)
+                kept = self._released_name if self._bound_ip else None
+                self.ep.local, local = self.ep.local or kept, self.ep.local
+                try:
+                    self._transport.resolve_remote(self.ep, address)
+                finally:
+                    self.ep.local = local
             return errno.EINVAL
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
@@ -454,12 +473,17 @@ class SimSocket:
             self._block(deadline, "connect")
         state = cast(State, self.ep.state)  # moved while we waited
         if self.ep.pending_error or state is State.FAILED:
-            # (Closed with no error: ECONNABORTED, as Linux says.)
-            code, self.ep.pending_error = self.ep.pending_error or errno.ECONNABORTED, 0
             # CPython's timeout mode reads the failure with SO_ERROR: Linux still has
             # the attempt, so the next connect() reports it (ECONNABORTED), as after a
             # non-blocking connect(); a blocking connect() is over.
             timeout_mode = self._timeout is not None and self.family != _AF_UNIX
+            if timeout_mode and not self.ep.pending_error:
+                # Closed with no error (a self-connect marked SHUT_WR): SO_ERROR reads
+                # 0, so CPython's connect() succeeds; the next connect() says
+                # ECONNABORTED.
+                return 0
+            # (Closed with no error: ECONNABORTED, as Linux says.)
+            code, self.ep.pending_error = self.ep.pending_error or errno.ECONNABORTED, 0
             if allows(state, Event.REPORT_ERROR) and not (timeout_mode and state is State.FAILED):
                 self.ep.state = advance(self.ep.state, Event.REPORT_ERROR)
                 self._disconnect()
@@ -855,7 +879,8 @@ class SimSocket:
             if address.__class__ is tuple:
                 self._last_destination = (address, remote)
         if self.family == _AF_UNIX:
-            target = self._transport.unix_peer(remote, socket.SOCK_DGRAM)
+            target = self._transport.unix_peer(remote, socket.SOCK_DGRAM,
+                                               connected=address is self.ep.remote)
             if target.remote is not None and target.remote != self.ep.local:
                 raise os_error(errno.EPERM)  # connected to another socket
             if target.shut_rd:
@@ -943,14 +968,14 @@ class SimSocket:
         else:
             payload, address = self.ep.datagrams.popleft()
             self.ep.datagram_bytes -= len(payload)
+        if self.family == _AF_UNIX:
+            address = unix_name(address.local or None)  # the sender (udp.py's _deliver)
         self._transport.trace("recvfrom", Lazy((texts.RECEIVED_FROM, self.ep.local, self.ep.fd,
                                                 address, len(payload))),
                               src=address, dst=self.ep.local, length=len(payload),
                               payload=payload[:bufsize])
         if self._kernel.preempts:
             self._kernel.preemption_point("recvfrom", DATAGRAMS)
-        if self.family == _AF_UNIX:
-            address = unix_name(address)
         if whole:
             return payload, address
         # Truncated at the receiver's buffer size; the rest is discarded, as UDP does.

@@ -133,23 +133,19 @@ class DatagramTransport:
         if target is None or target.closed:
             record_net("drop", f"{source} -> {remote} (no socket)", src=source, dst=remote,
                        seq=index, reason="no socket")
-            # Linux gives the ICMP error to the socket its lookup finds: a connected
-            # one whose peer the datagram went to (a peer port 0 matches any port).
-            peer = sender.remote
-            if sender.family != _AF_UNIX and peer is not None and (
-                peer == remote or (not peer[1] and peer[0] == remote[0])
-            ):
-                self._port_unreachable(dst, sender, index)
+            self._unreachable(dst, sender, remote, index)
             return
         source = as_seen_by(target.family, source)  # IPv4-mapped for a dual-stack socket
         peer = target.remote
         # A connected socket takes its peer's datagrams only (Linux: a peer port 0
-        # matches any port of the peer's address).
+        # matches any port of the peer's address); to Linux's lookup it is no socket
+        # for the others, so they get a port unreachable.
         if peer is not None and peer != source and (
             target.family == _AF_UNIX or peer[1] or peer[0] != source[0]
         ):
             record_net("drop", f"{source} -> {remote} (not the connected peer)", src=source,
                        dst=remote, seq=index, reason="not the connected peer")
+            self._unreachable(dst, sender, remote, index)
             return
         # Linux admits a datagram while the queue is within the buffer size, so an
         # empty queue takes one of any size.
@@ -158,11 +154,24 @@ class DatagramTransport:
             record_net("drop", f"{source} -> {remote} (receive buffer full)", src=source,
                        dst=remote, seq=index, reason="receive buffer full")
             return
-        target.datagrams.append((data, source))
+        # A Unix datagram carries its sender, not a name: Linux's recvfrom() reads the
+        # sender's address when it returns (a sender that binds after sending is seen
+        # by its new name).
+        target.datagrams.append((data, sender if sender.family == _AF_UNIX else source))
         target.datagram_bytes += len(data)
         record_net("deliver", Lazy((texts.DATAGRAM_DELIVERED, source, remote, len(data))),
                    src=source, dst=remote, seq=index, length=len(data))
         target.changed.notify_all()
+
+    def _unreachable(self, dst: Host, sender: Endpoint, remote: Any, index: int) -> None:
+        """No socket took the datagram: Linux gives the ICMP error to the socket its
+        lookup finds, a connected one whose peer the datagram went to (a peer port 0
+        matches any port)."""
+        peer = sender.remote
+        if sender.family != _AF_UNIX and peer is not None and (
+            peer == remote or (not peer[1] and peer[0] == remote[0])
+        ):
+            self._port_unreachable(dst, sender, index)
 
     def _port_unreachable(self, dst: Host, sender: Endpoint, index: int) -> None:
         """ICMP port unreachable back to a connected UDP socket: its next call raises

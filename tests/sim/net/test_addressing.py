@@ -390,8 +390,27 @@ def test_a_unix_path_is_taken_once_and_left_stale_when_released(world: World) ->
         errno.ECONNREFUSED  # a socket file left behind, nobody listening
     )
     assert errno_of(lambda: world.addressing.unix_peer("/run/never.sock", TCP)) == errno.ENOENT
+    third = world.endpoint(UNIX, UDP)
+    assert errno_of(lambda: world.addressing.bind(third, "/run/app.sock")) == errno.EADDRINUSE
+    assert world.addressing.unix_files.unlink("/run/app.sock")  # as a server removes it
+    assert errno_of(lambda: world.addressing.unix_peer("/run/app.sock", TCP)) == errno.ENOENT
     again = world.bound("/run/app.sock", UNIX, UDP)
     assert world.addressing.unix_peer("/run/app.sock", UDP) is again
+
+
+def test_a_unix_path_needs_its_directory_and_no_real_file_there(world: World,
+                                                               tmp_path: Any) -> None:
+    missing = str(tmp_path / "missing" / "app.sock")
+    assert errno_of(lambda: world.bound(missing, UNIX)) == errno.ENOENT
+    assert errno_of(lambda: world.addressing.unix_peer(missing, TCP)) == errno.ENOENT
+    (tmp_path / "file").write_text("")
+    assert errno_of(lambda: world.bound(str(tmp_path / "file" / "a.sock"), UNIX)) == (
+        errno.ENOTDIR
+    )
+    taken = str(tmp_path / "file")
+    assert errno_of(lambda: world.bound(taken, UNIX)) == errno.EADDRINUSE
+    # A real file is no simulated socket: connecting to it is refused.
+    assert errno_of(lambda: world.addressing.unix_peer(taken, TCP)) == errno.ECONNREFUSED
 
 
 def test_unix_paths_are_limited_as_sun_path_is(world: World) -> None:

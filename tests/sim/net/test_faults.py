@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -137,7 +138,7 @@ def test_second_bind_of_a_tcp_port_is_eaddrinuse(net: SimNetwork) -> None:
         sock.close()
 
 
-def test_unix_path_in_use_is_eaddrinuse_and_free_after_close(net: SimNetwork) -> None:
+def test_unix_path_in_use_is_eaddrinuse_until_its_file_is_removed(net: SimNetwork) -> None:
     first = net.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     first.bind("/run/app.sock")
     second = net.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -147,6 +148,11 @@ def test_unix_path_in_use_is_eaddrinuse_and_free_after_close(net: SimNetwork) ->
     first.close()
     second.close()
     third = net.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with pytest.raises(OSError) as info:  # as on Linux, the file outlives the socket
+        third.bind("/run/app.sock")
+    assert info.value.errno == errno.EADDRINUSE
+    with net.intercept():
+        os.unlink("/run/app.sock")  # the simulated file, not a real one
     third.bind("/run/app.sock")
     third.close()
 
