@@ -276,7 +276,9 @@ def test_pool_shutdown_is_instant_while_the_accept_loop_waits_for_queue_room() -
         started = time.monotonic()
         assert server.shutdown(timeout=WAIT)
         took = time.monotonic() - started
-        assert took < 0.05, took
+        # Instant means not one poll interval: a tenth of it leaves room for a loaded
+        # machine (a wall-clock bound this tight once failed at 0.10 s under load).
+        assert took < Pool.queue_poll_interval / 10, took
     finally:
         release.set()
         server.server_close()
