@@ -3,9 +3,13 @@
 Streams are reliable and ordered. A connect sends a SYN along the link; Linux's
 retransmission schedule (1, 2, 4 ... 64 s, then ``ETIMEDOUT``) applies when it is
 lost (a partition, a host down) or dropped at a full accept queue (``backlog + 1``
-connections, as Linux). A Unix stream (``socketpair()`` included) is host-local IPC:
-it crosses no link (``Topology.carry``'s ``local``), so it is instant and no fault
-on the network reaches it. Data is cut into segments (``LinkConditions.chunk``) and
+connections, as Linux). Only a completed handshake is accepted: the SYN makes a
+half-open connection in the listener's SYN queue, answered by a SYN-ACK (retransmitted
+until the client's ACK comes), on which the client is connected; the ACK, or any
+segment of the client's, moves it to the accept queue. A Unix stream
+(``socketpair()`` included) is host-local IPC: it crosses no link
+(``Topology.carry``'s ``local``), so it is instant and no fault on the network
+reaches it. Data is cut into segments (``LinkConditions.chunk``) and
 carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arriving
 at a closed socket resets the connection. Every state change goes through the table
 in ``socket_state``.
@@ -42,6 +46,9 @@ __all__ = ["StreamTransport"]
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+# A half-open connection's SYN-ACK: the same timeouts, tcp_synack_retries = 5 (the
+# last one is the wait after the fifth retransmission, then the attempt expires).
+SYNACK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # Linux's TCP timing (include/net/tcp.h).
 DELAYED_ACK = 0.040  # TCP_DELACK_MIN and TCP_ATO_MIN (HZ/25): a delayed ACK's wait
 MAX_QUICKACKS = 16  # TCP_MAX_QUICKACKS: segments acknowledged at once on a new connection
@@ -187,6 +194,12 @@ class StreamTransport:
                                 "stream", reliable=False, immediate_ok=True,
                                 local=client.host_local)
             return
+        server_side = client.peer
+        if server_side is not None and server_side.syn_listener is listener:
+            # A retransmitted SYN of a connection in the SYN queue (its SYN-ACK was
+            # lost): Linux answers it with the SYN-ACK again.
+            self._send_synack(server_side)
+            return
         if len(listener.accept_queue) >= listener.backlog:
             # Linux drops the SYN when the accept queue is full; the client retries.
             self.kernel.record_net("backlog-full", f"{listener.local} drops SYN from "
@@ -206,24 +219,106 @@ class StreamTransport:
         server_side.connection_id = client.connection_id
         server_side.nodelay = listener.nodelay  # Linux: inherited from the listener
         client.peer = server_side
-        listener.accept_queue.append(server_side)
-        listener.changed.notify_all()
-        self.kernel.record_net("syn", Lazy((texts.QUEUED, client.local, listener.local)),
+        # Half-open until the client's ACK comes (Linux's SYN queue; it has no limit
+        # here, as SYN cookies take over from Linux's when it is full): only then is
+        # the connection queued for accept() and the listener readable.
+        server_side.syn_listener = listener
+        listener.syn_queue.append(server_side)
+        self.kernel.record_net("syn", f"{listener.local} answers SYN from {client.local}",
                                src=client.local, dst=client.remote, conn=client.connection_id)
+        self._send_synack(server_side)
 
-        def established() -> None:
-            if client.state is not State.CONNECTING:
-                if not server_side.dead:
-                    self.reset_now(server_side)
+    def _send_synack(self, server_side: Endpoint) -> None:
+        """The SYN-ACK of a half-open connection, retransmitted until the client's ACK
+        comes (Linux: 1, 2, 4, 8, 16 s; tcp_synack_retries = 5) or the attempt
+        expires (32 s after the last)."""
+        client = server_side.peer
+        assert client is not None
+        attempt = server_side.syn_attempts
+        self.topology.carry(server_side.host, client.host, client.connection_id, 0,
+                            lambda: self._synack_arrive(client, server_side), "stream",
+                            reliable=False, immediate_ok=True, local=client.host_local)
+        if server_side.syn_listener is None or server_side.syn_retry is not None:
+            return  # completed within the call (an instant link), or its timer runs
+
+        def retry() -> None:
+            server_side.syn_retry = None
+            if server_side.syn_listener is None or server_side.syn_attempts != attempt:
                 return
+            server_side.syn_attempts += 1
+            if server_side.syn_attempts >= len(SYNACK_RETRY_DELAYS):
+                self.kernel.record_net("half-open-expired", f"{server_side.local} gives up the "
+                                       f"handshake with {server_side.remote}",
+                                       src=server_side.remote, dst=server_side.local,
+                                       conn=server_side.connection_id,
+                                       reason="SYN-ACK retries exhausted")
+                self._drop_half_open(server_side)
+                return
+            self.kernel.record_net("synack-retry", f"SYN-ACK {server_side.local} -> "
+                                   f"{server_side.remote}", src=client.local,
+                                   dst=client.remote, conn=server_side.connection_id)
+            self._send_synack(server_side)
+
+        server_side.syn_retry = self.kernel.call_at(
+            self.kernel.now + SYNACK_RETRY_DELAYS[attempt], retry)
+
+    def _synack_arrive(self, client: Endpoint, server_side: Endpoint) -> None:
+        """The SYN-ACK reached the client: a connecting client is established (Linux's
+        connect() returns now) and answers with the handshake's last ACK; so does an
+        established one (its ACK was lost); a socket that no longer knows the
+        connection resets it."""
+        if client.peer is not server_side or client.fd < 0 or client.dead:
+            self._send_reset(client, server_side)  # (lost if the client's host is down)
+            return
+        if client.state is State.CONNECTING:
             self._establish(client)
             plan = self._fault_plan()
             after = None if plan is None else plan.connection_reset_after(client.connection_id - 1)
             if after is not None:
                 self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
-
-        self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
+        elif client.state is not State.CONNECTED:
+            self._send_reset(client, server_side)
+            return
+        self.topology.carry(client.host, server_side.host, client.connection_id, 0,
+                            lambda: self._handshake_completed(server_side), "stream",
                             reliable=False, immediate_ok=True, local=client.host_local)
+
+    def _handshake_completed(self, server_side: Endpoint) -> None:
+        """The client's ACK (or a segment, which carries one) reached a half-open
+        connection: it moves to the accept queue. A full queue drops the ACK, as
+        Linux does: the client believes it is connected, the SYN-ACK is sent again
+        and its answer may find room."""
+        listener = server_side.syn_listener
+        if listener is None:
+            return
+        if len(listener.accept_queue) >= listener.backlog:
+            self.kernel.record_net("ack-dropped", f"{listener.local} drops the ACK from "
+                                   f"{server_side.remote}", src=server_side.remote,
+                                   dst=server_side.local, conn=server_side.connection_id,
+                                   reason="accept queue full")
+            return
+        listener.syn_queue.remove(server_side)
+        server_side.syn_listener = None
+        server_side.syn_attempts = 0
+        self._stop_syn_retry(server_side)
+        listener.accept_queue.append(server_side)
+        listener.changed.notify_all()
+        self.kernel.record_net("queued", Lazy((texts.QUEUED, server_side.remote, listener.local)),
+                               src=server_side.remote, dst=server_side.local,
+                               conn=server_side.connection_id)
+
+    def _drop_half_open(self, server_side: Endpoint) -> None:
+        """A half-open connection leaves the SYN queue without being accepted (expired,
+        reset, its listener gone): its descriptor goes back; a segment the client sends
+        later meets a closed socket and is answered with a reset."""
+        listener = server_side.syn_listener
+        if listener is not None:
+            listener.syn_queue.remove(server_side)
+            server_side.syn_listener = None
+        self._stop_syn_retry(server_side)
+        if server_side.fd >= 0:
+            self._release_fd(server_side.fd)
+            server_side.fd = -1
 
     def _self_connect(self, client: Endpoint, dst: Host) -> None:
         """A SYN to the socket's own address: TCP's simultaneous open, as Linux does it
@@ -455,6 +550,10 @@ class StreamTransport:
                                    reason="data for a closed socket")
             self._send_reset(receiver, sender)
             return
+        if receiver.syn_listener is not None:
+            # A segment carries the ACK a half-open connection waits for (its data is
+            # kept: the client resends what a full accept queue drops, as TCP would).
+            self._handshake_completed(receiver)
         if receiver.dead or (receiver.shut_rd and receiver.closed):
             return
         receiver.append_rx(segment, apart)
@@ -495,6 +594,8 @@ class StreamTransport:
 
         def deliver() -> None:
             ep.inflight -= 1
+            if peer.syn_listener is not None:
+                self._handshake_completed(peer)  # a FIN carries the ACK too
             if not peer.dead:
                 peer.rx_eof = True
                 peer.changed.notify_all()
@@ -520,6 +621,9 @@ class StreamTransport:
                             reliable=False, immediate_ok=True, local=ep.host_local)
 
     def reset_now(self, ep: Endpoint) -> None:
+        if ep.syn_listener is not None:
+            self._drop_half_open(ep)  # Linux: a reset ends a half-open one silently
+            return
         if ep.dead or ep.fd < 0:
             return
         close_wait = ep.rx_eof and not ep.shut_wr  # the peer's FIN came, ours not sent
@@ -561,9 +665,13 @@ class StreamTransport:
         """``ep``'s host crashed: it is gone without a word (no FIN, no RST), as when a
         machine loses power. Its connections' peers hear nothing; what they send later
         reaches a closed socket and is answered with a reset (``_deliver_segment``)."""
+        if ep.syn_listener is not None:
+            self._drop_half_open(ep)
         self._stop_syn_retry(ep)
         self._drop_held(ep)
         if ep.state is State.LISTENING:
+            for pending in list(ep.syn_queue):
+                self._drop_half_open(pending)
             for pending in ep.accept_queue:
                 self._release_fd(pending.fd)
                 pending.fd = -1
@@ -572,7 +680,11 @@ class StreamTransport:
     # -- close ---------------------------------------------------------------------------
 
     def _reset_queue(self, ep: Endpoint) -> None:
-        """A listener stops: the connections waiting in its queue are reset."""
+        """A listener stops: the connections waiting in its queue are reset; the half-open
+        ones are forgotten (Linux sends them nothing: the client's next segment meets a
+        closed socket and is reset)."""
+        for pending in list(ep.syn_queue):
+            self._drop_half_open(pending)
         for pending in ep.accept_queue:
             if pending.peer is not None:
                 self.kernel.record("rst", f"{pending.describe()} -> "

@@ -170,6 +170,9 @@ def packets(events: Iterable[TraceEvent]) -> list[Packet]:
             last_syn[event.conn] = packet
         elif kind == "syn" and stream:
             tcp(event, event.dst, event.src, SYN | ACK, advance=1)
+        elif kind == "synack-retry" and event.conn is not None:
+            next_seq.pop((event.conn, repr(event.dst)), None)  # a retransmission: same seq
+            tcp(event, event.dst, event.src, SYN | ACK, advance=1).mark("retransmitted")
         elif kind == "established" and stream:
             tcp(event, event.src, event.dst, ACK)
         elif kind == "send" and stream:
