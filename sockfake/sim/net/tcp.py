@@ -2,7 +2,7 @@
 
 Streams are reliable and ordered. A connect sends a SYN along the link; Linux's
 retransmission schedule (1, 2, 4 ... 64 s, then ``ETIMEDOUT``) applies when it is
-lost (a partition, a host down) or dropped at a full accept queue (``backlog + 1``
+lost (a partition, a host down, the link's loss) or dropped at a full accept queue (``backlog + 1``
 connections, as Linux). Only a completed handshake is accepted: the SYN makes a
 half-open connection in the listener's SYN queue, answered by a SYN-ACK (retransmitted
 until the client's ACK comes), on which the client is connected; the ACK, or any
@@ -22,7 +22,8 @@ it receives, holds its ACK up to 40 ms to send it with its answer). ACKs are not
 packets here: each end keeps the last ACK it sent and when, and a sender held by Nagle
 reads it, so the common path (nothing held) costs a few counters, and a delayed ACK
 that nobody waits for moves no clock. A lost segment (``LinkConditions.loss``) is
-retransmitted by ``Topology.carry``; the stream is only delayed.
+retransmitted by ``Topology.carry``; the stream is only delayed, unless the
+segment is lost ``TCP_RETRIES2`` more times: then the connection times out.
 """
 
 from __future__ import annotations
@@ -115,7 +116,11 @@ class StreamTransport:
         else:
             self.topology.carry(src, dst, ep.connection_id, 0,
                                 lambda: self._syn_arrive(ep, dst, attempt), "stream",
-                                reliable=False, immediate_ok=True, local=local)
+                                reliable=False, immediate_ok=True, local=local,
+                                lost=lambda why: self.kernel.record_net(
+                                    "drop", f"SYN {ep.local} -> {ep.remote} lost ({why})",
+                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                                    reason=why))
         self._schedule_syn_retry(ep, dst, attempt)
 
     def _schedule_syn_retry(self, ep: Endpoint, dst: Host, attempt: int) -> None:
@@ -237,7 +242,11 @@ class StreamTransport:
         attempt = server_side.syn_attempts
         self.topology.carry(server_side.host, client.host, client.connection_id, 0,
                             lambda: self._synack_arrive(client, server_side), "stream",
-                            reliable=False, immediate_ok=True, local=client.host_local)
+                            reliable=False, immediate_ok=True, local=client.host_local,
+                            lost=lambda why: self.kernel.record_net(
+                                "synack-lost", f"SYN-ACK {server_side.local} -> "
+                                f"{server_side.remote} lost ({why})", src=client.local,
+                                dst=client.remote, conn=client.connection_id, reason=why))
         if server_side.syn_listener is None or server_side.syn_retry is not None:
             return  # completed within the call (an instant link), or its timer runs
 
@@ -281,7 +290,11 @@ class StreamTransport:
             return
         self.topology.carry(client.host, server_side.host, client.connection_id, 0,
                             lambda: self._handshake_completed(server_side), "stream",
-                            reliable=False, immediate_ok=True, local=client.host_local)
+                            reliable=False, immediate_ok=True, local=client.host_local,
+                            lost=lambda why: self.kernel.record_net(
+                                "ack-lost", f"ACK {client.local} -> {client.remote} lost "
+                                f"({why})", src=client.local, dst=client.remote,
+                                conn=client.connection_id, reason=why))
 
     def _handshake_completed(self, server_side: Endpoint) -> None:
         """The client's ACK (or a segment, which carries one) reached a half-open
@@ -400,6 +413,7 @@ class StreamTransport:
         offset = 0
         apart = conditions.chunk is not None
         ack = ep.rx_acked  # every segment carries the ACK (read by the peer's Nagle)
+        gave_up = lambda: self._give_up(ep)  # noqa: E731 (one for all the segments)
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
@@ -413,7 +427,7 @@ class StreamTransport:
                 self._deliver_segment(ep, peer, segment, apart)
 
             topology.carry(src, dst, ep.connection_id, size, deliver, "stream",
-                           reliable=True, immediate_ok=immediate)
+                           reliable=True, immediate_ok=immediate, gave_up=gave_up)
 
     # -- Nagle's algorithm and delayed ACKs ----------------------------------------------
 
@@ -601,7 +615,8 @@ class StreamTransport:
                 peer.changed.notify_all()
 
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0, deliver, "stream",
-                            reliable=True, immediate_ok=immediate, local=ep.host_local)
+                            reliable=True, immediate_ok=immediate, local=ep.host_local,
+                            gave_up=lambda: self._give_up(ep))
 
     # -- resets --------------------------------------------------------------------------
 
@@ -614,6 +629,22 @@ class StreamTransport:
                                "(fault plan)", conn=client.connection_id, reason="fault plan")
         for end in ends:
             self.reset_now(end)
+
+    def _give_up(self, ep: Endpoint) -> None:
+        """A segment of ``ep``'s was lost ``TCP_RETRIES2`` + 1 times in a row: as Linux
+        (tcp_write_timeout), the connection is aborted with ``ETIMEDOUT``; the peer is
+        told nothing."""
+        if ep.dead or ep.fd < 0:
+            return
+        ep.dead = True
+        ep.clear_rx()
+        self._drop_held(ep)
+        ep.rx_eof = True
+        ep.pending_error = errno.ETIMEDOUT
+        self.kernel.record_net("gave-up", f"{ep.describe()}: retransmissions exhausted",
+                               src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                               reason="tcp_retries2")
+        ep.changed.notify_all()
 
     def _send_reset(self, ep: Endpoint, peer: Endpoint) -> None:
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0,

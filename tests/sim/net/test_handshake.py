@@ -5,12 +5,14 @@ expires. The client's connect() returns on the SYN-ACK, as on Linux."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import db_and_app
 
 from sockfake.sim import SimNetwork
 
@@ -19,13 +21,8 @@ LATENCY = 0.05  # one way: SYN at 0, SYN-ACK at 0.05, ACK sent at 0.1, arrives a
 
 @pytest.fixture
 def net() -> Iterator[SimNetwork]:
-    network = SimNetwork(seed=1, time_limit=3600, latency=LATENCY)
-    network.add_host("db")
-    network.add_host("app")
-    try:
+    with db_and_app(LATENCY) as network:
         yield network
-    finally:
-        network.close()
 
 
 def _listener(net: SimNetwork, backlog: int = 128) -> Any:
@@ -212,3 +209,68 @@ def test_on_an_instant_link_the_handshake_completes_within_connect() -> None:
         assert not net.kernel.has_pending_work()
         for sock in (conn, client, listener):
             sock.close()
+
+
+# -- loss: handshake packets are lost to it, and a stream gives up (tcp_retries2) -----
+
+
+def test_a_lossy_link_loses_syns_and_connect_times_out_after_linuxs_six_retries() -> None:
+    with SimNetwork(seed=1, time_limit=3600, loss=1.0) as net:
+        listener = net.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with pytest.raises(TimeoutError):
+            net.create_connection(listener.getsockname())
+        # tcp_syn_retries = 6: SYNs at 0, 1, 3, 7, 15, 31 and 63 s, ETIMEDOUT at 127 s.
+        assert net.time() == pytest.approx(127.0)
+        lost = [event for event in net.trace if event.kind == "drop"]
+        assert [round(event.time, 6) for event in lost] == [0, 1, 3, 7, 15, 31, 63]
+        assert all(event.reason == "loss" for event in lost)
+        listener.close()
+
+
+def test_a_lost_syn_ack_is_sent_again_and_the_connection_completes(net: SimNetwork) -> None:
+    listener = _listener(net)
+    net.set_conditions("db", "app", both_ways=False, latency=LATENCY, loss=1.0)
+    _, connected = _connect_in_thread(net)
+    net.sleep(0.5)
+    net.set_conditions("db", "app", both_ways=False, latency=LATENCY, loss=0.0)
+    conn, _ = listener.accept()
+    # The SYN-ACK at 0.05 was lost; the server sent it again at 1.05, the client's SYN
+    # retry at 1 s found the connection half-open and drew one more at 1.05: the
+    # first to arrive (1.1) connects the client, its ACK completes at 1.15.
+    assert connected[0][1] == pytest.approx(1.1)
+    assert net.time() == pytest.approx(1.15)
+    assert _kinds(net, "synack-lost") == [("synack-lost", 0.05)]
+    conn.close()
+    connected[0][0].close()
+
+
+def test_a_stream_whose_segment_is_always_lost_gives_up_after_tcp_retries2(
+    net: SimNetwork,
+) -> None:
+    listener = _listener(net)
+    _, connected = _connect_in_thread(net)
+    net.sleep(0.07)  # the SYN went through; everything app sends from now on is lost
+    net.set_conditions("app", "db", both_ways=False, latency=LATENCY, loss=1.0)
+    net.sleep(0.1)
+    client, _ = connected[0]
+    assert _kinds(net, "ack-lost") == [("ack-lost", 0.1)]
+    client.sendall(b"lost for good")
+    client.settimeout(None)
+    with pytest.raises(TimeoutError) as raised:
+        client.recv(10)
+    assert raised.value.errno == errno.ETIMEDOUT
+    # Sent at 0.17; retransmission timeouts from 0.3 s (200 ms plus the round trip),
+    # doubling up to 120 s: 15 retransmissions, then the last one's timeout, 993.3 s.
+    assert net.time() == pytest.approx(0.17 + 993.3)
+    losses = [event for event in net.trace if event.kind == "loss"]
+    assert len(losses) == 16
+    assert _kinds(net, "gave-up") == [("gave-up", round(net.time(), 6))]
+    with pytest.raises(OSError):  # dead: EOF after the error, as after a reset
+        client.send(b"more")
+    listener.setblocking(False)
+    with pytest.raises(BlockingIOError):  # its handshake never completed
+        listener.accept()
+    client.close()
+    listener.close()
