@@ -203,6 +203,10 @@ class StreamTransport:
         if server_side is not None and server_side.syn_listener is listener:
             # A retransmitted SYN of a connection in the SYN queue (its SYN-ACK was
             # lost): Linux answers it with the SYN-ACK again.
+            self.kernel.record_net("synack-retry", f"SYN-ACK {server_side.local} -> "
+                                   f"{server_side.remote} (the SYN came again)",
+                                   src=client.local, dst=client.remote,
+                                   conn=client.connection_id)
             self._send_synack(server_side)
             return
         if len(listener.accept_queue) >= listener.backlog:

@@ -15,6 +15,7 @@ import pytest
 from helpers import db_and_app
 
 from sockfake.sim import SimNetwork
+from sockfake.sim.trace.packets import ACK, SYN, packets
 
 LATENCY = 0.05  # one way: SYN at 0, SYN-ACK at 0.05, ACK sent at 0.1, arrives at 0.15
 
@@ -242,6 +243,10 @@ def test_a_lost_syn_ack_is_sent_again_and_the_connection_completes(net: SimNetwo
     assert connected[0][1] == pytest.approx(1.1)
     assert net.time() == pytest.approx(1.15)
     assert _kinds(net, "synack-lost") == [("synack-lost", 0.05)]
+    # The capture shows it: the first SYN-ACK dropped, then retransmitted ones.
+    syn_acks = [p for p in packets(net.trace) if p.flags == SYN | ACK]
+    assert [(round(p.time, 6), sorted(p.fates)) for p in syn_acks] == [
+        (0.05, ["dropped"]), (1.05, ["retransmitted"]), (1.05, ["retransmitted"])]
     conn.close()
     connected[0][0].close()
 
