@@ -22,7 +22,7 @@ from sockfake.sim.nemesis import schedules
 
 # The first of seeds 0, 1, 2... on which the default nemesis breaks the buggy store
 # (benchmarks/bench_distributed.py --search counts them over 200 seeds).
-FAILING_SEED = 13
+FAILING_SEED = 4
 
 
 def test_the_nemesis_finds_the_write_the_buggy_store_acknowledged_and_lost(capsys):

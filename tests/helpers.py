@@ -316,3 +316,18 @@ def digest_of(text: str) -> str:
     found = re.search(r"trace digest ([0-9a-f]{64})", text)
     assert found is not None, text
     return found.group(1)
+
+
+@contextlib.contextmanager
+def db_and_app(latency: float) -> Iterator[Any]:
+    """A simulated network with hosts ``db`` and ``app`` (and ``local``), links of
+    ``latency``, an hour of virtual time; closed after."""
+    from sockfake.sim import SimNetwork
+
+    network = SimNetwork(seed=1, time_limit=3600, latency=latency)
+    network.add_host("db")
+    network.add_host("app")
+    try:
+        yield network
+    finally:
+        network.close()

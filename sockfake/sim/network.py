@@ -18,6 +18,7 @@ import errno
 import os
 import random
 import socket
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
@@ -381,7 +382,7 @@ class SimNetwork:
                                    checked_drift(drift or 0.0))
         else:
             host.clock.set(now, offset, drift)
-        self.clocks_skewed = True
+        self._skew_clocks()
         self.kernel.record("clock", f"{host.name}: set, {host.clock.describe(now)}")
 
     def step_clock(self, name: str | Host, seconds: float) -> None:
@@ -392,9 +393,22 @@ class SimNetwork:
         if host.clock is None:
             host.clock = HostClock(now)
         host.clock.step(now, seconds)
-        self.clocks_skewed = True
+        self._skew_clocks()
         self.kernel.record("clock", f"{host.name}: step {seconds:+.6f} s, "
                                     f"{host.clock.describe(now)}")
+
+    def _skew_clocks(self) -> None:
+        """A host has a clock of its own from now on: clock reads and timeouts (the
+        kernel's too: locks, conditions, events, queues, joins) look for the caller's."""
+        self.clocks_skewed = True
+        self.kernel.timeout_clock = self._timeout_seconds
+
+    def _timeout_seconds(self, seconds: float) -> float:
+        """How long a timeout of ``seconds`` on the calling thread's host clock takes in
+        the network's time (a thread outside the simulation: true seconds)."""
+        thread = self.kernel.simulated_thread(threading.get_ident())
+        clock = None if thread is None else self._clock_of(thread.host)
+        return seconds if clock is None else clock.local_seconds(seconds)
 
     def skew_clocks(self, max_offset: float = 0.5, max_drift: float = 1e-4) -> None:
         """Give every host a clock of its own, drawn from the seed: an offset within
@@ -452,7 +466,10 @@ class SimNetwork:
 
     def caller_clock(self) -> HostClock | None:
         """The clock of the host the calling simulated thread runs on (None: true time)."""
-        host = self.kernel.thread_for_caller().host
+        return self._clock_of(self.kernel.thread_for_caller().host)
+
+    def _clock_of(self, host: object) -> HostClock | None:
+        """The clock of a thread's host (``SimThread.host``; None: the default host)."""
         return (host if isinstance(host, Host) else self.default_host).clock
 
     def waker(self) -> SimWaker:

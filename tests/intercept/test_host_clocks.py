@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import queue
 import select
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -90,6 +92,63 @@ def test_a_fast_clock_s_socket_timeouts_end_early_in_true_time(inet: SimNetwork)
         assert time.monotonic() - start == pytest.approx(30.0)
         sock.close()
     assert inet.now == pytest.approx(24.0)
+
+
+def test_a_fast_clock_s_thread_and_queue_timeouts_end_early_in_true_time(
+    inet: SimNetwork,
+) -> None:
+    # Every timed wait of the threading and queue modules is counted on the host's
+    # clock, as a socket's timeout is: 10 s of a clock 25 % fast are 8 s of true time.
+    inet.add_host("db")
+    inet.set_clock("db", drift=0.25)
+    seen: list[tuple[str, float, float]] = []
+
+    def waits() -> None:
+        lock = threading.Lock()
+        lock.acquire()
+        condition = threading.Condition()
+        work: queue.Queue[int] = queue.Queue()
+        other = threading.Thread(target=lambda: None)
+        other.start()
+        timed: list[tuple[str, Callable[[], object]]] = [
+            ("Event.wait", lambda: threading.Event().wait(10.0)),
+            ("Condition.wait", lambda: _under(condition, lambda: condition.wait(10.0))),
+            ("Condition.wait_for",
+             lambda: _under(condition, lambda: condition.wait_for(lambda: False, 10.0))),
+            ("Lock.acquire", lambda: lock.acquire(timeout=10.0)),
+            ("Semaphore.acquire", lambda: threading.Semaphore(0).acquire(timeout=10.0)),
+            ("Queue.get", lambda: _empty(lambda: work.get(timeout=10.0))),
+            ("SimpleQueue.get", lambda: _empty(lambda: queue.SimpleQueue().get(timeout=10.0))),
+            ("Barrier.wait", lambda: _broken(lambda: threading.Barrier(2).wait(10.0))),
+            ("sleep", lambda: time.sleep(10.0)),
+        ]
+        for name, wait in timed:
+            start, true_start = time.monotonic(), inet.now
+            wait()
+            seen.append((name, time.monotonic() - start, inet.now - true_start))
+        other.join()
+
+    thread = inet.host("db").thread(target=waits)
+    thread.start()
+    thread.join()
+    measured = [(name, round(on_host, 6), round(true, 6)) for name, on_host, true in seen]
+    assert measured == [(name, 10.0, 8.0) for name, _, _ in seen]
+    assert len(measured) == 9
+
+
+def _under(condition: threading.Condition, wait: Callable[[], object]) -> object:
+    with condition:
+        return wait()
+
+
+def _empty(get: Callable[[], object]) -> None:
+    with pytest.raises(queue.Empty):
+        get()
+
+
+def _broken(wait: Callable[[], object]) -> None:
+    with pytest.raises(threading.BrokenBarrierError):
+        wait()
 
 
 def test_a_slow_clock_s_stream_timeout_and_sendall_deadline_last_longer(

@@ -350,7 +350,7 @@ def _poll(kernel: Kernel, lock: Any, timeout: float | None, what: str) -> bool:
     kernel's ``stall_timeout`` in all before the spin is reported."""
     if _acquire(lock):
         return True
-    deadline = None if timeout is None or timeout < 0 else kernel.now + timeout
+    deadline = None if timeout is None or timeout < 0 else kernel.deadline(timeout)
     # An event at the deadline, so a poll with nothing else scheduled times out.
     timer = kernel.call_at(deadline, _nothing) if deadline is not None else None
     try:

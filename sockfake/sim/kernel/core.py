@@ -247,6 +247,9 @@ class Kernel:
         # interception, threads still join (the non-intercepted API: net.sleep...).
         self.interception_ended = False
         self.now = 0.0
+        # How long a timeout of the calling thread takes in the network's time, when
+        # hosts have clocks of their own (the network sets it; None: one clock for all).
+        self.timeout_clock: Callable[[float], float] | None = None
         self.closed = False
         self.closing = False
         self.failure: SimulationError | None = None
@@ -1044,8 +1047,15 @@ class Kernel:
         if nxt is not None:
             self._hand_turn(nxt)
 
+    def deadline(self, timeout: float) -> float:
+        """When a timed wait of ``timeout`` seconds that starts now ends: its seconds are
+        the calling thread's host clock's, as the OS counts a timeout (a host whose clock
+        runs fast times out early), for every primitive as for sockets and sleep."""
+        convert = self.timeout_clock
+        return self.now + (timeout if convert is None else convert(timeout))
+
     def join(self, thread: SimThread, timeout: float | None) -> bool:
-        deadline = None if timeout is None else self.now + timeout
+        deadline = None if timeout is None else self.deadline(timeout)
         while thread.state != "finished":
             if not self.wait((thread.exited,), deadline, f"join {thread.name}", on=thread):
                 break  # timed out (it may have finished at that very instant)

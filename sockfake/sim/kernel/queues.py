@@ -76,7 +76,7 @@ class SimQueue(Primitive):
         if not block:
             raise error
         kernel = self._waiting_kernel(f"{what}()")
-        deadline = None if timeout is None else kernel.now + timeout
+        deadline = None if timeout is None else kernel.deadline(timeout)
         while busy():
             if not kernel.wait((self._changed,), deadline, self._waiting_on(what)) and busy():
                 raise error

@@ -56,7 +56,7 @@ class SimSemaphore(Primitive):
         if not blocking or (timeout is not None and timeout <= 0):
             return False
         kernel = self._waiting_kernel("acquire()")
-        deadline = None if timeout is None else kernel.now + timeout
+        deadline = None if timeout is None else kernel.deadline(timeout)
         if self.observed:
             kernel.record("semaphore-wait", self.name)
         while self._value <= 0:

@@ -215,7 +215,7 @@ class _Mutex(Primitive):
     def _contend(self, limit: float | None) -> bool:
         """Wait until the lock is free (False: the timeout passed first), then take it."""
         kernel = self._waiting_kernel("acquire()")
-        deadline = None if limit is None else kernel.now + limit
+        deadline = None if limit is None else kernel.deadline(limit)
         if self.observed:
             kernel.record("lock-wait", f"{self.name} held by {self._thread_name(self._owner)}")
         # The state is read afresh after each wait, never narrowed across one: a build
@@ -425,6 +425,11 @@ class SimCondition(Primitive):
             self._lock.acquire()
 
     def wait(self, timeout: float | None = None) -> bool:
+        kernel = self._kernel
+        return self._wait_until(None if timeout is None else kernel.deadline(max(0.0, timeout)))
+
+    def _wait_until(self, deadline: float | None) -> bool:
+        """``wait()`` until ``deadline``, a virtual time (None: no timeout)."""
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         kernel = self._waiting_kernel("wait()")
@@ -432,7 +437,6 @@ class SimCondition(Primitive):
         self._waiters.append(waiter)
         saved = self._release_save()
         try:
-            deadline = None if timeout is None else kernel.now + max(0.0, timeout)
             if self.observed:
                 kernel.record("condition-wait", self.name)
             while not waiter.notified:
@@ -453,17 +457,15 @@ class SimCondition(Primitive):
     def wait_for(self, predicate: Any, timeout: float | None = None) -> Any:
         kernel = self._kernel
         endtime = None
-        waittime = timeout
         result = predicate()
         while not result:
-            if waittime is not None:
+            if timeout is not None:
+                # One deadline for every wait, counted on the host's clock once.
                 if endtime is None:
-                    endtime = kernel.now + waittime
-                else:
-                    waittime = endtime - kernel.now
-                    if waittime <= 0:
-                        break
-            self.wait(waittime)
+                    endtime = kernel.deadline(max(0.0, timeout))
+                elif endtime <= kernel.now:
+                    break
+            self._wait_until(endtime)
             result = predicate()
         return result
 
@@ -525,7 +527,7 @@ class SimEvent(Primitive):
         if self._flag:
             return True
         kernel = self._waiting_kernel("wait()")
-        deadline = None if timeout is None else kernel.now + max(0.0, timeout)
+        deadline = None if timeout is None else kernel.deadline(max(0.0, timeout))
         while not self._flag:
             if not kernel.wait((self._changed,), deadline, self._waiting_on):
                 return self._flag

@@ -43,6 +43,7 @@ class Endpoint:
         "host", "family", "type", "fd", "state", "local", "remote", "options", "closed",
         "changed", "peer", "connection_id", "rx", "rx_segments", "rx_eof", "shut_rd",
         "shut_wr", "pending_error", "dead", "outstanding", "accept_queue", "backlog",
+        "syn_queue", "syn_listener",
         "syn_attempts", "syn_retry", "inflight", "datagrams", "datagram_bytes", "owner",
         "link_out", "datagram_route", "host_local", "autobound", "port_fixed",
         "nodelay", "tx_sent", "tx_acked", "tx_small_end", "tx_held", "release_timer",
@@ -80,12 +81,19 @@ class Endpoint:
         self.outstanding = 0  # bytes sent and not yet read by the peer's application
         self.accept_queue: deque[Endpoint] = deque()
         self.backlog = 0
+        # A listener's half-open connections (Linux's SYN queue): their SYN came and was
+        # answered with a SYN-ACK, the handshake's final ACK has not arrived yet; and on
+        # such a connection's server side, the listener whose SYN queue holds it.
+        self.syn_queue: list[Endpoint] = []
+        self.syn_listener: Endpoint | None = None
         self.syn_attempts = 0
         self.autobound = False  # connect() chose the port (so it is not the remote's)
         # bind() named the port (Linux's SOCK_BINDPORT_LOCK): a TCP socket that closes
         # (a failed attempt, a stopped listener) keeps it; any other port goes back.
         self.port_fixed = False
-        self.syn_retry: Any = None  # the SYN retransmission timer while connecting
+        # The handshake's retransmission timer: the SYN's while connecting, the
+        # SYN-ACK's on a half-open server side (``syn_attempts`` counts either's tries).
+        self.syn_retry: Any = None
         self.inflight = 0  # segments on their way, so later ones never overtake them
         self.link_out: Any = None  # the Link to the peer's host, found on the first send
         # Nagle's algorithm and delayed ACKs (``tcp``), in byte counts as TCP's sequence

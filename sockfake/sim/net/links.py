@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sockfake.errors import SockfakeTypeError, SockfakeValueError
 
 __all__ = [
+    "TCP_RETRIES2",
     "DatagramFate",
     "GilbertElliott",
     "LinkConditions",
@@ -222,6 +223,9 @@ def packet_loss(
 # round trip, doubling with each loss of the same segment, at most TCP_RTO_MAX.
 RTO_MIN = 0.2
 RTO_MAX = 120.0
+# net.ipv4.tcp_retries2: the retransmissions of one segment before TCP gives up on the
+# connection (ETIMEDOUT); from 200 ms, about 15 minutes.
+TCP_RETRIES2 = 15
 
 
 def retransmission_timeout(conditions: LinkConditions, attempt: int) -> float:

@@ -2,10 +2,14 @@
 
 Streams are reliable and ordered. A connect sends a SYN along the link; Linux's
 retransmission schedule (1, 2, 4 ... 64 s, then ``ETIMEDOUT``) applies when it is
-lost (a partition, a host down) or dropped at a full accept queue (``backlog + 1``
-connections, as Linux). A Unix stream (``socketpair()`` included) is host-local IPC:
-it crosses no link (``Topology.carry``'s ``local``), so it is instant and no fault
-on the network reaches it. Data is cut into segments (``LinkConditions.chunk``) and
+lost (a partition, a host down, the link's loss) or dropped at a full accept queue (``backlog + 1``
+connections, as Linux). Only a completed handshake is accepted: the SYN makes a
+half-open connection in the listener's SYN queue, answered by a SYN-ACK (retransmitted
+until the client's ACK comes), on which the client is connected; the ACK, or any
+segment of the client's, moves it to the accept queue. A Unix stream
+(``socketpair()`` included) is host-local IPC: it crosses no link
+(``Topology.carry``'s ``local``), so it is instant and no fault on the network
+reaches it. Data is cut into segments (``LinkConditions.chunk``) and
 carried in order; a close with unread data, ``SO_LINGER`` (1, 0), or data arriving
 at a closed socket resets the connection. Every state change goes through the table
 in ``socket_state``.
@@ -18,7 +22,8 @@ it receives, holds its ACK up to 40 ms to send it with its answer). ACKs are not
 packets here: each end keeps the last ACK it sent and when, and a sender held by Nagle
 reads it, so the common path (nothing held) costs a few counters, and a delayed ACK
 that nobody waits for moves no clock. A lost segment (``LinkConditions.loss``) is
-retransmitted by ``Topology.carry``; the stream is only delayed.
+retransmitted by ``Topology.carry``; the stream is only delayed, unless the
+segment is lost ``TCP_RETRIES2`` more times: then the connection times out.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ __all__ = ["StreamTransport"]
 _AF_UNIX = getattr(socket, "AF_UNIX", -1)
 # Linux: initial SYN retransmission timeout 1 s, doubling, tcp_syn_retries = 6.
 SYN_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+# A half-open connection's SYN-ACK: the same timeouts, tcp_synack_retries = 5 (the
+# last one is the wait after the fifth retransmission, then the attempt expires).
+SYNACK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # Linux's TCP timing (include/net/tcp.h).
 DELAYED_ACK = 0.040  # TCP_DELACK_MIN and TCP_ATO_MIN (HZ/25): a delayed ACK's wait
 MAX_QUICKACKS = 16  # TCP_MAX_QUICKACKS: segments acknowledged at once on a new connection
@@ -108,7 +116,11 @@ class StreamTransport:
         else:
             self.topology.carry(src, dst, ep.connection_id, 0,
                                 lambda: self._syn_arrive(ep, dst, attempt), "stream",
-                                reliable=False, immediate_ok=True, local=local)
+                                reliable=False, immediate_ok=True, local=local,
+                                lost=lambda why: self.kernel.record_net(
+                                    "drop", f"SYN {ep.local} -> {ep.remote} lost ({why})",
+                                    src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                                    reason=why))
         self._schedule_syn_retry(ep, dst, attempt)
 
     def _schedule_syn_retry(self, ep: Endpoint, dst: Host, attempt: int) -> None:
@@ -187,6 +199,16 @@ class StreamTransport:
                                 "stream", reliable=False, immediate_ok=True,
                                 local=client.host_local)
             return
+        server_side = client.peer
+        if server_side is not None and server_side.syn_listener is listener:
+            # A retransmitted SYN of a connection in the SYN queue (its SYN-ACK was
+            # lost): Linux answers it with the SYN-ACK again.
+            self.kernel.record_net("synack-retry", f"SYN-ACK {server_side.local} -> "
+                                   f"{server_side.remote} (the SYN came again)",
+                                   src=client.local, dst=client.remote,
+                                   conn=client.connection_id)
+            self._send_synack(server_side)
+            return
         if len(listener.accept_queue) >= listener.backlog:
             # Linux drops the SYN when the accept queue is full; the client retries.
             self.kernel.record_net("backlog-full", f"{listener.local} drops SYN from "
@@ -206,24 +228,114 @@ class StreamTransport:
         server_side.connection_id = client.connection_id
         server_side.nodelay = listener.nodelay  # Linux: inherited from the listener
         client.peer = server_side
-        listener.accept_queue.append(server_side)
-        listener.changed.notify_all()
-        self.kernel.record_net("syn", Lazy((texts.QUEUED, client.local, listener.local)),
+        # Half-open until the client's ACK comes (Linux's SYN queue; it has no limit
+        # here, as SYN cookies take over from Linux's when it is full): only then is
+        # the connection queued for accept() and the listener readable.
+        server_side.syn_listener = listener
+        listener.syn_queue.append(server_side)
+        self.kernel.record_net("syn", f"{listener.local} answers SYN from {client.local}",
                                src=client.local, dst=client.remote, conn=client.connection_id)
+        self._send_synack(server_side)
 
-        def established() -> None:
-            if client.state is not State.CONNECTING:
-                if not server_side.dead:
-                    self.reset_now(server_side)
+    def _send_synack(self, server_side: Endpoint) -> None:
+        """The SYN-ACK of a half-open connection, retransmitted until the client's ACK
+        comes (Linux: 1, 2, 4, 8, 16 s; tcp_synack_retries = 5) or the attempt
+        expires (32 s after the last)."""
+        client = server_side.peer
+        assert client is not None
+        attempt = server_side.syn_attempts
+        self.topology.carry(server_side.host, client.host, client.connection_id, 0,
+                            lambda: self._synack_arrive(client, server_side), "stream",
+                            reliable=False, immediate_ok=True, local=client.host_local,
+                            lost=lambda why: self.kernel.record_net(
+                                "synack-lost", f"SYN-ACK {server_side.local} -> "
+                                f"{server_side.remote} lost ({why})", src=client.local,
+                                dst=client.remote, conn=client.connection_id, reason=why))
+        if server_side.syn_listener is None or server_side.syn_retry is not None:
+            return  # completed within the call (an instant link), or its timer runs
+
+        def retry() -> None:
+            server_side.syn_retry = None
+            if server_side.syn_listener is None or server_side.syn_attempts != attempt:
                 return
+            server_side.syn_attempts += 1
+            if server_side.syn_attempts >= len(SYNACK_RETRY_DELAYS):
+                self.kernel.record_net("half-open-expired", f"{server_side.local} gives up the "
+                                       f"handshake with {server_side.remote}",
+                                       src=server_side.remote, dst=server_side.local,
+                                       conn=server_side.connection_id,
+                                       reason="SYN-ACK retries exhausted")
+                self._drop_half_open(server_side)
+                return
+            self.kernel.record_net("synack-retry", f"SYN-ACK {server_side.local} -> "
+                                   f"{server_side.remote}", src=client.local,
+                                   dst=client.remote, conn=server_side.connection_id)
+            self._send_synack(server_side)
+
+        server_side.syn_retry = self.kernel.call_at(
+            self.kernel.now + SYNACK_RETRY_DELAYS[attempt], retry)
+
+    def _synack_arrive(self, client: Endpoint, server_side: Endpoint) -> None:
+        """The SYN-ACK reached the client: a connecting client is established (Linux's
+        connect() returns now) and answers with the handshake's last ACK; so does an
+        established one (its ACK was lost); a socket that no longer knows the
+        connection resets it."""
+        if client.peer is not server_side or client.fd < 0 or client.dead:
+            self._send_reset(client, server_side)  # (lost if the client's host is down)
+            return
+        if client.state is State.CONNECTING:
             self._establish(client)
             plan = self._fault_plan()
             after = None if plan is None else plan.connection_reset_after(client.connection_id - 1)
             if after is not None:
                 self.kernel.call_at(self.kernel.now + after, lambda: self._fault_reset(client))
+        elif client.state is not State.CONNECTED:
+            self._send_reset(client, server_side)
+            return
+        self.topology.carry(client.host, server_side.host, client.connection_id, 0,
+                            lambda: self._handshake_completed(server_side), "stream",
+                            reliable=False, immediate_ok=True, local=client.host_local,
+                            lost=lambda why: self.kernel.record_net(
+                                "ack-lost", f"ACK {client.local} -> {client.remote} lost "
+                                f"({why})", src=client.local, dst=client.remote,
+                                conn=client.connection_id, reason=why))
 
-        self.topology.carry(dst, client.host, client.connection_id, 0, established, "stream",
-                            reliable=False, immediate_ok=True, local=client.host_local)
+    def _handshake_completed(self, server_side: Endpoint) -> None:
+        """The client's ACK (or a segment, which carries one) reached a half-open
+        connection: it moves to the accept queue. A full queue drops the ACK, as
+        Linux does: the client believes it is connected, the SYN-ACK is sent again
+        and its answer may find room."""
+        listener = server_side.syn_listener
+        if listener is None:
+            return
+        if len(listener.accept_queue) >= listener.backlog:
+            self.kernel.record_net("ack-dropped", f"{listener.local} drops the ACK from "
+                                   f"{server_side.remote}", src=server_side.remote,
+                                   dst=server_side.local, conn=server_side.connection_id,
+                                   reason="accept queue full")
+            return
+        listener.syn_queue.remove(server_side)
+        server_side.syn_listener = None
+        server_side.syn_attempts = 0
+        self._stop_syn_retry(server_side)
+        listener.accept_queue.append(server_side)
+        listener.changed.notify_all()
+        self.kernel.record_net("queued", Lazy((texts.QUEUED, server_side.remote, listener.local)),
+                               src=server_side.remote, dst=server_side.local,
+                               conn=server_side.connection_id)
+
+    def _drop_half_open(self, server_side: Endpoint) -> None:
+        """A half-open connection leaves the SYN queue without being accepted (expired,
+        reset, its listener gone): its descriptor goes back; a segment the client sends
+        later meets a closed socket and is answered with a reset."""
+        listener = server_side.syn_listener
+        if listener is not None:
+            listener.syn_queue.remove(server_side)
+            server_side.syn_listener = None
+        self._stop_syn_retry(server_side)
+        if server_side.fd >= 0:
+            self._release_fd(server_side.fd)
+            server_side.fd = -1
 
     def _self_connect(self, client: Endpoint, dst: Host) -> None:
         """A SYN to the socket's own address: TCP's simultaneous open, as Linux does it
@@ -305,6 +417,7 @@ class StreamTransport:
         offset = 0
         apart = conditions.chunk is not None
         ack = ep.rx_acked  # every segment carries the ACK (read by the peer's Nagle)
+        gave_up = lambda: self._give_up(ep)  # noqa: E731 (one for all the segments)
         for size in stream_chunks(conditions, len(data), self.kernel.rng("chunk")):
             segment = data[offset : offset + size]
             offset += size
@@ -318,7 +431,7 @@ class StreamTransport:
                 self._deliver_segment(ep, peer, segment, apart)
 
             topology.carry(src, dst, ep.connection_id, size, deliver, "stream",
-                           reliable=True, immediate_ok=immediate)
+                           reliable=True, immediate_ok=immediate, gave_up=gave_up)
 
     # -- Nagle's algorithm and delayed ACKs ----------------------------------------------
 
@@ -455,6 +568,10 @@ class StreamTransport:
                                    reason="data for a closed socket")
             self._send_reset(receiver, sender)
             return
+        if receiver.syn_listener is not None:
+            # A segment carries the ACK a half-open connection waits for (its data is
+            # kept: the client resends what a full accept queue drops, as TCP would).
+            self._handshake_completed(receiver)
         if receiver.dead or (receiver.shut_rd and receiver.closed):
             return
         receiver.append_rx(segment, apart)
@@ -495,12 +612,15 @@ class StreamTransport:
 
         def deliver() -> None:
             ep.inflight -= 1
+            if peer.syn_listener is not None:
+                self._handshake_completed(peer)  # a FIN carries the ACK too
             if not peer.dead:
                 peer.rx_eof = True
                 peer.changed.notify_all()
 
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0, deliver, "stream",
-                            reliable=True, immediate_ok=immediate, local=ep.host_local)
+                            reliable=True, immediate_ok=immediate, local=ep.host_local,
+                            gave_up=lambda: self._give_up(ep))
 
     # -- resets --------------------------------------------------------------------------
 
@@ -514,12 +634,31 @@ class StreamTransport:
         for end in ends:
             self.reset_now(end)
 
+    def _give_up(self, ep: Endpoint) -> None:
+        """A segment of ``ep``'s was lost ``TCP_RETRIES2`` + 1 times in a row: as Linux
+        (tcp_write_timeout), the connection is aborted with ``ETIMEDOUT``; the peer is
+        told nothing."""
+        if ep.dead or ep.fd < 0:
+            return
+        ep.dead = True
+        ep.clear_rx()
+        self._drop_held(ep)
+        ep.rx_eof = True
+        ep.pending_error = errno.ETIMEDOUT
+        self.kernel.record_net("gave-up", f"{ep.describe()}: retransmissions exhausted",
+                               src=ep.local, dst=ep.remote, conn=ep.connection_id,
+                               reason="tcp_retries2")
+        ep.changed.notify_all()
+
     def _send_reset(self, ep: Endpoint, peer: Endpoint) -> None:
         self.topology.carry(ep.host, peer.host, ep.connection_id, 0,
                             lambda: self.reset_now(peer), "stream",
                             reliable=False, immediate_ok=True, local=ep.host_local)
 
     def reset_now(self, ep: Endpoint) -> None:
+        if ep.syn_listener is not None:
+            self._drop_half_open(ep)  # Linux: a reset ends a half-open one silently
+            return
         if ep.dead or ep.fd < 0:
             return
         close_wait = ep.rx_eof and not ep.shut_wr  # the peer's FIN came, ours not sent
@@ -561,9 +700,13 @@ class StreamTransport:
         """``ep``'s host crashed: it is gone without a word (no FIN, no RST), as when a
         machine loses power. Its connections' peers hear nothing; what they send later
         reaches a closed socket and is answered with a reset (``_deliver_segment``)."""
+        if ep.syn_listener is not None:
+            self._drop_half_open(ep)
         self._stop_syn_retry(ep)
         self._drop_held(ep)
         if ep.state is State.LISTENING:
+            for pending in list(ep.syn_queue):
+                self._drop_half_open(pending)
             for pending in ep.accept_queue:
                 self._release_fd(pending.fd)
                 pending.fd = -1
@@ -572,7 +715,11 @@ class StreamTransport:
     # -- close ---------------------------------------------------------------------------
 
     def _reset_queue(self, ep: Endpoint) -> None:
-        """A listener stops: the connections waiting in its queue are reset."""
+        """A listener stops: the connections waiting in its queue are reset; the half-open
+        ones are forgotten (Linux sends them nothing: the client's next segment meets a
+        closed socket and is reset)."""
+        for pending in list(ep.syn_queue):
+            self._drop_half_open(pending)
         for pending in ep.accept_queue:
             if pending.peer is not None:
                 self.kernel.record("rst", f"{pending.describe()} -> "

@@ -20,6 +20,7 @@ from sockfake.errors import SockfakeTypeError, SockfakeValueError
 from sockfake.sim.kernel.core import Kernel
 from sockfake.sim.net.clocks import HostClock
 from sockfake.sim.net.links import (
+    TCP_RETRIES2,
     LinkConditions,
     LinkState,
     is_instant,
@@ -308,6 +309,8 @@ class Topology:
         immediate_ok: bool,
         local: bool = False,
         attempt: int = 0,
+        lost: Callable[[str], None] | None = None,
+        gave_up: Callable[[], None] | None = None,
     ) -> None:
         """Move one stream segment (or control packet) from src to dst, in order.
 
@@ -322,7 +325,15 @@ class Topology:
 
         A reliable packet that the link's ``loss`` or ``burst_loss`` takes is sent
         again after TCP's retransmission timeout (``attempt`` counts the tries, for
-        the backoff); the connection's later segments wait behind it.
+        the backoff); the connection's later segments wait behind it. After
+        ``TCP_RETRIES2`` retransmissions lost as well, TCP gives up: ``gave_up`` is
+        called when the last one's timeout ends (the connection's waiting segments
+        are dropped).
+
+        ``lost``: an unreliable packet that TCP recovers with a timer of its own (a
+        SYN, a SYN-ACK, the handshake's ACK) is lost to the link's ``loss`` and
+        ``burst_loss`` too, and ``lost`` is told why (any other unreliable packet,
+        a reset, is never lost to them).
         """
         if local:
             if immediate_ok:
@@ -335,7 +346,7 @@ class Topology:
             if reliable:
                 link.held.append(
                     lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
-                                       reliable=reliable, immediate_ok=False)
+                                       reliable=reliable, immediate_ok=False, gave_up=gave_up)
                 )
             return
         conditions = self.conditions(link)
@@ -344,20 +355,26 @@ class Topology:
             if waiting is not None:
                 waiting.append(
                     lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
-                                       reliable=True, immediate_ok=False)
+                                       reliable=True, immediate_ok=False, gave_up=gave_up)
                 )
                 return
             if conditions.loss or conditions.burst_loss is not None:
-                lost, link.state = packet_loss(conditions, link.state,
-                                               self.kernel.rng("stream-loss"))
-                if lost is not None:
+                why, link.state = packet_loss(conditions, link.state,
+                                              self.kernel.rng("stream-loss"))
+                if why is not None:
                     self._retransmit(
-                        link, connection, size, attempt, f"{src.name} -> {dst.name} lost ({lost})",
+                        link, connection, size, attempt, f"{src.name} -> {dst.name} lost ({why})",
                         lambda: self.carry(src, dst, connection, size, deliver, rng_concern,
                                            reliable=True, immediate_ok=False,
-                                           attempt=attempt + 1),
+                                           attempt=attempt + 1, gave_up=gave_up),
+                        gave_up,
                     )
                     return
+        elif lost is not None and (conditions.loss or conditions.burst_loss is not None):
+            why, link.state = packet_loss(conditions, link.state, self.kernel.rng("stream-loss"))
+            if why is not None:
+                lost(why)
+                return
         if immediate_ok and is_instant(conditions):
             deliver()
             return
@@ -377,12 +394,24 @@ class Topology:
             kernel.call_at(arrival, deliver)
 
     def _retransmit(self, link: Link, connection: int, size: int, attempt: int, what: str,
-                    send_again: Callable[[], None]) -> None:
+                    send_again: Callable[[], None], gave_up: Callable[[], None] | None) -> None:
         """A stream segment was lost: TCP sends it again after its retransmission
-        timeout; until it is through, the connection's later segments wait."""
+        timeout; until it is through, the connection's later segments wait. The
+        ``TCP_RETRIES2``-th retransmission lost too, TCP gives up when its timeout ends."""
         link.retransmitting.setdefault(connection, [])
         delay = retransmission_timeout(self.conditions(link), attempt)
         kernel = self.kernel
+        if attempt >= TCP_RETRIES2 and gave_up is not None:
+            kernel.record_net("loss", f"stream segment of {size} bytes {what}; the "
+                              f"{attempt}th retransmission: TCP gives up in {delay:.3f} s",
+                              conn=connection, length=size, reason="loss")
+
+            def give_up() -> None:
+                link.retransmitting.pop(connection, None)  # the connection's rest is dropped
+                gave_up()
+
+            kernel.call_at(kernel.now + delay, give_up)
+            return
         kernel.record_net("loss", f"stream segment of {size} bytes {what}; sent again in "
                           f"{delay:.3f} s", conn=connection, length=size, reason="loss")
 

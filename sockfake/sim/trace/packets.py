@@ -130,6 +130,8 @@ def packets(events: Iterable[TraceEvent]) -> list[Packet]:
     next_seq: dict[tuple[int, str], int] = {}  # (connection, sender) -> next sequence
     ends: dict[int, tuple[Any, Any]] = {}  # connection -> (client, server) addresses
     last_syn: dict[int, Packet] = {}
+    # The connection's last SYN-ACK and handshake ACK, which loss may take.
+    last_handshake: dict[tuple[int, str], Packet] = {}
     datagrams: dict[int, _Datagram] = {}
     newest: dict[tuple[str, str], int] = {}  # UDP flow -> highest index arrived
 
@@ -168,10 +170,22 @@ def packets(events: Iterable[TraceEvent]) -> list[Packet]:
             if kind == "retry":
                 packet.mark("retransmitted")
             last_syn[event.conn] = packet
-        elif kind == "syn" and stream:
-            tcp(event, event.dst, event.src, SYN | ACK, advance=1)
-        elif kind == "established" and stream:
-            tcp(event, event.src, event.dst, ACK)
+        elif kind == "syn" and event.conn is not None:
+            packet = tcp(event, event.dst, event.src, SYN | ACK, advance=1)
+            last_handshake[(event.conn, "synack")] = packet
+        elif kind == "synack-retry" and event.conn is not None:
+            next_seq.pop((event.conn, repr(event.dst)), None)  # a retransmission: same seq
+            packet = tcp(event, event.dst, event.src, SYN | ACK, advance=1)
+            packet.mark("retransmitted")
+            last_handshake[(event.conn, "synack")] = packet
+            # An established client's answer to it is no packet of the trace's.
+            last_handshake.pop((event.conn, "ack"), None)
+        elif kind == "established" and event.conn is not None:
+            last_handshake[(event.conn, "ack")] = tcp(event, event.src, event.dst, ACK)
+        elif kind in ("synack-lost", "ack-lost") and event.conn is not None:
+            lost = last_handshake.get((event.conn, kind.removesuffix("-lost")))
+            if lost is not None:
+                lost.mark("dropped", event.reason or "loss")
         elif kind == "send" and stream:
             tcp(event, event.src, event.dst, PSH | ACK, event.payload or b"",
                 event.length or 0)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import db_and_app
 
 import sockfake
 from sockfake.errors import HostCrashed, SimThreadKilled, SockfakeRuntimeError
@@ -16,13 +17,8 @@ from sockfake.sim import SimNetwork
 
 @pytest.fixture
 def net() -> Iterator[SimNetwork]:
-    network = SimNetwork(seed=1, time_limit=3600, latency=0.001)
-    network.add_host("db")
-    network.add_host("app")
-    try:
+    with db_and_app(0.001) as network:
         yield network
-    finally:
-        network.close()
 
 
 class Echo(sockfake.StreamRequestHandler):

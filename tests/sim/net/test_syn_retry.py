@@ -55,7 +55,12 @@ def test_a_connect_on_a_slow_link_stops_its_timer_once_established() -> None:
         listener = _listener(net)
         client = net.create_connection(listener.getsockname())
         assert net.time() == pytest.approx(0.1)
+        assert client.ep.syn_retry is None
+        # The server's SYN-ACK timer stops when the client's ACK arrives, one way later.
+        conn, _ = listener.accept()
+        assert net.time() == pytest.approx(0.15)
         assert not net.kernel.has_pending_work()
+        conn.close()
         client.close()
         listener.close()
     finally:
