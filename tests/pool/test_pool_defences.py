@@ -258,6 +258,7 @@ def test_pool_shutdown_is_instant_while_the_accept_loop_waits_for_queue_room() -
     class Pool(sockfake.ThreadPoolTCPServer):
         max_workers = 1
         max_queued_requests = 1
+        max_slow_requests = 0  # the blocked request keeps its worker: the queue fills
         queue_poll_interval = 5.0  # were the wait polled, shutdown() would take 5 s
 
     server = Pool((HOST, 0), Blocking)
@@ -267,11 +268,14 @@ def test_pool_shutdown_is_instant_while_the_accept_loop_waits_for_queue_room() -
     try:
         deadline = time.monotonic() + WAIT
         state = None
+        waiting = False
         while time.monotonic() < deadline:  # running, queued, and one in the accept loop
             state = vars(server).get("_pool_state")
-            if state is not None and state.work.full() and not state.room.is_set():
+            waiting = state is not None and state.work.full() and not state.room.is_set()
+            if waiting:
                 break
             time.sleep(0.01)
+        assert waiting, "the accept loop never waited for queue room"
         time.sleep(0.05)
         started = time.monotonic()
         assert server.shutdown(timeout=WAIT)
