@@ -41,6 +41,12 @@ FINDINGS: dict[str, tuple[str, tuple[Op, ...]]] = {
                  ("bind", 0, "loopback", 0), ("getsockname", 0), ("listen", 0, 2),
                  ("shutdown", 0, socket.SHUT_WR), ("select", 0),
                  ("shutdown", 0, socket.SHUT_RD), ("connect", 0, "closed", 0))),
+    # Its connect() is EINVAL from TCP's connect, whose failure path closes it: a port
+    # bind() took since (port 0, not fixed) goes back, so it binds again.
+    "a_stopped_listener_s_failed_connect_gives_back_its_port": (
+        "tcp4", (("socket",), ("listen", 0, 2), ("shutdown", 0, socket.SHUT_RD),
+                 ("bind", 0, "loopback", 0), ("connect", 0, "name_of", 0),
+                 ("getsockname", 0), ("bind", 0, "wildcard", 0), ("getsockname", 0))),
     "a_listener_stopped_by_shut_rd_resets_its_queue": (
         "tcp6", (("socket",), ("socket",), ("listen", 0, 2), ("connect", 1, "name_of", 0),
                  ("shutdown", 0, socket.SHUT_RD), ("recv", 1, 3, socket.MSG_DONTWAIT),

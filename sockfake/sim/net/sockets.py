@@ -445,6 +445,9 @@ class SimSocket:
                     self._transport.resolve_remote(self.ep, address)
                 finally:
                     self.ep.local = local
+                # Linux fails it in tcp_v4_connect, whose failure path closes the
+                # socket (TCP_CLOSE): a port bind() did not fix goes back again.
+                self._give_back_port()
             return errno.EINVAL
         if self.ep.state is State.FAILED:
             # The attempt failed while nobody waited in connect(): report it once
