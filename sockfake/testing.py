@@ -84,6 +84,7 @@ __all__ = [
     "parse_options",
     "sim_network",
     "open_testbed",
+    "interception_kept",
 ]
 
 # Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
@@ -920,6 +921,27 @@ def open_testbed(
         problems = bed.close()
     if problems:
         raise TestbedError("\n".join(problems) + "\n\nsockfake: " + bed.failure_report())
+
+
+@contextlib.contextmanager
+def interception_kept() -> Iterator[None]:
+    """Keep the interception's patches installed between the iterations of a loop::
+
+        with interception_kept():
+            for seed in range(1000):
+                with open_testbed(seed=seed) as bed:
+                    ...
+
+    Each ``open_testbed`` (each ``net.intercept()``) otherwise installs and removes
+    some 120 patches of the stdlib, a quarter of a small test's cost. Between two
+    iterations the patches stay, and every patched call goes to the real OS (no thread
+    is simulated then); the block's end takes them away, so nothing stays patched
+    after it. :func:`explore` keeps them for its own loop. Under pytest the plugin
+    already does this between intercepted tests."""
+    from sockfake.sim.intercept.install import keep_patches
+
+    with keep_patches():
+        yield
 
 
 def _arguments(given: dict[str, Any]) -> str:
