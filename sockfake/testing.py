@@ -849,6 +849,7 @@ def open_testbed(
     stall_timeout: float = 10.0,
     intercept: bool = True,
     seed_entropy: bool = True,
+    linger: bool = False,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
@@ -870,6 +871,12 @@ def open_testbed(
 
     On exit, a handler error or a leaked simulated thread or socket raises
     :class:`TestbedError` (unless the block already raised).
+
+    ``linger=True`` leaves the interception's patches installed after the block (every
+    patched call then goes to the real OS) for the next interception to reuse: the
+    pytest plugin's ``sockfake_network_factory``, which takes them away before a test
+    that does not intercept and at the session's end. In a loop outside pytest use
+    :func:`interception_kept` instead, which takes them away at its end.
     """
     kwargs = {
         **conditions,
@@ -906,7 +913,9 @@ def open_testbed(
     bed.report.name = f"testbed-seed-{seed}"
     with contextlib.ExitStack() as stack:
         if options.intercept and options.network == "sim":
-            stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
+            from sockfake.sim.intercept.install import intercept as intercept_network
+
+            stack.enter_context(intercept_network(net, options.seed_entropy, linger=linger))
         try:
             yield bed
         except BaseException as exc:
