@@ -6,7 +6,10 @@ its own single-process run (one core), alternated round by round:
 
 - ``campaign``: ``--sockfake-campaign=N``, the N seeds as runs inside one item;
 - ``items``: ``--sockfake-explore=N``, one pytest item per seed (the per-item way);
-- ``loop``: ``open_testbed(seed=s, scheduling="pct")`` N times in a script, no pytest.
+- ``loop``: ``open_testbed(seed=s, scheduling="pct")`` N times in a script, no pytest;
+- ``loop-kept``: the same loop inside ``interception_kept()`` (the stdlib's patches
+  installed once for the loop, not per seed); on a checkout without it (``--against``
+  an older tree) the plain loop.
 
 Each figure is seeds divided by the time from the session's start to its end (for
 pytest: collection and the runs; not the interpreter's start-up), median of the
@@ -77,19 +80,24 @@ from time import perf_counter as real_clock, process_time as cpu_clock
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from test_small import Upper
 
+import contextlib
+import sockfake.testing
 from sockfake.sim.kernel.backends import set_default_backend
 from sockfake.testing import open_testbed
 
 seeds = int(sys.argv[1])
 set_default_backend(sys.argv[2])
+kept = getattr(sockfake.testing, "interception_kept", contextlib.nullcontext)
+scope = kept() if sys.argv[3] == "kept" else contextlib.nullcontext()
 started = real_clock()
 cpu_started = cpu_clock()
-for seed in range(seeds):
-    with open_testbed(seed=seed, scheduling="pct") as bed:
-        srv = bed.tcp_server(Upper)
-        with srv.connect(timeout=5) as conn:
-            conn.sendall(b"ping\\n")
-            assert conn.makefile("rb").readline() == b"PING\\n"
+with scope:
+    for seed in range(seeds):
+        with open_testbed(seed=seed, scheduling="pct") as bed:
+            srv = bed.tcp_server(Upper)
+            with srv.connect(timeout=5) as conn:
+                conn.sendall(b"ping\\n")
+                assert conn.makefile("rb").readline() == b"PING\\n"
 with open(os.environ["BENCH_OUT"], "w") as out:
     json.dump({"seconds": real_clock() - started, "cpu": cpu_clock() - cpu_started}, out)
 """
@@ -109,7 +117,8 @@ def seconds(directory: Path, contender: str, seeds: int, tree: str | None,
     elif contender == "items":
         command = [*PYTEST, f"--sockfake-backend={backend}", f"--sockfake-explore={seeds}"]
     else:
-        command = [sys.executable, str(directory / "loop.py"), str(seeds), backend]
+        scope = "kept" if contender == "loop-kept" else "plain"
+        command = [sys.executable, str(directory / "loop.py"), str(seeds), backend, scope]
     env = {**os.environ, "BENCH_OUT": str(out), "BENCH_DIR": str(directory)}
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
@@ -134,7 +143,8 @@ def main() -> None:
     trees: list[tuple[str, str | None]] = [("", None)]
     if args.against is not None:
         trees = [("", None), (" (against)", os.path.abspath(args.against))]
-    contenders = [(f"{name}{label}", name, tree) for name in ("campaign", "items", "loop")
+    contenders = [(f"{name}{label}", name, tree)
+                  for name in ("campaign", "items", "loop", "loop-kept")
                   for label, tree in trees]
     rates: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
     cpu: dict[str, list[float]] = {label: [] for label, _, _ in contenders}

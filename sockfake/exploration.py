@@ -99,17 +99,32 @@ def explore(
     reversed, to measure it); the marker's ``explore="systematic"`` does the same in
     one item.
     """
-    from sockfake.sim import SimNetwork
+    from sockfake.sim.intercept.install import keep_patches
 
     if schedules == "systematic":
         if scheduling != "swarm":
             raise SockfakeValueError("explore('systematic') sets scheduling= itself")
-        return _systematic(scenario, first_seed, preemption_bound, max_schedules,
-                           reduction, network_options)
+        # A scenario that intercepts installs the patches once for the whole loop;
+        # keep_patches() takes them away at the end.
+        with keep_patches():
+            return _systematic(scenario, first_seed, preemption_bound, max_schedules,
+                               reduction, network_options)
     if isinstance(schedules, bool) or not isinstance(schedules, int) or schedules < 1:
         raise SockfakeValueError(
             f"explore(schedules={schedules!r}): must be an int >= 1, or \"systematic\""
         )
+    with keep_patches():
+        return _random(scenario, schedules, scheduling, first_seed, stop_at_first,
+                       network_options)
+
+
+def _random(
+    scenario: Callable[[Any], object], schedules: int, scheduling: str, first_seed: int,
+    stop_at_first: bool, network_options: dict[str, Any],
+) -> Exploration:
+    """``schedules`` seeds from ``first_seed`` under ``scheduling``; see explore()."""
+    from sockfake.sim import SimNetwork
+
     failures: list[tuple[int, BaseException, list[str]]] = []
     ran = 0
     for seed in range(first_seed, first_seed + schedules):

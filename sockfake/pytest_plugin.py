@@ -34,6 +34,7 @@ and testbeds (``settings``, ``testing``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shlex
@@ -962,5 +963,8 @@ def sockfake_network_factory() -> Callable[..., contextlib.AbstractContextManage
     ``.udp_server()``...; it is closed and checked (handler errors, leaks) at the end
     of the block. Session-scoped, so Hypothesis' function-scoped-fixture health
     check does not object; draw the seed from Hypothesis to make it shrinkable.
+    The interception's patches stay between two testbeds (``linger=True``), as between
+    intercepted tests: installed once for a test's examples, taken away before the next
+    test that does not intercept and at the session's end.
     """
-    return open_testbed
+    return functools.partial(open_testbed, linger=True)

@@ -84,6 +84,7 @@ __all__ = [
     "parse_options",
     "sim_network",
     "open_testbed",
+    "interception_kept",
 ]
 
 # Bounds for stopping servers at teardown: virtual seconds on the simulation (cheap),
@@ -848,6 +849,7 @@ def open_testbed(
     stall_timeout: float = 10.0,
     intercept: bool = True,
     seed_entropy: bool = True,
+    linger: bool = False,
     **conditions: Any,
 ) -> Iterator[Testbed]:
     """A fresh network with server helpers, closed and checked on exit.
@@ -869,6 +871,12 @@ def open_testbed(
 
     On exit, a handler error or a leaked simulated thread or socket raises
     :class:`TestbedError` (unless the block already raised).
+
+    ``linger=True`` leaves the interception's patches installed after the block (every
+    patched call then goes to the real OS) for the next interception to reuse: the
+    pytest plugin's ``sockfake_network_factory``, which takes them away before a test
+    that does not intercept and at the session's end. In a loop outside pytest use
+    :func:`interception_kept` instead, which takes them away at its end.
     """
     kwargs = {
         **conditions,
@@ -905,7 +913,9 @@ def open_testbed(
     bed.report.name = f"testbed-seed-{seed}"
     with contextlib.ExitStack() as stack:
         if options.intercept and options.network == "sim":
-            stack.enter_context(net.intercept(seed_entropy=options.seed_entropy))
+            from sockfake.sim.intercept.install import intercept as intercept_network
+
+            stack.enter_context(intercept_network(net, options.seed_entropy, linger=linger))
         try:
             yield bed
         except BaseException as exc:
@@ -920,6 +930,27 @@ def open_testbed(
         problems = bed.close()
     if problems:
         raise TestbedError("\n".join(problems) + "\n\nsockfake: " + bed.failure_report())
+
+
+@contextlib.contextmanager
+def interception_kept() -> Iterator[None]:
+    """Keep the interception's patches installed between the iterations of a loop::
+
+        with interception_kept():
+            for seed in range(1000):
+                with open_testbed(seed=seed) as bed:
+                    ...
+
+    Each ``open_testbed`` (each ``net.intercept()``) otherwise installs and removes
+    some 120 patches of the stdlib, a quarter of a small test's cost. Between two
+    iterations the patches stay, and every patched call goes to the real OS (no thread
+    is simulated then); the block's end takes them away, so nothing stays patched
+    after it. :func:`explore` keeps them for its own loop. Under pytest the plugin
+    already does this between intercepted tests."""
+    from sockfake.sim.intercept.install import keep_patches
+
+    with keep_patches():
+        yield
 
 
 def _arguments(given: dict[str, Any]) -> str:

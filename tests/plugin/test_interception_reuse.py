@@ -66,12 +66,51 @@ def test_third(sockfake_network):
 """
 
 
-def test_intercepted_tests_share_one_installation(pytester: pytest.Pytester) -> None:
+def run_counting_installs(pytester: pytest.Pytester, tests: str) -> pytest.RunResult:
+    """``tests`` run with CONFTEST, which counts installations and prints them at the end."""
     pytester.makeconftest(textwrap.dedent(CONFTEST))
-    pytester.makepyfile(test_reuse=textwrap.dedent(TESTS))
-    result = pytester.runpytest_subprocess(
+    pytester.makepyfile(test_reuse=textwrap.dedent(tests))
+    return pytester.runpytest_subprocess(
         "-p", "no:hypothesispytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-s"
     )
+
+
+def test_intercepted_tests_share_one_installation(pytester: pytest.Pytester) -> None:
+    result = run_counting_installs(pytester, TESTS)
     result.assert_outcomes(passed=5)
     # first and second share one installation, the plain tests remove it, third installs
     result.stdout.fnmatch_lines(["*installs=2 socket_is_real=True lingering=False*"])
+
+
+FACTORY_TESTS = """
+import socket
+
+from conftest import REAL_SOCKET, installs
+
+
+def test_examples_share_one_installation(sockfake_network_factory):
+    for seed in range(3):
+        with sockfake_network_factory(seed=seed) as bed:
+            assert socket.socket is not REAL_SOCKET
+            bed.network.sleep(1)
+        # between two testbeds: the patches in place, the real OS behind them
+        assert socket.socket is not REAL_SOCKET
+        left, right = socket.socketpair()
+        with left, right:
+            assert isinstance(left, REAL_SOCKET)
+            left.sendall(b"real")
+            assert right.recv(4) == b"real"
+    assert len(installs) == 1
+
+
+def test_plain_after_runs_unpatched():
+    assert socket.socket is REAL_SOCKET
+"""
+
+
+def test_factory_testbeds_share_one_installation(pytester: pytest.Pytester) -> None:
+    """``sockfake_network_factory`` (Hypothesis examples, loops): one installation for
+    a test's testbeds, gone before a test that does not intercept and at the end."""
+    result = run_counting_installs(pytester, FACTORY_TESTS)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*installs=1 socket_is_real=True lingering=False*"])

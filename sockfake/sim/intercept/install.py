@@ -145,6 +145,7 @@ from __future__ import annotations
 
 import _thread
 import builtins
+import contextlib
 import copyreg
 import datetime
 import io
@@ -222,7 +223,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "intercept", "Interception", "EPOCH", "MONOTONIC_BASE", "SIM_FD_BASE", "is_intercepted",
-    "is_lingering", "remove_lingering",
+    "is_lingering", "keep_patches", "remove_lingering",
 ]  # fmt: skip
 
 _MISSING = object()
@@ -234,6 +235,11 @@ _default_network_cm: Any = None
 # entry point then dispatches to the real one (no thread is simulated), and the next
 # interception reuses them instead of building and setting some 120 patches again.
 _lingering = False
+# keep_patches() scopes open: while there is one, every interception's end lingers as
+# if made with linger=True (a loop of fresh networks outside pytest installs once);
+# the outermost scope's end takes the patches away unless they lingered before it.
+_kept_scopes = 0
+_lingered_before_scope = False
 
 # -- install and restore ---------------------------------------------------------------
 
@@ -544,7 +550,7 @@ class Interception:
             _active.pop(self.network.kernel, None)
             self.network.kernel.interception_ended = True  # its new threads get the OS
             if not _active:
-                if self.linger:
+                if self.linger or _kept_scopes:
                     global _lingering
                     _lingering = True
                 else:
@@ -578,6 +584,28 @@ def remove_lingering() -> None:
     with _install_lock:
         if _lingering and not _active:
             _uninstall()
+
+
+@contextlib.contextmanager
+def keep_patches() -> Iterator[None]:
+    """Within the block, an interception's end leaves the patches in place for the
+    next one (as ``linger=True``: between interceptions every patched call goes to the
+    real OS); at the outermost block's end they are taken away, unless they were
+    already lingering when it began (the pytest plugin's, which it removes itself).
+    For loops of fresh intercepted networks outside pytest (``open_testbed`` and
+    ``explore`` per seed): one installation instead of one per iteration."""
+    global _kept_scopes, _lingered_before_scope
+    with _install_lock:
+        if not _kept_scopes:
+            _lingered_before_scope = _lingering
+        _kept_scopes += 1
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _kept_scopes -= 1
+            if not _kept_scopes and _lingering and not _active and not _lingered_before_scope:
+                _uninstall()
 
 
 def is_lingering() -> bool:
