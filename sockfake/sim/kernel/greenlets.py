@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import _thread
 import _threading_local
+import sys
 import threading
 from functools import partial
 from typing import Any
@@ -98,6 +99,20 @@ class _Identity:
 _identity = _Identity()
 
 
+def _switch(glet: greenlet.greenlet, *args: Any) -> None:
+    """Switch to ``glet``; back here, this thread's running asyncio loop is its own
+    again. CPython keeps the running loop per OS thread (C-level state no greenlet
+    switch saves), so without this a loop running in one simulated thread would be
+    "already running" in every other (anyio's portal threads)."""
+    events = sys.modules.get("asyncio.events")  # not imported: no loop can run
+    if events is None:
+        glet.switch(*args)
+        return
+    loop = events._get_running_loop()
+    glet.switch(*args)
+    events._set_running_loop(loop)
+
+
 class GreenletTurn:
     """A simulated thread's turn, handed by a greenlet switch."""
 
@@ -155,7 +170,7 @@ class GreenletBackend:
                     "greenlet backend: the main thread waits for the turn and no simulated "
                     "thread can run")
             glet = self.hub
-        glet.switch()
+        _switch(glet)
 
     def start(self, thread: threading.Thread) -> None:
         if not thread._initialized:  # type: ignore[attr-defined]
@@ -178,11 +193,14 @@ class GreenletBackend:
         # Enter it now, from the starter, and come straight back: a greenlet's
         # recursion depth starts at its starter's, and a thread first switched to from
         # deep in another's wait would add that depth to every thread it starts in turn.
-        glet.switch(_getcurrent())
+        _switch(glet, _getcurrent())
 
     def _run(self, thread: threading.Thread, starter: greenlet.greenlet) -> None:
         """A simulated thread's whole life in its greenlet (the stdlib's bootstrap)."""
         starter.switch()  # parked until the kernel first hands it the turn
+        events = sys.modules.get("asyncio.events")
+        if events is not None:
+            events._set_running_loop(None)  # a new thread runs no loop
         me = _getcurrent()
         try:
             thread.run()  # the kernel's wrapper: waits for the turn, runs, hands it on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import asyncio
 import contextvars
 import http.server
 import sys
@@ -194,6 +195,28 @@ def test_contextvars_are_per_simulated_thread(backend: str) -> None:
             each.join()
         assert sorted(seen) == [("unset", "t0"), ("unset", "t1")]
         assert _var.get() == "main"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_simulated_thread_runs_its_own_asyncio_loop(backend: str) -> None:
+    # CPython keeps the running loop per OS thread: on greenlets, without the backend
+    # keeping it per simulated thread, the second asyncio.run() would find the first
+    # thread's loop running ("Cannot run the event loop while another loop is running").
+    async def nap(seconds: float) -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(seconds)
+        return asyncio.get_running_loop() is loop, net.time()
+
+    with SimNetwork(seed=1, backend=backend) as net, net.intercept():
+        seen: list[tuple[bool, float]] = []
+        threads = [threading.Thread(target=lambda s=s: seen.append(asyncio.run(nap(s))))
+                   for s in (2.0, 1.0)]
+        for each in threads:
+            each.start()
+        for each in threads:
+            each.join()
+        assert asyncio._get_running_loop() is None
+    assert seen == [(True, 1.0), (True, 2.0)]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
