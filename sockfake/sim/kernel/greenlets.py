@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import _thread
 import _threading_local
+import signal
 import sys
 import threading
 from functools import partial
@@ -36,6 +37,7 @@ from typing import Any
 
 import greenlet
 
+import sockfake.sim.kernel.backends as backends
 import sockfake.sim.kernel.core as core
 import sockfake.sim.kernel.semaphores as semaphores
 import sockfake.sim.kernel.sync as sync
@@ -46,6 +48,7 @@ from sockfake.sim.kernel.threads import SimThread
 __all__ = ["GreenletBackend", "GreenletTurn", "greenlet_ident"]
 
 _real_get_ident = _thread.get_ident
+_real_signal = signal.signal
 _getcurrent = greenlet.getcurrent
 _active = threading._active  # type: ignore[attr-defined]
 _active_lock = threading._active_limbo_lock  # type: ignore[attr-defined]
@@ -55,6 +58,14 @@ class SimGreenlet(greenlet.greenlet):  # type: ignore[misc]
     """A simulated thread's greenlet, numbered (its ``threading.get_ident()``)."""
 
     sim_ident = 0
+
+
+def _signal(signalnum: int, handler: Any) -> Any:
+    """``signal.signal``: refused outside the main thread, as CPython does (it checks
+    the OS thread, which every greenlet shares)."""
+    if getattr(_getcurrent(), "sim_ident", 0):
+        raise ValueError("signal only works in main thread of the main interpreter")
+    return _real_signal(signalnum, handler)
 
 
 def greenlet_ident() -> int:
@@ -78,6 +89,8 @@ class _Identity:
             (_thread, "get_ident", greenlet_ident),
             (threading, "get_ident", greenlet_ident),
             (threading, "local", _threading_local.local),
+            (_thread, "_count", backends.thread_count),
+            (signal, "signal", _signal),
             # The kernel's own references, taken at import (a global read is cheaper).
             (core, "_get_ident", greenlet_ident),
             (sync, "_get_ident", greenlet_ident),
@@ -186,6 +199,7 @@ class GreenletBackend:
         thread._native_id = ident  # type: ignore[attr-defined]
         with _active_lock:
             _active[ident] = thread
+            backends.greenlet_threads += 1
         thread._started.set()  # type: ignore[attr-defined]
         turn = sim_thread.go
         assert isinstance(turn, GreenletTurn)
@@ -211,6 +225,7 @@ class GreenletBackend:
         finally:
             with _active_lock:
                 _active.pop(me.sim_ident, None)
+                backends.greenlet_threads -= 1
             # join() and is_alive() on a stopped thread (3.10-3.12; the hooks answer
             # for 3.13's thread handle).
             thread._is_stopped = True  # type: ignore[attr-defined]

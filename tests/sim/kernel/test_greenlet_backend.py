@@ -6,6 +6,8 @@ import _thread
 import asyncio
 import contextvars
 import http.server
+import os
+import signal
 import sys
 import threading
 import urllib.request
@@ -219,17 +221,62 @@ def test_each_simulated_thread_runs_its_own_asyncio_loop(backend: str) -> None:
     assert seen == [(True, 1.0), (True, 2.0)]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signal_setup_outside_the_main_thread_is_refused_as_cpython_does(
+    backend: str,
+) -> None:
+    # CPython checks the OS thread; on greenlets every simulated thread is the main one.
+    errors: list[str] = []
+
+    def other() -> None:
+        try:
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        except ValueError as err:
+            errors.append(str(err))
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError as err:
+            errors.append(str(err))
+
+    with SimNetwork(seed=1, backend=backend) as net, net.intercept():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert len(errors) == 2
+    assert all("main thread" in error for error in errors)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thread_count_counts_a_simulated_thread(backend: str) -> None:
+    with SimNetwork(seed=1, backend=backend):
+        before = _thread._count()
+        seen: list[int] = []
+        thread = threading.Thread(
+            target=lambda: seen.append(_thread._count()))
+        thread.start()
+        thread.join()
+        after = _thread._count()
+    assert seen == [before + 1]
+    if backend == "greenlet":  # an OS thread's count drops a moment after join()
+        assert after == before
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_greenlet_thread_takes_no_os_thread_and_no_descriptor(backend: str) -> None:
     with SimNetwork(seed=1, backend=backend) as net:
-        os_threads, descriptors = _thread._count(), open_fds()
+        # The OS's count: _thread._count() counts a greenlet thread as a thread.
+        os_threads, descriptors = _os_threads(), open_fds()
         gate = net.event()
         threads = [threading.Thread(target=gate.wait) for _ in range(50)]
         for each in threads:
             each.start()
         net.sleep(0.1)  # all of them waiting
-        extra_threads = _thread._count() - os_threads
+        extra_threads = _os_threads() - os_threads
         extra_descriptors = open_fds() - descriptors
         gate.set()
         for each in threads:
