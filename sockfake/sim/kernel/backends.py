@@ -29,6 +29,7 @@ __all__ = [
     "OsThreads",
     "TurnHandle",
     "check_backend",
+    "current_get_ident",
     "make_backend",
     "set_default_backend",
     "thread_count",
@@ -44,6 +45,14 @@ _default: BackendName = "threads"
 # The stdlib's own Thread.start, captured before thread_hooks replaces it.
 _os_thread_start = threading.Thread.start
 _os_thread_count = _thread._count
+# The OS thread's ident, captured before the greenlet backend replaces get_ident.
+os_get_ident = _thread.get_ident
+
+
+def current_get_ident() -> int:
+    """``_thread.get_ident()`` as it is now: the greenlet backend's while one of its
+    networks is open (it answers the simulated thread), the OS's otherwise."""
+    return int(_thread.get_ident())
 
 # Simulated threads running as greenlets (started, not finished), in every network:
 # threads that _thread._count() does not see (the greenlet backend keeps it).

@@ -13,8 +13,12 @@ Thread identity follows the simulated thread while such a network is open:
 ``threading.current_thread()`` is its ``Thread``, the kernel's locks see their owner,
 and ``threading.local()`` made meanwhile is the pure-Python one keyed by
 ``current_thread()``. ``contextvars`` follow greenlets natively (each starts with an
-empty context, as a new thread does). The patches are process-wide, made when the
-first such network opens and undone when the last closes.
+empty context, as a new thread does). C-level state CPython keeps per OS thread is
+kept per simulated thread where it matters: the running asyncio loop (saved and put
+back around each switch), ``signal.signal``'s main-thread check and
+``_thread._count()`` (patched); the interception's stand-in for a made-before
+``RLock`` keeps its owner by ``get_ident()``. The patches are process-wide, made when
+the first such network opens and undone when the last closes.
 
 What differs from OS threads: a simulated thread that blocks outside the
 simulation (a real ``time.sleep``, a real lock held by another simulated thread)

@@ -6,12 +6,14 @@ import _thread
 import asyncio
 import contextvars
 import http.server
+import importlib
 import os
 import signal
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,6 +221,29 @@ def test_each_simulated_thread_runs_its_own_asyncio_loop(backend: str) -> None:
             each.join()
         assert asyncio._get_running_loop() is None
     assert seen == [(True, 1.0), (True, 2.0)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_ident_bound_at_import_follows_the_simulated_thread(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # anyio's from_thread does this, and compares idents to find its loop's thread.
+    name = f"bound_ident_{backend}"  # a module is read once per name
+    (tmp_path / f"{name}.py").write_text("from threading import get_ident\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(name)
+    try:
+        with SimNetwork(seed=1, backend=backend) as net, net.intercept():
+            seen: list[int] = []
+            threads = [threading.Thread(target=lambda: seen.append(module.get_ident()))
+                       for _ in range(2)]
+            for each in threads:
+                each.start()
+            for each in threads:
+                each.join()
+            assert seen == [each.ident for each in threads]
+    finally:
+        sys.modules.pop(name, None)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
