@@ -286,22 +286,23 @@ def test_thread_count_counts_a_simulated_thread(backend: str) -> None:
         assert after == before
 
 
-def _os_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+def _os_threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_greenlet_thread_takes_no_os_thread_and_no_descriptor(backend: str) -> None:
     with SimNetwork(seed=1, backend=backend) as net:
-        # The OS's count: _thread._count() counts a greenlet thread as a thread.
+        # The OS's threads (_thread._count() counts a greenlet thread as a thread): the
+        # ones started meanwhile, so that a thread of an earlier test ending does not count.
         os_threads, descriptors = _os_threads(), open_fds()
         gate = net.event()
         threads = [threading.Thread(target=gate.wait) for _ in range(50)]
         for each in threads:
             each.start()
         net.sleep(0.1)  # all of them waiting
-        extra_threads = _os_threads() - os_threads
+        extra_threads = len(_os_threads() - os_threads)
         extra_descriptors = open_fds() - descriptors
         gate.set()
         for each in threads:
