@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import contextvars
 import http.server
 import importlib
@@ -129,9 +130,11 @@ def test_a_seed_gives_the_same_trace_digest_on_either_backend(scenario: str, see
     assert digests["greenlet"] == digests["threads"]
 
 
-def _in_simulated_threads(backend: str, count: int, body: Callable[[int], Any]) -> list[Any]:
+def _in_simulated_threads(backend: str, count: int, body: Callable[[int], Any], *,
+                          intercept: bool = False) -> list[Any]:
     results: list[Any] = [None] * count
-    with SimNetwork(seed=1, backend=backend) as net:
+    with SimNetwork(seed=1, backend=backend) as net, \
+            net.intercept() if intercept else contextlib.nullcontext():
         def run(index: int) -> None:
             net.sleep(0.1)  # every thread interleaves with the others
             results[index] = body(index)
@@ -233,17 +236,12 @@ def test_get_ident_bound_at_import_follows_the_simulated_thread(
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module(name)
     try:
-        with SimNetwork(seed=1, backend=backend) as net, net.intercept():
-            seen: list[int] = []
-            threads = [threading.Thread(target=lambda: seen.append(module.get_ident()))
-                       for _ in range(2)]
-            for each in threads:
-                each.start()
-            for each in threads:
-                each.join()
-            assert seen == [each.ident for each in threads]
+        seen = _in_simulated_threads(backend, 2, lambda i: (
+            module.get_ident(), threading.current_thread().ident), intercept=True)
     finally:
         sys.modules.pop(name, None)
+    assert len({bound for bound, _ in seen}) == 2
+    assert all(bound == ident for bound, ident in seen)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
