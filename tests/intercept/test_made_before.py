@@ -118,6 +118,34 @@ def test_a_module_level_lock_held_by_another_simulated_thread_waits_in_virtual_t
     assert real_lock.acquire(blocking=False)  # released, and usable as before
 
 
+def test_a_module_level_rlock_keeps_a_second_greenlet_thread_out(early: ModuleType) -> None:
+    """On the greenlet backend every simulated thread is one OS thread, which the real
+    RLock takes for one owner: the stand-in keeps the simulated owner, so a second
+    simulated thread waits (in virtual time) as it does on OS threads."""
+    pytest.importorskip("greenlet")
+    entered: list[tuple[str, float]] = []
+    with SimNetwork(seed=1, time_limit=60, backend="greenlet") as net, net.intercept():
+        lock = early.rlock
+        held = threading.Event()
+
+        def hold() -> None:
+            with lock, lock:  # re-entered by its owner
+                held.set()
+                time.sleep(1)
+            entered.append(("released", net.time()))
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait()
+        assert not lock.acquire(blocking=False)
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            lock.release()
+        with lock:
+            entered.append(("main", net.time()))
+        holder.join()
+    assert entered == [("released", 1.0), ("main", 1.0)]
+
+
 def test_a_module_level_event_condition_semaphore_and_queue_wait_in_virtual_time(
     early: ModuleType, inet: SimNetwork
 ) -> None:

@@ -240,6 +240,9 @@ def test_a_campaign_finds_a_rare_bug_and_the_next_run_replays_it_first(pytester,
     corpus = pytester.path / "corpus.jsonl"
     # Base seed 1's stream fails first at seed #483 (deterministic: the seeds follow
     # from the base seed); a campaign of 2000 finds it, and -x stops it there.
+    # The failing seed's swarm draw (opcodes) needs OS threads, and these in-process
+    # runs would take the outer session's backend (--sockfake-backend=greenlet) otherwise.
+    monkeypatch.setenv("SOCKFAKE_BACKEND", "threads")
     found = run(pytester, "-p", "no:randomly", "-x", "--sockfake-seed=1",
                 "--sockfake-campaign=2000", f"--sockfake-corpus={corpus}")
     found.assert_outcomes(failed=1)

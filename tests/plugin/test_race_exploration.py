@@ -74,11 +74,14 @@ def test_the_default_swarm_finds_each_earlier_bug_and_its_seed_replays_it(name: 
         with net.intercept():
             assert not bug(net), "the bug showed"
 
-    result = explore(scenario, 200, stop_at_first=True, time_limit=600)
+    # backend="threads": the swarm's line and opcode draws need OS threads (on greenlets
+    # it runs them as calls), and the suite also runs with --sockfake-backend=greenlet.
+    result = explore(scenario, 200, stop_at_first=True, time_limit=600, backend="threads")
     first = result.first_failure
     assert first is not None, f"{name}: {result}"
     seed, _, schedule = first
-    with SimNetwork(seed=seed, scheduling="swarm", time_limit=600) as net:
+    with SimNetwork(seed=seed, scheduling="swarm", time_limit=600,
+                    backend="threads") as net:
         with pytest.raises(AssertionError, match="the bug showed"):
             scenario(net)
         assert net.schedule == schedule

@@ -165,6 +165,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sockfake.network as _sockfake_network
+import sockfake.sim.kernel.backends as _backends
 from sockfake.network import SockfakeRuntimeError, SockfakeTypeError, use_network
 from sockfake.sim.intercept import (
     audit,
@@ -456,6 +457,11 @@ def _replaced_originals() -> dict[int, Any]:
             continue
         if isinstance(old, (types.FunctionType, types.BuiltinFunctionType, type)):
             replaced[id(old)] = getattr(obj, name)
+    # A name bound to the OS's get_ident at import (anyio's `from threading import
+    # get_ident`) asks the one in place: on the greenlet backend it answers the
+    # simulated thread (the OS's gives them all one ident). Always: a module is read
+    # once, whichever backend the network that read it had.
+    replaced[id(_backends.os_get_ident)] = _backends.current_get_ident
     _replaced = replaced
     return replaced
 

@@ -334,7 +334,9 @@ _OUTSIDE_WAITS = 64
 
 def _acquire(lock: Any, real_seconds: float = 0.0) -> bool:
     """One try at a real lock (a ``GuardedLock``'s own), waiting up to ``real_seconds``."""
-    real = lock.lock if isinstance(lock, GuardedLock) else lock
+    if isinstance(lock, GuardedLock):
+        return lock.try_acquire(real_seconds)
+    real = lock
     if real_seconds <= 0:
         return bool(real.acquire(False))
     return bool(real.acquire(True, real_seconds))
@@ -375,29 +377,78 @@ class GuardedLock:
     """Stands in for a module-level ``threading.Lock``/``RLock`` made before the
     interception, for its duration: the lock itself for every thread, except that a
     simulated thread that finds it held polls in virtual time (the thread that holds
-    it may be a simulated one waiting for the turn this one would keep)."""
+    it may be a simulated one waiting for the turn this one would keep).
+
+    An RLock's owner is also kept here, by ``threading.get_ident()``: on the greenlet
+    backend every simulated thread is the same OS thread, which the real RLock takes
+    for one owner (it would let a second simulated thread in while the first holds it)."""
 
     def __init__(self, lock: Any, label: str, what: str | None = None) -> None:
         self.lock = lock
         self.label = label
         self._pollers = 0  # simulated threads waiting for it (one runs at a time)
-        kind = "threading.RLock" if "RLock" in type(lock).__name__ else "threading.Lock"
+        self._rlock = "RLock" in type(lock).__name__
+        kind = "threading.RLock" if self._rlock else "threading.Lock"
         self._what = what if what is not None else _describe(kind, label)
+        # The RLock's holder while held through this object: its get_ident(), its OS
+        # thread's native id, and how deep it holds it.
+        self._owner: int | None = None
+        self._owner_os = 0
+        self._depth = 0
+
+    def try_acquire(self, real_seconds: float = 0.0) -> bool:
+        """One try, waiting up to ``real_seconds`` real seconds for the real lock."""
+        if self._rlock and self._held_by_another_on_this_os_thread():
+            return False  # the real RLock would let this thread in
+        if real_seconds <= 0:
+            acquired = bool(self.lock.acquire(False))
+        else:
+            acquired = bool(self.lock.acquire(True, real_seconds))
+        if acquired:
+            self._took()
+        return acquired
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         net = caller_network()
-        if net is None or not blocking:
-            return bool(self.lock.acquire(blocking, timeout))
-        if self.lock.acquire(False):
+        if not blocking:
+            return self.try_acquire()
+        if net is None:
+            acquired = bool(self.lock.acquire(blocking, timeout))
+            if acquired:
+                self._took()
+            return acquired
+        if self.try_acquire():
             return True
         self._pollers += 1
         try:
-            return _poll(net.kernel, self.lock, None if timeout == -1 else timeout, self._what)
+            return _poll(net.kernel, self, None if timeout == -1 else timeout, self._what)
         finally:
             self._pollers -= 1
 
+    def _held_by_another_on_this_os_thread(self) -> bool:
+        if self._owner is None or self._owner_os != _thread.get_native_id():
+            return False
+        if not self.lock._is_owned():
+            # Released past this object (a Condition made on the real RLock releases it
+            # with its own _release_save): the record is stale.
+            self._owner, self._depth = None, 0
+            return False
+        return self._owner != threading.get_ident()
+
+    def _took(self) -> None:
+        if self._rlock:
+            self._owner = threading.get_ident()
+            self._owner_os = _thread.get_native_id()
+            self._depth += 1
+
     def release(self) -> None:
+        if self._rlock and self._held_by_another_on_this_os_thread():
+            raise RuntimeError("cannot release un-acquired lock")  # as the RLock says
         self.lock.release()
+        if self._rlock and self._depth:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
         # Progress only for a simulated thread polling it: a busy loop that takes and
         # releases a free lock (unittest.mock's, in each call of a mock selector) is
         # still a loop that waits for time to pass.
@@ -418,8 +469,13 @@ class GuardedLock:
         # An RLock's _is_owned (a Condition made on this one asks): a plain Lock has
         # none, and Condition falls back to its own test on the AttributeError.
         if name == "_is_owned":
-            return getattr(self.lock, name)
+            return self._rlock_is_owned if self._rlock else getattr(self.lock, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _rlock_is_owned(self) -> bool:
+        if self._owner is not None:
+            return self._owner == threading.get_ident()
+        return bool(self.lock._is_owned())  # held from before, or not at all
 
     def _at_fork_reinit(self) -> None:
         self.lock._at_fork_reinit()

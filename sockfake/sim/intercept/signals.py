@@ -261,9 +261,12 @@ def set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
     simulated socket's descriptor is recorded for the simulation's signals (see the
     module docstring); any other descriptor, and every other thread, the real call."""
     net = caller_network()
-    if (net is None or _internal(1) or not isinstance(fd, int)
-            or threading.current_thread() is not threading.main_thread()):
+    if net is None or _internal(1) or not isinstance(fd, int):
         return int(_real_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer))
+    if threading.current_thread() is not threading.main_thread():
+        # CPython's refusal, said here: on the greenlet backend every simulated thread
+        # is the main OS thread, and the real call would take the descriptor.
+        raise ValueError("set_wakeup_fd only works in main thread of the main interpreter")
     kernel = net.kernel
     current = _wakeups.get(kernel)
     if fd >= FIRST_FD:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import sockfake.sim.kernel.backends as backends
 from sockfake.sim.intercept.dispatch import (
     REAL as _real,
     _sim_kernel_for_new,
@@ -207,4 +208,5 @@ def active_count() -> int:
 def thread_count() -> int:
     hidden = [t for t in _real["enumerate"]() if _hidden(t)]
     _hide_dangling()
-    return max(0, int(_real["_count"]()) - sum(1 for t in hidden if t.is_alive()))
+    # backends.thread_count: the OS's count and the simulated threads on greenlets.
+    return max(0, backends.thread_count() - sum(1 for t in hidden if t.is_alive()))

@@ -15,6 +15,7 @@ the same decisions, so a seed gives the same trace and digest on either:
 
 from __future__ import annotations
 
+import _thread
 import threading
 from typing import Literal, Protocol, get_args
 
@@ -28,8 +29,10 @@ __all__ = [
     "OsThreads",
     "TurnHandle",
     "check_backend",
+    "current_get_ident",
     "make_backend",
     "set_default_backend",
+    "thread_count",
 ]
 
 BackendName = Literal["threads", "greenlet"]
@@ -41,6 +44,24 @@ _default: BackendName = "threads"
 
 # The stdlib's own Thread.start, captured before thread_hooks replaces it.
 _os_thread_start = threading.Thread.start
+_os_thread_count = _thread._count
+# The OS thread's ident, captured before the greenlet backend replaces get_ident.
+os_get_ident = _thread.get_ident
+
+
+def current_get_ident() -> int:
+    """``_thread.get_ident()`` as it is now: the greenlet backend's while one of its
+    networks is open (it answers the simulated thread), the OS's otherwise."""
+    return int(_thread.get_ident())
+
+# Simulated threads running as greenlets (started, not finished), in every network:
+# threads that _thread._count() does not see (the greenlet backend keeps it).
+greenlet_threads = 0
+
+
+def thread_count() -> int:
+    """``_thread._count()``: the OS threads, and the simulated threads on greenlets."""
+    return int(_os_thread_count()) + greenlet_threads
 
 
 class TurnHandle(Protocol):

@@ -13,8 +13,12 @@ Thread identity follows the simulated thread while such a network is open:
 ``threading.current_thread()`` is its ``Thread``, the kernel's locks see their owner,
 and ``threading.local()`` made meanwhile is the pure-Python one keyed by
 ``current_thread()``. ``contextvars`` follow greenlets natively (each starts with an
-empty context, as a new thread does). The patches are process-wide, made when the
-first such network opens and undone when the last closes.
+empty context, as a new thread does). C-level state CPython keeps per OS thread is
+kept per simulated thread where it matters: the running asyncio loop (saved and put
+back around each switch), ``signal.signal``'s main-thread check and
+``_thread._count()`` (patched); the interception's stand-in for a made-before
+``RLock`` keeps its owner by ``get_ident()``. The patches are process-wide, made when
+the first such network opens and undone when the last closes.
 
 What differs from OS threads: a simulated thread that blocks outside the
 simulation (a real ``time.sleep``, a real lock held by another simulated thread)
@@ -29,12 +33,15 @@ from __future__ import annotations
 
 import _thread
 import _threading_local
+import signal
+import sys
 import threading
 from functools import partial
 from typing import Any
 
 import greenlet
 
+import sockfake.sim.kernel.backends as backends
 import sockfake.sim.kernel.core as core
 import sockfake.sim.kernel.semaphores as semaphores
 import sockfake.sim.kernel.sync as sync
@@ -45,6 +52,7 @@ from sockfake.sim.kernel.threads import SimThread
 __all__ = ["GreenletBackend", "GreenletTurn", "greenlet_ident"]
 
 _real_get_ident = _thread.get_ident
+_real_signal = signal.signal
 _getcurrent = greenlet.getcurrent
 _active = threading._active  # type: ignore[attr-defined]
 _active_lock = threading._active_limbo_lock  # type: ignore[attr-defined]
@@ -54,6 +62,14 @@ class SimGreenlet(greenlet.greenlet):  # type: ignore[misc]
     """A simulated thread's greenlet, numbered (its ``threading.get_ident()``)."""
 
     sim_ident = 0
+
+
+def _signal(signalnum: int, handler: Any) -> Any:
+    """``signal.signal``: refused outside the main thread, as CPython does (it checks
+    the OS thread, which every greenlet shares)."""
+    if getattr(_getcurrent(), "sim_ident", 0):
+        raise ValueError("signal only works in main thread of the main interpreter")
+    return _real_signal(signalnum, handler)
 
 
 def greenlet_ident() -> int:
@@ -77,6 +93,8 @@ class _Identity:
             (_thread, "get_ident", greenlet_ident),
             (threading, "get_ident", greenlet_ident),
             (threading, "local", _threading_local.local),
+            (_thread, "_count", backends.thread_count),
+            (signal, "signal", _signal),
             # The kernel's own references, taken at import (a global read is cheaper).
             (core, "_get_ident", greenlet_ident),
             (sync, "_get_ident", greenlet_ident),
@@ -96,6 +114,20 @@ class _Identity:
 
 
 _identity = _Identity()
+
+
+def _switch(glet: greenlet.greenlet, *args: Any) -> None:
+    """Switch to ``glet``; back here, this thread's running asyncio loop is its own
+    again. CPython keeps the running loop per OS thread (C-level state no greenlet
+    switch saves), so without this a loop running in one simulated thread would be
+    "already running" in every other (anyio's portal threads)."""
+    events = sys.modules.get("asyncio.events")  # not imported: no loop can run
+    if events is None:
+        glet.switch(*args)
+        return
+    loop = events._get_running_loop()
+    glet.switch(*args)
+    events._set_running_loop(loop)
 
 
 class GreenletTurn:
@@ -155,7 +187,7 @@ class GreenletBackend:
                     "greenlet backend: the main thread waits for the turn and no simulated "
                     "thread can run")
             glet = self.hub
-        glet.switch()
+        _switch(glet)
 
     def start(self, thread: threading.Thread) -> None:
         if not thread._initialized:  # type: ignore[attr-defined]
@@ -171,6 +203,7 @@ class GreenletBackend:
         thread._native_id = ident  # type: ignore[attr-defined]
         with _active_lock:
             _active[ident] = thread
+            backends.greenlet_threads += 1
         thread._started.set()  # type: ignore[attr-defined]
         turn = sim_thread.go
         assert isinstance(turn, GreenletTurn)
@@ -178,11 +211,14 @@ class GreenletBackend:
         # Enter it now, from the starter, and come straight back: a greenlet's
         # recursion depth starts at its starter's, and a thread first switched to from
         # deep in another's wait would add that depth to every thread it starts in turn.
-        glet.switch(_getcurrent())
+        _switch(glet, _getcurrent())
 
     def _run(self, thread: threading.Thread, starter: greenlet.greenlet) -> None:
         """A simulated thread's whole life in its greenlet (the stdlib's bootstrap)."""
         starter.switch()  # parked until the kernel first hands it the turn
+        events = sys.modules.get("asyncio.events")
+        if events is not None:
+            events._set_running_loop(None)  # a new thread runs no loop
         me = _getcurrent()
         try:
             thread.run()  # the kernel's wrapper: waits for the turn, runs, hands it on
@@ -193,6 +229,7 @@ class GreenletBackend:
         finally:
             with _active_lock:
                 _active.pop(me.sim_ident, None)
+                backends.greenlet_threads -= 1
             # join() and is_alive() on a stopped thread (3.10-3.12; the hooks answer
             # for 3.13's thread handle).
             thread._is_stopped = True  # type: ignore[attr-defined]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import _thread
+import asyncio
+import contextlib
 import contextvars
 import http.server
+import importlib
+import os
+import signal
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,9 +130,11 @@ def test_a_seed_gives_the_same_trace_digest_on_either_backend(scenario: str, see
     assert digests["greenlet"] == digests["threads"]
 
 
-def _in_simulated_threads(backend: str, count: int, body: Callable[[int], Any]) -> list[Any]:
+def _in_simulated_threads(backend: str, count: int, body: Callable[[int], Any], *,
+                          intercept: bool = False) -> list[Any]:
     results: list[Any] = [None] * count
-    with SimNetwork(seed=1, backend=backend) as net:
+    with SimNetwork(seed=1, backend=backend) as net, \
+            net.intercept() if intercept else contextlib.nullcontext():
         def run(index: int) -> None:
             net.sleep(0.1)  # every thread interleaves with the others
             results[index] = body(index)
@@ -196,17 +204,103 @@ def test_contextvars_are_per_simulated_thread(backend: str) -> None:
         assert _var.get() == "main"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_simulated_thread_runs_its_own_asyncio_loop(backend: str) -> None:
+    # CPython keeps the running loop per OS thread: on greenlets, without the backend
+    # keeping it per simulated thread, the second asyncio.run() would find the first
+    # thread's loop running ("Cannot run the event loop while another loop is running").
+    async def nap(seconds: float) -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(seconds)
+        return asyncio.get_running_loop() is loop, net.time()
+
+    with SimNetwork(seed=1, backend=backend) as net, net.intercept():
+        seen: list[tuple[bool, float]] = []
+        threads = [threading.Thread(target=lambda s=s: seen.append(asyncio.run(nap(s))))
+                   for s in (2.0, 1.0)]
+        for each in threads:
+            each.start()
+        for each in threads:
+            each.join()
+        assert asyncio._get_running_loop() is None
+    assert seen == [(True, 1.0), (True, 2.0)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_ident_bound_at_import_follows_the_simulated_thread(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # anyio's from_thread does this, and compares idents to find its loop's thread.
+    name = f"bound_ident_{backend}"  # a module is read once per name
+    (tmp_path / f"{name}.py").write_text("from threading import get_ident\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(name)
+    try:
+        seen = _in_simulated_threads(backend, 2, lambda i: (
+            module.get_ident(), threading.current_thread().ident), intercept=True)
+    finally:
+        sys.modules.pop(name, None)
+    assert len({bound for bound, _ in seen}) == 2
+    assert all(bound == ident for bound, ident in seen)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signal_setup_outside_the_main_thread_is_refused_as_cpython_does(
+    backend: str,
+) -> None:
+    # CPython checks the OS thread; on greenlets every simulated thread is the main one.
+    errors: list[str] = []
+
+    def other() -> None:
+        try:
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        except ValueError as err:
+            errors.append(str(err))
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError as err:
+            errors.append(str(err))
+
+    with SimNetwork(seed=1, backend=backend) as net, net.intercept():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert len(errors) == 2
+    assert all("main thread" in error for error in errors)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thread_count_counts_a_simulated_thread(backend: str) -> None:
+    with SimNetwork(seed=1, backend=backend):
+        before = _thread._count()
+        seen: list[int] = []
+        thread = threading.Thread(
+            target=lambda: seen.append(_thread._count()))
+        thread.start()
+        thread.join()
+        after = _thread._count()
+    assert seen == [before + 1]
+    if backend == "greenlet":  # an OS thread's count drops a moment after join()
+        assert after == before
+
+
+def _os_threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_greenlet_thread_takes_no_os_thread_and_no_descriptor(backend: str) -> None:
     with SimNetwork(seed=1, backend=backend) as net:
-        os_threads, descriptors = _thread._count(), open_fds()
+        # The OS's threads (_thread._count() counts a greenlet thread as a thread): the
+        # ones started meanwhile, so that a thread of an earlier test ending does not count.
+        os_threads, descriptors = _os_threads(), open_fds()
         gate = net.event()
         threads = [threading.Thread(target=gate.wait) for _ in range(50)]
         for each in threads:
             each.start()
         net.sleep(0.1)  # all of them waiting
-        extra_threads = _thread._count() - os_threads
+        extra_threads = len(_os_threads() - os_threads)
         extra_descriptors = open_fds() - descriptors
         gate.set()
         for each in threads:

@@ -33,7 +33,10 @@ def _fresh_module(directory: Path, name: str) -> Any:
 
 
 def _run(module: Any, switch_points: str) -> tuple[int, str, int]:
-    with SimNetwork(seed=4, scheduling="random", switch_points=switch_points) as net:
+    # backend="threads": the switch points need OS threads (the greenlet backend refuses
+    # them), and the suite also runs with --sockfake-backend=greenlet.
+    with SimNetwork(seed=4, scheduling="random", switch_points=switch_points,
+                    backend="threads") as net:
         box = [0]
         threads = [threading.Thread(target=module.bump, args=(box, 30)) for _ in range(2)]
         for thread in threads:
@@ -82,7 +85,7 @@ def test_an_installed_package_gets_switch_points_when_asked(tmp_path: Path) -> N
     try:
         plain = _run(counterlib, "lines")[0]
         with SimNetwork(seed=4, scheduling="random", switch_points="lines",
-                        switch_packages=("counterlib",)) as net:
+                        switch_packages=("counterlib",), backend="threads") as net:
             box = [0]
             threads = [threading.Thread(target=counterlib.bump, args=(box, 30))
                        for _ in range(2)]

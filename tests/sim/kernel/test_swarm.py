@@ -15,7 +15,10 @@ from sockfake.sim.kernel.threads import SimThread
 def _draws(**knobs: object) -> list[str]:
     draws = []
     for seed in range(40):
-        with SimNetwork(seed=seed, scheduling="swarm", **knobs) as net:  # type: ignore[arg-type]
+        # backend="threads": on greenlets the kernel runs a draw's line or opcode switch
+        # points as calls (the suite also runs with --sockfake-backend=greenlet).
+        with SimNetwork(seed=seed, scheduling="swarm", backend="threads",
+                        **knobs) as net:  # type: ignore[arg-type]
             assert net.kernel.swarm is not None
             draws.append(str(net.kernel.swarm))
     return draws
@@ -28,7 +31,7 @@ def test_each_seed_draws_its_policy_switch_points_and_depth() -> None:
     for part in ("'random'", "'pct'", "'calls'", "'lines'", "'opcodes'",
                  "pct_depth=1", "pct_depth=4", "pct_steps=fitted"):
         assert part in joined, part
-    with SimNetwork(seed=7, scheduling="swarm") as net:
+    with SimNetwork(seed=7, scheduling="swarm", backend="threads") as net:
         swarm = net.kernel.swarm
         assert swarm is not None
         assert net.kernel.switch_points == swarm.switch_points
