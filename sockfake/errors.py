@@ -22,6 +22,7 @@ __all__ = [
     "SimTimeLimitError",
     "SimThreadKilled",
     "HostCrashed",
+    "SockfakeWarning",
 ]
 
 
@@ -71,3 +72,7 @@ class HostCrashed(SimThreadKilled):
     A ``BaseException`` (a ``SimThreadKilled``) so that ``except Exception`` in the
     host's code does not swallow it: the process is gone, its code must not go on.
     """
+
+
+class SockfakeWarning(UserWarning):
+    """A setting sockfake could honour only in part (the run goes on, weaker than asked)."""

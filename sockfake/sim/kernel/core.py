@@ -30,6 +30,7 @@ import signal as _signal
 import sys
 import threading
 import time as _real_time
+import warnings
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NoReturn
@@ -46,6 +47,7 @@ from sockfake.errors import (
     SockfakeRuntimeError,
     SockfakeTypeError,
     SockfakeValueError,
+    SockfakeWarning,
 )
 from sockfake.sim.kernel.backends import Backend, make_backend
 from sockfake.sim.kernel.cpu_pin import CpuPin
@@ -202,7 +204,14 @@ class Kernel:
             switch_points = self.swarm.switch_points
             pct_depth = self.swarm.pct_depth
             if self.backend.one_os_thread and switch_points != "calls":
-                switch_points = "calls"  # the swarm's draw, as far as greenlets go (below)
+                # The swarm's draw, as far as greenlets go (below): said, since races
+                # only line or opcode switch points find then go unexplored.
+                warnings.warn(
+                    f"the greenlet backend runs this swarm seed's switch_points="
+                    f"{switch_points!r} as 'calls': races on plain Python objects are not "
+                    "explored; use backend='threads' to explore them",
+                    SockfakeWarning, stacklevel=2)
+                switch_points = "calls"
         if self.backend.one_os_thread and switch_points not in (None, "calls"):
             # A switch inside a sys.monitoring callback leaves the OS thread's events
             # off (CPython counts the callback as running), for every greenlet after it.

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import urllib.request
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from helpers import EchoHandler, open_fds, serve_in_thread, stop_serving
 
 import sockfake
-from sockfake.errors import SockfakeRuntimeError, SockfakeValueError
+from sockfake.errors import SockfakeRuntimeError, SockfakeValueError, SockfakeWarning
 from sockfake.settings import parse_options
 from sockfake.sim import SimNetwork
 from sockfake.sim.scenarios import Slowloris
@@ -373,8 +374,16 @@ def test_line_switch_points_are_refused_on_greenlets_and_a_swarm_draws_calls() -
                        switch_points=switch_points)
     drawn = set()
     for seed in range(12):
-        with SimNetwork(seed=seed, backend="greenlet", scheduling="swarm") as net:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            net = SimNetwork(seed=seed, backend="greenlet", scheduling="swarm")
+        with net:
             assert net.kernel.swarm is not None
             drawn.add(net.kernel.swarm.switch_points)
             assert net.kernel.switch_points == "calls"
+            # A draw run as calls is said (races on plain objects go unexplored).
+            downgraded = net.kernel.swarm.switch_points != "calls"
+            assert [w.category for w in said] == ([SockfakeWarning] if downgraded else [])
+            if downgraded:
+                assert "use backend='threads'" in str(said[0].message)
     assert drawn - {"calls"}  # the draws that would have been lines or opcodes
