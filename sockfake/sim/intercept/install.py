@@ -150,6 +150,7 @@ import copyreg
 import datetime
 import io
 import os
+import pathlib
 import queue
 import random
 import select
@@ -389,6 +390,11 @@ def _install() -> None:
     # the simulated Unix sockets' files (unix_files.py)
     for name in unix_files.CALLS:
         _set(os, name, unix_files.file_call(name, getattr(os, name)))
+    for name, original in unix_files.pathlib_accessor_calls():
+        # Python 3.10's pathlib calls os's functions through class attributes bound at
+        # import (_NormalAccessor): patched there too, as static methods.
+        _set(pathlib._NormalAccessor, name,  # type: ignore[attr-defined]
+             staticmethod(unix_files.file_call(name, original)))
     # file objects over a simulated descriptor (fdfiles.py; os.fdopen calls io.open)
     simulated_open = fdfiles.open_call(io.open)
     _set(io, "open", simulated_open)

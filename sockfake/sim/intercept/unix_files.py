@@ -10,15 +10,26 @@ real call; so does every thread outside the simulation.
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
 from sockfake.sim.intercept.dispatch import caller_network
 from sockfake.sim.net.unix_files import UnixFiles
 
-__all__ = ["CALLS", "file_call"]
+__all__ = ["CALLS", "file_call", "pathlib_accessor_calls"]
 
 CALLS = ("stat", "lstat", "unlink", "remove", "rename", "replace")
+
+
+def pathlib_accessor_calls() -> list[tuple[str, Callable[..., Any]]]:
+    """Python 3.10's ``pathlib._NormalAccessor`` holds ``os.stat``, ``os.unlink``...
+    as class attributes bound at import, so ``Path.unlink()`` never looks ``os`` up:
+    its originals by name (none on 3.11 and later, which call ``os`` directly)."""
+    accessor = getattr(pathlib, "_NormalAccessor", None)
+    if accessor is None:
+        return []
+    return [(name, accessor.__dict__[name]) for name in CALLS if name in accessor.__dict__]
 
 
 def _files(path: Any, kwargs: dict[str, Any]) -> UnixFiles | None:
