@@ -69,6 +69,7 @@ def test_under_latency_and_rechunking(
     web.under_latency(start, tcp_server, client, sockfake_network)
 
 
+@pytest.mark.sockfake(seed=2)
 def test_under_loss_every_request_is_answered_whole(
     tcp_server: Any, client: Any, sockfake_network: Any
 ) -> None:
