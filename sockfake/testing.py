@@ -783,7 +783,9 @@ def _kept_loops(sockets: list[Any]) -> str:
     leaked = {id(sock) for sock in sockets}
     loops = [
         obj for obj in gc.get_objects()
-        if isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_closed()
+        # type(), not isinstance(): isinstance() asks a weakref.proxy for its referent's
+        # __class__, and a dead proxy among the heap's objects raises ReferenceError.
+        if issubclass(type(obj), asyncio.AbstractEventLoop) and not obj.is_closed()
         # the loop's self-pipe is an intercepted socket around a simulated one
         and id(getattr(getattr(obj, "_ssock", None), "_sf_sim", None)) in leaked
     ]

@@ -10,7 +10,9 @@ word on why.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
 import pytest
 
@@ -83,3 +85,20 @@ def test_a_loop_left_open_is_named_in_the_leak_report() -> None:
     assert "the self-pipe of 1 event loop(s) still open" in message
     assert 'loop_scope="function"' in message
     loop.close()
+
+
+def test_the_leak_report_survives_a_dead_weak_proxy_on_the_heap() -> None:
+    """The report looks for open loops among the heap's objects: a ``weakref.proxy``
+    whose referent is gone (isinstance() on it raises ReferenceError) is passed over."""
+
+    class Referent:
+        pass
+
+    referent = Referent()
+    holder = [weakref.proxy(referent)]  # the dead proxy stays on the heap
+    del referent
+    gc.collect()
+    with pytest.raises(TestbedError) as caught, open_testbed(seed=1) as bed:
+        bed.network.socket()  # leaked
+    assert "leaked simulated socket(s), never closed" in str(caught.value)
+    assert holder  # kept alive until the report ran
