@@ -659,11 +659,7 @@ class Kernel:
                 self, thread, doing, "no other thread can run and nothing is scheduled")))
         thread.charged = None  # an event to wait for: the clock jumps to it
         next_time = first.when
-        if self.time_limit is not None and next_time > self.time_limit:
-            self._stop_spinner(thread, SimTimeLimitError(
-                f"virtual time limit of {self.time_limit:g} s reached while "
-                f"{thread.name!r} {doing}\n" + self.dump()
-            ))
+        self._check_spin_time_limit(thread, next_time, doing)
         if thread.spinning and thread.idle_polls == thread.idle_ops:
             # Polls alone, and the clock moved for them before: does time help them?
             thread.spin_jumps += 1
@@ -692,15 +688,20 @@ class Kernel:
                 f"its reads have been charged the spin budget of {self.spin_budget:g} s "
                 "of virtual time")))
         next_time = self.now + SPIN_QUANTUM
+        self._check_spin_time_limit(thread, next_time, doing)
+        self.now = next_time
+        thread.charged = charged
+        thread.spinning = True
+        thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
+
+    def _check_spin_time_limit(self, thread: SimThread, next_time: float, doing: str) -> None:
+        """The clock is about to move to ``next_time`` for a spinning ``thread`` (a jump
+        to the next event, or a charged read): past the time limit the run ends."""
         if self.time_limit is not None and next_time > self.time_limit:
             self._stop_spinner(thread, SimTimeLimitError(
                 f"virtual time limit of {self.time_limit:g} s reached while "
                 f"{thread.name!r} {doing}\n" + self.dump()
             ))
-        self.now = next_time
-        thread.charged = charged
-        thread.spinning = True
-        thread.idle_polls = thread.idle_reads = thread.idle_ops = 0
 
     def _stop_spinner(self, thread: SimThread, error: SimulationError) -> NoReturn:
         """The run ends with ``error``: raised in the main thread. Another thread
